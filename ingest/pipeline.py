@@ -1,0 +1,210 @@
+"""`run_ingest`: sources -> parser -> flattener -> Parquet writer -> DuckDB loader.
+
+The main process streams Arrow batches from the source and hands each to a
+worker process, which parses, flattens, counts tokens and writes the batch's
+Parquet files itself, so both cores work and only the input batch crosses a
+process boundary. At most two batches per worker are in flight, which keeps
+memory flat however large the corpus.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+from ingest import loader, parquet_writer, sources
+from ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
+from ingest.parser import PARSER_VERSION
+from ingest.tokens import ENCODING
+from warehouse import storage
+from warehouse.faults import checkpoint
+
+BATCH_ROWS = 1000
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    dataset: str
+    db: str
+    config: str
+    rows_read: int = 0
+    rows_ok: int = 0
+    rows_flagged: int = 0
+    default_rows: int = 0
+    full_rows: int = 0
+    input_bytes: int = 0
+    issue_counts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Task:
+    config: str
+    seq: int
+    batch: pa.Table
+    origin: BatchOrigin
+
+
+# Per-process state of the workers, set once by _init_worker.
+_WORKER: dict = {}
+
+
+def _init_worker(root: str, with_tokens: bool, trace_by_hash: dict[str, str]) -> None:
+    _WORKER.update(root=Path(root), with_tokens=with_tokens, trace_by_hash=trace_by_hash,
+                   schemas=storage.base_schemas())
+
+
+def _process(task: _Task) -> Flattened:
+    w = _WORKER
+    if task.config == "default":
+        flat = flatten_default(task.batch, task.origin, w["schemas"], w["with_tokens"],
+                               keep_hashes=w["trace_by_hash"] is not None)
+    else:
+        flat = flatten_full(task.batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
+    parquet_writer.write_tables(w["root"], task.origin.dataset, task.origin.run_id, task.config, task.seq, flat.tables)
+    flat.tables = {}  # the files are written; don't ship the data back
+    return flat
+
+
+class _InProcess:
+    """Executor stand-in for workers=0: same code, one process (tests, debugging)."""
+
+    def __init__(self, initargs):
+        _init_worker(*initargs)
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def _executor(workers: int, initargs):
+    if workers == 0:
+        return _InProcess(initargs)
+    # spawn: forking a process that has DuckDB and Arrow thread pools running is unsafe.
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+
+
+def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
+             dataset: str, run_id: str) -> Iterator[_Task]:
+    row = 0
+    seq = 0
+    for sf in (f for f in files if f.config == config):
+        for batch in sources.read_batches(sf, BATCH_ROWS):
+            if limit is not None and row + batch.num_rows > limit:
+                batch = batch.slice(0, limit - row)
+            if batch.num_rows:
+                yield _Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, row))
+                row += batch.num_rows
+                seq += 1
+            if limit is not None and row >= limit:
+                return
+
+
+def run_ingest(source: str, db: str | Path, config: str = "default", name: str | None = None,
+               limit: int | None = None, with_tokens: bool = True, workers: int | None = None,
+               progress: bool = True, on_event: Callable[[str], None] | None = None) -> IngestSummary:
+    """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically."""
+    started = time.monotonic()
+    started_at = datetime.now()
+    dataset = name or sources.default_name(source)
+    files = sources.resolve(source, config)  # errors about the source come before anything is touched
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    db = Path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    root = storage.data_dir(db)
+    run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    summary = IngestSummary(run_id, dataset, str(db), config)
+    with storage.write_lock(db, f"ingest {source} --name {dataset}"):
+        with storage.connect(db, read_only=False) as con:
+            storage.ensure_schema(con)
+            parquet_writer.remove_stale_runs(root, loader.current_runs(con))
+        try:
+            checkpoint("ingest.start")
+            trace_by_hash: dict[str, str] | None = {} if "full" in sources.configs_for(config) else None
+            for cfg in sources.configs_for(config):
+                total = sum(f.rows or 0 for f in files if f.config == cfg) or None
+                if total is not None and limit is not None:
+                    total = min(total, limit)
+                _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
+                            trace_by_hash, summary, progress, total)
+            checkpoint("ingest.before_load")
+            with storage.connect(db, read_only=False) as con:
+                loader.load_run(con, root, loader.RunRecord(
+                    run_id, dataset, source, config, started_at, summary.rows_read, summary.rows_ok,
+                    summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,
+                    PARSER_VERSION, ENCODING if with_tokens else None))
+                checkpoint("ingest.after_commit")
+                parquet_writer.remove_stale_runs(root, loader.current_runs(con))
+        except BaseException:
+            parquet_writer.remove_run(root, dataset, run_id)
+            raise
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, trace_by_hash,
+                summary: IngestSummary, progress: bool, total: int | None) -> None:
+    from tqdm import tqdm
+
+    # The full config looks up default traces by content hash, so the workers of
+    # the full pass start with the complete map built during the default pass.
+    if cfg == "default":  # an empty dict asks the workers to return (content_hash, trace_id) pairs
+        initargs = (str(root), with_tokens, None if trace_by_hash is None else {})
+    else:
+        initargs = (str(root), with_tokens, trace_by_hash or {})
+    executor = _executor(workers, initargs)
+    in_flight: deque[Future] = deque()
+    bar = tqdm(total=total, unit=" traces", unit_scale=True, disable=not progress, desc=f"ingest {cfg}",
+               dynamic_ncols=True, leave=True)
+    t0 = time.monotonic()
+    config_bytes = 0
+
+    def collect(future: Future) -> None:
+        nonlocal config_bytes
+        flat: Flattened = future.result()
+        summary.rows_read += flat.rows
+        summary.rows_ok += flat.ok
+        summary.rows_flagged += flat.flagged
+        summary.input_bytes += flat.input_bytes
+        summary.issue_counts.update(flat.issue_counts)
+        if cfg == "default":
+            summary.default_rows += flat.rows
+            if trace_by_hash is not None:
+                for digest, tid in flat.hashes:
+                    if digest not in trace_by_hash or tid < trace_by_hash[digest]:
+                        trace_by_hash[digest] = tid
+        else:
+            summary.full_rows += flat.rows
+        config_bytes += flat.input_bytes
+        bar.update(flat.rows)
+        bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")
+
+    try:
+        for task in _batches(files, cfg, limit, dataset, run_id):
+            in_flight.append(executor.submit(_process, task))
+            while len(in_flight) >= max(2 * workers, 1):
+                collect(in_flight.popleft())
+        while in_flight:
+            collect(in_flight.popleft())
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    executor.shutdown(wait=True)

@@ -1,0 +1,225 @@
+"""Sources: turn SOURCE into data files, and data files into Arrow batches.
+
+Hub ids, local directories in the hub layout, and Parquet/JSONL files or globs
+all go through `datasets`: the files are resolved by `load_dataset_builder` (hub
+and directories) or by glob, and every file is streamed with
+`load_dataset(..., streaming=True)` in Arrow format, one file at a time, so an
+error can name the file and rows never become Python dicts.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from warehouse.storage import WarehouseError
+
+CONFIGS = ("default", "full")
+DEFAULT_COLUMNS = {"problem": "string", "response": "string"}
+OPTIONAL_COLUMNS = {"domain": "string", "source": "string", "difficulty": "integer or string"}
+FULL_COLUMNS = {"sentences": "list<string>", "blocks": "list<list<int>>", "block_summaries": "list<string>"}
+BUILDER_BY_SUFFIX = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+
+
+class SourceError(WarehouseError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    config: str  # 'default' | 'full'
+    path: str  # local path or hf:// URL
+    builder: str  # 'parquet' | 'json'
+    rows: int | None = None  # known row count, for progress bars
+
+
+def configs_for(config: str) -> tuple[str, ...]:
+    if config == "all":
+        return CONFIGS
+    if config not in CONFIGS:
+        raise SourceError(f"unknown config {config!r}: use default, full or all")
+    return (config,)
+
+
+def default_name(source: str) -> str:
+    """Dataset name when --name is not given: the last part of the path or hub id."""
+    stripped = source.rstrip("/")
+    if any(ch in stripped for ch in "*?["):
+        stripped = os.path.dirname(stripped) or "files"
+    return Path(stripped).stem if os.path.isfile(stripped) else Path(stripped).name or stripped
+
+
+def resolve(source: str, config: str) -> list[SourceFile]:
+    """All data files to read, in order: every `default` file, then every `full` file."""
+    wanted = configs_for(config)
+    if os.path.isdir(source):
+        files = _from_hub_layout(source, wanted, where=f"directory {source}")
+    elif os.path.isfile(source) or glob.has_magic(source):
+        files = _from_files(source, wanted)
+    elif source.startswith((".", "/", "~")) or Path(source).suffix.lower() in BUILDER_BY_SUFFIX:
+        raise SourceError(f"{source}: no such file or directory")
+    else:
+        files = _from_hub_layout(source, wanted, where=f"hub dataset {source}")
+    for f in files:
+        if not f.path.startswith(("hf://", "http://", "https://")) and os.path.getsize(f.path) == 0:
+            raise SourceError(f"{f.path}: the file is empty (0 bytes); remove it or regenerate it")
+    return files
+
+
+def _builder_for(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in BUILDER_BY_SUFFIX:
+        raise SourceError(f"{path}: unsupported file type {suffix or '(none)'}; expected .parquet, .jsonl or .json")
+    return BUILDER_BY_SUFFIX[suffix]
+
+
+def _from_files(pattern: str, wanted: tuple[str, ...]) -> list[SourceFile]:
+    paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    if not paths:
+        raise SourceError(f"{pattern}: the pattern matches no files")
+    return [SourceFile(cfg, p, _builder_for(p), _parquet_rows(p)) for cfg in wanted for p in paths]
+
+
+def _parquet_rows(path: str) -> int | None:
+    if not path.endswith(".parquet"):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # unreadable files get their error when they are read
+        return None
+
+
+def _from_hub_layout(source: str, wanted: tuple[str, ...], where: str) -> list[SourceFile]:
+    import datasets
+
+    files: list[SourceFile] = []
+    for cfg in wanted:
+        try:
+            builder = datasets.load_dataset_builder(source, cfg)
+        except ValueError as exc:
+            if "BuilderConfig" in str(exc) or "not found" in str(exc):
+                raise SourceError(
+                    f"{where} has no config {cfg!r}; its README.md card must list it under `configs:` "
+                    f"(hub layout: data/train-* for default, full/train-* for full)"
+                ) from None
+            raise SourceError(f"{where}: {exc}") from None
+        except FileNotFoundError as exc:
+            raise SourceError(
+                f"{where}: {exc}. Expected a hub dataset id or a directory with a README.md card "
+                f"and data/train-* (default) and full/train-* (full) files"
+            ) from None
+        except Exception as exc:  # network, auth, malformed card: all reported the same way
+            raise SourceError(
+                f"{where}: cannot resolve config {cfg!r} ({type(exc).__name__}: {exc}); "
+                f"if this machine is offline, download the dataset and pass its local directory"
+            ) from None
+        data_files = (builder.config.data_files or {}).get("train") or []
+        if not data_files:
+            raise SourceError(f"{where}: config {cfg!r} lists no train files; check the paths in its README.md card")
+        split_info = (builder.info.splits or {}).get("train") if builder.info.splits else None
+        n_files = len(data_files)
+        for path in data_files:
+            path = str(path)
+            if not path.startswith("hf://") and not os.path.exists(path):
+                raise SourceError(f"{where}: config {cfg!r} points to {path}, which does not exist")
+            rows = _parquet_rows(path) if not path.startswith("hf://") else None
+            if rows is None and split_info is not None and n_files == 1:
+                rows = split_info.num_examples
+            files.append(SourceFile(cfg, path, _builder_for(path), rows))
+    return files
+
+
+def expected_columns(config: str) -> dict[str, str]:
+    return {**DEFAULT_COLUMNS, **(FULL_COLUMNS if config == "full" else {})}
+
+
+def check_schema(schema: pa.Schema, sf: SourceFile) -> None:
+    """Raise a SourceError naming the file if a needed column is missing or mistyped."""
+    for name, expected in expected_columns(sf.config).items():
+        if name not in schema.names:
+            raise SourceError(
+                f"{sf.path}: missing column {name!r} needed by config {sf.config!r} "
+                f"(found: {', '.join(schema.names) or 'no columns'}); expected {expected}"
+            )
+        if not _type_ok(schema.field(name).type, expected):
+            raise SourceError(f"{sf.path}: column {name!r} has type {schema.field(name).type}; expected {expected}")
+    for name, expected in OPTIONAL_COLUMNS.items():
+        if name in schema.names and not _type_ok(schema.field(name).type, expected):
+            raise SourceError(f"{sf.path}: column {name!r} has type {schema.field(name).type}; expected {expected}")
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t)
+
+
+def _is_list_of(t: pa.DataType, inner) -> bool:
+    if pa.types.is_null(t):
+        return True
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and inner(t.value_type)
+
+
+def _type_ok(t: pa.DataType, expected: str) -> bool:
+    return {
+        "string": _is_text,
+        "integer or string": lambda x: _is_text(x) or pa.types.is_integer(x),
+        "list<string>": lambda x: _is_list_of(x, _is_text),
+        "list<list<int>>": lambda x: _is_list_of(x, lambda v: _is_list_of(v, pa.types.is_integer)),
+    }[expected](t)
+
+
+def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
+    """Stream one file as Arrow tables of at most `batch_rows` rows."""
+    import datasets
+
+    rows_before = 0
+    try:
+        stream = datasets.load_dataset(sf.builder, data_files=[sf.path], split="train", streaming=True)
+        for table in stream.with_format("arrow").iter(batch_size=batch_rows):
+            if rows_before == 0:
+                check_schema(table.schema, sf)
+            rows_before += table.num_rows
+            yield table
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise SourceError(_read_error(sf, rows_before, exc)) from None
+
+
+def _read_error(sf: SourceFile, rows_before: int, exc: Exception) -> str:
+    kind = "Parquet" if sf.builder == "parquet" else "JSON Lines"
+    where = f"{sf.path}"
+    if sf.builder == "json" and os.path.isfile(sf.path):
+        line, why = _first_bad_json_line(sf.path)
+        if line is not None:
+            return f"{where}, line {line}: {why}; fix or remove that line and ingest again"
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"{where}: cannot be read as {kind} after {rows_before} rows ({cause}); "
+        f"check that the file is complete and really {kind}, or leave it out of SOURCE"
+    )
+
+
+def _first_bad_json_line(path: str) -> tuple[int | None, str]:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, f"invalid UTF-8 at byte {exc.start} of the line"
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                return number, f"invalid JSON ({exc})"
+            if not isinstance(value, dict):
+                return number, f"expected a JSON object per line, got {type(value).__name__}"
+    return None, ""

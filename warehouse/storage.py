@@ -1,0 +1,128 @@
+"""Where a warehouse lives on disk, who may write it, and how to open it.
+
+A warehouse is three things side by side:
+  PATH               the DuckDB file (tables users query)
+  PATH_data/ (stem)  Parquet files, one directory per table (see warehouse.md)
+  PATH.lock          held (flock) by the one process writing the warehouse
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_SQL = REPO_ROOT / "sql" / "schema.sql"
+BASE_TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
+
+
+class WarehouseError(Exception):
+    """An error meant for the person at the terminal: what, where, what to do."""
+
+
+class WarehouseBusy(WarehouseError):
+    pass
+
+
+def data_dir(db: str | Path) -> Path:
+    """The Parquet directory beside the DuckDB file: warehouse.duckdb -> warehouse_data/."""
+    db = Path(db)
+    return db.with_name(db.stem + "_data")
+
+
+def lock_path(db: str | Path) -> Path:
+    return Path(str(db) + ".lock")
+
+
+def _holder(db: str | Path) -> str:
+    try:
+        info = json.loads(lock_path(db).read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
+    return f"`{info.get('command', '?')}` (pid {info.get('pid', '?')}, since {since})"
+
+
+def busy_message(db: str | Path) -> str:
+    return f"the warehouse {db} is being written by {_holder(db)}; retry when it finishes"
+
+
+@contextmanager
+def write_lock(db: str | Path, command: str):
+    """Hold the warehouse's writer lock for the whole of a write command.
+
+    The lock is an flock, so a process killed with SIGKILL releases it; the
+    JSON inside only tells others who holds it.
+    """
+    path = lock_path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseBusy(busy_message(db)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"command": command, "pid": os.getpid(), "since": time.time()}).encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_locked(db: str | Path) -> bool:
+    path = lock_path(db)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, turning lock and missing-file errors into plain messages."""
+    db = Path(db)
+    if read_only and not db.exists():
+        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
+    try:
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseBusy(busy_message(db)) from None
+        raise WarehouseError(f"cannot open the warehouse {db}: {exc}") from None
+    # Segment text is large: insertion order is never relied on (every table has
+    # its ordering columns), and keeping it costs memory and time on big loads.
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEMA_SQL.read_text())
+
+
+def base_schemas() -> dict[str, "pyarrow.Schema"]:
+    """Arrow schemas of the base tables, read from sql/schema.sql (the one definition)."""
+    con = duckdb.connect()
+    try:
+        ensure_schema(con)
+        return {t: con.sql(f"SELECT * FROM {t} LIMIT 0").to_arrow_table().schema for t in BASE_TABLES}
+    finally:
+        con.close()

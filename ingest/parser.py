@@ -183,6 +183,8 @@ class _Parser:
             if token == BLOCK_END:
                 return "after_block"
             self.interrupt("block", pos, token)
+            if token == SUMMARY_END:  # consumed: the block ended, its summary is still expected
+                return "after_block"
             return self.step("after_block", pos, pos, token)
         if state == "summary":
             self.emit("summary", cursor, pos)
@@ -191,6 +193,8 @@ class _Parser:
                 return "between"
             self.interrupt("summary", pos, token)
             self.open_idx = None
+            if token == BLOCK_END:  # consumed: the summary ended
+                return "between"
             return self.step("between", pos, pos, token)
         # 'between' or 'after_block': only whitespace is allowed before the token
         self.check_gap(cursor, pos)

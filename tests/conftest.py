@@ -1,0 +1,87 @@
+"""Shared test helpers: small hand-written corpora written as real files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Tests never reach the hub; local directories go through the same `datasets` code.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EXAMPLES = REPO.parent / "shared" / "fixtures" / "memento-examples"
+
+CARD = """---
+license: mit
+configs:
+  - config_name: default
+    data_files:
+      - split: train
+        path: data/train-*
+    default: true
+  - config_name: full
+    data_files:
+      - split: train
+        path: full/train-*
+---
+# test corpus
+"""
+
+
+def memento(pairs, answer="The answer is 42.", sep="\n") -> str:
+    """A well-formed response from (block, summary) pairs."""
+    body = "".join(
+        f"<|block_start|>{sep}{b}{sep}<|block_end|>{sep}<|summary_start|>{sep}{s}{sep}<|summary_end|>{sep}"
+        for b, s in pairs
+    )
+    return f"<think>{sep}{body}</think>{sep}{sep}{answer}"
+
+
+def row(response, problem="What is 6 x 7?", domain="math", source="unit", difficulty=3):
+    return {"problem": problem, "response": response, "domain": domain, "source": source, "difficulty": difficulty}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def write_hub_dir(root: Path, rows: list[dict], full_rows: list[dict] | None = None) -> Path:
+    """A dataset directory in the hub layout: README card + data/ (+ full/)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "README.md").write_text(CARD)
+    write_parquet(root / "data" / "train-00000-of-00001.parquet", rows)
+    if full_rows is not None:
+        write_parquet(root / "full" / "train-00000-of-00001.parquet", full_rows)
+    return root
+
+
+def full_row(pairs_sentences, summaries, **kw) -> dict:
+    """A full-config row whose response markup agrees with its sentences and ranges."""
+    sentences, blocks, start = [], [], 0
+    for block_sentences in pairs_sentences:
+        sentences += block_sentences
+        blocks.append([start, start + len(block_sentences) - 1])
+        start += len(block_sentences)
+    response = memento([(" ".join(bs), s) for bs, s in zip(pairs_sentences, summaries)])
+    return {**row(response, **kw), "sentences": sentences, "blocks": blocks, "block_summaries": summaries}
+
+
+@pytest.fixture
+def shared_examples() -> Path:
+    if not SHARED_EXAMPLES.is_dir():
+        pytest.skip("../shared/fixtures/memento-examples is not present (only CI has it)")
+    return SHARED_EXAMPLES

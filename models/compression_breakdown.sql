@@ -1,0 +1,117 @@
+/*
+name: compression_breakdown
+version: 1
+kind: table
+grain: [dimension, value]
+description: >
+  The compression measures of the OpenMementos card for every domain, every
+  source, every difficulty and for all analysed traces together (dimension
+  'all', value 'all'): trace counts (analysed and flagged apart), then the
+  median, p10 and p90 of blocks per trace, block and memento chars, the
+  memento/block ratio in chars and in tokens (per block), tokens per block and
+  per memento, and the trace-level compression (block tokens / memento tokens).
+  domain_compression, compression_by_source and compression_by_difficulty are
+  its slices. Quantiles are continuous (interpolated).
+audits:
+  - not_null: [traces, flagged_traces]
+  - accepted_values: {column: dimension, values: [domain, source, difficulty, all]}
+  - accepted_range: {column: median_ratio_chars, min: 0}
+  - custom:
+      name: all_row_counts_every_trace
+      sql: >
+        SELECT a.traces + a.flagged_traces AS counted, (SELECT count(*) FROM all_traces) AS ingested
+        FROM {this} AS a
+        WHERE a.dimension = 'all' AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
+*/
+WITH block_level AS (
+    SELECT
+        CASE WHEN GROUPING(domain) = 0 THEN 'domain'
+             WHEN GROUPING(source) = 0 THEN 'source'
+             WHEN GROUPING(difficulty) = 0 THEN 'difficulty'
+             ELSE 'all' END AS dimension,
+        CASE WHEN GROUPING(domain) = 0 THEN domain
+             WHEN GROUPING(source) = 0 THEN source
+             WHEN GROUPING(difficulty) = 0 THEN difficulty
+             ELSE 'all' END AS value,
+        count(*) AS blocks,
+        quantile_cont(ratio_chars, 0.5) AS median_ratio_chars,
+        quantile_cont(ratio_chars, 0.1) AS p10_ratio_chars,
+        quantile_cont(ratio_chars, 0.9) AS p90_ratio_chars,
+        quantile_cont(ratio_tokens, 0.5) AS median_ratio_tokens,
+        quantile_cont(ratio_tokens, 0.1) AS p10_ratio_tokens,
+        quantile_cont(ratio_tokens, 0.9) AS p90_ratio_tokens,
+        quantile_cont(block_tokens, 0.5) AS median_tokens_per_block,
+        quantile_cont(block_tokens, 0.1) AS p10_tokens_per_block,
+        quantile_cont(block_tokens, 0.9) AS p90_tokens_per_block,
+        quantile_cont(memento_tokens, 0.5) AS median_tokens_per_memento,
+        quantile_cont(memento_tokens, 0.1) AS p10_tokens_per_memento,
+        quantile_cont(memento_tokens, 0.9) AS p90_tokens_per_memento,
+        quantile_cont(block_chars, 0.5) AS median_block_chars,
+        quantile_cont(block_chars, 0.1) AS p10_block_chars,
+        quantile_cont(block_chars, 0.9) AS p90_block_chars,
+        quantile_cont(memento_chars, 0.5) AS median_memento_chars,
+        quantile_cont(memento_chars, 0.1) AS p10_memento_chars,
+        quantile_cont(memento_chars, 0.9) AS p90_memento_chars
+    FROM block_pairs
+    GROUP BY GROUPING SETS ((domain), (source), (difficulty), ())
+),
+trace_level AS (
+    SELECT
+        CASE WHEN GROUPING(t.domain) = 0 THEN 'domain'
+             WHEN GROUPING(t.source) = 0 THEN 'source'
+             WHEN GROUPING(t.difficulty) = 0 THEN 'difficulty'
+             ELSE 'all' END AS dimension,
+        CASE WHEN GROUPING(t.domain) = 0 THEN t.domain
+             WHEN GROUPING(t.source) = 0 THEN t.source
+             WHEN GROUPING(t.difficulty) = 0 THEN t.difficulty
+             ELSE 'all' END AS value,
+        CAST(sum(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS traces,
+        CAST(sum(CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END) AS BIGINT) AS flagged_traces,
+        quantile_cont(c.n_blocks, 0.5) AS median_blocks_per_trace,
+        quantile_cont(c.n_blocks, 0.1) AS p10_blocks_per_trace,
+        quantile_cont(c.n_blocks, 0.9) AS p90_blocks_per_trace,
+        quantile_cont(c.compression_tokens, 0.5) AS median_compression_tokens,
+        quantile_cont(c.compression_tokens, 0.1) AS p10_compression_tokens,
+        quantile_cont(c.compression_tokens, 0.9) AS p90_compression_tokens,
+        quantile_cont(c.compression_chars, 0.5) AS median_compression_chars,
+        quantile_cont(c.block_tokens, 0.5) AS median_block_tokens_per_trace,
+        quantile_cont(c.memento_tokens, 0.5) AS median_memento_tokens_per_trace
+    FROM all_traces AS t
+    LEFT JOIN trace_compression AS c ON c.trace_id = t.trace_id
+    GROUP BY GROUPING SETS ((t.domain), (t.source), (t.difficulty), ())
+)
+SELECT
+    t.dimension,
+    t.value,
+    t.traces,
+    t.flagged_traces,
+    coalesce(b.blocks, 0) AS blocks,
+    b.median_ratio_chars,
+    b.median_ratio_tokens,
+    b.median_tokens_per_block,
+    b.median_tokens_per_memento,
+    t.median_compression_tokens,
+    t.median_block_tokens_per_trace,
+    t.median_memento_tokens_per_trace,
+    t.median_blocks_per_trace,
+    b.median_block_chars,
+    b.median_memento_chars,
+    t.median_compression_chars,
+    b.p10_ratio_chars,
+    b.p90_ratio_chars,
+    b.p10_ratio_tokens,
+    b.p90_ratio_tokens,
+    b.p10_tokens_per_block,
+    b.p90_tokens_per_block,
+    b.p10_tokens_per_memento,
+    b.p90_tokens_per_memento,
+    t.p10_compression_tokens,
+    t.p90_compression_tokens,
+    t.p10_blocks_per_trace,
+    t.p90_blocks_per_trace,
+    b.p10_block_chars,
+    b.p90_block_chars,
+    b.p10_memento_chars,
+    b.p90_memento_chars
+FROM trace_level AS t
+LEFT JOIN block_level AS b ON b.dimension = t.dimension AND b.value = t.value

@@ -1,0 +1,101 @@
+/*
+name: full_alignment
+version: 1
+kind: table
+grain: [trace_id]
+description: >
+  For every trace ingested from both configs (a full row whose problem and
+  response equal a default trace's), whether the sentence-level blocks and
+  summaries of `full` agree with the blocks and mementos found in the markup
+  of `default`, compared by block_idx after collapsing runs of whitespace to one
+  space; and where they first disagree: first_disagreeing_block and what
+  differs there (block_text, summary_text, missing_in_full, missing_in_default).
+  Flagged traces of either config are included, with both statuses.
+audits:
+  - not_null: [full_trace_id, aligned, default_blocks, full_blocks, full_rows]
+  - accepted_values: {column: disagreement, values: [block_text, summary_text, missing_in_full, missing_in_default]}
+  - custom:
+      name: aligned_iff_no_disagreement
+      sql: SELECT * FROM {this} WHERE aligned <> (first_disagreeing_block IS NULL)
+*/
+WITH matched AS (
+    -- the first full row of each default trace, and how many full rows match it
+    SELECT
+        trace_id,
+        full_trace_id,
+        status AS full_status,
+        n_blocks AS full_blocks,
+        count(*) OVER (PARTITION BY trace_id) AS full_rows,
+        row_number() OVER (PARTITION BY trace_id ORDER BY source_row) AS nth
+    FROM full_traces
+    WHERE trace_id IS NOT NULL
+),
+default_pairs AS (
+    SELECT
+        s.trace_id,
+        s.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) END) AS block_text,
+        max(CASE WHEN s.kind = 'summary' THEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) END) AS summary_text
+    FROM segments AS s
+    JOIN matched AS m ON m.trace_id = s.trace_id AND m.nth = 1
+    WHERE s.kind IN ('block', 'summary')
+    GROUP BY s.trace_id, s.block_idx
+),
+full_pairs AS (
+    SELECT
+        m.trace_id,
+        b.block_idx,
+        trim(regexp_replace(b.text, '\s+', ' ', 'g')) AS block_text,
+        trim(regexp_replace(b.summary, '\s+', ' ', 'g')) AS summary_text
+    FROM full_blocks AS b
+    JOIN matched AS m ON m.full_trace_id = b.full_trace_id AND m.nth = 1
+),
+compared AS (
+    SELECT
+        coalesce(d.trace_id, f.trace_id) AS trace_id,
+        coalesce(d.block_idx, f.block_idx) AS block_idx,
+        CASE
+            WHEN f.trace_id IS NULL THEN 'missing_in_full'
+            WHEN d.trace_id IS NULL THEN 'missing_in_default'
+            WHEN d.block_text IS DISTINCT FROM f.block_text THEN 'block_text'
+            WHEN d.summary_text IS DISTINCT FROM f.summary_text THEN 'summary_text'
+        END AS disagreement
+    FROM default_pairs AS d
+    FULL OUTER JOIN full_pairs AS f ON f.trace_id = d.trace_id AND f.block_idx = d.block_idx
+),
+first_disagreement AS (
+    SELECT
+        trace_id,
+        block_idx,
+        disagreement,
+        row_number() OVER (PARTITION BY trace_id ORDER BY block_idx) AS nth
+    FROM compared
+    WHERE disagreement IS NOT NULL
+),
+counts AS (
+    SELECT
+        trace_id,
+        count(*) AS blocks_compared,
+        CAST(sum(CASE WHEN disagreement IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS blocks_agreeing
+    FROM compared
+    GROUP BY trace_id
+)
+SELECT
+    t.trace_id,
+    t.dataset,
+    m.full_trace_id,
+    m.full_rows,
+    t.status AS default_status,
+    m.full_status,
+    t.n_blocks AS default_blocks,
+    m.full_blocks,
+    coalesce(c.blocks_compared, 0) AS blocks_compared,
+    coalesce(c.blocks_agreeing, 0) AS blocks_agreeing,
+    fd.block_idx IS NULL AS aligned,
+    fd.block_idx AS first_disagreeing_block,
+    fd.disagreement
+FROM matched AS m
+JOIN traces AS t ON t.trace_id = m.trace_id
+LEFT JOIN counts AS c ON c.trace_id = m.trace_id
+LEFT JOIN first_disagreement AS fd ON fd.trace_id = m.trace_id AND fd.nth = 1
+WHERE m.nth = 1

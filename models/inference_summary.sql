@@ -1,0 +1,24 @@
+/*
+name: inference_summary
+version: 1
+kind: view
+grain: [domain, k]
+description: >
+  inference_simulation summarised per domain and k, with domain 'all' for all
+  analysed traces together: medians of the peak context with and without
+  eviction, and the median, p10 and p90 of the fraction of the peak saved.
+audits:
+  - not_null: [traces]
+*/
+SELECT
+    CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
+    k,
+    count(*) AS traces,
+    quantile_cont(peak_tokens_no_eviction, 0.5) AS median_peak_no_eviction,
+    quantile_cont(peak_tokens_with_eviction, 0.5) AS median_peak_with_eviction,
+    quantile_cont(saved_fraction, 0.5) AS median_saved_fraction,
+    quantile_cont(saved_fraction, 0.1) AS p10_saved_fraction,
+    quantile_cont(saved_fraction, 0.9) AS p90_saved_fraction,
+    avg(CASE WHEN peak_at_answer THEN 1.0 ELSE 0.0 END) AS share_peaking_at_answer
+FROM inference_simulation
+GROUP BY GROUPING SETS ((domain, k), (k))

@@ -1,0 +1,62 @@
+/*
+name: trace_compression
+version: 1
+kind: table
+grain: [trace_id]
+description: >
+  One row per analysed trace: its blocks, the total size of its blocks, of its
+  mementos and of its answer, and the trace-level compression, total block
+  tokens / total memento tokens (the card's ~6x: ~10,900 -> ~1,850 tokens).
+  ratio_chars is the inverse view in chars: total memento chars / total block chars.
+audits:
+  - not_null: [n_blocks, block_chars, memento_chars, answer_chars, compression_chars]
+  - accepted_range: {column: n_blocks, min: 1}
+  - accepted_range: {column: compression_chars, min: 0}
+  - custom:
+      name: one_row_per_analysed_trace
+      sql: >
+        SELECT t.trace_id FROM analysed_traces AS t
+        LEFT JOIN {this} AS c ON c.trace_id = t.trace_id WHERE c.trace_id IS NULL
+*/
+WITH per_trace AS (
+    SELECT
+        trace_id,
+        count(*) AS n_blocks,
+        CAST(sum(block_chars) AS BIGINT) AS block_chars,
+        CAST(sum(memento_chars) AS BIGINT) AS memento_chars,
+        CAST(sum(block_tokens) AS BIGINT) AS block_tokens,
+        CAST(sum(memento_tokens) AS BIGINT) AS memento_tokens,
+        max(block_chars) AS max_block_chars,
+        max(block_tokens) AS max_block_tokens,
+        CAST(sum(CASE WHEN memento_chars > block_chars THEN 1 ELSE 0 END) AS BIGINT) AS mementos_longer_than_block
+    FROM block_pairs
+    GROUP BY trace_id
+),
+answers AS (
+    SELECT trace_id, n_chars AS answer_chars, n_words AS answer_words, n_tokens AS answer_tokens
+    FROM segments
+    WHERE kind = 'answer'
+)
+SELECT
+    t.trace_id,
+    t.dataset,
+    t.domain,
+    t.source,
+    t.difficulty,
+    p.n_blocks,
+    p.block_chars,
+    p.memento_chars,
+    a.answer_chars,
+    a.answer_words,
+    p.block_tokens,
+    p.memento_tokens,
+    a.answer_tokens,
+    p.max_block_chars,
+    p.max_block_tokens,
+    p.mementos_longer_than_block,
+    CAST(p.block_chars AS DOUBLE) / NULLIF(p.memento_chars, 0) AS compression_chars,
+    CAST(p.block_tokens AS DOUBLE) / NULLIF(p.memento_tokens, 0) AS compression_tokens,
+    CAST(p.memento_chars AS DOUBLE) / NULLIF(p.block_chars, 0) AS ratio_chars
+FROM analysed_traces AS t
+JOIN per_trace AS p ON p.trace_id = t.trace_id
+LEFT JOIN answers AS a ON a.trace_id = t.trace_id

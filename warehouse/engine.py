@@ -1,0 +1,448 @@
+"""Build the SQL models: dependency order, freshness, build-audit-swap, build records.
+
+`build(db)` rebuilds every model that is new, changed, or downstream of one
+that is, and nothing else. Each model is built inside one transaction::
+
+    CREATE TABLE __build_<name> AS <SELECT>      -- the new table
+    <audits on __build_<name>>                   -- any offending row: ROLLBACK, old table stays
+    DROP TABLE <name>; ALTER TABLE __build_<name> RENAME TO <name>
+    INSERT INTO model_builds ...
+    COMMIT
+
+so readers see the old table or the new one, never a half-built or
+unaudited one, and a killed build leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from warehouse import storage
+from warehouse.audits import AuditFailure, quote, run_audit, unique
+from warehouse.faults import checkpoint
+from warehouse.models import Model, ModelError, discover, fingerprint
+from warehouse.storage import BASE_TABLES, WarehouseError
+
+BUILDS_TABLE = "model_builds"
+BUILDS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
+    build_id     VARCHAR   NOT NULL,  -- one per `build` command
+    model        VARCHAR   NOT NULL,
+    version      VARCHAR   NOT NULL,  -- the header's version
+    kind         VARCHAR   NOT NULL,  -- 'table' | 'view'
+    fingerprint  VARCHAR   NOT NULL,  -- normalised SQL + kind + version + parents' fingerprints
+    data_version VARCHAR,             -- the ingest runs the base tables held when built
+    status       VARCHAR   NOT NULL,  -- 'ok' | 'audit_failed' | 'error'
+    rows         BIGINT,              -- rows of the new table (NULL unless ok)
+    seconds      DOUBLE    NOT NULL,
+    built_at     TIMESTAMP NOT NULL,
+    detail       VARCHAR              -- the failing audits or the error, NULL when ok
+)
+"""
+ENGINE_TABLES = (BUILDS_TABLE,)
+TMP_PREFIX = "__build_"
+
+
+class CycleError(ModelError):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# The project: models, their order and fingerprints
+
+
+@dataclass
+class Project:
+    models: dict[str, Model]
+    order: list[str]  # dependency order: parents before children
+    parents: dict[str, list[str]]  # model -> models it reads
+    children: dict[str, list[str]]
+    base_refs: dict[str, list[str]]  # model -> non-model tables it reads
+    fingerprints: dict[str, str]
+
+    def descendants(self, name: str) -> set[str]:
+        out: set[str] = set()
+        stack = [name]
+        while stack:
+            for child in self.children[stack.pop()]:
+                if child not in out:
+                    out.add(child)
+                    stack.append(child)
+        return out
+
+
+def topo_order(parents: dict[str, list[str]]) -> list[str]:
+    """Parents before children, ties by name; a cycle raises CycleError naming it."""
+    waiting = {name: len(ps) for name, ps in parents.items()}
+    children: dict[str, list[str]] = {name: [] for name in parents}
+    for name, ps in parents.items():
+        for p in ps:
+            children[p].append(name)
+    ready = [name for name, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, child)
+    if len(order) < len(parents):
+        raise CycleError(f"models depend on each other in a cycle: {' -> '.join(find_cycle(parents, set(order)))}")
+    return order
+
+
+def find_cycle(parents: dict[str, list[str]], done: set[str]) -> list[str]:
+    """One cycle among the models not in `done`, as [a, b, ..., a] where each reads the next."""
+    left = sorted(n for n in parents if n not in done)
+    path: list[str] = []
+    on_path: dict[str, int] = {}
+    node = left[0]
+    while node not in on_path:
+        on_path[node] = len(path)
+        path.append(node)
+        node = sorted(p for p in parents[node] if p not in done)[0]
+    return path[on_path[node]:] + [node]
+
+
+def load_project(models_dir: str | Path | None = None, known_tables: set[str] | None = None) -> Project:
+    """Discover the models and check them: names, references, cycles. Raises ModelError."""
+    models = discover(models_dir)
+    base = set(BASE_TABLES) | set(ENGINE_TABLES)
+    known = base | {t.lower() for t in (known_tables or ())}
+    parents: dict[str, list[str]] = {}
+    base_refs: dict[str, list[str]] = {}
+    for name, model in models.items():
+        if name in base:
+            raise ModelError(f"{model.where}: a model cannot be named {name!r}: that is a table the "
+                             f"{'engine' if name in ENGINE_TABLES else 'ingest'} writes")
+        unknown = sorted(r for r in model.refs if r not in models and r not in known)
+        if unknown:
+            listed = ", ".join(f"`{u}`" for u in unknown)
+            raise ModelError(f"{model.where}: reads {listed}, which is neither a model nor a table in "
+                             f"the warehouse (check the spelling, or add models/{unknown[0]}.sql)")
+        parents[name] = sorted(r for r in model.refs if r in models)
+        base_refs[name] = sorted(r for r in model.refs if r not in models)
+    order = topo_order(parents)
+    children: dict[str, list[str]] = {name: [] for name in models}
+    for name in order:
+        for p in parents[name]:
+            children[p].append(name)
+    fingerprints: dict[str, str] = {}
+    for name in order:
+        fingerprints[name] = fingerprint(models[name], {p: fingerprints[p] for p in parents[name]})
+    return Project(models, order, parents, children, base_refs, fingerprints)
+
+
+# ---------------------------------------------------------------------------
+# State: what is built, what is fresh
+
+
+@dataclass
+class LastBuild:
+    version: str
+    fingerprint: str
+    data_version: str | None
+    rows: int | None
+    seconds: float
+    built_at: datetime
+
+
+@dataclass
+class ModelState:
+    name: str
+    state: str  # 'fresh' | 'stale' | 'never built'
+    reason: str  # why it is stale or never built; '' when fresh
+    last: LastBuild | None
+
+
+def existing_objects(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Tables and views of the warehouse's main schema: name -> 'table' | 'view'."""
+    rows = con.execute(
+        "SELECT lower(table_name), table_type FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    return {name: ("view" if kind == "VIEW" else "table") for name, kind in rows}
+
+
+def data_version(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> str:
+    """Identity of the base tables' contents: the committed ingest run of every dataset."""
+    if "ingest_runs" not in objects:
+        return "empty"
+    runs = con.execute(
+        "SELECT dataset, arg_max(run_id, finished_at) FROM ingest_runs GROUP BY dataset ORDER BY dataset"
+    ).fetchall()
+    return hashlib.sha256(repr(runs).encode()).hexdigest()[:16] if runs else "empty"
+
+
+def last_builds(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> dict[str, LastBuild]:
+    if BUILDS_TABLE not in objects:
+        return {}
+    rows = con.execute(
+        f"SELECT model, version, fingerprint, data_version, rows, seconds, built_at FROM {BUILDS_TABLE} "
+        f"WHERE status = 'ok' QUALIFY row_number() OVER (PARTITION BY model ORDER BY built_at DESC) = 1"
+    ).fetchall()
+    return {r[0]: LastBuild(*r[1:]) for r in rows}
+
+
+def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, ModelState]:
+    objects = existing_objects(con)
+    lasts = last_builds(con, objects)
+    current_data = data_version(con, objects)
+    states: dict[str, ModelState] = {}
+    for name in project.order:
+        model = project.models[name]
+        last = lasts.get(name)
+        state, reason = "stale", ""
+        stale_parents = [p for p in project.parents[name] if states[p].state != "fresh"]
+        if last is None:
+            state, reason = "never built", ""
+        elif name not in objects or objects[name] != model.kind:
+            reason = f"the {model.kind} is missing from the warehouse"
+        elif stale_parents:
+            reason = f"upstream {stale_parents[0]} is {states[stale_parents[0]].state}"
+        elif last.fingerprint != project.fingerprints[name]:
+            # parents are fresh here, so their fingerprints are the recorded ones: the change is this model's
+            reason = (f"version {last.version} -> {model.version}" if last.version != model.version
+                      else "definition changed")
+        elif model.kind == "table" and project.base_refs[name] and last.data_version != current_data:
+            reason = "new data ingested since"
+        else:
+            newer = [p for p in project.parents[name] if states[p].last and states[p].last.built_at > last.built_at]
+            if newer:
+                reason = f"upstream {newer[0]} was rebuilt since"
+            else:
+                state = "fresh"
+        states[name] = ModelState(name, state, reason, last)
+    return states
+
+
+# ---------------------------------------------------------------------------
+# Build
+
+
+@dataclass
+class ModelResult:
+    name: str
+    status: str  # 'built' | 'failed' | 'skipped' | 'fresh'
+    reason: str = ""  # why it was built / skipped
+    rows: int | None = None
+    seconds: float = 0.0
+    failures: list[AuditFailure] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BuildReport:
+    db: str
+    results: list[ModelResult]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status in ("failed", "skipped") for r in self.results)
+
+    def by_status(self, status: str) -> list[str]:
+        return [r.name for r in self.results if r.status == status]
+
+    def format(self) -> str:
+        lines = []
+        width = max((len(r.name) for r in self.results), default=10)
+        for r in self.results:
+            if r.status == "built":
+                lines.append(f"  built    {r.name:<{width}}  {r.rows:>10,} rows  {r.seconds:6.2f} s   ({r.reason})")
+            elif r.status == "fresh":
+                lines.append(f"  fresh    {r.name}")
+            elif r.status == "skipped":
+                lines.append(f"  skipped  {r.name:<{width}}  ({r.reason})")
+            else:
+                lines.append(f"  FAILED   {r.name:<{width}}  the previous table is kept")
+                for failure in r.failures:
+                    lines.extend("      " + line for line in failure.describe().splitlines())
+                if r.error:
+                    lines.append(f"      {r.error}")
+        counts = {s: len(self.by_status(s)) for s in ("built", "failed", "skipped", "fresh")}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no models"
+        lines.append(f"build {self.db}: {summary} in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def parse_select(project: Project, select: list[str] | tuple[str, ...] | str | None) -> set[str]:
+    """`NAME` selects a model, `NAME+` the model and everything downstream of it."""
+    if not select:
+        return set(project.models)
+    if isinstance(select, str):
+        select = [select]
+    chosen: set[str] = set()
+    for item in select:
+        for part in item.replace(",", " ").split():
+            name = part.rstrip("+").lower()
+            if name not in project.models:
+                raise WarehouseError(f"--select {part}: no model named {name!r}; "
+                                     f"models: {', '.join(project.order)}")
+            chosen.add(name)
+            if part.endswith("+"):
+                chosen |= project.descendants(name)
+    return chosen
+
+
+def build(db: str | Path, select=None, full_refresh: bool = False,
+          models_dir: str | Path | None = None, echo=None) -> BuildReport:
+    """Build the selected models that need it, in dependency order. See the module docstring."""
+    started = time.monotonic()
+    db = Path(db)
+    if not db.exists():
+        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
+    with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
+        with storage.connect(db, read_only=False) as con:
+            storage.ensure_schema(con)
+            con.execute(BUILDS_DDL)
+            objects = existing_objects(con)
+            project = load_project(models_dir, set(objects))
+            selected = parse_select(project, select)
+            states = model_states(con, project)
+            current_data = data_version(con, objects)
+            build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+            report = BuildReport(str(db), [])
+            done: dict[str, str] = {}  # model -> 'built' | 'failed' | 'skipped' | 'fresh', this run
+            for name in project.order:
+                if name not in selected:
+                    continue
+                state = states[name]
+                upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
+                upstream_built = [p for p in project.parents[name] if done.get(p) == "built"]
+                missing = [p for p in project.parents[name] if p not in selected and states[p].state == "never built"]
+                if upstream_broken:
+                    result = ModelResult(name, "skipped", f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
+                elif missing:
+                    result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
+                                                          f"select {missing[0]}+ or build everything")
+                elif full_refresh or state.state != "fresh" or upstream_built:
+                    reason = ("--full-refresh" if full_refresh else state.reason or state.state if state.state != "fresh"
+                              else f"upstream {upstream_built[0]} rebuilt")
+                    if echo:
+                        echo(f"  building {name} ...")
+                    result = build_model(con, project.models[name], project.fingerprints[name],
+                                         current_data, build_id, reason)
+                else:
+                    result = ModelResult(name, "fresh")
+                done[name] = result.status
+                report.results.append(result)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_data: str,
+                build_id: str, reason: str) -> ModelResult:
+    """Build one model into a new table, audit it, swap it in; one transaction."""
+    t0 = time.monotonic()
+    tmp = TMP_PREFIX + model.name
+    kind = model.kind.upper()
+    result = ModelResult(model.name, "failed", reason)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
+        try:
+            con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
+        except duckdb.Error as exc:
+            result.error = f"{model.where}: {_first_line(exc)}"
+        if result.error is None:
+            checkpoint("build.after_create")
+            audits = [unique(model.grain)] + model.audits
+            try:
+                result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
+            except duckdb.Error as exc:
+                result.error = f"{model.where}: an audit does not run: {_first_line(exc)}"
+        if result.error is not None or result.failures:
+            con.execute("ROLLBACK")
+            result.seconds = time.monotonic() - t0
+            detail = result.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in result.failures)
+            _record(con, build_id, model, fp, current_data, "error" if result.error else "audit_failed",
+                    None, result.seconds, detail)
+            return result
+        [(rows,)] = con.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchall()
+        checkpoint("build.before_swap")
+        existing = existing_objects(con).get(model.name)
+        if existing:
+            con.execute(f"DROP {existing.upper()} {quote(model.name)}")
+        con.execute(f"ALTER {kind} {quote(tmp)} RENAME TO {quote(model.name)}")
+        result.seconds = time.monotonic() - t0
+        _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
+        checkpoint("build.before_commit")
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    result.status, result.rows = "built", rows
+    return result
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _record(con, build_id, model: Model, fp, current_data, status, rows, seconds, detail) -> None:
+    con.execute(
+        f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, rows, "
+        f"seconds, built_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [build_id, model.name, model.version, model.kind, fp, current_data, status, rows, seconds,
+         datetime.now(), detail],
+    )
+
+
+# ---------------------------------------------------------------------------
+# `models`: what there is and what state it is in
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    kind: str
+    version: str
+    grain: list[str]
+    state: str
+    reason: str
+    rows: int | None
+    built_at: datetime | None
+    description: str
+
+
+def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[ModelInfo]:
+    with storage.connect(db, read_only=True) as con:
+        objects = existing_objects(con)
+        project = load_project(models_dir, set(objects))
+        states = model_states(con, project)
+    out = []
+    for name in project.order:
+        m, s = project.models[name], states[name]
+        out.append(ModelInfo(name, m.kind, m.version, m.grain, s.state, s.reason,
+                             s.last.rows if s.last else None, s.last.built_at if s.last else None, m.description))
+    return out
+
+
+def models_report(db: str | Path, models_dir: str | Path | None = None) -> str:
+    """The `models` command: one line per model in dependency order."""
+    infos = list_models(db, models_dir)
+    header = ("model", "kind", "version", "grain", "state", "rows", "last built")
+    rows = [(i.name, i.kind, i.version, ", ".join(i.grain), i.state + (f" ({i.reason})" if i.reason else ""),
+             f"{i.rows:,}" if i.rows is not None else "-",
+             i.built_at.strftime("%Y-%m-%d %H:%M:%S") if i.built_at else "-") for i in infos]
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(str(v).rjust(w) if c == 5 else str(v).ljust(w) for c, (v, w) in enumerate(zip(r, widths))).rstrip()
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""Model files: discovery, header parsing, dependencies and fingerprints.
+
+A model is one file `models/NAME.sql`: a header comment holding YAML, then one
+SELECT (see docs/models.md, "The engine")::
+
+    /*
+    name: block_pairs
+    version: 1
+    kind: table            # table | view
+    grain: [trace_id, block_idx]
+    description: Each block with its memento.
+    audits:
+      - not_null: [block_chars, memento_chars]
+      - accepted_range: {column: ratio_chars, min: 0}
+    */
+    SELECT ...
+
+The header may also be written as consecutive `--` comment lines. Dependencies
+are the tables the SELECT (and its custom audits) reads, found by sqlglot; CTE
+names are not dependencies. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from warehouse.audits import Audit, parse_audits
+from warehouse.storage import REPO_ROOT, WarehouseError
+
+MODELS_DIR = REPO_ROOT / "models"
+DIALECT = "duckdb"
+KINDS = ("table", "view")
+HEADER_KEYS = {"name", "version", "kind", "grain", "description", "audits"}
+REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ModelError(WarehouseError):
+    """A model file that cannot be used as written; the message names the file."""
+
+
+@dataclass
+class Model:
+    name: str
+    version: str
+    kind: str  # 'table' | 'view'
+    grain: list[str]
+    description: str
+    audits: list[Audit]
+    sql: str  # the body: one SELECT, as written
+    path: Path
+    refs: set[str] = field(default_factory=set)  # tables the body and custom audits read (lower case)
+    normalized_sql: str = ""
+
+    @property
+    def where(self) -> str:
+        return _display(self.path)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def split_header(text: str, where: str) -> tuple[str, str]:
+    """(header text without comment markers, body) of a model file."""
+    stripped = text.lstrip()
+    if stripped.startswith("/*"):
+        end = stripped.find("*/")
+        if end == -1:
+            raise ModelError(f"{where}: the header comment /* ... is never closed with */")
+        return stripped[2:end], stripped[end + 2:]
+    if stripped.startswith("--"):
+        lines = stripped.splitlines(keepends=True)
+        header = []
+        i = 0
+        while i < len(lines) and lines[i].lstrip().startswith("--"):
+            header.append(lines[i].lstrip()[2:])
+            i += 1
+        return "".join(header), "".join(lines[i:])
+    raise ModelError(
+        f"{where}: a model file starts with a header comment (/* YAML */ or -- lines) giving "
+        f"name, version, kind, grain, description and audits"
+    )
+
+
+def _as_list(value, key: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ModelError(f"{where}: `{key}` must be a non-empty list of column names")
+    return [v.lower() for v in value]
+
+
+def parse_header(header_text: str, where: str, stem: str) -> dict:
+    try:
+        header = yaml.safe_load(header_text)
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{where}: the header is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{where}: the header must be YAML `key: value` lines")
+    unknown = sorted(set(header) - HEADER_KEYS)
+    if unknown:
+        raise ModelError(f"{where}: unknown header key(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(sorted(HEADER_KEYS))}")
+    missing = [k for k in REQUIRED_KEYS if header.get(k) in (None, "")]
+    if missing:
+        raise ModelError(f"{where}: the header is missing {', '.join(missing)}")
+    name = str(header["name"])
+    if name != stem:
+        raise ModelError(f"{where}: header name {name!r} differs from the file name; they must be equal")
+    if not NAME_RE.match(name):
+        raise ModelError(f"{where}: model name {name!r} must be lower-case letters, digits and _")
+    if header["kind"] not in KINDS:
+        raise ModelError(f"{where}: kind must be table or view, not {header['kind']!r}")
+    header["version"] = str(header["version"])
+    header["grain"] = _as_list(header["grain"], "grain", where)
+    header["description"] = " ".join(str(header["description"]).split())
+    return header
+
+
+def parse_body(sql: str, where: str) -> exp.Expression:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        at = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
+        desc = first.get("description") or str(exc).splitlines()[0]
+        raise ModelError(f"{where}: the SQL does not parse{at}: {desc}") from None
+    if len(statements) != 1:
+        raise ModelError(f"{where}: the body must be exactly one SELECT; found {len(statements)} statements")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise ModelError(f"{where}: the body must be a SELECT; found {tree.key.upper()}")
+    return tree
+
+
+def table_refs(tree: exp.Expression) -> set[str]:
+    """Names of the tables a statement reads; CTE names and table functions are not tables."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    refs = set()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # read_parquet(...), unnest(...) and other table functions
+        name = table.name.lower()
+        if table.db or table.catalog:
+            if table.db.lower() not in ("main", "") or table.catalog:
+                refs.add(".".join(p for p in (table.catalog, table.db, name) if p).lower())
+                continue
+        elif name in ctes:
+            continue
+        refs.add(name)
+    return refs
+
+
+def normalize_sql(tree: exp.Expression) -> str:
+    """The statement as sqlglot prints it: layout, comments and keyword case do not matter."""
+    return tree.sql(dialect=DIALECT, normalize=True, comments=False)
+
+
+def load_model(path: Path) -> Model:
+    where = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{where}: cannot be read ({exc})") from None
+    header_text, body = split_header(text, where)
+    header = parse_header(header_text, where, path.stem)
+    tree = parse_body(body, where)
+    audits = parse_audits(header.get("audits"), where)
+    refs = table_refs(tree)
+    for audit in audits:
+        if audit.sql is not None:
+            refs |= audit_refs(audit, where)
+    return Model(
+        name=header["name"], version=header["version"], kind=header["kind"], grain=header["grain"],
+        description=header["description"], audits=audits, sql=body.strip().rstrip(";").strip(),
+        path=path, refs=refs, normalized_sql=normalize_sql(tree),
+    )
+
+
+def audit_refs(audit: Audit, where: str) -> set[str]:
+    """Tables a custom audit reads besides the model itself ({this})."""
+    try:
+        tree = sqlglot.parse_one(audit.sql.replace("{this}", "__this__"), read=DIALECT)
+    except sqlglot.errors.ParseError as exc:
+        raise ModelError(f"{where}: audit {audit.name!r}: the SQL does not parse ({str(exc).splitlines()[0]})") from None
+    return table_refs(tree) - {"__this__"}
+
+
+def discover(models_dir: str | Path | None = None) -> dict[str, Model]:
+    """Every model in `models_dir` (default: the repository's models/), by name."""
+    directory = Path(models_dir) if models_dir is not None else MODELS_DIR
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: no such models directory")
+    models = {}
+    for path in sorted(directory.glob("*.sql")):
+        model = load_model(path)
+        models[model.name] = model
+    return models
+
+
+def fingerprint(model: Model, parent_fingerprints: dict[str, str]) -> str:
+    """Hash of what makes the model's table what it is: its normalised SQL, kind and version,
+    and the fingerprints of the models it reads (base tables have none)."""
+    h = hashlib.sha256()
+    for part in (model.name, model.version, model.kind, model.normalized_sql):
+        h.update(part.encode() + b"\x00")
+    for parent in sorted(parent_fingerprints):
+        h.update(f"{parent}={parent_fingerprints[parent]}".encode() + b"\x00")
+    return h.hexdigest()[:16]

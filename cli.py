@@ -79,5 +79,65 @@ def sample(traces, out, seed):
     click.echo(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 
+@main.command()
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@click.option("--select", "select", multiple=True, metavar="NAME[+]",
+              help="Only this model (NAME) or it and everything downstream of it (NAME+). Repeatable.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
+def build(db, select, full_refresh):
+    """Build the SQL models in models/ into the warehouse, in dependency order.
+
+    Only models that are new, changed (their SQL, ignoring layout and comments,
+    or their version), fed by newly ingested data, or downstream of one of
+    those are rebuilt. Each goes into a new table that must pass the model's
+    audits before it replaces the old one, in one transaction; a failing audit
+    keeps the old table, prints the offending rows, and exits with status 1.
+    Every build is recorded in the `model_builds` table.
+    """
+    from warehouse.engine import build as run_build
+
+    report = run_build(db, select=list(select) or None, full_refresh=full_refresh,
+                       echo=lambda line: click.echo(line, err=True))
+    click.echo(report.format())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+def models(db):
+    """List the models: kind, version, grain, state, rows and last build.
+
+    State is `fresh` (built from its current SQL and data), `stale` (with the
+    reason) or `never built`. `mementos build` brings stale models up to date.
+    """
+    from warehouse.engine import models_report
+
+    click.echo(models_report(db))
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="Output format.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False),
+              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY.")
+@click.option("--write", is_flag=True, help="Allow statements that change the warehouse (takes the writer lock).")
+def sql(query, db, fmt, file, write):
+    """Run an ad hoc SQL QUERY against the warehouse and print its rows.
+
+    \b
+    The warehouse is opened read-only unless --write is given. Tables to query:
+    the base tables (traces, segments, parse_issues, ...), the models (see
+    `mementos models`) and model_builds. Saved queries live in sql/queries/.
+    Example:
+      mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
+    """
+    from warehouse.query import run_sql
+
+    click.echo(run_sql(db, query, fmt=fmt, file=file, write=write))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def split_header(text: str, where: str) -> tuple[str, str]:
         end = stripped.find("*/")
         if end == -1:
             raise ModelError(f"{where}: the header comment /* ... is never closed with */")
-        return stripped[2:end], stripped[end + 2:]
+        first, _, rest = stripped[2:end].partition("\n")
+        return first.strip() + "\n" + textwrap.dedent(rest), stripped[end + 2:]
     if stripped.startswith("--"):
         lines = stripped.splitlines(keepends=True)
         header = []
@@ -86,7 +88,7 @@ def split_header(text: str, where: str) -> tuple[str, str]:
         while i < len(lines) and lines[i].lstrip().startswith("--"):
             header.append(lines[i].lstrip()[2:])
             i += 1
-        return "".join(header), "".join(lines[i:])
+        return textwrap.dedent("".join(header)), "".join(lines[i:])
     raise ModelError(
         f"{where}: a model file starts with a header comment (/* YAML */ or -- lines) giving "
         f"name, version, kind, grain, description and audits"

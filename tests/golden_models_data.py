@@ -1,0 +1,99 @@
+"""The hand-written corpus the model tests compute their golden numbers from.
+
+Texts are runs of one-letter words ("a a a ..."), so that a text of n words has
+2n - 1 chars, n words and n cl100k tokens: every number in the golden tests can
+be worked out by hand from the word counts below. Blocks are made of "a",
+mementos of "b", answers of "c".
+
+    row  domain   source  diff  blocks (words)  mementos (words)  answer      notes
+    0    math     alpha   1     100 200 50      20 30 10          30 words    the worked example of docs/models.md
+    1    math     alpha   2     40 60           10 6              "42"        empty-ish answer (2 chars)
+    2    code     beta    1     80              16                10 words
+    3    code     beta    3     10 30           12 3              5 words     memento 0 longer than its block;
+                                                                               full: summary 1 differs
+    4    math     alpha   1     (flagged: block 1 never closed)               full: block 1 missing
+    5    code     beta    1     = row 2 (same problem and response: an exact duplicate)
+    6    science  gamma   -     50 50           5 20              8 words     difficulty missing
+    7    math     alpha   2     3000            2                 5 words     very long block, ratio far too low
+    8    science  gamma   2     50 50           10 10             8 words     block 0 has a newline inside
+    9    science  gamma   2     20 40 30        5 8 6             6 words
+    10   science  delta   3     12 x 10         12 x 2            4 words     far too many blocks
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import write_hub_dir
+
+DATASET = "golden"
+
+
+def words(n: int, letter: str) -> str:
+    return " ".join([letter] * n)
+
+
+def response(blocks: list[str], mementos: list[str], answer: str) -> str:
+    body = "".join(f"<|block_start|>{b}<|block_end|>\n<|summary_start|>{m}<|summary_end|>\n"
+                   for b, m in zip(blocks, mementos))
+    return f"<think>\n{body}</think>\n{answer}"
+
+
+def _trace(i, domain, source, difficulty, block_words, memento_words, answer, block_texts=None):
+    blocks = block_texts or [words(n, "a") for n in block_words]
+    mementos = [words(n, "b") for n in memento_words]
+    default = {"problem": f"problem {i}", "response": response(blocks, mementos, answer),
+               "domain": domain, "source": source, "difficulty": difficulty}
+    sentences, ranges = [], []
+    for n in block_words:  # each block is two sentences (one when it has one word)
+        half = max(1, n // 2)
+        parts = [words(half, "a")] + ([words(n - half, "a")] if n - half else [])
+        ranges.append([len(sentences), len(sentences) + len(parts) - 1])
+        sentences += parts
+    full = {**default, "sentences": sentences, "blocks": ranges, "block_summaries": list(mementos)}
+    return default, full
+
+
+def corpus() -> tuple[list[dict], list[dict]]:
+    rows = [
+        _trace(0, "math", "alpha", 1, [100, 200, 50], [20, 30, 10], words(30, "c")),
+        _trace(1, "math", "alpha", 2, [40, 60], [10, 6], "42"),
+        _trace(2, "code", "beta", 1, [80], [16], words(10, "c")),
+        _trace(3, "code", "beta", 3, [10, 30], [12, 3], words(5, "c")),
+    ]
+    # 4: flagged. The response's block 1 is never closed; the full row knows only block 0.
+    flagged = {"problem": "problem 4",
+               "response": f"<think>\n<|block_start|>{words(10, 'a')}<|block_end|>\n"
+                           f"<|summary_start|>{words(3, 'b')}<|summary_end|>\n"
+                           f"<|block_start|>{words(5, 'a')}\n</think>\n{words(4, 'c')}",
+               "domain": "math", "source": "alpha", "difficulty": 1}
+    rows.append((flagged, {**flagged, "sentences": [words(10, "a")], "blocks": [[0, 0]],
+                           "block_summaries": [words(3, "b")]}))
+    rows.append((dict(rows[2][0]), dict(rows[2][1])))  # 5: exact duplicate of 2
+    rows += [
+        _trace(6, "science", "gamma", None, [50, 50], [5, 20], words(8, "c")),
+        _trace(7, "math", "alpha", 2, [3000], [2], words(5, "c")),
+        _trace(8, "science", "gamma", 2, [50, 50], [10, 10], words(8, "c"),
+               block_texts=[words(25, "a") + "\n" + words(25, "a"), words(50, "a")]),
+        _trace(9, "science", "gamma", 2, [20, 40, 30], [5, 8, 6], words(6, "c")),
+        _trace(10, "science", "delta", 3, [10] * 12, [2] * 12, words(4, "c")),
+    ]
+    default, full = [r[0] for r in rows], [r[1] for r in rows]
+    # row 3's full config has a different summary 1: full_alignment must find it
+    full[3] = {**full[3], "block_summaries": [words(12, "b"), words(2, "b") + " x"]}
+    return default, full
+
+
+def write_corpus(root: Path) -> Path:
+    default, full = corpus()
+    return write_hub_dir(root, default, full)
+
+
+def ingest_golden(tmp: Path, with_tokens: bool = True) -> Path:
+    """Ingest the corpus (both configs) into tmp/golden.duckdb; returns the db path."""
+    from ingest.pipeline import run_ingest
+
+    src = write_corpus(tmp / "golden_src")
+    db = tmp / "golden.duckdb"
+    run_ingest(str(src), db, config="all", name=DATASET, with_tokens=with_tokens, workers=0, progress=False)
+    return db

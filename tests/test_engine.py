@@ -1,0 +1,308 @@
+"""The model engine on a toy project: headers, dependencies, fingerprints, incremental builds,
+audits that keep the old table, cycles, unknown tables, crash safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse import engine, storage
+from warehouse.engine import CycleError, build, list_models, load_project
+from warehouse.models import ModelError, load_model
+from warehouse.storage import WarehouseError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def header(name, grain, kind="table", audits="", version=1):
+    return f"/*\nname: {name}\nversion: {version}\nkind: {kind}\ngrain: [{grain}]\ndescription: test model {name}\n{audits}*/\n"
+
+
+TOY = {
+    "a": header("a", "trace_id") + "SELECT trace_id, n_blocks FROM traces\n",
+    "b": header("b", "trace_id") + "WITH doubled AS (SELECT trace_id, n_blocks * 2 AS x FROM a)\nSELECT * FROM doubled\n",
+    "c": header("c", "n", kind="view") + "SELECT count(*) AS n FROM b\n",
+    "d": header("d", "trace_id") + "SELECT trace_id FROM traces WHERE n_blocks > 0\n",
+}
+
+
+def write_models(directory: Path, models: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in models.items():
+        (directory / f"{name}.sql").write_text(text)
+    return directory
+
+
+def add_run(con, run_id: str) -> None:
+    con.execute("INSERT INTO ingest_runs VALUES (?, 'toy', 'toy.jsonl', 'default', now(), now(), 3, 3, 0, 3, 0, 0, "
+                "'1', NULL, 0.1)", [run_id])
+
+
+@pytest.fixture
+def toy_db(tmp_path) -> Path:
+    db = tmp_path / "toy.duckdb"
+    con = duckdb.connect(str(db))
+    storage.ensure_schema(con)
+    for i, n in enumerate([1, 2, 3]):
+        con.execute("INSERT INTO traces (trace_id, dataset, run_id, source_row, content_hash, status, n_blocks, "
+                    "n_summaries, n_issues, response_chars) VALUES (?, 'toy', 'r1', ?, ?, 'ok', ?, ?, 0, 10)",
+                    [f"toy:{i}", i, f"h{i}", n, n])
+    add_run(con, "r1")
+    con.close()
+    return db
+
+
+@pytest.fixture
+def toy_models(tmp_path) -> Path:
+    return write_models(tmp_path / "models", TOY)
+
+
+def rows(db, sql):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_first_build_builds_all_in_dependency_order_then_nothing(toy_db, toy_models):
+    report = build(toy_db, models_dir=toy_models)
+    assert report.ok
+    assert report.by_status("built") == ["a", "b", "c", "d"]
+    assert rows(toy_db, "SELECT * FROM c") == [(3,)]
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(2,), (4,), (6,)]
+    again = build(toy_db, models_dir=toy_models)
+    assert again.by_status("built") == [] and again.by_status("fresh") == ["a", "b", "c", "d"]
+    recorded = rows(toy_db, "SELECT model, version, rows, status FROM model_builds ORDER BY built_at")
+    assert recorded == [("a", "1", 3, "ok"), ("b", "1", 3, "ok"), ("c", "1", 1, "ok"), ("d", "1", 3, "ok")]
+
+
+def test_dependencies_come_from_the_sql_and_ctes_are_not_tables(toy_models):
+    project = load_project(toy_models)
+    assert project.parents == {"a": [], "b": ["a"], "c": ["b"], "d": []}
+    assert project.base_refs["a"] == ["traces"] and project.base_refs["b"] == []
+    assert project.descendants("a") == {"b", "c"}
+
+
+def test_fingerprint_ignores_layout_comments_and_keyword_case(toy_models):
+    before = load_project(toy_models).fingerprints
+    (toy_models / "a.sql").write_text(
+        header("a", "trace_id") + "-- a comment\nselect\n    trace_id,   /* inline */ n_blocks\nfrom   TRACES ;\n\n")
+    (toy_models / "b.sql").write_text(
+        header("b", "trace_id") + "with doubled as (select trace_id, n_blocks*2 as x from a) select * from doubled")
+    assert load_project(toy_models).fingerprints == before
+
+
+def test_fingerprint_changes_with_a_real_edit_and_reaches_descendants(toy_models):
+    before = load_project(toy_models).fingerprints
+    (toy_models / "b.sql").write_text(TOY["b"].replace("n_blocks * 2", "n_blocks * 3"))
+    after = load_project(toy_models).fingerprints
+    assert after["a"] == before["a"] and after["d"] == before["d"]
+    assert after["b"] != before["b"] and after["c"] != before["c"]  # c's SQL is unchanged: its parent changed
+
+
+def test_only_the_edited_model_and_its_descendants_rebuild(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    (toy_models / "a.sql").write_text(TOY["a"].replace("SELECT", "\n\nselect  "))  # layout only
+    (toy_models / "b.sql").write_text(TOY["b"].replace("n_blocks * 2", "n_blocks * 3"))
+    report = build(toy_db, models_dir=toy_models)
+    assert report.by_status("built") == ["b", "c"]
+    assert report.by_status("fresh") == ["a", "d"]
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(3,), (6,), (9,)]
+
+
+def test_version_bump_rebuilds(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    (toy_models / "d.sql").write_text(TOY["d"].replace("version: 1", "version: 2"))
+    report = build(toy_db, models_dir=toy_models)
+    assert report.by_status("built") == ["d"]
+    assert "version 1 -> 2" in report.results[-1].reason
+
+
+def test_new_ingest_makes_tables_over_base_tables_stale(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    with duckdb.connect(str(toy_db)) as con:
+        add_run(con, "r2")
+    states = {m.name: (m.state, m.reason) for m in list_models(toy_db, toy_models)}
+    assert states["a"] == ("stale", "new data ingested since")
+    assert states["c"] == ("stale", "upstream b is stale")
+    report = build(toy_db, models_dir=toy_models)
+    assert report.by_status("built") == ["a", "b", "c", "d"]
+
+
+def test_failing_audit_keeps_the_previous_table_and_names_the_audit(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    # b now has two rows per trace: its grain (trace_id) is no longer unique
+    (toy_models / "b.sql").write_text(
+        header("b", "trace_id", audits="audits:\n  - accepted_range: {column: x, max: 4}\n")
+        + "SELECT trace_id, n_blocks * 2 AS x FROM a UNION ALL SELECT trace_id, 0 FROM a\n")
+    report = build(toy_db, models_dir=toy_models)
+    assert not report.ok
+    failed = report.results[[r.name for r in report.results].index("b")]
+    assert failed.status == "failed"
+    assert [f.audit for f in failed.failures] == ["unique(trace_id)", "accepted_range(x in [, 4])"]
+    assert failed.failures[0].offending == 3 and failed.failures[1].rows == [("toy:2", 6)]
+    text = report.format()
+    assert "audit unique(trace_id) failed: 3 offending rows" in text and "toy:2 | 6" in text
+    assert "skipped  c" in text and "upstream b failed" in text
+    # the old b is still there, untouched; the failure is recorded
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(2,), (4,), (6,)]
+    assert rows(toy_db, "SELECT status FROM model_builds WHERE model = 'b' ORDER BY built_at") == [
+        ("ok",), ("audit_failed",)]
+    assert {m.name: m.state for m in list_models(toy_db, toy_models)}["b"] == "stale"
+
+
+def test_builtin_and_custom_audits(toy_db, toy_models):
+    audits = ("audits:\n"
+              "  - not_null: [trace_id, x]\n"
+              "  - accepted_values: {column: x, values: [1, 2]}\n"
+              "  - custom:\n      name: no_big_x\n      sql: SELECT * FROM {this} WHERE x > 2\n")
+    write_models(toy_models, {"e": header("e", "trace_id", audits=audits)
+                              + "SELECT trace_id, CASE WHEN n_blocks = 1 THEN NULL ELSE n_blocks END AS x FROM traces"})
+    report = build(toy_db, models_dir=toy_models)
+    failed = [r for r in report.results if r.name == "e"][0]
+    assert [(f.audit, f.offending) for f in failed.failures] == [
+        ("not_null(trace_id, x)", 1), ("accepted_values(x)", 1), ("no_big_x", 1)]
+    assert rows(toy_db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'e'") == [(0,)]
+
+
+def test_sql_error_in_a_model_names_the_file_and_builds_the_rest(toy_db, toy_models):
+    (toy_models / "d.sql").write_text(header("d", "trace_id") + "SELECT trace_id, no_such_column FROM traces")
+    report = build(toy_db, models_dir=toy_models)
+    failed = [r for r in report.results if r.name == "d"][0]
+    assert failed.status == "failed" and "d.sql" in failed.error and "no_such_column" in failed.error
+    assert report.by_status("built") == ["a", "b", "c"]
+
+
+def test_cycle_is_an_error_that_prints_the_cycle(toy_db, toy_models):
+    (toy_models / "a.sql").write_text(header("a", "trace_id") + "SELECT trace_id, n_blocks FROM c")
+    (toy_models / "c.sql").write_text(header("c", "trace_id") + "SELECT b.trace_id, b.x AS n_blocks FROM b")
+    with pytest.raises(CycleError, match=r"cycle: a -> c -> b -> a"):
+        load_project(toy_models)
+    with pytest.raises(CycleError):
+        build(toy_db, models_dir=toy_models)
+
+
+def test_self_reference_is_a_cycle(toy_models):
+    (toy_models / "d.sql").write_text(header("d", "trace_id") + "SELECT trace_id FROM d")
+    with pytest.raises(CycleError, match="d -> d"):
+        load_project(toy_models)
+
+
+def test_unknown_table_names_the_file(toy_db, toy_models):
+    (toy_models / "b.sql").write_text(header("b", "trace_id") + "SELECT t.trace_id FROM a JOIN tracez AS t USING (trace_id)")
+    with pytest.raises(ModelError, match=r"b\.sql: reads `tracez`, which is neither a model nor a table"):
+        build(toy_db, models_dir=toy_models)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("SELECT 1", "starts with a header comment"),
+    ("/* name: x\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "differs from the file name"),
+    ("/* name: m\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "missing version"),
+    ("/* name: m\nversion: 1\nkind: tabel\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "kind must be table or view"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\naudit: [] */ SELECT 1 AS a", "unknown header key"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ DELETE FROM traces", "must be a SELECT"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1; SELECT 2", "exactly one SELECT"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT FROM WHERE (", "does not parse"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\naudits:\n  - unique_ish: [a]\n*/ SELECT 1 AS a",
+     "unknown audit kind"),
+])
+def test_header_and_body_errors_name_the_file(tmp_path, text, message):
+    path = tmp_path / "m.sql"
+    path.write_text(text)
+    with pytest.raises(ModelError if "audit" not in message else WarehouseError, match=message) as info:
+        load_model(path)
+    assert "m.sql" in str(info.value)
+
+
+def test_header_as_dash_dash_lines(tmp_path):
+    path = tmp_path / "m.sql"
+    path.write_text("-- name: m\n-- version: 2\n-- kind: view\n-- grain: a, b\n-- description: dashes\n"
+                    "SELECT 1 AS a, 2 AS b")
+    model = load_model(path)
+    assert (model.version, model.kind, model.grain, model.refs) == ("2", "view", ["a", "b"], set())
+
+
+def test_select_one_model_or_it_and_its_descendants(toy_db, toy_models):
+    assert build(toy_db, select=["d"], models_dir=toy_models).by_status("built") == ["d"]
+    report = build(toy_db, select=["b"], models_dir=toy_models)
+    assert report.by_status("skipped") == ["b"] and "upstream a was never built" in report.results[0].reason
+    assert build(toy_db, select=["a+"], models_dir=toy_models).by_status("built") == ["a", "b", "c"]
+    assert build(toy_db, select=["b+"], full_refresh=True, models_dir=toy_models).by_status("built") == ["b", "c"]
+    assert build(toy_db, full_refresh=True, models_dir=toy_models).by_status("built") == ["a", "b", "c", "d"]
+    with pytest.raises(WarehouseError, match="no model named 'nope'"):
+        build(toy_db, select=["nope+"], models_dir=toy_models)
+
+
+def test_selecting_a_parent_alone_leaves_its_children_stale(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    build(toy_db, select=["a"], full_refresh=True, models_dir=toy_models)
+    states = {m.name: (m.state, m.reason) for m in list_models(toy_db, toy_models)}
+    assert states["b"] == ("stale", "upstream a was rebuilt since")
+    assert states["c"] == ("stale", "upstream b is stale")
+    assert build(toy_db, models_dir=toy_models).by_status("built") == ["b", "c"]
+
+
+def test_models_listing(toy_db, toy_models):
+    assert {m.name: m.state for m in list_models(toy_db, toy_models)} == dict.fromkeys("abcd", "never built")
+    build(toy_db, models_dir=toy_models)
+    text = engine.models_report(toy_db, toy_models)
+    assert text.splitlines()[0].split() == ["model", "kind", "version", "grain", "state", "rows", "last", "built"]
+    assert "c      view   1        n         fresh" in text
+
+
+def test_kind_change_replaces_a_table_with_a_view(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    (toy_models / "d.sql").write_text(TOY["d"].replace("kind: table", "kind: view"))
+    assert build(toy_db, models_dir=toy_models).by_status("built") == ["d"]
+    assert rows(toy_db, "SELECT table_type FROM information_schema.tables WHERE table_name = 'd'") == [("VIEW",)]
+
+
+def test_a_model_cannot_take_a_base_table_name(toy_db, toy_models):
+    write_models(toy_models, {"traces": header("traces", "trace_id") + "SELECT 1 AS trace_id"})
+    with pytest.raises(ModelError, match="cannot be named 'traces'"):
+        build(toy_db, models_dir=toy_models)
+
+
+def test_build_without_a_warehouse_says_so(tmp_path, toy_models):
+    with pytest.raises(WarehouseError, match="no warehouse at"):
+        build(tmp_path / "nothing.duckdb", models_dir=toy_models)
+
+
+def test_build_waits_for_no_one_while_another_writer_holds_the_lock(toy_db, toy_models):
+    with storage.write_lock(toy_db, "ingest something"):
+        with pytest.raises(storage.WarehouseBusy, match="ingest something"):
+            build(toy_db, models_dir=toy_models)
+
+
+@pytest.mark.parametrize("point", ["build.after_create", "build.before_swap", "build.before_commit"])
+def test_killed_build_leaves_the_previous_table(toy_db, toy_models, point):
+    build(toy_db, models_dir=toy_models)
+    (toy_models / "b.sql").write_text(TOY["b"].replace("n_blocks * 2", "n_blocks * 3"))
+    code = ("import sys; from warehouse.engine import build; "
+            f"build(sys.argv[1], models_dir=sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", code, str(toy_db), str(toy_models)], cwd=REPO,
+                          env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(2,), (4,), (6,)]
+    assert rows(toy_db, "SELECT count(*) FROM model_builds WHERE model = 'b'") == [(1,)]
+    assert rows(toy_db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{engine.TMP_PREFIX}%'") \
+        == [(0,)]
+    assert build(toy_db, models_dir=toy_models).by_status("built") == ["b", "c"]  # the lock was released
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(3,), (6,), (9,)]
+
+
+def test_the_real_models_load_and_transpile_to_spark():
+    """Every model in models/ parses, documents itself, and sqlglot can write it as Spark SQL."""
+    import sqlglot
+
+    project = load_project()
+    assert len(project.models) >= 12
+    for name, model in project.models.items():
+        assert model.description and model.grain, name
+        assert sqlglot.transpile(model.sql, read="duckdb", write="spark"), name
+    for required in ("block_pairs", "trace_compression", "inference_simulation", "domain_compression",
+                     "compression_by_source", "compression_by_difficulty", "outlier_traces", "full_alignment"):
+        assert required in project.models

@@ -97,7 +97,7 @@ def build(db, select, full_refresh):
     from warehouse.engine import build as run_build
 
     report = run_build(db, select=list(select) or None, full_refresh=full_refresh,
-                       echo=lambda line: click.echo(line, err=True))
+                       echo=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
     click.echo(report.format())
     if not report.ok:
         raise SystemExit(1)

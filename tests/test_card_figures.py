@@ -1,0 +1,42 @@
+"""The OpenMementos card's median memento/block char ratios, reproduced from a generated sample.
+
+Card: math 0.16, code 0.18, science 0.23. The sample generator (warehouse.sample)
+aims at them; this test checks that the warehouse, end to end (sample -> ingest
+-> build -> domain_compression), lands within 0.03 of each.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+sample = pytest.importorskip("warehouse.sample", reason="warehouse.sample (the corpus generator) is not there yet")
+
+import duckdb  # noqa: E402
+
+from ingest.pipeline import run_ingest  # noqa: E402
+from warehouse.engine import build  # noqa: E402
+
+CARD_MEDIAN_RATIO_CHARS = {"math": 0.16, "code": 0.18, "science": 0.23}
+TRACES = 2000
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("card")
+    sample.write_sample(tmp / "sample", TRACES, seed=5)
+    db = tmp / "card.duckdb"
+    run_ingest(str(tmp / "sample"), db, config="default", name="sample", with_tokens=False, workers=0,
+               progress=False)
+    report = build(db)
+    assert report.ok, report.format()
+    return db
+
+
+def test_card_ratio_medians_within_003(sample_db):
+    with duckdb.connect(str(sample_db), read_only=True) as con:
+        got = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
+        [(flagged, analysed)] = con.execute(
+            "SELECT flagged_traces, traces FROM domain_compression WHERE domain = 'all'").fetchall()
+    for domain, card in CARD_MEDIAN_RATIO_CHARS.items():
+        assert got[domain] == pytest.approx(card, abs=0.03), f"{domain}: {got[domain]:.3f} vs card {card}"
+    assert analysed + flagged == TRACES and 0 < flagged < TRACES * 0.05

@@ -1,0 +1,195 @@
+"""The report's five plots: matplotlib (Agg), each returned as a PNG data: URI.
+
+Every function takes the plain values that warehouse.report.gather put in
+ReportData and returns "data:image/png;base64,...". A plot with nothing to draw
+still returns an image, saying so, so the page never has a broken image.
+
+Labels that come from the data (domain names) go through `label()`: matplotlib
+reads `$...$` as math, so `$` is escaped, and long names are cut.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from warehouse.report import (CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION, RATIO_BIN,  # noqa: E402
+                              ReportData)
+
+WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def label(text, limit: int = 28) -> str:
+    """A data string made safe for a matplotlib label: no math mode, no newlines, not too long."""
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s.replace("\\", "\\\\").replace("$", r"\$")
+
+
+def _to_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(title: str):
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _empty(title: str, why: str) -> str:
+    fig, ax = _figure(title)
+    ax.axis("off")
+    ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=11, color="#555", transform=ax.transAxes)
+    return _to_uri(fig)
+
+
+def _color(domains: list[str], domain: str) -> str:
+    return COLORS[domains.index(domain) % len(COLORS)] if domain in domains else "#7f7f7f"
+
+
+def ratio_distribution(data: ReportData) -> str:
+    title = "Memento/block ratio per domain (one count per block)"
+    if not any(sum(c) for c in data.ratio_hist.values()):
+        return _empty(title, "no analysed blocks")
+    fig, ax = _figure(title)
+    for domain in data.plot_domains:
+        counts = data.ratio_hist[domain]
+        total = sum(counts)
+        if not total:
+            continue
+        edges = [i * RATIO_BIN for i in range(len(counts) + 1)]
+        shares = [100.0 * c / total for c in counts]
+        color = _color(data.plot_domains, domain)
+        ax.stairs(shares, edges, color=color, linewidth=1.6, label=f"{label(domain)} ({total:,} blocks)")
+        if domain in CARD_MEDIAN_RATIO_CHARS:
+            ax.axvline(CARD_MEDIAN_RATIO_CHARS[domain], color=color, linestyle=":", linewidth=1.2)
+    ax.set_xlabel("memento chars / block chars (ratio; the last bin holds everything ≥ 1)")
+    ax.set_ylabel(f"share of the domain's blocks (%, bins of {RATIO_BIN})")
+    ax.set_xlim(0, len(next(iter(data.ratio_hist.values()))) * RATIO_BIN)
+    ax.plot([], [], color="#333", linestyle=":", label="card median (math, code, science)")
+    ax.legend(fontsize=8)
+    return _to_uri(fig)
+
+
+def blocks_per_trace(data: ReportData) -> str:
+    title = "Blocks per trace per domain (analysed traces)"
+    if not any(data.blocks_hist.values()):
+        return _empty(title, "no analysed traces")
+    fig, ax = _figure(title)
+    top = 0
+    for domain in data.plot_domains:
+        hist = data.blocks_hist[domain]
+        total = sum(hist.values())
+        if not total:
+            continue
+        xs = list(range(1, max(hist) + 1))
+        top = max(top, xs[-1])
+        ax.plot(xs, [100.0 * hist.get(x, 0) / total for x in xs], marker="o", markersize=3, linewidth=1.4,
+                color=_color(data.plot_domains, domain), label=f"{label(domain)} ({total:,} traces)")
+    from warehouse.report import MAX_BLOCKS_BIN
+
+    ax.set_xlabel(f"blocks per trace (count; {MAX_BLOCKS_BIN} holds {MAX_BLOCKS_BIN} or more)")
+    ax.set_ylabel("share of the domain's traces (%)")
+    ax.set_xlim(0.5, top + 0.5)
+    ax.legend(fontsize=8)
+    return _to_uri(fig)
+
+
+def block_vs_memento(data: ReportData) -> str:
+    title = f"Block length against memento length ({len(data.scatter):,} blocks sampled)"
+    points = [(d, b, m) for d, b, m in data.scatter if b and m and b > 0 and m > 0]
+    if not points:
+        return _empty(title, "no analysed blocks")
+    fig, ax = _figure(title)
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for d, b, m in points:
+        groups.setdefault(d if d in data.plot_domains else "other", []).append((b, m))
+    for domain, pts in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, alpha=0.45, linewidths=0,
+                   color=_color(data.plot_domains, domain), label=label(domain))
+    lo = min(min(b, m) for _, b, m in points)
+    hi = max(max(b, m) for _, b, m in points)
+    xs = [lo, hi]
+    ax.plot(xs, xs, color="#333", linewidth=0.9, linestyle="--", label="memento = block")
+    ax.plot(xs, [0.2 * x for x in xs], color="#333", linewidth=0.9, linestyle=":", label="memento = 0.2 × block")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("block length (characters, log scale)")
+    ax.set_ylabel("memento length (characters, log scale)")
+    ax.legend(fontsize=8, markerscale=2)
+    return _to_uri(fig)
+
+
+def compression_per_domain(data: ReportData) -> str:
+    unit = data.compression_unit
+    title = f"Trace-level compression per domain (block {unit} / memento {unit})"
+    stats = [(d, data.compression_box[d]) for d in data.plot_domains if d in data.compression_box]
+    if not stats:
+        return _empty(title, "no analysed traces")
+    fig, ax = _figure(title)
+    boxes = [{"label": f"{label(d, 18)}\n({s['n']:,})", "whislo": s["p5"], "q1": s["q1"], "med": s["med"],
+              "q3": s["q3"], "whishi": s["p95"], "fliers": []} for d, s in stats]
+    ax.bxp(boxes, showfliers=False, patch_artist=True,
+           boxprops={"facecolor": "#cfe2f3"}, medianprops={"color": "#d62728", "linewidth": 1.6})
+    if unit == "tokens":
+        ax.axhline(CARD_TRACE_COMPRESSION, color="#333", linestyle=":", linewidth=1.2, label="card: ~6×")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("domain (traces); box: quartiles, whiskers: 5th and 95th percentiles")
+    ax.set_ylabel(f"compression (×, total block {unit} / total memento {unit})")
+    ax.set_ylim(bottom=0)
+    return _to_uri(fig)
+
+
+def peak_context(data: ReportData) -> str:
+    title = "Peak context in the inference simulation (median over traces)"
+    series = {d: ks for d, ks in data.inference.items() if any(v[1] is not None for v in ks.values())}
+    if not series:
+        return _empty(title, "no token counts (ingested with --no-tokens) or no analysed traces")
+    fig, ax = _figure(title)
+    order = ["all"] + [d for d in data.plot_domains if d in series and d != "all"]
+    for domain in order:
+        if domain not in series:
+            continue
+        ks = sorted(series[domain])
+        color = "#000000" if domain == "all" else _color(data.plot_domains, domain)
+        width = 2.2 if domain == "all" else 1.3
+        name = "all domains" if domain == "all" else label(domain)
+        ax.plot(ks, [series[domain][k][1] for k in ks], marker="o", color=color, linewidth=width,
+                label=f"{name}, with eviction")
+        ax.plot(ks, [series[domain][k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--",
+                label=f"{name}, no eviction")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xticks([1, 2, 4, 8])
+    ax.set_xlabel("k: blocks kept in full in the context (earlier blocks are replaced by their mementos)")
+    ax.set_ylabel("peak context (tokens, cl100k_base)")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.legend(fontsize=7, ncol=2)
+    return _to_uri(fig)
+
+
+PLOTS = {
+    "ratio_distribution": ratio_distribution,
+    "blocks_per_trace": blocks_per_trace,
+    "block_vs_memento": block_vs_memento,
+    "compression_per_domain": compression_per_domain,
+    "peak_context": peak_context,
+}
+
+
+def render_all(data: ReportData) -> dict[str, str]:
+    return {name: fn(data) for name, fn in PLOTS.items()}

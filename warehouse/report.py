@@ -1,0 +1,556 @@
+"""`mementos report`: one self-contained HTML file describing a warehouse.
+
+The report reads the models (warehouse/engine.py builds the stale ones first,
+with a line saying so), plus small aggregates over base tables (ingest runs,
+parse issues per code). The only rows it reads from base tables one trace at a
+time are the texts of the few traces it shows side by side (`trace_views`),
+looked up by trace_id: no model holds texts.
+
+Three steps, each a function that tests can call on its own:
+
+    gather(con, ...)  -> ReportData     the numbers, from the models (plain Python values)
+    plots.render_all(data)              five PNGs, base64 data: URIs (warehouse/plots.py)
+    render_html(data) -> str            Jinja2, autoescape on (templates/report.html.j2)
+
+`write_report(db, out)` runs the three and writes the file. Nothing in the page
+loads anything from the network: CSS is inline, images are data: URIs, and
+there is no script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from warehouse import storage
+from warehouse.storage import WarehouseError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# The OpenMementos card (huggingface.co/datasets/microsoft/OpenMementos, "Block & Summary
+# Statistics"). The ratios are medians; the token lengths are averages; the trace-level
+# figure is ~10,900 block tokens -> ~1,850 memento tokens per trace, ~6x.
+CARD_MEDIAN_RATIO_CHARS = {"math": 0.16, "code": 0.18, "science": 0.23}
+CARD_TOKENS_PER_BLOCK = 1150
+CARD_TOKENS_PER_MEMENTO = 194
+CARD_BLOCK_TOKENS_PER_TRACE = 10900
+CARD_MEMENTO_TOKENS_PER_TRACE = 1850
+CARD_TRACE_COMPRESSION = 6.0
+
+MAX_PLOT_DOMAINS = 6  # plots draw the largest domains; the tables list all of them
+MAX_DOMAIN_VIEWS = 8  # one typical trace per domain, for the largest domains
+DEFAULT_OUTLIERS = 10
+RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
+RATIO_MAX = 1.0  # ratios above it go into the last bin
+MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
+SCATTER_SAMPLE = 3000
+
+
+# ---------------------------------------------------------------------------
+# The data the report is made of
+
+
+@dataclass
+class Pair:
+    """One block and its memento (either may be missing in a flagged trace)."""
+    block_idx: int
+    block: str | None
+    memento: str | None
+    block_chars: int | None
+    memento_chars: int | None
+    block_tokens: int | None
+    memento_tokens: int | None
+
+    @property
+    def ratio_tokens(self) -> float | None:
+        return _ratio(self.memento_tokens, self.block_tokens)
+
+    @property
+    def ratio_chars(self) -> float | None:
+        return _ratio(self.memento_chars, self.block_chars)
+
+
+@dataclass
+class TraceView:
+    trace_id: str
+    anchor: str  # an HTML id made of [a-z0-9-] only
+    dataset: str
+    domain: str | None
+    source: str | None
+    difficulty: str | None
+    status: str
+    issue_codes: list[str]
+    problem: str | None
+    pairs: list[Pair]
+    answer: str | None
+    answer_tokens: int | None
+    why: list[str] = field(default_factory=list)  # why the report shows it
+
+    def _total(self, attr: str) -> int | None:
+        values = [getattr(p, attr) for p in self.pairs if p.block is not None and p.memento is not None]
+        return None if not values or any(v is None for v in values) else sum(values)
+
+    @property
+    def block_tokens(self) -> int | None:
+        return self._total("block_tokens")
+
+    @property
+    def memento_tokens(self) -> int | None:
+        return self._total("memento_tokens")
+
+    @property
+    def block_chars(self) -> int | None:
+        return self._total("block_chars")
+
+    @property
+    def memento_chars(self) -> int | None:
+        return self._total("memento_chars")
+
+    @property
+    def compression_tokens(self) -> float | None:
+        """Total block tokens / total memento tokens, over complete pairs (trace_compression's measure)."""
+        return _ratio(self.block_tokens, self.memento_tokens)
+
+
+@dataclass
+class CardRow:
+    measure: str
+    statistic: str  # how the card states it: median, average, ...
+    card: float
+    ours: float | None
+    ours_note: str  # the same measure as another statistic, for context
+    digits: int  # decimals to show
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.ours is None else self.ours - self.card
+
+    @property
+    def diff_pct(self) -> float | None:
+        return None if self.ours is None else 100.0 * (self.ours - self.card) / self.card
+
+
+@dataclass
+class ReportData:
+    db: str
+    generated_at: datetime
+    data_version: str
+    totals: dict  # traces, ok, flagged, datasets, blocks
+    datasets: list[dict]
+    runs: list[dict]
+    domains: list[dict]
+    issues: list[dict]
+    alignment: dict | None
+    card: list[CardRow]
+    has_tokens: bool
+    plot_domains: list[str]
+    ratio_hist: dict[str, list[int]]  # domain -> counts per RATIO_BIN bin (last bin: >= RATIO_MAX)
+    blocks_hist: dict[str, dict[int, int]]  # domain -> n_blocks -> traces
+    scatter: list[tuple[str, int, int]]  # (domain, block_chars, memento_chars), a sample
+    compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
+    compression_unit: str  # 'tokens' or 'chars'
+    inference: dict[str, dict[int, tuple[float | None, float | None]]]  # domain -> k -> (no eviction, with)
+    outlier_total: int
+    outlier_reasons: list[dict]
+    outliers: list[dict]
+    views: list[TraceView]
+    models: list[dict]
+    plots: dict[str, str] = field(default_factory=dict)  # name -> data: URI, filled by plots.render_all
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _ratio(num, den) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
+    result = con.execute(sql, params or [])
+    cols = [d[0] for d in result.description]
+    return [dict(zip(cols, row)) for row in result.fetchall()]
+
+
+def _scalar_row(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> dict:
+    rows = _dicts(con, sql, params)
+    return rows[0] if rows else {}
+
+
+def anchor_for(trace_id: str) -> str:
+    """An HTML id for a trace's view: [a-z0-9-] only, unique by a hash of the exact id."""
+    slug = re.sub(r"[^a-z0-9]+", "-", trace_id.lower()).strip("-")[:40]
+    digest = hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"trace-{slug}-{digest}" if slug else f"trace-{digest}"
+
+
+# ---------------------------------------------------------------------------
+# Stale models
+
+
+def stale_models(db: str | Path) -> list[tuple[str, str]]:
+    """(model, why) for every model that is not fresh, in dependency order."""
+    from warehouse.engine import existing_objects, load_project, model_states
+
+    with storage.connect(db, read_only=True) as con:
+        project = load_project(None, set(existing_objects(con)))
+        states = model_states(con, project)
+    return [(name, s.reason or s.state) for name, s in states.items() if s.state != "fresh"]
+
+
+def ensure_built(db: str | Path, echo=print) -> float:
+    """Build the stale models first, saying so; returns the seconds it took (0 when all are fresh)."""
+    from warehouse.engine import build
+
+    stale = stale_models(db)
+    if not stale:
+        return 0.0
+    listed = ", ".join(f"{name} ({why})" for name, why in stale[:4])
+    more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
+    echo(f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
+         f"building first: {listed}{more}")
+    result = build(db)
+    if not result.ok:
+        raise WarehouseError("the report needs every model, and the build failed:\n" + result.format())
+    echo(f"report: built {len(result.by_status('built'))} models in {result.seconds:.1f} s")
+    return result.seconds
+
+
+# ---------------------------------------------------------------------------
+# Trace views (also used by `mementos show`)
+
+
+def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, TraceView]:
+    """The side-by-side views of the given traces, looked up by trace_id (one scan for all of them).
+
+    Reads the base tables (traces, segments, parse_issues) for these traces only,
+    so it works on a warehouse whose models were never built. Ids not in the
+    warehouse are absent from the result.
+    """
+    ids = list(dict.fromkeys(trace_ids))
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem "
+                        f"FROM traces WHERE trace_id IN ({marks})", ids)
+    codes: dict[str, list[str]] = {}
+    for r in _dicts(con, f"SELECT trace_id, list(DISTINCT code ORDER BY code) AS codes FROM parse_issues "
+                         f"WHERE config = 'default' AND trace_id IN ({marks}) GROUP BY trace_id", ids):
+        codes[r["trace_id"]] = list(r["codes"])
+    segs: dict[str, list[dict]] = {}
+    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
+                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
+        segs.setdefault(r["trace_id"], []).append(r)
+    views = {}
+    for h in heads:
+        pairs: dict[int, Pair] = {}
+        answer, answer_tokens = None, None
+        for s in segs.get(h["trace_id"], []):
+            if s["kind"] == "answer":
+                answer, answer_tokens = s["text"], s["n_tokens"]
+                continue
+            p = pairs.setdefault(s["block_idx"], Pair(s["block_idx"], None, None, None, None, None, None))
+            if s["kind"] == "block":
+                p.block, p.block_chars, p.block_tokens = s["text"], s["n_chars"], s["n_tokens"]
+            else:
+                p.memento, p.memento_chars, p.memento_tokens = s["text"], s["n_chars"], s["n_tokens"]
+        views[h["trace_id"]] = TraceView(
+            trace_id=h["trace_id"], anchor=anchor_for(h["trace_id"]), dataset=h["dataset"],
+            domain=h["domain"], source=h["source"], difficulty=h["difficulty"], status=h["status"],
+            issue_codes=codes.get(h["trace_id"], []), problem=h["problem"],
+            pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens)
+    return views
+
+
+def trace_view(db: str | Path, trace_id: str) -> TraceView:
+    """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
+    with storage.connect(db, read_only=True) as con:
+        views = trace_views(con, [trace_id])
+        if trace_id not in views:
+            raise WarehouseError(_no_trace(con, trace_id, db))
+    return views[trace_id]
+
+
+def _no_trace(con, trace_id: str, db) -> str:
+    example = con.execute("SELECT min(trace_id) FROM traces").fetchall()[0][0]
+    hint = f"; trace ids look like {example!r} (dataset:row)" if example else "; the warehouse has no traces"
+    return f"no trace {trace_id!r} in {db}{hint}"
+
+
+# ---------------------------------------------------------------------------
+# Gathering
+
+
+def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
+           outliers: int = DEFAULT_OUTLIERS) -> ReportData:
+    """Everything the report shows, from a warehouse whose models are built."""
+    from warehouse.engine import data_version, existing_objects
+
+    objects = existing_objects(con)
+    missing = [m for m in ("all_traces", "block_pairs", "trace_compression", "domain_compression",
+                           "inference_summary", "outlier_traces") if m not in objects]
+    if missing:
+        raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
+                             f"run `mementos build --db {db}` (the report command does it for you)")
+
+    totals = _scalar_row(con, """
+        SELECT count(*) AS traces,
+               count(*) FILTER (WHERE status = 'ok') AS ok,
+               count(*) FILTER (WHERE status = 'flagged') AS flagged,
+               count(DISTINCT dataset) AS datasets
+        FROM all_traces""")
+    totals["blocks"] = con.execute("SELECT count(*) FROM block_pairs").fetchall()[0][0]
+
+    datasets = _dicts(con, """
+        SELECT dataset, count(*) AS traces,
+               count(*) FILTER (WHERE status = 'ok') AS ok,
+               count(*) FILTER (WHERE status = 'flagged') AS flagged,
+               count(DISTINCT domain) AS domains
+        FROM all_traces GROUP BY dataset ORDER BY traces DESC, dataset""")
+    runs = _dicts(con, """
+        SELECT run_id, dataset, source, config, started_at, finished_at, rows_read, rows_ok, rows_flagged,
+               default_rows, full_rows, input_bytes, parser_version, token_encoding, seconds,
+               finished_at = max(finished_at) OVER (PARTITION BY dataset) AS current
+        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
+    domains = _dicts(con, """
+        SELECT domain, count(*) AS traces,
+               count(*) FILTER (WHERE status = 'ok') AS ok,
+               count(*) FILTER (WHERE status = 'flagged') AS flagged
+        FROM all_traces GROUP BY domain ORDER BY traces DESC, domain""")
+    for d in domains:
+        d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
+    issues = _dicts(con, """
+        SELECT config, code, count(DISTINCT trace_id) AS traces, count(*) AS issues
+        FROM parse_issues GROUP BY config, code ORDER BY config, traces DESC, code""")
+    alignment = None
+    if "full_alignment" in objects:
+        alignment = _scalar_row(con, """
+            SELECT count(*) AS traces, count(*) FILTER (WHERE aligned) AS aligned,
+                   count(*) FILTER (WHERE NOT aligned) AS disagreeing
+            FROM full_alignment""")
+
+    card, has_tokens = card_rows(con)
+
+    # plots -----------------------------------------------------------------
+    plot_domains = [r[0] for r in con.execute(
+        "SELECT domain FROM trace_compression GROUP BY domain ORDER BY count(*) DESC, domain LIMIT ?",
+        [MAX_PLOT_DOMAINS]).fetchall()]
+    nbins = int(round(RATIO_MAX / RATIO_BIN)) + 1
+    ratio_hist = {d: [0] * nbins for d in plot_domains}
+    for domain, b, n in con.execute(
+            "SELECT domain, CAST(least(floor(ratio_chars / ?), ?) AS INTEGER) AS bin, count(*) FROM block_pairs "
+            "GROUP BY ALL", [RATIO_BIN, nbins - 1]).fetchall():
+        if domain in ratio_hist:
+            ratio_hist[domain][b] += n
+    blocks_hist: dict[str, dict[int, int]] = {d: {} for d in plot_domains}
+    for domain, nb, n in con.execute(
+            "SELECT domain, least(n_blocks, ?) AS nb, count(*) FROM trace_compression GROUP BY ALL ORDER BY nb",
+            [MAX_BLOCKS_BIN]).fetchall():
+        if domain in blocks_hist:
+            blocks_hist[domain][nb] = blocks_hist[domain].get(nb, 0) + n
+    scatter = [tuple(r) for r in con.execute(
+        f"SELECT domain, block_chars, memento_chars FROM block_pairs "
+        f"USING SAMPLE reservoir({SCATTER_SAMPLE} ROWS) REPEATABLE (7)").fetchall()]
+    scatter.sort(key=lambda r: (str(r[0]), r[1], r[2]))
+    compression_unit = "tokens" if has_tokens else "chars"
+    compression_box = {}
+    for domain, qs, n in con.execute(
+            f"SELECT domain, quantile_cont(compression_{compression_unit}, [0.05, 0.25, 0.5, 0.75, 0.95]), "
+            f"count(compression_{compression_unit}) FROM trace_compression GROUP BY domain").fetchall():
+        if domain in plot_domains and n:
+            compression_box[domain] = dict(zip(("p5", "q1", "med", "q3", "p95"), qs), n=n)
+    inference: dict[str, dict[int, tuple]] = {}
+    for domain, k, no_ev, with_ev in con.execute(
+            "SELECT domain, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
+            "ORDER BY k").fetchall():
+        if domain in plot_domains or domain == "all":
+            inference.setdefault(domain, {})[k] = (no_ev, with_ev)
+
+    # outliers and the traces shown -----------------------------------------
+    outlier_total = con.execute("SELECT count(*) FROM outlier_traces").fetchall()[0][0]
+    outlier_reasons = _dicts(con, """
+        SELECT reason, count(*) AS traces
+        FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM outlier_traces)
+        GROUP BY reason ORDER BY traces DESC, reason""")
+    top = _dicts(con, """
+        SELECT trace_id, dataset, domain, status, reasons, n_reasons, issue_codes, duplicate_of, n_blocks,
+               ratio_chars, domain_median_ratio_chars, ratio_z, blocks_z, max_block_chars, max_block_z, answer_chars
+        FROM outlier_traces
+        ORDER BY n_reasons DESC,
+                 greatest(coalesce(abs(ratio_z), 0), coalesce(abs(blocks_z), 0), coalesce(abs(max_block_z), 0)) DESC,
+                 trace_id
+        LIMIT ?""", [outliers])
+    for o in top:
+        o["anchor"] = anchor_for(o["trace_id"])
+        o["reasons"] = o["reasons"].split(",") if o["reasons"] else []
+
+    typical = _dicts(con, """
+        WITH ranked AS (
+            SELECT trace_id, domain, ratio_chars,
+                   quantile_cont(ratio_chars, 0.5) OVER (PARTITION BY domain) AS median_ratio,
+                   count(*) OVER (PARTITION BY domain) AS traces
+            FROM trace_compression
+        )
+        SELECT domain, trace_id, ratio_chars, median_ratio, traces FROM ranked
+        QUALIFY row_number() OVER (PARTITION BY domain ORDER BY abs(ratio_chars - median_ratio), trace_id) = 1
+        ORDER BY traces DESC, domain LIMIT ?""", [MAX_DOMAIN_VIEWS])
+
+    why: dict[str, list[str]] = {}
+    for t in typical:
+        why.setdefault(t["trace_id"], []).append(
+            f"typical {t['domain']} trace (memento/block ratio closest to the domain median)")
+    for o in top:
+        why.setdefault(o["trace_id"], []).append("outlier: " + ", ".join(o["reasons"]))
+    for tid in extra_traces:
+        why.setdefault(tid, []).append("chosen with --trace")
+    found = trace_views(con, list(why))
+    unknown = [t for t in extra_traces if t not in found]
+    if unknown:
+        raise WarehouseError(_no_trace(con, unknown[0], db))
+    views = []
+    for tid, reasons in why.items():
+        if tid in found:
+            found[tid].why = reasons
+            views.append(found[tid])
+
+    return ReportData(
+        db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con, objects),
+        totals=totals, datasets=datasets, runs=runs, domains=domains, issues=issues, alignment=alignment,
+        card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
+        blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
+        compression_unit=compression_unit, inference=inference, outlier_total=outlier_total,
+        outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
+
+
+def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
+    """This warehouse's figures beside the card's, each computed as the card states it."""
+    ratios = dict(con.execute(
+        "SELECT domain, median_ratio_chars FROM domain_compression WHERE domain <> 'all'").fetchall())
+    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE domain = 'all'")
+    per_block = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento, "
+                                 "count(block_tokens) AS with_tokens FROM block_pairs")
+    per_trace = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento "
+                                 "FROM trace_compression")
+    has_tokens = bool(per_block.get("with_tokens"))
+
+    def med(col):
+        v = all_row.get(col)
+        return f"median {v:,.0f}" if v is not None else ""
+
+    rows = []
+    for domain, card in CARD_MEDIAN_RATIO_CHARS.items():
+        rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", card,
+                            ratios.get(domain), "", 3))
+    rows += [
+        CardRow("block length (tokens)", "average", CARD_TOKENS_PER_BLOCK, per_block.get("block"),
+                med("median_tokens_per_block"), 0),
+        CardRow("memento length (tokens)", "average", CARD_TOKENS_PER_MEMENTO, per_block.get("memento"),
+                med("median_tokens_per_memento"), 0),
+        CardRow("block tokens per trace", "average", CARD_BLOCK_TOKENS_PER_TRACE, per_trace.get("block"),
+                med("median_block_tokens_per_trace"), 0),
+        CardRow("memento tokens per trace", "average", CARD_MEMENTO_TOKENS_PER_TRACE, per_trace.get("memento"),
+                med("median_memento_tokens_per_trace"), 0),
+        CardRow("trace-level compression (block tokens / memento tokens, x)", "ratio of the averages",
+                CARD_TRACE_COMPRESSION, _ratio(per_trace.get("block"), per_trace.get("memento")),
+                (f"median per trace {all_row['median_compression_tokens']:.2f}"
+                 if all_row.get("median_compression_tokens") is not None else ""), 2),
+    ]
+    return rows, has_tokens
+
+
+def model_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Each model with the version and fingerprint of its last successful build."""
+    from warehouse.engine import existing_objects, last_builds, load_project, model_states
+
+    objects = existing_objects(con)
+    project = load_project(None, set(objects))
+    states = model_states(con, project)
+    lasts = last_builds(con, objects)
+    out = []
+    for name in project.order:
+        last = lasts.get(name)
+        out.append({"name": name, "kind": project.models[name].kind, "version": project.models[name].version,
+                    "built_version": last.version if last else None,
+                    "fingerprint": last.fingerprint if last else None,
+                    "built_at": last.built_at if last else None, "rows": last.rows if last else None,
+                    "state": states[name].state, "reason": states[name].reason})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _fmt_num
+    env.filters["signed"] = _fmt_signed
+    env.filters["pct"] = lambda v, digits=1: "–" if v is None else f"{100 * v:.{digits}f}%"
+    env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
+    env.filters["mb"] = lambda v: "–" if v is None else f"{v / 1e6:,.1f} MB"
+    return env
+
+
+def _fmt_num(v, digits: int = 0) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, int) and digits == 0:
+        return f"{v:,}"
+    return f"{v:,.{digits}f}"
+
+
+def _fmt_signed(v, digits: int = 0) -> str:
+    return "–" if v is None else f"{v:+,.{digits}f}"
+
+
+def render_html(data: ReportData) -> str:
+    return _environment().get_template("report.html.j2").render(r=data)
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    bytes: int
+    seconds: float
+    timings: dict[str, float]
+    views: int
+
+
+def write_report(db: str | Path, out: str | Path = "report.html", traces: list[str] | tuple[str, ...] = (),
+                 outliers: int = DEFAULT_OUTLIERS, echo=print) -> ReportResult:
+    """Build the stale models, gather, plot, render, and write `out` (atomically)."""
+    from warehouse import plots
+
+    t0 = time.monotonic()
+    db, out = Path(db), Path(out)
+    if not db.exists():
+        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    timings = {"build": ensure_built(db, echo)}
+    t = time.monotonic()
+    with storage.connect(db, read_only=True) as con:
+        data = gather(con, str(db), list(traces), outliers)
+    timings["queries"] = time.monotonic() - t
+    t = time.monotonic()
+    data.plots = plots.render_all(data)
+    timings["plots"] = time.monotonic() - t
+    t = time.monotonic()
+    html = render_html(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    timings["render"] = time.monotonic() - t
+    seconds = time.monotonic() - t0
+    return ReportResult(out, len(html.encode("utf-8")), seconds, timings, len(data.views))

@@ -10,11 +10,14 @@ memory flat however large the corpus.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import time
 import uuid
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +33,10 @@ from warehouse import storage
 from warehouse.faults import checkpoint
 
 BATCH_ROWS = 1000
+
+
+class WorkerDied(storage.WarehouseError):
+    pass
 
 
 @dataclass
@@ -61,8 +68,27 @@ _WORKER: dict = {}
 
 
 def _init_worker(root: str, with_tokens: bool, trace_by_hash: dict[str, str]) -> None:
+    _exit_with_parent()
     _WORKER.update(root=Path(root), with_tokens=with_tokens, trace_by_hash=trace_by_hash,
                    schemas=storage.base_schemas())
+
+
+def _exit_with_parent() -> None:
+    """In a worker: exit as soon as the ingest process dies, even by SIGKILL.
+
+    Without this, a killed ingest leaves its workers blocked forever on the task
+    queue (each holds the queue's write end, so they never see EOF), holding the
+    batches in memory and the terminal's pipes open.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # workers=0: this is the ingest process itself
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _process(task: _Task) -> Flattened:
@@ -73,6 +99,7 @@ def _process(task: _Task) -> Flattened:
     else:
         flat = flatten_full(task.batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
     parquet_writer.write_tables(w["root"], task.origin.dataset, task.origin.run_id, task.config, task.seq, flat.tables)
+    checkpoint("ingest.worker_write")  # in a worker process: the worker dies, the ingest must fail cleanly
     flat.tables = {}  # the files are written; don't ship the data back
     return flat
 
@@ -177,7 +204,13 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
 
     def collect(future: Future) -> None:
         nonlocal config_bytes
-        flat: Flattened = future.result()
+        try:
+            flat: Flattened = future.result()
+        except BrokenProcessPool:
+            raise WorkerDied(
+                f"a worker process died while ingesting the {cfg} config of {dataset!r} (killed, or out of "
+                f"memory); nothing was changed. Retry, with fewer --workers if memory is short"
+            ) from None
         summary.rows_read += flat.rows
         summary.rows_ok += flat.ok
         summary.rows_flagged += flat.flagged
@@ -194,6 +227,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         config_bytes += flat.input_bytes
         bar.update(flat.rows)
         bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")
+        checkpoint("ingest.mid_write")  # a batch's files are written, others are still in flight
 
     try:
         for task in _batches(files, cfg, limit, dataset, run_id):

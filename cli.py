@@ -139,5 +139,40 @@ def sql(query, db, fmt, file, write):
     click.echo(run_sql(db, query, fmt=fmt, file=file, write=write))
 
 
+@main.command()
+@click.argument("kind", type=click.Choice(["memento", "compressed", "summarize", "plain"]))
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output directory: one file per split plus manifest.json (files of the same names are replaced).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
+@click.option("--split", "split", default="train=0.98,validation=0.01,test=0.01", show_default=True,
+              help="Split names and fractions (adding up to 1); a problem goes to one split only.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split assignment; same seed, same files.")
+@click.option("--domain", help="Only traces of this domain ('(unknown)' for traces without one).")
+@click.option("--max-tokens", type=click.IntRange(min=1),
+              help="Leave out examples longer than N cl100k tokens (segment tokens; see docs/export.md).")
+@click.option("--include-flagged", is_flag=True, help="Keep flagged traces (with whatever the parser recovered).")
+def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged):
+    """Write the KIND training set as chat messages, one file per split.
+
+    \b
+    Kinds (docs/export.md has one example record of each):
+      memento     the problem, then the response with its block and memento markup
+      compressed  the problem, then every memento (blocks evicted) and the answer
+      summarize   one example per block: instruction + block, then its memento
+      plain       the problem, then the blocks without any memento markup, and the answer
+    Splits are grouped by problem (whitespace-normalised), exact duplicate traces
+    are written once, flagged traces are left out unless --include-flagged; what
+    was left out, and why, is printed. Stale export models are built first.
+    Files are written aside and renamed into place when complete.
+    """
+    from warehouse.export import export as run_export
+
+    result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
+                        include_flagged=include_flagged, echo=lambda line: click.echo(line, err=True),
+                        progress=sys.stderr.isatty())
+    click.echo(result.format())
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,354 @@
+"""`export`: the four kinds on a hand-written corpus, splits, filters, determinism, crashes, loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, memento, row, write_jsonl
+from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
+from ingest.pipeline import run_ingest
+from ingest.tokens import count_tokens
+from warehouse.export import (MANIFEST, REASONS, export, normalize_problem, parse_splits, split_of)
+from warehouse.storage import WarehouseError
+
+INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
+               "decision needed to continue the reasoning without the block.")
+ONE_SPLIT = "train=1"
+
+SIX_SEVENS = [("Six sevens: 6 * 7.", "6*7"), ("That is 42.", "It is 42.")]
+LONG_BLOCK = " ".join(f"step{i}" for i in range(400))
+HAND_ROWS = [
+    row(memento(SIX_SEVENS), problem="What is 6 x 7?", domain="math"),                          # hand:0
+    row(memento([("Rayleigh scattering goes as 1/lambda^4.", "Rayleigh")], answer="Blue scatters more."),
+        problem="Why is the sky blue?", domain="science"),                                       # hand:1
+    row(memento(SIX_SEVENS), problem="What is 6 x 7?", domain="math"),                          # hand:2 = hand:0
+    row("<think>\n<|block_start|>\nA lone block.\n<|block_end|>\n<|summary_start|>\nlone\n<|summary_end|>\n"
+        "<|block_start|>\ncut off", problem="A truncated one.", domain="math"),                  # hand:3 flagged
+    row(memento([(LONG_BLOCK, "400 steps.")], answer="done"), problem="Count to 400.", domain="code"),  # hand:4
+    row(memento([("Seven sixes.", "7*6")], answer="42"), problem="What  is 6 x\n7?", domain="math"),  # hand:5
+]
+
+
+def hand_expected(kind: str) -> dict[str, list]:
+    """The exact messages of each kept example of the hand-written corpus, written out by hand."""
+    problem = "What is 6 x 7?"
+    if kind == "memento":
+        return {
+            "hand:0": [{"role": "user", "content": problem}, {"role": "assistant", "content": HAND_ROWS[0]["response"]}],
+            "hand:1": [{"role": "user", "content": "Why is the sky blue?"},
+                       {"role": "assistant", "content": HAND_ROWS[1]["response"]}],
+        }
+    if kind == "compressed":
+        return {
+            "hand:0": [{"role": "user", "content": problem}, {"role": "assistant", "content": (
+                f"{THINK_OPEN}\n{SUMMARY_START}\n6*7\n{SUMMARY_END}\n{SUMMARY_START}\nIt is 42.\n{SUMMARY_END}\n"
+                f"{THINK_CLOSE}\n\nThe answer is 42.")}],
+            "hand:1": [{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": (
+                "<think>\n<|summary_start|>\nRayleigh\n<|summary_end|>\n</think>\n\nBlue scatters more.")}],
+        }
+    if kind == "plain":
+        return {
+            "hand:0": [{"role": "user", "content": problem}, {"role": "assistant", "content": (
+                "<think>\nSix sevens: 6 * 7.\n\nThat is 42.\n</think>\n\nThe answer is 42.")}],
+            "hand:1": [{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": (
+                "<think>\nRayleigh scattering goes as 1/lambda^4.\n</think>\n\nBlue scatters more.")}],
+        }
+    assert kind == "summarize"
+    return {
+        "hand:0/0": [{"role": "user", "content": INSTRUCTION + "\n\nSix sevens: 6 * 7."},
+                     {"role": "assistant", "content": "6*7"}],
+        "hand:0/1": [{"role": "user", "content": INSTRUCTION + "\n\nThat is 42."},
+                     {"role": "assistant", "content": "It is 42."}],
+        "hand:1/0": [{"role": "user", "content": INSTRUCTION + "\n\nRayleigh scattering goes as 1/lambda^4."},
+                     {"role": "assistant", "content": "Rayleigh"}],
+    }
+
+
+KINDS = ("memento", "compressed", "summarize", "plain")
+
+
+@pytest.fixture(scope="module")
+def hand_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export_hand")
+    src = write_jsonl(tmp / "hand.jsonl", HAND_ROWS)
+    db = tmp / "w.duckdb"
+    run_ingest(str(src), db, name="hand", workers=0, progress=False)
+    return db
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    from warehouse.sample import write_sample
+
+    tmp = tmp_path_factory.mktemp("export_sample")
+    write_sample(tmp / "sample", 400, seed=3)
+    db = tmp / "w.duckdb"
+    run_ingest(str(tmp / "sample"), db, name="sample", with_tokens=False, workers=0, progress=False)
+    return db
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def key(record: dict) -> str:
+    return record["trace_id"] + (f"/{record['block_idx']}" if "block_idx" in record else "")
+
+
+def files_of(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------
+# The kinds, exactly
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_writes_exactly_the_expected_messages(hand_db, tmp_path, kind):
+    result = export(hand_db, kind, tmp_path / kind, splits=ONE_SPLIT)
+    records = read_jsonl(tmp_path / kind / "train.jsonl")
+    # hand:2 is a duplicate of hand:0, hand:3 is flagged; hand:4 and hand:5 are left aside for brevity
+    got = {key(r): r["messages"] for r in records if not r["trace_id"].startswith(("hand:4", "hand:5"))}
+    assert got == hand_expected(kind)
+    order = [(int(r["trace_id"][5:]), r.get("block_idx", 0)) for r in records]
+    assert order == sorted(order)
+    assert all(r["status"] == "ok" for r in records)
+    assert result.left_out["duplicate"] == (2 if kind == "summarize" else 1)  # hand:2's examples
+    assert result.left_out["flagged"] == 1  # hand:3 (one example: its one complete pair, for summarize)
+
+
+def test_the_record_columns_and_token_counts(hand_db, tmp_path):
+    export(hand_db, "memento", tmp_path / "m", splits=ONE_SPLIT)
+    first = read_jsonl(tmp_path / "m" / "train.jsonl")[0]
+    assert list(first) == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens"]
+    assert (first["trace_id"], first["domain"], first["source"], first["difficulty"]) == ("hand:0", "math", "unit", "3")
+    texts = [b for pair in SIX_SEVENS for b in pair] + ["The answer is 42."]
+    assert first["n_tokens"] == sum(count_tokens(texts))
+    export(hand_db, "summarize", tmp_path / "s", splits=ONE_SPLIT)
+    first = read_jsonl(tmp_path / "s" / "train.jsonl")[0]
+    assert list(first) == ["messages", "trace_id", "block_idx", "domain", "source", "difficulty", "status", "n_tokens"]
+    assert first["n_tokens"] == sum(count_tokens(SIX_SEVENS[0]))
+
+
+def test_plain_is_the_raw_chain_of_thought(hand_db, tmp_path):
+    """No memento markup is left; the parser reads it back as a think section without pairs and the same answer."""
+    export(hand_db, "plain", tmp_path / "p", splits=ONE_SPLIT)
+    for record in read_jsonl(tmp_path / "p" / "train.jsonl"):
+        content = record["messages"][1]["content"]
+        assert not any(token in content for token in (BLOCK_START, BLOCK_END, SUMMARY_START, SUMMARY_END))
+        parsed = parse_response(content)
+        assert [i.code for i in parsed.issues] == ["no_blocks"]
+        original = parse_response(HAND_ROWS[int(record["trace_id"][5:])]["response"])
+        assert [s.text for s in parsed.segments if s.kind == "answer"] == \
+            [s.text for s in original.segments if s.kind == "answer"]
+
+
+def test_flagged_traces_only_when_asked(hand_db, tmp_path):
+    result = export(hand_db, "plain", tmp_path / "f", splits=ONE_SPLIT, include_flagged=True)
+    records = {r["trace_id"]: r for r in read_jsonl(tmp_path / "f" / "train.jsonl")}
+    assert result.left_out["flagged"] == 0
+    assert records["hand:3"]["status"] == "flagged"
+    # whatever the parser recovered: both blocks, no answer
+    assert records["hand:3"]["messages"][1]["content"] == "<think>\nA lone block.\n\ncut off\n</think>\n\n"
+    summarize = export(hand_db, "summarize", tmp_path / "fs", splits=ONE_SPLIT, include_flagged=True)
+    pairs = [key(r) for r in read_jsonl(tmp_path / "fs" / "train.jsonl") if r["trace_id"] == "hand:3"]
+    assert pairs == ["hand:3/0"]  # the block without a memento makes no example
+    assert summarize.left_out["flagged"] == 0
+
+
+# ---------------------------------------------------------------------------
+# Splits
+
+
+def test_parse_splits():
+    assert parse_splits("train=0.98,validation=0.01,test=0.01") == [("train", 0.98), ("validation", 0.01),
+                                                                    ("test", 0.01)]
+    assert parse_splits(" a=0.5 , b=0.5 ") == [("a", 0.5), ("b", 0.5)]
+    for bad in ("train=0.9", "train", "train=x", "a=0.5,a=0.5", "a/b=1", "a=1.5,b=-0.5"):
+        with pytest.raises(WarehouseError, match="--split"):
+            parse_splits(bad)
+
+
+def test_split_of_depends_on_the_normalised_problem_and_the_seed():
+    splits = parse_splits("a=0.5,b=0.5")
+    assert normalize_problem("  What  is\t6 x\n7? ") == "What is 6 x 7?"
+    for seed in range(20):
+        assert split_of("What is 6 x 7?", seed, splits) == split_of(" What  is 6 x\n\n7?", seed, splits)
+    assert len({split_of("What is 6 x 7?", seed, splits) for seed in range(20)}) == 2
+    problems = [f"problem {i}" for i in range(2000)]
+    share = sum(split_of(p, 0, splits) == "a" for p in problems) / len(problems)
+    assert 0.45 < share < 0.55
+    assert {split_of(p, 0, parse_splits("a=0,b=1")) for p in problems} == {"b"}
+
+
+def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
+    result = export(sample_db, "memento", tmp_path / "out", splits="train=0.6,validation=0.2,test=0.2", seed=11)
+    seen: dict[str, str] = {}
+    total = 0
+    for split in ("train", "validation", "test"):
+        records = read_jsonl(tmp_path / "out" / f"{split}.jsonl")
+        assert records, split
+        total += len(records)
+        for r in records:
+            problem = normalize_problem(r["messages"][0]["content"])
+            assert seen.setdefault(problem, split) == split, f"{problem[:60]!r} in {seen[problem]} and {split}"
+    assert total == result.rows and len(seen) < total  # problems do repeat in the sample, so this means something
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["candidates"] == total + sum(manifest["left_out"].values()) == 400
+    assert manifest["left_out"]["flagged"] > 0 and manifest["left_out"]["duplicate"] >= 0
+    assert {s: manifest["splits"][s]["rows"] for s in manifest["splits"]} == \
+        {s: len(read_jsonl(tmp_path / "out" / f"{s}.jsonl")) for s in ("train", "validation", "test")}
+    assert manifest["splits"]["train"]["tokens"] is None  # ingested without tokens
+
+
+def test_same_seed_gives_byte_identical_files(sample_db, tmp_path):
+    for fmt in ("jsonl", "parquet"):
+        a = export(sample_db, "compressed", tmp_path / f"a-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
+        export(sample_db, "compressed", tmp_path / f"b-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
+        assert files_of(tmp_path / f"a-{fmt}") == files_of(tmp_path / f"b-{fmt}")
+        assert set(files_of(tmp_path / f"a-{fmt}")) == {f"train.{fmt}", f"test.{fmt}", MANIFEST}
+        other = export(sample_db, "compressed", tmp_path / f"c-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=5)
+        assert other.splits["test"]["rows"] != a.splits["test"]["rows"] or \
+            files_of(tmp_path / f"c-{fmt}")[f"test.{fmt}"] != files_of(tmp_path / f"a-{fmt}")[f"test.{fmt}"]
+
+
+# ---------------------------------------------------------------------------
+# Filters
+
+
+def test_max_tokens_leaves_out_longer_examples(hand_db, tmp_path):
+    full = {r["trace_id"]: r["n_tokens"] for r in read_jsonl_after(export, hand_db, tmp_path / "all")}
+    limit = full["hand:4"] - 1
+    assert all(n <= limit for t, n in full.items() if t != "hand:4")
+    result = export(hand_db, "memento", tmp_path / "short", splits=ONE_SPLIT, max_tokens=limit)
+    kept = [r["trace_id"] for r in read_jsonl(tmp_path / "short" / "train.jsonl")]
+    assert kept == ["hand:0", "hand:1", "hand:5"]
+    assert result.left_out == {"flagged": 1, "domain": 0, "duplicate": 1, "too_long": 1, "empty": 0}
+    manifest = json.loads((tmp_path / "short" / MANIFEST).read_text())
+    assert manifest["filters"]["max_tokens"] == limit
+    assert manifest["splits"]["train"]["tokens"]["max"] <= limit
+    # exactly at the limit is kept
+    exact = export(hand_db, "memento", tmp_path / "exact", splits=ONE_SPLIT, max_tokens=full["hand:4"])
+    assert exact.left_out["too_long"] == 0
+
+
+def read_jsonl_after(export_fn, db, out):
+    export_fn(db, "memento", out, splits=ONE_SPLIT)
+    return read_jsonl(out / "train.jsonl")
+
+
+def test_domain_filter(hand_db, tmp_path):
+    result = export(hand_db, "memento", tmp_path / "sci", splits=ONE_SPLIT, domain="science")
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "sci" / "train.jsonl")] == ["hand:1"]
+    # hand:3 is flagged before it is out of the domain; hand:2 is out of the domain before it is a duplicate
+    assert result.left_out == {"flagged": 1, "domain": 4, "duplicate": 0, "too_long": 0, "empty": 0}
+    math = export(hand_db, "plain", tmp_path / "math", splits=ONE_SPLIT, domain="math")
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "math" / "train.jsonl")] == ["hand:0", "hand:5"]
+    assert math.left_out["duplicate"] == 1
+    assert json.loads((tmp_path / "math" / MANIFEST).read_text())["filters"]["domain"] == "math"
+
+
+def test_manifest_fields(hand_db, tmp_path):
+    result = export(hand_db, "compressed", tmp_path / "m", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    assert manifest["kind"] == "compressed" and manifest["format"] == "parquet"
+    assert set(manifest["models"]) == {"all_traces", "export_base", "export_compressed"}
+    assert all(set(m) == {"version", "fingerprint"} for m in manifest["models"].values())
+    [run] = manifest["ingest_runs"]
+    assert run["dataset"] == "hand" and run["traces"] == len(HAND_ROWS)
+    assert manifest["filters"]["seed"] == 1 and manifest["filters"]["split"] == {"train": 0.5, "test": 0.5}
+    assert list(manifest["left_out"]) == list(REASONS)
+    for name, split in manifest["splits"].items():
+        path = tmp_path / "m" / split["file"]
+        assert pq.ParquetFile(path).metadata.num_rows == split["rows"]
+        assert path.stat().st_size == split["bytes"]
+        if split["rows"]:
+            assert split["tokens"]["min"] <= split["tokens"]["median"] <= split["tokens"]["p95"] <= split["tokens"]["max"]
+    assert sum(s["rows"] for s in manifest["splits"].values()) == result.rows == 4
+
+
+# ---------------------------------------------------------------------------
+# Crashes
+
+
+@pytest.mark.parametrize("point", ["export.mid_write", "export.before_rename"])
+def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "cli.py"), "export", "memento", "--db", str(hand_db), "--out", str(out),
+           "--split", ONE_SPLIT]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert not (out / "train.jsonl").exists() and not (out / MANIFEST).exists()
+    assert any(p.name.endswith(".export-tmp") for p in out.iterdir())  # the partial file is aside
+
+    # a second export over a complete one: killed, the previous files stay as they were
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    assert not any(p.name.endswith(".export-tmp") for p in out.iterdir())  # leftovers removed
+    before = files_of(out)
+    proc = subprocess.run(cmd[:-1] + ["train=0.5,test=0.5"], cwd=REPO, env={**os.environ, "MEMENTOS_KILL_AT": point},
+                          capture_output=True)
+    assert proc.returncode == -9
+    assert {k: v for k, v in files_of(out).items() if not k.endswith(".export-tmp")} == before
+
+
+# ---------------------------------------------------------------------------
+# Loading with `datasets`
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_datasets_loads_the_files_as_they_are(hand_db, tmp_path, fmt):
+    import datasets
+
+    out = tmp_path / "out"
+    export(hand_db, "compressed", out, fmt=fmt, splits=ONE_SPLIT)
+    builder = "json" if fmt == "jsonl" else "parquet"
+    ds = datasets.load_dataset(builder, data_files={"train": str(out / f"train.{fmt}")}, split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    expected = hand_expected("compressed")
+    assert ds.num_rows == 4
+    assert ds[0]["trace_id"] == "hand:0" and ds[0]["messages"] == expected["hand:0"]
+    assert ds[1]["messages"] == expected["hand:1"]
+    assert ds.column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens"]
+
+
+def test_datasets_loads_summarize_splits(hand_db, tmp_path):
+    import datasets
+
+    out = tmp_path / "out"
+    export(hand_db, "summarize", out, fmt="parquet", splits="train=0.5,test=0.5", seed=2)
+    manifest = json.loads((out / MANIFEST).read_text())
+    files = {name: str(out / s["file"]) for name, s in manifest["splits"].items() if s["rows"]}
+    ds = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "cache"))
+    assert {name: ds[name].num_rows for name in ds} == {n: s["rows"] for n, s in manifest["splits"].items() if s["rows"]}
+    got = {f"{r['trace_id']}/{r['block_idx']}": r["messages"] for name in ds for r in ds[name]}
+    expected = hand_expected("summarize")
+    assert {k: got[k] for k in expected} == expected
+
+
+# ---------------------------------------------------------------------------
+# CLI wiring
+
+
+def test_cli_export(hand_db, tmp_path):
+    from cli import main
+
+    result = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "o"),
+                                       "--format", "parquet", "--split", "train=1", "--seed", "3",
+                                       "--domain", "math", "--max-tokens", "1000", "--include-flagged"])
+    assert result.exit_code == 0, result.output
+    assert "left out:" in result.output and "domain" in result.output
+    manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
+    assert manifest["filters"] | {"split": None} == {
+        "include_flagged": True, "domain": "math", "max_tokens": 1000, "seed": 3, "split": None,
+        "duplicates": manifest["filters"]["duplicates"]}
+    bad = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "x"),
+                                    "--split", "train=0.5"])
+    assert bad.exit_code != 0 and "add up to" in bad.output

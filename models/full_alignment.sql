@@ -30,25 +30,56 @@ WITH matched AS (
     FROM full_traces
     WHERE trace_id IS NOT NULL
 ),
-default_pairs AS (
+default_keys AS (
+    -- which block indexes the default markup has, and whether each has a block and a memento
     SELECT
         s.trace_id,
         s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) END) AS block_text,
-        max(CASE WHEN s.kind = 'summary' THEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) END) AS summary_text
+        max(CASE WHEN s.kind = 'block' THEN 1 ELSE 0 END) AS has_block,
+        max(CASE WHEN s.kind = 'summary' THEN 1 ELSE 0 END) AS has_summary
     FROM segments AS s
     JOIN matched AS m ON m.trace_id = s.trace_id AND m.nth = 1
     WHERE s.kind IN ('block', 'summary')
     GROUP BY s.trace_id, s.block_idx
 ),
-full_pairs AS (
+full_keys AS (
     SELECT
         m.trace_id,
         b.block_idx,
-        trim(regexp_replace(b.text, '\s+', ' ', 'g')) AS block_text,
-        trim(regexp_replace(b.summary, '\s+', ' ', 'g')) AS summary_text
+        CASE WHEN b.text IS NULL THEN 0 ELSE 1 END AS has_block,
+        CASE WHEN b.summary IS NULL THEN 0 ELSE 1 END AS has_summary
     FROM full_blocks AS b
     JOIN matched AS m ON m.full_trace_id = b.full_trace_id AND m.nth = 1
+),
+-- Texts are compared in one join per kind, as written first; only the few that
+-- differ as written are compared again with runs of whitespace made one space.
+block_checks AS (
+    SELECT
+        m.trace_id,
+        s.block_idx,
+        CASE
+            WHEN s.text = b.text THEN 1
+            WHEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) = trim(regexp_replace(b.text, '\s+', ' ', 'g')) THEN 1
+            ELSE 0
+        END AS same
+    FROM matched AS m
+    JOIN segments AS s ON s.trace_id = m.trace_id AND s.kind = 'block'
+    JOIN full_blocks AS b ON b.full_trace_id = m.full_trace_id AND b.block_idx = s.block_idx
+    WHERE m.nth = 1 AND b.text IS NOT NULL
+),
+summary_checks AS (
+    SELECT
+        m.trace_id,
+        s.block_idx,
+        CASE
+            WHEN s.text = b.summary THEN 1
+            WHEN trim(regexp_replace(s.text, '\s+', ' ', 'g')) = trim(regexp_replace(b.summary, '\s+', ' ', 'g')) THEN 1
+            ELSE 0
+        END AS same
+    FROM matched AS m
+    JOIN segments AS s ON s.trace_id = m.trace_id AND s.kind = 'summary'
+    JOIN full_blocks AS b ON b.full_trace_id = m.full_trace_id AND b.block_idx = s.block_idx
+    WHERE m.nth = 1 AND b.summary IS NOT NULL
 ),
 compared AS (
     SELECT
@@ -57,11 +88,13 @@ compared AS (
         CASE
             WHEN f.trace_id IS NULL THEN 'missing_in_full'
             WHEN d.trace_id IS NULL THEN 'missing_in_default'
-            WHEN d.block_text IS DISTINCT FROM f.block_text THEN 'block_text'
-            WHEN d.summary_text IS DISTINCT FROM f.summary_text THEN 'summary_text'
+            WHEN NOT (d.has_block = 0 AND f.has_block = 0) AND coalesce(bc.same, 0) = 0 THEN 'block_text'
+            WHEN NOT (d.has_summary = 0 AND f.has_summary = 0) AND coalesce(sc.same, 0) = 0 THEN 'summary_text'
         END AS disagreement
-    FROM default_pairs AS d
-    FULL OUTER JOIN full_pairs AS f ON f.trace_id = d.trace_id AND f.block_idx = d.block_idx
+    FROM default_keys AS d
+    FULL OUTER JOIN full_keys AS f ON f.trace_id = d.trace_id AND f.block_idx = d.block_idx
+    LEFT JOIN block_checks AS bc ON bc.trace_id = d.trace_id AND bc.block_idx = d.block_idx
+    LEFT JOIN summary_checks AS sc ON sc.trace_id = d.trace_id AND sc.block_idx = d.block_idx
 ),
 first_disagreement AS (
     SELECT

@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) cli.py sample --traces $(DEMO_TRACES) --out $(DEMO_DIR)/sample --seed 7
 	$(PY) cli.py ingest $(DEMO_DIR)/sample --db $(DEMO_DIR)/warehouse.duckdb --config all --name sample
+	$(PY) cli.py build --db $(DEMO_DIR)/warehouse.duckdb
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

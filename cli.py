@@ -140,6 +140,54 @@ def sql(query, db, fmt, file, write):
 
 
 @main.command()
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write (replaced if it exists).")
+@click.option("--trace", "traces", multiple=True, metavar="TRACE_ID",
+              help="Also show this trace side by side (e.g. OpenMementos:17). Repeatable.")
+@click.option("--outliers", default=10, show_default=True, type=click.IntRange(min=0),
+              help="How many of the top outlier traces to list, each with its trace view.")
+def report(db, out, traces, outliers):
+    """Write one self-contained HTML report of the warehouse.
+
+    \b
+    It contains: an overview (datasets, ingest runs, traces per domain, flagged
+    traces by parse-issue code); this warehouse's figures beside the
+    OpenMementos card's, with the difference; five plots (ratio per domain,
+    blocks per trace, block vs memento length, trace-level compression, peak
+    context against k in the inference simulation); the top outlier traces
+    with their reasons; trace views (each block beside its memento, tokens and
+    ratio per pair, then the answer) for a typical trace of each domain, each
+    listed outlier and every --trace; and the model versions and fingerprints.
+
+    Stale models are built first (a line says which). The file opens from disk
+    with no network: CSS and images are inline, there is no script, and every
+    text from the data is escaped.
+    """
+    from warehouse.report import write_report
+
+    result = write_report(db, out, traces=traces, outliers=outliers, echo=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
+
+
+@main.command()
+@click.argument("trace_id")
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+def show(trace_id, db):
+    """Print trace TRACE_ID side by side in the terminal: each block beside its memento.
+
+    TRACE_ID is `dataset:row` (e.g. OpenMementos:17; `mementos sql "SELECT
+    trace_id FROM traces LIMIT 5"` lists some). Shows the problem, then every
+    block with its memento, their cl100k_base tokens and the memento/block
+    ratio (in tokens, and in chars), then the answer: the report's trace view
+    without a browser. Reads the warehouse only; works before any build.
+    """
+    from warehouse.show import show as show_trace
+
+    show_trace(db, trace_id)
+
+
+@main.command()
 @click.argument("kind", type=click.Choice(["memento", "compressed", "summarize", "plain"]))
 @click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),

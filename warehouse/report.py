@@ -50,6 +50,9 @@ RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
 RATIO_MAX = 1.0  # ratios above it go into the last bin
 MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
 SCATTER_SAMPLE = 3000
+# The models the report reads (their upstream models are built with them).
+REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
+                 "outlier_traces", "full_alignment")
 
 
 # ---------------------------------------------------------------------------
@@ -197,18 +200,31 @@ def anchor_for(trace_id: str) -> str:
 # Stale models
 
 
+def report_models(project) -> list[str]:
+    """The models the report reads and everything upstream of them, in dependency order."""
+    needed: set[str] = set()
+    stack = [m for m in REPORT_MODELS if m in project.models]
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(project.parents[name])
+    return [name for name in project.order if name in needed]
+
+
 def stale_models(db: str | Path) -> list[tuple[str, str]]:
-    """(model, why) for every model that is not fresh, in dependency order."""
+    """(model, why) for every model the report needs that is not fresh, in dependency order."""
     from warehouse.engine import existing_objects, load_project, model_states
 
     with storage.connect(db, read_only=True) as con:
         project = load_project(None, set(existing_objects(con)))
         states = model_states(con, project)
-    return [(name, s.reason or s.state) for name, s in states.items() if s.state != "fresh"]
+    return [(name, states[name].reason or states[name].state) for name in report_models(project)
+            if states[name].state != "fresh"]
 
 
 def ensure_built(db: str | Path, echo=print) -> float:
-    """Build the stale models first, saying so; returns the seconds it took (0 when all are fresh)."""
+    """Build the stale models the report needs first, saying so; returns the seconds it took."""
     from warehouse.engine import build
 
     stale = stale_models(db)
@@ -218,10 +234,11 @@ def ensure_built(db: str | Path, echo=print) -> float:
     more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
     echo(f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
          f"building first: {listed}{more}")
-    result = build(db)
+    result = build(db, select=[name for name, _ in stale])
     if not result.ok:
-        raise WarehouseError("the report needs every model, and the build failed:\n" + result.format())
-    echo(f"report: built {len(result.by_status('built'))} models in {result.seconds:.1f} s")
+        raise WarehouseError("the report needs these models, and their build failed:\n" + result.format())
+    built = len(result.by_status("built"))
+    echo(f"report: built {built} model{'s' if built != 1 else ''} in {result.seconds:.1f} s")
     return result.seconds
 
 
@@ -296,8 +313,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     from warehouse.engine import data_version, existing_objects
 
     objects = existing_objects(con)
-    missing = [m for m in ("all_traces", "block_pairs", "trace_compression", "domain_compression",
-                           "inference_summary", "outlier_traces") if m not in objects]
+    missing = [m for m in REPORT_MODELS if m != "full_alignment" and m not in objects]
     if missing:
         raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
                              f"run `mementos build --db {db}` (the report command does it for you)")
@@ -468,7 +484,7 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
 
 
 def model_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Each model with the version and fingerprint of its last successful build."""
+    """Each model the report reads (and its upstream), with the version and fingerprint of its last build."""
     from warehouse.engine import existing_objects, last_builds, load_project, model_states
 
     objects = existing_objects(con)
@@ -476,7 +492,7 @@ def model_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
     states = model_states(con, project)
     lasts = last_builds(con, objects)
     out = []
-    for name in project.order:
+    for name in report_models(project):
         last = lasts.get(name)
         out.append({"name": name, "kind": project.models[name].kind, "version": project.models[name].version,
                     "built_version": last.version if last else None,

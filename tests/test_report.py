@@ -1,0 +1,252 @@
+"""The data the report is built from, on the hand-written golden corpus (tests/golden_models_data.py).
+
+Every expected number is worked out by hand from that file's word counts
+(n words = 2n - 1 chars = n tokens; blocks are "a a ...", mementos "b b ...").
+Analysed traces: 0 1 2 3 5 6 7 8 9 10 (4 is flagged; 5 duplicates 2).
+
+    block tokens     0: 100 200 50   1: 40 60   2: 80   3: 10 30   5: 80   6: 50 50
+                     7: 3000   8: 51 50 (a newline costs a token)   9: 20 40 30   10: 12 x 10
+      sum 4061 over 29 blocks
+    memento tokens   0: 20 30 10   1: 10 6   2: 16   3: 12 3   5: 16   6: 5 20   7: 2
+                     8: 10 10   9: 5 8 6   10: 12 x 2
+      sum 213
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from golden_models_data import ingest_golden
+from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
+from warehouse import report
+from warehouse.engine import build
+from warehouse.storage import WarehouseError
+
+APPROX = dict(rel=1e-9, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def golden_db(tmp_path_factory):
+    db = ingest_golden(tmp_path_factory.mktemp("report_golden"))
+    result = build(db)
+    assert result.ok, result.format()
+    return db
+
+
+@pytest.fixture(scope="module")
+def data(golden_db):
+    with duckdb.connect(str(golden_db), read_only=True) as con:
+        return report.gather(con, str(golden_db), extra_traces=["golden:0"], outliers=10)
+
+
+def card(data, measure_start):
+    [row] = [c for c in data.card if c.measure.startswith(measure_start)]
+    return row
+
+
+def test_overview(data):
+    assert data.totals == {"traces": 11, "ok": 10, "flagged": 1, "datasets": 1, "blocks": 29}
+    assert [(d["dataset"], d["traces"], d["ok"], d["flagged"], d["domains"]) for d in data.datasets] == [
+        ("golden", 11, 10, 1, 3)]
+    assert [(r["dataset"], r["config"], r["rows_read"], r["default_rows"], r["full_rows"], r["current"])
+            for r in data.runs] == [("golden", "all", 22, 11, 11, True)]
+    assert [(d["domain"], d["traces"], d["ok"], d["flagged"]) for d in data.domains] == [
+        ("math", 4, 3, 1), ("science", 4, 4, 0), ("code", 3, 3, 0)]
+    assert data.domains[0]["share"] == pytest.approx(4 / 11, **APPROX)
+    # trace 4: block 1 never closed; full rows 3 (summary 1 differs) and 4 (block 1 missing) disagree with the markup
+    assert [(i["config"], i["code"], i["traces"], i["issues"]) for i in data.issues] == [
+        ("default", "block_without_summary", 1, 1), ("default", "unclosed_block", 1, 1),
+        ("full", "markup_mismatch", 2, 2)]
+    # full rows of 2 and of its duplicate 5 both map to golden:2: 10 traces compared; 3 and 4 disagree
+    assert data.alignment == {"traces": 10, "aligned": 8, "disagreeing": 2}
+
+
+def test_card_ratios_are_block_medians_per_domain(data):
+    # math blocks (traces 0, 1, 7): 39/199 59/399 19/99 | 19/79 11/119 | 3/5999 -> middle two: 59/399, 19/99
+    assert card(data, "memento/block ratio, math").ours == pytest.approx((59 / 399 + 19 / 99) / 2, **APPROX)
+    # code blocks (2, 3, 5): 31/159 | 23/19 5/59 | 31/159 -> 5/59 < 31/159 = 31/159 < 23/19
+    assert card(data, "memento/block ratio, code").ours == pytest.approx(31 / 159, **APPROX)
+    # science: 19 blocks, 12 of them 3/19 (trace 10) in positions 2..13: the median (10th) is 3/19
+    assert card(data, "memento/block ratio, science").ours == pytest.approx(3 / 19, **APPROX)
+    c = card(data, "memento/block ratio, math")
+    assert (c.card, c.statistic, c.diff) == (0.16, "median", pytest.approx(c.ours - 0.16, **APPROX))
+
+
+def test_card_token_figures_are_averages_as_on_the_card(data):
+    assert card(data, "block length").ours == pytest.approx(4061 / 29, **APPROX)
+    assert card(data, "memento length").ours == pytest.approx(213 / 29, **APPROX)
+    assert card(data, "block tokens per trace").ours == pytest.approx(4061 / 10, **APPROX)
+    assert card(data, "memento tokens per trace").ours == pytest.approx(213 / 10, **APPROX)
+    c = card(data, "trace-level compression")
+    assert c.ours == pytest.approx(4061 / 213, **APPROX)
+    assert c.diff_pct == pytest.approx(100 * (4061 / 213 - 6) / 6, **APPROX)
+    # per-trace compression 350/60 100/16 80/16 40/15 80/16 100/25 1500 101/20 90/19 120/24:
+    # sorted 2.67 4 4.74 5 5 5 5.05 5.83 6.25 1500 -> median (5 + 5) / 2
+    assert c.ours_note == "median per trace 5.00"
+    assert card(data, "block length").ours_note == "median 30"  # 15th of 29 sorted block token counts
+    assert data.has_tokens
+
+
+def test_plot_data(data):
+    assert data.plot_domains == ["science", "code", "math"]  # by analysed traces (4, 3, 3), then name
+    assert {d: sum(c) for d, c in data.ratio_hist.items()} == {"science": 19, "math": 6, "code": 4}
+    bins = data.ratio_hist["code"]
+    # code ratios 5/59 = 0.085 (bin 4), 31/159 = 0.195 twice (bin 9), 23/19 = 1.21 (clipped to the last bin, 50)
+    assert {i: n for i, n in enumerate(bins) if n} == {4: 1, 9: 2, 50: 1}
+    assert data.blocks_hist == {"science": {2: 2, 3: 1, 12: 1}, "math": {1: 1, 2: 1, 3: 1}, "code": {1: 2, 2: 1}}
+    assert len(data.scatter) == 29 and sorted(b for _, b, _ in data.scatter)[-1] == 5999
+    assert data.compression_unit == "tokens"
+    math = data.compression_box["math"]  # 350/60, 100/16 = 6.25, 1500
+    assert (math["med"], math["n"]) == (pytest.approx(6.25, **APPROX), 3)
+    # no eviction, peak = every block + memento + answer: 440 117 106 60 106 133 3007 129 115 148 -> median 123
+    assert set(data.inference) == {"all", "science", "math", "code"}
+    assert sorted(data.inference["all"]) == [1, 2, 4, 8]
+    assert data.inference["all"][8][0] == pytest.approx(123, **APPROX)
+    # trace 0 (the only math trace with 3 blocks) keeps everything for k >= 3; math medians over 0, 1, 7
+    assert data.inference["math"][1][0] == pytest.approx(440, **APPROX)
+
+
+def test_outliers_and_which_traces_are_shown(data):
+    assert data.outlier_total == 6
+    assert [o["trace_id"] for o in data.outliers][:1] == ["golden:7"]  # two reasons: ratio_low, very_long_block
+    assert data.outliers[0]["reasons"] == ["ratio_low", "very_long_block"]
+    assert {o["trace_id"] for o in data.outliers} == {"golden:7", "golden:10", "golden:5", "golden:3", "golden:1",
+                                                     "golden:4"}
+    assert {r["reason"]: r["traces"] for r in data.outlier_reasons}["flagged"] == 1
+    shown = {v.trace_id: v.why for v in data.views}
+    # typical math trace: ratios 117/697, 30/198, 3/5999 -> median 30/198: golden:1 (also an outlier)
+    assert shown["golden:1"][0].startswith("typical math trace") and shown["golden:1"][1] == "outlier: empty_answer"
+    # typical code trace: 31/159 (2 and its duplicate 5), 28/78 -> tie broken by trace id
+    assert shown["golden:2"] == ["typical code trace (memento/block ratio closest to the domain median)"]
+    assert shown["golden:0"] == ["chosen with --trace"]
+    assert all(o["trace_id"] in shown for o in data.outliers)
+    for o in data.outliers:
+        assert re.fullmatch(r"trace-[a-z0-9-]+", o["anchor"])
+    assert len({v.anchor for v in data.views}) == len(data.views)
+
+
+def test_trace_view_of_a_clean_trace(data):
+    [v] = [v for v in data.views if v.trace_id == "golden:3"]
+    assert (v.dataset, v.domain, v.source, v.difficulty, v.status, v.issue_codes) == (
+        "golden", "code", "beta", "3", "ok", [])
+    assert v.problem == "problem 3" and v.answer == " ".join(["c"] * 5) and v.answer_tokens == 5
+    assert [(p.block_idx, p.block, p.memento, p.block_tokens, p.memento_tokens) for p in v.pairs] == [
+        (0, " ".join(["a"] * 10), " ".join(["b"] * 12), 10, 12), (1, " ".join(["a"] * 30), " ".join(["b"] * 3), 30, 3)]
+    assert [p.ratio_tokens for p in v.pairs] == [12 / 10, 3 / 30]
+    assert [p.ratio_chars for p in v.pairs] == [23 / 19, 5 / 59]
+    assert (v.block_tokens, v.memento_tokens, v.compression_tokens) == (40, 15, 40 / 15)
+
+
+def test_trace_view_of_a_flagged_trace(data):
+    [v] = [v for v in data.views if v.trace_id == "golden:4"]
+    assert v.status == "flagged" and v.issue_codes == ["block_without_summary", "unclosed_block"]
+    assert [(p.block_idx, p.block is not None, p.memento is not None) for p in v.pairs] == [(0, True, True),
+                                                                                              (1, True, False)]
+    assert v.pairs[1].ratio_tokens is None
+    assert (v.block_tokens, v.memento_tokens) == (10, 3)  # complete pairs only
+    assert v.answer == "c c c c"
+
+
+def test_trace_views_agree_with_the_models(golden_db):
+    with duckdb.connect(str(golden_db), read_only=True) as con:
+        pairs = con.execute("SELECT trace_id, block_idx, block_tokens, memento_tokens, block_chars, memento_chars, "
+                            "ratio_tokens, ratio_chars FROM block_pairs ORDER BY ALL").fetchall()
+        compression = dict(con.execute("SELECT trace_id, compression_tokens FROM trace_compression").fetchall())
+        views = report.trace_views(con, sorted(compression))
+    got = sorted((tid, p.block_idx, p.block_tokens, p.memento_tokens, p.block_chars, p.memento_chars,
+                  p.ratio_tokens, p.ratio_chars) for tid, v in views.items() for p in v.pairs)
+    assert got == pairs
+    assert {tid: v.compression_tokens for tid, v in views.items()} == compression
+
+
+def test_models_section(data):
+    names = [m["name"] for m in data.models]
+    assert set(report.REPORT_MODELS) <= set(names)
+    assert names.index("block_pairs") < names.index("trace_compression")  # dependency order
+    for m in data.models:
+        assert m["state"] == "fresh" and re.fullmatch(r"[0-9a-f]{8,}", m["fingerprint"]) and m["built_at"]
+
+
+def test_unknown_trace_is_an_error(golden_db):
+    with duckdb.connect(str(golden_db), read_only=True) as con:
+        with pytest.raises(WarehouseError, match="no trace 'golden:99'.*golden:0"):
+            report.gather(con, str(golden_db), extra_traces=["golden:99"])
+
+
+# ---------------------------------------------------------------------------
+# The whole command on a warehouse with hostile text
+
+
+@pytest.fixture(scope="module")
+def hostile_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report_hostile")
+    db = tmp / "hostile.duckdb"
+    ids = ingest_hostile(tmp / "src", db)
+    return db, ids
+
+
+def test_report_builds_stale_models_first_and_says_so(hostile_db, tmp_path):
+    db, ids = hostile_db
+    lines = []
+    first = report.write_report(db, tmp_path / "r1.html", traces=ids, echo=lines.append)
+    assert lines and lines[0].startswith("report: ") and "building first" in lines[0] and "never built" in lines[0]
+    assert first.timings["build"] > 0
+    lines.clear()
+    second = report.write_report(db, tmp_path / "r2.html", traces=ids, echo=lines.append)
+    assert lines == [] and second.timings["build"] == 0
+    assert second.views >= len(ids)
+
+
+def test_rendered_html_escapes_every_payload(hostile_db, tmp_path):
+    db, ids = hostile_db
+    out = report.write_report(db, tmp_path / "r.html", traces=ids, echo=lambda _: None).out
+    html = out.read_text(encoding="utf-8")
+    for payload in PAYLOADS:
+        assert payload not in html or not re.search(r"[<>\"']", payload), payload  # plain text may stay as is
+    for raw in ("<script", "<svg", "<iframe", "<img src=x", "onerror=\"", "onload=\"", "<b>hostile", "<b>0</b>"):
+        assert raw not in html.lower(), raw
+    assert "&lt;script&gt;window.__pwned = 1; alert(1)&lt;/script&gt;" in html
+    hrefs = re.findall(r"href=\"([^\"]*)\"", html)
+    assert hrefs and all(re.fullmatch(r"#[a-z0-9-]+", h) for h in hrefs), sorted(set(hrefs))
+    srcs = re.findall(r"src=\"([^\"]*)\"", html)
+    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    ids_in_page = re.findall(r"\sid=\"([^\"]*)\"", html)
+    assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids_in_page)
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+    assert "{{ 7 * 7 }}" in html  # data is never evaluated as a template
+
+
+def test_show_prints_the_texts_as_text(hostile_db):
+    from warehouse.show import show
+
+    db, ids = hostile_db
+    console = Console(record=True, width=200, highlight=False, color_system=None)
+    show(db, ids[0], console)
+    out = console.export_text()
+    row = hostile_rows()[0]
+    assert "[bold red]not markup[/bold red]" in out  # rich markup in the data stays literal
+    assert "\x1b" not in out and "\\x1b[31mESC" in out  # terminal escapes are shown, not sent
+    assert "window.__pwned = 1; alert(1)" in out
+    assert row["_answer"] in out.replace("\n", " ") or row["_answer"][:40] in out
+    assert ids[0] in out and "memento 0.0:" in out
+
+
+def test_cli_report_and_show(hostile_db, tmp_path):
+    from cli import main
+
+    db, ids = hostile_db
+    runner = CliRunner()
+    out = tmp_path / "cli.html"
+    result = runner.invoke(main, ["report", "--db", str(db), "--out", str(out), "--trace", ids[1], "--outliers", "3"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output and out.exists()
+    result = runner.invoke(main, ["show", ids[1], "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "block 1.0:" in result.output
+    result = runner.invoke(main, ["show", f"{DATASET}:99", "--db", str(db)])
+    assert result.exit_code == 1 and "no trace" in result.output

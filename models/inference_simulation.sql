@@ -6,12 +6,14 @@ grain: [trace_id, k]
 description: >
   Memento-style inference replayed on each analysed trace, for k = 1, 2, 4, 8:
   only the last k blocks stay in the context in full, earlier blocks survive as
-  their mementos. Step j (one per block) is measured when memento j has just been
-  written: context = all mementos 0..j + blocks j-k+1..j. The answer step adds the
-  answer to the context of the last block step. Peak = the largest context over
-  all steps; without eviction it is every block + every memento + the answer.
-  Tokens only (cl100k_base); the prompt and the markup tokens are not counted.
-  docs/models.md has the definition with a worked example.
+  their mementos. A block is evicted when the memento k blocks after it is
+  finished. Step j (one per block) is measured when memento j has just been
+  written: context = mementos 0..j + blocks j-k+1..j. The answer is step n,
+  written like a block n without a memento: context = all mementos + blocks
+  n-k+1..n-1 + the answer. Peak = the largest context over the steps; without
+  eviction it is every block + every memento + the answer. Tokens (cl100k_base);
+  the prompt and the markup tokens are not counted. docs/models.md has the
+  definition with a worked example.
 audits:
   - accepted_values: {column: k, values: [1, 2, 4, 8]}
   - not_null: [n_blocks, blocks_evicted]
@@ -53,10 +55,16 @@ block_steps AS (
 all_steps AS (
     SELECT trace_id, k, step, context_tokens FROM block_steps
     UNION ALL
-    -- the answer step (step = n_blocks): the last block step's context + the answer
-    SELECT b.trace_id, b.k, c.n_blocks AS step, b.context_tokens + c.answer_tokens AS context_tokens
-    FROM block_steps AS b
-    JOIN trace_compression AS c ON c.trace_id = b.trace_id AND b.step = c.n_blocks - 1
+    -- the answer (step n): all mementos + blocks n-k+1..n-1 + the answer
+    SELECT
+        s.trace_id,
+        ks.k,
+        c.n_blocks AS step,
+        s.mementos_so_far + s.blocks_so_far - coalesce(e.blocks_so_far, 0) + c.answer_tokens AS context_tokens
+    FROM steps AS s
+    JOIN trace_compression AS c ON c.trace_id = s.trace_id AND s.block_idx = c.n_blocks - 1
+    CROSS JOIN ks
+    LEFT JOIN steps AS e ON e.trace_id = s.trace_id AND e.block_idx = c.n_blocks - ks.k
 ),
 peaks AS (
     SELECT
@@ -73,7 +81,7 @@ SELECT
     c.domain,
     p.k,
     c.n_blocks,
-    CASE WHEN c.n_blocks > p.k THEN c.n_blocks - p.k ELSE 0 END AS blocks_evicted,
+    CASE WHEN c.n_blocks >= p.k THEN c.n_blocks - p.k + 1 ELSE 0 END AS blocks_evicted,
     c.block_tokens + c.memento_tokens + c.answer_tokens AS peak_tokens_no_eviction,
     p.context_tokens AS peak_tokens_with_eviction,
     c.block_tokens + c.memento_tokens + c.answer_tokens - p.context_tokens AS saved_tokens,

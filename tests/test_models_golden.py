@@ -86,30 +86,36 @@ def test_inference_simulation_worked_example(golden):
     """Trace 0 is the worked example of docs/models.md: blocks 100, 200, 50 tokens, mementos 20, 30, 10,
     answer 30. Without eviction the peak is everything: 350 + 60 + 30 = 440.
 
-    k=1: steps 20+100=120, 50+200=250, 60+50=110, answer 110+30=140 -> peak 250 at step 1
-    k=2: steps 120, 50+300=350, 60+250=310, answer 340            -> peak 350 at step 1
-    k=4: steps 120, 350, 60+350=410, answer 440                   -> peak 440 at the answer (step 3)
+    step j (memento j just written) = mementos 0..j + blocks j-k+1..j;
+    answer (step 3) = mementos 0..2 + blocks 3-k+1..2 + answer
+
+    k=1: 20+100=120, 50+200=250, 60+50=110, answer 60+30=90           -> peak 250 at step 1
+    k=2: 120, 50+300=350, 60+250=310, answer 60+50+30=140             -> peak 350 at step 1
+    k=4: 120, 350, 60+350=410, answer 60+350+30=440                   -> peak 440 at the answer
     """
     got = q(golden, "SELECT k, n_blocks, blocks_evicted, peak_tokens_no_eviction, peak_tokens_with_eviction, "
                     "saved_tokens, saved_fraction, peak_step, peak_at_answer "
                     "FROM inference_simulation WHERE trace_id = 'golden:0' ORDER BY k")
     assert got == [
-        (1, 3, 2, 440, 250, 190, pytest.approx(190 / 440, **APPROX), 1, False),
-        (2, 3, 1, 440, 350, 90, pytest.approx(90 / 440, **APPROX), 1, False),
+        (1, 3, 3, 440, 250, 190, pytest.approx(190 / 440, **APPROX), 1, False),
+        (2, 3, 2, 440, 350, 90, pytest.approx(90 / 440, **APPROX), 1, False),
         (4, 3, 0, 440, 440, 0, 0.0, 3, True),
         (8, 3, 0, 440, 440, 0, 0.0, 3, True),
     ]
 
 
 def test_inference_simulation_other_traces(golden):
-    # trace 1: blocks 40, 60; mementos 10, 6; answer 1. k=1: 50, 16+60=76, answer 77
-    assert q(golden, "SELECT k, peak_tokens_no_eviction, peak_tokens_with_eviction, peak_step "
+    # trace 1: blocks 40, 60; mementos 10, 6; answer 1; without eviction 117.
+    # k=1: 50, 16+60=76, answer 16+1=17; k=2: 50, 16+100=116, answer 16+60+1=77 (block 0 is gone);
+    # k=4: the answer sees everything, 117
+    assert q(golden, "SELECT k, blocks_evicted, peak_tokens_no_eviction, peak_tokens_with_eviction, peak_step "
                      "FROM inference_simulation WHERE trace_id = 'golden:1' ORDER BY k") == [
-        (1, 117, 77, 2, ), (2, 117, 117, 2), (4, 117, 117, 2), (8, 117, 117, 2)]
-    # trace 10: 12 blocks of 10 and mementos of 2, answer 4. k=1: peak at the answer, 24 + 10 + 4 = 38;
-    # k=8: at the answer, 24 + 80 + 4 = 108; without eviction 120 + 24 + 4 = 148
-    assert q(golden, "SELECT k, blocks_evicted, peak_tokens_with_eviction FROM inference_simulation "
-                     "WHERE trace_id = 'golden:10' ORDER BY k") == [(1, 11, 38), (2, 10, 48), (4, 8, 68), (8, 4, 108)]
+        (1, 2, 117, 76, 1), (2, 1, 117, 116, 1), (4, 0, 117, 117, 2), (8, 0, 117, 117, 2)]
+    # trace 10: 12 blocks of 10 and mementos of 2, answer 4; the peak is at the last block step,
+    # 24 + 10k (the answer step has one block less and the 4-token answer); without eviction 148
+    assert q(golden, "SELECT k, blocks_evicted, peak_tokens_with_eviction, peak_step, peak_at_answer "
+                     "FROM inference_simulation WHERE trace_id = 'golden:10' ORDER BY k") == [
+        (1, 12, 34, 11, False), (2, 11, 44, 11, False), (4, 9, 64, 11, False), (8, 5, 104, 11, False)]
     assert q(golden, "SELECT count(*), count(DISTINCT trace_id) FROM inference_simulation") == [(40, 10)]
 
 

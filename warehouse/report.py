@@ -44,6 +44,7 @@ CARD_MEMENTO_TOKENS_PER_TRACE = 1850
 CARD_TRACE_COMPRESSION = 6.0
 
 MAX_PLOT_DOMAINS = 6  # plots draw the largest domains; the tables list all of them
+MIN_PLOT_SHARE = 0.01  # ... those with at least 1% of the analysed traces
 MAX_DOMAIN_VIEWS = 8  # one typical trace per domain, for the largest domains
 DEFAULT_OUTLIERS = 10
 RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
@@ -263,9 +264,13 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
     for r in _dicts(con, f"SELECT trace_id, list(DISTINCT code ORDER BY code) AS codes FROM parse_issues "
                          f"WHERE config = 'default' AND trace_id IN ({marks}) GROUP BY trace_id", ids):
         codes[r["trace_id"]] = list(r["codes"])
+    # Find the rows by trace_id first, then read their text by rowid: the text column is
+    # the bulk of the warehouse, and this way only the row groups holding these traces are read.
+    rowids = [r[0] for r in con.execute(f"SELECT rowid FROM segments WHERE trace_id IN ({marks})", ids).fetchall()]
     segs: dict[str, list[dict]] = {}
-    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
-                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
+    for r in _dicts(con, "SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
+                         "WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY trace_id, block_idx NULLS LAST, kind",
+                    [rowids]):
         segs.setdefault(r["trace_id"], []).append(r)
     views = {}
     for h in heads:
@@ -312,6 +317,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     """Everything the report shows, from a warehouse whose models are built."""
     from warehouse.engine import data_version, existing_objects
 
+    con.execute("SET enable_progress_bar = false")
     objects = existing_objects(con)
     missing = [m for m in REPORT_MODELS if m != "full_alignment" and m not in objects]
     if missing:
@@ -358,8 +364,9 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
 
     # plots -----------------------------------------------------------------
     plot_domains = [r[0] for r in con.execute(
-        "SELECT domain FROM trace_compression GROUP BY domain ORDER BY count(*) DESC, domain LIMIT ?",
-        [MAX_PLOT_DOMAINS]).fetchall()]
+        "SELECT domain FROM trace_compression GROUP BY domain "
+        "HAVING count(*) >= ? * (SELECT count(*) FROM trace_compression) "
+        "ORDER BY count(*) DESC, domain LIMIT ?", [MIN_PLOT_SHARE, MAX_PLOT_DOMAINS]).fetchall()]
     nbins = int(round(RATIO_MAX / RATIO_BIN)) + 1
     ratio_hist = {d: [0] * nbins for d in plot_domains}
     for domain, b, n in con.execute(

@@ -1,0 +1,169 @@
+"""The report in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright.
+
+A warehouse with a small generated sample plus a dataset whose every text field
+is hostile HTML (tests/report_fixtures.py) is reported; the page is opened from
+disk and must: open no dialog, run nothing from the data (each payload would set
+window.__pwned), contain no element or attribute the data tried to inject, load
+every plot, show the trace texts exactly, and make no network request.
+
+The first report (the sample alone) is screenshotted at 1280 px wide. It is
+written to docs/report.png when that file is missing or MEMENTOS_UPDATE_SCREENSHOT=1,
+so an ordinary `make test` leaves the committed screenshot alone.
+
+Chromium comes from Debian's package (`make test` installs it when missing);
+`playwright install` is never used. Without Chromium this test fails, saying how
+to install it: it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from report_fixtures import PAYLOADS, hostile_rows, ingest_hostile
+from warehouse.report import anchor_for, write_report
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "docs" / "report.png"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SAMPLE_TRACES = 300
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Chromium is not installed, and the report's browser test needs it. Install Debian's "
+                    "package: `apt-get install -y chromium` (as root; `make test` does it when apt-get is "
+                    "available), or set CHROMIUM=/path/to/chromium. Do not use `playwright install`.")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """(clean report of the sample, hostile report of sample + hostile dataset, hostile trace ids)."""
+    from ingest.pipeline import run_ingest
+    from warehouse.sample import write_sample
+
+    tmp = tmp_path_factory.mktemp("browser")
+    db = tmp / "w.duckdb"
+    write_sample(tmp / "sample", SAMPLE_TRACES, seed=3)
+    run_ingest(str(tmp / "sample"), db, config="all", name="sample", with_tokens=True, workers=0, progress=False)
+    clean = write_report(db, tmp / "clean.html", echo=lambda _: None).out
+    ids = ingest_hostile(tmp / "hostile_src", db)
+    hostile = write_report(db, tmp / "hostile.html", traces=ids, echo=lambda _: None).out
+    return clean, hostile, ids
+
+
+def open_page(browser, path: Path, width: int = 1280, height: int = 900):
+    """A page on `path` that records dialogs and every request, and blocks anything but the file itself."""
+    context = browser.new_context(viewport={"width": width, "height": height}, java_script_enabled=True)
+    page = context.new_page()
+    events = {"dialogs": [], "requests": [], "blocked": []}
+    url = path.resolve().as_uri()
+
+    def on_dialog(dialog):
+        events["dialogs"].append(dialog.message)
+        dialog.dismiss()
+
+    def on_route(route):
+        if route.request.url == url or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            events["blocked"].append(route.request.url)
+            route.abort()
+
+    page.on("dialog", on_dialog)
+    page.on("request", lambda request: events["requests"].append(request.url))
+    context.route("**/*", on_route)
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(300)  # let anything that would run (onload, onerror) run
+    return context, page, events, url
+
+
+def check_images(page) -> list:
+    images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    assert len(images) == 5, images
+    assert all(complete and w > 0 and h > 0 for complete, w, h in images), images
+    return images
+
+
+def test_clean_report_loads_and_is_screenshotted(browser, reports, tmp_path):
+    clean, _, _ = reports
+    context, page, events, url = open_page(browser, clean, height=2200)
+    try:
+        check_images(page)
+        assert events["dialogs"] == []
+        assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
+        assert page.locator("section.trace").count() >= 3  # a typical trace per domain
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=False)
+        assert shot.stat().st_size > 10_000
+        if not SCREENSHOT.exists() or os.environ.get("MEMENTOS_UPDATE_SCREENSHOT") == "1":
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            shutil.copyfile(shot, SCREENSHOT)
+    finally:
+        context.close()
+
+
+def test_hostile_text_shows_as_text_and_runs_nothing(browser, reports):
+    _, hostile, ids = reports
+    context, page, events, url = open_page(browser, hostile)
+    try:
+        assert events["dialogs"] == []
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        # nothing the data tried to inject exists as an element or an attribute
+        injected = page.evaluate("""() => ({
+            scripts: document.querySelectorAll('script').length,
+            svgs: document.querySelectorAll('svg').length,
+            iframes: document.querySelectorAll('iframe, object, embed, form, textarea').length,
+            bold: document.querySelectorAll('b').length,
+            handlers: Array.from(document.querySelectorAll('*')).flatMap(
+                e => Array.from(e.attributes).map(a => a.name)).filter(n => n.startsWith('on')),
+            links: Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))
+                .filter(h => !/^#[a-z0-9-]+$/.test(h)),
+            images: Array.from(document.images).map(i => i.getAttribute('src').slice(0, 22))
+                .filter(s => s !== 'data:image/png;base64,'),
+        })""")
+        assert injected == {"scripts": 0, "svgs": 0, "iframes": 0, "bold": 0, "handlers": [], "links": [],
+                            "images": []}, injected
+        check_images(page)
+        # every #link lands on an element of the page
+        targets = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))"
+                                ".filter(h => !document.getElementById(h.slice(1)))")
+        assert targets == []
+        # the trace views show the exact texts
+        for trace_id, row in zip(ids, hostile_rows(len(ids))):
+            view = page.locator(f"#{anchor_for(trace_id)}")
+            assert view.count() == 1, trace_id
+            assert view.locator("h3").text_content() == trace_id
+            assert view.locator(".problem").text_content() == row["problem"]
+            assert view.locator(".block").all_text_contents() == row["_blocks"]
+            assert view.locator(".memento").all_text_contents() == row["_mementos"]
+            assert view.locator(".answer").text_content() == row["_answer"]
+            stats = view.locator(".stats").first.text_content()
+            assert row["domain"] in stats and row["source"] in stats and row["difficulty"] in stats
+        body = page.text_content("body")
+        for payload in PAYLOADS:
+            assert payload in body  # shown as text
+        # no network: the only request is the file itself
+        assert events["blocked"] == []
+        assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
+    finally:
+        context.close()

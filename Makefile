@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) cli.py sample --traces $(DEMO_TRACES) --out $(DEMO_DIR)/sample --seed 7
+	$(PY) cli.py sample --traces $(DEMO_TRACES) --out $(DEMO_DIR)/sample --seed 7 --overwrite
 	$(PY) cli.py ingest $(DEMO_DIR)/sample --db $(DEMO_DIR)/warehouse.duckdb --config all --name sample
 	$(PY) cli.py build --db $(DEMO_DIR)/warehouse.duckdb
 	$(PY) cli.py report --db $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/report.html

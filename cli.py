@@ -67,7 +67,8 @@ def ingest(source, db, config, name, limit, tokens, workers, progress):
 @click.option("--traces", default=3000, show_default=True, type=click.IntRange(min=1), help="Number of traces.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (hub layout).")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
-def sample(traces, out, seed):
+@click.option("--overwrite", is_flag=True, help="Replace a sample with other parameters already in --out.")
+def sample(traces, out, seed, overwrite):
     """Write a synthetic corpus in the hub layout (both configs), shaped like OpenMementos.
 
     About 1% of its traces are broken in the ways real traces break, so the
@@ -75,7 +76,7 @@ def sample(traces, out, seed):
     """
     from warehouse.sample import write_sample
 
-    result = write_sample(out, traces, seed=seed, progress=True)
+    result = write_sample(out, traces, seed=seed, progress=True, overwrite=overwrite)
     click.echo(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 

@@ -558,10 +558,9 @@ def _measure(out: Path, traces: int) -> dict:
 
 
 @pytest.mark.slow
-def test_20k_traces_are_fast_and_memory_stays_flat(tmp_path):
+def test_20k_traces_memory_stays_flat(tmp_path):
+    # Speed is measured in bench/, never asserted in a test.
     small = _measure(tmp_path / "small", 2_000)
     big = _measure(tmp_path / "big", 20_000)
-    # CPU time, not wall time: on a busy shared runner the wall clock measures the neighbours.
-    assert big["cpu_seconds"] < 60, big
     # Ten times the traces, about the same peak memory: only a batch is ever held.
     assert big["maxrss_kb"] < small["maxrss_kb"] + 150_000

@@ -1,0 +1,495 @@
+"""Benchmarks: ingest, build, report and export side by side with the floor and the peer.
+
+    python bench/run.py                      # two sizes: 20,000 and 100,000 traces
+    python bench/run.py --traces 5000        # one size
+    python bench/run.py --sizes 2000,10000 --steps floor,peer,ingest --no-write
+
+For every size, a synthetic corpus is generated once with `write_sample` and
+cached under bench/.cache/ (gitignored); then, in one run on the same files,
+every step runs as a subprocess:
+
+    floor            DuckDB reads the `response` column of the Parquet files and sums its length
+    peer             bench/peer_tutorial.py: the OpenMementos tutorial's approach (datasets
+                     streaming of Python dicts, three `re` patterns, ratios in lists, pandas medians)
+    peer+tokens      the same, counting cl100k tokens of every block and memento one at a time
+    parse+flatten    bench/flatten_only.py: ingest's parse and flatten step alone, on every core
+    ingest           `cli.py ingest SAMPLE --no-tokens` (the whole pipeline, into a new warehouse)
+    ingest+tokens    `cli.py ingest SAMPLE` (with cl100k token counts)
+    build            `cli.py build` of all models, on the ingest+tokens warehouse
+    report           `cli.py report` (skipped with a note while the command does not exist)
+    export memento   `cli.py export memento` (likewise)
+
+For each: wall seconds, CPU seconds of the process tree, traces/s, MB/s of
+response text (UTF-8 bytes), and peak RSS of the process tree (psutil polls the
+child and all its descendants every 50 ms and sums their RSS; the maximum over
+time). Ratios: ours against the matching peer, and MB/s against the floor's.
+With two sizes it prints how peak RSS and time per trace change between them.
+
+bench/RESULTS.md gets the machine, the date and the tables between its
+`<!-- bench:begin -->` and `<!-- bench:end -->` markers; text outside the
+markers (the profile notes) is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CACHE = BENCH / ".cache"
+RESULTS = BENCH / "RESULTS.md"
+PY = sys.executable
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+POLL_S = 0.05
+sys.path.insert(0, str(REPO))
+
+STEPS = ("floor", "peer", "peer_tokens", "flatten", "ingest", "ingest_tokens", "build", "report", "export")
+LABELS = {
+    "floor": "floor: DuckDB sum(length(response))",
+    "peer": "peer: tutorial (datasets dicts + re + pandas)",
+    "peer_tokens": "peer + cl100k tokens",
+    "flatten": "ours: parse + flatten alone",
+    "ingest": "ours: ingest --no-tokens",
+    "ingest_tokens": "ours: ingest (with tokens)",
+    "build": "ours: build (all models)",
+    "report": "ours: report",
+    "export": "ours: export memento",
+}
+# Which baseline each of our steps is compared with.
+PEER_OF = {"ingest": "peer", "ingest_tokens": "peer_tokens", "flatten": "peer"}
+
+
+@dataclass
+class Result:
+    step: str
+    seconds: float | None = None
+    cpu_seconds: float | None = None
+    peak_rss: int | None = None  # bytes, summed over the process tree
+    note: str = ""
+    output: str = ""
+    ok: bool = True
+
+
+@dataclass
+class SizeRun:
+    traces: int
+    response_bytes: int
+    parquet_bytes: int
+    results: dict[str, Result] = field(default_factory=dict)
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+# ---------------------------------------------------------------------------
+# measuring a subprocess tree
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(cmd: list[str], env: dict | None = None, timeout: float | None = None) -> tuple[Result, str]:
+    """Run cmd, polling the RSS of its process tree; wall and CPU seconds (children reaped by it included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    out_chunks: list[str] = []
+    err_chunks: list[str] = []
+    readers = [threading.Thread(target=lambda s=s, a=a: a.append(s.read()), daemon=True)
+               for s, a in ((proc.stdout, out_chunks), (proc.stderr, err_chunks))]
+    for r in readers:
+        r.start()
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(ps))
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            proc.kill()
+        time.sleep(POLL_S)
+    wall = time.monotonic() - t0
+    for r in readers:
+        r.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out, err = "".join(out_chunks), "".join(err_chunks)
+    res = Result("", wall, cpu, peak, output=out)
+    if proc.returncode != 0:
+        res.ok = False
+        tail = (err.strip().splitlines() or ["(no stderr)"])[-1]
+        res.note = f"exit {proc.returncode}: {tail[:200]}"
+    return res, err
+
+
+# ---------------------------------------------------------------------------
+# the corpus
+
+
+def sample_dir(traces: int, seed: int) -> Path:
+    from warehouse.sample import GENERATOR_VERSION
+
+    return CACHE / f"sample-{traces}-seed{seed}-g{GENERATOR_VERSION}"
+
+
+def ensure_sample(traces: int, seed: int) -> Path:
+    """The cached corpus; write_sample renames a finished sample into place, so one that exists is whole."""
+    from warehouse.sample import write_sample
+
+    out = sample_dir(traces, seed)
+    if not (out / "README.md").exists():
+        print(f"generating {traces:,} traces (seed {seed}) into {out} ...", flush=True)
+        t0 = time.monotonic()
+        write_sample(out, traces, seed=seed, progress=True, overwrite=True)
+        print(f"  {time.monotonic() - t0:.0f} s", flush=True)
+    return out
+
+
+def corpus_bytes(sample: Path) -> tuple[int, int]:
+    import duckdb
+
+    files = sorted(str(p) for p in (sample / "data").glob("*.parquet"))
+    con = duckdb.connect()
+    [(text_bytes,)] = con.execute("SELECT sum(strlen(response)) FROM read_parquet(?)", [files]).fetchall()
+    con.close()
+    return int(text_bytes or 0), sum(os.path.getsize(f) for f in files)
+
+
+def warm_cache(sample: Path) -> None:
+    """Read every file once so that no step pays for the first read from disk."""
+    for p in sorted(sample.rglob("*.parquet")):
+        with open(p, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+
+
+# ---------------------------------------------------------------------------
+# the steps
+
+
+FLOOR_SQL = """
+import duckdb, glob, json, sys, time
+files = sorted(glob.glob(sys.argv[1] + '/data/*.parquet'))
+t0 = time.monotonic()
+con = duckdb.connect()
+[(n, chars)] = con.execute('SELECT count(*), sum(length(response)) FROM read_parquet(?)', [files]).fetchall()
+print(json.dumps({'rows': n, 'chars': int(chars), 'seconds': round(time.monotonic() - t0, 2)}))
+"""
+
+
+def cli_commands() -> set[str]:
+    proc = subprocess.run([PY, "cli.py", "--help"], cwd=REPO, capture_output=True, text=True)
+    commands, in_list = set(), False
+    for line in proc.stdout.splitlines():
+        if line.strip() == "Commands:":
+            in_list = True
+        elif in_list and line.startswith("  ") and line.strip():
+            commands.add(line.split()[0])
+    return commands
+
+
+def cli_help(*command: str) -> str:
+    proc = subprocess.run([PY, "cli.py", *command, "--help"], cwd=REPO, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def output_args(help_text: str, path: Path) -> list[str]:
+    for opt in ("--out", "--output", "--out-dir"):
+        if opt + " " in help_text or opt + "=" in help_text or opt + "\n" in help_text:
+            return [opt, str(path)]
+    return []
+
+
+def run_size(traces: int, seed: int, steps: tuple[str, ...], workers: int | None, keep: bool) -> SizeRun:
+    sample = ensure_sample(traces, seed)
+    text_bytes, parquet_bytes = corpus_bytes(sample)
+    run = SizeRun(traces, text_bytes, parquet_bytes)
+    work = CACHE / f"work-{traces}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    wargs = [] if workers is None else ["--workers", str(workers)]
+    commands = cli_commands()
+    db = work / "tokens.duckdb"
+    print(f"\n== {traces:,} traces: {text_bytes / 1e6:,.0f} MB of response text, "
+          f"{parquet_bytes / 1e6:,.0f} MB of Parquet (default config) ==", flush=True)
+    warm_cache(sample)
+    run.load_before = os.getloadavg()
+
+    plan: list[tuple[str, list[str] | None, str]] = [
+        ("floor", [PY, "-c", FLOOR_SQL, str(sample)], ""),
+        ("flatten", [PY, str(BENCH / "flatten_only.py"), str(sample)] + wargs, ""),
+        ("peer", [PY, str(BENCH / "peer_tutorial.py"), str(sample)], ""),
+        ("peer_tokens", [PY, str(BENCH / "peer_tutorial.py"), str(sample), "--tokens"], ""),
+        ("ingest", [PY, "cli.py", "ingest", str(sample), "--db", str(work / "notokens.duckdb"),
+                    "--no-tokens", "--no-progress"] + wargs, ""),
+        ("ingest_tokens", [PY, "cli.py", "ingest", str(sample), "--db", str(db), "--no-progress"] + wargs, ""),
+        ("build", [PY, "cli.py", "build", "--db", str(db)], ""),
+    ]
+    if "report" in commands:
+        plan.append(("report", [PY, "cli.py", "report", "--db", str(db)]
+                     + output_args(cli_help("report"), work / "report.html"), ""))
+    else:
+        plan.append(("report", None, "`cli.py report` does not exist yet"))
+    if "export" in commands:
+        plan.append(("export", [PY, "cli.py", "export", "memento", "--db", str(db)]
+                     + output_args(cli_help("export", "memento") or cli_help("export"), work / "export"), ""))
+    else:
+        plan.append(("export", None, "`cli.py export` does not exist yet"))
+
+    for step, cmd, note in plan:
+        if step not in steps:
+            continue
+        if cmd is None:
+            print(f"  {LABELS[step]:46s} skipped: {note}", flush=True)
+            run.results[step] = Result(step, note=f"skipped: {note}", ok=False)
+            continue
+        if step in ("build", "report", "export") and not db.exists():
+            run.results[step] = Result(step, note="skipped: no ingest+tokens warehouse in this run", ok=False)
+            continue
+        res, err = measure(cmd, env)
+        res.step = step
+        run.results[step] = res
+        if not res.ok:
+            sys.stderr.write(err[-3000:])
+        print(f"  {LABELS[step]:46s} {_line(run, res)}", flush=True)
+        if step == "ingest" and not keep:
+            shutil.rmtree(work / "notokens_data", ignore_errors=True)
+            for suffix in ("", ".wal", ".lock"):
+                Path(str(work / "notokens.duckdb") + suffix).unlink(missing_ok=True)
+    _check_outputs(run)
+    run.load_after = os.getloadavg()
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return run
+
+
+def _check_outputs(run: SizeRun) -> None:
+    """Every step must have seen every trace: a fast step that skipped work is no result."""
+    for step in ("floor", "peer", "peer_tokens", "flatten"):
+        res = run.results.get(step)
+        if res is None or not res.ok:
+            continue
+        try:
+            data = json.loads(res.output.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res.note = "no JSON summary on stdout"
+            continue
+        rows = data.get("rows", data.get("traces"))
+        if rows != run.traces:
+            res.note = f"saw {rows} rows, expected {run.traces}"
+            res.ok = False
+
+
+# ---------------------------------------------------------------------------
+# formatting
+
+
+def _mbps(run: SizeRun, res: Result) -> float:
+    return run.response_bytes / 1e6 / res.seconds
+
+
+def _line(run: SizeRun, res: Result) -> str:
+    if res.seconds is None:
+        return res.note
+    return (f"{res.seconds:8.1f} s  {res.cpu_seconds:8.1f} cpu-s  {run.traces / res.seconds:8.0f} traces/s  "
+            f"{_mbps(run, res):7.1f} MB/s  {res.peak_rss / 2**20:7.0f} MB peak RSS" + (f"  [{res.note}]" if res.note else ""))
+
+
+def table(run: SizeRun) -> str:
+    floor = run.results.get("floor")
+    rows = ["| step | wall s | CPU s | traces/s | MB/s | peak RSS MB | × peer | % of floor MB/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for step in STEPS:
+        res = run.results.get(step)
+        if res is None:
+            continue
+        if res.seconds is None or not res.ok and res.seconds is None:
+            rows.append(f"| {LABELS[step]} | {res.note} | | | | | | |")
+            continue
+        peer = run.results.get(PEER_OF.get(step, ""))
+        vs_peer = f"{peer.seconds / res.seconds:.2f}× {PEER_OF[step].replace('_', '+')}" if peer and peer.seconds else ""
+        vs_floor = f"{100 * floor.seconds / res.seconds:.0f}%" if floor and floor.seconds and step != "floor" else ""
+        flag = "" if res.ok else f" ({res.note})"
+        rows.append(f"| {LABELS[step]}{flag} | {res.seconds:.1f} | {res.cpu_seconds:.1f} | {run.traces / res.seconds:,.0f} | "
+                    f"{_mbps(run, res):.1f} | {res.peak_rss / 2**20:,.0f} | {vs_peer} | {vs_floor} |")
+    return "\n".join(rows)
+
+
+def scaling(small: SizeRun, large: SizeRun) -> str:
+    rows = [f"| step | peak RSS MB at {small.traces:,} | at {large.traces:,} | change | "
+            f"ms/trace at {small.traces:,} | at {large.traces:,} | change |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for step in STEPS:
+        a, b = small.results.get(step), large.results.get(step)
+        if not a or not b or a.seconds is None or b.seconds is None:
+            continue
+        ta, tb = 1000 * a.seconds / small.traces, 1000 * b.seconds / large.traces
+        rows.append(f"| {LABELS[step]} | {a.peak_rss / 2**20:,.0f} | {b.peak_rss / 2**20:,.0f} | "
+                    f"{100 * (b.peak_rss / a.peak_rss - 1):+.0f}% | {ta:.2f} | {tb:.2f} | {100 * (tb / ta - 1):+.0f}% |")
+    return "\n".join(rows)
+
+
+def targets(runs: list[SizeRun]) -> str:
+    """The issue's targets, each checked at every size."""
+    lines = ["| target | " + " | ".join(f"{r.traces:,} traces" for r in runs) + " |",
+             "|---|" + "---|" * len(runs)]
+
+    def cell(ok: bool | None, text: str) -> str:
+        return "n/a" if ok is None else f"{'met' if ok else '**missed**'}: {text}"
+
+    def get(run: SizeRun, step: str) -> Result | None:
+        res = run.results.get(step)
+        return res if res is not None and res.ok and res.seconds else None
+
+    def ratio_row(name: str, ours: str, base: str, want: float, base_name: str):
+        cells = []
+        for run in runs:
+            o, b = get(run, ours), get(run, base)
+            cells.append(cell(None, "") if not (o and b) else
+                         cell(b.seconds / o.seconds >= want, f"{b.seconds / o.seconds:.2f}× {base_name}"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    ratio_row("ingest --no-tokens ≥ 3× peer throughput", "ingest", "peer", 3.0, "peer")
+    cells = []
+    for run in runs:
+        o, f = get(run, "flatten"), get(run, "floor")
+        cells.append(cell(None, "") if not (o and f) else
+                     cell(f.seconds / o.seconds >= 0.40, f"{100 * f.seconds / o.seconds:.0f}% of floor MB/s"))
+    lines.append("| parse + flatten ≥ 40% of the floor's MB/s | " + " | ".join(cells) + " |")
+    ratio_row("ingest with tokens ≥ 1.5× peer+tokens", "ingest_tokens", "peer_tokens", 1.5, "peer+tokens")
+    cells = []
+    for run in runs:
+        rss = [r.peak_rss for s in ("ingest", "ingest_tokens") if (r := get(run, s))]
+        cells.append(cell(None, "") if not rss else cell(max(rss) < 2**30, f"max {max(rss) / 2**20:,.0f} MB"))
+    lines.append("| ingest peak RSS < 1 GB | " + " | ".join(cells) + " |")
+    if len(runs) >= 2:
+        small, large = runs[0], runs[-1]
+        parts = []
+        for s in ("ingest", "ingest_tokens"):
+            a, b = get(small, s), get(large, s)
+            if a and b:
+                parts.append((s, b.peak_rss / a.peak_rss - 1))
+        ok = None if not parts else all(abs(x) <= 0.10 for _, x in parts)
+        text = ", ".join(f"{s.replace('_', '+')} {100 * x:+.0f}%" for s, x in parts)
+        lines.append(f"| ingest peak RSS within 10% from {small.traces:,} to {large.traces:,} | "
+                     + " | ".join([cell(ok, text)] + [""] * (len(runs) - 1)) + " |")
+    cells = []
+    for run in runs:
+        b, i = get(run, "build"), get(run, "ingest_tokens")
+        cells.append(cell(None, "") if not (b and i) else
+                     cell(b.seconds < i.seconds / 4, f"{100 * b.seconds / i.seconds:.0f}% of ingest time"))
+    lines.append("| build < 1/4 of ingest time | " + " | ".join(cells) + " |")
+    cells = []
+    for run in runs:
+        r = get(run, "report")
+        if r is None:
+            note = (run.results.get("report") or Result("report", note="not run")).note
+            cells.append(f"n/a: {note}")
+        elif run.traces < 100_000:
+            cells.append(f"({r.seconds:.1f} s; the target is at 100,000)")
+        else:
+            cells.append(cell(r.seconds < 10, f"{r.seconds:.1f} s"))
+    lines.append("| report < 10 s at 100,000 traces | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    import duckdb
+    import pyarrow
+
+    return (f"{os.cpu_count()} cores ({cpu or 'unknown CPU'}), {mem:.0f} GB RAM, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+            f"pyarrow {pyarrow.__version__}")
+
+
+def render(runs: list[SizeRun], started: dt.datetime, seconds: float) -> str:
+    out = [BEGIN, "",
+           f"Run: {started:%Y-%m-%d %H:%M} local, {seconds / 60:.0f} min in all; `python bench/run.py "
+           f"{' '.join(sys.argv[1:])}`".rstrip() + ".",
+           f"Machine: {machine()}.", ""]
+    for run in runs:
+        out += [f"### {run.traces:,} traces: {run.response_bytes / 1e6:,.0f} MB of response text "
+                f"({run.parquet_bytes / 1e6:,.0f} MB of zstd Parquet)", "",
+                f"Load average (1/5/15 min) before: {' / '.join(f'{x:.1f}' for x in run.load_before)}, "
+                f"after: {' / '.join(f'{x:.1f}' for x in run.load_after)}.", "",
+                table(run), ""]
+    if len(runs) >= 2:
+        out += [f"### From {runs[0].traces:,} to {runs[-1].traces:,} traces", "", scaling(runs[0], runs[-1]), ""]
+    out += ["### Targets", "", targets(runs), "", END]
+    return "\n".join(out)
+
+
+def write_results(text: str, path: Path = RESULTS) -> None:
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        new = head + text + tail
+    else:
+        new = "# Benchmarks\n\nGenerated by `make bench` (`python bench/run.py`); the notes below the tables are kept.\n\n" \
+              + text + "\n" + old
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", type=int, help="one size of N traces (default: two sizes, see --sizes)")
+    ap.add_argument("--sizes", default="20000,100000", help="comma-separated sizes [20000,100000]")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    ap.add_argument("--workers", type=int, help="ingest worker processes [ingest's default: one per core]")
+    ap.add_argument("--keep", action="store_true", help="keep the warehouses under bench/.cache/work-N/")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where to write the results [bench/RESULTS.md]")
+    args = ap.parse_args(argv)
+
+    sizes = [args.traces] if args.traces else [int(s) for s in args.sizes.split(",") if s.strip()]
+    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
+    started, t0 = dt.datetime.now(), time.monotonic()
+    runs = [run_size(n, args.seed, steps, args.workers, args.keep) for n in sizes]
+    text = render(runs, started, time.monotonic() - t0)
+    print("\n" + text.replace(BEGIN, "").replace(END, "").strip())
+    if not args.no_write:
+        write_results(text, args.results)
+        print(f"\nwrote {args.results}")
+    return 0 if all(r.ok or r.note.startswith("skipped") for run in runs for r in run.results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

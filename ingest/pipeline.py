@@ -237,7 +237,9 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         while in_flight:
             collect(in_flight.popleft())
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
+        # Wait for the batches already running: a worker still writing after the caller
+        # has removed the run's directory would leave a part of it behind.
+        executor.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         bar.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,17 +113,37 @@ def _from_hub_layout(source: str, wanted: tuple[str, ...], where: str) -> list[S
                 ) from None
             raise SourceError(f"{where}: {exc}") from None
         except FileNotFoundError as exc:
+            patterns = _card_patterns(source, cfg)
+            if patterns:
+                raise SourceError(
+                    f"{where}: its README.md card lists {', '.join(patterns)} for config {cfg!r}, which matches "
+                    f"no data files; fix the paths under `configs:` in README.md (hub layout: data/train-* for "
+                    f"default, full/train-* for full)"
+                ) from None
             raise SourceError(
                 f"{where}: {exc}. Expected a hub dataset id or a directory with a README.md card "
                 f"and data/train-* (default) and full/train-* (full) files"
             ) from None
         except Exception as exc:  # network, auth, malformed card: all reported the same way
+            if os.path.isdir(source):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise SourceError(
+                    f"{where}: cannot read its README.md card or data files for config {cfg!r} "
+                    f"({type(exc).__name__}: {first}); check the YAML between the --- lines at the top of README.md"
+                ) from None
             raise SourceError(
                 f"{where}: cannot resolve config {cfg!r} ({type(exc).__name__}: {exc}); "
                 f"if this machine is offline, download the dataset and pass its local directory"
             ) from None
         data_files = (builder.config.data_files or {}).get("train") or []
         if not data_files:
+            patterns = _card_patterns(source, cfg) if os.path.isdir(source) else []
+            if patterns:
+                raise SourceError(
+                    f"{where}: its README.md card lists {', '.join(patterns)} for config {cfg!r}, which matches "
+                    f"no data files; fix the paths under `configs:` in README.md (hub layout: data/train-* for "
+                    f"default, full/train-* for full)"
+                )
             raise SourceError(f"{where}: config {cfg!r} lists no train files; check the paths in its README.md card")
         split_info = (builder.info.splits or {}).get("train") if builder.info.splits else None
         n_files = len(data_files)
@@ -135,6 +156,28 @@ def _from_hub_layout(source: str, wanted: tuple[str, ...], where: str) -> list[S
                 rows = split_info.num_examples
             files.append(SourceFile(cfg, path, _builder_for(path), rows))
     return files
+
+
+def _card_patterns(directory: str, cfg: str) -> list[str]:
+    """The data_files patterns that a local README.md card gives for `cfg` (empty when unknown)."""
+    card = Path(directory) / "README.md"
+    if not card.is_file():
+        return []
+    try:
+        import yaml
+
+        text = card.read_text(encoding="utf-8")
+        meta = yaml.safe_load(text.split("---")[1]) if text.startswith("---") else None
+        for entry in (meta or {}).get("configs") or []:
+            if entry.get("config_name") == cfg:
+                files = entry.get("data_files")
+                if isinstance(files, (str, list)) and not isinstance(files, dict):
+                    files = [files] if isinstance(files, str) else files
+                    return [f if isinstance(f, str) else str(f.get("path")) for f in files]
+                return [str(files)]
+    except Exception:  # only used to word an error message
+        return []
+    return []
 
 
 def expected_columns(config: str) -> dict[str, str]:
@@ -179,18 +222,58 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
     """Stream one file as Arrow tables of at most `batch_rows` rows."""
     import datasets
 
+    # Every read error becomes one SourceError below; datasets' own log line about it is noise.
+    for logger in _DATASETS_READ_LOGGERS:
+        logging.getLogger(logger).setLevel(logging.CRITICAL)
+    if sf.builder == "parquet" and _parquet_rows(sf.path) == 0:
+        raise SourceError(f"{sf.path}: the file has no rows; remove it or regenerate it")
     rows_before = 0
     try:
         stream = datasets.load_dataset(sf.builder, data_files=[sf.path], split="train", streaming=True)
         for table in stream.with_format("arrow").iter(batch_size=batch_rows):
             if rows_before == 0:
                 check_schema(table.schema, sf)
+            _check_utf8(table, sf, rows_before)
             rows_before += table.num_rows
             yield table
     except SourceError:
         raise
     except Exception as exc:
         raise SourceError(_read_error(sf, rows_before, exc)) from None
+    if rows_before == 0:
+        raise SourceError(f"{sf.path}: the file has no rows; remove it or regenerate it")
+
+
+_DATASETS_READ_LOGGERS = ("datasets.packaged_modules.parquet.parquet", "datasets.packaged_modules.json.json")
+TEXT_COLUMNS = ("problem", "response", "domain", "source", "difficulty", "sentences", "block_summaries")
+
+
+def _check_utf8(table: pa.Table, sf: SourceFile, rows_before: int) -> None:
+    """Neither Parquet nor Arrow's JSON reader promise valid UTF-8 in strings; Python would fail much later."""
+    for name in TEXT_COLUMNS:
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        try:
+            col.validate(full=True)
+        except pa.ArrowInvalid:
+            if sf.builder == "json" and os.path.isfile(sf.path):
+                line, why = _first_bad_json_line(sf.path)
+                if line is not None:
+                    raise SourceError(f"{sf.path}, line {line}: {why}; fix or remove that line and ingest again") from None
+            bad = next((i for i in range(len(col)) if not _valid(col.slice(i, 1))), 0)
+            raise SourceError(
+                f"{sf.path}, row {rows_before + bad} (counting from 0): column {name!r} holds text that is not "
+                f"valid UTF-8; re-encode the file as UTF-8 or leave it out of SOURCE"
+            ) from None
+
+
+def _valid(col) -> bool:
+    try:
+        col.validate(full=True)
+        return True
+    except pa.ArrowInvalid:
+        return False
 
 
 def _read_error(sf: SourceFile, rows_before: int, exc: Exception) -> str:
@@ -222,4 +305,8 @@ def _first_bad_json_line(path: str) -> tuple[int | None, str]:
                 return number, f"invalid JSON ({exc})"
             if not isinstance(value, dict):
                 return number, f"expected a JSON object per line, got {type(value).__name__}"
+            try:
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                return number, "a string holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text"
     return None, ""

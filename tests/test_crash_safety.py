@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl
-from ingest.loader import current_runs
 from ingest.pipeline import run_ingest
 from warehouse import storage
+from warehouse_state import committed_dirs, run_dirs, snapshot
 
 # Every point an ingest passes with --config all on a source that fills all six dataset tables.
 KILL_POINTS_BEFORE_COMMIT = [
@@ -39,30 +39,6 @@ KILL_POINTS_BEFORE_COMMIT = [
     "ingest.load.full_blocks",
     "ingest.before_commit",
 ]
-
-
-def snapshot(db: Path) -> dict:
-    """Every table with its row count, plus which runs are committed and a digest of the traces."""
-    with storage.connect(db, read_only=True) as con:
-        tables = [t for (t,) in con.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
-        state = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables}
-        state["_runs"] = con.execute("SELECT dataset, run_id FROM ingest_runs ORDER BY ALL").fetchall()
-        state["_digest"] = con.execute("SELECT sum(hash(trace_id, content_hash, status)) FROM traces").fetchall()
-    return state
-
-
-def run_dirs(db: Path) -> set[tuple[str, str]]:
-    """(dataset slug, run id) of every run directory under the Parquet tree."""
-    root = storage.data_dir(db)
-    return {(p.parent.name, p.name) for p in root.glob("*/*/*") if p.is_dir()}
-
-
-def committed_dirs(db: Path) -> set[tuple[str, str]]:
-    from ingest.parquet_writer import dataset_slug
-
-    with storage.connect(db, read_only=True) as con:
-        return {(dataset_slug(d), r) for d, r in current_runs(con).items()}
 
 
 def cli_ingest(source: Path, db: Path, kill_at: str | None = None, workers: int = 0, name: str = "t",

@@ -1,0 +1,32 @@
+"""What a warehouse holds, for tests that prove an operation changed nothing (or only what it should)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.loader import current_runs
+from ingest.parquet_writer import dataset_slug
+from warehouse import storage
+
+
+def snapshot(db: Path) -> dict:
+    """Every table with its row count, plus which runs are committed and a digest of the traces."""
+    with storage.connect(db, read_only=True) as con:
+        tables = [t for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        state = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables}
+        state["_runs"] = con.execute("SELECT dataset, run_id FROM ingest_runs ORDER BY ALL").fetchall()
+        state["_digest"] = con.execute("SELECT sum(hash(trace_id, content_hash, status)) FROM traces").fetchall()
+    return state
+
+
+def run_dirs(db: Path) -> set[tuple[str, str]]:
+    """(dataset slug, run id) of every run directory under the Parquet tree."""
+    root = storage.data_dir(db)
+    return {(p.parent.name, p.name) for p in root.glob("*/*/*") if p.is_dir()}
+
+
+def committed_dirs(db: Path) -> set[tuple[str, str]]:
+    """The run directories that the committed runs should have (some tables may have none)."""
+    with storage.connect(db, read_only=True) as con:
+        return {(dataset_slug(d), r) for d, r in current_runs(con).items()}

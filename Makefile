@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) cli.py ingest $(DEMO_DIR)/sample --db $(DEMO_DIR)/warehouse.duckdb --config all --name sample
 	$(PY) cli.py build --db $(DEMO_DIR)/warehouse.duckdb
 	$(PY) cli.py report --db $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/report.html
-	@echo "report: $(CURDIR)/$(DEMO_DIR)/report.html"
+	@echo "report: $(abspath $(DEMO_DIR)/report.html)"
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q -m "not slow"

@@ -248,3 +248,49 @@ def test_cli_report_and_show(hostile_db, tmp_path):
     assert "block 1.0:" in result.output
     result = runner.invoke(main, ["show", f"{DATASET}:99", "--db", str(db)])
     assert result.exit_code == 1 and "no trace" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Edge cases: nothing analysed, no token counts
+
+
+def _ingest(tmp_path, rows, with_tokens):
+    from conftest import write_hub_dir
+    from ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp_path / "src", rows)
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(src), db, config="default", name="edge", with_tokens=with_tokens, workers=0, progress=False)
+    return db
+
+
+def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
+    from conftest import row
+
+    db = _ingest(tmp_path, [row("<think>raw thinking</think>42"), row("")], with_tokens=True)
+    result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
+    with duckdb.connect(str(db), read_only=True) as con:
+        data = report.gather(con, str(db))
+    assert data.totals == {"traces": 2, "ok": 0, "flagged": 2, "datasets": 1, "blocks": 0}
+    assert [c.ours for c in data.card] == [None] * 8 and not data.has_tokens
+    assert data.plot_domains == [] and data.scatter == [] and data.compression_box == {}
+    assert {o["trace_id"] for o in data.outliers} == {"edge:0", "edge:1"}  # flagged: shown as outliers
+    html = result.out.read_text()
+    assert html.count('src="data:image/png;base64,') == 5  # every plot is an image, saying there is no data
+    assert html.count('<section class="trace"') == 2  # their views: no pairs, whatever the parser recovered
+
+
+def test_report_without_token_counts_uses_chars(tmp_path):
+    from conftest import memento, row
+
+    rows = [row(memento([("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]), domain=d)
+            for d in ("math", "code")]
+    db = _ingest(tmp_path, rows, with_tokens=False)
+    report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
+    with duckdb.connect(str(db), read_only=True) as con:
+        data = report.gather(con, str(db))
+    assert not data.has_tokens and data.compression_unit == "chars"
+    assert card(data, "memento/block ratio, math").ours == pytest.approx((3 / 15 + 5 / 19) / 2, **APPROX)
+    assert card(data, "block length").ours is None
+    assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
+    assert all(v == (None, None) for ks in data.inference.values() for v in ks.values())

@@ -19,6 +19,7 @@ SELECT
     quantile_cont(saved_fraction, 0.5) AS median_saved_fraction,
     quantile_cont(saved_fraction, 0.1) AS p10_saved_fraction,
     quantile_cont(saved_fraction, 0.9) AS p90_saved_fraction,
-    avg(CASE WHEN peak_at_answer THEN 1.0 ELSE 0.0 END) AS share_peaking_at_answer
+    -- integers, not 1.0/0.0: Spark averages DECIMAL literals as DECIMAL(6,5); DuckDB gives the same DOUBLE either way
+    avg(CASE WHEN peak_at_answer THEN 1 ELSE 0 END) AS share_peaking_at_answer
 FROM inference_simulation
 GROUP BY GROUPING SETS ((domain, k), (k))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,12 +107,26 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
         con = duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise WarehouseBusy(busy_message(db)) from None
+            raise WarehouseBusy(_lock_conflict(db, str(exc), read_only)) from None
         raise WarehouseError(f"cannot open the warehouse {db}: {exc}") from None
     # Segment text is large: insertion order is never relied on (every table has
     # its ordering columns), and keeping it costs memory and time on big loads.
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
+    """Who holds DuckDB's file lock, in words: a mementos writer by name, else the pid DuckDB reports."""
+    pid = re.search(r"\(PID (\d+)\)", error)
+    other = f"another process (pid {pid.group(1)})" if pid else "another process"
+    if read_only and is_locked(db):
+        return busy_message(db)
+    if read_only:
+        return f"the warehouse {db} is being written by {other}; retry when it finishes"
+    # A writer holds the writer lock itself, so the conflict is a process that has the file
+    # open (a query, report or export, or a DuckDB shell): never name ourselves as the writer.
+    return (f"the warehouse {db} is open in {other}, e.g. a query, report or export still reading it; "
+            f"retry when it finishes")
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

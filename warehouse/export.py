@@ -447,7 +447,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
             params = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens}
             con.execute(_plan_sql(view, per_block), params)

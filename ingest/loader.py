@@ -88,6 +88,37 @@ def _reconcile(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
             f"ingest of {run.dataset!r} read {run.default_rows} default and {run.full_rows} full rows "
             f"but {traces} and {full} reached the warehouse; nothing was changed. This is a bug: please report it"
         )
+    # Child tables against the counts their parents recorded: a lost or doubled Parquet part shows here.
+    [counts] = con.execute(
+        """
+        SELECT
+            (SELECT coalesce(sum(n_blocks), 0) FROM traces WHERE run_id = $run),
+            (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'block'),
+            (SELECT coalesce(sum(n_summaries), 0) FROM traces WHERE run_id = $run),
+            (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'summary'),
+            (SELECT coalesce(sum(n_issues), 0) FROM traces WHERE run_id = $run),
+            (SELECT count(*) FROM parse_issues WHERE dataset = $dataset AND config = 'default'),
+            (SELECT coalesce(sum(n_sentences), 0) FROM full_traces WHERE run_id = $run),
+            (SELECT count(*) FROM sentences WHERE dataset = $dataset),
+            (SELECT coalesce(sum(n_blocks), 0) FROM full_traces WHERE run_id = $run),
+            (SELECT count(*) FROM full_blocks WHERE dataset = $dataset),
+            (SELECT count(*) FILTER (WHERE status = 'ok') FROM traces WHERE run_id = $run)
+              + (SELECT count(*) FILTER (WHERE status = 'ok') FROM full_traces WHERE run_id = $run)
+        """,
+        {"run": run.run_id, "dataset": run.dataset},
+    ).fetchall()
+    names = ("block segments", "summary segments", "default parse issues", "sentences", "full blocks")
+    for name, (want, got) in zip(names, zip(counts[0:10:2], counts[1:10:2])):
+        if want != got:
+            raise ReconciliationError(
+                f"ingest of {run.dataset!r}: the traces record {want} {name} but {got} reached the warehouse; "
+                f"nothing was changed. This is a bug: please report it"
+            )
+    if counts[10] != run.rows_ok:
+        raise ReconciliationError(
+            f"ingest of {run.dataset!r} parsed {run.rows_ok} rows as ok but {counts[10]} ok rows reached the "
+            f"warehouse; nothing was changed. This is a bug: please report it"
+        )
     bad = con.execute(
         """
         WITH sampled AS (

@@ -219,9 +219,9 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         if cfg == "default":
             summary.default_rows += flat.rows
             if trace_by_hash is not None:
+                # Results arrive in input order, so the first id seen is the lowest source_row.
                 for digest, tid in flat.hashes:
-                    if digest not in trace_by_hash or tid < trace_by_hash[digest]:
-                        trace_by_hash[digest] = tid
+                    trace_by_hash.setdefault(digest, tid)
         else:
             summary.full_rows += flat.rows
         config_bytes += flat.input_bytes

@@ -189,3 +189,15 @@ def test_shared_memento_examples(tmp_path, shared_examples):
     assert query(db, "SELECT code FROM parse_issues WHERE config = 'default'") == [("no_blocks",)]
     assert query(db, "SELECT status, trace_id IS NOT NULL FROM full_traces ORDER BY source_row") == [
         ("ok", True)] * 3
+
+
+def test_duplicate_full_rows_link_to_the_first_default_trace(tmp_path):
+    # Rows 9 and 10 are identical; as text 'd:10' < 'd:9', so order must come from source_row.
+    rows = [full_row([[f"Sentence {i}."]], [f"s{i}"], problem=f"p{i}") for i in range(10)]
+    rows.append(dict(rows[9]))
+    default = [{k: r[k] for k in ("problem", "response", "domain", "source", "difficulty")} for r in rows]
+    hub = write_hub_dir(tmp_path / "d", default, rows)
+    db = tmp_path / "w.duckdb"
+    ingest(hub, db, config="all")
+    assert query(db, "SELECT source_row, trace_id FROM full_traces WHERE source_row >= 9 ORDER BY source_row") == [
+        (9, "d:9"), (10, "d:9")]

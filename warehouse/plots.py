@@ -1,4 +1,4 @@
-"""The report's five plots: matplotlib (Agg), each returned as a PNG data: URI.
+"""The report's five plots: matplotlib (Agg canvas, no pyplot), each returned as a PNG data: URI.
 
 Every function takes the plain values that warehouse.report.gather put in
 ReportData and returns "data:image/png;base64,...". A plot with nothing to draw
@@ -13,15 +13,11 @@ from __future__ import annotations
 import base64
 import io
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from warehouse.report import (CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION, RATIO_BIN,  # noqa: E402
-                              ReportData)
+from warehouse.report import CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION, RATIO_BIN, ReportData
 
 WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -35,15 +31,16 @@ def label(text, limit: int = 28) -> str:
     return s.replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _to_uri(fig) -> str:
+def _to_uri(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _figure(title: str):
-    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    fig = Figure(figsize=(WIDTH, HEIGHT))  # the Agg canvas directly: no pyplot, no global state
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     return fig, ax

@@ -67,6 +67,20 @@ def _column(batch: pa.Table, name: str) -> list:
     return col.to_pylist()
 
 
+# Columns of `traces` taken as they come (cast to the table's types), never as Python objects.
+_PASSTHROUGH = ("problem", "response", "domain", "source", "difficulty")
+
+
+def _arrow_column(batch: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
+    """The column as `_column` would give it back to Arrow: integers as their decimal text, missing as NULL."""
+    if name not in batch.column_names:
+        return pa.chunked_array([pa.nulls(batch.num_rows, type_)])
+    col = batch.column(name)
+    if pa.types.is_integer(col.type):
+        col = pc.cast(col, pa.string())
+    return col if col.type == type_ else pc.cast(col, type_)
+
+
 def _response_bytes(batch: pa.Table) -> int:
     return int(pc.sum(pc.binary_length(batch.column("response"))).as_py() or 0)
 
@@ -143,9 +157,8 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
                     with_tokens: bool, keep_hashes: bool = False) -> Flattened:
     problems = _column(batch, "problem")
     responses = _column(batch, "response")
-    domains, sources, difficulties = (_column(batch, c) for c in ("domain", "source", "difficulty"))
     dataset = origin.dataset
-    traces = {name: [] for name in schemas["traces"].names}
+    traces = {name: [] for name in schemas["traces"].names if name not in _PASSTHROUGH}
     segs = {name: [] for name in schemas["segments"].names}
     issues = {name: [] for name in schemas["parse_issues"].names}
     out = Flattened(tables={}, rows=batch.num_rows, input_bytes=_response_bytes(batch))
@@ -157,9 +170,7 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
         n_blocks = sum(1 for s in parsed.segments if s.kind == "block")
         for key, value in (
             ("trace_id", tid), ("dataset", dataset), ("run_id", origin.run_id), ("source_row", row),
-            ("source_file", origin.source_file), ("problem", problems[i]), ("response", response),
-            ("domain", domains[i]), ("source", sources[i]), ("difficulty", difficulties[i]),
-            ("content_hash", digest), ("status", parsed.status), ("n_blocks", n_blocks),
+            ("source_file", origin.source_file), ("content_hash", digest), ("status", parsed.status), ("n_blocks", n_blocks),
             ("n_summaries", sum(1 for s in parsed.segments if s.kind == "summary")),
             ("n_issues", len(parsed.issues)), ("response_chars", len(response or "")),
         ):
@@ -188,7 +199,9 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
     n_words = schemas["segments"].get_field_index("n_words")
     segments = segments.set_column(n_words, schemas["segments"].field(n_words), word_counts(segments.column("text")))
     out.tables = {
-        "traces": pa.Table.from_pydict(traces, schema=schemas["traces"]),
+        "traces": pa.Table.from_arrays(
+            [_arrow_column(batch, f.name, f.type) if f.name in _PASSTHROUGH else pa.array(traces[f.name], f.type)
+             for f in schemas["traces"]], schema=schemas["traces"]),
         "segments": segments,
         "parse_issues": pa.Table.from_pydict(issues, schema=schemas["parse_issues"]),
     }

@@ -53,8 +53,8 @@ def render(view: TraceView) -> Group:
 
     table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True, pad_edge=False)
     table.add_column("#", justify="right", style="dim", no_wrap=True)
-    table.add_column("block", ratio=3)
-    table.add_column("memento", ratio=2)
+    table.add_column("block", ratio=3, overflow="fold")  # long words wrap: nothing is cut
+    table.add_column("memento", ratio=2, overflow="fold")
     table.add_column("tokens", justify="right", no_wrap=True)
     table.add_column("ratio", justify="right", no_wrap=True)
     for p in view.pairs:

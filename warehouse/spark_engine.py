@@ -1,0 +1,621 @@
+"""Build the SQL models on Apache Spark: the same models/*.sql, transpiled, over the same Parquet.
+
+`build(db, master="local[*]")` is `mementos build --engine spark`. It
+
+1. transpiles every model (and every audit) from DuckDB SQL to Spark SQL with
+   sqlglot (`transpile_model`); a model that does not transpile fails with a
+   message naming the model and the function, and its downstream models are
+   skipped;
+2. registers the base tables as Spark temp views over the Parquet files ingest
+   wrote, `PATH_data/<table>/<dataset-slug>/<run_id>/part-*.parquet`, with the
+   schemas of sql/schema.sql (`register_base_tables`);
+3. builds the models in the engine's dependency order (`engine.load_project`),
+   each written aside to `PATH_data/models/.building-<model>-<id>/`, audited with
+   the model's audits (the engine's audit SQL, transpiled), then renamed into
+   place as `PATH_data/models/<model>/`, with `_build.json` beside its parts.
+   A failing audit deletes the new files and keeps the old directory.
+
+Every model, table or view, is materialised as Parquet on Spark (a temp view
+would end with the session). There is no freshness check: every selected model
+is rebuilt. File operations go through Hadoop's FileSystem API, so the Parquet
+root can be a local path (made a file: URI) or any URI the cluster reads
+(hdfs://, s3a://). docs/spark.md has the details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from hashlib import sha256
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+
+from warehouse import storage
+from warehouse.audits import SHOW_ROWS, Audit, AuditFailure, quote, unique
+from warehouse.engine import BuildReport, ModelResult, Project, load_project, parse_select
+from warehouse.models import DIALECT, Model, ModelError
+from warehouse.spark_functions import SPARK_FUNCTIONS
+from warehouse.storage import BASE_TABLES, WarehouseError
+
+TARGET = "spark"
+MODELS_SUBDIR = "models"  # PATH_data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
+MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
+PARQUET_TABLES = tuple(t for t in BASE_TABLES if t != "ingest_runs")  # ingest_runs lives only in DuckDB
+THIS = "__this__"  # stands for {this} while an audit is transpiled
+DEFAULT_CONF = {
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+_CALL_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+class TranspileError(ModelError):
+    """A model (or one of its audits) that cannot be written as Spark SQL; names the model and the function."""
+
+    def __init__(self, model: str, where: str, function: str | None, detail: str):
+        self.model, self.function = model, function
+        super().__init__(f"{where}: model {model} does not transpile to Spark SQL: {detail}")
+
+
+# ---------------------------------------------------------------------------
+# Transpile
+
+
+def _fix_percentiles(tree: exp.Expression, model: str, where: str) -> exp.Expression:
+    """sqlglot 30 mistranslates DuckDB's exact quantiles for Spark: quantile_cont(x, p) becomes
+    PERCENTILE_CONT(x, p), which Spark rejects, and percentile_cont(p) WITHIN GROUP (ORDER BY x)
+    becomes PERCENTILE_APPROX(x, p), which is approximate. Both mean Spark's exact PERCENTILE(x, p)
+    (linear interpolation between the two nearest ranks, as DuckDB's quantile_cont)."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont):
+            order = node.expression.expressions if isinstance(node.expression, exp.Order) else []
+            if len(order) == 1 and not order[0].args.get("desc") and node.this.args.get("expression") is None:
+                return exp.Quantile(this=order[0].this.copy(), quantile=node.this.this.copy())
+        if (isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None
+                and not isinstance(node.parent, exp.WithinGroup)):
+            return exp.Quantile(this=node.this.copy(), quantile=node.expression.copy())
+        if isinstance(node, exp.PercentileDisc) or (
+                isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileDisc)):
+            raise TranspileError(model, where, "quantile_disc",
+                                 "function quantile_disc / percentile_disc: sqlglot writes it as a call Spark "
+                                 "rejects or as the approximate percentile_approx; use quantile_cont, or see "
+                                 "docs/spark.md")
+        return node
+
+    return tree.transform(fix)
+
+
+def _call_name(sql: str) -> str | None:
+    m = _CALL_RE.match(sql)
+    return m.group(1).lower() if m else None
+
+
+def _check_functions(tree: exp.Expression, model: str, where: str) -> None:
+    """Every function call, as sqlglot writes it for Spark, must be a Spark built-in."""
+    for node in tree.find_all(exp.Func):
+        if isinstance(node, exp.Anonymous):
+            source = spark = node.name.lower()
+        else:
+            try:
+                spark = _call_name(node.sql(dialect=TARGET))
+            except UnsupportedError:
+                continue  # reported with its own message when the whole statement is generated
+            source = _call_name(node.sql(dialect=DIALECT)) or node.key
+        if spark is not None and spark not in SPARK_FUNCTIONS:
+            how = ("sqlglot does not know it and passes it through unchanged" if source == spark
+                   else f"sqlglot writes it as {spark}(...)")
+            raise TranspileError(model, where, source,
+                                 f"function {source}() has no Spark equivalent ({how}, and Spark has no function "
+                                 f"{spark}); rewrite it in SQL both engines accept (docs/spark.md)")
+
+
+def transpile_sql(sql: str, model: str, where: str) -> str:
+    """One DuckDB statement as Spark SQL; raises TranspileError naming the model and the function."""
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except ParseError as exc:
+        raise TranspileError(model, where, None, f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
+    tree = _fix_percentiles(tree, model, where)
+    _check_functions(tree, model, where)
+    try:
+        return tree.sql(dialect=TARGET, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        detail = str(exc).strip().splitlines()[0]
+        func = re.search(r"expression '(\w+)'", detail)
+        raise TranspileError(model, where, func.group(1) if func else None,
+                             f"sqlglot cannot write it for Spark: {detail}") from None
+
+
+@dataclass
+class SparkModel:
+    name: str
+    sql: str  # the SELECT in Spark SQL
+    audits: list[Audit]  # the grain's unique audit and the header's audits, queries in Spark SQL ({this} kept)
+    variant: bool = False  # True: the file's own Spark SQL (a `/* spark: ... */` block), not transpiled
+
+
+# A model may carry its own Spark SQL after its DuckDB SELECT, in a comment that DuckDB and the
+# fingerprint ignore:   /* spark:
+#                       SELECT ... in Spark SQL ...
+#                       */
+_VARIANT_RE = re.compile(r"/\*\s*spark:[ \t]*\n(.*?)\*/", re.DOTALL)
+
+
+def spark_variant(model: Model) -> str | None:
+    """The model's explicit Spark SQL (see _VARIANT_RE), or None when it is transpiled."""
+    found = _VARIANT_RE.findall(model.sql)
+    if len(found) > 1:
+        raise TranspileError(model.name, model.where, None, "more than one /* spark: ... */ block")
+    if not found:
+        return None
+    return found[0].strip().rstrip(";").strip() or None
+
+
+def transpile_model(model: Model) -> SparkModel:
+    """The model's SELECT and audits in Spark SQL. Raises TranspileError."""
+    variant = spark_variant(model)
+    sql = variant if variant is not None else transpile_sql(model.sql, model.name, model.where)
+    audits = []
+    for audit in [unique(model.grain)] + model.audits:
+        query = transpile_sql(audit.query.replace("{this}", THIS), model.name, f"{model.where}: audit {audit.name}")
+        audits.append(Audit(audit.name, query.replace(THIS, "{this}"), audit.sql))
+    return SparkModel(model.name, sql, audits, variant is not None)
+
+
+def transpile_project(project: Project) -> tuple[dict[str, SparkModel], dict[str, TranspileError]]:
+    done, failed = {}, {}
+    for name in project.order:
+        try:
+            done[name] = transpile_model(project.models[name])
+        except TranspileError as exc:
+            failed[name] = exc
+    return done, failed
+
+
+def transpile_report(db: str | Path | None = None, models_dir: str | Path | None = None) -> str:
+    """`mementos models --engine spark`: which models transpile, and the last Spark build of each."""
+    project = load_project(models_dir)
+    done, failed = transpile_project(project)
+    root = _local_root(db) if db is not None else None
+    header = ("model", "kind", "spark", "rows", "last built on spark")
+    rows = []
+    for name in project.order:
+        manifest = _read_local_manifest(root, name) if root is not None else None
+        rows.append((name, project.models[name].kind,
+                     ("spark variant" if done[name].variant else "transpiles") if name in done
+                     else f"NO: {failed[name].function or 'see below'}",
+                     f"{manifest['rows']:,}" if manifest else "-",
+                     manifest["built_at"][:19].replace("T", " ") if manifest else "-"))
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(str(v).rjust(w) if c == 3 else str(v).ljust(w) for c, (v, w) in enumerate(zip(r, widths))).rstrip()
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"{len(done)} of {len(project.order)} models transpile to Spark SQL (sqlglot {sqlglot.__version__}, "
+                 f"checked against the functions of Spark {_spark_version()})")
+    lines.extend(f"  {exc}" for exc in failed.values())
+    return "\n".join(lines)
+
+
+def _spark_version() -> str:
+    from warehouse.spark_functions import SPARK_VERSION
+    return SPARK_VERSION
+
+
+# ---------------------------------------------------------------------------
+# Where the data is
+
+
+@dataclass
+class Layout:
+    root: str  # the Parquet root as a URI (file:///.../PATH_data, hdfs://..., s3a://...)
+    db: Path | None  # the DuckDB file, when there is one: it says which run of each dataset is committed
+
+    @property
+    def models_root(self) -> str:
+        return f"{self.root}/{MODELS_SUBDIR}"
+
+    def model_dir(self, name: str) -> str:
+        return f"{self.models_root}/{name}"
+
+
+def _has_scheme(path: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None or path.startswith("file:")
+
+
+def layout_for(db: str | Path) -> Layout:
+    """`--db` is the DuckDB file (its Parquet root is PATH_data beside it), a Parquet root
+    directory, or a Parquet root URI."""
+    text = str(db)
+    if _has_scheme(text):
+        return Layout(text.rstrip("/"), None)
+    path = Path(text)
+    if path.is_dir():
+        return Layout(path.resolve().as_uri(), None)
+    if not path.exists():
+        raise WarehouseError(f"no warehouse at {path}; create one with `mementos ingest SOURCE --db {path}` first")
+    root = storage.data_dir(path)
+    if not root.is_dir():
+        raise WarehouseError(f"the warehouse {path} has no Parquet directory {root}; nothing was ingested yet")
+    return Layout(root.resolve().as_uri(), path)
+
+
+def _local_root(db: str | Path) -> Path | None:
+    text = str(db)
+    if text.startswith("file:"):
+        from urllib.parse import urlparse
+        return Path(urlparse(text).path)
+    if _has_scheme(text):
+        return None
+    path = Path(text)
+    return path if path.is_dir() else storage.data_dir(path)
+
+
+def _read_local_manifest(root: Path | None, name: str) -> dict | None:
+    try:
+        return json.loads((root / MODELS_SUBDIR / name / MANIFEST).read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def committed_runs(db: Path) -> dict[str, str]:
+    """dataset -> its committed run, from the DuckDB file's ingest_runs."""
+    from ingest.loader import current_runs
+
+    with storage.connect(db, read_only=True) as con:
+        try:
+            return current_runs(con)
+        except Exception as exc:  # no ingest_runs table: nothing ingested
+            raise WarehouseError(f"the warehouse {db} has no ingest runs: {str(exc).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------------------
+# Spark
+
+
+def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "mementos build"):
+    """A SparkSession on `master` (local[*], local[2], spark://host:7077, yarn, k8s://...)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from pyspark.sql import SparkSession
+    except ImportError:
+        raise WarehouseError("the Spark engine needs pyspark: pip install '.[spark]' (and Java 17 or newer)") from None
+    # pyspark logs every analysis error with a stack trace before raising it; the build reports it itself
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(f"cannot start Spark on {master}: {text} "
+                             f"(pyspark {_installed_pyspark()} needs Java 17 or newer: `java -version`)") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _installed_pyspark() -> str:
+    try:
+        import pyspark
+        return pyspark.__version__
+    except ImportError:
+        return "?"
+
+
+class _FileSystem:
+    """The few file operations a build needs, through Hadoop's FileSystem (local, HDFS, S3...)."""
+
+    def __init__(self, spark, root: str):
+        jvm = spark.sparkContext._jvm
+        self._path = jvm.org.apache.hadoop.fs.Path
+        self.fs = self._path(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(self._path(path)))
+
+    def delete(self, path: str) -> None:
+        self.fs.delete(self._path(path), True)
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self.fs.rename(self._path(src), self._path(dst)):
+            raise WarehouseError(f"cannot rename {src} to {dst}")
+
+    def mkdirs(self, path: str) -> None:
+        self.fs.mkdirs(self._path(path))
+
+    def list_dirs(self, path: str) -> list[str]:
+        """Names of the subdirectories of `path` ([] when it does not exist)."""
+        if not self.exists(path):
+            return []
+        return sorted(s.getPath().getName() for s in self.fs.listStatus(self._path(path)) if s.isDirectory())
+
+    def has_parquet(self, path: str) -> bool:
+        found = self.fs.globStatus(self._path(f"{path}/*.parquet"))
+        return found is not None and len(found) > 0
+
+    def write_text(self, path: str, text: str) -> None:
+        out = self.fs.create(self._path(path), True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+
+def _arrow_to_spark_schema(schema):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql.pandas.types import from_arrow_schema
+        return from_arrow_schema(schema)
+
+
+def base_table_dirs(fs: _FileSystem, layout: Layout) -> dict[str, list[str]]:
+    """The run directories Spark reads for every base table: `<root>/<table>/<dataset-slug>/<run_id>`.
+
+    With the DuckDB file, exactly the committed run of each dataset (ingest_runs); with a bare
+    Parquet root, the one run directory of each dataset, and an error when an interrupted
+    ingest left a second one.
+    """
+    from ingest.parquet_writer import dataset_slug
+
+    dirs: dict[str, list[str]] = {}
+    if layout.db is not None:
+        runs = {dataset_slug(d): r for d, r in committed_runs(layout.db).items()}
+        for table in PARQUET_TABLES:
+            candidates = [f"{layout.root}/{table}/{slug}/{run}" for slug, run in sorted(runs.items())]
+            dirs[table] = [d for d in candidates if fs.has_parquet(d)]
+        return dirs
+    for table in PARQUET_TABLES:
+        dirs[table] = []
+        for slug in fs.list_dirs(f"{layout.root}/{table}"):
+            run_ids = fs.list_dirs(f"{layout.root}/{table}/{slug}")
+            if len(run_ids) > 1:
+                raise WarehouseError(
+                    f"{layout.root}/{table}/{slug} holds {len(run_ids)} runs ({', '.join(run_ids)}): an interrupted "
+                    f"ingest left one behind. Build with --db PATH.duckdb (ingest_runs says which is committed), "
+                    f"or run any ingest to clean up")
+            dirs[table] += [f"{layout.root}/{table}/{slug}/{r}" for r in run_ids
+                            if fs.has_parquet(f"{layout.root}/{table}/{slug}/{r}")]
+    return dirs
+
+
+def register_base_tables(spark, fs: _FileSystem, layout: Layout) -> dict[str, int]:
+    """Temp views over the base tables' Parquet files, with sql/schema.sql's types; returns files read per table."""
+    schemas = storage.base_schemas()
+    registered = {}
+    for table, dirs in base_table_dirs(fs, layout).items():
+        schema = _arrow_to_spark_schema(schemas[table])
+        if dirs:
+            df = spark.read.schema(schema).parquet(*dirs)
+        else:
+            df = spark.createDataFrame([], schema)
+        df.createOrReplaceTempView(table)
+        registered[table] = len(dirs)
+    if layout.db is not None:  # ingest_runs is small and lives only in DuckDB: copy it in for models that read it
+        with storage.connect(layout.db, read_only=True) as con:
+            rows = con.execute("SELECT * FROM ingest_runs").fetchall()
+        spark.createDataFrame(rows, _arrow_to_spark_schema(schemas["ingest_runs"])).createOrReplaceTempView("ingest_runs")
+    return registered
+
+
+def _data_version(dirs: dict[str, list[str]]) -> str:
+    """Identity of the base tables' contents: the run directories read."""
+    runs = sorted({"/".join(d.rsplit("/", 2)[-2:]) for ds in dirs.values() for d in ds})
+    return sha256(repr(runs).encode()).hexdigest()[:16] if runs else "empty"
+
+
+# ---------------------------------------------------------------------------
+# Build
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
+    """A Spark error as one line, naming the function when Spark says which one it lacks or rejects."""
+    text = _first_line(exc)
+    condition = getattr(exc, "getCondition", lambda: None)() or ""
+    func = None
+    if condition.startswith(("UNRESOLVED_ROUTINE", "WRONG_NUM_ARGS")):
+        func = re.search(r"`([^`]+)`", text)
+    elif condition.startswith("DATATYPE_MISMATCH"):  # Cannot resolve "length(blocks)" due to data type mismatch
+        func = re.search(r'resolve "(\w+)\(', text)
+    if func:
+        return (f"{model.where}: model {model.name}{what} does not run on Spark: "
+                f"function {func.group(1).lower()}: {text}")
+    return f"{model.where}: model {model.name}{what} fails on Spark: {text}"
+
+
+def _recover(fs: _FileSystem, layout: Layout) -> None:
+    """Undo what a killed build left in PATH_data/models: `.building-*` (never swapped in) are
+    deleted; `.old-<model>-*` are restored when the model's directory is missing, else deleted."""
+    for name in fs.list_dirs(layout.models_root):
+        path = f"{layout.models_root}/{name}"
+        if name.startswith(".building-"):
+            fs.delete(path)
+        elif name.startswith(".old-"):
+            model = name[len(".old-"):].rsplit("-", 1)[0]
+            if fs.exists(layout.model_dir(model)):
+                fs.delete(path)
+            else:
+                fs.rename(path, layout.model_dir(model))
+
+
+@dataclass
+class _Context:
+    spark: object
+    fs: _FileSystem
+    layout: Layout
+    master: str
+    data_version: str
+    build_id: str
+    project: Project
+    spark_models: dict[str, SparkModel] = field(default_factory=dict)
+
+
+def build(db: str | Path, select=None, models_dir: str | Path | None = None, master: str = "local[*]",
+          spark=None, conf: dict[str, str] | None = None, echo=None) -> BuildReport:
+    """Build the selected models (default: all) on Spark, in dependency order, as Parquet under
+    PATH_data/models/. `spark`: an existing SparkSession to use (else one is started on `master`
+    and stopped at the end). Returns the engine's BuildReport."""
+    started = time.monotonic()
+    layout = layout_for(db)
+    project = load_project(models_dir)
+    selected = parse_select(project, select)
+    spark_models, untranspiled = transpile_project(project)
+    command = "build --engine spark" + (f" --select {' '.join(select) if not isinstance(select, str) else select}"
+                                        if select else "")
+    report = BuildReport(str(db), [])
+    with ExitStack() as stack:
+        if layout.db is not None:  # ingest must not replace run directories while Spark reads them
+            stack.enter_context(storage.write_lock(layout.db, command))
+        own = spark is None
+        if own:
+            spark = spark_session(master, conf)
+            stack.callback(spark.stop)
+        fs = _FileSystem(spark, layout.root)
+        fs.mkdirs(layout.models_root)
+        _recover(fs, layout)
+        dirs = base_table_dirs(fs, layout)
+        register_base_tables(spark, fs, layout)
+        ctx = _Context(spark, fs, layout, spark.sparkContext.master, _data_version(dirs),
+                       datetime.now().strftime("%Y%m%dT%H%M%S.%f"), project, spark_models)
+        done: dict[str, str] = {}
+        for name in project.order:
+            if name not in selected:
+                if fs.exists(layout.model_dir(name)):  # built before: downstream models read it
+                    spark.read.parquet(layout.model_dir(name)).createOrReplaceTempView(name)
+                continue
+            upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
+            missing = [p for p in project.parents[name] if p not in selected and not fs.exists(layout.model_dir(p))]
+            if name in untranspiled:
+                result = ModelResult(name, "failed", "does not transpile", error=str(untranspiled[name]))
+            elif upstream_broken:
+                result = ModelResult(name, "skipped", f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
+            elif missing:
+                result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built on Spark; "
+                                                      f"select {missing[0]}+ or build everything")
+            else:
+                if echo:
+                    echo(f"  building {name} on spark ...")
+                result = build_model(ctx, project.models[name], "spark build")
+            done[name] = result.status
+            report.results.append(result)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def build_model(ctx: _Context, model: Model, reason: str) -> ModelResult:
+    """Write one model aside, audit it, rename it into place; a failure leaves the old directory."""
+    t0 = time.monotonic()
+    spark, fs, layout = ctx.spark, ctx.fs, ctx.layout
+    sm = ctx.spark_models[model.name]
+    token = uuid.uuid4().hex[:8]
+    tmp = f"{layout.models_root}/.building-{model.name}-{token}"
+    tmp_view = f"__build_{model.name}"
+    result = ModelResult(model.name, "failed", reason)
+    try:
+        try:
+            df = spark.sql(sm.sql)
+            df.write.option("compression", "zstd").parquet(tmp)
+        except Exception as exc:  # AnalysisException, execution errors (ANSI overflow, ...)
+            result.error = _spark_error(exc, model)
+        if result.error is None:
+            spark.read.parquet(tmp).createOrReplaceTempView(tmp_view)
+            try:
+                rows, result.failures = _run_audits(spark, sm.audits, tmp_view)
+            except Exception as exc:
+                result.error = _spark_error(exc, model, " (an audit)")
+        if result.error is not None or result.failures:
+            fs.delete(tmp)
+            result.seconds = time.monotonic() - t0
+            return result
+        seconds = time.monotonic() - t0
+        fs.write_text(f"{tmp}/{MANIFEST}", json.dumps({
+            "model": model.name, "version": model.version, "kind": model.kind,
+            "fingerprint": ctx.project.fingerprints[model.name], "engine": "spark",
+            "spark_version": spark.version, "master": ctx.master, "build_id": ctx.build_id,
+            "data_version": ctx.data_version, "rows": rows, "seconds": round(seconds, 3),
+            "built_at": datetime.now().isoformat(timespec="seconds"), "sql": sm.sql,
+        }, indent=2) + "\n")
+        final = layout.model_dir(model.name)
+        old = f"{layout.models_root}/.old-{model.name}-{token}"
+        if fs.exists(final):
+            fs.rename(final, old)
+        fs.rename(tmp, final)
+        if fs.exists(old):
+            fs.delete(old)
+        spark.read.parquet(final).createOrReplaceTempView(model.name)
+    finally:
+        spark.catalog.dropTempView(tmp_view)
+        if fs.exists(tmp):
+            fs.delete(tmp)
+    result.status, result.rows, result.seconds = "built", rows, time.monotonic() - t0
+    return result
+
+
+def _run_audits(spark, audits: list[Audit], table: str) -> tuple[int, list[AuditFailure]]:
+    """(rows of `table`, failed audits); every count in one Spark query."""
+    ref = "`" + table.replace("`", "``") + "`"
+    queries = [a.query.replace("{this}", ref) for a in audits]
+    counts = ", ".join([f"(SELECT count(*) FROM {ref}) AS n_rows"]
+                       + [f"(SELECT count(*) FROM ({q}) AS offending) AS a{i}" for i, q in enumerate(queries)])
+    [row] = spark.sql(f"SELECT {counts}").collect()
+    failures = []
+    for i, (audit, query) in enumerate(zip(audits, queries)):
+        offending = row[f"a{i}"]
+        if offending:
+            df = spark.sql(f"SELECT * FROM ({query}) AS offending LIMIT {SHOW_ROWS}")
+            failures.append(AuditFailure(audit.name, offending, df.columns, [tuple(r) for r in df.collect()]))
+    return row["n_rows"], failures
+
+
+# ---------------------------------------------------------------------------
+
+
+def write_function_list(path: str | Path | None = None) -> Path:
+    """Regenerate warehouse/spark_functions.py from the installed pyspark's SHOW FUNCTIONS."""
+    import textwrap
+
+    path = Path(path) if path else Path(__file__).with_name("spark_functions.py")
+    spark = spark_session("local[1]", app_name="mementos function list")
+    try:
+        names = sorted({r[0] for r in spark.sql("SHOW FUNCTIONS").collect()})
+        version = spark.version
+    finally:
+        spark.stop()
+    body = textwrap.fill(" ".join(names), width=100, break_long_words=False, break_on_hyphens=False)
+    path.write_text(
+        f'"""Built-in functions of Apache Spark {version}, as `SHOW FUNCTIONS` lists them ({len(names)} names).\n\n'
+        "warehouse/spark_engine.py checks every function call of a transpiled model against\n"
+        "this list, so `mementos models --engine spark` can say which models run on Spark\n"
+        "without starting it. Regenerate with `python -m warehouse.spark_engine --write-function-list`\n"
+        'when the pinned pyspark changes.\n"""\n\n'
+        f'SPARK_VERSION = "{version}"\n\nSPARK_FUNCTIONS = frozenset("""\n{body}\n""".split())\n'
+    )
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--write-function-list"]:
+        print(f"wrote {write_function_list()}")
+    else:
+        sys.exit("usage: python -m warehouse.spark_engine --write-function-list")

@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := demo
 DEMO_TRACES ?= 3000
 
-.PHONY: demo test test-slow bench clean venv chromium
+.PHONY: demo test test-slow bench clean venv chromium spark
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) cli.py report --db $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/report.html
 	@echo "report: $(abspath $(DEMO_DIR)/report.html)"
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium spark
 	$(PY) -m pytest -q -m "not slow"
 
 # The report's browser test drives Debian's chromium (never `playwright install`): install it when missing.
@@ -37,6 +37,17 @@ chromium:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "could not install chromium: run 'apt-get install -y chromium' as root" >&2; \
 	  else echo "chromium is missing: install Debian's chromium package (apt-get install -y chromium)" >&2; fi; }
+
+# The Spark parity test needs pyspark (the `spark` extra; a venv made before it was added lacks it)
+# and Java 17+ (pyspark 4): install Debian's openjdk-17-jre-headless when `java` is missing.
+spark: $(STAMP)
+	@$(PY) -c 'import pyspark' 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,spark]'
+	@command -v java >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Java 17 (openjdk-17-jre-headless) for the Spark parity test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      openjdk-17-jre-headless >/dev/null) || echo "could not install Java: run 'apt-get install -y openjdk-17-jre-headless' as root" >&2; \
+	  else echo "java is missing: install Java 17 or newer (Debian: openjdk-17-jre-headless)" >&2; fi; }
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

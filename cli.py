@@ -81,11 +81,17 @@ def sample(traces, out, seed, overwrite):
 
 
 @main.command()
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@click.option("--db", required=True, type=click.Path(),
+              help="DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).")
 @click.option("--select", "select", multiple=True, metavar="NAME[+]",
               help="Only this model (NAME) or it and everything downstream of it (NAME+). Repeatable.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
-def build(db, select, full_refresh):
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="duckdb: tables in the DuckDB file. spark: the same models transpiled to Spark SQL, "
+                   "written as Parquet under PATH_data/models/ (every selected model is rebuilt; docs/spark.md).")
+@click.option("--spark-master", default="local[*]", show_default=True,
+              help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
+def build(db, select, full_refresh, engine, spark_master):
     """Build the SQL models in models/ into the warehouse, in dependency order.
 
     Only models that are new, changed (their SQL, ignoring layout and comments,
@@ -95,23 +101,35 @@ def build(db, select, full_refresh):
     keeps the old table, prints the offending rows, and exits with status 1.
     Every build is recorded in the `model_builds` table.
     """
-    from warehouse.engine import build as run_build
+    echo = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None
+    if engine == "spark":
+        from warehouse.spark_engine import build as run_spark_build
 
-    report = run_build(db, select=list(select) or None, full_refresh=full_refresh,
-                       echo=(lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None)
+        report = run_spark_build(db, select=list(select) or None, master=spark_master, echo=echo)
+    else:
+        from warehouse.engine import build as run_build
+
+        report = run_build(db, select=list(select) or None, full_refresh=full_refresh, echo=echo)
     click.echo(report.format())
     if not report.ok:
         raise SystemExit(1)
 
 
 @main.command()
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
-def models(db):
+@click.option("--db", required=True, type=click.Path(), help="DuckDB warehouse file.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="spark: which models transpile to Spark SQL (and if not, the function), and their last Spark build.")
+def models(db, engine):
     """List the models: kind, version, grain, state, rows and last build.
 
     State is `fresh` (built from its current SQL and data), `stale` (with the
     reason) or `never built`. `mementos build` brings stale models up to date.
     """
+    if engine == "spark":
+        from warehouse.spark_engine import transpile_report
+
+        click.echo(transpile_report(db))
+        return
     from warehouse.engine import models_report
 
     click.echo(models_report(db))

@@ -5,6 +5,10 @@ worker process, which parses, flattens, counts tokens and writes the batch's
 Parquet files itself, so both cores work and only the input batch crosses a
 process boundary. At most two batches per worker are in flight, which keeps
 memory flat however large the corpus.
+
+The batch crosses as an Arrow IPC file in the run's `_spool` directory that the
+worker memory-maps and deletes: one copy, where pickling it through the pool's
+pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -12,18 +16,20 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.ipc
 
 from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
@@ -33,6 +39,7 @@ from warehouse import storage
 from warehouse.faults import checkpoint
 
 BATCH_ROWS = 1000
+SPOOL = "_spool"  # PATH_data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
 
 
 class WorkerDied(storage.WarehouseError):
@@ -56,10 +63,28 @@ class IngestSummary:
 
 
 @dataclass(frozen=True)
+class _Spooled:
+    """A batch written as an Arrow IPC file, for a worker to map instead of unpickling it."""
+
+    path: str
+
+    @classmethod
+    def write(cls, table: pa.Table, path: Path) -> "_Spooled":
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return cls(str(path))
+
+    def read(self) -> pa.Table:
+        table = pa.ipc.open_file(pa.memory_map(self.path)).read_all()  # zero-copy: buffers keep the map
+        os.unlink(self.path)  # the mapping outlives the name
+        return table
+
+
+@dataclass(frozen=True)
 class _Task:
     config: str
     seq: int
-    batch: pa.Table
+    batch: pa.Table | _Spooled
     origin: BatchOrigin
 
 
@@ -93,11 +118,12 @@ def _exit_with_parent() -> None:
 
 def _process(task: _Task) -> Flattened:
     w = _WORKER
+    batch = task.batch.read() if isinstance(task.batch, _Spooled) else task.batch
     if task.config == "default":
-        flat = flatten_default(task.batch, task.origin, w["schemas"], w["with_tokens"],
+        flat = flatten_default(batch, task.origin, w["schemas"], w["with_tokens"],
                                keep_hashes=w["trace_by_hash"] is not None)
     else:
-        flat = flatten_full(task.batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
+        flat = flatten_full(batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
     parquet_writer.write_tables(w["root"], task.origin.dataset, task.origin.run_id, task.config, task.seq, flat.tables)
     checkpoint("ingest.worker_write")  # in a worker process: the worker dies, the ingest must fail cleanly
     flat.tables = {}  # the files are written; don't ship the data back
@@ -229,8 +255,13 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")
         checkpoint("ingest.mid_write")  # a batch's files are written, others are still in flight
 
+    spool = parquet_writer.run_dir(root, SPOOL, dataset, run_id)  # a leftover of a failed run goes with it
+    if workers > 0:
+        spool.mkdir(parents=True, exist_ok=True)
     try:
         for task in _batches(files, cfg, limit, dataset, run_id):
+            if workers > 0:
+                task = replace(task, batch=_Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
             in_flight.append(executor.submit(_process, task))
             while len(in_flight) >= max(2 * workers, 1):
                 collect(in_flight.popleft())
@@ -240,7 +271,19 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         # Wait for the batches already running: a worker still writing after the caller
         # has removed the run's directory would leave a part of it behind.
         executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(spool, ignore_errors=True)  # cancelled batches' files
+        _remove_spool(spool)
         raise
     finally:
         bar.close()
     executor.shutdown(wait=True)
+    _remove_spool(spool)
+
+
+def _remove_spool(spool: Path) -> None:
+    """The run's spool directory and its parents up to PATH_data, when empty (every worker deleted its file)."""
+    for directory in (spool, spool.parent, spool.parent.parent):
+        try:
+            directory.rmdir()
+        except OSError:  # missing, or not empty: another dataset's run is spooling
+            return

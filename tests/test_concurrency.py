@@ -60,7 +60,7 @@ def one_line_error(result) -> str:
 def ingest_held_at(point: str, source: Path, db: Path):
     """An ingest subprocess stopped (SIGSTOP) at `point`; resumed on exit, and its result checked by the caller."""
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    env["MEMENTOS_STOP_AT"] = point
+    env["MEMENTOS_STOP_AT"] = f"{point}@1"  # the first pass only
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ingest", str(source), "--db", str(db),
                              "--name", "t", "--workers", "0", "--no-progress", "--no-tokens"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,7 +71,11 @@ def ingest_held_at(point: str, source: Path, db: Path):
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
-        proc.communicate(timeout=120)
+        try:
+            proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
 
 
 @contextmanager
@@ -166,3 +170,31 @@ def test_a_raw_duckdb_writer_is_reported_by_pid(db):
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+
+
+def test_while_a_build_holds_the_warehouse_others_get_the_busy_message(db, base, tmp_path):
+    """A build held at its first model's commit: readers and writers are told `build` is writing."""
+    shutil.copytree(REPO / "models", tmp_path / "models")  # edits to models/ meanwhile cannot break this
+    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
+    env["MEMENTOS_STOP_AT"] = "build.before_commit@1"  # the first model only
+    code = "import sys; from warehouse.engine import build; sys.exit(not build(sys.argv[1], models_dir=sys.argv[2]).ok)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(tmp_path / "models")], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), proc.stderr.read()
+        expected = f"Error: the warehouse {db} is being written by `build` (pid {proc.pid}"
+        for args in (["sql", "SELECT count(*) FROM traces", "--db", db],
+                     ["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress"],
+                     ["build", "--db", db]):
+            assert one_line_error(cli(*args)).startswith(expected), args
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+        try:
+            proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, proc.stderr
+    assert not storage.is_locked(db)

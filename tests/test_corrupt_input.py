@@ -217,7 +217,7 @@ def test_terminal_sees_one_line_without_datasets_log_noise(db, tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {bad}: cannot be read as Parquet")
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_failure_in_the_last_file_leaves_nothing_behind(db, tmp_path, workers):
     """Files 1 and 2 are read and written to Parquet before file 3 fails: all of it goes."""
     src = tmp_path / "three"

@@ -26,12 +26,13 @@ from conftest import REPO
 from ingest.pipeline import run_ingest
 from warehouse import engine, storage
 from warehouse.engine import build, list_models
+from warehouse.export import export
 from warehouse.sample import write_sample
 from warehouse_state import snapshot
 
 
 def ingest(source: Path, db: Path) -> None:
-    run_ingest(str(source), db, config="all", name="s", workers=0, progress=False, with_tokens=True)
+    run_ingest(str(source), db, config="all", name="s", workers=0, progress=False, with_tokens=False)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,8 @@ def assert_finishes_like_a_clean_build(db: Path, states: dict) -> None:
 BUILD_POINTS = ["build.after_create", "build.before_swap", "build.before_commit"]
 
 
-@pytest.mark.parametrize("point", [pytest.param(p, marks=pytest.mark.slow) for p in BUILD_POINTS[:2]]
-                         + BUILD_POINTS[2:])
+@pytest.mark.slow  # make test: test_engine.py kills a toy build at each point; the mid-way kill below
+@pytest.mark.parametrize("point", BUILD_POINTS)
 def test_build_killed_at_its_first_model_changes_nothing(states, tmp_path, point):
     db = copy_of(states["stale"], tmp_path)
     before = snapshot(db)
@@ -120,19 +121,18 @@ def test_build_killed_mid_way_keeps_finished_models_and_the_next_build_finishes(
 EXPORT_POINTS = ["export.mid_write", "export.before_rename"]
 
 
-@pytest.mark.parametrize("point", [pytest.param(EXPORT_POINTS[0], marks=pytest.mark.slow), EXPORT_POINTS[1]])
+@pytest.mark.slow  # make test: test_export.py kills an export at both points and checks its files
+@pytest.mark.parametrize("point", EXPORT_POINTS)
 def test_export_killed_leaves_the_warehouse_and_previous_files_as_they_were(states, tmp_path, point):
     db = copy_of(states["built"], tmp_path)
     out = tmp_path / "out"
-    first = run(EXPORT, [db, out, "train=0.5,test=0.5", states["models"]])
-    assert first.returncode == 0, first.stderr
+    export(db, "memento", out, splits="train=0.5,test=0.5", models_dir=states["models"])
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     before = snapshot(db)
     proc = run(EXPORT, [db, out, "train=0.7,test=0.3", states["models"]], kill_at=point)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert snapshot(db) == before and not storage.is_locked(db)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in files} == files
-    done = run(EXPORT, [db, out, "train=0.7,test=0.3", states["models"]])
-    assert done.returncode == 0, done.stderr
+    export(db, "memento", out, splits="train=0.7,test=0.3", models_dir=states["models"])
     assert sorted(p.name for p in out.iterdir()) == sorted(files)  # leftovers (.export-tmp, spill) removed
     assert snapshot(db) == before

@@ -94,7 +94,13 @@ def assert_recovers(db: Path, source: Path, expect_traces: int = 7 + 3) -> None:
     assert not storage.is_locked(db)
 
 
-@pytest.mark.parametrize("point", KILL_POINTS_BEFORE_COMMIT)
+# make test runs an early point and one inside the load transaction (test_ingest.py has before_commit);
+# make test-slow runs every point.
+FAST_POINTS = ("ingest.start", "ingest.load.segments")
+
+
+@pytest.mark.parametrize("point", [p if p in FAST_POINTS else pytest.param(p, marks=pytest.mark.slow)
+                                   for p in KILL_POINTS_BEFORE_COMMIT])
 def test_kill_before_commit_leaves_warehouse_as_it_was(wh, point):
     db, source = wh
     before, dirs_before = snapshot(db), run_dirs(db)
@@ -117,6 +123,7 @@ def test_kill_after_commit_keeps_the_new_data_and_next_run_cleans(wh):
     assert_recovers(db, source)
 
 
+@pytest.mark.slow
 def test_kill_before_commit_of_the_first_ingest_leaves_an_empty_warehouse(base, tmp_path):
     db = tmp_path / "fresh.duckdb"
     proc = cli_ingest(base / "new", db, kill_at="ingest.before_commit")
@@ -145,6 +152,7 @@ def test_kill_mid_write_with_worker_processes(wh, many_batches):
     assert run_dirs(db) == committed_dirs(db)
 
 
+@pytest.mark.slow
 def test_dead_worker_fails_the_ingest_in_one_line_and_changes_nothing(wh, many_batches):
     db, _ = wh
     before, dirs = snapshot(db), run_dirs(db)

@@ -77,7 +77,8 @@ def test_reingesting_the_hostile_name_replaces_only_it(wh, tmp_path):
     assert run_dirs(db) == committed_dirs(db)
 
 
-@pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "a/b/../c", "..", ".", "con:nul?*"])
+@pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", ".."] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in ("a/b/../c", ".", "con:nul?*")])
 def test_dataset_names_cannot_steer_files_outside_the_warehouse(tmp_path, name):
     db = tmp_path / "wh" / "w.duckdb"
     src = write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")]))])

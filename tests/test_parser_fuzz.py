@@ -17,17 +17,18 @@ from ingest.parser import (
     THINK_OPEN, WHITESPACE, parse_response,
 )
 
-FAST = 300
+FAST = 300  # the never-raises properties
+FAST_BUILT = 150  # properties over built traces (slower to generate; test_parser.py has 300 more)
 SLOW = 6000
 
 _SLOW_SETTINGS = settings(max_examples=SLOW, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def fuzz(**strategies):
+def fuzz(fast_examples=FAST, **strategies):
     """Turn a property into (fast test, slow test) with the same strategies."""
     def wrap(fn):
-        fast = settings(max_examples=FAST, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        fast = settings(max_examples=fast_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
             given(**strategies)(fn))
         slow = pytest.mark.slow(_SLOW_SETTINGS(given(**strategies)(fn)))
         return fast, slow
@@ -120,7 +121,7 @@ def _valid(pairs, answer, sep):
     return parts
 
 
-@fuzz(pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=5), answer=_answer,
+@fuzz(FAST_BUILT, pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=5), answer=_answer,
       sep=st.text(alphabet=WHITESPACE, max_size=2))
 def _valid_pairs_every_plane(pairs, answer, sep):
     response = "".join(_valid(pairs, answer, sep))
@@ -135,7 +136,7 @@ def _valid_pairs_every_plane(pairs, answer, sep):
 test_valid_pairs_of_every_plane_parse_ok, test_valid_pairs_of_every_plane_parse_ok_slow = _valid_pairs_every_plane
 
 
-@fuzz(pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=4), answer=_answer,
+@fuzz(FAST_BUILT, pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=4), answer=_answer,
       sep=st.text(alphabet=WHITESPACE, max_size=2), data=st.data())
 def _one_token_deleted(pairs, answer, sep, data):
     parts = _valid(pairs, answer, sep)
@@ -150,7 +151,7 @@ def _one_token_deleted(pairs, answer, sep, data):
 test_deleting_any_token_flags, test_deleting_any_token_flags_slow = _one_token_deleted
 
 
-@fuzz(pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=4), answer=_answer,
+@fuzz(FAST_BUILT, pairs=st.lists(st.tuples(_content, _content), min_size=1, max_size=4), answer=_answer,
       sep=st.text(alphabet=WHITESPACE, max_size=2), token=_markup, data=st.data())
 def _one_token_inserted(pairs, answer, sep, token, data):
     parts = _valid(pairs, answer, sep)
@@ -222,7 +223,7 @@ test_full_row_checks_never_raise, test_full_row_checks_never_raise_slow = _full_
 _sentence_text = _content.map(lambda s: " ".join(s.split())).filter(bool)
 
 
-@fuzz(blocks=st.lists(st.tuples(st.lists(_sentence_text, min_size=1, max_size=3), _sentence_text),
+@fuzz(FAST_BUILT, blocks=st.lists(st.tuples(st.lists(_sentence_text, min_size=1, max_size=3), _sentence_text),
                       min_size=1, max_size=4))
 def _consistent_full_rows_are_ok(blocks):
     sentences, ranges, summaries, pairs = [], [], [], []

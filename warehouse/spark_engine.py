@@ -96,6 +96,79 @@ def _fix_percentiles(tree: exp.Expression, model: str, where: str) -> exp.Expres
     return tree.transform(fix)
 
 
+def _fix_list_lengths(tree: exp.Expression, schema) -> exp.Expression:
+    """DuckDB's len(x) / length(x) measure strings and lists alike; Spark's length() takes strings
+    only and size() lists. sqlglot cannot tell them apart without types, so when the schemas of the
+    tables read are known (at build time, from Spark's views), annotate a qualified copy and turn
+    each length of a list into size(). Without schemas, or if sqlglot cannot qualify the query,
+    the tree is returned as it is (Spark then names the function if it rejects it)."""
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+
+    lengths = list(tree.find_all(exp.Length))
+    if not lengths or schema is None:
+        return tree
+    try:
+        typed = annotate_types(qualify(tree.copy(), schema=schema, dialect=DIALECT, validate_qualify_columns=False),
+                               schema=schema, dialect=DIALECT)
+    except Exception:  # sqlglot.errors.OptimizeError and friends: leave the SQL as written
+        return tree
+    typed_lengths = list(typed.find_all(exp.Length))
+    if len(typed_lengths) != len(lengths):
+        return tree
+    for node, typed_node in zip(lengths, typed_lengths):
+        arg_type = typed_node.this.type
+        if arg_type is not None and arg_type.is_type(exp.DataType.Type.ARRAY):
+            node.replace(exp.ArraySize(this=node.this.copy()))
+    return tree
+
+
+def _fix_lists(tree: exp.Expression, model: str, where: str) -> exp.Expression:
+    """DuckDB's list(x ORDER BY k) / array_agg: sqlglot writes Spark's COLLECT_LIST(x) and silently
+    drops the ORDER BY; COLLECT_LIST also skips NULLs, and gives [] where DuckDB gives NULL (a
+    FILTER that keeps no row). Each becomes
+        CASE WHEN SIZE(c) = 0 THEN NULL ELSE TRANSFORM(ARRAY_SORT(c, cmp), e -> e.v) END
+    with c = COLLECT_LIST(STRUCT(k0, ..., x AS v)) [FILTER (...)]: the struct is never NULL, so
+    NULL values are kept, and cmp orders by the keys as DuckDB does (ASC/DESC, NULLS FIRST/LAST)."""
+    for agg in list(tree.find_all(exp.ArrayAgg)):
+        if isinstance(agg.this, exp.Distinct):
+            continue  # list(DISTINCT x): COLLECT_SET semantics aside, left to sqlglot
+        target = agg.parent if isinstance(agg.parent, exp.Filter) and agg.arg_key == "this" else agg
+        order = agg.this if isinstance(agg.this, exp.Order) else None
+        value = order.this if order is not None else agg.this
+        keys = list(order.expressions) if order is not None else []
+        fields = [f"{k.this.sql(dialect=TARGET)} AS k{i}" for i, k in enumerate(keys)]
+        fields.append(f"{value.sql(dialect=TARGET)} AS v")
+        collected = f"COLLECT_LIST(STRUCT({', '.join(fields)}))"
+        if target is not agg:
+            collected += f" FILTER(WHERE {target.expression.this.sql(dialect=TARGET)})"
+        whens = []
+        for i, k in enumerate(keys):
+            less = ">" if k.args.get("desc") else "<"
+            nulls = "IS NULL" if k.args.get("nulls_first") else "IS NOT NULL"
+            other = "IS NOT NULL" if k.args.get("nulls_first") else "IS NULL"
+            for a, b, sign in (("l", "r", -1), ("r", "l", 1)):
+                whens.append(f"WHEN ({a}.k{i} {nulls} AND {b}.k{i} {other}) OR {a}.k{i} {less} {b}.k{i} THEN {sign}")
+        items = f"ARRAY_SORT({collected}, (l, r) -> CASE {' '.join(whens)} ELSE 0 END)" if keys else collected
+        replacement = f"CASE WHEN SIZE({collected}) = 0 THEN NULL ELSE TRANSFORM({items}, e -> e.v) END"
+        try:
+            target.replace(sqlglot.parse_one(replacement, read=TARGET))
+        except ParseError as exc:
+            raise TranspileError(model, where, "list", f"function list/array_agg: cannot rewrite it for Spark "
+                                 f"({str(exc).splitlines()[0]})") from None
+    return tree
+
+
+def _check_ordered_aggregates(tree: exp.Expression, model: str, where: str) -> None:
+    """An aggregate's ORDER BY must survive the transpile (sqlglot drops some silently)."""
+    for node in tree.find_all(exp.AggFunc):
+        if isinstance(node.this, exp.Order) and "WITHIN GROUP" not in node.sql(dialect=TARGET).upper():
+            name = _call_name(node.sql(dialect=DIALECT)) or node.key
+            raise TranspileError(model, where, name,
+                                 f"function {name}(... ORDER BY ...): Spark orders inside an aggregate only with "
+                                 f"WITHIN GROUP, and sqlglot does not write it so; see docs/spark.md")
+
+
 def _call_name(sql: str) -> str | None:
     m = _CALL_RE.match(sql)
     return m.group(1).lower() if m else None
@@ -111,6 +184,8 @@ def _check_functions(tree: exp.Expression, model: str, where: str) -> None:
                 spark = _call_name(node.sql(dialect=TARGET))
             except UnsupportedError:
                 continue  # reported with its own message when the whole statement is generated
+            if spark is None or spark in SPARK_FUNCTIONS:
+                continue
             source = _call_name(node.sql(dialect=DIALECT)) or node.key
         if spark is not None and spark not in SPARK_FUNCTIONS:
             how = ("sqlglot does not know it and passes it through unchanged" if source == spark
@@ -120,13 +195,18 @@ def _check_functions(tree: exp.Expression, model: str, where: str) -> None:
                                  f"{spark}); rewrite it in SQL both engines accept (docs/spark.md)")
 
 
-def transpile_sql(sql: str, model: str, where: str) -> str:
-    """One DuckDB statement as Spark SQL; raises TranspileError naming the model and the function."""
+def transpile_sql(sql: str, model: str, where: str, schema=None) -> str:
+    """One DuckDB statement as Spark SQL; raises TranspileError naming the model and the function.
+    `schema` (a sqlglot MappingSchema of the tables read), when given, lets list lengths be told
+    from string lengths."""
     try:
         tree = sqlglot.parse_one(sql, read=DIALECT)
     except ParseError as exc:
         raise TranspileError(model, where, None, f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
     tree = _fix_percentiles(tree, model, where)
+    tree = _fix_list_lengths(tree, schema)
+    tree = _fix_lists(tree, model, where)
+    _check_ordered_aggregates(tree, model, where)
     _check_functions(tree, model, where)
     try:
         return tree.sql(dialect=TARGET, unsupported_level=ErrorLevel.RAISE)
@@ -162,15 +242,35 @@ def spark_variant(model: Model) -> str | None:
     return found[0].strip().rstrip(";").strip() or None
 
 
-def transpile_model(model: Model) -> SparkModel:
-    """The model's SELECT and audits in Spark SQL. Raises TranspileError."""
+def transpile_model(model: Model, tables: dict | None = None, this: dict | None = None) -> SparkModel:
+    """The model's SELECT and audits in Spark SQL. Raises TranspileError. `tables`: the columns and
+    Spark types of the tables the model reads; `this`: the model's own (for its audits); both as
+    `spark_schema` gives them, known only while building."""
     variant = spark_variant(model)
-    sql = variant if variant is not None else transpile_sql(model.sql, model.name, model.where)
+    schema = _mapping(tables) if tables is not None else None
+    sql = variant if variant is not None else transpile_sql(model.sql, model.name, model.where, schema)
+    audit_schema = _mapping({**tables, THIS: this}) if tables is not None and this is not None else None
     audits = []
     for audit in [unique(model.grain)] + model.audits:
-        query = transpile_sql(audit.query.replace("{this}", THIS), model.name, f"{model.where}: audit {audit.name}")
+        query = transpile_sql(audit.query.replace("{this}", THIS), model.name, f"{model.where}: audit {audit.name}",
+                              audit_schema)
         audits.append(Audit(audit.name, query.replace(THIS, "{this}"), audit.sql))
     return SparkModel(model.name, sql, audits, variant is not None)
+
+
+def spark_schema(spark, tables) -> dict[str, dict[str, str]]:
+    """{table: {column: Spark type}} of registered views, for transpile_model."""
+    out = {}
+    for table in tables:
+        if spark.catalog.tableExists(table):
+            out[table] = {f.name: f.dataType.simpleString() for f in spark.table(table).schema.fields}
+    return out
+
+
+def _mapping(tables: dict):
+    from sqlglot.schema import MappingSchema
+
+    return MappingSchema(tables, dialect=TARGET)
 
 
 def transpile_project(project: Project) -> tuple[dict[str, SparkModel], dict[str, TranspileError]]:
@@ -525,21 +625,28 @@ def build_model(ctx: _Context, model: Model, reason: str) -> ModelResult:
     """Write one model aside, audit it, rename it into place; a failure leaves the old directory."""
     t0 = time.monotonic()
     spark, fs, layout = ctx.spark, ctx.fs, ctx.layout
-    sm = ctx.spark_models[model.name]
+    tables = spark_schema(spark, sorted(model.refs))
     token = uuid.uuid4().hex[:8]
     tmp = f"{layout.models_root}/.building-{model.name}-{token}"
     tmp_view = f"__build_{model.name}"
     result = ModelResult(model.name, "failed", reason)
+    sm = ctx.spark_models[model.name]
     try:
         try:
+            sm = transpile_model(model, tables)  # again, now with the types of what it reads
             df = spark.sql(sm.sql)
             df.write.option("compression", "zstd").parquet(tmp)
+        except TranspileError as exc:
+            result.error = str(exc)
         except Exception as exc:  # AnalysisException, execution errors (ANSI overflow, ...)
             result.error = _spark_error(exc, model)
         if result.error is None:
             spark.read.parquet(tmp).createOrReplaceTempView(tmp_view)
             try:
+                sm = transpile_model(model, tables, spark_schema(spark, [tmp_view])[tmp_view])
                 rows, result.failures = _run_audits(spark, sm.audits, tmp_view)
+            except TranspileError as exc:
+                result.error = str(exc)
             except Exception as exc:
                 result.error = _spark_error(exc, model, " (an audit)")
         if result.error is not None or result.failures:

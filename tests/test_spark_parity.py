@@ -1,0 +1,238 @@
+"""The same models on Spark give the same rows as on DuckDB (issue 9; docs/spark.md).
+
+One generated warehouse and one local Spark session per module: two datasets
+(2,000 traces of both configs without token counts, 200 default traces with
+cl100k counts, so token columns are compared too), built on DuckDB, then on
+Spark from the Parquet files ingest wrote. Every model's rows must match:
+exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
+any order. Models that cannot run on Spark must fail naming the model and the
+function.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: pip install '.[spark]' (make test does)")
+if shutil.which("java") is None:
+    pytest.skip("Java 17+ is missing (make test installs openjdk-17-jre-headless)", allow_module_level=True)
+
+import duckdb  # noqa: E402
+
+from ingest.pipeline import run_ingest  # noqa: E402
+from warehouse import engine, spark_engine, storage  # noqa: E402
+from warehouse.models import load_model  # noqa: E402
+from warehouse.sample import write_sample  # noqa: E402
+
+TRACES = 2000
+TOKEN_TRACES = 200
+TOLERANCE = 1e-9
+# Small and quick on a laptop: two cores, few shuffle partitions, no UI, and (for queries over a few
+# MB) interpreted plans, no adaptive re-planning and the JVM's quick compiler, which start faster.
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+MODELS = engine.load_project().order
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    t0 = time.monotonic()
+    session = spark_engine.spark_session("local[2]", TEST_CONF, app_name="mementos parity test")
+    TIMES["spark_session"] = time.monotonic() - t0
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("spark_parity")
+    write_sample(tmp / "sample", TRACES, seed=13)
+    write_sample(tmp / "tokens", TOKEN_TRACES, seed=14)
+    db = tmp / "w.duckdb"
+    run_ingest(str(tmp / "sample"), db, config="all", name="sample", with_tokens=False, workers=0, progress=False)
+    run_ingest(str(tmp / "tokens"), db, config="default", name="tokens", with_tokens=True, workers=0,
+               progress=False)
+    t0 = time.monotonic()
+    report = engine.build(db)
+    TIMES["duckdb_build"] = time.monotonic() - t0
+    assert report.ok, report.format()
+    return db
+
+
+@pytest.fixture(scope="module")
+def spark_report(spark, warehouse):
+    t0 = time.monotonic()
+    report = spark_engine.build(warehouse, spark=spark)
+    TIMES["spark_build"] = time.monotonic() - t0
+    return report
+
+
+def test_every_model_builds_on_spark(spark_report):
+    assert spark_report.ok, spark_report.format()
+    assert [r.name for r in spark_report.results if r.status == "built"] == MODELS
+    print(f"\nbuild times: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMES.items()))
+
+
+# ---------------------------------------------------------------------------
+# Same rows
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, (bool, str, Decimal)) or isinstance(b, (bool, str, Decimal)):
+            return False
+        return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b  # ids, labels, counts, flags: exact, same kind of value
+
+
+def _sort_key(grain_positions):
+    return lambda row: tuple((row[i] is None, str(row[i])) for i in grain_positions)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_same_rows_as_duckdb(model, warehouse, spark_report):
+    result = {r.name: r for r in spark_report.results}[model]
+    assert result.status == "built", f"{model} was not built on Spark: {result.error or result.reason}"
+    grain = engine.load_project().models[model].grain
+    parts = storage.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        on_duckdb = con.execute(f'SELECT * FROM "{model}"')
+        duck_columns = [d[0] for d in on_duckdb.description]
+        duck_rows = on_duckdb.fetchall()
+        on_spark = con.execute("SELECT * FROM read_parquet(?)", [str(parts / "*.parquet")])
+        spark_columns = [d[0] for d in on_spark.description]
+        spark_rows = on_spark.fetchall()
+    assert spark_columns == duck_columns
+    assert len(spark_rows) == len(duck_rows) == result.rows
+    key = _sort_key([duck_columns.index(g) for g in grain])
+    duck_rows.sort(key=key)
+    spark_rows.sort(key=key)
+    differences = []
+    for d_row, s_row in zip(duck_rows, spark_rows):
+        for column, d, s in zip(duck_columns, d_row, s_row):
+            if not _same(d, s):
+                differences.append(f"{column} at {[d_row[duck_columns.index(g)] for g in grain]}: "
+                                   f"duckdb {d!r:.80} spark {s!r:.80}")
+    assert not differences, f"{model}: {len(differences)} values differ, e.g.\n  " + "\n  ".join(differences[:5])
+
+
+# ---------------------------------------------------------------------------
+# Models that cannot run on Spark, variants, audits
+
+
+def _write_model(directory: Path, name: str, sql: str, audits: str = "", grain: str = "[trace_id]") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.sql"
+    path.write_text(f"/*\nname: {name}\nversion: 1\nkind: table\ngrain: {grain}\n"
+                    f"description: a test model\n{audits}*/\n{sql}\n")
+    return path
+
+
+def test_duckdb_only_function_fails_naming_model_and_function(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    _write_model(models, "duckdb_only",
+                 "SELECT trace_id, regexp_full_match(response, '.*think.*') AS has_think FROM traces")
+    _write_model(models, "downstream", "SELECT trace_id FROM duckdb_only")
+
+    with pytest.raises(spark_engine.TranspileError) as caught:
+        spark_engine.transpile_model(load_model(models / "duckdb_only.sql"))
+    assert caught.value.model == "duckdb_only" and caught.value.function == "regexp_full_match"
+
+    listing = spark_engine.transpile_report(warehouse, models_dir=models)
+    assert "NO: regexp_full_match" in listing and "1 of 2 models transpile" in listing
+
+    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    results = {r.name: r for r in report.results}
+    assert not report.ok
+    assert results["duckdb_only"].status == "failed"
+    assert "duckdb_only" in results["duckdb_only"].error and "regexp_full_match" in results["duckdb_only"].error
+    assert results["downstream"].status == "skipped" and "duckdb_only" in results["downstream"].reason
+    assert "regexp_full_match" in report.format()
+
+
+def test_spark_variant_in_the_same_file_is_used_and_agrees(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    _write_model(models, "think_flags",
+                 "SELECT trace_id, regexp_full_match(problem, '.*[0-9].*') AS has_digit FROM traces\n"
+                 "/* spark:\nSELECT trace_id, problem RLIKE '^.*[0-9].*$' AS has_digit FROM traces\n*/")
+    assert "spark variant" in spark_engine.transpile_report(warehouse, models_dir=models)
+    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert report.ok, report.format()
+    model = load_model(models / "think_flags.sql")
+    parts = storage.data_dir(warehouse) / "models" / "think_flags" / "*.parquet"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        on_duckdb = sorted(con.execute(model.sql).fetchall())  # DuckDB ignores the variant: it is a comment
+        on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
+    assert on_spark == on_duckdb and any(flag for _, flag in on_duckdb) and not all(flag for _, flag in on_duckdb)
+
+
+def test_lists_keep_their_order_nulls_and_null_when_empty(tmp_path, spark, warehouse):
+    # sqlglot alone writes list(x ORDER BY k) as COLLECT_LIST(x): no order, NULLs dropped, [] for no rows
+    models = tmp_path / "models"
+    _write_model(models, "lists",
+                 "SELECT trace_id,\n"
+                 "  list(block_idx ORDER BY block_idx DESC) FILTER (WHERE kind = 'block') AS blocks_desc,\n"
+                 "  list(CASE WHEN n_chars % 2 = 0 THEN n_chars END ORDER BY kind, block_idx NULLS FIRST) AS even,\n"
+                 "  list(block_idx ORDER BY block_idx) FILTER (WHERE kind = 'none') AS nothing\n"
+                 "FROM segments GROUP BY trace_id")
+    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert report.ok, report.format()
+    model = load_model(models / "lists.sql")
+    parts = storage.data_dir(warehouse) / "models" / "lists" / "*.parquet"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        on_duckdb = sorted(con.execute(model.sql).fetchall())
+        on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
+    assert on_spark == on_duckdb
+    assert any(None in even for _, _, even, _ in on_duckdb) and all(nothing is None for *_, nothing in on_duckdb)
+
+
+def test_failing_audit_keeps_the_previous_parquet(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    sql = "SELECT trace_id, n_blocks FROM traces"
+    _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, min: 0}\n")
+    first = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert first.ok, first.format()
+    out = storage.data_dir(warehouse) / "models" / "audited"
+    before = sorted(p.name for p in out.iterdir())
+
+    _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, max: 3}\n")
+    second = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    [result] = second.results
+    assert result.status == "failed" and result.failures
+    assert result.failures[0].audit == "accepted_range(n_blocks in [, 3])" and result.failures[0].offending > 0
+    assert "offending row" in second.format()
+    assert sorted(p.name for p in out.iterdir()) == before  # the old parts and manifest, untouched
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_models_command_lists_spark_status(warehouse, spark_report):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, ["models", "--engine", "spark", "--db", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(MODELS)} of {len(MODELS)} models transpile" in result.output
+    for model in MODELS:
+        assert model in result.output

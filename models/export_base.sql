@@ -4,28 +4,38 @@ version: 1
 kind: view
 grain: [trace_id]
 description: >
-  One row per ingested trace (ok or flagged) with what every export kind needs:
-  the labels of all_traces, status and issue codes (exports leave flagged traces
-  out unless asked), content_hash (exact duplicates are written once), the
-  problem, the original response, the answer segment's text, and the cl100k
-  tokens of the trace's blocks, mementos and answer as counted at ingest (NULL
-  when ingested with --no-tokens). The export_* views build their messages on
-  it; docs/export.md defines every kind.
+  One row per ingested trace (ok or flagged): what the export_* views pick
+  their examples from. The labels as all_traces gives them ('(unknown)' for a
+  missing domain, source or difficulty), status and issue codes (exports leave
+  flagged traces out unless asked), content_hash (exact duplicates are written
+  once), response_chars, and where the parser found each segment in the
+  response: the non-empty blocks and mementos as lists of {start, end} in block
+  order, and the answer's start and end (NULL without an answer segment);
+  0-based, end-exclusive character offsets, so response[start:end] is the
+  segment's text. No text is copied here: `mementos export` reads problem and
+  response from traces and cuts the segments out of the response, so the views
+  aggregate only integers and stay small. Token sums are cl100k as counted at
+  ingest, NULL when ingested with --no-tokens. docs/export.md defines the kinds.
 audits:
-  - not_null: [dataset, source_row, domain, status, content_hash, n_block_segments, n_memento_segments]
+  - not_null: [dataset, source_row, domain, source, difficulty, status, content_hash, response_chars]
   - accepted_values: {column: status, values: [ok, flagged]}
   - custom:
-      name: ok_traces_have_pairs_and_an_answer
+      name: ok_traces_have_every_pair_and_an_answer
       sql: >
-        SELECT trace_id FROM {this}
-        WHERE status = 'ok' AND (n_block_segments < 1 OR n_block_segments <> n_memento_segments OR answer IS NULL)
+        SELECT trace_id, n_blocks, len(blocks), len(mementos), answer_start FROM {this}
+        WHERE status = 'ok' AND (n_blocks < 1 OR len(blocks) <> n_blocks OR len(mementos) <> n_blocks
+                                 OR answer_start IS NULL)
 */
-WITH parts AS (
+WITH per_trace AS (
     -- token sums are NULL when any segment of the trace has no count (ingested with --no-tokens)
     SELECT
         trace_id,
-        count(*) FILTER (WHERE kind = 'block') AS n_block_segments,
-        count(*) FILTER (WHERE kind = 'summary') AS n_memento_segments,
+        list({'start': char_start, 'end': char_end} ORDER BY block_idx)
+            FILTER (WHERE kind = 'block' AND n_chars > 0) AS blocks,
+        list({'start': char_start, 'end': char_end} ORDER BY block_idx)
+            FILTER (WHERE kind = 'summary' AND n_chars > 0) AS mementos,
+        min(char_start) FILTER (WHERE kind = 'answer') AS answer_start,
+        min(char_end) FILTER (WHERE kind = 'answer') AS answer_end,
         CASE WHEN count(n_tokens) = count(*)
              THEN CAST(coalesce(sum(n_tokens) FILTER (WHERE kind = 'block'), 0) AS BIGINT) END AS block_tokens,
         CASE WHEN count(n_tokens) = count(*)
@@ -35,31 +45,32 @@ WITH parts AS (
     FROM segments
     GROUP BY trace_id
 ),
-answers AS (
-    SELECT trace_id, text AS answer
-    FROM segments
-    WHERE kind = 'answer'
+issues AS (
+    SELECT trace_id, string_agg(DISTINCT code, ',' ORDER BY code) AS issue_codes
+    FROM parse_issues
+    WHERE config = 'default'
+    GROUP BY trace_id
 )
 SELECT
-    a.trace_id,
-    a.dataset,
-    a.source_row,
+    t.trace_id,
+    t.dataset,
+    t.source_row,
     t.run_id,
-    a.domain,
-    a.source,
-    a.difficulty,
-    a.status,
-    a.issue_codes,
-    a.content_hash,
-    t.problem,
-    t.response,
-    ans.answer,
-    coalesce(p.n_block_segments, 0) AS n_block_segments,
-    coalesce(p.n_memento_segments, 0) AS n_memento_segments,
+    coalesce(t.domain, '(unknown)') AS domain,
+    coalesce(t.source, '(unknown)') AS source,
+    coalesce(t.difficulty, '(unknown)') AS difficulty,
+    t.status,
+    i.issue_codes,
+    t.content_hash,
+    t.n_blocks,
+    t.response_chars,
+    coalesce(p.blocks, []) AS blocks,
+    coalesce(p.mementos, []) AS mementos,
+    p.answer_start,
+    p.answer_end,
     p.block_tokens,
     p.memento_tokens,
     p.answer_tokens
-FROM all_traces AS a
-JOIN traces AS t ON t.trace_id = a.trace_id
-LEFT JOIN parts AS p ON p.trace_id = a.trace_id
-LEFT JOIN answers AS ans ON ans.trace_id = a.trace_id
+FROM traces AS t
+LEFT JOIN per_trace AS p ON p.trace_id = t.trace_id
+LEFT JOIN issues AS i ON i.trace_id = t.trace_id

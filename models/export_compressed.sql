@@ -7,43 +7,32 @@ description: >
   Export kind `compressed`, one example per trace: the problem as the user turn;
   as the assistant turn, what the context holds once every block has been
   evicted: each memento in its summary markup, in block order, then the answer.
-  Exactly: '<think>\n' + for each memento '<|summary_start|>\n' + memento +
-  '\n<|summary_end|>\n' + '</think>\n\n' + answer ('' when there is none). Texts
-  are the trimmed segment texts. NULL content when the trace has no memento
-  (only possible for flagged traces). n_tokens = mementos + answer.
+  think_spans says where each non-empty memento is in the response ({start,
+  end}, block order); `mementos export` lays the texts out with the markup of
+  ingest/parser.py, exactly: '<think>\n' + for each memento
+  '<|summary_start|>\n' + memento + '\n<|summary_end|>\n' + '</think>\n\n' +
+  answer ('' when there is none). A trace without a memento (only possible when
+  flagged) has nothing to export. n_tokens = mementos + answer. docs/export.md.
 audits:
-  - not_null: [dataset, source_row, domain, status, content_hash, messages]
+  - not_null: [dataset, source_row, domain, status, content_hash, think_spans]
   - custom:
-      name: ok_traces_have_content_shorter_than_the_response
-      sql: >
-        SELECT e.trace_id FROM {this} AS e JOIN traces AS t ON t.trace_id = e.trace_id
-        WHERE e.status = 'ok'
-          AND (e.messages[2].content IS NULL OR length(e.messages[2].content) >= length(t.response))
+      name: ok_traces_have_a_memento_per_block_and_an_answer
+      sql: SELECT trace_id FROM {this} WHERE status = 'ok' AND (len(think_spans) <> n_blocks OR answer_start IS NULL)
 */
-WITH mementos AS (
-    SELECT
-        trace_id,
-        string_agg('<|summary_start|>' || chr(10) || text || chr(10) || '<|summary_end|>' || chr(10), ''
-                   ORDER BY block_idx) AS think
-    FROM segments
-    WHERE kind = 'summary' AND n_chars > 0
-    GROUP BY trace_id
-)
 SELECT
-    b.trace_id,
-    b.dataset,
-    b.source_row,
-    b.domain,
-    b.source,
-    b.difficulty,
-    b.status,
-    b.content_hash,
-    b.problem,
-    [
-        {'role': 'user', 'content': b.problem},
-        {'role': 'assistant', 'content': '<think>' || chr(10) || m.think || '</think>' || chr(10) || chr(10)
-                                         || coalesce(b.answer, '')}
-    ] AS messages,
-    b.memento_tokens + b.answer_tokens AS n_tokens
-FROM export_base AS b
-LEFT JOIN mementos AS m ON m.trace_id = b.trace_id
+    trace_id,
+    dataset,
+    source_row,
+    domain,
+    source,
+    difficulty,
+    status,
+    issue_codes,
+    content_hash,
+    response_chars,
+    n_blocks,
+    mementos AS think_spans,
+    answer_start,
+    answer_end,
+    memento_tokens + answer_tokens AS n_tokens
+FROM export_base

@@ -4,46 +4,49 @@ version: 1
 kind: view
 grain: [trace_id, block_idx]
 description: >
-  Export kind `summarize`, one example per block that has its memento: the
-  user turn is a fixed instruction, a blank line and the block's text; the
+  Export kind `summarize`, one example per block that has a non-empty memento:
+  the user turn is a fixed instruction, a blank line and the block's text; the
   assistant turn is the memento's text; for training a memento writer. The
-  instruction (exactly): 'Write the memento of this reasoning block: a short
-  summary that keeps every result, value and decision needed to continue the
-  reasoning without the block.' n_tokens = block + memento (the instruction
-  not counted). Flagged traces contribute the pairs the parser recovered.
+  spans say where the block and its memento are in the response (0-based,
+  end-exclusive). The instruction (warehouse/export.py SUMMARIZE_INSTRUCTION)
+  is exactly: 'Write the memento of this reasoning block: a short summary that
+  keeps every result, value and decision needed to continue the reasoning
+  without the block.' n_tokens = block + memento (the instruction not counted).
+  Flagged traces contribute the complete pairs the parser recovered.
 audits:
-  - not_null: [dataset, source_row, domain, status, content_hash, messages, block_idx]
+  - not_null: [dataset, source_row, domain, status, content_hash, block_start, memento_start]
   - accepted_range: {column: block_idx, min: 0}
+  - custom:
+      name: the_memento_follows_its_block
+      sql: SELECT * FROM {this} WHERE status = 'ok' AND (memento_start < block_end OR block_start >= block_end)
 */
-WITH pairs AS (
-    SELECT
-        b.trace_id,
-        b.block_idx,
-        b.text AS block,
-        s.text AS memento,
-        CAST(b.n_tokens + s.n_tokens AS BIGINT) AS n_tokens
-    FROM segments AS b
-    JOIN segments AS s ON s.trace_id = b.trace_id AND s.block_idx = b.block_idx
-    WHERE b.kind = 'block' AND s.kind = 'summary' AND b.n_chars > 0 AND s.n_chars > 0
+WITH blocks AS (
+    SELECT trace_id, block_idx, char_start, char_end, n_tokens
+    FROM segments
+    WHERE kind = 'block' AND n_chars > 0
+),
+mementos AS (
+    SELECT trace_id, block_idx, char_start, char_end, n_tokens
+    FROM segments
+    WHERE kind = 'summary' AND n_chars > 0
 )
 SELECT
-    a.trace_id,
-    p.block_idx,
-    a.dataset,
-    a.source_row,
-    a.domain,
-    a.source,
-    a.difficulty,
-    a.status,
-    a.content_hash,
-    t.problem,
-    [
-        {'role': 'user', 'content': 'Write the memento of this reasoning block: a short summary that keeps every '
-                                    || 'result, value and decision needed to continue the reasoning without the block.'
-                                    || chr(10) || chr(10) || p.block},
-        {'role': 'assistant', 'content': p.memento}
-    ] AS messages,
-    p.n_tokens
-FROM all_traces AS a
-JOIN traces AS t ON t.trace_id = a.trace_id
-JOIN pairs AS p ON p.trace_id = a.trace_id
+    t.trace_id,
+    b.block_idx,
+    t.dataset,
+    t.source_row,
+    t.domain,
+    t.source,
+    t.difficulty,
+    t.status,
+    t.issue_codes,
+    t.content_hash,
+    t.response_chars,
+    b.char_start AS block_start,
+    b.char_end AS block_end,
+    m.char_start AS memento_start,
+    m.char_end AS memento_end,
+    CAST(b.n_tokens + m.n_tokens AS BIGINT) AS n_tokens
+FROM blocks AS b
+JOIN mementos AS m ON m.trace_id = b.trace_id AND m.block_idx = b.block_idx
+JOIN export_base AS t ON t.trace_id = b.trace_id

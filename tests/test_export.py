@@ -260,7 +260,7 @@ def test_manifest_fields(hand_db, tmp_path):
     result = export(hand_db, "compressed", tmp_path / "m", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
     assert manifest["kind"] == "compressed" and manifest["format"] == "parquet"
-    assert set(manifest["models"]) == {"all_traces", "export_base", "export_compressed"}
+    assert set(manifest["models"]) == {"export_base", "export_compressed"}
     assert all(set(m) == {"version", "fingerprint"} for m in manifest["models"].values())
     [run] = manifest["ingest_runs"]
     assert run["dataset"] == "hand" and run["traces"] == len(HAND_ROWS)

@@ -1,25 +1,30 @@
-"""`export`: training sets written from the versioned export views (models/export_*.sql).
+"""`export`: training sets from the versioned export views (models/export_*.sql).
 
-One export is::
+The views decide what the examples are: one row per example (per trace, or per
+block for `summarize`) with its labels, status, content_hash, token count and
+the spans of the response it is made of. They hold no text. One export is::
 
-    build the export model and what it reads, if any of them is stale   (engine.build; writer lock)
-    plan     one cheap query over the view's key columns: every candidate example gets
-             a reason to be left out (flagged, domain, duplicate, too_long) or none,
-             in a temp table; the counts per reason come from it
-    stream   SELECT the kept examples JOIN the plan ORDER BY dataset, source_row[, block_idx],
-             fetched as Arrow record batches; each row goes to its split (a hash of the
-             seed and the whitespace-normalised problem) and is appended to that split's
-             temp file (`.NAME.<pid>.export-tmp` beside the final NAME)
+    build    the export view and what it reads, if any of them is stale (engine.build)
+    plan     one query over the view into a temp table: every example gets a reason to
+             be left out (flagged, domain, duplicate, too_long) or none; the counts come
+             from it; kept traces are cut into chunks of at most CHUNK_CHARS response chars
+    stream   chunk by chunk, in (dataset, source_row[, block_idx]) order: the chunk's plan
+             rows and its traces' problem and response, fetched as Arrow; the messages are
+             laid out (texts cut out of the response at the spans, markup from
+             ingest/parser.py); each example goes to its split (a hash of the seed and the
+             whitespace-normalised problem) and is appended to that split's temp file
+             `.NAME.<pid>.export-tmp` beside the final NAME
     finish   fsync the temp files, delete the old manifest.json, os.replace each temp file
              into place, then write manifest.json (temp + replace) last
 
-Memory stays flat: DuckDB runs with a memory limit and spills its sort to a
-directory beside the output; Python holds one record batch (and, for Parquet,
-one row group) per split, plus 8 bytes per example for the token statistics.
-The same warehouse, kind, filters and seed give byte-identical files: the order
-is total, Parquet row groups are a fixed number of rows, and nothing in the
-files or the manifest depends on the time or the machine. docs/export.md has
-the kinds, the split rule and the manifest fields.
+Why chunks and not one ORDER BY: in DuckDB 2.0.1 a sort whose payload holds the
+responses (~40 KB each) does not spill to disk (out of memory at any limit below
+the data), an ordered string_agg cannot spill either, and a list lambda that reads
+the response runs at ~15 MB/s. Each chunk query only touches its own rows, so
+memory stays flat (one chunk, one Parquet row group per split, and 8 bytes per
+example for the token statistics) and the order is total: the same warehouse,
+kind, filters and seed give byte-identical files. docs/export.md has the kinds,
+the split rule and the manifest fields.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingest.parser import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
 from warehouse import engine, storage
 from warehouse.faults import checkpoint
 from warehouse.storage import WarehouseError
@@ -51,23 +58,35 @@ KINDS = {
 }
 FORMATS = ("jsonl", "parquet")
 DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
-# Why an example is left out, in the order the reasons are tried: each example is
-# counted under the first that applies.
+# Why an example is left out, in the order the reasons are tried: each is counted under the first that applies.
 REASONS = ("flagged", "domain", "duplicate", "too_long", "empty")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+LAYOUT_VERSION = 1  # bump when the text of the messages changes for the same views (render_* below)
+SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "
+                         "value and decision needed to continue the reasoning without the block.")
 TOKEN_DEFINITION = ("cl100k_base tokens of the segments the example is made of, as counted at ingest "
                     "(segments.n_tokens): memento = blocks + mementos + answer, compressed = mementos + answer, "
                     "plain = blocks + answer, summarize = the block + its memento; the problem, the "
                     "instruction, markup and separators are not counted")
-BATCH_ROWS = 256  # rows per Arrow record batch fetched from DuckDB
-ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on batch boundaries
-MEMORY_LIMIT = os.environ.get("MEMENTOS_EXPORT_MEMORY", "1GB")  # DuckDB's, for the export query; it spills beyond
+CHUNK_CHARS = 32_000_000  # response chars fetched per chunk (plus one trace at most)
+CHUNK_TRACES = 20_000
+ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on chunk boundaries
+MEMORY_LIMIT = os.environ.get("MEMENTOS_EXPORT_MEMORY", "1GB")  # DuckDB's, for the export's queries
 TMP_SUFFIX = ".export-tmp"
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(TMP_SUFFIX) + "$")
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-# columns written to the files, in this order (block_idx only for kinds with one example per block)
-OUTPUT_COLUMNS = ("messages", "trace_id", "block_idx", "domain", "source", "difficulty", "status", "n_tokens")
+MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+LABELS = ("domain", "source", "difficulty", "status")
+
+
+def output_schema(kind: str) -> pa.Schema:
+    """The columns of every record, in this order (block_idx only for summarize)."""
+    fields = [pa.field("messages", MESSAGES_TYPE), pa.field("trace_id", pa.string())]
+    if kind == "summarize":
+        fields.append(pa.field("block_idx", pa.int32()))
+    fields += [pa.field(c, pa.string()) for c in LABELS] + [pa.field("n_tokens", pa.int64())]
+    return pa.schema(fields)
 
 
 # ---------------------------------------------------------------------------
@@ -102,7 +121,7 @@ def normalize_problem(problem: str | None) -> str:
 
 
 def split_point(problem: str | None, seed: int) -> float:
-    """Where a problem falls in [0, 1): blake2b-64 of "<seed>\\0<normalised problem>" / 2**64."""
+    """Where a problem falls in [0, 1): blake2b-64 of "<seed>\\0<normalised problem>" (UTF-8) / 2**64."""
     key = f"{seed}\x00{normalize_problem(problem)}".encode("utf-8")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
@@ -115,6 +134,61 @@ def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]]) ->
         if point < cumulative:
             return name
     return [name for name, fraction in splits if fraction > 0][-1]  # float rounding at the top end
+
+
+# ---------------------------------------------------------------------------
+# The messages: texts cut out of the response at the views' spans, markup from the parser
+
+
+def render_compressed(mementos: list[str], answer: str | None) -> str | None:
+    """'<think>\\n' + each memento as '<|summary_start|>\\nM\\n<|summary_end|>\\n' + '</think>\\n\\n' + answer."""
+    if not mementos:
+        return None
+    body = "".join(f"{SUMMARY_START}\n{m}\n{SUMMARY_END}\n" for m in mementos)
+    return f"{THINK_OPEN}\n{body}{THINK_CLOSE}\n\n{answer or ''}"
+
+
+def render_plain(blocks: list[str], answer: str | None) -> str | None:
+    """'<think>\\n' + the blocks joined by a blank line + '\\n</think>\\n\\n' + answer: no memento markup at all."""
+    if not blocks:
+        return None
+    return f"{THINK_OPEN}\n" + "\n\n".join(blocks) + f"\n{THINK_CLOSE}\n\n{answer or ''}"
+
+
+def _turns(kind: str, plan: pa.Table, problem: pa.Array, response: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The user and assistant contents of a chunk's examples, aligned with its plan rows."""
+    if kind == "memento":
+        return problem, response
+    responses = response.to_pylist()
+    if kind == "summarize":
+        cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
+        users, assistants = [], []
+        for r, bs, be, ms, me in zip(responses, *cols):
+            users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
+            assistants.append(r[ms:me])
+        return pa.array(users, pa.string()), pa.array(assistants, pa.string())
+    render = render_compressed if kind == "compressed" else render_plain
+    spans = plan.column("think_spans").to_pylist()
+    starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
+    assistants = []
+    for r, think, a, b in zip(responses, spans, starts, ends):
+        r = r or ""
+        assistants.append(render([r[x["start"]:x["end"]] for x in think], r[a:b] if a is not None else None))
+    return problem, pa.array(assistants, pa.string())
+
+
+def _messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:
+    """[{role: user, content}, {role: assistant, content}] per row, built column-wise."""
+    n = len(user)
+    contents = pa.concat_arrays([user, assistant]).take(pa.array([i // 2 + (i % 2) * n for i in range(2 * n)],
+                                                                 pa.int64()))
+    roles = pa.array(["user", "assistant"] * n, pa.string())
+    values = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()), values).cast(MESSAGES_TYPE)
+
+
+def _has_text(texts: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.match_substring_regex(texts, r"\S"), False)
 
 
 # ---------------------------------------------------------------------------
@@ -141,22 +215,22 @@ def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], N
             raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
         needed = ancestors(project, model) | {model}
         states = engine.model_states(con, project)
-    stale = sorted(n for n in needed if states[n].state != "fresh")
+    stale = [n for n in project.order if n in needed and states[n].state != "fresh"]
     if stale:
         if echo:
-            echo(f"building {', '.join(stale)} first ...")
+            echo(f"export: building {', '.join(stale)} first")
         report = engine.build(db, select=sorted(needed), models_dir=models_dir)
         if echo:
             echo(report.format())
         if not report.ok:
-            raise WarehouseError(f"cannot export: the build of {model} and its upstream models failed:\n"
+            raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
                                  + report.format())
     return {n: {"version": project.models[n].version, "fingerprint": project.fingerprints[n]}
             for n in project.order if n in needed}
 
 
 # ---------------------------------------------------------------------------
-# Writers: temp file beside the target, sha256 and size while writing
+# Writers: a temp file beside the target, sha256 and size while writing
 
 
 class _HashingFile:
@@ -197,56 +271,63 @@ class _HashingFile:
 
 
 class _SplitWriter:
-    """One split's output: rows appended in order to a temp file; token lengths kept for the stats."""
+    """One split's output: tables appended in order to a temp file; token lengths kept for the stats.
 
-    def __init__(self, name: str, final: Path, fmt: str, schema: pa.Schema):
-        self.name, self.final, self.fmt, self.schema = name, final, fmt, schema
+    JSON Lines are encoded by DuckDB's to_json (one compact object per line, keys in
+    the schema's order, UTF-8); Parquet is zstd, in row groups of exactly ROW_GROUP_ROWS.
+    """
+
+    def __init__(self, final: Path, fmt: str, schema: pa.Schema, encoder):
+        self.final, self.fmt, self.schema, self.encoder = final, fmt, schema, encoder
         self.tmp = final.with_name(f".{final.name}.{os.getpid()}{TMP_SUFFIX}")
         self.file = _HashingFile(self.tmp)
         self.rows = 0
         self.traces = 0
-        self._last_trace: str | None = None
         self.tokens = array("q")
         self.tokens_missing = False
-        self._pending: list[pa.RecordBatch] = []
+        self._pending: list[pa.Table] = []
         self._pending_rows = 0
-        self._parquet = (pq.ParquetWriter(self.file, schema, compression="zstd") if fmt == "parquet" else None)
+        self._parquet = pq.ParquetWriter(self.file, schema, compression="zstd") if fmt == "parquet" else None
+        fields = ", ".join(f"'{f.name}': \"{f.name}\"" for f in schema)
+        self._to_json = f"SELECT to_json({{{fields}}}) AS line FROM __export_rows"
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
+    def write(self, table: pa.Table) -> None:
+        """Append `table` (whole traces, in order)."""
+        if table.num_rows == 0:
             return
-        self.rows += batch.num_rows
-        for trace_id in batch.column("trace_id").to_pylist():
-            if trace_id != self._last_trace:
-                self.traces += 1
-                self._last_trace = trace_id
-        tokens = batch.column("n_tokens")
+        self.rows += table.num_rows
+        self.traces += pc.count_distinct(table.column("trace_id")).as_py()
+        tokens = table.column("n_tokens")
         if tokens.null_count:
             self.tokens_missing = True
         self.tokens.extend(v for v in tokens.to_pylist() if v is not None)
         if self._parquet is None:
-            lines = [json.dumps(row, ensure_ascii=False) for row in batch.to_pylist()]
-            self.file.write(("\n".join(lines) + "\n").encode("utf-8"))
-        else:
-            self._pending.append(batch)
-            self._pending_rows += batch.num_rows
-            if self._pending_rows >= ROW_GROUP_ROWS:
-                self._flush(final=False)
+            self.encoder.register("__export_rows", table)
+            lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
+            self.encoder.unregister("__export_rows")
+            lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), pa.scalar(""))
+            offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
+            start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+            self.file.write(memoryview(lines.buffers()[2])[start:end])
+            return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
         start = 0
         while table.num_rows - start >= ROW_GROUP_ROWS or (final and start < table.num_rows):
             self._parquet.write_table(table.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
             start += ROW_GROUP_ROWS
         rest = table.slice(start)
-        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending = [rest] if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
     def close(self) -> None:
         if self._parquet is not None:
-            if self._pending_rows:
-                self._flush(final=True)
+            self._flush(final=True)
             self._parquet.close()
         self.file.close()
 
@@ -296,7 +377,7 @@ def _pid_alive(pid: int) -> bool:
 def remove_leftovers(out: Path) -> list[Path]:
     """Temp files and spill directories of exports into `out` that were killed; returns what was removed."""
     removed = []
-    for path in out.iterdir() if out.is_dir() else ():
+    for path in sorted(out.iterdir()) if out.is_dir() else ():
         m = _TMP_RE.match(path.name)
         if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -318,7 +399,7 @@ class ExportResult:
     left_out: dict[str, int]
     splits: dict[str, dict]  # name -> describe()
     seconds: float
-    traces_read: int  # traces the view was built from (for throughput)
+    traces_read: int  # traces in the warehouse (for throughput)
     filters: dict = field(default_factory=dict)
 
     @property
@@ -345,7 +426,7 @@ class ExportResult:
                "domain": f"domain is not {self.filters.get('domain')!r}",
                "duplicate": "exact duplicates of an earlier trace (same content_hash)",
                "too_long": f"more than --max-tokens {self.filters.get('max_tokens')} tokens",
-               "empty": "empty problem or nothing to put in the assistant turn"}
+               "empty": "no problem, or nothing to put in the assistant turn"}
         for reason, n in self.left_out.items():
             if n:
                 lines.append(f"    {reason:<9} {n:>8,}  {why[reason]}")
@@ -361,7 +442,7 @@ def _plan_sql(view: str, per_block: bool) -> str:
     return f"""
 CREATE TEMP TABLE __export_plan AS
 WITH candidates AS (
-    SELECT trace_id{block}, dataset, source_row, content_hash, n_tokens,
+    SELECT *,
         CASE
             WHEN NOT $include_flagged AND status = 'flagged' THEN 'flagged'
             WHEN $domain IS NOT NULL AND domain IS DISTINCT FROM $domain THEN 'domain'
@@ -373,37 +454,41 @@ ranked AS (
         row_number() OVER (PARTITION BY pre IS NULL, content_hash{block} ORDER BY dataset, source_row) AS copy
     FROM candidates
 )
-SELECT trace_id{block}, n_tokens, pre IS NULL AND n_tokens IS NULL AS tokens_missing,
+SELECT * EXCLUDE (pre, copy),
     coalesce(pre, CASE
         WHEN copy > 1 THEN 'duplicate'
         WHEN $max_tokens IS NOT NULL AND n_tokens > $max_tokens THEN 'too_long'
-    END) AS reason
+    END) AS reason,
+    pre IS NULL AND n_tokens IS NULL AS tokens_missing
 FROM ranked
 """
 
 
-def _data_sql(view: str, per_block: bool) -> str:
-    block_col = "v.block_idx, " if per_block else ""
-    block_join = " AND p.block_idx = v.block_idx" if per_block else ""
-    block_order = ", v.block_idx" if per_block else ""
-    return f"""
-SELECT v.messages, v.trace_id, {block_col}v.domain, v.source, v.difficulty, v.status, v.n_tokens, v.problem
-FROM {view} AS v
-JOIN __export_plan AS p ON p.trace_id = v.trace_id{block_join}
-WHERE p.reason IS NULL
-ORDER BY v.dataset, v.source_row{block_order}
+# Kept traces cut into chunks of consecutive source rows: a new chunk starts every CHUNK_CHARS
+# response chars or CHUNK_TRACES traces, whichever comes first.
+_CHUNKS_SQL = f"""
+WITH kept AS (
+    SELECT DISTINCT dataset, source_row, response_chars FROM __export_plan WHERE reason IS NULL
+),
+numbered AS (
+    SELECT dataset, source_row,
+        (sum(response_chars) OVER w - response_chars) // {CHUNK_CHARS} AS by_chars,
+        (row_number() OVER w - 1) // {CHUNK_TRACES} AS by_traces
+    FROM kept
+    WINDOW w AS (PARTITION BY dataset ORDER BY source_row ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT dataset, min(source_row) AS first_row, max(source_row) AS last_row
+FROM numbered
+GROUP BY dataset, by_chars, by_traces
+ORDER BY dataset, first_row
 """
 
-
-def _empty_mask(batch: pa.RecordBatch) -> pa.Array:
-    """True where the problem / user turn or the assistant turn is NULL or only whitespace."""
-    messages = batch.column("messages")
-    has_text = None
-    for i in (0, 1):
-        content = pc.struct_field(pc.list_element(messages, i), "content")
-        ok = pc.fill_null(pc.match_substring_regex(content, r"\S"), False)
-        has_text = ok if has_text is None else pc.and_(has_text, ok)
-    return pc.invert(has_text)
+_TEXTS_SQL = """
+SELECT source_row, problem, response FROM traces
+WHERE dataset = $dataset AND source_row BETWEEN $first AND $last
+  AND trace_id IN (SELECT trace_id FROM __export_plan
+                   WHERE reason IS NULL AND dataset = $dataset AND source_row BETWEEN $first AND $last)
+"""
 
 
 def _ingest_runs(con) -> list[dict]:
@@ -440,49 +525,64 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     remove_leftovers(out)
     spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
     filters = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens,
-               "duplicates": "written once (first by dataset, source_row)", "seed": seed,
+               "duplicates": "written once (the first by dataset, source_row)", "seed": seed,
                "split": dict(split_list)}
+    schema = output_schema(kind)
     writers: dict[str, _SplitWriter] = {}
+    index = {name: i for i, (name, _) in enumerate(split_list)}
+    empty = 0
     try:
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
-            params = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens}
-            con.execute(_plan_sql(view, per_block), params)
+            con.execute(_plan_sql(view, per_block),
+                        {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens})
             counts = dict(con.execute("SELECT coalesce(reason, ''), count(*) FROM __export_plan GROUP BY ALL").fetchall())
             [(missing,)] = con.execute("SELECT count(*) FROM __export_plan WHERE tokens_missing").fetchall()
             if max_tokens is not None and missing:
                 raise WarehouseError(f"--max-tokens needs token counts, and {missing:,} examples have none "
                                      f"(the data was ingested with --no-tokens); re-ingest with tokens")
             [(traces_read,)] = con.execute("SELECT count(*) FROM traces").fetchall()
+            chunks = con.execute(_CHUNKS_SQL).fetchall()
 
-            reader = con.sql(_data_sql(view, per_block)).to_arrow_reader(BATCH_ROWS)
-            columns = [c for c in OUTPUT_COLUMNS if per_block or c != "block_idx"]
-            schema = pa.schema([reader.schema.field(c) for c in columns])
+            encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
+            encoder.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             for name, _ in split_list:
-                writers[name] = _SplitWriter(name, out / f"{name}.{fmt}", fmt, schema)
-            names = [name for name, _ in split_list]
-            index = {name: i for i, name in enumerate(names)}
-            bar = _progress(progress, sum(counts.get(r, 0) for r in ("",)), kind)
-            empty = 0
-            for batch in reader:
-                drop = _empty_mask(batch)
-                n_empty = pc.sum(drop).as_py() or 0
-                if n_empty:
-                    empty += n_empty
-                    batch = batch.filter(pc.invert(drop))
-                targets = pa.array([index[split_of(p, seed, split_list)] for p in batch.column("problem").to_pylist()],
-                                   pa.int8())
-                body = batch.select(columns)
-                for i, name in enumerate(names):
-                    writers[name].write(body.filter(pc.equal(targets, i)))
+                writers[name] = _SplitWriter(out / f"{name}.{fmt}", fmt, schema, encoder)
+            order = "source_row, block_idx" if per_block else "source_row"
+            plan_query = (f"SELECT * FROM __export_plan WHERE reason IS NULL AND dataset = $dataset "
+                          f"AND source_row BETWEEN $first AND $last ORDER BY {order}")
+            bar = _progress(progress, sum(last - first + 1 for _, first, last in chunks), kind)
+            for dataset, first, last in chunks:
+                params = {"dataset": dataset, "first": first, "last": last}
+                plan = con.sql(plan_query, params=params).to_arrow_table()
+                texts = con.sql(_TEXTS_SQL, params=params).to_arrow_table()
+                at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
+                trace_split = pa.array([index[split_of(p, seed, split_list)]
+                                        for p in texts.column("problem").to_pylist()], pa.int8())
+                problem = texts.column("problem").take(at).combine_chunks()
+                response = texts.column("response").take(at).combine_chunks()
+                user, assistant = _turns(kind, plan, problem, response)
+                columns = {"messages": _messages_array(user, assistant), "trace_id": plan.column("trace_id")}
+                if per_block:
+                    columns["block_idx"] = plan.column("block_idx")
+                columns.update({c: plan.column(c) for c in LABELS})
+                columns["n_tokens"] = plan.column("n_tokens")
+                table = pa.table(columns).cast(schema)
+                keep = pc.and_(_has_text(user), _has_text(assistant))
+                empty += len(keep) - pc.sum(keep).as_py() if len(keep) else 0
+                splits_of_rows = trace_split.take(at)
+                for name, i in index.items():
+                    writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
+                del plan, texts, problem, response, user, assistant, columns, table
                 checkpoint("export.mid_write")
                 if bar is not None:
-                    bar.update(batch.num_rows + n_empty)
+                    bar.update(last - first + 1)
             if bar is not None:
                 bar.close()
+            encoder.close()
         for w in writers.values():
             w.close()
         checkpoint("export.before_rename")
@@ -498,6 +598,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "format": fmt,
             "model": view,
             "models": models,
+            "layout_version": LAYOUT_VERSION,
             "ingest_runs": runs,
             "filters": filters,
             "token_count": TOKEN_DEFINITION,
@@ -523,4 +624,4 @@ def _progress(enabled: bool, total: int, kind: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=" examples", desc=f"export {kind}", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, unit=" traces", desc=f"export {kind}", leave=False, dynamic_ncols=True)

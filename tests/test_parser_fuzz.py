@@ -180,6 +180,15 @@ def test_nul_bytes_are_text():
     assert [s.text for s in parsed.segments] == ["a\x00b", "\x00", "\x00"]
 
 
+def test_lone_surrogates_are_text():
+    # Arrow never hands these over (ingest rejects invalid UTF-8 first), but the parser must not care.
+    response = "".join(_valid([("\ud800 a", "\udfff")], "\udbff\udc00", " "))
+    parsed = parse_response(response)
+    assert parsed.status == "ok" and [s.text for s in parsed.segments] == ["\ud800 a", "\udfff", "\udbff\udc00"]
+    check_invariants(response)
+    check_invariants("\ud800" * 1000 + THINK_OPEN)
+
+
 def test_huge_inputs_parse_fast():
     # ~5 MB each: long valid trace, dense markup soup, and a sea of '<' that never forms a token.
     pair = ("x\x00\U0001F600 " * 300, "memo " * 50)

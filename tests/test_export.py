@@ -352,3 +352,38 @@ def test_cli_export(hand_db, tmp_path):
     bad = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "x"),
                                     "--split", "train=0.5"])
     assert bad.exit_code != 0 and "add up to" in bad.output
+
+
+def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch):
+    """Texts are fetched chunk by chunk; small chunks (row groups then straddle many of them) give the same
+    files as one chunk."""
+    import warehouse.export as export_module
+
+    for fmt in ("jsonl", "parquet"):
+        export(sample_db, "summarize", tmp_path / f"big-{fmt}", fmt=fmt, splits="train=0.9,test=0.1")
+        monkeypatch.setattr(export_module, "CHUNK_CHARS", 400_000)  # ~10 traces a chunk, ~40 chunks
+        export(sample_db, "summarize", tmp_path / f"small-{fmt}", fmt=fmt, splits="train=0.9,test=0.1")
+        monkeypatch.undo()
+        assert files_of(tmp_path / f"big-{fmt}") == files_of(tmp_path / f"small-{fmt}")
+
+
+def test_empty_examples_are_left_out_and_counted(tmp_path):
+    rows = [row(memento([("b", "s")]), problem="   "),            # no problem
+            row("", problem="Empty response."),                    # flagged: empty_response
+            row("<think>raw only</think>42", problem="Raw."),      # flagged: no_blocks, nothing to compress
+            row(memento([("b2", "s2")]), problem="Fine.")]
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(write_jsonl(tmp_path / "e.jsonl", rows)), db, name="e", workers=0, progress=False)
+    plain = export(db, "plain", tmp_path / "p", splits=ONE_SPLIT, include_flagged=True)
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "p" / "train.jsonl")] == ["e:3"]
+    assert plain.left_out["empty"] == 3
+    memento_kind = export(db, "memento", tmp_path / "m", splits=ONE_SPLIT, include_flagged=True)
+    # the raw chain of thought is a response: the memento kind keeps it as it is
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "m" / "train.jsonl")] == ["e:2", "e:3"]
+    assert memento_kind.left_out["empty"] == 2
+
+
+def test_max_tokens_needs_token_counts(sample_db, tmp_path):
+    with pytest.raises(WarehouseError, match="--max-tokens needs token counts"):
+        export(sample_db, "memento", tmp_path / "o", max_tokens=1000)
+    assert not (tmp_path / "o" / "train.jsonl").exists()

@@ -319,7 +319,9 @@ class _SplitWriter:
         table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
         start = 0
         while table.num_rows - start >= ROW_GROUP_ROWS or (final and start < table.num_rows):
-            self._parquet.write_table(table.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+            # one contiguous array per column: Parquet pages must not depend on how the rows arrived
+            self._parquet.write_table(table.slice(start, ROW_GROUP_ROWS).combine_chunks(),
+                                      row_group_size=ROW_GROUP_ROWS)
             start += ROW_GROUP_ROWS
         rest = table.slice(start)
         self._pending = [rest] if rest.num_rows else []
@@ -466,14 +468,15 @@ FROM ranked
 
 # Kept traces cut into chunks of consecutive source rows: a new chunk starts every CHUNK_CHARS
 # response chars or CHUNK_TRACES traces, whichever comes first.
-_CHUNKS_SQL = f"""
+def _chunks_sql() -> str:
+    return f"""
 WITH kept AS (
     SELECT DISTINCT dataset, source_row, response_chars FROM __export_plan WHERE reason IS NULL
 ),
 numbered AS (
     SELECT dataset, source_row,
-        (sum(response_chars) OVER w - response_chars) // {CHUNK_CHARS} AS by_chars,
-        (row_number() OVER w - 1) // {CHUNK_TRACES} AS by_traces
+        (sum(response_chars) OVER w - response_chars) // {int(CHUNK_CHARS)} AS by_chars,
+        (row_number() OVER w - 1) // {int(CHUNK_TRACES)} AS by_traces
     FROM kept
     WINDOW w AS (PARTITION BY dataset ORDER BY source_row ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
@@ -545,7 +548,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 raise WarehouseError(f"--max-tokens needs token counts, and {missing:,} examples have none "
                                      f"(the data was ingested with --no-tokens); re-ingest with tokens")
             [(traces_read,)] = con.execute("SELECT count(*) FROM traces").fetchall()
-            chunks = con.execute(_CHUNKS_SQL).fetchall()
+            chunks = con.execute(_chunks_sql()).fetchall()
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
             encoder.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")

@@ -197,7 +197,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
                             trace_by_hash, summary, progress, total)
             checkpoint("ingest.before_load")
-            with storage.connect(db, read_only=False) as con:
+            with storage.connect(db, read_only=False, bulk=True) as con:
                 loader.load_run(con, root, loader.RunRecord(
                     run_id, dataset, source, config, started_at, summary.rows_read, summary.rows_ok,
                     summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,

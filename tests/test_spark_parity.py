@@ -85,7 +85,7 @@ def spark_report(spark, warehouse):
 def test_every_model_builds_on_spark(spark_report):
     assert spark_report.ok, spark_report.format()
     assert [r.name for r in spark_report.results if r.status == "built"] == MODELS
-    print(f"\nbuild times: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMES.items()))
+    print("\nbuild times: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMES.items()))
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +224,30 @@ def test_failing_audit_keeps_the_previous_parquet(tmp_path, spark, warehouse):
     assert "offending row" in second.format()
     assert sorted(p.name for p in out.iterdir()) == before  # the old parts and manifest, untouched
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    _write_model(models, "per_dataset", "SELECT dataset, count(*) AS traces FROM traces GROUP BY dataset",
+                 grain="[dataset]")
+    root = storage.data_dir(warehouse)
+    report = spark_engine.build(root, spark=spark, models_dir=models)  # no DuckDB file: the directory itself
+    assert report.ok, report.format()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        expected = sorted(con.execute("SELECT dataset, count(*) FROM traces GROUP BY dataset").fetchall())
+        got = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(root / "models/per_dataset/*.parquet")]).fetchall())
+    assert got == expected == [("sample", TRACES), ("tokens", TOKEN_TRACES)]
+
+    [slug] = [d for d in (root / "traces").iterdir() if d.name.startswith("tokens-")]
+    [run] = list(slug.iterdir())
+    leftover = slug / "20000101T000000-leftover"
+    shutil.copytree(run, leftover)  # what an interrupted ingest leaves until the next write
+    try:
+        with pytest.raises(storage.WarehouseError, match="interrupted ingest"):
+            spark_engine.build(root, spark=spark, models_dir=models)
+        assert spark_engine.build(warehouse, spark=spark, models_dir=models).ok  # the DuckDB file knows which
+    finally:
+        shutil.rmtree(leftover)
 
 
 def test_models_command_lists_spark_status(warehouse, spark_report):

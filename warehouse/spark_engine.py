@@ -493,11 +493,12 @@ def base_table_dirs(fs: _FileSystem, layout: Layout) -> dict[str, list[str]]:
     return dirs
 
 
-def register_base_tables(spark, fs: _FileSystem, layout: Layout) -> dict[str, int]:
-    """Temp views over the base tables' Parquet files, with sql/schema.sql's types; returns files read per table."""
+def register_base_tables(spark, layout: Layout, table_dirs: dict[str, list[str]]) -> dict[str, int]:
+    """Temp views over the base tables' run directories (`base_table_dirs`), with sql/schema.sql's
+    types; returns the directories read per table."""
     schemas = storage.base_schemas()
     registered = {}
-    for table, dirs in base_table_dirs(fs, layout).items():
+    for table, dirs in table_dirs.items():
         schema = _arrow_to_spark_schema(schemas[table])
         if dirs:
             df = spark.read.schema(schema).parquet(*dirs)
@@ -585,15 +586,14 @@ def build(db: str | Path, select=None, models_dir: str | Path | None = None, mas
     with ExitStack() as stack:
         if layout.db is not None:  # ingest must not replace run directories while Spark reads them
             stack.enter_context(storage.write_lock(layout.db, command))
-        own = spark is None
-        if own:
+        if spark is None:  # ours: started here, stopped at the end
             spark = spark_session(master, conf)
             stack.callback(spark.stop)
         fs = _FileSystem(spark, layout.root)
         fs.mkdirs(layout.models_root)
         _recover(fs, layout)
         dirs = base_table_dirs(fs, layout)
-        register_base_tables(spark, fs, layout)
+        register_base_tables(spark, layout, dirs)
         ctx = _Context(spark, fs, layout, spark.sparkContext.master, _data_version(dirs),
                        datetime.now().strftime("%Y%m%dT%H%M%S.%f"), project, spark_models)
         done: dict[str, str] = {}

@@ -155,15 +155,21 @@ def render_plain(blocks: list[str], answer: str | None) -> str | None:
     return f"{THINK_OPEN}\n" + "\n\n".join(blocks) + f"\n{THINK_CLOSE}\n\n{answer or ''}"
 
 
-def _turns(kind: str, plan: pa.Table, problem: pa.Array, response: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The user and assistant contents of a chunk's examples, aligned with its plan rows."""
+def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The user and assistant contents of a chunk's examples, aligned with its plan rows.
+
+    `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
+    Each response becomes a Python string once, however many examples are cut from it.
+    """
     if kind == "memento":
-        return problem, response
-    responses = response.to_pylist()
+        return texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks()
+    responses = [r or "" for r in texts.column("response").to_pylist()]
+    rows = at.to_pylist()
     if kind == "summarize":
         cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
         users, assistants = [], []
-        for r, bs, be, ms, me in zip(responses, *cols):
+        for i, bs, be, ms, me in zip(rows, *cols):
+            r = responses[i]
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
         return pa.array(users, pa.string()), pa.array(assistants, pa.string())
@@ -171,10 +177,10 @@ def _turns(kind: str, plan: pa.Table, problem: pa.Array, response: pa.Array) -> 
     spans = plan.column("think_spans").to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
     assistants = []
-    for r, think, a, b in zip(responses, spans, starts, ends):
-        r = r or ""
+    for i, think, a, b in zip(rows, spans, starts, ends):
+        r = responses[i]
         assistants.append(render([r[x["start"]:x["end"]] for x in think], r[a:b] if a is not None else None))
-    return problem, pa.array(assistants, pa.string())
+    return texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string())
 
 
 def _messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:
@@ -401,12 +407,16 @@ class ExportResult:
     left_out: dict[str, int]
     splits: dict[str, dict]  # name -> describe()
     seconds: float
-    traces_read: int  # traces in the warehouse (for throughput)
+    text_chars: int  # response chars of the traces the examples were cut from (for throughput)
     filters: dict = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
         return sum(s["rows"] for s in self.splits.values())
+
+    @property
+    def traces(self) -> int:
+        return sum(s["traces"] for s in self.splits.values())
 
     @property
     def bytes(self) -> int:
@@ -433,9 +443,11 @@ class ExportResult:
             if n:
                 lines.append(f"    {reason:<9} {n:>8,}  {why[reason]}")
         rate = max(self.seconds, 1e-9)
-        lines.append(f"  {self.rows:,} examples, {self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s "
-                     f"({self.traces_read / rate:,.0f} traces/s, {self.bytes / 1e6 / rate:,.1f} MB/s); "
-                     f"manifest: {self.out / MANIFEST}")
+        lines.append(f"  {self.rows:,} examples from {self.traces:,} traces ({self.text_chars / 1e6:,.1f} M chars "
+                     f"of response text), {self.bytes / 1e6:,.1f} MB written in {self.seconds:.1f} s: "
+                     f"{self.traces / rate:,.0f} traces/s, {self.text_chars / 1e6 / rate:,.1f} M chars/s read, "
+                     f"{self.bytes / 1e6 / rate:,.1f} MB/s written")
+        lines.append(f"  manifest: {self.out / MANIFEST}")
         return "\n".join(lines)
 
 
@@ -547,7 +559,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             if max_tokens is not None and missing:
                 raise WarehouseError(f"--max-tokens needs token counts, and {missing:,} examples have none "
                                      f"(the data was ingested with --no-tokens); re-ingest with tokens")
-            [(traces_read,)] = con.execute("SELECT count(*) FROM traces").fetchall()
+            [(text_chars,)] = con.execute("SELECT coalesce(sum(response_chars), 0) FROM (SELECT DISTINCT trace_id, "
+                                          "response_chars FROM __export_plan WHERE reason IS NULL)").fetchall()
             chunks = con.execute(_chunks_sql()).fetchall()
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
@@ -565,9 +578,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
                 trace_split = pa.array([index[split_of(p, seed, split_list)]
                                         for p in texts.column("problem").to_pylist()], pa.int8())
-                problem = texts.column("problem").take(at).combine_chunks()
-                response = texts.column("response").take(at).combine_chunks()
-                user, assistant = _turns(kind, plan, problem, response)
+                user, assistant = _turns(kind, plan, texts, at)
                 columns = {"messages": _messages_array(user, assistant), "trace_id": plan.column("trace_id")}
                 if per_block:
                     columns["block_idx"] = plan.column("block_idx")
@@ -579,7 +590,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 splits_of_rows = trace_split.take(at)
                 for name, i in index.items():
                     writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
-                del plan, texts, problem, response, user, assistant, columns, table
+                del plan, texts, user, assistant, columns, table
                 checkpoint("export.mid_write")
                 if bar is not None:
                     bar.update(last - first + 1)
@@ -619,7 +630,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
-                        time.monotonic() - started, traces_read, filters)
+                        time.monotonic() - started, int(text_chars), filters)
 
 
 def _progress(enabled: bool, total: int, kind: str):

@@ -549,7 +549,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     try:
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
             con.execute(_plan_sql(view, per_block),
@@ -564,7 +564,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             chunks = con.execute(_chunks_sql()).fetchall()
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
-            encoder.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            encoder.execute("SET memory_limit = ?", [MEMORY_LIMIT])
             for name, _ in split_list:
                 writers[name] = _SplitWriter(out / f"{name}.{fmt}", fmt, schema, encoder)
             order = "source_row, block_idx" if per_block else "source_row"

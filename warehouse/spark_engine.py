@@ -30,6 +30,7 @@ import re
 import time
 import uuid
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -571,10 +572,11 @@ class _Context:
 
 
 def build(db: str | Path, select=None, models_dir: str | Path | None = None, master: str = "local[*]",
-          spark=None, conf: dict[str, str] | None = None, echo=None) -> BuildReport:
+          spark=None, conf: dict[str, str] | None = None, echo=None, parallel: int = 2) -> BuildReport:
     """Build the selected models (default: all) on Spark, in dependency order, as Parquet under
     PATH_data/models/. `spark`: an existing SparkSession to use (else one is started on `master`
-    and stopped at the end). Returns the engine's BuildReport."""
+    and stopped at the end). `parallel`: how many independent models are built at once.
+    Returns the engine's BuildReport."""
     started = time.monotonic()
     layout = layout_for(db)
     project = load_project(models_dir)
@@ -596,29 +598,51 @@ def build(db: str | Path, select=None, models_dir: str | Path | None = None, mas
         register_base_tables(spark, layout, dirs)
         ctx = _Context(spark, fs, layout, spark.sparkContext.master, _data_version(dirs),
                        datetime.now().strftime("%Y%m%dT%H%M%S.%f"), project, spark_models)
-        done: dict[str, str] = {}
         for name in project.order:
-            if name not in selected:
-                if fs.exists(layout.model_dir(name)):  # built before: downstream models read it
-                    spark.read.parquet(layout.model_dir(name)).createOrReplaceTempView(name)
-                continue
-            upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
-            missing = [p for p in project.parents[name] if p not in selected and not fs.exists(layout.model_dir(p))]
-            if name in untranspiled:
-                result = ModelResult(name, "failed", "does not transpile", error=str(untranspiled[name]))
-            elif upstream_broken:
-                result = ModelResult(name, "skipped", f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
-            elif missing:
-                result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built on Spark; "
-                                                      f"select {missing[0]}+ or build everything")
-            else:
-                if echo:
-                    echo(f"  building {name} on spark ...")
-                result = build_model(ctx, project.models[name], "spark build")
-            done[name] = result.status
-            report.results.append(result)
+            if name not in selected and fs.exists(layout.model_dir(name)):  # built before: downstream reads it
+                spark.read.parquet(layout.model_dir(name)).createOrReplaceTempView(name)
+        results = _build_in_order(ctx, selected, untranspiled, parallel, echo)
+        report.results = [results[name] for name in project.order if name in results]
     report.seconds = time.monotonic() - started
     return report
+
+
+def _build_in_order(ctx: _Context, selected: set[str], untranspiled: dict[str, TranspileError],
+                    parallel: int, echo) -> dict[str, ModelResult]:
+    """Build the selected models, each once all its selected parents are settled; up to `parallel`
+    at a time (Spark runs jobs from several threads side by side: independent branches of the
+    DAG, e.g. full_alignment and the export models, overlap)."""
+    project, fs, layout = ctx.project, ctx.fs, ctx.layout
+    results: dict[str, ModelResult] = {}
+    pending = [name for name in project.order if name in selected]
+    running: dict = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="spark-build") as pool:
+        while pending or running:
+            for name in list(pending):
+                if any(p in selected and p not in results for p in project.parents[name]):
+                    continue  # a parent is still to be built
+                pending.remove(name)
+                broken = [p for p in project.parents[name] if p in results and results[p].status in ("failed", "skipped")]
+                missing = [p for p in project.parents[name] if p not in selected and not fs.exists(layout.model_dir(p))]
+                if name in untranspiled:
+                    results[name] = ModelResult(name, "failed", "does not transpile", error=str(untranspiled[name]))
+                elif broken:
+                    results[name] = ModelResult(name, "skipped", f"upstream {broken[0]} {results[broken[0]].status}")
+                elif missing:
+                    results[name] = ModelResult(name, "skipped", f"upstream {missing[0]} was never built on Spark; "
+                                                                 f"select {missing[0]}+ or build everything")
+                else:
+                    if echo:
+                        echo(f"  building {name} on spark ...")
+                    running[pool.submit(build_model, ctx, project.models[name], "spark build")] = name
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results[running.pop(future)] = future.result()
+            elif pending and not any(  # nothing running and nothing ready: cannot happen with a DAG
+                    all(p not in selected or p in results for p in project.parents[n]) for n in pending):
+                raise WarehouseError(f"cannot order the models {', '.join(pending)}")
+    return results
 
 
 def build_model(ctx: _Context, model: Model, reason: str) -> ModelResult:

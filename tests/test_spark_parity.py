@@ -35,15 +35,12 @@ from warehouse.sample import write_sample  # noqa: E402
 TRACES = 2000
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
-# Small and quick on a laptop: two cores, few shuffle partitions, no UI, and (for queries over a few
-# MB) interpreted plans, no adaptive re-planning and the JVM's quick compiler, which start faster.
+# Small and quick: two cores, few shuffle partitions, no UI. (Interpreted plans, no adaptive execution
+# and the JVM's quick compiler were tried too: 2-3x slower on this sample, see docs/spark.md.)
 TEST_CONF = {
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.adaptive.enabled": "false",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
 }
 MODELS = engine.load_project().order
 TIMES: dict[str, float] = {}

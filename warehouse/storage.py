@@ -102,10 +102,10 @@ def is_locked(db: str | Path) -> bool:
 # `traces` row group (122,880 rows of ~40 KB responses) and every written block
 # in memory: RSS grew with the corpus (2.6 GB for 20,000 traces). Row groups of
 # 16,384 rows are written to the file as they fill (optimistic writes), one at a
-# time, and a memory limit lets DuckDB drop what is written: ~600 MB whatever the
+# time, and a memory limit lets DuckDB drop what is written: ~500 MB whatever the
 # corpus, for the same CPU (bench/RESULTS.md). Layout only: the rows are the same.
 BULK_ROW_GROUP_ROWS = 16384
-BULK_MEMORY_LIMIT = "512MB"
+BULK_MEMORY_LIMIT = "384MB"
 
 
 def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckdb.DuckDBPyConnection:

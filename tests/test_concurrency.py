@@ -173,10 +173,10 @@ def test_a_raw_duckdb_writer_is_reported_by_pid(db):
 
 
 def test_while_a_build_holds_the_warehouse_others_get_the_busy_message(db, base, tmp_path):
-    """A build held at its first model's commit: readers and writers are told `build` is writing."""
+    """A build held just before its commit (one for the whole build): readers and writers are told `build` is writing."""
     shutil.copytree(REPO / "models", tmp_path / "models")  # edits to models/ meanwhile cannot break this
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    env["MEMENTOS_STOP_AT"] = "build.before_commit@1"  # the first model only
+    env["MEMENTOS_STOP_AT"] = "build.before_commit@1"  # the build's single COMMIT
     code = "import sys; from warehouse.engine import build; sys.exit(not build(sys.argv[1], models_dir=sys.argv[2]).ok)"
     proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(tmp_path / "models")], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -2,10 +2,10 @@
 
 test_engine.py kills a toy build and test_export.py checks the export's files;
 this file checks the warehouse as a whole: after each kill it opens read-only
-with exactly the tables and row counts it had before (a build commits model by
-model, so a build killed at its N-th model keeps the N-1 models it finished:
-each table is then the old one or the new one, never half of either), no
-temporary tables or files are left, and the next run finishes the job.
+with exactly the tables and row counts it had before (a build is one
+transaction, so a build killed at its N-th model, after N-1 models were
+swapped in inside that transaction, leaves every model old), no temporary
+tables or files are left, and the next run finishes the job.
 
 The models are a copy of models/ taken when the module starts, so that edits
 to models/ made while the tests run cannot change what they build.
@@ -103,18 +103,19 @@ def test_build_killed_at_its_first_model_changes_nothing(states, tmp_path, point
     assert_finishes_like_a_clean_build(db, states)
 
 
-def test_build_killed_mid_way_keeps_finished_models_and_the_next_build_finishes(states, tmp_path):
+def test_build_killed_mid_way_changes_nothing_and_the_next_build_finishes(states, tmp_path):
+    """Killed as its fourth model is swapped in: the three before it were swapped in the same
+    uncommitted transaction, so every model is the old one (all old, not each old-or-new)."""
     db = copy_of(states["stale"], tmp_path)
-    old, new = model_tables(snapshot(db)), model_tables(snapshot(states["rebuilt"]))
+    before = snapshot(db)
+    assert model_tables(before) != model_tables(snapshot(states["rebuilt"]))  # the kill has something to undo
     fresh_before = [i.name for i in list_models(db, models_dir=states["models"]) if i.state == "fresh"]
-    proc = run(BUILD, [db, states["models"]], kill_at="build.before_commit@4")
+    proc = run(BUILD, [db, states["models"]], kill_at="build.before_swap@4")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    now = model_tables(snapshot(db))
-    assert now.keys() == old.keys()
-    assert all(now[t] in (old[t], new[t]) for t in now), (now, old, new)
+    assert snapshot(db) == before
     fresh = [i.name for i in list_models(db, models_dir=states["models"]) if i.state == "fresh"]
-    assert len(fresh) == len(fresh_before) + 3, fresh  # three models committed before the kill
-    assert temporary_tables(db) == []
+    assert fresh == fresh_before, fresh  # nothing committed before the kill
+    assert temporary_tables(db) == [] and not storage.is_locked(db)
     assert_finishes_like_a_clean_build(db, states)
 
 

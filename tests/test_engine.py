@@ -168,12 +168,91 @@ def test_builtin_and_custom_audits(toy_db, toy_models):
     assert rows(toy_db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'e'") == [(0,)]
 
 
-def test_sql_error_in_a_model_names_the_file_and_builds_the_rest(toy_db, toy_models):
+def test_sql_error_in_a_model_names_the_file_and_rolls_back_the_whole_build(toy_db, toy_models):
     (toy_models / "d.sql").write_text(header("d", "trace_id") + "SELECT trace_id, no_such_column FROM traces")
     report = build(toy_db, models_dir=toy_models)
     failed = [r for r in report.results if r.name == "d"][0]
     assert failed.status == "failed" and "d.sql" in failed.error and "no_such_column" in failed.error
-    assert report.by_status("built") == ["a", "b", "c"]
+    assert report.by_status("built") == [] and report.by_status("rolled back") == ["a", "b", "c"]
+    assert not report.ok
+    assert "rolled back: a, b, c (build is atomic; fix d and build again)" in report.format()
+    # a, b and c were built in the build's transaction, then rolled back with it: none exists
+    assert rows(toy_db, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('a', 'b', 'c')") == [(0,)]
+    assert rows(toy_db, "SELECT model, status FROM model_builds") == [("d", "error")]
+    (toy_models / "d.sql").write_text(TOY["d"])
+    assert build(toy_db, models_dir=toy_models).by_status("built") == ["a", "b", "c", "d"]
+
+
+def test_a_failure_stops_the_build_downstream_and_after_it(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    (toy_models / "b.sql").write_text(header("b", "x") + "SELECT trace_id, 1 AS x FROM a")  # x is not unique
+    report = build(toy_db, full_refresh=True, models_dir=toy_models)
+    assert [(r.name, r.status, r.reason) for r in report.results if r.status != "failed"] == [
+        ("a", "rolled back", "--full-refresh"),
+        ("c", "skipped", "upstream b failed"),
+        ("d", "skipped", "not built: the build stopped at b"),
+    ]
+    text = report.format()
+    assert "FAILED   b" in text and "audit unique(x) failed: 1 offending row" in text
+    assert "rolled back: a (build is atomic; fix b and build again)" in text
+    assert text.splitlines()[-1].startswith(f"build {toy_db}: 1 failed, 1 rolled back, 2 skipped in ")
+    assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(2,), (4,), (6,)]
+    assert rows(toy_db, "SELECT model, status FROM model_builds WHERE build_id = (SELECT max(build_id) FROM "
+                        "model_builds)") == [("b", "audit_failed")]
+    assert {m.name: m.state for m in list_models(toy_db, toy_models)} == {
+        "a": "fresh", "b": "stale", "c": "stale", "d": "fresh"}
+
+
+# The bug that made builds atomic: a parent rebuilt with a renamed column and committed on its own,
+# then its child (a view) failing its audit, left the child's old view reading a column that was gone.
+RENAME = {
+    "p": header("p", "trace_id") + "SELECT trace_id, n_blocks AS x FROM traces\n",
+    "v": header("v", "trace_id", kind="view", audits="audits:\n  - accepted_range: {column: x, max: 3}\n")
+    + "SELECT trace_id, x FROM p\n",
+}
+RENAMED = {
+    "p": RENAME["p"].replace("n_blocks AS x", "n_blocks * 10 AS y"),
+    "v": RENAME["v"].replace("column: x", "column: y").replace("trace_id, x", "trace_id, y"),  # 10, 20, 30 > 3
+}
+
+
+def assert_rename_not_applied(db):
+    assert rows(db, "SELECT x FROM v ORDER BY trace_id") == [(1,), (2,), (3,)]  # the old view still binds
+    assert rows(db, "SELECT column_name FROM information_schema.columns WHERE table_name = 'p' "
+                    "ORDER BY ordinal_position") == [("trace_id",), ("x",)]
+    assert rows(db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{engine.TMP_PREFIX}%'") \
+        == [(0,)]
+
+
+def test_child_failing_after_its_parent_renamed_a_column_keeps_both_old(toy_db, tmp_path):
+    models = write_models(tmp_path / "rename", RENAME)
+    assert build(toy_db, models_dir=models).ok
+    write_models(models, RENAMED)
+    report = build(toy_db, models_dir=models)
+    assert [(r.name, r.status) for r in report.results] == [("p", "rolled back"), ("v", "failed")]
+    assert "rolled back: p (build is atomic; fix v and build again)" in report.format()
+    assert_rename_not_applied(toy_db)
+    assert rows(toy_db, "SELECT model, status FROM model_builds ORDER BY built_at") == [
+        ("p", "ok"), ("v", "ok"), ("v", "audit_failed")]
+    assert {m.name: m.state for m in list_models(toy_db, models)} == {"p": "stale", "v": "stale"}
+    # fixed: both go in together
+    (models / "v.sql").write_text(RENAMED["v"].replace("max: 3", "max: 30"))
+    assert build(toy_db, models_dir=models).by_status("built") == ["p", "v"]
+    assert rows(toy_db, "SELECT y FROM v ORDER BY trace_id") == [(10,), (20,), (30,)]
+
+
+@pytest.mark.parametrize("point", ["build.after_create@2", "build.before_swap@2", "build.before_commit"])
+def test_build_killed_after_the_parent_swapped_in_keeps_both_old(toy_db, tmp_path, point):
+    """Killed while the child builds on the renamed parent (or just before the commit): nothing changes."""
+    models = write_models(tmp_path / "rename", RENAME)
+    assert build(toy_db, models_dir=models).ok
+    write_models(models, {**RENAMED, "v": RENAMED["v"].replace("max: 3", "max: 30")})
+    code = "import sys; from warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
+    proc = subprocess.run([sys.executable, "-c", code, str(toy_db), str(models)], cwd=REPO,
+                          env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert_rename_not_applied(toy_db)
+    assert rows(toy_db, "SELECT model, status FROM model_builds ORDER BY built_at") == [("p", "ok"), ("v", "ok")]
 
 
 def test_cycle_is_an_error_that_prints_the_cycle(toy_db, toy_models):

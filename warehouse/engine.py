@@ -1,16 +1,30 @@
 """Build the SQL models: dependency order, freshness, build-audit-swap, build records.
 
 `build(db)` rebuilds every model that is new, changed, or downstream of one
-that is, and nothing else. Each model is built inside one transaction::
+that is, and nothing else. A build is one transaction around all the models it
+rebuilds, in dependency order::
 
-    CREATE TABLE __build_<name> AS <SELECT>      -- the new table
-    <audits on __build_<name>>                   -- any offending row: ROLLBACK, old table stays
-    DROP TABLE <name>; ALTER TABLE __build_<name> RENAME TO <name>
-    INSERT INTO model_builds ...
-    COMMIT
+    BEGIN
+    for each model to rebuild, parents first:
+        CREATE TABLE __build_<name> AS <SELECT>      -- the new table (or view)
+        <audits on __build_<name>>                   -- offending rows or an error: stop
+        DROP TABLE <name>; ALTER TABLE __build_<name> RENAME TO <name>
+        INSERT INTO model_builds ...                 -- status 'ok'
+    COMMIT                                           -- once, after the last model
 
-so readers see the old table or the new one, never a half-built or
-unaudited one, and a killed build leaves the warehouse as it was.
+DuckDB sees its own uncommitted DDL, so each model reads the new versions of
+the parents rebuilt before it in the same transaction. When a model errors or
+fails an audit, the whole transaction is rolled back: every model keeps its
+previous table or view, the failure is recorded in model_builds on its own
+(after the rollback), the models built before it are reported rolled back,
+and the rest are skipped.
+
+Why atomic and not model by model: models depend on each other's columns. If a
+parent were committed with a changed schema (column x renamed to y) and its
+child then failed, the child's old view would stay in place reading a column
+that no longer exists. A build that is all or nothing never leaves a parent
+and a child from different versions of the project, and a build killed at any
+point leaves the warehouse as it was.
 """
 
 from __future__ import annotations
@@ -232,7 +246,7 @@ def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, 
 @dataclass
 class ModelResult:
     name: str
-    status: str  # 'built' | 'failed' | 'skipped' | 'fresh'
+    status: str  # 'built' | 'failed' | 'rolled back' | 'skipped' | 'fresh'
     reason: str = ""  # why it was built / skipped
     rows: int | None = None
     seconds: float = 0.0
@@ -248,7 +262,7 @@ class BuildReport:
 
     @property
     def ok(self) -> bool:
-        return not any(r.status in ("failed", "skipped") for r in self.results)
+        return not any(r.status in ("failed", "rolled back", "skipped") for r in self.results)
 
     def by_status(self, status: str) -> list[str]:
         return [r.name for r in self.results if r.status == status]
@@ -259,6 +273,9 @@ class BuildReport:
         for r in self.results:
             if r.status == "built":
                 lines.append(f"  built    {r.name:<{width}}  {r.rows:>10,} rows  {r.seconds:6.2f} s   ({r.reason})")
+            elif r.status == "rolled back":
+                lines.append(f"  undone   {r.name:<{width}}  {r.rows:>10,} rows  {r.seconds:6.2f} s   "
+                             f"(built, then rolled back with the whole build)")
             elif r.status == "fresh":
                 lines.append(f"  fresh    {r.name}")
             elif r.status == "skipped":
@@ -269,7 +286,10 @@ class BuildReport:
                     lines.extend("      " + line for line in failure.describe().splitlines())
                 if r.error:
                     lines.append(f"      {r.error}")
-        counts = {s: len(self.by_status(s)) for s in ("built", "failed", "skipped", "fresh")}
+        failed, undone = self.by_status("failed"), self.by_status("rolled back")
+        if failed and undone:
+            lines.append(f"rolled back: {', '.join(undone)} (build is atomic; fix {failed[0]} and build again)")
+        counts = {s: len(self.by_status(s)) for s in ("built", "failed", "rolled back", "skipped", "fresh")}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no models"
         lines.append(f"build {self.db}: {summary} in {self.seconds:.1f} s")
         return "\n".join(lines)
@@ -313,81 +333,104 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
             current_data = data_version(con, objects)
             build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
             report = BuildReport(str(db), [])
-            done: dict[str, str] = {}  # model -> 'built' | 'failed' | 'skipped' | 'fresh', this run
-            for name in project.order:
-                if name not in selected:
-                    continue
-                state = states[name]
-                upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
-                upstream_built = [p for p in project.parents[name] if done.get(p) == "built"]
-                missing = [p for p in project.parents[name] if p not in selected and states[p].state == "never built"]
-                if upstream_broken:
-                    result = ModelResult(name, "skipped", f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
-                elif missing:
-                    result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
-                                                          f"select {missing[0]}+ or build everything")
-                elif full_refresh or state.state != "fresh" or upstream_built:
-                    reason = ("--full-refresh" if full_refresh else state.reason or state.state if state.state != "fresh"
-                              else f"upstream {upstream_built[0]} rebuilt")
-                    if echo:
-                        echo(f"  building {name} ...")
-                    result = build_model(con, project.models[name], project.fingerprints[name],
-                                         current_data, build_id, reason)
-                else:
-                    result = ModelResult(name, "fresh")
-                done[name] = result.status
-                report.results.append(result)
+            done: dict[str, str] = {}  # model -> its ModelResult.status in this run
+            failed: ModelResult | None = None  # the model that stopped the build
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for name in project.order:
+                    if name not in selected:
+                        continue
+                    state = states[name]
+                    upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
+                    upstream_built = [p for p in project.parents[name] if done.get(p) in ("built", "rolled back")]
+                    missing = [p for p in project.parents[name]
+                               if p not in selected and states[p].state == "never built"]
+                    if upstream_broken:
+                        result = ModelResult(name, "skipped",
+                                             f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
+                    elif missing:
+                        result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
+                                                              f"select {missing[0]}+ or build everything")
+                    elif full_refresh or state.state != "fresh" or upstream_built:
+                        if failed is not None:
+                            result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
+                        else:
+                            reason = ("--full-refresh" if full_refresh
+                                      else state.reason or state.state if state.state != "fresh"
+                                      else f"upstream {upstream_built[0]} rebuilt")
+                            if echo:
+                                echo(f"  building {name} ...")
+                            result = build_model(con, project.models[name], project.fingerprints[name],
+                                                 current_data, build_id, reason)
+                            if result.status == "failed":
+                                failed = result
+                                _roll_back(con, report, done, result, project.models[name],
+                                           project.fingerprints[name], current_data, build_id)
+                    else:
+                        result = ModelResult(name, "fresh")
+                    done[name] = result.status
+                    report.results.append(result)
+                if failed is None:
+                    checkpoint("build.before_commit")
+                    con.execute("COMMIT")
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # no transaction left: it was rolled back already
+                raise
     report.seconds = time.monotonic() - started
     return report
 
 
 def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_data: str,
                 build_id: str, reason: str) -> ModelResult:
-    """Build one model into a new table, audit it, swap it in; one transaction."""
+    """Build one model into a new table, audit it, swap it in, record it; inside the build's transaction.
+
+    Returns a 'failed' result (the transaction left for the caller to roll back) when the
+    SQL errors or an audit returns rows."""
     t0 = time.monotonic()
     tmp = TMP_PREFIX + model.name
     kind = model.kind.upper()
     result = ModelResult(model.name, "failed", reason)
-    con.execute("BEGIN TRANSACTION")
+    con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
+    con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
     try:
-        con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
-        con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
+        con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
+    except duckdb.Error as exc:
+        result.error = f"{model.where}: {_first_line(exc)}"
+    if result.error is None:
+        checkpoint("build.after_create")
+        audits = [unique(model.grain)] + model.audits
         try:
-            con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
+            result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
         except duckdb.Error as exc:
-            result.error = f"{model.where}: {_first_line(exc)}"
-        if result.error is None:
-            checkpoint("build.after_create")
-            audits = [unique(model.grain)] + model.audits
-            try:
-                result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
-            except duckdb.Error as exc:
-                result.error = f"{model.where}: an audit does not run: {_first_line(exc)}"
-        if result.error is not None or result.failures:
-            con.execute("ROLLBACK")
-            result.seconds = time.monotonic() - t0
-            detail = result.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in result.failures)
-            _record(con, build_id, model, fp, current_data, "error" if result.error else "audit_failed",
-                    None, result.seconds, detail)
-            return result
-        [(rows,)] = con.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchall()
-        checkpoint("build.before_swap")
-        existing = existing_objects(con).get(model.name)
-        if existing:
-            con.execute(f"DROP {existing.upper()} {quote(model.name)}")
-        con.execute(f"ALTER {kind} {quote(tmp)} RENAME TO {quote(model.name)}")
+            result.error = f"{model.where}: an audit does not run: {_first_line(exc)}"
+    if result.error is not None or result.failures:
         result.seconds = time.monotonic() - t0
-        _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
-        checkpoint("build.before_commit")
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+        return result
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchall()
+    checkpoint("build.before_swap")
+    existing = existing_objects(con).get(model.name)
+    if existing:
+        con.execute(f"DROP {existing.upper()} {quote(model.name)}")
+    con.execute(f"ALTER {kind} {quote(tmp)} RENAME TO {quote(model.name)}")
+    result.seconds = time.monotonic() - t0
+    _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
     result.status, result.rows = "built", rows
     return result
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[str, str], result: ModelResult,
+               model: Model, fp: str, current_data: str, build_id: str) -> None:
+    """A model failed: undo the whole build, then record the failure on its own."""
+    con.execute("ROLLBACK")
+    for earlier in report.results:
+        if earlier.status == "built":
+            earlier.status = done[earlier.name] = "rolled back"
+    detail = result.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in result.failures)
+    _record(con, build_id, model, fp, current_data, "error" if result.error else "audit_failed",
+            None, result.seconds, detail)
 
 
 def _first_line(exc: Exception) -> str:

@@ -9,7 +9,9 @@ description: >
   'all', value 'all'): trace counts (analysed and flagged apart), then the
   median, p10 and p90 of blocks per trace, block and memento chars, the
   memento/block ratio in chars and in tokens (per block), tokens per block and
-  per memento, and the trace-level compression (block tokens / memento tokens).
+  per memento, and the trace-level compression (block tokens / memento tokens);
+  and the averages of tokens per block, per memento and per trace (the card
+  states its token figures as averages, its ratios as medians).
   domain_compression, compression_by_source and compression_by_difficulty are
   its slices. Quantiles are continuous (interpolated).
 audits:
@@ -51,7 +53,9 @@ WITH block_level AS (
         quantile_cont(block_chars, 0.9) AS p90_block_chars,
         quantile_cont(memento_chars, 0.5) AS median_memento_chars,
         quantile_cont(memento_chars, 0.1) AS p10_memento_chars,
-        quantile_cont(memento_chars, 0.9) AS p90_memento_chars
+        quantile_cont(memento_chars, 0.9) AS p90_memento_chars,
+        avg(block_tokens) AS avg_tokens_per_block,
+        avg(memento_tokens) AS avg_tokens_per_memento
     FROM block_pairs
     GROUP BY GROUPING SETS ((domain), (source), (difficulty), ())
 ),
@@ -75,7 +79,9 @@ trace_level AS (
         quantile_cont(c.compression_tokens, 0.9) AS p90_compression_tokens,
         quantile_cont(c.compression_chars, 0.5) AS median_compression_chars,
         quantile_cont(c.block_tokens, 0.5) AS median_block_tokens_per_trace,
-        quantile_cont(c.memento_tokens, 0.5) AS median_memento_tokens_per_trace
+        quantile_cont(c.memento_tokens, 0.5) AS median_memento_tokens_per_trace,
+        avg(c.block_tokens) AS avg_block_tokens_per_trace,
+        avg(c.memento_tokens) AS avg_memento_tokens_per_trace
     FROM all_traces AS t
     LEFT JOIN trace_compression AS c ON c.trace_id = t.trace_id
     GROUP BY GROUPING SETS ((t.domain), (t.source), (t.difficulty), ())
@@ -97,6 +103,10 @@ SELECT
     b.median_block_chars,
     b.median_memento_chars,
     t.median_compression_chars,
+    b.avg_tokens_per_block,
+    b.avg_tokens_per_memento,
+    t.avg_block_tokens_per_trace,
+    t.avg_memento_tokens_per_trace,
     b.p10_ratio_chars,
     b.p90_ratio_chars,
     b.p10_ratio_tokens,

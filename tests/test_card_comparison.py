@@ -1,0 +1,106 @@
+"""sql/queries/card_comparison.sql compares like with like: the card's ratios are medians of
+per-block ratios, its token figures are averages (and ~6x is the ratio of two averages), so
+the query uses the same statistic for each row, says which, and agrees with the report's card
+table; domain_compression carries the averages it needs. Numbers from golden_models_data.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from golden_models_data import ingest_golden
+from warehouse.engine import build
+from warehouse.query import execute
+from warehouse.report import card_rows
+
+QUERY = Path(__file__).resolve().parent.parent / "sql" / "queries" / "card_comparison.sql"
+APPROX = dict(rel=1e-9, abs=1e-12)
+STATISTICS = {
+    "memento/block ratio (chars)": "median of per-block ratios",
+    "tokens per block": "average over blocks",
+    "tokens per memento": "average over blocks",
+    "block tokens per trace": "average over traces",
+    "memento tokens per trace": "average over traces",
+    "trace-level compression (x)": "ratio of the averages per trace",
+}
+CARD = {("memento/block ratio (chars)", "science"): 0.23, ("memento/block ratio (chars)", "code"): 0.18,
+        ("memento/block ratio (chars)", "math"): 0.16, ("memento/block ratio (chars)", "all"): None,
+        ("tokens per block", "all"): 1150, ("tokens per memento", "all"): 194,
+        ("block tokens per trace", "all"): 10900, ("memento tokens per trace", "all"): 1850,
+        ("trace-level compression (x)", "all"): 6.0}
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    db = ingest_golden(tmp_path_factory.mktemp("card"))
+    assert build(db).ok
+    return db
+
+
+def comparison(db) -> dict[tuple[str, str], dict]:
+    result = execute(db, QUERY.read_text())
+    assert result.columns == ["measure", "domain", "statistic", "card", "warehouse", "difference",
+                              "warehouse_median", "traces", "flagged_traces"]
+    return {(r[0], r[1]): dict(zip(result.columns, r)) for r in result.rows}
+
+
+def test_domain_compression_has_the_averages(golden):
+    with duckdb.connect(str(golden), read_only=True) as con:
+        result = con.execute("SELECT domain, avg_tokens_per_block, avg_tokens_per_memento, "
+                             "avg_block_tokens_per_trace, avg_memento_tokens_per_trace FROM domain_compression")
+        got = {r[0]: r[1:] for r in result.fetchall()}
+    # math: blocks 100 200 50 | 40 60 | 3000, mementos 20 30 10 | 10 6 | 2 (the flagged trace 4 left out)
+    assert got["math"] == pytest.approx((3450 / 6, 78 / 6, 3450 / 3, 78 / 3), **APPROX)
+    # code: blocks 80 | 10 30 | 80 (trace 5 duplicates 2), mementos 16 | 12 3 | 16
+    assert got["code"] == pytest.approx((200 / 4, 47 / 4, 200 / 3, 47 / 3), **APPROX)
+    # all: 213 memento tokens (60 16 16 15 16 25 2 20 19 24) over 29 blocks and 10 traces
+    assert got["all"][1] == pytest.approx(213 / 29, **APPROX) and got["all"][3] == pytest.approx(21.3, **APPROX)
+
+
+def test_each_row_uses_the_cards_statistic_and_says_so(golden):
+    rows = comparison(golden)
+    assert list(rows) == list(CARD)  # ratios by domain (most traces first, 'all' last), then the token figures
+    for key, row in rows.items():
+        assert row["statistic"] == STATISTICS[key[0]], key
+        assert row["card"] == CARD[key], key
+    with duckdb.connect(str(golden), read_only=True) as con:
+        medians = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
+        [all_row] = con.execute("SELECT traces, flagged_traces, median_tokens_per_block, median_compression_tokens "
+                                "FROM domain_compression WHERE domain = 'all'").fetchall()
+        report = {r.measure: r for r in card_rows(con)[0]}
+    # ratios: medians, as the card states them; math (59/399 + 19/99) / 2 = 0.1699
+    assert rows["memento/block ratio (chars)", "math"]["warehouse"] == 0.17
+    assert rows["memento/block ratio (chars)", "math"]["difference"] == 0.01
+    for domain, median in medians.items():
+        row = rows["memento/block ratio (chars)", domain]
+        assert row["warehouse"] == row["warehouse_median"] == round(median, 3)
+    # token figures: averages (213 memento tokens over 29 blocks and 10 traces), the median beside them
+    assert rows["tokens per memento", "all"]["warehouse"] == round(213 / 29) == 7
+    assert rows["memento tokens per trace", "all"]["warehouse"] == round(21.3) == 21
+    assert rows["memento tokens per trace", "all"]["difference"] == 21 - 1850
+    assert rows["tokens per block", "all"]["warehouse_median"] == round(all_row[2])
+    # the same figures as the report's card table, which compares averages too
+    for measure, report_measure in [("tokens per block", "block length (tokens)"),
+                                    ("tokens per memento", "memento length (tokens)"),
+                                    ("block tokens per trace", "block tokens per trace"),
+                                    ("memento tokens per trace", "memento tokens per trace")]:
+        assert report[report_measure].statistic == "average"
+        assert rows[measure, "all"]["warehouse"] == round(report[report_measure].ours), measure
+    compression = rows["trace-level compression (x)", "all"]
+    assert compression["warehouse"] == round(report["trace-level compression (block tokens / memento tokens, x)"]
+                                             .ours, 2)
+    assert compression["warehouse_median"] == round(all_row[3], 2)
+    assert {(r["traces"], r["flagged_traces"]) for k, r in rows.items() if k[1] == "all"} == {all_row[:2]}
+
+
+def test_without_tokens_the_token_figures_are_null(tmp_path):
+    db = ingest_golden(tmp_path, with_tokens=False)
+    assert build(db).ok
+    rows = comparison(db)
+    assert list(rows) == list(CARD)
+    assert rows["memento/block ratio (chars)", "math"]["warehouse"] == 0.17
+    for (measure, _), row in rows.items():
+        if measure != "memento/block ratio (chars)":
+            assert (row["warehouse"], row["difference"], row["warehouse_median"]) == (None, None, None), measure

@@ -113,6 +113,15 @@ def test_only_the_edited_model_and_its_descendants_rebuild(toy_db, toy_models):
     assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(3,), (6,), (9,)]
 
 
+def test_an_edited_audit_rebuilds_the_model_and_runs(toy_db, toy_models):
+    build(toy_db, models_dir=toy_models)
+    audit = "audits:\n  - accepted_values: {column: trace_id, values: ['toy:0']}\n"
+    (toy_models / "d.sql").write_text(TOY["d"].replace("description: test model d\n", "description: test model d\n" + audit))
+    report = build(toy_db, models_dir=toy_models)
+    assert report.by_status("failed") == ["d"]
+    assert rows(toy_db, "SELECT count(*) FROM d") == [(3,)]  # the previous table is kept
+
+
 def test_version_bump_rebuilds(toy_db, toy_models):
     build(toy_db, models_dir=toy_models)
     (toy_models / "d.sql").write_text(TOY["d"].replace("version: 1", "version: 2"))

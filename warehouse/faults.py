@@ -2,8 +2,8 @@
 
 `checkpoint("ingest.before_commit")` kills the process with SIGKILL when the
 environment variable MEMENTOS_KILL_AT names that point (comma-separated list
-allowed). `name@N` fires on the N-th pass only (e.g. `build.before_commit@3`,
-the third model's commit). It costs one dict lookup otherwise; real runs never set it.
+allowed). `name@N` fires on the N-th pass only (e.g. `build.before_swap@3`,
+the third model's swap). It costs one dict lookup otherwise; real runs never set it.
 
 MEMENTOS_STOP_AT works the same way but stops the process with SIGSTOP, so that a
 test can look at the warehouse while a command is held at that point, then let

@@ -213,9 +213,11 @@ def discover(models_dir: str | Path | None = None) -> dict[str, Model]:
 
 def fingerprint(model: Model, parent_fingerprints: dict[str, str]) -> str:
     """Hash of what makes the model's table what it is: its normalised SQL, kind and version,
-    and the fingerprints of the models it reads (base tables have none)."""
+    its grain and audits (an edited audit must run again), and the fingerprints of the
+    models it reads (base tables have none)."""
     h = hashlib.sha256()
-    for part in (model.name, model.version, model.kind, model.normalized_sql):
+    checks = [",".join(model.grain)] + [" ".join(a.query.split()) for a in model.audits]
+    for part in (model.name, model.version, model.kind, model.normalized_sql, *checks):
         h.update(part.encode() + b"\x00")
     for parent in sorted(parent_fingerprints):
         h.update(f"{parent}={parent_fingerprints[parent]}".encode() + b"\x00")

@@ -42,7 +42,7 @@ def main():
 @click.option("--config", "config", type=click.Choice(["default", "full", "all"]), default="default", show_default=True,
               help="Which dataset config to read: default (responses), full (adds sentences and block ranges), or both.")
 @click.option("--name", help="Dataset name in the warehouse [default: last part of SOURCE]. Re-ingesting a name replaces it.")
-@click.option("--limit", type=click.IntRange(min=0), help="Read at most N rows of each config (for trying things out).")
+@click.option("--limit", type=click.IntRange(min=1), help="Read at most N rows of each config (for trying things out).")
 @click.option("--tokens/--no-tokens", default=True, show_default=True,
               help="Count cl100k_base tokens of every segment (the slow part; --no-tokens leaves n_tokens NULL).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")

@@ -88,7 +88,7 @@ def sample(traces, out, seed, overwrite):
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="duckdb: tables in the DuckDB file. spark: the same models transpiled to Spark SQL, "
-                   "written as Parquet under PATH_data/models/ (every selected model is rebuilt; docs/spark.md).")
+                   "written as Parquet under PATH_data/models/ (every selected model is rebuilt; warehouse.md (Spark)).")
 @click.option("--spark-master", default="local[*]", show_default=True,
               help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
 def build(db, select, full_refresh, engine, spark_master):
@@ -217,13 +217,13 @@ def show(trace_id, db):
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment; same seed, same files.")
 @click.option("--domain", help="Only traces of this domain ('(unknown)' for traces without one).")
 @click.option("--max-tokens", type=click.IntRange(min=1),
-              help="Leave out examples longer than N cl100k tokens (segment tokens; see docs/export.md).")
+              help="Leave out examples longer than N cl100k tokens (segment tokens; see warehouse.md (Export)).")
 @click.option("--include-flagged", is_flag=True, help="Keep flagged traces (with whatever the parser recovered).")
 def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
-    Kinds (docs/export.md has one example record of each):
+    Kinds (warehouse.md (Export) has one example record of each):
       memento     the problem, then the response with its block and memento markup
       compressed  the problem, then every memento (blocks evicted) and the answer
       summarize   one example per block: instruction + block, then its memento

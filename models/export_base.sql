@@ -15,7 +15,7 @@ description: >
   segment's text. No text is copied here: `mementos export` reads problem and
   response from traces and cuts the segments out of the response, so the views
   aggregate only integers and stay small. Token sums are cl100k as counted at
-  ingest, NULL when ingested with --no-tokens. docs/export.md defines the kinds.
+  ingest, NULL when ingested with --no-tokens. warehouse.md (Export) defines the kinds.
 audits:
   - not_null: [dataset, source_row, domain, source, difficulty, status, content_hash, response_chars]
   - accepted_values: {column: status, values: [ok, flagged]}

@@ -12,7 +12,7 @@ description: >
   ingest/parser.py, exactly: '<think>\n' + for each memento
   '<|summary_start|>\n' + memento + '\n<|summary_end|>\n' + '</think>\n\n' +
   answer ('' when there is none). A trace without a memento (only possible when
-  flagged) has nothing to export. n_tokens = mementos + answer. docs/export.md.
+  flagged) has nothing to export. n_tokens = mementos + answer. warehouse.md (Export).
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, think_spans]
   - custom:

@@ -9,7 +9,7 @@ description: >
   memento markup, as the assistant turn; the format that teaches a model to
   write its own mementos. n_tokens = cl100k tokens of all blocks + all mementos
   + the answer (markup and the problem not counted). `mementos export memento`
-  writes it; docs/export.md.
+  writes it; warehouse.md (Export).
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, response_chars]
 */

@@ -12,7 +12,7 @@ description: >
   order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
   texts joined by '\n\n' + '\n</think>\n\n' + answer ('' when there is none). A
   trace without a block (only possible when flagged) has nothing to export.
-  n_tokens = blocks + answer. docs/export.md.
+  n_tokens = blocks + answer. warehouse.md (Export).
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, think_spans]
   - custom:

@@ -12,7 +12,7 @@ description: >
   written like a block n without a memento: context = all mementos + blocks
   n-k+1..n-1 + the answer. Peak = the largest context over the steps; without
   eviction it is every block + every memento + the answer. Tokens (cl100k_base);
-  the prompt and the markup tokens are not counted. docs/models.md has the
+  the prompt and the markup tokens are not counted. warehouse.md (Models) has the
   definition with a worked example.
 audits:
   - accepted_values: {column: k, values: [1, 2, 4, 8]}

@@ -6,7 +6,7 @@ be worked out by hand from the word counts below. Blocks are made of "a",
 mementos of "b", answers of "c".
 
     row  domain   source  diff  blocks (words)  mementos (words)  answer      notes
-    0    math     alpha   1     100 200 50      20 30 10          30 words    the worked example of docs/models.md
+    0    math     alpha   1     100 200 50      20 30 10          30 words    the worked example of warehouse.md (Models)
     1    math     alpha   2     40 60           10 6              "42"        empty-ish answer (2 chars)
     2    code     beta    1     80              16                10 words
     3    code     beta    3     10 30           12 3              5 words     memento 0 longer than its block;

@@ -83,7 +83,7 @@ def test_trace_compression(golden):
 
 
 def test_inference_simulation_worked_example(golden):
-    """Trace 0 is the worked example of docs/models.md: blocks 100, 200, 50 tokens, mementos 20, 30, 10,
+    """Trace 0 is the worked example of warehouse.md (Models): blocks 100, 200, 50 tokens, mementos 20, 30, 10,
     answer 30. Without eviction the peak is everything: 350 + 60 + 30 = 440.
 
     step j (memento j just written) = mementos 0..j + blocks j-k+1..j;

@@ -1,4 +1,4 @@
-"""The same models on Spark give the same rows as on DuckDB (issue 9; docs/spark.md).
+"""The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
 One generated warehouse and one local Spark session per module: two datasets
 (2,000 traces of both configs without token counts, 200 default traces with
@@ -36,7 +36,7 @@ TRACES = 2000
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
 # Small and quick: two cores, few shuffle partitions, no UI. (Interpreted plans, no adaptive execution
-# and the JVM's quick compiler were tried too: 2-3x slower on this sample, see docs/spark.md.)
+# and the JVM's quick compiler were tried too: 2-3x slower on this sample, see warehouse.md (Spark).)
 TEST_CONF = {
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",

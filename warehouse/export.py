@@ -23,7 +23,7 @@ the data), an ordered string_agg cannot spill either, and a list lambda that rea
 the response runs at ~15 MB/s. Each chunk query only touches its own rows, so
 memory stays flat (one chunk, one Parquet row group per split, and 8 bytes per
 example for the token statistics) and the order is total: the same warehouse,
-kind, filters and seed give byte-identical files. docs/export.md has the kinds,
+kind, filters and seed give byte-identical files. warehouse.md (Export) has the kinds,
 the split rule and the manifest fields.
 """
 

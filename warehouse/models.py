@@ -1,7 +1,7 @@
 """Model files: discovery, header parsing, dependencies and fingerprints.
 
 A model is one file `models/NAME.sql`: a header comment holding YAML, then one
-SELECT (see docs/models.md, "The engine")::
+SELECT (see warehouse.md (Models), "The engine")::
 
     /*
     name: block_pairs

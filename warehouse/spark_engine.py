@@ -19,7 +19,7 @@ Every model, table or view, is materialised as Parquet on Spark (a temp view
 would end with the session). There is no freshness check: every selected model
 is rebuilt. File operations go through Hadoop's FileSystem API, so the Parquet
 root can be a local path (made a file: URI) or any URI the cluster reads
-(hdfs://, s3a://). docs/spark.md has the details.
+(hdfs://, s3a://). warehouse.md (Spark) has the details.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _fix_percentiles(tree: exp.Expression, model: str, where: str) -> exp.Expres
             raise TranspileError(model, where, "quantile_disc",
                                  "function quantile_disc / percentile_disc: sqlglot writes it as a call Spark "
                                  "rejects or as the approximate percentile_approx; use quantile_cont, or see "
-                                 "docs/spark.md")
+                                 "warehouse.md (Spark)")
         return node
 
     return tree.transform(fix)
@@ -167,7 +167,7 @@ def _check_ordered_aggregates(tree: exp.Expression, model: str, where: str) -> N
             name = _call_name(node.sql(dialect=DIALECT)) or node.key
             raise TranspileError(model, where, name,
                                  f"function {name}(... ORDER BY ...): Spark orders inside an aggregate only with "
-                                 f"WITHIN GROUP, and sqlglot does not write it so; see docs/spark.md")
+                                 f"WITHIN GROUP, and sqlglot does not write it so; see warehouse.md (Spark)")
 
 
 def _call_name(sql: str) -> str | None:
@@ -193,7 +193,7 @@ def _check_functions(tree: exp.Expression, model: str, where: str) -> None:
                    else f"sqlglot writes it as {spark}(...)")
             raise TranspileError(model, where, source,
                                  f"function {source}() has no Spark equivalent ({how}, and Spark has no function "
-                                 f"{spark}); rewrite it in SQL both engines accept (docs/spark.md)")
+                                 f"{spark}); rewrite it in SQL both engines accept (warehouse.md (Spark))")
 
 
 def transpile_sql(sql: str, model: str, where: str, schema=None) -> str:

@@ -1,5 +1,5 @@
 -- How much of the peak context memento-style eviction saves, per domain and k
--- (k = blocks kept in full). See docs/models.md for the definition of context.
+-- (k = blocks kept in full). See warehouse.md (Models) for the definition of context.
 SELECT
     domain,
     k,

@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sample", type=Path)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--batch-rows", type=int, default=1000)
+    from ingest.pipeline import BATCH_ROWS
+
+    ap.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=f"rows per batch [ingest's: {BATCH_ROWS}]")
     ap.add_argument("--tokens", action="store_true")
     args = ap.parse_args(argv)
     files = _files(args.sample)

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from warehouse.storage import WarehouseError
+from warehouse.errors import WarehouseError
 
 
 class _Group(click.Group):

@@ -4,7 +4,7 @@ The main process streams Arrow batches from the source and hands each to a
 worker process, which parses, flattens, counts tokens and writes the batch's
 Parquet files itself, so both cores work and only the input batch crosses a
 process boundary. At most two batches per worker are in flight, which keeps
-memory flat however large the corpus.
+memory flat however large the corpus. The worker's side is `ingest.worker`.
 
 The batch crosses as an Arrow IPC file in the run's `_spool` directory that the
 worker memory-maps and deletes: one copy, where pickling it through the pool's
@@ -14,10 +14,8 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.connection
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -29,16 +27,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.ipc
 
 from ingest import loader, parquet_writer, sources
-from ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
+from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
 from ingest.tokens import ENCODING
+from ingest.worker import Spooled, Task, init_worker, process
 from warehouse import storage
 from warehouse.faults import checkpoint
 
-BATCH_ROWS = 250
+BATCH_ROWS = 125
 SPOOL = "_spool"  # PATH_data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
 
 
@@ -62,83 +60,11 @@ class IngestSummary:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Spooled:
-    """A batch written as an Arrow IPC file, for a worker to map instead of unpickling it."""
-
-    path: str
-
-    @classmethod
-    def write(cls, table: pa.Table, path: Path) -> "_Spooled":
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        return cls(str(path))
-
-    def read(self) -> pa.Table:
-        table = pa.ipc.open_file(pa.memory_map(self.path)).read_all()  # zero-copy: buffers keep the map
-        os.unlink(self.path)  # the mapping outlives the name
-        return table
-
-
-@dataclass(frozen=True)
-class _Task:
-    config: str
-    seq: int
-    batch: pa.Table | _Spooled
-    origin: BatchOrigin
-
-
-# Per-process state of the workers, set once by _init_worker.
-_WORKER: dict = {}
-
-
-def _init_worker(root: str, with_tokens: bool, trace_by_hash: dict[str, str],
-                 schemas: dict[str, pa.Schema] | None = None) -> None:
-    _exit_with_parent()
-    # Schemas come from the ingest process: a worker that opens no DuckDB is ~30 MB smaller.
-    _WORKER.update(root=Path(root), with_tokens=with_tokens, trace_by_hash=trace_by_hash,
-                   schemas=schemas or storage.base_schemas())
-
-
-def _exit_with_parent() -> None:
-    """In a worker: exit as soon as the ingest process dies, even by SIGKILL.
-
-    Without this, a killed ingest leaves its workers blocked forever on the task
-    queue (each holds the queue's write end, so they never see EOF), holding the
-    batches in memory and the terminal's pipes open.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:  # workers=0: this is the ingest process itself
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _process(task: _Task) -> Flattened:
-    w = _WORKER
-    batch = task.batch.read() if isinstance(task.batch, _Spooled) else task.batch
-    if task.config == "default":
-        flat = flatten_default(batch, task.origin, w["schemas"], w["with_tokens"],
-                               keep_hashes=w["trace_by_hash"] is not None)
-    else:
-        flat = flatten_full(batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
-    parquet_writer.write_tables(w["root"], task.origin.dataset, task.origin.run_id, task.config, task.seq, flat.tables)
-    checkpoint("ingest.worker_write")  # in a worker process: the worker dies, the ingest must fail cleanly
-    flat.tables = {}  # the files are written; don't ship the data back
-    del batch
-    pa.default_memory_pool().release_unused()  # give the batch's memory back: RSS stays one batch high
-    return flat
-
-
 class _InProcess:
     """Executor stand-in for workers=0: same code, one process (tests, debugging)."""
 
     def __init__(self, initargs):
-        _init_worker(*initargs)
+        init_worker(*initargs)
 
     def submit(self, fn, *args) -> Future:
         future: Future = Future()
@@ -154,11 +80,11 @@ def _executor(workers: int, initargs):
         return _InProcess(initargs)
     # spawn: forking a process that has DuckDB and Arrow thread pools running is unsafe.
     ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=initargs)
 
 
 def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
-             dataset: str, run_id: str) -> Iterator[_Task]:
+             dataset: str, run_id: str) -> Iterator[Task]:
     row = 0
     seq = 0
     for sf in (f for f in files if f.config == config):
@@ -166,7 +92,7 @@ def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
             if limit is not None and row + batch.num_rows > limit:
                 batch = batch.slice(0, limit - row)
             if batch.num_rows:
-                yield _Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, row))
+                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, row))
                 row += batch.num_rows
                 seq += 1
             if limit is not None and row >= limit:
@@ -265,8 +191,8 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
     try:
         for task in _batches(files, cfg, limit, dataset, run_id):
             if workers > 0:
-                task = replace(task, batch=_Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
-            in_flight.append(executor.submit(_process, task))
+                task = replace(task, batch=Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
+            in_flight.append(executor.submit(process, task))
             del task
             pa.default_memory_pool().release_unused()
             while len(in_flight) >= max(2 * workers, 1):

@@ -18,17 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.errors import WarehouseBusy, WarehouseError  # noqa: F401  (re-exported)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_SQL = REPO_ROOT / "sql" / "schema.sql"
 BASE_TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
-
-
-class WarehouseError(Exception):
-    """An error meant for the person at the terminal: what, where, what to do."""
-
-
-class WarehouseBusy(WarehouseError):
-    pass
 
 
 def data_dir(db: str | Path) -> Path:
@@ -104,6 +98,13 @@ def is_locked(db: str | Path) -> bool:
 # 16,384 rows are written to the file as they fill (optimistic writes), one at a
 # time, and a memory limit lets DuckDB drop what is written: ~500 MB whatever the
 # corpus, for the same CPU (bench/RESULTS.md). Layout only: the rows are the same.
+# (8,192 made the inserts 2 s faster at 20,000 traces and the checkpoint at
+# close 2 s slower: the same load time.)
+#
+# Every writer attaches with the same row group size: a checkpoint under the
+# default size merges the small row groups into big ones, rewriting every base
+# table. That was the first `build` after each ingest: 2 s and 2.3 GB at 20,000
+# traces, 10 GB at 100,000 (bench/RESULTS.md).
 BULK_ROW_GROUP_ROWS = 16384
 BULK_MEMORY_LIMIT = "384MB"
 
@@ -111,14 +112,14 @@ BULK_MEMORY_LIMIT = "384MB"
 def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file, turning lock and missing-file errors into plain messages.
 
-    `bulk=True` (writers loading a lot at once) attaches the file with small row
-    groups and bounded memory; see BULK_ROW_GROUP_ROWS.
+    Writers attach the file with the row group size ingest writes (see
+    BULK_ROW_GROUP_ROWS); `bulk=True` (loading a lot at once) also bounds memory.
     """
     db = Path(db)
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
-        con = _connect_bulk(db) if bulk and not read_only else None
+        con = None if read_only else _connect_writer(db, bulk)
         if con is None:
             con = duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
@@ -131,10 +132,12 @@ def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckd
     return con
 
 
-def _connect_bulk(db: Path) -> duckdb.DuckDBPyConnection | None:
-    """A connection for bulk loads (see BULK_ROW_GROUP_ROWS); None if this process has the file open already."""
-    con = duckdb.connect(config={"memory_limit": BULK_MEMORY_LIMIT,
-                                 "temp_directory": str(db) + ".tmp"})  # where a file database spills anyway
+def _connect_writer(db: Path, bulk: bool) -> duckdb.DuckDBPyConnection | None:
+    """A writer attached with BULK_ROW_GROUP_ROWS; None if this process has the file open already."""
+    config = {"temp_directory": str(db) + ".tmp"}  # where a file database spills anyway
+    if bulk:
+        config["memory_limit"] = BULK_MEMORY_LIMIT
+    con = duckdb.connect(config=config)
     try:
         quoted = str(db).replace("'", "''")
         con.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {BULK_ROW_GROUP_ROWS})")
@@ -145,8 +148,9 @@ def _connect_bulk(db: Path) -> duckdb.DuckDBPyConnection | None:
         con.close()
         return None
     con.execute("USE warehouse")
-    con.execute("SET write_buffer_row_group_count = 1")
-    con.execute("SET write_buffer_row_group_memory_limit = '64MB'")
+    if bulk:
+        con.execute("SET write_buffer_row_group_count = 1")
+        con.execute("SET write_buffer_row_group_memory_limit = '64MB'")
     return con
 
 

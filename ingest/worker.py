@@ -7,7 +7,6 @@ runs (Arrow, the parser, the flattener, the tokenizer), not DuckDB or `datasets`
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -92,28 +91,7 @@ def process(task: Task) -> Flattened:
     flat.tables = {}  # the files are written; don't ship the data back
     del batch
     pa.default_memory_pool().release_unused()  # give the batch's memory back: RSS stays one batch high
-    _malloc_trim()
     return flat
-
-
-def _malloc_trim() -> None:
-    """Return the C heap's free pages to the system after a batch.
-
-    The batch's segment strings (a few KB each) are malloc'd by Python and
-    freed in an order that leaves holes; glibc keeps such a heap at its
-    high-water mark (~60 MB per worker). Not glibc: nothing to do.
-    """
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM = None
 
 
 def _base_schemas() -> dict[str, pa.Schema]:

@@ -399,7 +399,7 @@ def test_the_real_models_load_and_transpile_to_spark():
 def test_build_keeps_the_row_groups_ingest_wrote(tmp_path, toy_models, monkeypatch):
     """A writer under DuckDB's default row group size merges ingest's small row
     groups at checkpoint, rewriting every base table (2.3 GB of RSS at 20,000 traces)."""
-    monkeypatch.setattr(storage, "BULK_ROW_GROUP_ROWS", 2048)
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 2048)
     db = tmp_path / "w.duckdb"
     with storage.connect(db, read_only=False, bulk=True) as con:
         storage.ensure_schema(con)

@@ -105,7 +105,7 @@ def is_locked(db: str | Path) -> bool:
 # default size merges the small row groups into big ones, rewriting every base
 # table. That was the first `build` after each ingest: 2 s and 2.3 GB at 20,000
 # traces, 10 GB at 100,000 (bench/RESULTS.md).
-BULK_ROW_GROUP_ROWS = 16384
+ROW_GROUP_ROWS = 16384
 BULK_MEMORY_LIMIT = "384MB"
 
 
@@ -113,7 +113,7 @@ def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckd
     """Open the DuckDB file, turning lock and missing-file errors into plain messages.
 
     Writers attach the file with the row group size ingest writes (see
-    BULK_ROW_GROUP_ROWS); `bulk=True` (loading a lot at once) also bounds memory.
+    ROW_GROUP_ROWS); `bulk=True` (loading a lot at once) also bounds memory.
     """
     db = Path(db)
     if read_only and not db.exists():
@@ -133,14 +133,14 @@ def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckd
 
 
 def _connect_writer(db: Path, bulk: bool) -> duckdb.DuckDBPyConnection | None:
-    """A writer attached with BULK_ROW_GROUP_ROWS; None if this process has the file open already."""
+    """A writer attached with ROW_GROUP_ROWS; None if this process has the file open already."""
     config = {"temp_directory": str(db) + ".tmp"}  # where a file database spills anyway
     if bulk:
         config["memory_limit"] = BULK_MEMORY_LIMIT
     con = duckdb.connect(config=config)
     try:
         quoted = str(db).replace("'", "''")
-        con.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {BULK_ROW_GROUP_ROWS})")
+        con.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
     except duckdb.IOException:  # another process holds the file: the caller reports it
         con.close()
         raise

@@ -1,8 +1,9 @@
 """Flatten one Arrow batch of input rows into rows of the base tables.
 
-Pure functions of their input: a batch and where it came from go in, Arrow
-tables for `traces`, `segments`, `parse_issues` (default config) or
-`full_traces`, `sentences`, `full_blocks`, `parse_issues` (full config) come out.
+Pure functions of their input: a batch and where it came from go in, an Arrow
+table of the stored `traces` (default config) or `full_traces` (full config)
+comes out (sql/schema.sql). Segments, sentences, blocks and issues are nested
+lists in those rows; the base views unnest them (sql/views.sql).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Flattened:
     input_bytes: int = 0
     issue_counts: Counter = field(default_factory=Counter)
     hashes: list[tuple[str, str]] = field(default_factory=list)  # (content_hash, trace_id), default config
+    counts: Counter = field(default_factory=Counter)  # rows of each derived table, for reconciliation
 
 
 def trace_id(dataset: str, source_row: int) -> str:
@@ -65,10 +67,6 @@ def _column(batch: pa.Table, name: str) -> list:
     if pa.types.is_integer(col.type):
         col = pc.cast(col, pa.string())
     return col.to_pylist()
-
-
-# Columns of `traces` taken as they come (cast to the table's types), never as Python objects.
-_PASSTHROUGH = ("problem", "response", "domain", "source", "difficulty")
 
 
 def _arrow_column(batch: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
@@ -152,125 +150,121 @@ def word_counts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array(np.concatenate(parts), pa.int32())
 
 
+def _segments_array(kinds, block_idx, starts, ends, n_words, n_tokens, offsets, type_: pa.DataType) -> pa.Array:
+    """list<struct> of the segments of every trace, from flat columns and per-trace list offsets."""
+    fields = list(type_.value_type)
+    values = pa.StructArray.from_arrays(
+        [pa.array(kinds, pa.string()), pa.array(block_idx, pa.int32()), pa.array(starts, pa.int64()),
+         pa.array(ends, pa.int64()), n_words, pa.array(n_tokens, pa.int32())], fields=fields)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=type_)
+
+
+def _issues_array(columns: list[list], offsets: list[int], type_: pa.DataType) -> pa.Array:
+    fields = list(type_.value_type)
+    values = pa.StructArray.from_arrays([pa.array(c, f.type) for c, f in zip(columns, fields)], fields=fields)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=type_)
+
+
 @_gc_paused()
 def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema],
                     with_tokens: bool, keep_hashes: bool = False) -> Flattened:
+    """One row of `stored_traces` per input row: the trace's columns, its segments as offsets
+    into its response (with word and token counts), and its parse issues."""
+    schema = schemas["traces"]
     problems = _column(batch, "problem")
     responses = _column(batch, "response")
     dataset = origin.dataset
-    traces = {name: [] for name in schemas["traces"].names if name not in _PASSTHROUGH}
-    segs = {name: [] for name in schemas["segments"].names}
-    issues = {name: [] for name in schemas["parse_issues"].names}
+    computed = {name: [] for name in ("trace_id", "dataset", "run_id", "source_row", "source_file",
+                                      "content_hash", "status", "response_chars")}
+    kinds, block_idx, starts, ends, texts, seg_offsets = [], [], [], [], [], [0]
+    issue_cols, issue_offsets = ([], [], []), [0]
     out = Flattened(tables={}, rows=batch.num_rows, input_bytes=_response_bytes(batch))
     for i, response in enumerate(responses):
         row = origin.first_row + i
         tid = trace_id(dataset, row)
         parsed = parse_response(response)
         digest = content_hash(problems[i], response)
-        n_blocks = sum(1 for s in parsed.segments if s.kind == "block")
-        for key, value in (
-            ("trace_id", tid), ("dataset", dataset), ("run_id", origin.run_id), ("source_row", row),
-            ("source_file", origin.source_file), ("content_hash", digest), ("status", parsed.status), ("n_blocks", n_blocks),
-            ("n_summaries", sum(1 for s in parsed.segments if s.kind == "summary")),
-            ("n_issues", len(parsed.issues)), ("response_chars", len(response or "")),
-        ):
-            traces[key].append(value)
+        for key, value in (("trace_id", tid), ("dataset", dataset), ("run_id", origin.run_id), ("source_row", row),
+                           ("source_file", origin.source_file), ("content_hash", digest),
+                           ("status", parsed.status), ("response_chars", len(response or ""))):
+            computed[key].append(value)
         for seg in parsed.segments:
-            segs["dataset"].append(dataset)
-            segs["trace_id"].append(tid)
-            segs["kind"].append(seg.kind)
-            segs["block_idx"].append(seg.block_idx)
-            segs["text"].append(seg.text)
-            segs["char_start"].append(seg.char_start)
-            segs["char_end"].append(seg.char_end)
-            segs["n_chars"].append(len(seg.text))
+            kinds.append(seg.kind)
+            block_idx.append(seg.block_idx)
+            starts.append(seg.char_start)
+            ends.append(seg.char_end)
+            texts.append(seg.text)
+        seg_offsets.append(len(kinds))
         for issue in parsed.issues:
-            _add_issue(issues, dataset, tid, "default", issue.code, issue.char_offset, issue.detail)
+            issue_cols[0].append(issue.code)
+            issue_cols[1].append(issue.char_offset)
+            issue_cols[2].append(issue.detail)
             out.issue_counts[issue.code] += 1
+        issue_offsets.append(len(issue_cols[0]))
         if parsed.status == "ok":
             out.ok += 1
         else:
             out.flagged += 1
         if keep_hashes:
             out.hashes.append((digest, tid))
-    segs["n_tokens"] = count_tokens(segs["text"]) if with_tokens else [None] * len(segs["text"])
-    segs["n_words"] = [None] * len(segs["text"])  # filled below, vectorised over the Arrow text column
-    segments = pa.Table.from_pydict(segs, schema=schemas["segments"])
-    n_words = schemas["segments"].get_field_index("n_words")
-    segments = segments.set_column(n_words, schemas["segments"].field(n_words), word_counts(segments.column("text")))
-    out.tables = {
-        "traces": pa.Table.from_arrays(
-            [_arrow_column(batch, f.name, f.type) if f.name in _PASSTHROUGH else pa.array(traces[f.name], f.type)
-             for f in schemas["traces"]], schema=schemas["traces"]),
-        "segments": segments,
-        "parse_issues": pa.Table.from_pydict(issues, schema=schemas["parse_issues"]),
+    n_tokens = count_tokens(texts) if with_tokens else [None] * len(texts)
+    n_words = word_counts(pa.array(texts, pa.string()))
+    del texts
+    columns = {
+        **{name: pa.array(values, schema.field(name).type) for name, values in computed.items()},
+        "problem_tokens": pa.array(count_tokens(p or "" for p in problems) if with_tokens else [None] * len(problems),
+                                   pa.int32()),
+        "segments": _segments_array(kinds, block_idx, starts, ends, n_words, n_tokens, seg_offsets,
+                                    schema.field("segments").type),
+        "issues": _issues_array(list(issue_cols), issue_offsets, schema.field("issues").type),
     }
+    out.counts.update(segments=len(kinds), default_issues=len(issue_cols[0]),
+                      blocks=kinds.count("block"), summaries=kinds.count("summary"))
+    out.tables = {"traces": pa.Table.from_arrays(
+        [columns[f.name] if f.name in columns else _arrow_column(batch, f.name, f.type) for f in schema],
+        schema=schema)}
     return out
-
-
-def _add_issue(issues: dict, dataset: str, tid: str, config: str, code: str, offset: int | None, detail: str):
-    issues["dataset"].append(dataset)
-    issues["trace_id"].append(tid)
-    issues["config"].append(config)
-    issues["code"].append(code)
-    issues["char_offset"].append(offset)
-    issues["detail"].append(detail)
 
 
 @_gc_paused()
 def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema],
                  trace_by_hash: dict[str, str]) -> Flattened:
+    """One row of `stored_full_traces` per input row: its sentences, block ranges and summaries
+    as read, with the checks of `check_full_row` as status and issues."""
+    schema = schemas["full_traces"]
     problems = _column(batch, "problem")
     responses = _column(batch, "response")
     all_sentences = _column(batch, "sentences")
     all_blocks = _column(batch, "blocks")
     all_summaries = _column(batch, "block_summaries")
     dataset = origin.dataset
-    full = {name: [] for name in schemas["full_traces"].names}
-    sentences = {name: [] for name in schemas["sentences"].names}
-    blocks = {name: [] for name in schemas["full_blocks"].names}
-    issues = {name: [] for name in schemas["parse_issues"].names}
+    computed = {name: [] for name in ("dataset", "full_trace_id", "trace_id", "run_id", "source_row",
+                                      "content_hash", "status")}
+    issue_cols, issue_offsets = ([], []), [0]
     out = Flattened(tables={}, rows=batch.num_rows, input_bytes=_response_bytes(batch))
     for i, response in enumerate(responses):
         row = origin.first_row + i
-        fid = full_trace_id(dataset, row)
         digest = content_hash(problems[i], response)
-        tid = trace_by_hash.get(digest)
         checked = check_full_row(response, all_sentences[i], all_blocks[i], all_summaries[i])
-        row_sentences = all_sentences[i] or []
-        for key, value in (
-            ("dataset", dataset), ("full_trace_id", fid), ("trace_id", tid), ("run_id", origin.run_id),
-            ("source_row", row), ("content_hash", digest), ("status", checked.status),
-            ("n_sentences", len(row_sentences)), ("n_blocks", len(all_blocks[i] or [])),
-            ("n_summaries", len(all_summaries[i] or [])),
-        ):
-            full[key].append(value)
-        for idx, text in enumerate(row_sentences):
-            sentences["dataset"].append(dataset)
-            sentences["full_trace_id"].append(fid)
-            sentences["trace_id"].append(tid)
-            sentences["sentence_idx"].append(idx)
-            sentences["text"].append(text)
-        for block in checked.blocks:
-            blocks["dataset"].append(dataset)
-            blocks["full_trace_id"].append(fid)
-            blocks["trace_id"].append(tid)
-            blocks["block_idx"].append(block.block_idx)
-            blocks["sentence_start"].append(block.sentence_start)
-            blocks["sentence_end"].append(block.sentence_end)
-            blocks["text"].append(block.text)
-            blocks["summary"].append(block.summary)
+        for key, value in (("dataset", dataset), ("full_trace_id", full_trace_id(dataset, row)),
+                           ("trace_id", trace_by_hash.get(digest)), ("run_id", origin.run_id),
+                           ("source_row", row), ("content_hash", digest), ("status", checked.status)):
+            computed[key].append(value)
         for issue in checked.issues:
-            _add_issue(issues, dataset, fid, "full", issue.code, None, issue.detail)
+            issue_cols[0].append(issue.code)
+            issue_cols[1].append(issue.detail)
             out.issue_counts[issue.code] += 1
+        issue_offsets.append(len(issue_cols[0]))
+        out.counts["sentences"] += len(all_sentences[i] or [])
+        out.counts["full_blocks"] += len(all_blocks[i] or [])
         if checked.status == "ok":
             out.ok += 1
         else:
             out.flagged += 1
-    out.tables = {
-        "full_traces": pa.Table.from_pydict(full, schema=schemas["full_traces"]),
-        "sentences": pa.Table.from_pydict(sentences, schema=schemas["sentences"]),
-        "full_blocks": pa.Table.from_pydict(blocks, schema=schemas["full_blocks"]),
-        "parse_issues": pa.Table.from_pydict(issues, schema=schemas["parse_issues"]),
-    }
+    out.counts["full_issues"] = len(issue_cols[0])
+    columns = {name: pa.array(values, schema.field(name).type) for name, values in computed.items()}
+    columns["issues"] = _issues_array(list(issue_cols), issue_offsets, schema.field("issues").type)
+    out.tables = {"full_traces": pa.Table.from_arrays(
+        [columns[f.name] if f.name in columns else _arrow_column(batch, f.name, f.type) for f in schema],
+        schema=schema)}
     return out

@@ -1,24 +1,26 @@
-"""Load a finished run's Parquet files into DuckDB and swap them in, in one transaction.
+"""Commit a finished run: point the base views at its Parquet files and record it, in one transaction.
 
-Until COMMIT, readers see the warehouse as it was; if anything fails (a
+Nothing is copied into DuckDB: the run's files are the storage. Until COMMIT,
+readers see the views over the previous runs; if anything fails (a
 reconciliation mismatch, a kill), the transaction never commits and the run's
-Parquet directories are leftovers that the next write removes.
+directory is a leftover that the next write removes.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from ingest.parquet_writer import run_dir
+from ingest.parquet_writer import dataset_slug, run_dir
+from warehouse import catalog
 from warehouse.faults import checkpoint
-from warehouse.storage import BASE_TABLES, WarehouseError
+from warehouse.storage import WarehouseError
 
-DATASET_TABLES = tuple(t for t in BASE_TABLES if t != "ingest_runs")
-RECONCILE_SAMPLE = 200  # traces whose segment offsets are re-checked in SQL after loading
+RECONCILE_SAMPLE = 200  # traces whose segment offsets are re-checked in SQL before committing
 
 
 class ReconciliationError(WarehouseError):
@@ -50,17 +52,24 @@ def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(rows)
 
 
-def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord) -> None:
-    """Replace `run.dataset` with the run's files and record the run, atomically."""
+def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
+    """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
+    out: dict[str, list[str]] = {}
+    for directory in catalog.STORES:
+        out[directory] = [f"{dataset_slug(d)}/{r}" for d, r in sorted(runs.items())
+                          if any(run_dir(root, directory, d, r).glob("*.parquet"))]
+    return out
+
+
+def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """(Re)create the base views over the committed runs, inside the caller's transaction."""
+    catalog.create_views(con, root.name, committed_run_dirs(root, current_runs(con)))
+
+
+def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:
+    """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote."""
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in DATASET_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE dataset = ?", [run.dataset])
-            files = sorted(run_dir(root, table, run.dataset, run.run_id).glob("*.parquet"))
-            if files:
-                checkpoint(f"ingest.load.{table}")
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [[str(f) for f in files]])
-        _reconcile(con, run)
         finished = datetime.now()
         con.execute(
             "INSERT INTO ingest_runs BY NAME SELECT ? AS run_id, ? AS dataset, ? AS source, ? AS config, "
@@ -71,6 +80,9 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord) -> None
              run.rows_ok, run.rows_flagged, run.default_rows, run.full_rows, run.input_bytes,
              run.parser_version, run.token_encoding, (finished - run.started_at).total_seconds()],
         )
+        publish_views(con, root)
+        checkpoint("ingest.publish.views")
+        _reconcile(con, run, counts)
         checkpoint("ingest.before_commit")
         con.execute("COMMIT")
     except BaseException:
@@ -78,56 +90,43 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord) -> None
         raise
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
-    """Rows read must all be in the warehouse, and stored offsets must reproduce stored texts."""
-    # fetchall, not fetchone: DuckDB refuses new work on a connection with an unfinished result.
-    [(traces,)] = con.execute("SELECT count(*) FROM traces WHERE run_id = ?", [run.run_id]).fetchall()
-    [(full,)] = con.execute("SELECT count(*) FROM full_traces WHERE run_id = ?", [run.run_id]).fetchall()
-    if (traces, full) != (run.default_rows, run.full_rows):
-        raise ReconciliationError(
-            f"ingest of {run.dataset!r} read {run.default_rows} default and {run.full_rows} full rows "
-            f"but {traces} and {full} reached the warehouse; nothing was changed. This is a bug: please report it"
-        )
-    # Child tables against the counts their parents recorded: a lost or doubled Parquet part shows here.
-    [counts] = con.execute(
+def _reconcile(con: duckdb.DuckDBPyConnection, run: RunRecord, counts: Counter) -> None:
+    """Every row the workers wrote must be visible through the views, and offsets must be sane."""
+    [got] = con.execute(
         """
         SELECT
-            (SELECT coalesce(sum(n_blocks), 0) FROM traces WHERE run_id = $run),
+            (SELECT count(*) FROM traces WHERE run_id = $run),
+            (SELECT count(*) FROM full_traces WHERE run_id = $run),
+            (SELECT count(*) FROM segments WHERE dataset = $dataset),
             (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'block'),
-            (SELECT coalesce(sum(n_summaries), 0) FROM traces WHERE run_id = $run),
             (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'summary'),
-            (SELECT coalesce(sum(n_issues), 0) FROM traces WHERE run_id = $run),
             (SELECT count(*) FROM parse_issues WHERE dataset = $dataset AND config = 'default'),
-            (SELECT coalesce(sum(n_sentences), 0) FROM full_traces WHERE run_id = $run),
+            (SELECT count(*) FROM parse_issues WHERE dataset = $dataset AND config = 'full'),
             (SELECT count(*) FROM sentences WHERE dataset = $dataset),
-            (SELECT coalesce(sum(n_blocks), 0) FROM full_traces WHERE run_id = $run),
             (SELECT count(*) FROM full_blocks WHERE dataset = $dataset),
             (SELECT count(*) FILTER (WHERE status = 'ok') FROM traces WHERE run_id = $run)
               + (SELECT count(*) FILTER (WHERE status = 'ok') FROM full_traces WHERE run_id = $run)
         """,
         {"run": run.run_id, "dataset": run.dataset},
     ).fetchall()
-    names = ("block segments", "summary segments", "default parse issues", "sentences", "full blocks")
-    for name, (want, got) in zip(names, zip(counts[0:10:2], counts[1:10:2])):
-        if want != got:
+    want = (run.default_rows, run.full_rows, counts["segments"], counts["blocks"], counts["summaries"],
+            counts["default_issues"], counts["full_issues"], counts["sentences"], counts["full_blocks"],
+            run.rows_ok)
+    names = ("default rows", "full rows", "segments", "block segments", "summary segments",
+             "default parse issues", "full parse issues", "sentences", "full blocks", "ok rows")
+    for name, w, g in zip(names, want, got):
+        if w != g:
             raise ReconciliationError(
-                f"ingest of {run.dataset!r}: the traces record {want} {name} but {got} reached the warehouse; "
-                f"nothing was changed. This is a bug: please report it"
-            )
-    if counts[10] != run.rows_ok:
-        raise ReconciliationError(
-            f"ingest of {run.dataset!r} parsed {run.rows_ok} rows as ok but {counts[10]} ok rows reached the "
-            f"warehouse; nothing was changed. This is a bug: please report it"
-        )
+                f"ingest of {run.dataset!r} wrote {w} {name} but {g} are visible in the warehouse; "
+                f"nothing was changed. This is a bug: please report it")
     bad = con.execute(
         """
         WITH sampled AS (
-            SELECT trace_id, response FROM traces WHERE run_id = ?
-            ORDER BY hash(trace_id) LIMIT ?
+            SELECT trace_id, response_chars FROM traces WHERE run_id = ? ORDER BY hash(trace_id) LIMIT ?
         )
         SELECT s.trace_id, s.kind, s.block_idx
         FROM segments s JOIN sampled t USING (trace_id)
-        WHERE substring(t.response, s.char_start + 1, s.char_end - s.char_start) IS DISTINCT FROM s.text
+        WHERE NOT (0 <= s.char_start AND s.char_start <= s.char_end AND s.char_end <= t.response_chars)
            OR s.n_chars <> length(s.text)
         LIMIT 5
         """,
@@ -136,6 +135,6 @@ def _reconcile(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
     if bad:
         listed = ", ".join(f"{t} {k} {b}" for t, k, b in bad)
         raise ReconciliationError(
-            f"segment offsets do not reproduce their texts for {listed}; nothing was changed. "
+            f"segment offsets fall outside their responses for {listed}; nothing was changed. "
             f"This is a bug: please report it with the trace ids"
         )

@@ -1,6 +1,6 @@
 """Write flattened batches as Parquet, one directory per table and dataset and run.
 
-    <db stem>_data/<table>/<dataset slug>/<run_id>/part-<config>-<batch>.parquet
+    PATH.data/<table>/<dataset slug>/<run_id>/part-<batch>.parquet     (table: traces | full_traces)
 
 A run's directory is invisible to readers until the run is committed in DuckDB
 (ingest_runs names the current run of each dataset); anything else found there
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 # Long texts: every value differs, so a dictionary never pays and min/max
 # statistics never prune; skipping both makes the write ~20% cheaper.
-LONG_TEXT = frozenset({"problem", "response", "text", "summary"})
+LONG_TEXT = frozenset({"problem", "response", "sentences", "block_summaries"})
 
 
 def dataset_slug(dataset: str) -> str:
@@ -43,7 +43,7 @@ def write_tables(root: Path, dataset: str, run_id: str, config: str, seq: int, t
         directory.mkdir(parents=True, exist_ok=True)
         rows_per_group = max(1, int(table.num_rows * ROW_GROUP_BYTES / max(table.nbytes, 1)))
         short = [name for name in table.column_names if name not in LONG_TEXT]
-        pq.write_table(table, directory / f"part-{config}-{seq:06d}.parquet",
+        pq.write_table(table, directory / f"part-{seq:06d}.parquet",
                        compression="zstd", row_group_size=rows_per_group,
                        use_dictionary=short, write_statistics=short)
 

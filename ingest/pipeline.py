@@ -1,4 +1,4 @@
-"""`run_ingest`: sources -> parser -> flattener -> Parquet writer -> DuckDB loader.
+"""`run_ingest`: sources -> parser -> flattener -> Parquet writer -> commit (views over the files).
 
 The main process streams Arrow batches from the source and hands each to a
 worker process, which parses, flattens, counts tokens and writes the batch's
@@ -33,7 +33,7 @@ from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
 from ingest.tokens import ENCODING
 from ingest.worker import Spooled, Task, init_worker, process
-from warehouse import storage
+from warehouse import catalog, storage
 from warehouse.faults import checkpoint
 
 BATCH_ROWS = 125
@@ -57,6 +57,8 @@ class IngestSummary:
     full_rows: int = 0
     input_bytes: int = 0
     issue_counts: Counter = field(default_factory=Counter)
+    flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
+    counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
     seconds: float = 0.0
 
 
@@ -115,7 +117,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     summary = IngestSummary(run_id, dataset, str(db), config)
     with storage.write_lock(db, f"ingest {source} --name {dataset}"):
         with storage.connect(db, read_only=False) as con:
-            storage.ensure_schema(con)
+            storage.ensure_schema(con, db)
             parquet_writer.remove_stale_runs(root, loader.current_runs(con))
         try:
             checkpoint("ingest.start")
@@ -127,11 +129,11 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
                             trace_by_hash, summary, progress, total)
             checkpoint("ingest.before_load")
-            with storage.connect(db, read_only=False, bulk=True) as con:
+            with storage.connect(db, read_only=False) as con:
                 loader.load_run(con, root, loader.RunRecord(
                     run_id, dataset, source, config, started_at, summary.rows_read, summary.rows_ok,
                     summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,
-                    PARSER_VERSION, ENCODING if with_tokens else None))
+                    PARSER_VERSION, ENCODING if with_tokens else None), summary.counts)
                 checkpoint("ingest.after_commit")
                 parquet_writer.remove_stale_runs(root, loader.current_runs(con))
         except BaseException:
@@ -147,10 +149,11 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
 
     # The full config looks up default traces by content hash, so the workers of
     # the full pass start with the complete map built during the default pass.
+    schemas = catalog.store_schemas()
     if cfg == "default":  # an empty dict asks the workers to return (content_hash, trace_id) pairs
-        initargs = (str(root), with_tokens, None if trace_by_hash is None else {}, storage.base_schemas())
+        initargs = (str(root), with_tokens, None if trace_by_hash is None else {}, schemas)
     else:
-        initargs = (str(root), with_tokens, trace_by_hash or {}, storage.base_schemas())
+        initargs = (str(root), with_tokens, trace_by_hash or {}, schemas)
     executor = _executor(workers, initargs)
     in_flight: deque[Future] = deque()
     bar = tqdm(total=total, unit=" traces", unit_scale=True, disable=not progress, desc=f"ingest {cfg}",
@@ -172,6 +175,8 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         summary.rows_flagged += flat.flagged
         summary.input_bytes += flat.input_bytes
         summary.issue_counts.update(flat.issue_counts)
+        summary.flagged_by_config[cfg] += flat.flagged
+        summary.counts.update(flat.counts)
         if cfg == "default":
             summary.default_rows += flat.rows
             if trace_by_hash is not None:

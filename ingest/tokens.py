@@ -6,6 +6,7 @@ without network access. The encoder is loaded once per process, on first use.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Iterable
 
@@ -41,30 +42,56 @@ def _counter():
     return count, limit
 
 
-def count_tokens(texts: Iterable[str]) -> list[int]:
+# Where cl100k's pre-tokenizer always ends a piece, so splitting there cannot change the count:
+# between a newline and a letter (no piece runs from newlines into letters), and before a space
+# that stands between two letters (" word" is one piece, and letters never join a space after them).
+_PIECE_BOUNDARY = re.compile(r"(?<=\n)(?=[^\W\d_])|(?<=[^\W\d_])(?= [^\W\d_])")
+_SEARCH_BACK = 100_000  # how far below the limit a boundary is looked for
+
+
+def split_at_boundaries(text: str, max_chars: int = _FAST_MAX_CHARS - 1) -> list[str] | None:
+    """`text` cut into parts of at most `max_chars` characters at piece boundaries (see above),
+    so that their token counts add up to the count of `text`; None if some stretch has no boundary."""
+    parts, at = [], 0
+    while len(text) - at > max_chars:
+        window_start = max(at + 1, at + max_chars - _SEARCH_BACK)
+        cut = None
+        for m in _PIECE_BOUNDARY.finditer(text, window_start, at + max_chars + 1):
+            cut = m.start()
+        if cut is None:
+            return None
+        parts.append(text[at:cut])
+        at = cut
+    parts.append(text[at:])
+    return parts
+
+
+def _count_one(text: str, count, limit, encode) -> int | None:
+    if len(text) >= _FAST_MAX_CHARS:
+        parts = split_at_boundaries(text)
+        if parts is None:  # a million characters without a letter after a newline or a space: no exact count
+            return None
+        return sum(_count_one(p, count, limit, encode) for p in parts)
+    n = None
+    if count is not None:
+        try:
+            n = count(text)
+        except Exception:  # e.g. a lone surrogate: encode_ordinary sanitises it
+            n = None
+    if n is None or (limit and n > limit):
+        n = len(encode(text))
+    return n
+
+
+def count_tokens(texts: Iterable[str]) -> list[int | None]:
     """Tokens of each text; markup-like strings count as ordinary text, never as special tokens.
 
-    Equal to `len(encode_ordinary(text))` for every text (tests/test_tokens.py);
-    anything the fast count cannot take (lone surrogates, very long texts,
-    counts over the encoder's chunk limit) goes through `encode_ordinary`.
+    Equal to `len(encode_ordinary(text))` for every text (tests/test_fast_counts.py);
+    anything the fast count cannot take (lone surrogates, counts over the encoder's
+    chunk limit) goes through `encode_ordinary`. Texts of a million characters or
+    more, which the tokenizer refuses, are counted in parts cut where the count
+    cannot change; the rare text with no such place gets None (unknown), never a guess.
     """
     encode = _encoder().encode_ordinary
-    fast = _counter()
-    if fast is None:
-        return [len(encode(text)) if text else 0 for text in texts]
-    count, limit = fast
-    out = []
-    for text in texts:
-        if not text:
-            out.append(0)
-            continue
-        n = None
-        if len(text) < _FAST_MAX_CHARS:
-            try:
-                n = count(text)
-            except Exception:  # e.g. a lone surrogate: encode_ordinary sanitises it
-                n = None
-        if n is None or (limit and n > limit):
-            n = len(encode(text))
-        out.append(n)
-    return out
+    count, limit = _counter() or (None, None)
+    return [_count_one(text, count, limit, encode) if text else 0 for text in texts]

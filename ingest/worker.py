@@ -95,6 +95,6 @@ def process(task: Task) -> Flattened:
 
 
 def _base_schemas() -> dict[str, pa.Schema]:
-    from warehouse.storage import base_schemas  # DuckDB: only when the ingest process did not pass them
+    from warehouse.catalog import store_schemas  # DuckDB: only when the ingest process did not pass them
 
-    return base_schemas()
+    return store_schemas()

@@ -1,8 +1,9 @@
--- Base tables written by `mementos ingest`. This is the contract the models read:
--- columns may be added, never renamed. warehouse.md documents grain and meaning.
--- Every table carries `dataset`, so that re-ingesting one dataset replaces exactly its rows.
+-- What `mementos ingest` stores: two Parquet tables per run, each text once (warehouse.md, "On disk").
+-- The base tables users query (traces, segments, parse_issues, full_traces, sentences, full_blocks)
+-- are views over these files, defined in sql/views.sql. Columns may be added, never renamed.
 
-CREATE TABLE IF NOT EXISTS traces (
+-- One row per input row of the default config: PATH.data/traces/<dataset-slug>/<run_id>/*.parquet
+CREATE TABLE IF NOT EXISTS stored_traces (
     trace_id       VARCHAR NOT NULL,   -- '<dataset>:<source_row>', unique in the warehouse
     dataset        VARCHAR NOT NULL,
     run_id         VARCHAR NOT NULL,
@@ -15,66 +16,30 @@ CREATE TABLE IF NOT EXISTS traces (
     difficulty     VARCHAR,            -- kept as it comes (integers become their decimal text)
     content_hash   VARCHAR NOT NULL,   -- blake2b-128 of problem and response: equal hash = exact duplicate
     status         VARCHAR NOT NULL,   -- 'ok' | 'flagged'
-    n_blocks       INTEGER NOT NULL,
-    n_summaries    INTEGER NOT NULL,
-    n_issues       INTEGER NOT NULL,
-    response_chars BIGINT  NOT NULL
+    response_chars BIGINT  NOT NULL,   -- length(response), kept so sizes never decompress the text
+    problem_tokens INTEGER,            -- cl100k_base tokens of the problem; NULL with --no-tokens
+    -- The parser's segments: offsets into `response` (their text is derived, never stored).
+    segments STRUCT(kind VARCHAR, block_idx INTEGER, char_start BIGINT, char_end BIGINT,
+                    n_words INTEGER, n_tokens INTEGER)[] NOT NULL,
+    issues   STRUCT(code VARCHAR, char_offset BIGINT, detail VARCHAR)[] NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS segments (
-    dataset    VARCHAR NOT NULL,
-    trace_id   VARCHAR NOT NULL,
-    kind       VARCHAR NOT NULL,       -- 'block' | 'summary' | 'answer'
-    block_idx  INTEGER,                -- a block and its summary share it; NULL for the answer
-    text       VARCHAR NOT NULL,       -- response[char_start:char_end]
-    char_start BIGINT  NOT NULL,       -- 0-based, in characters (code points)
-    char_end   BIGINT  NOT NULL,       -- exclusive
-    n_chars    INTEGER NOT NULL,
-    n_words    INTEGER NOT NULL,       -- whitespace-separated words
-    n_tokens   INTEGER                 -- cl100k_base tokens; NULL when ingested with --no-tokens
+-- One row per input row of the full config: PATH.data/full_traces/<dataset-slug>/<run_id>/*.parquet
+CREATE TABLE IF NOT EXISTS stored_full_traces (
+    dataset         VARCHAR NOT NULL,
+    full_trace_id   VARCHAR NOT NULL,  -- '<dataset>:full:<source_row>'
+    trace_id        VARCHAR,           -- default trace with the same problem and response, or NULL
+    run_id          VARCHAR NOT NULL,
+    source_row      BIGINT  NOT NULL,  -- 0-based row index in the full split
+    content_hash    VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,
+    sentences       VARCHAR[],         -- as read
+    blocks          BIGINT[][],        -- as read: inclusive [start, end] sentence ranges
+    block_summaries VARCHAR[],         -- as read
+    issues          STRUCT(code VARCHAR, detail VARCHAR)[] NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS parse_issues (
-    dataset     VARCHAR NOT NULL,
-    trace_id    VARCHAR NOT NULL,      -- traces.trace_id, or full_traces.full_trace_id when config = 'full'
-    config      VARCHAR NOT NULL,      -- 'default' | 'full'
-    code        VARCHAR NOT NULL,
-    char_offset BIGINT,                -- offset into the response; NULL for structural issues of full rows
-    detail      VARCHAR NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS full_traces (
-    dataset       VARCHAR NOT NULL,
-    full_trace_id VARCHAR NOT NULL,    -- '<dataset>:full:<source_row>'
-    trace_id      VARCHAR,             -- default trace with the same problem and response, or NULL
-    run_id        VARCHAR NOT NULL,
-    source_row    BIGINT  NOT NULL,    -- 0-based row index in the full split
-    content_hash  VARCHAR NOT NULL,
-    status        VARCHAR NOT NULL,
-    n_sentences   INTEGER NOT NULL,
-    n_blocks      INTEGER NOT NULL,
-    n_summaries   INTEGER NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS sentences (
-    dataset       VARCHAR NOT NULL,
-    full_trace_id VARCHAR NOT NULL,
-    trace_id      VARCHAR,
-    sentence_idx  INTEGER NOT NULL,
-    text          VARCHAR
-);
-
-CREATE TABLE IF NOT EXISTS full_blocks (
-    dataset        VARCHAR NOT NULL,
-    full_trace_id  VARCHAR NOT NULL,
-    trace_id       VARCHAR,
-    block_idx      INTEGER NOT NULL,
-    sentence_start INTEGER,            -- inclusive
-    sentence_end   INTEGER,            -- inclusive
-    text           VARCHAR,            -- the sentences joined by one space; NULL when the range is invalid
-    summary        VARCHAR             -- block_summaries[block_idx], NULL when missing
-);
-
+-- One row per successful ingest run; the latest run of a dataset is its committed one.
 CREATE TABLE IF NOT EXISTS ingest_runs (
     run_id            VARCHAR NOT NULL,
     dataset           VARCHAR NOT NULL,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from warehouse import storage  # noqa: E402
 import pytest
 
 from golden_models_data import ingest_golden
@@ -47,7 +48,7 @@ def comparison(db) -> dict[tuple[str, str], dict]:
 
 
 def test_domain_compression_has_the_averages(golden):
-    with duckdb.connect(str(golden), read_only=True) as con:
+    with storage.connect(golden) as con:
         result = con.execute("SELECT domain, avg_tokens_per_block, avg_tokens_per_memento, "
                              "avg_block_tokens_per_trace, avg_memento_tokens_per_trace FROM domain_compression")
         got = {r[0]: r[1:] for r in result.fetchall()}
@@ -65,7 +66,7 @@ def test_each_row_uses_the_cards_statistic_and_says_so(golden):
     for key, row in rows.items():
         assert row["statistic"] == STATISTICS[key[0]], key
         assert row["card"] == CARD[key], key
-    with duckdb.connect(str(golden), read_only=True) as con:
+    with storage.connect(golden) as con:
         medians = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
         [all_row] = con.execute("SELECT traces, flagged_traces, median_tokens_per_block, median_compression_tokens "
                                 "FROM domain_compression WHERE domain = 'all'").fetchall()

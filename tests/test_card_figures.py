@@ -12,6 +12,7 @@ import pytest
 sample = pytest.importorskip("warehouse.sample", reason="warehouse.sample (the corpus generator) is not there yet")
 
 import duckdb  # noqa: E402
+from warehouse import storage  # noqa: E402
 
 from ingest.pipeline import run_ingest  # noqa: E402
 from warehouse.engine import build  # noqa: E402
@@ -33,7 +34,7 @@ def sample_db(tmp_path_factory):
 
 
 def test_card_ratio_medians_within_003(sample_db):
-    with duckdb.connect(str(sample_db), read_only=True) as con:
+    with storage.connect(sample_db) as con:
         got = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
         [(flagged, analysed)] = con.execute(
             "SELECT flagged_traces, traces FROM domain_compression WHERE domain = 'all'").fetchall()

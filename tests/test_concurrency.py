@@ -81,7 +81,7 @@ def ingest_held_at(point: str, source: Path, db: Path):
 @contextmanager
 def reader_holding(db: Path):
     """Another process with a read-only DuckDB connection open until the block ends."""
-    code = ("import sys, duckdb; con = duckdb.connect(sys.argv[1], read_only=True); "
+    code = ("import sys; from warehouse import storage; con = storage.connect(sys.argv[1]); "
             "con.execute('SELECT count(*) FROM traces').fetchall(); print('ready', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)

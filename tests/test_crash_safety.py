@@ -31,12 +31,7 @@ KILL_POINTS_BEFORE_COMMIT = [
     "ingest.mid_write",  # main process, after the first batch's Parquet files are written
     "ingest.worker_write",  # with --workers 0 the "worker" is the ingest process itself
     "ingest.before_load",
-    "ingest.load.traces",
-    "ingest.load.segments",
-    "ingest.load.parse_issues",
-    "ingest.load.full_traces",
-    "ingest.load.sentences",
-    "ingest.load.full_blocks",
+    "ingest.publish.views",  # the views already point at the new run, inside the uncommitted transaction
     "ingest.before_commit",
 ]
 
@@ -96,7 +91,7 @@ def assert_recovers(db: Path, source: Path, expect_traces: int = 7 + 3) -> None:
 
 # make test runs an early point and one inside the load transaction (test_ingest.py has before_commit);
 # make test-slow runs every point.
-FAST_POINTS = ("ingest.start", "ingest.load.segments")
+FAST_POINTS = ("ingest.start", "ingest.publish.views")
 
 
 @pytest.mark.parametrize("point", [p if p in FAST_POINTS else pytest.param(p, marks=pytest.mark.slow)

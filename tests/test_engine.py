@@ -45,15 +45,14 @@ def add_run(con, run_id: str) -> None:
 
 @pytest.fixture
 def toy_db(tmp_path) -> Path:
+    """Three ok traces with 1, 2 and 3 blocks: toy:0, toy:1, toy:2."""
+    from conftest import memento, row, write_jsonl
+    from ingest.pipeline import run_ingest
+
+    source = write_jsonl(tmp_path / "toy.jsonl", [row(memento([(f"block {j}", f"memento {j}") for j in range(n)]))
+                                                  for n in (1, 2, 3)])
     db = tmp_path / "toy.duckdb"
-    con = duckdb.connect(str(db))
-    storage.ensure_schema(con)
-    for i, n in enumerate([1, 2, 3]):
-        con.execute("INSERT INTO traces (trace_id, dataset, run_id, source_row, content_hash, status, n_blocks, "
-                    "n_summaries, n_issues, response_chars) VALUES (?, 'toy', 'r1', ?, ?, 'ok', ?, ?, 0, 10)",
-                    [f"toy:{i}", i, f"h{i}", n, n])
-    add_run(con, "r1")
-    con.close()
+    run_ingest(str(source), db, name="toy", workers=0, progress=False, with_tokens=False)
     return db
 
 
@@ -63,7 +62,7 @@ def toy_models(tmp_path) -> Path:
 
 
 def rows(db, sql):
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         return con.execute(sql).fetchall()
 
 
@@ -394,20 +393,3 @@ def test_the_real_models_load_and_transpile_to_spark():
     for required in ("block_pairs", "trace_compression", "inference_simulation", "domain_compression",
                      "compression_by_source", "compression_by_difficulty", "outlier_traces", "full_alignment"):
         assert required in project.models
-
-
-def test_build_keeps_the_row_groups_ingest_wrote(tmp_path, toy_models, monkeypatch):
-    """A writer under DuckDB's default row group size merges ingest's small row
-    groups at checkpoint, rewriting every base table (2.3 GB of RSS at 20,000 traces)."""
-    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 2048)
-    db = tmp_path / "w.duckdb"
-    with storage.connect(db, read_only=False, bulk=True) as con:
-        storage.ensure_schema(con)
-        con.execute("INSERT INTO traces (trace_id, dataset, run_id, source_row, content_hash, status, n_blocks, "
-                    "n_summaries, n_issues, response_chars) SELECT 'toy:' || i, 'toy', 'r1', i, 'h' || i, 'ok', 1, 1, "
-                    "0, 10 FROM range(10000) t(i)")
-        add_run(con, "r1")
-    count = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('traces')"
-    assert rows(db, count) == [(5,)]  # 10,000 rows in groups of 2,048
-    build(db, models_dir=toy_models)
-    assert rows(db, count) == [(5,)]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import duckdb
+from warehouse import storage  # noqa: E402
 import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl, write_parquet
@@ -18,12 +19,12 @@ TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "ful
 
 
 def counts(db) -> dict[str, int]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}
 
 
 def query(db, sql, params=None):
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         return con.execute(sql, params or []).fetchall()
 
 
@@ -133,11 +134,13 @@ def test_reingest_replaces_the_dataset_and_keeps_others(tmp_path):
 
 
 def test_parquet_layout_matches_duckdb(tmp_path):
+    """The stored files are plain Parquet: 4 traces, each with its 3 segments nested."""
     db = tmp_path / "w.duckdb"
     ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")]))] * 4), db, name="t")
     root = data_dir(db)
     with duckdb.connect() as con:
-        assert con.execute(f"SELECT count(*) FROM read_parquet('{root}/segments/*/*/*.parquet')").fetchall() == [(12,)]
+        sql = f"SELECT count(*), sum(len(segments)) FROM read_parquet('{root}/traces/*/*/*.parquet')"
+        assert con.execute(sql).fetchall() == [(4, 12)]
 
 
 def test_worker_processes_give_the_same_rows_as_in_process(tmp_path):

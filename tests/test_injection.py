@@ -29,7 +29,7 @@ def cli(*args):
 
 
 def rows(db, sql, params=None):
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         return con.execute(sql, params or []).fetchall()
 
 

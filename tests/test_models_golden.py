@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import duckdb
+from warehouse import storage  # noqa: E402
 import pytest
 
 from golden_models_data import ingest_golden
@@ -23,7 +24,7 @@ def golden(tmp_path_factory):
     db = ingest_golden(tmp_path_factory.mktemp("golden"))
     report = build(db)
     assert report.ok, report.format()
-    con = duckdb.connect(str(db), read_only=True)
+    con = storage.connect(db)
     yield con
     con.close()
 
@@ -201,7 +202,7 @@ def test_inference_summary_and_breakdown_are_consistent(golden):
 def test_without_tokens_the_token_measures_are_null(tmp_path):
     db = ingest_golden(tmp_path, with_tokens=False)
     assert build(db).ok
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         assert q(con, "SELECT count(*), count(ratio_tokens), count(ratio_chars) FROM block_pairs") == [(29, 0, 29)]
         assert q(con, "SELECT count(peak_tokens_with_eviction), count(peak_step) FROM inference_simulation") == [(0, 0)]
         assert q(con, "SELECT median_ratio_tokens IS NULL, median_ratio_chars > 0 FROM domain_compression "

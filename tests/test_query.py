@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import duckdb
+from warehouse import storage  # noqa: E402
 import pytest
 from click.testing import CliRunner
 
@@ -28,11 +29,16 @@ def db(tmp_path_factory):
 
 
 def test_read_only_by_default(db):
-    for statement in ("DELETE FROM traces", "CREATE TABLE scratch AS SELECT 1 AS x",
-                      "INSERT INTO traces SELECT * FROM traces", "DROP TABLE block_pairs"):
+    for statement in ("DELETE FROM model_builds", "CREATE TABLE scratch AS SELECT 1 AS x",
+                      "INSERT INTO ingest_runs SELECT * FROM ingest_runs", "DROP TABLE block_pairs"):
         with pytest.raises(WarehouseError, match="opens read-only; pass --write"):
             run_sql(db, statement)
     assert run_sql(db, "SELECT count(*) AS n FROM traces", fmt="csv") == "n\n11"
+
+
+def test_base_tables_cannot_be_changed_even_with_write(db):
+    with pytest.raises(WarehouseError, match="base tables are views over the Parquet files"):
+        run_sql(db, "DELETE FROM traces", write=True)
 
 
 def test_write_when_asked(db):
@@ -96,11 +102,11 @@ def test_cli_wiring(db):
     assert result.exit_code == 0 and "inference_simulation" in result.output and "trace_id, k" in result.output
     result = runner.invoke(main, ["sql", "SELECT count(*) AS n FROM block_pairs", "--db", str(db), "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.output) == [{"n": 29}]
-    result = runner.invoke(main, ["sql", "DELETE FROM traces", "--db", str(db)])
+    result = runner.invoke(main, ["sql", "DELETE FROM model_builds", "--db", str(db)])
     assert result.exit_code == 1 and "pass --write" in result.output and "Traceback" not in result.output
     result = runner.invoke(main, ["build", "--db", str(db), "--select", "nope"])
     assert result.exit_code == 1 and "no model named 'nope'" in result.output
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         assert con.execute("SELECT count(*) FROM traces").fetchall() == [(11,)]
     for command in ("build", "models", "sql"):
         assert runner.invoke(main, [command, "--help"]).exit_code == 0

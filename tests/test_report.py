@@ -23,7 +23,7 @@ from rich.console import Console
 
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
-from warehouse import report
+from warehouse import report, storage
 from warehouse.storage import WarehouseError
 
 APPROX = dict(rel=1e-9, abs=1e-12)
@@ -38,7 +38,7 @@ def golden_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(golden_db):
-    with duckdb.connect(str(golden_db), read_only=True) as con:
+    with storage.connect(golden_db) as con:
         return report.gather(con, str(golden_db), extra_traces=["golden:0"], outliers=10)
 
 
@@ -151,7 +151,7 @@ def test_trace_view_of_a_flagged_trace(data):
 
 
 def test_trace_views_agree_with_the_models(golden_db):
-    with duckdb.connect(str(golden_db), read_only=True) as con:
+    with storage.connect(golden_db) as con:
         pairs = con.execute("SELECT trace_id, block_idx, block_tokens, memento_tokens, block_chars, memento_chars, "
                             "ratio_tokens, ratio_chars FROM block_pairs ORDER BY ALL").fetchall()
         compression = dict(con.execute("SELECT trace_id, compression_tokens FROM trace_compression").fetchall())
@@ -171,7 +171,7 @@ def test_models_section(data):
 
 
 def test_unknown_trace_is_an_error(golden_db):
-    with duckdb.connect(str(golden_db), read_only=True) as con:
+    with storage.connect(golden_db) as con:
         with pytest.raises(WarehouseError, match="no trace 'golden:99'.*golden:0"):
             report.gather(con, str(golden_db), extra_traces=["golden:99"])
 
@@ -269,7 +269,7 @@ def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
 
     db = _ingest(tmp_path, [row("<think>raw thinking</think>42"), row("")], with_tokens=True)
     result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         data = report.gather(con, str(db))
     assert data.totals == {"traces": 2, "ok": 0, "flagged": 2, "datasets": 1, "blocks": 0}
     assert [c.ours for c in data.card] == [None] * 8 and not data.has_tokens
@@ -287,7 +287,7 @@ def test_report_without_token_counts_uses_chars(tmp_path):
             for d in ("math", "code")]
     db = _ingest(tmp_path, rows, with_tokens=False)
     report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         data = report.gather(con, str(db))
     assert not data.has_tokens and data.compression_unit == "chars"
     assert card(data, "memento/block ratio, math").ours == pytest.approx((3 / 15 + 5 / 19) / 2, **APPROX)

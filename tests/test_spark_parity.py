@@ -113,7 +113,7 @@ def test_same_rows_as_duckdb(model, warehouse, spark_report):
     assert result.status == "built", f"{model} was not built on Spark: {result.error or result.reason}"
     grain = engine.load_project().models[model].grain
     parts = storage.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with storage.connect(warehouse) as con:
         on_duckdb = con.execute(f'SELECT * FROM "{model}"')
         duck_columns = [d[0] for d in on_duckdb.description]
         duck_rows = on_duckdb.fetchall()
@@ -178,7 +178,7 @@ def test_spark_variant_in_the_same_file_is_used_and_agrees(tmp_path, spark, ware
     assert report.ok, report.format()
     model = load_model(models / "think_flags.sql")
     parts = storage.data_dir(warehouse) / "models" / "think_flags" / "*.parquet"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with storage.connect(warehouse) as con:
         on_duckdb = sorted(con.execute(model.sql).fetchall())  # DuckDB ignores the variant: it is a comment
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
     assert on_spark == on_duckdb and any(flag for _, flag in on_duckdb) and not all(flag for _, flag in on_duckdb)
@@ -197,7 +197,7 @@ def test_lists_keep_their_order_nulls_and_null_when_empty(tmp_path, spark, wareh
     assert report.ok, report.format()
     model = load_model(models / "lists.sql")
     parts = storage.data_dir(warehouse) / "models" / "lists" / "*.parquet"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with storage.connect(warehouse) as con:
         on_duckdb = sorted(con.execute(model.sql).fetchall())
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
     assert on_spark == on_duckdb
@@ -230,7 +230,7 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
     root = storage.data_dir(warehouse)
     report = spark_engine.build(root, spark=spark, models_dir=models)  # no DuckDB file: the directory itself
     assert report.ok, report.format()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with storage.connect(warehouse) as con:
         expected = sorted(con.execute("SELECT dataset, count(*) FROM traces GROUP BY dataset").fetchall())
         got = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(root / "models/per_dataset/*.parquet")]).fetchall())
     assert got == expected == [("sample", TRACES), ("tokens", TOKEN_TRACES)]

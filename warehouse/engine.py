@@ -324,7 +324,7 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
     command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
     with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
         with storage.connect(db, read_only=False) as con:
-            storage.ensure_schema(con)
+            storage.ensure_schema(con, db)
             con.execute(BUILDS_DDL)
             objects = existing_objects(con)
             project = load_project(models_dir, set(objects))

@@ -7,6 +7,8 @@ back as one WarehouseError line.
 
 from __future__ import annotations
 
+import re
+
 import csv
 import io
 import json
@@ -73,6 +75,9 @@ def _explain(exc: duckdb.Error, write: bool) -> str:
     if not write and "read-only" in text.lower():
         return ("this query writes to the warehouse, which `sql` opens read-only; "
                 "pass --write to allow it (it then takes the writer lock)")
+    if re.search(r"can only (delete from|update|insert into) base table", text, re.I):
+        return ("the base tables are views over the Parquet files ingest wrote and cannot be changed: "
+                "re-ingest the dataset to replace its rows (`mementos ingest SOURCE --name NAME`)")
     return f"the query failed: {text}"
 
 

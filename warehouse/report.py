@@ -264,13 +264,11 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
     for r in _dicts(con, f"SELECT trace_id, list(DISTINCT code ORDER BY code) AS codes FROM parse_issues "
                          f"WHERE config = 'default' AND trace_id IN ({marks}) GROUP BY trace_id", ids):
         codes[r["trace_id"]] = list(r["codes"])
-    # Find the rows by trace_id first, then read their text by rowid: the text column is
-    # the bulk of the warehouse, and this way only the row groups holding these traces are read.
-    rowids = [r[0] for r in con.execute(f"SELECT rowid FROM segments WHERE trace_id IN ({marks})", ids).fetchall()]
+    # segments is a view that cuts each text out of its response: filtering on trace_id
+    # first means only these traces' responses are read.
     segs: dict[str, list[dict]] = {}
-    for r in _dicts(con, "SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
-                         "WHERE rowid IN (SELECT unnest(?::BIGINT[])) ORDER BY trace_id, block_idx NULLS LAST, kind",
-                    [rowids]):
+    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
+                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
         segs.setdefault(r["trace_id"], []).append(r)
     views = {}
     for h in heads:

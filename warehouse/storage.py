@@ -1,8 +1,8 @@
 """Where a warehouse lives on disk, who may write it, and how to open it.
 
 A warehouse is three things side by side:
-  PATH               the DuckDB file (tables users query)
-  PATH_data/ (stem)  Parquet files, one directory per table (see warehouse.md)
+  PATH               the DuckDB file: views over the Parquet files, ingest_runs, models
+  PATH.data/         the Parquet files ingest stores (see warehouse.md, "On disk")
   PATH.lock          held (flock) by the one process writing the warehouse
 """
 
@@ -21,14 +21,16 @@ import duckdb
 from warehouse.errors import WarehouseBusy, WarehouseError  # noqa: F401  (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_SQL = REPO_ROOT / "sql" / "schema.sql"
 BASE_TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
 
 
 def data_dir(db: str | Path) -> Path:
-    """The Parquet directory beside the DuckDB file: warehouse.duckdb -> warehouse_data/."""
+    """The Parquet directory beside the DuckDB file: warehouse.duckdb -> warehouse.duckdb.data/.
+
+    Named after the whole file name, so `w.duckdb` and `w.db` in one folder never share one.
+    """
     db = Path(db)
-    return db.with_name(db.stem + "_data")
+    return db.with_name(db.name + ".data")
 
 
 def lock_path(db: str | Path) -> Path:
@@ -92,65 +94,31 @@ def is_locked(db: str | Path) -> bool:
         os.close(fd)
 
 
-# Bulk loads (ingest's one big transaction). Defaults keep a whole uncommitted
-# `traces` row group (122,880 rows of ~40 KB responses) and every written block
-# in memory: RSS grew with the corpus (2.6 GB for 20,000 traces). Row groups of
-# 16,384 rows are written to the file as they fill (optimistic writes), one at a
-# time, and a memory limit lets DuckDB drop what is written: ~500 MB whatever the
-# corpus, for the same CPU (bench/RESULTS.md). Layout only: the rows are the same.
-# (8,192 made the inserts 2 s faster at 20,000 traces and the checkpoint at
-# close 2 s slower: the same load time.)
-#
-# Every writer attaches with the same row group size: a checkpoint under the
-# default size merges the small row groups into big ones, rewriting every base
-# table. That was the first `build` after each ingest: 2 s and 2.3 GB at 20,000
-# traces, 10 GB at 100,000 (bench/RESULTS.md).
-ROW_GROUP_ROWS = 16384
-BULK_MEMORY_LIMIT = "384MB"
-
-
-def connect(db: str | Path, read_only: bool = True, bulk: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file, turning lock and missing-file errors into plain messages.
 
-    Writers attach the file with the row group size ingest writes (see
-    ROW_GROUP_ROWS); `bulk=True` (loading a lot at once) also bounds memory.
+    Every connection looks for the base views' Parquet files in the warehouse's
+    folder first (see catalog), so the warehouse works from any working directory.
     """
     db = Path(db)
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
-        con = None if read_only else _connect_writer(db, bulk)
-        if con is None:
-            con = duckdb.connect(str(db), read_only=read_only)
+        config = {} if read_only else {"temp_directory": str(db) + ".tmp"}  # where a file database spills anyway
+        con = duckdb.connect(str(db), read_only=read_only, config=config)
+    except duckdb.ConnectionException:  # open in this process with another configuration: share it
+        con = duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(_lock_conflict(db, str(exc), read_only)) from None
         raise WarehouseError(f"cannot open the warehouse {db}: {exc}") from None
-    # Segment text is large: insertion order is never relied on (every table has
-    # its ordering columns), and keeping it costs memory and time on big loads.
+    # Insertion order is never relied on (every table has its ordering columns), and
+    # keeping it costs memory and time on big results.
     con.execute("SET preserve_insertion_order = false")
-    return con
-
-
-def _connect_writer(db: Path, bulk: bool) -> duckdb.DuckDBPyConnection | None:
-    """A writer attached with ROW_GROUP_ROWS; None if this process has the file open already."""
-    config = {"temp_directory": str(db) + ".tmp"}  # where a file database spills anyway
-    if bulk:
-        config["memory_limit"] = BULK_MEMORY_LIMIT
-    con = duckdb.connect(config=config)
-    try:
-        quoted = str(db).replace("'", "''")
-        con.execute(f"ATTACH '{quoted}' AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
-    except duckdb.IOException:  # another process holds the file: the caller reports it
-        con.close()
-        raise
-    except duckdb.Error:  # attached by another connection of this process: share it, with defaults
-        con.close()
-        return None
-    con.execute("USE warehouse")
-    if bulk:
-        con.execute("SET write_buffer_row_group_count = 1")
-        con.execute("SET write_buffer_row_group_memory_limit = '64MB'")
+    # The base views name their Parquet files relative to the warehouse's folder
+    # (so it can be moved): look there first, then where relative paths usually resolve.
+    search = [str(db.resolve().parent), os.getcwd()]
+    con.execute("SET file_search_path = ?", [",".join(dict.fromkeys(search))])
     return con
 
 
@@ -168,15 +136,13 @@ def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
             f"retry when it finishes")
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(SCHEMA_SQL.read_text())
+def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+    """`ingest_runs`, and the base views (empty until a run is committed) when they are missing."""
+    from warehouse import catalog
 
-
-def base_schemas() -> dict[str, "pyarrow.Schema"]:
-    """Arrow schemas of the base tables, read from sql/schema.sql (the one definition)."""
-    con = duckdb.connect()
-    try:
-        ensure_schema(con)
-        return {t: con.sql(f"SELECT * FROM {t} LIMIT 0").to_arrow_table().schema for t in BASE_TABLES}
-    finally:
-        con.close()
+    catalog.check_not_legacy(con, Path(db))
+    catalog.ensure_ingest_runs(con)
+    [(views,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = 'traces' "
+                             "AND database_name = current_database()").fetchall()
+    if not views:
+        catalog.create_views(con, data_dir(db).name, {})

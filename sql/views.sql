@@ -1,0 +1,57 @@
+-- The base tables: views over the Parquet files ingest stores (sql/schema.sql). Models, queries
+-- and exports read these names. `{stored_traces}` and `{stored_full_traces}` stand for the
+-- committed runs' files (read_parquet over PATH.data/...), filled in when a run is committed.
+-- Each text is stored once: a segment's text is cut out of its response by its offsets, a full
+-- block's text is its sentences joined by one space, and counts are list lengths.
+
+-- view: traces
+SELECT trace_id, dataset, run_id, source_row, source_file, problem, response, domain, source, difficulty,
+       content_hash, status,
+       CAST(len(list_filter(segments, lambda s: s.kind = 'block')) AS INTEGER) AS n_blocks,
+       CAST(len(list_filter(segments, lambda s: s.kind = 'summary')) AS INTEGER) AS n_summaries,
+       CAST(len(issues) AS INTEGER) AS n_issues,
+       response_chars, problem_tokens
+FROM {stored_traces};
+
+-- view: segments
+SELECT dataset, trace_id, s.kind, s.block_idx,
+       substring(response, s.char_start + 1, s.char_end - s.char_start) AS text,
+       s.char_start, s.char_end, CAST(s.char_end - s.char_start AS INTEGER) AS n_chars, s.n_words, s.n_tokens
+FROM (SELECT dataset, trace_id, response, unnest(segments) AS s FROM {stored_traces});
+
+-- view: parse_issues
+SELECT dataset, trace_id, 'default' AS config, i.code, i.char_offset, i.detail
+FROM (SELECT dataset, trace_id, unnest(issues) AS i FROM {stored_traces})
+UNION ALL
+SELECT dataset, full_trace_id AS trace_id, 'full' AS config, i.code, CAST(NULL AS BIGINT) AS char_offset, i.detail
+FROM (SELECT dataset, full_trace_id, unnest(issues) AS i FROM {stored_full_traces});
+
+-- view: full_traces
+SELECT dataset, full_trace_id, trace_id, run_id, source_row, content_hash, status,
+       CAST(coalesce(len(sentences), 0) AS INTEGER) AS n_sentences,
+       CAST(coalesce(len(blocks), 0) AS INTEGER) AS n_blocks,
+       CAST(coalesce(len(block_summaries), 0) AS INTEGER) AS n_summaries
+FROM {stored_full_traces};
+
+-- view: sentences
+SELECT dataset, full_trace_id, trace_id, CAST(generate_subscripts(sentences, 1) - 1 AS INTEGER) AS sentence_idx,
+       unnest(sentences) AS text
+FROM {stored_full_traces};
+
+-- view: full_blocks
+SELECT dataset, full_trace_id, trace_id, block_idx, sentence_start, sentence_end,
+       CASE WHEN 0 <= sentence_start AND sentence_start <= sentence_end AND sentence_end < coalesce(len(sentences), 0)
+            THEN array_to_string(list_transform(sentences[sentence_start + 1:sentence_end + 1],
+                                                lambda x: coalesce(x, '')), ' ')
+       END AS text,
+       block_summaries[block_idx + 1] AS summary
+FROM (
+    SELECT dataset, full_trace_id, trace_id, sentences, block_summaries, block_idx,
+           CASE WHEN len(pair) = 2 AND pair[1] IS NOT NULL AND pair[2] IS NOT NULL
+                THEN TRY_CAST(pair[1] AS INTEGER) END AS sentence_start,
+           CASE WHEN len(pair) = 2 AND pair[1] IS NOT NULL AND pair[2] IS NOT NULL
+                THEN TRY_CAST(pair[2] AS INTEGER) END AS sentence_end
+    FROM (SELECT dataset, full_trace_id, trace_id, sentences, block_summaries,
+                 unnest(blocks) AS pair, CAST(generate_subscripts(blocks, 1) - 1 AS INTEGER) AS block_idx
+          FROM {stored_full_traces})
+);

@@ -1,0 +1,119 @@
+"""The base tables as views over the committed runs' Parquet files.
+
+Ingest stores two Parquet tables (sql/schema.sql: `stored_traces`, `stored_full_traces`)
+under the warehouse's data directory; the DuckDB file holds only views over them
+(sql/views.sql), `ingest_runs`, the models and `model_builds`. The views name
+their files relative to the folder that holds the DuckDB file, so the folder can
+be moved or copied: `storage.connect` points DuckDB's `file_search_path` there.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+from warehouse.errors import WarehouseError
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SCHEMA_SQL = SQL_DIR / "schema.sql"
+VIEWS_SQL = SQL_DIR / "views.sql"
+
+# directory under the data directory -> the DDL table describing its files
+STORES = {"traces": "stored_traces", "full_traces": "stored_full_traces"}
+VIEW_NAMES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks")
+
+
+@lru_cache(maxsize=1)
+def _statements() -> dict[str, str]:
+    """CREATE TABLE statements of sql/schema.sql by table name."""
+    out = {}
+    for statement in duckdb.extract_statements(SCHEMA_SQL.read_text()):
+        sql = statement.query
+        name = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", sql).group(1)
+        out[name] = sql
+    return out
+
+
+@lru_cache(maxsize=1)
+def view_templates() -> dict[str, str]:
+    """name -> SELECT with {stored_traces} / {stored_full_traces} placeholders, from sql/views.sql."""
+    text = VIEWS_SQL.read_text()
+    parts = re.split(r"^-- view: (\w+)\s*$", text, flags=re.M)
+    views = {name: body.strip().rstrip(";").strip() for name, body in zip(parts[1::2], parts[2::2])}
+    assert tuple(views) == VIEW_NAMES, f"sql/views.sql defines {tuple(views)}"
+    return views
+
+
+@lru_cache(maxsize=1)
+def _columns() -> dict[str, list[tuple[str, str]]]:
+    """(name, DuckDB type) of every column of the stored tables."""
+    con = duckdb.connect()
+    try:
+        out = {}
+        for table in STORES.values():
+            con.execute(_statements()[table])
+            out[table] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        return out
+    finally:
+        con.close()
+
+
+def store_schemas() -> dict[str, "pyarrow.Schema"]:
+    """Arrow schemas of the stored Parquet tables, by directory name ('traces', 'full_traces')."""
+    con = duckdb.connect()
+    try:
+        out = {}
+        for directory, table in STORES.items():
+            con.execute(_statements()[table])
+            out[directory] = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
+        return out
+    finally:
+        con.close()
+
+
+def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_statements()["ingest_runs"])
+
+
+def _empty(table: str) -> str:
+    cols = ", ".join(f'CAST(NULL AS {typ}) AS "{name}"' for name, typ in _columns()[table])
+    return f"(SELECT {cols} WHERE false)"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sources(data_dir_name: str, run_dirs: dict[str, list[str]]) -> dict[str, str]:
+    """The FROM clause of each stored table: read_parquet over the given run directories
+    (paths relative to the warehouse's folder), or a typed empty SELECT when there are none."""
+    out = {}
+    for directory, table in STORES.items():
+        dirs = run_dirs.get(directory) or []
+        if dirs:
+            globs = ", ".join(_quote(f"{data_dir_name}/{directory}/{d}/*.parquet") for d in dirs)
+            out[table] = f"read_parquet([{globs}])"
+        else:
+            out[table] = _empty(table)
+    return out
+
+
+def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:
+    """CREATE OR REPLACE every base view over `run_dirs` ({'traces': ['<slug>/<run_id>', ...], ...})."""
+    src = sources(data_dir_name, run_dirs)
+    for name, template in view_templates().items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")
+
+
+def check_not_legacy(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """A warehouse written before the base tables became views holds them as tables: say what to do."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_name IN "
+        "('traces', 'segments') AND table_schema = 'main'").fetchall()
+    if rows:
+        raise WarehouseError(
+            f"{db} was written by an earlier mementos that kept the texts inside the DuckDB file; "
+            f"ingest again into a new warehouse (e.g. `mementos ingest SOURCE --db new.duckdb`) and remove the old one")

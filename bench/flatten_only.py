@@ -34,9 +34,9 @@ def _work(args: tuple[list[str], int, int, int, bool]) -> tuple[int, int, int]:
     import pyarrow.parquet as pq
 
     from ingest.flatten import BatchOrigin, flatten_default
-    from warehouse.storage import base_schemas
+    from warehouse.catalog import store_schemas
 
-    schemas = base_schemas()
+    schemas = store_schemas()
     rows = nbytes = segs = 0
     seq = 0
     first_row = 0
@@ -50,7 +50,7 @@ def _work(args: tuple[list[str], int, int, int, bool]) -> tuple[int, int, int]:
                                    schemas, with_tokens)
             rows += flat.rows
             nbytes += flat.input_bytes
-            segs += flat.tables["segments"].num_rows
+            segs += flat.counts["segments"]
             first_row += batch.num_rows
     return rows, nbytes, segs
 

@@ -20,6 +20,7 @@ from warehouse.errors import WarehouseError
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_SQL = SQL_DIR / "schema.sql"
 VIEWS_SQL = SQL_DIR / "views.sql"
+SPARK_VIEWS_SQL = SQL_DIR / "views.spark.sql"
 
 # directory under the data directory -> the DDL table describing its files
 STORES = {"traces": "stored_traces", "full_traces": "stored_full_traces"}
@@ -37,13 +38,14 @@ def _statements() -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=1)
-def view_templates() -> dict[str, str]:
-    """name -> SELECT with {stored_traces} / {stored_full_traces} placeholders, from sql/views.sql."""
-    text = VIEWS_SQL.read_text()
+@lru_cache(maxsize=2)
+def view_templates(engine: str = "duckdb") -> dict[str, str]:
+    """name -> SELECT, from sql/views.sql ({stored_traces} / {stored_full_traces} placeholders)
+    or, for engine='spark', from sql/views.spark.sql (over temp views of those names)."""
+    text = (SPARK_VIEWS_SQL if engine == "spark" else VIEWS_SQL).read_text()
     parts = re.split(r"^-- view: (\w+)\s*$", text, flags=re.M)
     views = {name: body.strip().rstrip(";").strip() for name, body in zip(parts[1::2], parts[2::2])}
-    assert tuple(views) == VIEW_NAMES, f"sql/views.sql defines {tuple(views)}"
+    assert tuple(views) == VIEW_NAMES, f"the {engine} views are {tuple(views)}"
     return views
 
 

@@ -46,12 +46,13 @@ from warehouse.audits import SHOW_ROWS, Audit, AuditFailure, quote, unique
 from warehouse.engine import BuildReport, ModelResult, Project, load_project, parse_select
 from warehouse.models import DIALECT, Model, ModelError
 from warehouse.spark_functions import SPARK_FUNCTIONS
+from warehouse import catalog
 from warehouse.storage import BASE_TABLES, WarehouseError
 
 TARGET = "spark"
 MODELS_SUBDIR = "models"  # PATH_data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
 MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
-PARQUET_TABLES = tuple(t for t in BASE_TABLES if t != "ingest_runs")  # ingest_runs lives only in DuckDB
+PARQUET_TABLES = tuple(catalog.STORES)  # the stored tables' directories; ingest_runs lives only in DuckDB
 THIS = "__this__"  # stands for {this} while an audit is transpiled
 DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
@@ -495,22 +496,25 @@ def base_table_dirs(fs: _FileSystem, layout: Layout) -> dict[str, list[str]]:
 
 
 def register_base_tables(spark, layout: Layout, table_dirs: dict[str, list[str]]) -> dict[str, int]:
-    """Temp views over the base tables' run directories (`base_table_dirs`), with sql/schema.sql's
-    types; returns the directories read per table."""
-    schemas = storage.base_schemas()
+    """Temp views over the stored tables' run directories (`base_table_dirs`), with sql/schema.sql's
+    types, and the base views over them (sql/views.spark.sql); returns the directories read per table."""
+    schemas = catalog.store_schemas()
     registered = {}
-    for table, dirs in table_dirs.items():
-        schema = _arrow_to_spark_schema(schemas[table])
+    for directory, dirs in table_dirs.items():
+        schema = _arrow_to_spark_schema(schemas[directory])
         if dirs:
             df = spark.read.schema(schema).parquet(*dirs)
         else:
             df = spark.createDataFrame([], schema)
-        df.createOrReplaceTempView(table)
-        registered[table] = len(dirs)
+        df.createOrReplaceTempView(catalog.STORES[directory])
+        registered[directory] = len(dirs)
+    for name, sql in catalog.view_templates("spark").items():
+        spark.sql(sql).createOrReplaceTempView(name)
     if layout.db is not None:  # ingest_runs is small and lives only in DuckDB: copy it in for models that read it
         with storage.connect(layout.db, read_only=True) as con:
-            rows = con.execute("SELECT * FROM ingest_runs").fetchall()
-        spark.createDataFrame(rows, _arrow_to_spark_schema(schemas["ingest_runs"])).createOrReplaceTempView("ingest_runs")
+            table = con.sql("SELECT * FROM ingest_runs").to_arrow_table()
+        spark.createDataFrame(table.to_pylist(), _arrow_to_spark_schema(table.schema)).createOrReplaceTempView(
+            "ingest_runs")
     return registered
 
 

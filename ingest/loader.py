@@ -20,8 +20,6 @@ from warehouse import catalog
 from warehouse.faults import checkpoint
 from warehouse.storage import WarehouseError
 
-RECONCILE_SAMPLE = 200  # traces whose segment offsets are re-checked in SQL before committing
-
 
 class ReconciliationError(WarehouseError):
     pass
@@ -82,7 +80,7 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
         )
         publish_views(con, root)
         checkpoint("ingest.publish.views")
-        _reconcile(con, run, counts)
+        _reconcile(con, root, run, counts)
         checkpoint("ingest.before_commit")
         con.execute("COMMIT")
     except BaseException:
@@ -90,47 +88,46 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
         raise
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, run: RunRecord, counts: Counter) -> None:
-    """Every row the workers wrote must be visible through the views, and offsets must be sane."""
-    [got] = con.execute(
-        """
-        SELECT
-            (SELECT count(*) FROM traces WHERE run_id = $run),
-            (SELECT count(*) FROM full_traces WHERE run_id = $run),
-            (SELECT count(*) FROM segments WHERE dataset = $dataset),
-            (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'block'),
-            (SELECT count(*) FROM segments WHERE dataset = $dataset AND kind = 'summary'),
-            (SELECT count(*) FROM parse_issues WHERE dataset = $dataset AND config = 'default'),
-            (SELECT count(*) FROM parse_issues WHERE dataset = $dataset AND config = 'full'),
-            (SELECT count(*) FROM sentences WHERE dataset = $dataset),
-            (SELECT count(*) FROM full_blocks WHERE dataset = $dataset),
-            (SELECT count(*) FILTER (WHERE status = 'ok') FROM traces WHERE run_id = $run)
-              + (SELECT count(*) FILTER (WHERE status = 'ok') FROM full_traces WHERE run_id = $run)
-        """,
-        {"run": run.run_id, "dataset": run.dataset},
-    ).fetchall()
-    want = (run.default_rows, run.full_rows, counts["segments"], counts["blocks"], counts["summaries"],
-            counts["default_issues"], counts["full_issues"], counts["sentences"], counts["full_blocks"],
-            run.rows_ok)
-    names = ("default rows", "full rows", "segments", "block segments", "summary segments",
-             "default parse issues", "full parse issues", "sentences", "full blocks", "ok rows")
-    for name, w, g in zip(names, want, got):
-        if w != g:
+def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:
+    """Every row the workers wrote must be visible through the views, and every segment's
+    offsets must lie inside its response. Only counts and offsets are read, never text."""
+    by_run, by_dataset = {"run": run.run_id}, {"dataset": run.dataset}
+    [traces] = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM traces WHERE run_id = $run",
+                           by_run).fetchall()
+    [full] = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM full_traces "
+                         "WHERE run_id = $run", by_run).fetchall()
+    [segs] = con.execute("SELECT count(*), count(*) FILTER (WHERE kind = 'block'), "
+                         "count(*) FILTER (WHERE kind = 'summary') FROM segments WHERE dataset = $dataset",
+                         by_dataset).fetchall()
+    [issues] = con.execute("SELECT count(*) FILTER (WHERE config = 'default'), count(*) FILTER (WHERE config = 'full') "
+                           "FROM parse_issues WHERE dataset = $dataset", by_dataset).fetchall()
+    [(sentences,)] = con.execute("SELECT count(*) FROM sentences WHERE dataset = $dataset", by_dataset).fetchall()
+    [(blocks,)] = con.execute("SELECT count(*) FROM full_blocks WHERE dataset = $dataset", by_dataset).fetchall()
+    checks = (
+        ("default rows", run.default_rows, traces[0]), ("full rows", run.full_rows, full[0]),
+        ("segments", counts["segments"], segs[0]), ("block segments", counts["blocks"], segs[1]),
+        ("summary segments", counts["summaries"], segs[2]),
+        ("default parse issues", counts["default_issues"], issues[0]),
+        ("full parse issues", counts["full_issues"], issues[1]),
+        ("sentences", counts["sentences"], sentences), ("full blocks", counts["full_blocks"], blocks),
+        ("ok rows", run.rows_ok, traces[1] + full[1]),
+    )
+    for name, want, got in checks:
+        if want != got:
             raise ReconciliationError(
-                f"ingest of {run.dataset!r} wrote {w} {name} but {g} are visible in the warehouse; "
+                f"ingest of {run.dataset!r} wrote {want} {name} but {got} are visible in the warehouse; "
                 f"nothing was changed. This is a bug: please report it")
+    files = sorted(str(p) for p in run_dir(root, "traces", run.dataset, run.run_id).glob("*.parquet"))
+    if not files:
+        return
     bad = con.execute(
         """
-        WITH sampled AS (
-            SELECT trace_id, response_chars FROM traces WHERE run_id = ? ORDER BY hash(trace_id) LIMIT ?
-        )
-        SELECT s.trace_id, s.kind, s.block_idx
-        FROM segments s JOIN sampled t USING (trace_id)
-        WHERE NOT (0 <= s.char_start AND s.char_start <= s.char_end AND s.char_end <= t.response_chars)
-           OR s.n_chars <> length(s.text)
+        SELECT trace_id, s.kind, s.block_idx
+        FROM (SELECT trace_id, response_chars, unnest(segments) AS s FROM read_parquet(?))
+        WHERE NOT (0 <= s.char_start AND s.char_start <= s.char_end AND s.char_end <= response_chars)
         LIMIT 5
         """,
-        [run.run_id, RECONCILE_SAMPLE],
+        [files],
     ).fetchall()
     if bad:
         listed = ", ".join(f"{t} {k} {b}" for t, k, b in bad)

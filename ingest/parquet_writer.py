@@ -1,6 +1,8 @@
 """Write flattened batches as Parquet, one directory per table and dataset and run.
 
-    PATH.data/<table>/<dataset slug>/<run_id>/part-<batch>.parquet     (table: traces | full_traces)
+    PATH.data/<table>/<dataset slug>/<run_id>/part-<config>-<worker>.parquet   (table: traces | full_traces)
+
+Each ingest worker appends a row group per batch to its own file.
 
 A run's directory is invisible to readers until the run is committed in DuckDB
 (ingest_runs names the current run of each dataset); anything else found there
@@ -17,9 +19,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Segment text dominates: a few tens of MB per row group keeps readers streaming
-# without making files tiny (measured in bench/).
-ROW_GROUP_BYTES = 64 * 1024 * 1024
 # Long texts: every value differs, so a dictionary never pays and min/max
 # statistics never prune; skipping both makes the write ~20% cheaper.
 LONG_TEXT = frozenset({"problem", "response", "sentences", "block_summaries"})
@@ -35,17 +34,32 @@ def run_dir(root: Path, table: str, dataset: str, run_id: str) -> Path:
     return root / table / dataset_slug(dataset) / run_id
 
 
-def write_tables(root: Path, dataset: str, run_id: str, config: str, seq: int, tables: dict[str, pa.Table]) -> None:
-    for table_name, table in tables.items():
-        if table.num_rows == 0:
-            continue
-        directory = run_dir(root, table_name, dataset, run_id)
+class RunFileWriter:
+    """One Parquet file of a run's table, written a row group per batch and closed at the end."""
+
+    def __init__(self, root: Path, table: str, dataset: str, run_id: str, name: str, schema: pa.Schema):
+        directory = run_dir(root, table, dataset, run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        rows_per_group = max(1, int(table.num_rows * ROW_GROUP_BYTES / max(table.nbytes, 1)))
-        short = [name for name in table.column_names if name not in LONG_TEXT]
-        pq.write_table(table, directory / f"part-{seq:06d}.parquet",
-                       compression="zstd", row_group_size=rows_per_group,
-                       use_dictionary=short, write_statistics=short)
+        short = [f.name for f in schema if f.name not in LONG_TEXT]
+        self.path = directory / f"part-{name}.parquet"
+        self._writer = pq.ParquetWriter(self.path, schema, compression="zstd",
+                                        use_dictionary=short, write_statistics=short)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table, row_group_size=table.num_rows)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def write_tables(root: Path, dataset: str, run_id: str, config: str, seq: int, tables: dict[str, pa.Table]) -> None:
+    """Each table as a file of its own (one row group): part-<config>-<seq>.parquet."""
+    for table_name, table in tables.items():
+        if table.num_rows:
+            writer = RunFileWriter(root, table_name, dataset, run_id, f"{config}-{seq:06d}", table.schema)
+            writer.write(table)
+            writer.close()
 
 
 def remove_run(root: Path, dataset: str, run_id: str) -> None:

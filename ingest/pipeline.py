@@ -13,14 +13,11 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import time
 import uuid
 from collections import Counter, deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,16 +29,13 @@ from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
 from ingest.tokens import ENCODING
-from ingest.worker import Spooled, Task, init_worker, process
+from ingest.worker import Spooled, Task
+from ingest.worker_pool import InProcess, WorkerDied, WorkerPool  # noqa: F401  (WorkerDied re-exported)
 from warehouse import catalog, storage
 from warehouse.faults import checkpoint
 
 BATCH_ROWS = 125
 SPOOL = "_spool"  # PATH_data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
-
-
-class WorkerDied(storage.WarehouseError):
-    pass
 
 
 @dataclass
@@ -60,29 +54,6 @@ class IngestSummary:
     flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
     counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
     seconds: float = 0.0
-
-
-class _InProcess:
-    """Executor stand-in for workers=0: same code, one process (tests, debugging)."""
-
-    def __init__(self, initargs):
-        init_worker(*initargs)
-
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, wait=True, cancel_futures=False):
-        pass
-
-
-def _executor(workers: int, initargs):
-    if workers == 0:
-        return _InProcess(initargs)
-    # spawn: forking a process that has DuckDB and Arrow thread pools running is unsafe.
-    ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=initargs)
 
 
 def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
@@ -154,22 +125,17 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         initargs = (str(root), with_tokens, None if trace_by_hash is None else {}, schemas)
     else:
         initargs = (str(root), with_tokens, trace_by_hash or {}, schemas)
-    executor = _executor(workers, initargs)
-    in_flight: deque[Future] = deque()
+    what = f"the {cfg} config of {dataset!r}"
+    pool = InProcess(initargs) if workers == 0 else WorkerPool(workers, initargs, what)
+    in_flight: deque[int] = deque()
     bar = tqdm(total=total, unit=" traces", unit_scale=True, disable=not progress, desc=f"ingest {cfg}",
                dynamic_ncols=True, leave=True)
     t0 = time.monotonic()
     config_bytes = 0
 
-    def collect(future: Future) -> None:
+    def collect(seq: int) -> None:
         nonlocal config_bytes
-        try:
-            flat: Flattened = future.result()
-        except BrokenProcessPool:
-            raise WorkerDied(
-                f"a worker process died while ingesting the {cfg} config of {dataset!r} (killed, or out of "
-                f"memory); nothing was changed. Retry, with fewer --workers if memory is short"
-            ) from None
+        flat: Flattened = pool.result(seq)
         summary.rows_read += flat.rows
         summary.rows_ok += flat.ok
         summary.rows_flagged += flat.flagged
@@ -197,23 +163,24 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         for task in _batches(files, cfg, limit, dataset, run_id):
             if workers > 0:
                 task = replace(task, batch=Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
-            in_flight.append(executor.submit(process, task))
+            pool.submit(task)
+            in_flight.append(task.seq)
             del task
             pa.default_memory_pool().release_unused()
             while len(in_flight) >= max(2 * workers, 1):
                 collect(in_flight.popleft())
         while in_flight:
             collect(in_flight.popleft())
+        pool.close()
     except BaseException:
-        # Wait for the batches already running: a worker still writing after the caller
-        # has removed the run's directory would leave a part of it behind.
-        executor.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(spool, ignore_errors=True)  # cancelled batches' files
+        # Stop the workers before the caller removes the run's directory: a worker still
+        # writing after that would leave a part of it behind.
+        pool.abort()
+        shutil.rmtree(spool, ignore_errors=True)  # batches no worker took
         _remove_spool(spool)
         raise
     finally:
         bar.close()
-    executor.shutdown(wait=True)
     _remove_spool(spool)
 
 

@@ -1,4 +1,8 @@
-"""The worker side of ingest: one batch in, its Parquet files written, counts out.
+"""The worker side of ingest: batches in, rows appended to the worker's Parquet files, counts out.
+
+Each worker writes one file per stored table for the whole run, a row group per
+batch (`part-<config>-<worker>.parquet`), so a run has a few large files however
+many batches it read; `finish` closes them (their footers make them readable).
 
 Kept apart from `ingest.pipeline` so that a spawned worker imports only what it
 runs (Arrow, the parser, the flattener, the tokenizer), not DuckDB or `datasets`:
@@ -53,11 +57,12 @@ _WORKER: dict = {}
 
 
 def init_worker(root: str, with_tokens: bool, trace_by_hash: dict[str, str],
-                schemas: dict[str, pa.Schema] | None = None) -> None:
+                schemas: dict[str, pa.Schema] | None = None, worker_id: int = 0) -> None:
     _exit_with_parent()
     # Schemas come from the ingest process: a worker that opens no DuckDB is ~30 MB smaller.
+    _WORKER.clear()
     _WORKER.update(root=Path(root), with_tokens=with_tokens, trace_by_hash=trace_by_hash,
-                   schemas=schemas or _base_schemas())
+                   schemas=schemas or _base_schemas(), worker_id=worker_id, writers={})
 
 
 def _exit_with_parent() -> None:
@@ -86,12 +91,43 @@ def process(task: Task) -> Flattened:
                                keep_hashes=w["trace_by_hash"] is not None)
     else:
         flat = flatten_full(batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
-    parquet_writer.write_tables(w["root"], task.origin.dataset, task.origin.run_id, task.config, task.seq, flat.tables)
+    for table_name, table in flat.tables.items():
+        writer = w["writers"].get(table_name)
+        if writer is None:
+            writer = w["writers"][table_name] = parquet_writer.RunFileWriter(
+                w["root"], table_name, task.origin.dataset, task.origin.run_id, f"{task.config}-{w['worker_id']}",
+                table.schema)
+        writer.write(table)
     checkpoint("ingest.worker_write")  # in a worker process: the worker dies, the ingest must fail cleanly
     flat.tables = {}  # the files are written; don't ship the data back
     del batch
     pa.default_memory_pool().release_unused()  # give the batch's memory back: RSS stays one batch high
     return flat
+
+
+def finish() -> None:
+    """Close the worker's files (written as they are, a row group per batch)."""
+    writers = _WORKER.get("writers") or {}
+    while writers:
+        writers.popitem()[1].close()
+
+
+def worker_main(worker_id: int, initargs: tuple, tasks, results) -> None:
+    """A worker process's loop: a Task at a time until None, then close the files and say so."""
+    init_worker(*initargs, worker_id=worker_id)
+    while True:
+        task = tasks.get()
+        if task is None:
+            finish()
+            results.put(("closed", worker_id, None))
+            return
+        try:
+            results.put(("done", task.seq, process(task)))
+        except BaseException as exc:  # the ingest process re-raises it
+            try:
+                results.put(("error", task.seq, exc))
+            except Exception:  # not picklable: keep its words
+                results.put(("error", task.seq, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _base_schemas() -> dict[str, pa.Schema]:

@@ -61,16 +61,20 @@ def ingest_fails(db, source, match):
     assert not storage.is_locked(db)
 
 
-def drop_part(monkeypatch, table, seq):
-    """Workers 'lose' one table's part of one batch."""
-    real = parquet_writer.write_tables
+def on_batch(monkeypatch, table, batch, action):
+    """Workers mishandle one batch of `table`: action 'drop' loses it, 'double' writes it twice."""
+    real = parquet_writer.RunFileWriter.write
+    seen = {}
 
-    def write_tables(root, dataset, run_id, config, s, tables):
-        if s == seq:
-            tables = {k: v for k, v in tables.items() if k != table}
-        real(root, dataset, run_id, config, s, tables)
+    def write(self, arrow_table):
+        n = seen[self.path] = seen.get(self.path, -1) + 1
+        if self.path.parent.parent.parent.name == table and n == batch:
+            if action == "drop":
+                return
+            real(self, arrow_table)
+        real(self, arrow_table)
 
-    monkeypatch.setattr(parquet_writer, "write_tables", write_tables)
+    monkeypatch.setattr(parquet_writer.RunFileWriter, "write", write)
 
 
 @pytest.mark.parametrize("table, match", [
@@ -79,20 +83,13 @@ def drop_part(monkeypatch, table, seq):
 ])
 def test_a_lost_part_fails_the_run(wh, monkeypatch, table, match):
     db, source = wh
-    drop_part(monkeypatch, table, seq=1)
+    on_batch(monkeypatch, table, 1, "drop")
     ingest_fails(db, source, match)
 
 
 def test_a_doubled_part_fails_the_run(wh, monkeypatch):
     db, source = wh
-    real = parquet_writer.write_tables
-
-    def write_twice(root, dataset, run_id, config, seq, tables):
-        real(root, dataset, run_id, config, seq, tables)
-        if seq == 0 and config == "default":
-            real(root, dataset, run_id, config, 999, tables)
-
-    monkeypatch.setattr(parquet_writer, "write_tables", write_twice)
+    on_batch(monkeypatch, "traces", 0, "double")
     ingest_fails(db, source, r"wrote 8 default rows but 10 are visible")
 
 
@@ -116,12 +113,12 @@ def hook_before_load(monkeypatch, db, table, change):
     monkeypatch.setattr(pipeline, "checkpoint", checkpoint)
 
 
-def emptied(column: str, row: int = 0):
-    """A change that empties the list `column` of the first row of every part."""
+def emptied(column: str):
+    """A change that empties the list `column` of the first row of every part that has a non-empty one."""
     def change(t: pa.Table) -> pa.Table:
         i = t.schema.get_field_index(column)
         values = t.column(column).to_pylist()
-        values[row] = []
+        values[next(j for j, v in enumerate(values) if v)] = []
         return t.set_column(i, t.schema.field(i), pa.array(values, t.schema.field(i).type))
     return change
 
@@ -145,8 +142,7 @@ def flip_status(t: pa.Table) -> pa.Table:
 ])
 def test_a_lost_nested_row_fails_the_run(wh, monkeypatch, table, column, match):
     db, source = wh
-    row_ = 1 if column == "issues" else 0  # the raw chain of thought is the second row of the last part
-    hook_before_load(monkeypatch, db, table, emptied(column, row_))
+    hook_before_load(monkeypatch, db, table, emptied(column))
     ingest_fails(db, source, match)
 
 

@@ -1,0 +1,113 @@
+"""Where a warehouse keeps its data: each text once, in Parquet beside the DuckDB file, and a
+folder that can be moved, copied and read by plain DuckDB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import memento, row, write_jsonl
+from ingest.pipeline import run_ingest
+from warehouse import storage
+from warehouse.query import execute
+from warehouse.sample import write_sample
+
+
+def ingest(source, db, **kw):
+    kw.setdefault("workers", 0)
+    kw.setdefault("progress", False)
+    return run_ingest(str(source), db, **kw)
+
+
+def disk_bytes(db: Path) -> int:
+    """The DuckDB file (and WAL) plus everything under its data directory."""
+    files = [db, Path(str(db) + ".wal")] + [p for p in storage.data_dir(db).rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files if p.exists())
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "s"
+    write_sample(out, 400, seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_db(sample, tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("wh") / "w.duckdb"
+    ingest(sample, db, config="all", name="sample", workers=2)
+    return db
+
+
+def test_warehouse_is_smaller_than_its_source(sample, sample_db):
+    """Each text is stored once (segments and full blocks are views): at most 1.5x the source Parquet."""
+    source = sum(p.stat().st_size for p in sample.rglob("*.parquet"))
+    assert disk_bytes(sample_db) <= 1.5 * source
+
+
+def test_segment_text_is_cut_from_the_stored_response(sample_db):
+    rows = execute(sample_db, "SELECT count(*) FROM segments s JOIN traces t USING (trace_id) "
+                              "WHERE s.text IS DISTINCT FROM t.response[s.char_start + 1:s.char_end]").rows
+    assert rows == [(0,)]
+
+
+DUCKDB_BLOCK = 262_144  # the DuckDB file alternates between two sizes a block apart as views are replaced
+
+
+def test_reingesting_a_name_does_not_grow_the_warehouse(sample, tmp_path):
+    db = tmp_path / "w.duckdb"
+    ingest(sample, db, config="all", name="sample")
+    once = disk_bytes(db)
+    sizes = []
+    for _ in range(3):
+        ingest(sample, db, config="all", name="sample")
+        sizes.append(disk_bytes(db))
+    assert max(sizes) <= 1.05 * once + DUCKDB_BLOCK, (once, sizes)
+    assert len(list((storage.data_dir(db) / "traces").glob("*/*"))) == 1  # the old run's directory is gone
+
+
+def test_two_warehouses_in_one_folder_are_independent(tmp_path):
+    a, b = tmp_path / "w.duckdb", tmp_path / "w.db"
+    ingest(write_jsonl(tmp_path / "a.jsonl", [row(memento([("x", "y")]))] * 3), a, name="t")
+    ingest(write_jsonl(tmp_path / "b.jsonl", [row(memento([("x", "y")]))] * 5), b, name="t")
+    ingest(write_jsonl(tmp_path / "a2.jsonl", [row(memento([("x", "y")]))] * 2), a, name="t")
+    assert storage.data_dir(a) != storage.data_dir(b)
+    assert execute(a, "SELECT count(*) FROM segments").rows == [(6,)]
+    assert execute(b, "SELECT count(*) FROM segments").rows == [(15,)]
+
+
+def test_a_moved_folder_works_from_any_working_directory(tmp_path, monkeypatch):
+    db = tmp_path / "here" / "w.duckdb"
+    ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("block text", "memo")]))]), db, name="t")
+    shutil.move(tmp_path / "here", tmp_path / "there")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved = tmp_path / "there" / "w.duckdb"
+    assert execute(moved, "SELECT kind, text FROM segments ORDER BY char_start").rows == [
+        ("block", "block text"), ("summary", "memo"), ("answer", "The answer is 42.")]
+
+
+def test_a_copied_folder_is_a_warehouse_of_its_own(tmp_path):
+    db = tmp_path / "a" / "w.duckdb"
+    ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))] * 2), db, name="t")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    ingest(write_jsonl(tmp_path / "more.jsonl", [row(memento([("x", "y")]))] * 4), db, name="t")
+    assert execute(tmp_path / "b" / "w.duckdb", "SELECT count(*) FROM traces").rows == [(2,)]
+    assert execute(db, "SELECT count(*) FROM traces").rows == [(4,)]
+
+
+def test_plain_duckdb_reads_it_from_its_folder(tmp_path):
+    """warehouse.md: open the file from the folder that holds it (or SET file_search_path to it)."""
+    db = tmp_path / "w.duckdb"
+    ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("block text", "memo")]))]), db, name="t")
+    code = ("import duckdb; con = duckdb.connect('w.duckdb', read_only=True); "
+            "print(con.execute(\"SELECT text FROM segments WHERE kind = 'summary'\").fetchall())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": ""}, check=True)
+    assert out.stdout.strip() == "[('memo',)]"

@@ -67,9 +67,11 @@ def split_at_boundaries(text: str, max_chars: int = _FAST_MAX_CHARS - 1) -> list
 
 
 def _count_one(text: str, count, limit, encode) -> int | None:
-    if len(text) >= _FAST_MAX_CHARS:
-        parts = split_at_boundaries(text)
-        if parts is None:  # a million characters without a letter after a newline or a space: no exact count
+    # A part no longer than the chunk limit in characters cannot exceed it in tokens.
+    part_chars = min(limit or _FAST_MAX_CHARS - 1, _FAST_MAX_CHARS - 1)
+    if len(text) > part_chars:
+        parts = split_at_boundaries(text, part_chars)
+        if parts is None:  # a long stretch without a letter after a newline or a space: no exact count
             return None
         return sum(_count_one(p, count, limit, encode) for p in parts)
     n = None
@@ -78,19 +80,18 @@ def _count_one(text: str, count, limit, encode) -> int | None:
             n = count(text)
         except Exception:  # e.g. a lone surrogate: encode_ordinary sanitises it
             n = None
-    if n is None or (limit and n > limit):
-        n = len(encode(text))
-    return n
+    return len(encode(text)) if n is None else n
 
 
 def count_tokens(texts: Iterable[str]) -> list[int | None]:
     """Tokens of each text; markup-like strings count as ordinary text, never as special tokens.
 
     Equal to `len(encode_ordinary(text))` for every text (tests/test_fast_counts.py);
-    anything the fast count cannot take (lone surrogates, counts over the encoder's
-    chunk limit) goes through `encode_ordinary`. Texts of a million characters or
-    more, which the tokenizer refuses, are counted in parts cut where the count
-    cannot change; the rare text with no such place gets None (unknown), never a guess.
+    anything the fast count cannot take (lone surrogates) goes through `encode_ordinary`.
+    Texts longer than the encoder's chunk limit (200,000 tokens; it refuses them, and
+    any text of a million characters) are counted in parts of at most that many
+    characters, cut where the count cannot change; the rare text with no such place
+    within 100,000 characters gets None (unknown), never a guess.
     """
     encode = _encoder().encode_ordinary
     count, limit = _counter() or (None, None)

@@ -72,3 +72,35 @@ def test_token_counts_equal_encode_ordinary(seed):
     ]
     texts = _random_texts(seed, 5_000, alphabet, max_len=80) + ["", "x" * 5000, "\ud83d lone high surrogate"]
     assert count_tokens(texts) == [len(encode(t)) if t else 0 for t in texts]
+
+
+# Texts of a million characters or more: the tokenizer refuses them, so they are counted in
+# parts cut where cl100k's pre-tokenizer always ends a piece. These check that the cut never
+# changes the count, on texts short enough for the tokenizer to count whole.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ingest.tokens import split_at_boundaries  # noqa: E402
+
+PIECES = ["word", "Word", " ", "  ", "\n", "\n\n", "\r\n", "\t", "123", "4", "é", "中文", "'s", "'re", ".", "(",
+          "<|block_end|>", "😀", "x\u00a0y", "-", "_", "ÿ"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=300), st.integers(min_value=2, max_value=60))
+def test_cut_text_counts_add_up_to_the_whole(pieces, max_chars):
+    text = "".join(pieces)
+    parts = split_at_boundaries(text, max_chars=max_chars)
+    if parts is None:  # some stretch of max_chars had no boundary: counted as unknown, never guessed
+        return
+    assert "".join(parts) == text and all(len(p) <= max_chars for p in parts)
+    encode = _encoder().encode_ordinary
+    assert sum(len(encode(p)) for p in parts) == len(encode(text))
+
+
+def test_a_text_over_a_million_characters_is_counted():
+    """1,300,000 characters: 'hello world\\n' is 3 tokens, and 100,000 of them are 300,000."""
+    assert count_tokens(["hello world\n" * 100_000 + "x" * 100_000]) == [300_000 + len(_encoder().encode_ordinary("x" * 100_000))]
+
+
+def test_a_million_characters_without_a_boundary_have_no_count():
+    assert count_tokens(["7" * 1_000_001]) == [None]

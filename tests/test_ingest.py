@@ -204,3 +204,15 @@ def test_duplicate_full_rows_link_to_the_first_default_trace(tmp_path):
     ingest(hub, db, config="all")
     assert query(db, "SELECT source_row, trace_id FROM full_traces WHERE source_row >= 9 ORDER BY source_row") == [
         (9, "d:9"), (10, "d:9")]
+
+
+def test_a_block_of_over_a_million_characters_is_counted_not_fatal(tmp_path):
+    """The tokenizer refuses such texts; ingest counts them in parts (issue: one segment aborted the run)."""
+    from ingest.tokens import count_tokens
+
+    block = "the same reasoning again\n" * 48_000  # 1,200,000 characters
+    db = tmp_path / "w.duckdb"
+    summary = ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([(block, "short memento")]))]), db, name="t")
+    assert summary.rows_ok == 1
+    assert query(db, "SELECT n_chars, n_tokens FROM segments WHERE kind = 'block'") == [
+        (len(block.strip()), count_tokens([block.strip()])[0])]

@@ -1,6 +1,6 @@
 /*
 name: export_base
-version: 1
+version: 2
 kind: view
 grain: [trace_id]
 description: >
@@ -9,8 +9,8 @@ description: >
   missing domain, source or difficulty), status and issue codes (exports leave
   flagged traces out unless asked), content_hash (exact duplicates are written
   once), response_chars, and where the parser found each segment in the
-  response: the non-empty blocks and mementos as lists of {start, end} in block
-  order, and the answer's start and end (NULL without an answer segment);
+  response: the non-empty blocks and mementos as lists of {block_idx, start,
+  end} in block order, and the answer's start and end (NULL without an answer segment);
   0-based, end-exclusive character offsets, so response[start:end] is the
   segment's text. No text is copied here: `mementos export` reads problem and
   response from traces and cuts the segments out of the response, so the views
@@ -30,9 +30,9 @@ WITH per_trace AS (
     -- token sums are NULL when any segment of the trace has no count (ingested with --no-tokens)
     SELECT
         trace_id,
-        list({'start': char_start, 'end': char_end} ORDER BY block_idx)
+        list({'block_idx': block_idx, 'start': char_start, 'end': char_end} ORDER BY block_idx)
             FILTER (WHERE kind = 'block' AND n_chars > 0) AS blocks,
-        list({'start': char_start, 'end': char_end} ORDER BY block_idx)
+        list({'block_idx': block_idx, 'start': char_start, 'end': char_end} ORDER BY block_idx)
             FILTER (WHERE kind = 'summary' AND n_chars > 0) AS mementos,
         min(char_start) FILTER (WHERE kind = 'answer') AS answer_start,
         min(char_end) FILTER (WHERE kind = 'answer') AS answer_end,

@@ -1,14 +1,14 @@
 /*
 name: export_compressed
-version: 1
+version: 2
 kind: view
 grain: [trace_id]
 description: >
   Export kind `compressed`, one example per trace: the problem as the user turn;
   as the assistant turn, what the context holds once every block has been
   evicted: each memento in its summary markup, in block order, then the answer.
-  think_spans says where each non-empty memento is in the response ({start,
-  end}, block order); `mementos export` lays the texts out with the markup of
+  think_spans says where each non-empty memento is in the response ({block_idx,
+  start, end}, block order); `mementos export` lays the texts out with the markup of
   ingest/parser.py, exactly: '<think>\n' + for each memento
   '<|summary_start|>\n' + memento + '\n<|summary_end|>\n' + '</think>\n\n' +
   answer ('' when there is none). A trace without a memento (only possible when

@@ -1,6 +1,6 @@
 /*
 name: export_plain
-version: 1
+version: 2
 kind: view
 grain: [trace_id]
 description: >
@@ -8,8 +8,8 @@ description: >
   the assistant turn, the response with all memento markup and every memento
   removed: the raw chain of thought, put together from the block segments the
   parser found (not by editing the markup out of the response). think_spans
-  says where each non-empty block is in the response ({start, end}, block
-  order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
+  says where each non-empty block is in the response ({block_idx, start, end},
+  block order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
   texts joined by '\n\n' + '\n</think>\n\n' + answer ('' when there is none). A
   trace without a block (only possible when flagged) has nothing to export.
   n_tokens = blocks + answer. warehouse.md (Export).

@@ -128,7 +128,7 @@ def test_each_kind_writes_exactly_the_expected_messages(hand_db, tmp_path, kind)
 def test_the_record_columns_and_token_counts(hand_db, tmp_path):
     export(hand_db, "memento", tmp_path / "m", splits=ONE_SPLIT)
     first = read_jsonl(tmp_path / "m" / "train.jsonl")[0]
-    assert list(first) == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens"]
+    assert list(first) == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens", "spans"]
     assert (first["trace_id"], first["domain"], first["source"], first["difficulty"]) == ("hand:0", "math", "unit", "3")
     texts = [b for pair in SIX_SEVENS for b in pair] + ["The answer is 42."]
     assert first["n_tokens"] == sum(count_tokens(texts))
@@ -136,6 +136,34 @@ def test_the_record_columns_and_token_counts(hand_db, tmp_path):
     first = read_jsonl(tmp_path / "s" / "train.jsonl")[0]
     assert list(first) == ["messages", "trace_id", "block_idx", "domain", "source", "difficulty", "status", "n_tokens"]
     assert first["n_tokens"] == sum(count_tokens(SIX_SEVENS[0]))
+
+
+def test_spans_cut_each_segment_out_of_the_assistant_turn(hand_db, tmp_path):
+    """hand:0 has two pairs and an answer; each kind's spans give exactly those texts, in content order."""
+    blocks, mementos = [b for b, _ in SIX_SEVENS], [m for _, m in SIX_SEVENS]
+    expected = {
+        "memento": [("block", 0, blocks[0]), ("memento", 0, mementos[0]), ("block", 1, blocks[1]),
+                    ("memento", 1, mementos[1]), ("answer", None, "The answer is 42.")],
+        "compressed": [("memento", 0, mementos[0]), ("memento", 1, mementos[1]), ("answer", None, "The answer is 42.")],
+        "plain": [("block", 0, blocks[0]), ("block", 1, blocks[1]), ("answer", None, "The answer is 42.")],
+    }
+    for kind, segments in expected.items():
+        for fmt in ("jsonl", "parquet"):
+            export(hand_db, kind, tmp_path / f"{kind}-{fmt}", fmt=fmt, splits=ONE_SPLIT)
+            path = tmp_path / f"{kind}-{fmt}" / f"train.{fmt}"
+            records = read_jsonl(path) if fmt == "jsonl" else pq.read_table(path).to_pylist()
+            first = records[0]
+            assert first["trace_id"] == "hand:0"
+            content = first["messages"][1]["content"]
+            got = [(s["kind"], s["block_idx"], content[s["start"]:s["end"]]) for s in first["spans"]]
+            assert got == segments, (kind, fmt)
+            assert list(first["spans"][0]) == ["kind", "block_idx", "start", "end"]
+    # every record of every kind: the spans are in order, do not overlap and lie inside the content
+    for kind in expected:
+        for r in read_jsonl(tmp_path / f"{kind}-jsonl" / "train.jsonl"):
+            ends = [0] + [s["end"] for s in r["spans"]]
+            assert all(ends[i] <= s["start"] <= s["end"] for i, s in enumerate(r["spans"]))
+            assert ends[-1] <= len(r["messages"][1]["content"])
 
 
 def test_plain_is_the_raw_chain_of_thought(hand_db, tmp_path):
@@ -316,7 +344,8 @@ def test_datasets_loads_the_files_as_they_are(hand_db, tmp_path, fmt):
     assert ds.num_rows == 4
     assert ds[0]["trace_id"] == "hand:0" and ds[0]["messages"] == expected["hand:0"]
     assert ds[1]["messages"] == expected["hand:1"]
-    assert ds.column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens"]
+    assert ds.column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens",
+                               "spans"]
 
 
 def test_datasets_loads_summarize_splits(hand_db, tmp_path):

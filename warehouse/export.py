@@ -62,7 +62,7 @@ DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
 REASONS = ("flagged", "domain", "duplicate", "too_long", "empty")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-LAYOUT_VERSION = 1  # bump when the text of the messages changes for the same views (render_* below)
+LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
 SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "
                          "value and decision needed to continue the reasoning without the block.")
 TOKEN_DEFINITION = ("cl100k_base tokens of the segments the example is made of, as counted at ingest "
@@ -78,14 +78,19 @@ _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(TMP_SUFFIX) + 
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 LABELS = ("domain", "source", "difficulty", "status")
+# Where each segment is in the assistant turn: content[start:end] is its text (characters, end-exclusive).
+SPAN_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("block_idx", pa.int32()), ("start", pa.int64()),
+                                ("end", pa.int64())]))
 
 
 def output_schema(kind: str) -> pa.Schema:
-    """The columns of every record, in this order (block_idx only for summarize)."""
+    """The columns of every record, in this order (block_idx only for summarize, spans for the others)."""
     fields = [pa.field("messages", MESSAGES_TYPE), pa.field("trace_id", pa.string())]
     if kind == "summarize":
         fields.append(pa.field("block_idx", pa.int32()))
     fields += [pa.field(c, pa.string()) for c in LABELS] + [pa.field("n_tokens", pa.int64())]
+    if kind != "summarize":
+        fields.append(pa.field("spans", SPAN_TYPE))
     return pa.schema(fields)
 
 
@@ -140,29 +145,71 @@ def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]]) ->
 # The messages: texts cut out of the response at the views' spans, markup from the parser
 
 
-def render_compressed(mementos: list[str], answer: str | None) -> str | None:
-    """'<think>\\n' + each memento as '<|summary_start|>\\nM\\n<|summary_end|>\\n' + '</think>\\n\\n' + answer."""
+def _span(kind: str, block_idx: int | None, start: int, end: int) -> dict:
+    return {"kind": kind, "block_idx": block_idx, "start": start, "end": end}
+
+
+def render_compressed(mementos: list[tuple[int, str]], answer: str | None) -> tuple[str | None, list[dict]]:
+    """'<think>\\n' + each memento as '<|summary_start|>\\nM\\n<|summary_end|>\\n' + '</think>\\n\\n' + answer,
+    and the spans of the mementos and the answer in it. `mementos` are (block_idx, text) in block order."""
     if not mementos:
-        return None
-    body = "".join(f"{SUMMARY_START}\n{m}\n{SUMMARY_END}\n" for m in mementos)
-    return f"{THINK_OPEN}\n{body}{THINK_CLOSE}\n\n{answer or ''}"
+        return None, []
+    parts, spans, at = [f"{THINK_OPEN}\n"], [], len(THINK_OPEN) + 1
+    for idx, text in mementos:
+        at += len(SUMMARY_START) + 1
+        spans.append(_span("memento", idx, at, at + len(text)))
+        parts.append(f"{SUMMARY_START}\n{text}\n{SUMMARY_END}\n")
+        at += len(text) + 1 + len(SUMMARY_END) + 1
+    return _close(parts, spans, at, answer)
 
 
-def render_plain(blocks: list[str], answer: str | None) -> str | None:
-    """'<think>\\n' + the blocks joined by a blank line + '\\n</think>\\n\\n' + answer: no memento markup at all."""
+def render_plain(blocks: list[tuple[int, str]], answer: str | None) -> tuple[str | None, list[dict]]:
+    """'<think>\\n' + the blocks joined by a blank line + '\\n</think>\\n\\n' + answer: no memento markup at all;
+    and the spans of the blocks and the answer in it. `blocks` are (block_idx, text) in block order."""
     if not blocks:
-        return None
-    return f"{THINK_OPEN}\n" + "\n\n".join(blocks) + f"\n{THINK_CLOSE}\n\n{answer or ''}"
+        return None, []
+    parts, spans, at = [f"{THINK_OPEN}\n"], [], len(THINK_OPEN) + 1
+    for i, (idx, text) in enumerate(blocks):
+        if i:
+            parts.append("\n\n")
+            at += 2
+        spans.append(_span("block", idx, at, at + len(text)))
+        parts.append(text)
+        at += len(text)
+    parts.append("\n")
+    return _close(parts, spans, at + 1, answer)
 
 
-def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The user and assistant contents of a chunk's examples, aligned with its plan rows.
+def _close(parts: list[str], spans: list[dict], at: int, answer: str | None) -> tuple[str, list[dict]]:
+    """Append '</think>\\n\\n' + answer ('' when there is none; a span only when there is one)."""
+    parts.append(f"{THINK_CLOSE}\n\n{answer or ''}")
+    if answer is not None:
+        at += len(THINK_CLOSE) + 2
+        spans.append(_span("answer", None, at, at + len(answer)))
+    return "".join(parts), spans
+
+
+def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: int | None) -> list[dict]:
+    """The memento kind's spans: the segments as the parser found them in the response, by start."""
+    spans = [_span("block", x["block_idx"], x["start"], x["end"]) for x in blocks]
+    spans += [_span("memento", x["block_idx"], x["start"], x["end"]) for x in mementos]
+    if a is not None:
+        spans.append(_span("answer", None, a, b))
+    spans.sort(key=lambda x: x["start"])
+    return spans
+
+
+def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None]:
+    """The user and assistant contents of a chunk's examples, aligned with its plan rows, and their spans.
 
     `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
     Each response becomes a Python string once, however many examples are cut from it.
     """
     if kind == "memento":
-        return texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks()
+        cols = [plan.column(c).to_pylist() for c in ("blocks", "mementos", "answer_start", "answer_end")]
+        spans = pa.array([_response_spans(*row) for row in zip(*cols)], SPAN_TYPE)
+        return (texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks(),
+                spans)
     responses = [r or "" for r in texts.column("response").to_pylist()]
     rows = at.to_pylist()
     if kind == "summarize":
@@ -172,15 +219,19 @@ def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa
             r = responses[i]
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
-        return pa.array(users, pa.string()), pa.array(assistants, pa.string())
+        return pa.array(users, pa.string()), pa.array(assistants, pa.string()), None
     render = render_compressed if kind == "compressed" else render_plain
-    spans = plan.column("think_spans").to_pylist()
+    think = plan.column("think_spans").to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
-    assistants = []
-    for i, think, a, b in zip(rows, spans, starts, ends):
+    assistants, spans = [], []
+    for i, segments, a, b in zip(rows, think, starts, ends):
         r = responses[i]
-        assistants.append(render([r[x["start"]:x["end"]] for x in think], r[a:b] if a is not None else None))
-    return texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string())
+        content, where = render([(x["block_idx"], r[x["start"]:x["end"]]) for x in segments],
+                                r[a:b] if a is not None else None)
+        assistants.append(content)
+        spans.append(where)
+    return (texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string()),
+            pa.array(spans, SPAN_TYPE))
 
 
 def _messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:
@@ -578,19 +629,21 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
                 trace_split = pa.array([index[split_of(p, seed, split_list)]
                                         for p in texts.column("problem").to_pylist()], pa.int8())
-                user, assistant = _turns(kind, plan, texts, at)
+                user, assistant, spans = _turns(kind, plan, texts, at)
                 columns = {"messages": _messages_array(user, assistant), "trace_id": plan.column("trace_id")}
                 if per_block:
                     columns["block_idx"] = plan.column("block_idx")
                 columns.update({c: plan.column(c) for c in LABELS})
                 columns["n_tokens"] = plan.column("n_tokens")
+                if spans is not None:
+                    columns["spans"] = spans
                 table = pa.table(columns).cast(schema)
                 keep = pc.and_(_has_text(user), _has_text(assistant))
                 empty += len(keep) - pc.sum(keep).as_py() if len(keep) else 0
                 splits_of_rows = trace_split.take(at)
                 for name, i in index.items():
                     writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
-                del plan, texts, user, assistant, columns, table
+                del plan, texts, user, assistant, spans, columns, table
                 checkpoint("export.mid_write")
                 if bar is not None:
                     bar.update(last - first + 1)

@@ -166,6 +166,65 @@ def test_spans_cut_each_segment_out_of_the_assistant_turn(hand_db, tmp_path):
             assert ends[-1] <= len(r["messages"][1]["content"])
 
 
+def _collator_from_the_docs() -> dict:
+    """The code of warehouse.md's "The stage-2 attention mask" section, run as it is written there."""
+    doc = (REPO / "warehouse.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### The stage-2 attention mask"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    namespace: dict = {}
+    exec(compile(code, "warehouse.md (stage-2 collator)", "exec"), namespace)
+    return namespace
+
+
+def _expected_mask(enc, record, ids):
+    """The stage-2 mask computed another way: token k is block i's when its characters overlap block i's span;
+    query q may not see it when q starts at or after memento i's end; otherwise causal."""
+    import numpy as np
+
+    starts, at = [], 0
+    for t in ids:  # the character each token starts at, from the UTF-8 bytes of each token
+        chunk = enc.decode_single_token_bytes(t)
+        starts.append(max(0, at - (1 if chunk and 0x80 <= chunk[0] < 0xC0 else 0)))
+        at += sum(1 for byte in chunk if not 0x80 <= byte < 0xC0)
+    starts = np.array(starts)
+    ends = np.append(starts[1:], len(record["messages"][1]["content"]))
+    in_spans = sum(((starts < s["end"]) & (ends > s["start"])).astype(int) for s in record["spans"])
+    assert in_spans.max() == 1  # the markup between segments: no token is part of two segments
+    memento_end = {s["block_idx"]: s["end"] for s in record["spans"] if s["kind"] == "memento"}
+    hidden_from = np.full(len(ids), np.inf)  # per key token: queries starting here or later do not see it
+    for s in record["spans"]:
+        if s["kind"] == "block" and s["block_idx"] in memento_end:
+            overlaps = (starts < s["end"]) & (ends > s["start"])
+            hidden_from[overlaps] = memento_end[s["block_idx"]]
+    causal = np.tril(np.ones((len(ids), len(ids)), dtype=bool))
+    return causal & ~(starts[:, None] >= hidden_from[None, :])
+
+
+def test_the_stage2_collator_in_warehouse_md_hides_each_block_after_its_memento(hand_db, sample_db, tmp_path):
+    """warehouse.md's collator, with the offline cl100k tokenizer, on exported memento records: the mask equals
+    causal attention minus exactly the block tokens, for every token from the end of the block's memento on."""
+    import numpy as np
+
+    collator = _collator_from_the_docs()
+    enc = collator["enc"]
+    export(hand_db, "memento", tmp_path / "hand", splits=ONE_SPLIT)
+    export(sample_db, "memento", tmp_path / "sample", splits=ONE_SPLIT)
+    sample = [r for r in read_jsonl(tmp_path / "sample" / "train.jsonl") if len(r["messages"][1]["content"]) < 12_000]
+    records = read_jsonl(tmp_path / "hand" / "train.jsonl") + sample[:5]
+    assert len(records) == 9 and all(len(r["spans"]) >= 3 for r in records)
+    for record in records:
+        ids, mask = collator["stage2_example"](record)
+        assert ids == enc.encode_ordinary(record["messages"][1]["content"])
+        assert np.array_equal(mask, _expected_mask(enc, record, ids)), record["trace_id"]
+        assert (~mask & np.tril(np.ones_like(mask))).sum() > 0  # something is hidden in every record
+    # hand:0 by eye: the answer's last token sees both mementos and the answer, and no word of either block
+    first = records[0]
+    ids, mask = collator["stage2_example"](first)
+    seen = enc.decode([t for t, visible in zip(ids, mask[-1]) if visible])
+    assert "6*7" in seen and "It is 42." in seen and "The answer is 42." in seen
+    assert "Six" not in seen and "That" not in seen
+
+
 def test_plain_is_the_raw_chain_of_thought(hand_db, tmp_path):
     """No memento markup is left; the parser reads it back as a think section without pairs and the same answer."""
     export(hand_db, "plain", tmp_path / "p", splits=ONE_SPLIT)

@@ -219,7 +219,11 @@ def show(trace_id, db):
 @click.option("--max-tokens", type=click.IntRange(min=1),
               help="Leave out examples longer than N cl100k tokens (segment tokens; see warehouse.md (Export)).")
 @click.option("--include-flagged", is_flag=True, help="Keep flagged traces (with whatever the parser recovered).")
-def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged):
+@click.option("--exclude-outliers", "exclude_outliers", is_flag=False, flag_value="all", default=None,
+              metavar="[REASONS]",
+              help="Leave out the traces in outlier_traces: all of them, or those with one of REASONS (comma-separated, "
+                   "e.g. ratio_high,duplicate).")
+def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
@@ -236,7 +240,10 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged)
     from warehouse.export import export as run_export
 
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
-                        include_flagged=include_flagged, echo=lambda line: click.echo(line, err=True),
+                        include_flagged=include_flagged,
+                        exclude_outliers=(exclude_outliers == "all" or
+                                          [r.strip() for r in (exclude_outliers or "").split(",") if r.strip()]),
+                        echo=lambda line: click.echo(line, err=True),
                         progress=sys.stderr.isatty())
     click.echo(result.format())
 

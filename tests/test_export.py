@@ -318,13 +318,83 @@ def test_max_tokens_leaves_out_longer_examples(hand_db, tmp_path):
     result = export(hand_db, "memento", tmp_path / "short", splits=ONE_SPLIT, max_tokens=limit)
     kept = [r["trace_id"] for r in read_jsonl(tmp_path / "short" / "train.jsonl")]
     assert kept == ["hand:0", "hand:1", "hand:5"]
-    assert result.left_out == {"flagged": 1, "domain": 0, "duplicate": 1, "too_long": 1, "empty": 0}
+    assert result.left_out == {"flagged": 1, "domain": 0, "outlier": 0, "duplicate": 1, "too_long": 1, "empty": 0,
+                               "copied": 0}
     manifest = json.loads((tmp_path / "short" / MANIFEST).read_text())
     assert manifest["filters"]["max_tokens"] == limit
     assert manifest["splits"]["train"]["tokens"]["max"] <= limit
     # exactly at the limit is kept
     exact = export(hand_db, "memento", tmp_path / "exact", splits=ONE_SPLIT, max_tokens=full["hand:4"])
     assert exact.left_out["too_long"] == 0
+
+
+def test_exclude_outliers_all_or_by_reason(hand_db, tmp_path):
+    """outlier_traces lists hand:2 (duplicate), hand:3 (flagged) and hand:5 (empty_answer: "42" is 2 chars)."""
+    every = export(hand_db, "memento", tmp_path / "all", splits=ONE_SPLIT, exclude_outliers=True)
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "all" / "train.jsonl")] == ["hand:0", "hand:1", "hand:4"]
+    # hand:3 is flagged before it is an outlier; hand:2 is an outlier (its reason: duplicate) before a duplicate
+    assert every.left_out == {"flagged": 1, "domain": 0, "outlier": 2, "duplicate": 0, "too_long": 0, "empty": 0,
+                              "copied": 0}
+    assert every.left_out_outliers == {"duplicate": 1, "empty_answer": 1}
+    manifest = json.loads((tmp_path / "all" / MANIFEST).read_text())
+    assert manifest["filters"]["exclude_outliers"] == "all"
+    assert manifest["left_out_outliers"] == {"duplicate": 1, "empty_answer": 1}
+    assert "outlier_traces" in manifest["models"]
+    one = export(hand_db, "memento", tmp_path / "one", splits=ONE_SPLIT, exclude_outliers=["empty_answer"])
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "one" / "train.jsonl")] == ["hand:0", "hand:1", "hand:4"]
+    assert (one.left_out["outlier"], one.left_out["duplicate"], one.left_out_outliers) == (1, 1, {"empty_answer": 1})
+    with pytest.raises(WarehouseError, match=r"no trace in outlier_traces has the reason ratio_hgh; "
+                                             r"reasons present: duplicate, empty_answer, flagged"):
+        export(hand_db, "memento", tmp_path / "typo", splits=ONE_SPLIT, exclude_outliers=["ratio_hgh"])
+
+
+OUTLIERS_BY_ROW = """/*
+name: outlier_traces
+version: 99
+kind: table
+grain: [trace_id, reason]
+description: one row per trace and reason, a reason column; the other columns gone
+*/
+SELECT trace_id, 'too_many_blocks' AS reason, 7.5 AS score FROM all_traces WHERE trace_id IN ('hand:0', 'hand:4')
+UNION ALL SELECT trace_id, 'empty_answer', 1.0 FROM all_traces WHERE trace_id IN ('hand:4', 'hand:5')
+"""
+OUTLIERS_AS_LIST = """/*
+name: outlier_traces
+version: 98
+kind: table
+grain: [trace_id]
+description: reasons as a list
+*/
+SELECT trace_id, ['too_many_blocks', 'empty_answer'] AS reasons FROM all_traces WHERE trace_id = 'hand:4'
+UNION ALL SELECT trace_id, ['empty_answer'] FROM all_traces WHERE trace_id = 'hand:5'
+"""
+
+
+@pytest.mark.parametrize("definition", [OUTLIERS_BY_ROW, OUTLIERS_AS_LIST], ids=["row_per_reason", "list"])
+def test_exclude_outliers_reads_other_shapes_of_the_model(hand_db, tmp_path, definition):
+    """Only trace_id and the reason(s) are read: one row per reason with `reason`, or `reasons` as a list."""
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    (models / "outlier_traces.sql").write_text(definition)
+    result = export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, models_dir=models,
+                    exclude_outliers=["empty_answer"])
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "o" / "train.jsonl")] == ["hand:0", "hand:1"]
+    # hand:4's first reason is too_many_blocks, but only empty_answer was asked for: it is counted under that
+    assert result.left_out_outliers == {"empty_answer": 2}
+
+
+def test_summarize_leaves_out_mementos_that_copy_their_block(tmp_path):
+    rows = [row(memento([("Add 2 and 3 to get 5.", "Add  2 and 3\nto get 5."),        # the block again
+                         ("Now square it: 25.", "Now square it: 25. So 25."),          # the block and more
+                         ("Check: 5 * 5 = 25.", "25 checked.")]), problem="Square 2 + 3.")]
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(write_jsonl(tmp_path / "c.jsonl", rows)), db, name="c", workers=0, progress=False)
+    result = export(db, "summarize", tmp_path / "s", splits=ONE_SPLIT)
+    assert [key(r) for r in read_jsonl(tmp_path / "s" / "train.jsonl")] == ["c:0/2"]
+    assert result.left_out["copied"] == 2
+    assert "copied" in result.format()
 
 
 def read_jsonl_after(export_fn, db, out):
@@ -336,7 +406,8 @@ def test_domain_filter(hand_db, tmp_path):
     result = export(hand_db, "memento", tmp_path / "sci", splits=ONE_SPLIT, domain="science")
     assert [r["trace_id"] for r in read_jsonl(tmp_path / "sci" / "train.jsonl")] == ["hand:1"]
     # hand:3 is flagged before it is out of the domain; hand:2 is out of the domain before it is a duplicate
-    assert result.left_out == {"flagged": 1, "domain": 4, "duplicate": 0, "too_long": 0, "empty": 0}
+    assert result.left_out == {"flagged": 1, "domain": 4, "outlier": 0, "duplicate": 0, "too_long": 0, "empty": 0,
+                               "copied": 0}
     math = export(hand_db, "plain", tmp_path / "math", splits=ONE_SPLIT, domain="math")
     assert [r["trace_id"] for r in read_jsonl(tmp_path / "math" / "train.jsonl")] == ["hand:0", "hand:5"]
     assert math.left_out["duplicate"] == 1
@@ -430,13 +501,20 @@ def test_cli_export(hand_db, tmp_path):
 
     result = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "o"),
                                        "--format", "parquet", "--split", "train=1", "--seed", "3",
-                                       "--domain", "math", "--max-tokens", "1000", "--include-flagged"])
+                                       "--domain", "math", "--max-tokens", "1000", "--include-flagged",
+                                       "--exclude-outliers"])
     assert result.exit_code == 0, result.output
     assert "left out:" in result.output and "domain" in result.output
     manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
     assert manifest["filters"] | {"split": None} == {
         "include_flagged": True, "domain": "math", "max_tokens": 1000, "seed": 3, "split": None,
-        "duplicates": manifest["filters"]["duplicates"]}
+        "exclude_outliers": "all", "duplicates": manifest["filters"]["duplicates"]}
+    named = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "n"),
+                                      "--exclude-outliers", "empty_answer, duplicate"])
+    assert named.exit_code == 0, named.output
+    manifest = json.loads((tmp_path / "n" / MANIFEST).read_text())
+    assert manifest["filters"]["exclude_outliers"] == ["empty_answer", "duplicate"]
+    assert manifest["left_out_outliers"] == {"duplicate": 1, "empty_answer": 1}
     bad = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "x"),
                                     "--split", "train=0.5"])
     assert bad.exit_code != 0 and "add up to" in bad.output

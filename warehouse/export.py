@@ -38,7 +38,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -59,7 +59,8 @@ KINDS = {
 FORMATS = ("jsonl", "parquet")
 DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
 # Why an example is left out, in the order the reasons are tried: each is counted under the first that applies.
-REASONS = ("flagged", "domain", "duplicate", "too_long", "empty")
+REASONS = ("flagged", "domain", "outlier", "duplicate", "too_long", "empty", "copied")
+OUTLIER_MODEL = "outlier_traces"
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
@@ -145,6 +146,13 @@ def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]]) ->
 # The messages: texts cut out of the response at the views' spans, markup from the parser
 
 
+def copies_block(memento: str, block: str) -> bool:
+    """A memento that copies its block: with whitespace runs made one space, it is the block, or holds all of it.
+    Such a pair teaches nothing about compressing; `summarize` leaves it out (reason `copied`)."""
+    m, b = " ".join(memento.split()), " ".join(block.split())
+    return bool(b) and b in m
+
+
 def _span(kind: str, block_idx: int | None, start: int, end: int) -> dict:
     return {"kind": kind, "block_idx": block_idx, "start": start, "end": end}
 
@@ -199,8 +207,10 @@ def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: 
     return spans
 
 
-def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None]:
-    """The user and assistant contents of a chunk's examples, aligned with its plan rows, and their spans.
+def _turns(kind: str, plan: pa.Table, texts: pa.Table,
+           at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None, pa.Array | None]:
+    """The user and assistant contents of a chunk's examples, aligned with its plan rows, their spans
+    (not for summarize) and whether the memento copies its block (summarize only).
 
     `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
     Each response becomes a Python string once, however many examples are cut from it.
@@ -209,17 +219,19 @@ def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa
         cols = [plan.column(c).to_pylist() for c in ("blocks", "mementos", "answer_start", "answer_end")]
         spans = pa.array([_response_spans(*row) for row in zip(*cols)], SPAN_TYPE)
         return (texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks(),
-                spans)
+                spans, None)
     responses = [r or "" for r in texts.column("response").to_pylist()]
     rows = at.to_pylist()
     if kind == "summarize":
         cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
-        users, assistants = [], []
+        users, assistants, copied = [], [], []
         for i, bs, be, ms, me in zip(rows, *cols):
             r = responses[i]
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
-        return pa.array(users, pa.string()), pa.array(assistants, pa.string()), None
+            copied.append(copies_block(r[ms:me], r[bs:be]))
+        return (pa.array(users, pa.string()), pa.array(assistants, pa.string()), None,
+                pa.array(copied, pa.bool_()))
     render = render_compressed if kind == "compressed" else render_plain
     think = plan.column("think_spans").to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
@@ -231,7 +243,7 @@ def _turns(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array) -> tuple[pa
         assistants.append(content)
         spans.append(where)
     return (texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string()),
-            pa.array(spans, SPAN_TYPE))
+            pa.array(spans, SPAN_TYPE), None)
 
 
 def _messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:
@@ -460,6 +472,7 @@ class ExportResult:
     seconds: float
     text_chars: int  # response chars of the traces the examples were cut from (for throughput)
     filters: dict = field(default_factory=dict)
+    left_out_outliers: dict[str, int] = field(default_factory=dict)  # reason -> traces' examples, of "outlier"
 
     @property
     def rows(self) -> int:
@@ -486,6 +499,8 @@ class ExportResult:
         lines.append("  left out: " + (", ".join(left) if left else "nothing")
                      + f" (of {self.candidates:,} candidate examples)")
         why = {"flagged": "flagged traces (--include-flagged keeps them)",
+               "outlier": "listed in outlier_traces (--exclude-outliers)",
+               "copied": "summarize: the memento copies its block",
                "domain": f"domain is not {self.filters.get('domain')!r}",
                "duplicate": "exact duplicates of an earlier trace (same content_hash)",
                "too_long": f"more than --max-tokens {self.filters.get('max_tokens')} tokens",
@@ -493,6 +508,8 @@ class ExportResult:
         for reason, n in self.left_out.items():
             if n:
                 lines.append(f"    {reason:<9} {n:>8,}  {why[reason]}")
+                if reason == "outlier":
+                    lines += [f"      {r:<24} {k:>8,}" for r, k in self.left_out_outliers.items()]
         rate = max(self.seconds, 1e-9)
         lines.append(f"  {self.rows:,} examples from {self.traces:,} traces ({self.text_chars / 1e6:,.1f} M chars "
                      f"of response text), {self.bytes / 1e6:,.1f} MB written in {self.seconds:.1f} s: "
@@ -502,17 +519,55 @@ class ExportResult:
         return "\n".join(lines)
 
 
+def _outliers(con, selected: bool | Sequence[str]) -> list[str]:
+    """Fill the temp table __export_outliers (trace_id, reason): the traces of outlier_traces to leave out,
+    each under the first of its reasons that was selected (True: any reason; the model's order). The reasons
+    are read from a `reasons` or `reason` column, comma-separated text or a list, so a change of the model's
+    other columns or of its grain (one row per trace and reason) does not matter. Returns the reasons present."""
+    con.execute("CREATE OR REPLACE TEMP TABLE __export_outliers (trace_id VARCHAR, reason VARCHAR)")
+    if not selected:
+        return []
+    columns = {name.lower(): type_ for name, type_, *_ in con.execute(f"DESCRIBE {OUTLIER_MODEL}").fetchall()}
+    column = next((c for c in ("reasons", "reason") if c in columns), None)
+    if "trace_id" not in columns or column is None:
+        raise WarehouseError(f"--exclude-outliers: the model {OUTLIER_MODEL} has no trace_id and reasons column "
+                             f"(its columns: {', '.join(columns)}); check models/{OUTLIER_MODEL}.sql")
+    as_list = (f'"{column}"' if columns[column].endswith("[]")
+               else f"""string_split(CAST("{column}" AS VARCHAR), ',')""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __outlier_reasons AS
+        SELECT trace_id, trim(CAST(reason AS VARCHAR)) AS reason, pos FROM (
+            SELECT trace_id, unnest({as_list}) AS reason, generate_subscripts({as_list}, 1) AS pos
+            FROM {OUTLIER_MODEL})
+        WHERE trim(CAST(reason AS VARCHAR)) <> ''""")
+    present = [r for (r,) in con.execute("SELECT DISTINCT reason FROM __outlier_reasons ORDER BY ALL").fetchall()]
+    wanted = None if selected is True else list(selected)
+    unknown = [r for r in wanted or () if r not in present]
+    if unknown:
+        raise WarehouseError(f"--exclude-outliers {','.join(wanted)}: no trace in {OUTLIER_MODEL} has the reason "
+                             f"{', '.join(unknown)}; reasons present: {', '.join(present) or '(none)'}")
+    con.execute("""
+        INSERT INTO __export_outliers
+        SELECT trace_id, reason FROM __outlier_reasons
+        WHERE $all OR list_contains($wanted, reason)
+        QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY pos, reason) = 1""",
+                {"all": wanted is None, "wanted": wanted or []})
+    return present
+
+
 def _plan_sql(view: str, per_block: bool) -> str:
     block = ", block_idx" if per_block else ""
     return f"""
 CREATE TEMP TABLE __export_plan AS
 WITH candidates AS (
-    SELECT *,
+    SELECT v.*, o.reason AS outlier_reason,
         CASE
             WHEN NOT $include_flagged AND status = 'flagged' THEN 'flagged'
             WHEN $domain IS NOT NULL AND domain IS DISTINCT FROM $domain THEN 'domain'
+            WHEN o.reason IS NOT NULL THEN 'outlier'
         END AS pre
-    FROM {view}
+    FROM {view} AS v
+    LEFT JOIN __export_outliers AS o ON o.trace_id = v.trace_id
 ),
 ranked AS (
     SELECT *,
@@ -569,7 +624,7 @@ def _ingest_runs(con) -> list[dict]:
 
 def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", splits: str = DEFAULT_SPLITS,
            seed: int = 0, domain: str | None = None, max_tokens: int | None = None,
-           include_flagged: bool = False, models_dir=None, echo: Callable[[str], None] | None = None,
+           include_flagged: bool = False, exclude_outliers: bool | Sequence[str] = False, models_dir=None, echo: Callable[[str], None] | None = None,
            progress: bool = False) -> ExportResult:
     """Write the `kind` training set from the warehouse at `db` into the directory `out`."""
     started = time.monotonic()
@@ -586,26 +641,34 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     view = KINDS[kind]
     per_block = kind == "summarize"
     models = ensure_models(db, view, models_dir=models_dir, echo=echo)
+    if exclude_outliers:
+        models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
 
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)
     spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
+    outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))
     filters = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens,
+               "exclude_outliers": outliers,
                "duplicates": "written once (the first by dataset, source_row)", "seed": seed,
                "split": dict(split_list)}
     schema = output_schema(kind)
     writers: dict[str, _SplitWriter] = {}
     index = {name: i for i, (name, _) in enumerate(split_list)}
-    empty = 0
+    empty = copies = 0
     try:
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
             con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
+            _outliers(con, True if exclude_outliers is True else list(exclude_outliers or ()))
             con.execute(_plan_sql(view, per_block),
                         {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens})
             counts = dict(con.execute("SELECT coalesce(reason, ''), count(*) FROM __export_plan GROUP BY ALL").fetchall())
+            outlier_counts = dict(con.execute(
+                "SELECT outlier_reason, count(*) FROM __export_plan WHERE reason = 'outlier' "
+                "GROUP BY ALL ORDER BY ALL").fetchall())
             [(missing,)] = con.execute("SELECT count(*) FROM __export_plan WHERE tokens_missing").fetchall()
             if max_tokens is not None and missing:
                 raise WarehouseError(f"--max-tokens needs token counts, and {missing:,} examples have none "
@@ -629,7 +692,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
                 trace_split = pa.array([index[split_of(p, seed, split_list)]
                                         for p in texts.column("problem").to_pylist()], pa.int8())
-                user, assistant, spans = _turns(kind, plan, texts, at)
+                user, assistant, spans, copied = _turns(kind, plan, texts, at)
                 columns = {"messages": _messages_array(user, assistant), "trace_id": plan.column("trace_id")}
                 if per_block:
                     columns["block_idx"] = plan.column("block_idx")
@@ -640,6 +703,9 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 table = pa.table(columns).cast(schema)
                 keep = pc.and_(_has_text(user), _has_text(assistant))
                 empty += len(keep) - pc.sum(keep).as_py() if len(keep) else 0
+                if copied is not None and len(keep):
+                    copies += pc.sum(pc.and_(keep, copied)).as_py() or 0
+                    keep = pc.and_(keep, pc.invert(copied))
                 splits_of_rows = trace_split.take(at)
                 for name, i in index.items():
                     writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
@@ -658,6 +724,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             os.replace(w.tmp, w.final)
         left_out = {reason: counts.get(reason, 0) for reason in REASONS}
         left_out["empty"] = empty
+        left_out["copied"] = copies
         split_info = {name: w.describe() for name, w in writers.items()}
         manifest = {
             "manifest_version": MANIFEST_VERSION,
@@ -671,6 +738,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "token_count": TOKEN_DEFINITION,
             "candidates": sum(counts.values()),
             "left_out": left_out,
+            "left_out_outliers": outlier_counts,
             "splits": split_info,
         }
         tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
@@ -683,7 +751,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
-                        time.monotonic() - started, int(text_chars), filters)
+                        time.monotonic() - started, int(text_chars), filters, outlier_counts)
 
 
 def _progress(enabled: bool, total: int, kind: str):

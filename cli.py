@@ -210,7 +210,8 @@ def show(trace_id, db):
 @click.argument("kind", type=click.Choice(["memento", "compressed", "summarize", "plain"]))
 @click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output directory: one file per split plus manifest.json (files of the same names are replaced).")
+              help="Output directory: one file per split, README.md (dataset card) and manifest.json; files an "
+                   "earlier export listed are replaced or removed, anything else stops the export (see --overwrite).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
 @click.option("--split", "split", default="train=0.98,validation=0.01,test=0.01", show_default=True,
               help="Split names and fractions (adding up to 1); a problem goes to one split only.")
@@ -223,7 +224,8 @@ def show(trace_id, db):
               metavar="[REASONS]",
               help="Leave out the traces in outlier_traces: all of them, or those with one of REASONS (comma-separated, "
                    "e.g. ratio_high,duplicate).")
-def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers):
+@click.option("--overwrite", is_flag=True, help="Delete whatever else is in --out, so it holds only this export.")
+def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers, overwrite):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
@@ -232,18 +234,18 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
       compressed  the problem, then every memento (blocks evicted) and the answer
       summarize   one example per block: instruction + block, then its memento
       plain       the problem, then the blocks without any memento markup, and the answer
-    Splits are grouped by problem (whitespace-normalised), exact duplicate traces
-    are written once, flagged traces are left out unless --include-flagged; what
-    was left out, and why, is printed. Stale export models are built first.
-    Files are written aside and renamed into place when complete.
+    Splits are grouped by problem (near-duplicates together), exact duplicate
+    traces are written once, flagged traces are left out unless --include-flagged;
+    what was left out, and why, is printed. Stale export models are built first.
+    Files are written aside and renamed into place when complete; DIR then holds
+    this export only (split files, README.md dataset card, manifest.json).
     """
     from warehouse.export import export as run_export
 
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
                         include_flagged=include_flagged,
-                        exclude_outliers=(exclude_outliers == "all" or
-                                          [r.strip() for r in (exclude_outliers or "").split(",") if r.strip()]),
-                        echo=lambda line: click.echo(line, err=True),
+                        exclude_outliers=exclude_outliers,
+                        overwrite=overwrite, echo=lambda line: click.echo(line, err=True),
                         progress=sys.stderr.isatty())
     click.echo(result.format())
 

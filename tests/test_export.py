@@ -16,7 +16,7 @@ from conftest import REPO, memento, row, write_jsonl
 from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
 from ingest.pipeline import run_ingest
 from ingest.tokens import count_tokens
-from warehouse.export import (MANIFEST, REASONS, export, normalize_problem, parse_splits, split_of)
+from warehouse.export import (CARD, MANIFEST, REASONS, export, normalize_problem, parse_splits, split_of)
 from warehouse.storage import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
@@ -301,7 +301,7 @@ def test_same_seed_gives_byte_identical_files(sample_db, tmp_path):
         a = export(sample_db, "compressed", tmp_path / f"a-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
         export(sample_db, "compressed", tmp_path / f"b-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
         assert files_of(tmp_path / f"a-{fmt}") == files_of(tmp_path / f"b-{fmt}")
-        assert set(files_of(tmp_path / f"a-{fmt}")) == {f"train.{fmt}", f"test.{fmt}", MANIFEST}
+        assert set(files_of(tmp_path / f"a-{fmt}")) == {f"train.{fmt}", f"test.{fmt}", MANIFEST, "README.md"}
         other = export(sample_db, "compressed", tmp_path / f"c-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=5)
         assert other.splits["test"]["rows"] != a.splits["test"]["rows"] or \
             files_of(tmp_path / f"c-{fmt}")[f"test.{fmt}"] != files_of(tmp_path / f"a-{fmt}")[f"test.{fmt}"]
@@ -490,6 +490,88 @@ def test_datasets_loads_summarize_splits(hand_db, tmp_path):
     got = {f"{r['trace_id']}/{r['block_idx']}": r["messages"] for name in ds for r in ds[name]}
     expected = hand_expected("summarize")
     assert {k: got[k] for k in expected} == expected
+
+
+# ---------------------------------------------------------------------------
+# The directory is the export
+
+
+def test_a_new_export_replaces_the_earlier_one_whole(hand_db, tmp_path):
+    """Other split names and another format: the earlier export's files go; the directory is this export."""
+    out = tmp_path / "out"
+    export(hand_db, "memento", out, fmt="jsonl", splits="train=0.5,validation=0.25,test=0.25")
+    assert sorted(p.name for p in out.iterdir()) == [CARD, MANIFEST, "test.jsonl", "train.jsonl", "validation.jsonl"]
+    export(hand_db, "memento", out, fmt="parquet", splits="train=0.7,eval=0.3")
+    assert sorted(p.name for p in out.iterdir()) == [CARD, "eval.parquet", MANIFEST, "train.parquet"]
+    assert json.loads((out / MANIFEST).read_text())["card"] == CARD
+
+
+def test_files_no_manifest_lists_stop_the_export_unless_overwrite(hand_db, tmp_path):
+    out = tmp_path / "out"
+    export(hand_db, "memento", out, splits=ONE_SPLIT)
+    (out / "notes.txt").write_text("mine")
+    (out / "old").mkdir()
+    before = files_of(out)
+    with pytest.raises(WarehouseError, match=r"--out .*out holds files that are not part of an earlier export "
+                                             r"\(notes\.txt, old/; no earlier export's manifest\.json lists them\); "
+                                             r"export into a new or empty directory, or pass --overwrite"):
+        export(hand_db, "plain", out, splits=ONE_SPLIT)
+    assert files_of(out) == before  # nothing written, nothing removed
+    export(hand_db, "plain", out, splits="a=0.5,b=0.5", overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [CARD, "a.jsonl", "b.jsonl", MANIFEST]
+    # a directory with split-like files but no manifest is not an export either
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "train.jsonl").write_text("{}\n")
+    with pytest.raises(WarehouseError, match="there is no manifest.json of an earlier export"):
+        export(hand_db, "plain", stray, splits=ONE_SPLIT)
+
+
+def test_the_dataset_card(tmp_path):
+    """The card's YAML header: configs with the split files, features, split sizes, the source's licence."""
+    import yaml
+
+    from warehouse.sample import write_sample
+
+    write_sample(tmp_path / "src", 30, seed=2)  # a hub-layout directory whose card says `license: mit`
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(tmp_path / "src"), db, name="src", with_tokens=False, workers=0, progress=False)
+    export(db, "summarize", tmp_path / "out", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
+    text = (tmp_path / "out" / CARD).read_text()
+    header = yaml.safe_load(text.split("---")[1])
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert header["license"] == "mit"
+    assert header["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "train.parquet"}, {"split": "test", "path": "test.parquet"}]}]
+    assert [f["name"] for f in header["dataset_info"]["features"]] == \
+        ["messages", "trace_id", "block_idx", "domain", "source", "difficulty", "status", "n_tokens"]
+    assert header["dataset_info"]["features"][2] == {"name": "block_idx", "dtype": "int32"}
+    assert header["dataset_info"]["splits"] == [
+        {"name": n, "num_bytes": s["bytes"], "num_examples": s["rows"]} for n, s in manifest["splits"].items()]
+    assert "seed 1; split fractions train=0.5, test=0.5" in text and "# Memento training set: `summarize`" in text
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_load_dataset_of_the_directory_gives_exactly_the_splits(hand_db, tmp_path, fmt):
+    """datasets.load_dataset(DIR): the card's configs, so exactly this export's splits, after an earlier export
+    with other splits in the same directory; an empty split keeps its file but is not in the configs
+    (`datasets` refuses a split of no rows)."""
+    import datasets
+
+    out = tmp_path / "out"
+    export(hand_db, "memento", out, fmt="jsonl" if fmt == "parquet" else "parquet", splits="a=0.5,b=0.5")
+    export(hand_db, "plain", out, fmt=fmt, splits="train=0.6,validation=0.4,test=0", seed=3)
+    manifest = json.loads((out / MANIFEST).read_text())
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert {name: ds[name].num_rows for name in ds} == {n: s["rows"] for n, s in manifest["splits"].items()
+                                                       if n != "test"}
+    assert list(ds) == ["train", "validation"] and manifest["splits"]["test"]["rows"] == 0
+    assert (out / f"test.{fmt}").exists() and "not in the configs" in (out / CARD).read_text()
+    assert ds["train"].column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status",
+                                        "n_tokens", "spans"]
+    rows = {r["trace_id"]: r for name in ("train", "validation") for r in ds[name]}
+    assert rows["hand:0"]["messages"] == hand_expected("plain")["hand:0"]
+    assert rows["hand:0"]["spans"][0] == {"kind": "block", "block_idx": 0, "start": 8, "end": 26}
 
 
 # ---------------------------------------------------------------------------

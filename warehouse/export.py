@@ -62,7 +62,8 @@ DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
 REASONS = ("flagged", "domain", "outlier", "duplicate", "too_long", "empty", "copied")
 OUTLIER_MODEL = "outlier_traces"
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+CARD = "README.md"  # the Hugging Face dataset card: `datasets.load_dataset(DIR)` reads its configs
+MANIFEST_VERSION = 2
 LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
 SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "
                          "value and decision needed to continue the reasoning without the block.")
@@ -457,6 +458,143 @@ def remove_leftovers(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------
+# The directory is the export: what an earlier export wrote, and anything else
+
+
+def _listed_by_manifest(out: Path) -> set[str] | None:
+    """The names an earlier export's manifest lists (its split files, its card, itself); None when the
+    manifest is missing or unreadable. Only plain names inside `out` count."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        names = {s["file"] for s in manifest["splits"].values()} | {MANIFEST}
+        if manifest.get("card"):
+            names.add(manifest["card"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
+
+
+def check_directory(out: Path, overwrite: bool) -> tuple[set[str], list[Path]]:
+    """What is in `out` before an export: the names the earlier manifest lists, and everything else (files
+    and directories, but not export temp files, which remove_leftovers handles). Anything else stops the
+    export unless `overwrite` (it is then deleted once the new export is in place)."""
+    if not out.is_dir():
+        return set(), []
+    listed = _listed_by_manifest(out) or set()
+    unknown = [p for p in sorted(out.iterdir()) if p.name not in listed and not _TMP_RE.match(p.name)]
+    if unknown and not overwrite:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        why = ("no earlier export's manifest.json lists them" if (out / MANIFEST).exists()
+               else "there is no manifest.json of an earlier export")
+        raise WarehouseError(f"--out {out} holds files that are not part of an earlier export ({names}{more}; "
+                             f"{why}); export into a new or empty directory, or pass --overwrite to delete them")
+    return listed, unknown
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------
+# The dataset card
+
+
+def _feature(t: pa.DataType) -> dict:
+    """A column type as the `features` of a Hugging Face dataset card (the types the records use)."""
+    if pa.types.is_list(t) and pa.types.is_struct(t.value_type):
+        return {"list": [{"name": f.name, **_feature(f.type)} for f in t.value_type]}
+    names = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.bool_(): "bool"}
+    return {"dtype": names[t]}
+
+
+def _source_licence(source: str | None) -> str | None:
+    """The `license:` of the source dataset's card, when the source is a directory in the hub layout."""
+    import yaml
+
+    try:
+        text = (Path(source) / CARD).read_text(encoding="utf-8") if source and Path(source).is_dir() else ""
+    except OSError:
+        return None
+    if not text.startswith("---"):
+        return None
+    try:
+        header = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except (yaml.YAMLError, IndexError):
+        return None
+    licence = header.get("license") if isinstance(header, dict) else None
+    return licence if isinstance(licence, str) else None
+
+
+def dataset_card(manifest: dict, schema: pa.Schema) -> str:
+    """README.md for the export directory: a YAML header Hugging Face reads (configs with the split files,
+    features, split sizes, licence) and how the set was made."""
+    import yaml
+
+    runs = manifest["ingest_runs"]
+    licences = {_source_licence(r["source"]) for r in runs}
+    licence = licences.pop() if len(licences) == 1 and None not in licences else None
+    # `datasets` cannot load a split of zero rows ("corresponds to no data"): an empty split keeps its file
+    # but is not in the configs
+    splits = {name: s for name, s in manifest["splits"].items() if s["rows"]}
+    empty = [name for name, s in manifest["splits"].items() if not s["rows"]]
+    header = {
+        "license": licence or "unknown",
+        "pretty_name": f"Memento training set: {manifest['kind']}",
+        "task_categories": ["text-generation"],
+        "tags": ["memento", "reasoning", "chat", manifest["kind"]],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": name, "path": s["file"]} for name, s in splits.items()]}],
+        "dataset_info": {
+            "features": [{"name": f.name, **_feature(f.type)} for f in schema],
+            "splits": [{"name": name, "num_bytes": s["bytes"], "num_examples": s["rows"]} for name, s in splits.items()],
+        },
+    }
+    f = manifest["filters"]
+    lines = [
+        "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
+        f"# Memento training set: `{manifest['kind']}`", "",
+        f"Chat examples of the `{manifest['kind']}` kind ({KIND_DESCRIPTIONS[manifest['kind']]}), written by "
+        f"`mementos export` from the export view `{manifest['model']}` (text layout version "
+        f"{manifest['layout_version']}). Load with `datasets.load_dataset(\"<this directory>\")`.", "",
+        "## Splits", "",
+        "| split | file | examples | traces | bytes |", "|---|---|---:|---:|---:|",
+        *[f"| {name} | {s['file']} | {s['rows']:,} | {s['traces']:,} | {s['bytes']:,} |"
+          for name, s in manifest["splits"].items()],
+        *(["", f"Empty, so not in the configs (`datasets` cannot load a split of no rows): {', '.join(empty)}."]
+          if empty else []),
+        "", "## How it was made", "",
+        "Source: " + ("; ".join(f"`{r['dataset']}` from {r['source']} (run {r['run_id']}, {r['traces']:,} traces, "
+                                f"ingested {r['finished_at']})" for r in runs) or "none") + ".",
+        f"Licence: {'carried from the source dataset card: ' + licence if licence else 'unknown: see the source dataset'}.",
+        "",
+        f"- seed {f['seed']}; split fractions " + ", ".join(f"{n}={v:g}" for n, v in f["split"].items())
+        + f"; problems grouped before splitting: {f.get('problem_groups', 'whitespace-normalised text')}",
+        f"- flagged traces {'kept' if f['include_flagged'] else 'left out'}; domain {f['domain'] or 'any'}; "
+        f"max tokens {f['max_tokens'] or 'none'}; outliers excluded: {f['exclude_outliers'] or 'none'}; "
+        f"exact duplicates {f['duplicates']}",
+        f"- {manifest['candidates']:,} candidate examples; left out: "
+        + (", ".join(f"{n:,} {r}" for r, n in manifest["left_out"].items() if n) or "nothing"),
+        f"- `n_tokens`: {manifest['token_count']}",
+        "", "`manifest.json` beside this card has the same and more (model versions and fingerprints, "
+        "ingest runs, per-split sha256 and token statistics).", "",
+    ]
+    return "\n".join(lines)
+
+
+KIND_DESCRIPTIONS = {
+    "memento": "the problem, then the response with its block and memento markup",
+    "compressed": "the problem, then every memento (blocks evicted) and the answer",
+    "summarize": "one example per block: an instruction and the block, then its memento",
+    "plain": "the problem, then the blocks without any memento markup, and the answer",
+}
+
+
+# ---------------------------------------------------------------------------
 # The export
 
 
@@ -624,7 +762,8 @@ def _ingest_runs(con) -> list[dict]:
 
 def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", splits: str = DEFAULT_SPLITS,
            seed: int = 0, domain: str | None = None, max_tokens: int | None = None,
-           include_flagged: bool = False, exclude_outliers: bool | Sequence[str] = False, models_dir=None, echo: Callable[[str], None] | None = None,
+           include_flagged: bool = False, exclude_outliers: bool | str | Sequence[str] | None = False, overwrite: bool = False,
+           models_dir=None, echo: Callable[[str], None] | None = None,
            progress: bool = False) -> ExportResult:
     """Write the `kind` training set from the warehouse at `db` into the directory `out`."""
     started = time.monotonic()
@@ -640,13 +779,17 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
     view = KINDS[kind]
     per_block = kind == "summarize"
+    check_directory(out, overwrite)  # before any build: stop early on a directory that is not an export
     models = ensure_models(db, view, models_dir=models_dir, echo=echo)
     if exclude_outliers:
         models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
 
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)
+    listed, unknown = check_directory(out, overwrite)
     spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
+    if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
+        exclude_outliers = exclude_outliers == "all" or [r.strip() for r in exclude_outliers.split(",") if r.strip()]
     outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))
     filters = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens,
                "exclude_outliers": outliers,
@@ -740,7 +883,15 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "left_out": left_out,
             "left_out_outliers": outlier_counts,
             "splits": split_info,
+            "card": CARD,
         }
+        card = out / f".{CARD}.{os.getpid()}{TMP_SUFFIX}"
+        card.write_text(dataset_card(manifest, schema), encoding="utf-8")
+        os.replace(card, out / CARD)
+        # what an earlier export listed and this one did not write (other split names, another format),
+        # and with --overwrite whatever else was there: the directory is now this export only
+        ours = {w.final.name for w in writers.values()} | {CARD, MANIFEST}
+        _remove([out / name for name in sorted(listed - ours)] + [p for p in unknown if p.name not in ours])
         tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, out / MANIFEST)

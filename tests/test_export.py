@@ -16,7 +16,8 @@ from conftest import REPO, memento, row, write_jsonl
 from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
 from ingest.pipeline import run_ingest
 from ingest.tokens import count_tokens
-from warehouse.export import (CARD, MANIFEST, REASONS, export, normalize_problem, parse_splits, split_of)
+from warehouse.export import (CARD, MANIFEST, REASONS, export, near_duplicate_groups, normalize_problem,
+                              parse_splits, problem_key, split_of)
 from warehouse.storage import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
@@ -274,6 +275,46 @@ def test_split_of_depends_on_the_normalised_problem_and_the_seed():
     share = sum(split_of(p, 0, splits) == "a" for p in problems) / len(problems)
     assert 0.45 < share < 0.55
     assert {split_of(p, 0, parse_splits("a=0,b=1")) for p in problems} == {"b"}
+
+
+MARBLES = ("A bag contains $10$ red and $22$ blue marbles. Two marbles are drawn without replacement. The probability "
+           "that they have the same color is $\\frac{m}{n}$ in lowest terms. Find $m + n$.")
+REWORDED = ("A bag holds $10$ red and $22$ blue marbles. Two marbles are drawn without replacement. The probability "
+            "that they have the same colour is $\\frac{m}{n}$ in lowest terms. Find $m + n$.")  # two words changed
+SWAPPED = MARBLES.replace("$10$ red and $22$", "$22$ red and $10$")  # the same problem: the numbers kept
+OTHER_NUMBERS = MARBLES.replace("$10$ red", "$11$ red")  # another problem of the same template
+GRID = ("Given a grid of $n \\times m$ cells, each either free or blocked, output the length of the shortest path "
+        "from the top-left to the bottom-right cell.")
+
+
+def test_near_duplicate_groups():
+    """Rewordings that keep the numbers (or swap them) are grouped; the same template with another number is not."""
+    problems = [MARBLES, REWORDED, SWAPPED, OTHER_NUMBERS, GRID, "  " + GRID + " ", ""]
+    groups, stats = near_duplicate_groups(iter([problems[:3], problems[3:]]), seed=0)
+    keys = {p: problem_key(p, 0) for p in problems}
+    root = min(keys[MARBLES], keys[REWORDED], keys[SWAPPED])
+    assert groups == {keys[MARBLES]: root, keys[REWORDED]: root, keys[SWAPPED]: root}
+    assert (stats["problems"], stats["groups_merged"], stats["problems_in_them"], stats["largest_group"]) == (6, 1, 3, 3)
+    assert (stats["threshold"], stats["bands"], stats["rows_per_band"]) == (0.6, 18, 7)
+
+
+def test_near_duplicates_go_to_one_split(tmp_path):
+    rows = [row(memento([("b", "s")]), problem=p) for p in (MARBLES, REWORDED, SWAPPED, OTHER_NUMBERS, GRID)]
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(write_jsonl(tmp_path / "n.jsonl", rows)), db, name="n", workers=0, progress=False)
+    split_seeds = []
+    for seed in range(8):
+        result = export(db, "memento", tmp_path / f"s{seed}", splits="a=0.5,b=0.5", seed=seed, overwrite=True)
+        where = {r["trace_id"]: split for split in ("a", "b")
+                 for r in read_jsonl(tmp_path / f"s{seed}" / f"{split}.jsonl")}
+        assert where["n:0"] == where["n:1"] == where["n:2"], seed
+        split_seeds.append(len({split_of(p, seed, parse_splits("a=0.5,b=0.5")) for p in (MARBLES, REWORDED, SWAPPED)}))
+        assert result.near_duplicates["groups_merged"] == 1 and result.near_duplicates["problems_in_them"] == 3
+    assert max(split_seeds) == 2  # without the groups, the three would have been split apart for some seed
+    manifest = json.loads((tmp_path / "s0" / MANIFEST).read_text())
+    assert manifest["near_duplicates"] | {"method": None} == {
+        "method": None, "threshold": 0.6, "permutations": 128, "shingle_words": 2, "bands": 18, "rows_per_band": 7,
+        "problems": 5, "groups_merged": 1, "problems_in_them": 3, "largest_group": 3}
 
 
 def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
@@ -590,7 +631,8 @@ def test_cli_export(hand_db, tmp_path):
     manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
     assert manifest["filters"] | {"split": None} == {
         "include_flagged": True, "domain": "math", "max_tokens": 1000, "seed": 3, "split": None,
-        "exclude_outliers": "all", "duplicates": manifest["filters"]["duplicates"]}
+        "exclude_outliers": "all", "duplicates": manifest["filters"]["duplicates"],
+        "problem_groups": manifest["filters"]["problem_groups"]}
     named = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "n"),
                                       "--exclude-outliers", "empty_answer, duplicate"])
     assert named.exit_code == 0, named.output

@@ -133,14 +133,120 @@ def split_point(problem: str | None, seed: int) -> float:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
 
-def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]]) -> str:
-    """The split a problem goes to: the first whose cumulative fraction exceeds its split point."""
-    point, cumulative = split_point(problem, seed), 0.0
+def problem_key(problem: str | None, seed: int) -> int:
+    """blake2b-64 of "<seed>\\0<normalised problem>" (UTF-8) as an unsigned integer: split_point * 2**64."""
+    key = f"{seed}\x00{normalize_problem(problem)}".encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
+def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]], groups: dict[int, int] | None = None) -> str:
+    """The split a problem goes to: the first whose cumulative fraction exceeds its split point. With `groups`
+    (near_duplicate_groups), the point is the smallest of its near-duplicate group's, so the group stays together."""
+    key = problem_key(problem, seed)
+    return _split_at((groups or {}).get(key, key) / 2**64, splits)
+
+
+def _split_at(point: float, splits: list[tuple[str, float]]) -> str:
+    cumulative = 0.0
     for name, fraction in splits:
         cumulative += fraction
         if point < cumulative:
             return name
     return [name for name, fraction in splits if fraction > 0][-1]  # float rounding at the top end
+
+
+# ---------------------------------------------------------------------------
+# Near-duplicate problems: one split per group
+#
+# Two problems are near-duplicates when they have the same numbers (as a multiset: `\d+` runs) and their sets
+# of word bigrams (lowercased `\w+` words) are similar: MinHash with LSH (datasketch), Jaccard threshold
+# NEAR_DUP_THRESHOLD. The numbers are part of each LSH bucket's key, so a template filled with other numbers is
+# another problem while a rewording that keeps them (or swaps them) is not. Groups are the connected components
+# of "share a bucket"; a group goes to the split of its smallest split point. warehouse.md (Splits) has the
+# measurements behind the threshold.
+
+NEAR_DUP_THRESHOLD = 0.6
+NEAR_DUP_PERMUTATIONS = 128
+NEAR_DUP_SHINGLE_WORDS = 2
+_WORD_RE = re.compile(r"\w+")
+_NUMBER_RE = re.compile(r"\d+")
+_GROUP_BATCH_ROWS = 8192
+
+
+def near_duplicate_method() -> dict:
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NEAR_DUP_PERMUTATIONS)
+    return {"method": "MinHash LSH over lowercased word bigrams, within problems of the same numbers (datasketch)",
+            "threshold": NEAR_DUP_THRESHOLD, "permutations": NEAR_DUP_PERMUTATIONS,
+            "shingle_words": NEAR_DUP_SHINGLE_WORDS, "bands": lsh.b, "rows_per_band": lsh.r}
+
+
+def _lsh_buckets(normalised: str, base, bands: int, rows: int) -> list[int]:
+    """The LSH bucket of each band of the problem's MinHash, keyed by its numbers too."""
+    from datasketch import MinHash
+
+    words = _WORD_RE.findall(normalised.lower())
+    k = NEAR_DUP_SHINGLE_WORDS
+    shingles = [" ".join(words[i:i + k]).encode("utf-8") for i in range(max(1, len(words) - k + 1))]
+    m = MinHash(num_perm=NEAR_DUP_PERMUTATIONS, seed=1, permutations=base.permutations, scheme=base.scheme)
+    m.update_batch(shingles)
+    values = m.hashvalues
+    numbers = " ".join(sorted(_NUMBER_RE.findall(normalised))).encode("ascii")
+    return [int.from_bytes(hashlib.blake2b(numbers + b"\x00" + band.to_bytes(2, "big")
+                                           + values[band * rows:(band + 1) * rows].tobytes(),
+                                           digest_size=8).digest(), "big")
+            for band in range(bands)]
+
+
+def near_duplicate_groups(batches, seed: int) -> tuple[dict[int, int], dict]:
+    """{problem_key: the smallest problem_key of its group} for the problems in a group of two or more, and
+    what it found; `batches` yields lists of problems (any order, repeats allowed). Memory: 16 bytes per
+    problem and band, then the groups."""
+    import numpy as np
+    from datasketch import MinHash
+
+    started = time.monotonic()
+    method = near_duplicate_method()
+    bands, rows = method["bands"], method["rows_per_band"]
+    base = MinHash(num_perm=NEAR_DUP_PERMUTATIONS, seed=1)
+    seen: set[int] = set()
+    keys, buckets = array("Q"), array("Q")
+    for problems in batches:
+        for problem in problems:
+            normalised = normalize_problem(problem)
+            key = problem_key(normalised, seed)
+            if key in seen:
+                continue
+            seen.add(key)
+            keys.extend([key] * bands)
+            buckets.extend(_lsh_buckets(normalised, base, bands, rows))
+    k, b = np.frombuffer(keys, np.uint64), np.frombuffer(buckets, np.uint64)
+    order = np.lexsort((k, b))
+    k, b = k[order], b[order]
+    pairs = np.nonzero((b[1:] == b[:-1]) & (k[1:] != k[:-1]))[0]  # neighbours in one bucket: the same group
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for i in pairs.tolist():
+        x, y = find(int(k[i])), find(int(k[i + 1]))
+        if x != y:
+            parent[max(x, y)] = min(x, y)  # the root is the smallest key: the group's split point
+    groups = {x: find(x) for x in parent} | {find(x): find(x) for x in parent}
+    sizes: dict[int, int] = {}
+    for root in groups.values():
+        sizes[root] = sizes.get(root, 0) + 1
+    stats = method | {"problems": len(seen), "groups_merged": len(sizes), "problems_in_them": len(groups),
+                      "largest_group": max(sizes.values(), default=1),
+                      "seconds": round(time.monotonic() - started, 2)}
+    return groups, stats
 
 
 # ---------------------------------------------------------------------------
@@ -611,6 +717,7 @@ class ExportResult:
     text_chars: int  # response chars of the traces the examples were cut from (for throughput)
     filters: dict = field(default_factory=dict)
     left_out_outliers: dict[str, int] = field(default_factory=dict)  # reason -> traces' examples, of "outlier"
+    near_duplicates: dict = field(default_factory=dict)  # near_duplicate_groups' stats
 
     @property
     def rows(self) -> int:
@@ -648,6 +755,11 @@ class ExportResult:
                 lines.append(f"    {reason:<9} {n:>8,}  {why[reason]}")
                 if reason == "outlier":
                     lines += [f"      {r:<24} {k:>8,}" for r, k in self.left_out_outliers.items()]
+        n = self.near_duplicates
+        if n:
+            lines.append(f"  splits by problem: {n['problems']:,} distinct problems; {n['groups_merged']:,} groups of "
+                         f"near-duplicates ({n['problems_in_them']:,} problems, the largest {n['largest_group']:,}) "
+                         f"kept in one split each ({n['seconds']:.1f} s)")
         rate = max(self.seconds, 1e-9)
         lines.append(f"  {self.rows:,} examples from {self.traces:,} traces ({self.text_chars / 1e6:,.1f} M chars "
                      f"of response text), {self.bytes / 1e6:,.1f} MB written in {self.seconds:.1f} s: "
@@ -793,7 +905,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))
     filters = {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens,
                "exclude_outliers": outliers,
-               "duplicates": "written once (the first by dataset, source_row)", "seed": seed,
+               "duplicates": "written once (the first by dataset, source_row)",
+               "problem_groups": "near-duplicates together (near_duplicates)", "seed": seed,
                "split": dict(split_list)}
     schema = output_schema(kind)
     writers: dict[str, _SplitWriter] = {}
@@ -818,6 +931,10 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                                      f"(the data was ingested with --no-tokens); re-ingest with tokens")
             [(text_chars,)] = con.execute("SELECT coalesce(sum(response_chars), 0) FROM (SELECT DISTINCT trace_id, "
                                           "response_chars FROM __export_plan WHERE reason IS NULL)").fetchall()
+            problems = con.sql("SELECT DISTINCT problem FROM traces WHERE trace_id IN "
+                               "(SELECT trace_id FROM __export_plan WHERE reason IS NULL)")
+            groups, near = near_duplicate_groups((b.column(0).to_pylist() for b in
+                                                  problems.to_arrow_reader(_GROUP_BATCH_ROWS)), seed)
             chunks = con.execute(_chunks_sql()).fetchall()
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
@@ -833,7 +950,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 plan = con.sql(plan_query, params=params).to_arrow_table()
                 texts = con.sql(_TEXTS_SQL, params=params).to_arrow_table()
                 at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
-                trace_split = pa.array([index[split_of(p, seed, split_list)]
+                trace_split = pa.array([index[split_of(p, seed, split_list, groups)]
                                         for p in texts.column("problem").to_pylist()], pa.int8())
                 user, assistant, spans, copied = _turns(kind, plan, texts, at)
                 columns = {"messages": _messages_array(user, assistant), "trace_id": plan.column("trace_id")}
@@ -882,6 +999,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "candidates": sum(counts.values()),
             "left_out": left_out,
             "left_out_outliers": outlier_counts,
+            "near_duplicates": {k: v for k, v in near.items() if k != "seconds"},
             "splits": split_info,
             "card": CARD,
         }
@@ -902,7 +1020,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
-                        time.monotonic() - started, int(text_chars), filters, outlier_counts)
+                        time.monotonic() - started, int(text_chars), filters, outlier_counts, near)
 
 
 def _progress(enabled: bool, total: int, kind: str):

@@ -12,10 +12,12 @@ the spans of the response it is made of. They hold no text. One export is::
              rows and its traces' problem and response, fetched as Arrow; the messages are
              laid out (texts cut out of the response at the spans, markup from
              ingest/parser.py); each example goes to its split (a hash of the seed and the
-             whitespace-normalised problem) and is appended to that split's temp file
+             whitespace-normalised problem, the smallest of its near-duplicate group's, found
+             before the stream) and is appended to that split's temp file
              `.NAME.<pid>.export-tmp` beside the final NAME
     finish   fsync the temp files, delete the old manifest.json, os.replace each temp file
-             into place, then write manifest.json (temp + replace) last
+             into place, write README.md (the dataset card), delete what the earlier export
+             listed and this one did not write, then write manifest.json (temp + replace) last
 
 Why chunks and not one ORDER BY: in DuckDB 2.0.1 a sort whose payload holds the
 responses (~40 KB each) does not spill to disk (out of memory at any limit below

@@ -560,6 +560,10 @@ def test_files_no_manifest_lists_stop_the_export_unless_overwrite(hand_db, tmp_p
     assert files_of(out) == before  # nothing written, nothing removed
     export(hand_db, "plain", out, splits="a=0.5,b=0.5", overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == [CARD, "a.jsonl", "b.jsonl", MANIFEST]
+    # not even --overwrite deletes the warehouse it reads
+    with pytest.raises(WarehouseError, match="holds the warehouse"):
+        export(hand_db, "plain", hand_db.parent, splits=ONE_SPLIT, overwrite=True)
+    assert hand_db.exists()
     # a directory with split-like files but no manifest is not an export either
     stray = tmp_path / "stray"
     stray.mkdir()

@@ -585,14 +585,20 @@ def _listed_by_manifest(out: Path) -> set[str] | None:
     return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
 
 
-def check_directory(out: Path, overwrite: bool) -> tuple[set[str], list[Path]]:
+def check_directory(out: Path, overwrite: bool, db: Path | None = None) -> tuple[set[str], list[Path]]:
     """What is in `out` before an export: the names the earlier manifest lists, and everything else (files
     and directories, but not export temp files, which remove_leftovers handles). Anything else stops the
-    export unless `overwrite` (it is then deleted once the new export is in place)."""
+    export unless `overwrite` (it is then deleted once the new export is in place); the warehouse `db`
+    itself, its data directory and its lock are never deleted."""
     if not out.is_dir():
         return set(), []
     listed = _listed_by_manifest(out) or set()
     unknown = [p for p in sorted(out.iterdir()) if p.name not in listed and not _TMP_RE.match(p.name)]
+    if db is not None:
+        own = {q.resolve() for q in (db, storage.data_dir(db), storage.lock_path(db), Path(f"{db}.wal"))}
+        if any(p.resolve() in own for p in unknown):
+            raise WarehouseError(f"--out {out} holds the warehouse {db} (or its data): export into a directory "
+                                 f"of its own")
     if unknown and not overwrite:
         names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
@@ -896,14 +902,14 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
     view = KINDS[kind]
     per_block = kind == "summarize"
-    check_directory(out, overwrite)  # before any build: stop early on a directory that is not an export
+    check_directory(out, overwrite, db)  # before any build: stop early on a directory that is not an export
     models = ensure_models(db, view, models_dir=models_dir, echo=echo)
     if exclude_outliers:
         models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
 
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)
-    listed, unknown = check_directory(out, overwrite)
+    listed, unknown = check_directory(out, overwrite, db)
     spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
     if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
         exclude_outliers = exclude_outliers == "all" or [r.strip() for r in exclude_outliers.split(",") if r.strip()]

@@ -225,7 +225,9 @@ def show(trace_id, db):
               help="Leave out the traces in outlier_traces: all of them, or those with one of REASONS (comma-separated, "
                    "e.g. ratio_high,duplicate).")
 @click.option("--overwrite", is_flag=True, help="Delete whatever else is in --out, so it holds only this export.")
-def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers, overwrite):
+@click.option("--allow-empty", is_flag=True, help="Write the files even when every example is left out (else an error).")
+def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers, overwrite,
+           allow_empty):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
@@ -245,7 +247,7 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
                         include_flagged=include_flagged,
                         exclude_outliers=exclude_outliers,
-                        overwrite=overwrite, echo=lambda line: click.echo(line, err=True),
+                        overwrite=overwrite, allow_empty=allow_empty, echo=lambda line: click.echo(line, err=True),
                         progress=sys.stderr.isatty())
     click.echo(result.format())
 

@@ -455,6 +455,23 @@ def test_domain_filter(hand_db, tmp_path):
     assert json.loads((tmp_path / "math" / MANIFEST).read_text())["filters"]["domain"] == "math"
 
 
+def test_an_unknown_domain_is_an_error_that_lists_the_domains(hand_db, tmp_path):
+    with pytest.raises(WarehouseError, match=r"^--domain maths: no trace has this domain; "
+                                             r"domains present: code, math, science$"):
+        export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, domain="maths")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_export_of_nothing_is_an_error_unless_allow_empty(hand_db, tmp_path):
+    with pytest.raises(WarehouseError, match=r"^export memento would write no examples: of 6 candidates, left out: "
+                                             r"1 flagged, 1 duplicate, 4 too_long; change the filters, or pass "
+                                             r"--allow-empty"):
+        export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, max_tokens=1)
+    assert list((tmp_path / "o").iterdir()) == []  # the temp files are gone, nothing else was written
+    result = export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, max_tokens=1, allow_empty=True)
+    assert result.rows == 0 and (tmp_path / "o" / "train.jsonl").read_bytes() == b""
+
+
 def test_manifest_fields(hand_db, tmp_path):
     result = export(hand_db, "compressed", tmp_path / "m", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())

@@ -100,7 +100,8 @@ def test_command_line_values_in_show_report_and_export(wh, tmp_path):
     assert result.exit_code == 0, result.output
     out = tmp_path / "it's a dir; DROP TABLE traces; --"  # quotes in --out once broke SET temp_directory
     result = cli("export", "memento", "--db", db, "--out", out, "--domain", EVIL, "--split", "train=1")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1 and f"--domain {EVIL}: no trace has this domain" in result.output
+    assert "Traceback" not in result.output
     result = cli("export", "memento", "--db", db, "--out", out, "--domain", HOSTILE_VALUES[0], "--split", "train=1",
                  "--include-flagged")
     assert result.exit_code == 0, result.output

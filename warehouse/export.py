@@ -873,6 +873,16 @@ WHERE dataset = $dataset AND source_row BETWEEN $first AND $last
 """
 
 
+def _check_domain(db: Path, domain: str) -> None:
+    """An unknown --domain is a mistake, not a filter that keeps nothing: say which domains there are."""
+    with storage.connect(db, read_only=True) as con:
+        present = [d for (d,) in con.execute("SELECT DISTINCT coalesce(domain, '(unknown)') FROM traces "
+                                             "ORDER BY ALL").fetchall()]
+    if domain not in present:
+        raise WarehouseError(f"--domain {domain}: no trace has this domain; domains present: "
+                             f"{', '.join(present) or '(none: the warehouse is empty)'}")
+
+
 def _ingest_runs(con) -> list[dict]:
     rows = con.execute(
         "SELECT dataset, run_id, source, config, CAST(finished_at AS VARCHAR), default_rows, parser_version, "
@@ -886,7 +896,7 @@ def _ingest_runs(con) -> list[dict]:
 def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", splits: str = DEFAULT_SPLITS,
            seed: int = 0, domain: str | None = None, max_tokens: int | None = None,
            include_flagged: bool = False, exclude_outliers: bool | str | Sequence[str] | None = False, overwrite: bool = False,
-           models_dir=None, echo: Callable[[str], None] | None = None,
+           allow_empty: bool = False, models_dir=None, echo: Callable[[str], None] | None = None,
            progress: bool = False) -> ExportResult:
     """Write the `kind` training set from the warehouse at `db` into the directory `out`."""
     started = time.monotonic()
@@ -906,6 +916,9 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     models = ensure_models(db, view, models_dir=models_dir, echo=echo)
     if exclude_outliers:
         models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
+
+    if domain is not None:
+        _check_domain(db, domain)
 
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)
@@ -989,13 +1002,15 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             encoder.close()
         for w in writers.values():
             w.close()
+        left_out = {reason: counts.get(reason, 0) for reason in REASONS} | {"empty": empty, "copied": copies}
+        if not allow_empty and not any(w.rows for w in writers.values()):
+            why = ", ".join(f"{n:,} {reason}" for reason, n in left_out.items() if n) or "the view has no rows"
+            raise WarehouseError(f"export {kind} would write no examples: of {sum(counts.values()):,} candidates, "
+                                 f"left out: {why}; change the filters, or pass --allow-empty to write empty files")
         checkpoint("export.before_rename")
         (out / MANIFEST).unlink(missing_ok=True)  # a manifest on disk always describes the files beside it
         for w in writers.values():
             os.replace(w.tmp, w.final)
-        left_out = {reason: counts.get(reason, 0) for reason in REASONS}
-        left_out["empty"] = empty
-        left_out["copied"] = copies
         split_info = {name: w.describe() for name, w in writers.items()}
         manifest = {
             "manifest_version": MANIFEST_VERSION,

@@ -671,7 +671,7 @@ def dataset_card(manifest: dict, schema: pa.Schema) -> str:
             "splits": [{"name": name, "num_bytes": s["bytes"], "num_examples": s["rows"]} for name, s in splits.items()],
         },
     }
-    f = manifest["filters"]
+    f, near = manifest["filters"], manifest["near_duplicates"]
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
         f"# Memento training set: `{manifest['kind']}`", "",
@@ -690,17 +690,26 @@ def dataset_card(manifest: dict, schema: pa.Schema) -> str:
         f"Licence: {'carried from the source dataset card: ' + licence if licence else 'unknown: see the source dataset'}.",
         "",
         f"- seed {f['seed']}; split fractions " + ", ".join(f"{n}={v:g}" for n, v in f["split"].items())
-        + f"; problems grouped before splitting: {f.get('problem_groups', 'whitespace-normalised text')}",
+        + "; a problem and its near-duplicates go to one split",
+        f"- near-duplicates: {near['method']}, Jaccard threshold {near['threshold']} ({near['permutations']} "
+        f"permutations, {near['bands']} bands of {near['rows_per_band']} rows); {near['problems']:,} distinct "
+        f"problems, {near['groups_merged']:,} groups of near-duplicates ({near['problems_in_them']:,} problems)",
         f"- flagged traces {'kept' if f['include_flagged'] else 'left out'}; domain {f['domain'] or 'any'}; "
-        f"max tokens {f['max_tokens'] or 'none'}; outliers excluded: {f['exclude_outliers'] or 'none'}; "
+        f"max tokens {f['max_tokens'] or 'none'}; outliers excluded: {_listing(f['exclude_outliers'])}; "
         f"exact duplicates {f['duplicates']}",
         f"- {manifest['candidates']:,} candidate examples; left out: "
-        + (", ".join(f"{n:,} {r}" for r, n in manifest["left_out"].items() if n) or "nothing"),
+        + (", ".join(f"{n:,} {r}" for r, n in manifest["left_out"].items() if n) or "nothing")
+        + ("" if not manifest["left_out_outliers"] else " (outliers by reason: " + ", ".join(
+            f"{n:,} {r}" for r, n in manifest["left_out_outliers"].items()) + ")"),
         f"- `n_tokens`: {manifest['token_count']}",
         "", "`manifest.json` beside this card has the same and more (model versions and fingerprints, "
         "ingest runs, per-split sha256 and token statistics).", "",
     ]
     return "\n".join(lines)
+
+
+def _listing(value) -> str:
+    return ", ".join(value) if isinstance(value, list) else value or "none"
 
 
 KIND_DESCRIPTIONS = {

@@ -346,3 +346,9 @@ def test_report_without_token_counts_uses_chars(tmp_path):
     assert card(data, "block length").ours is None
     assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
     assert all(v == (None, None) for ks in data.inference.values() for v in ks.values())
+
+
+def test_a_difference_that_rounds_to_zero_has_no_sign():
+    signed = report._environment().filters["signed"]
+    assert [signed(-0.0001, 1), signed(0.0001, 1), signed(-0.04, 1), signed(-0.06, 1), signed(1234.5, 0)] == [
+        "0.0", "0.0", "0.0", "-0.1", "+1,234"]

@@ -582,7 +582,11 @@ def _fmt_num(v, digits: int = 0) -> str:
 
 
 def _fmt_signed(v, digits: int = 0) -> str:
-    return "–" if v is None else f"{v:+,.{digits}f}"
+    """With its sign, except a difference that rounds to zero: 0.0, never -0.0 or +0.0."""
+    if v is None:
+        return "–"
+    text = f"{v:+,.{digits}f}"
+    return text[1:] if float(text.replace(",", "")) == 0 else text
 
 
 def render_html(data: ReportData) -> str:

@@ -101,10 +101,13 @@ def lock_down(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
 
     `allowed_directories` is what lets views over the base tables' Parquet files
     read them once external access is off; it allows writing there too, which is
-    why the statements that write files are also refused by type (`check_read_only`).
+    why the statements that write files are also refused by type (`statements`).
     """
     data = storage.data_dir(db)
-    dirs = sorted({str(p) + "/" for p in (data.absolute(), data.resolve())})
+    # The base views name their files relative to the warehouse's folder (found through
+    # file_search_path), and DuckDB checks a relative name as if it were relative to the
+    # working directory: allow the data directory by that relative name as well.
+    dirs = sorted({str(p) + "/" for p in (data.absolute(), data.resolve(), Path(data.name))})
     con.execute("SET allowed_directories = ?", [dirs])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

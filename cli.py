@@ -179,7 +179,7 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json):
 
 
 @main.command()
-@db_option()
+@db_option("DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).", dir_okay=True)
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="spark: which models transpile to Spark SQL (and if not, the function), and their last Spark build.")
 @json_option

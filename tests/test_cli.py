@@ -101,3 +101,14 @@ def test_quiet_report_prints_only_its_result(tmp_path):
                                 env={"MEMENTOS_DB": str(tmp_path / "w.duckdb")})
     assert result.exit_code == 0, result.output
     assert result.stderr == "" and result.stdout.startswith(f"wrote {tmp_path / 'r.html'}")
+
+
+def test_ingest_summary_says_flagged_per_config(tmp_path):
+    from conftest import full_row, write_hub_dir
+
+    src = write_hub_dir(tmp_path / "hub", [row(memento([("b", "s")])), row(None)],
+                        full_rows=[full_row([["b."]], ["s"]), full_row([["b."]], [])])
+    result = invoke("ingest", src, "--db", tmp_path / "w.duckdb", "--config", "all", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    flagged = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("flagged"))
+    assert flagged.split() == ["flagged", "2", "(1", "default", "traces,", "1", "full", "rows)"]

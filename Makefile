@@ -1,10 +1,13 @@
 # Two commands for a fresh clone: `make demo` and `make test`.
-# Each creates .venv from pyproject.toml when it is missing or older than pyproject.toml.
+# Each creates .venv from pyproject.toml when it is missing or older than pyproject.toml:
+# `make demo` installs the package and its runtime dependencies only (the demo needs
+# nothing else); `make test` adds the test extras (`dev`: pytest, playwright, ...; `spark`).
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_DIR := demo
 DEMO_TRACES ?= 3000
 
@@ -16,9 +19,16 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,spark]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+# The demo's venv: the runtime dependencies only. A venv made by `make test` has them already.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) cli.py sample --traces $(DEMO_TRACES) --out $(DEMO_DIR)/sample --seed 7 --overwrite
 	$(PY) cli.py ingest $(DEMO_DIR)/sample --db $(DEMO_DIR)/warehouse.duckdb --config all --name sample
 	$(PY) cli.py build --db $(DEMO_DIR)/warehouse.duckdb

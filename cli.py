@@ -13,6 +13,47 @@ import click
 from warehouse.errors import WarehouseError
 
 
+def _version(ctx, _param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    click.echo(f"mementos {version('mementos-warehouse')} (duckdb {version('duckdb')})")
+    ctx.exit()
+
+
+def db_option(help: str = "DuckDB warehouse file.", dir_okay: bool = False):
+    """--db, declared once: every command reads the warehouse from it, or from $MEMENTOS_DB."""
+    return click.option("--db", required=True, envvar="MEMENTOS_DB", show_envvar=True,
+                        type=click.Path(dir_okay=dir_okay), help=help)
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True,
+                            help="No progress bars and no notes on stderr (errors are still printed).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _notes(quiet: bool):
+    """Where a command's notes go: stderr, or nowhere with --quiet."""
+    return (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+
+
+def _print_json(value) -> None:
+    import json
+
+    click.echo(json.dumps(value, ensure_ascii=False, indent=1, default=str))
+
+
 class _Group(click.Group):
     """Print WarehouseError messages as one line, no traceback."""
 
@@ -24,6 +65,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Print the version of mementos (and of DuckDB) and exit.")
 def main():
     """A DuckDB warehouse for Memento-format reasoning traces (OpenMementos).
 
@@ -33,12 +76,16 @@ def main():
       mementos build --db om.duckdb
       mementos report --db om.duckdb --out report.html
       mementos sql "SELECT domain, count(*) FROM traces GROUP BY ALL" --db om.duckdb
+
+    \b
+    Set MEMENTOS_DB once instead of passing --db to every command:
+      export MEMENTOS_DB=om.duckdb
     """
 
 
 @main.command()
 @click.argument("source")
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file (created if missing).")
+@db_option("DuckDB warehouse file (created if missing).")
 @click.option("--config", "config", type=click.Choice(["default", "full", "all"]), default="default", show_default=True,
               help="Which dataset config to read: default (responses), full (adds sentences and block ranges), or both.")
 @click.option("--name", help="Dataset name in the warehouse [default: last part of SOURCE]. Re-ingesting a name replaces it.")
@@ -46,8 +93,11 @@ def main():
 @click.option("--tokens/--no-tokens", default=True, show_default=True,
               help="Count cl100k_base tokens of every segment (the slow part; --no-tokens leaves n_tokens NULL).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
-def ingest(source, db, config, name, limit, tokens, workers, progress):
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar on stderr [default: only when stderr is a terminal].")
+@quiet_option
+@json_option
+def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as_json):
     """Stream SOURCE into the warehouse: traces, segments and parse issues.
 
     SOURCE is a Hugging Face hub id (microsoft/OpenMementos), a local directory
@@ -58,9 +108,14 @@ def ingest(source, db, config, name, limit, tokens, workers, progress):
     from ingest.pipeline import run_ingest
     from warehouse.summaries import format_ingest_summary
 
+    if progress is None:
+        progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
                          workers=workers, progress=progress)
-    click.echo(format_ingest_summary(summary))
+    if as_json:  # the summary's fields (a Counter becomes a plain object)
+        _print_json({key: dict(value) if isinstance(value, dict) else value for key, value in vars(summary).items()})
+    else:
+        click.echo(format_ingest_summary(summary))
 
 
 @main.command()
@@ -68,7 +123,8 @@ def ingest(source, db, config, name, limit, tokens, workers, progress):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (hub layout).")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
 @click.option("--overwrite", is_flag=True, help="Replace a sample with other parameters already in --out.")
-def sample(traces, out, seed, overwrite):
+@quiet_option
+def sample(traces, out, seed, overwrite, quiet):
     """Write a synthetic corpus in the hub layout (both configs), shaped like OpenMementos.
 
     About 1% of its traces are broken in the ways real traces break, so the
@@ -76,13 +132,13 @@ def sample(traces, out, seed, overwrite):
     """
     from warehouse.sample import write_sample
 
-    result = write_sample(out, traces, seed=seed, progress=True, overwrite=overwrite)
+    result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
+                          overwrite=overwrite)
     click.echo(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 
 @main.command()
-@click.option("--db", required=True, type=click.Path(),
-              help="DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).")
+@db_option("DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).", dir_okay=True)
 @click.option("--select", "select", multiple=True, metavar="NAME[+]",
               help="Only this model (NAME) or it and everything downstream of it (NAME+). Repeatable.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
@@ -91,7 +147,9 @@ def sample(traces, out, seed, overwrite):
                    "written as Parquet under PATH_data/models/ (every selected model is rebuilt; warehouse.md (Spark)).")
 @click.option("--spark-master", default="local[*]", show_default=True,
               help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
-def build(db, select, full_refresh, engine, spark_master):
+@quiet_option
+@json_option
+def build(db, select, full_refresh, engine, spark_master, quiet, as_json):
     """Build the SQL models in models/ into the warehouse, in dependency order.
 
     Only models that are new, changed (their SQL, ignoring layout and comments,
@@ -101,7 +159,7 @@ def build(db, select, full_refresh, engine, spark_master):
     keeps the old table, prints the offending rows, and exits with status 1.
     Every build is recorded in the `model_builds` table.
     """
-    echo = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None
+    echo = _notes(quiet) if _stderr_is_terminal() and not quiet else None
     if engine == "spark":
         from warehouse.spark_engine import build as run_spark_build
 
@@ -110,63 +168,93 @@ def build(db, select, full_refresh, engine, spark_master):
         from warehouse.engine import build as run_build
 
         report = run_build(db, select=list(select) or None, full_refresh=full_refresh, echo=echo)
-    click.echo(report.format())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        from warehouse.console import print_styled
+
+        print_styled(report.format(), "build")
     if not report.ok:
         raise SystemExit(1)
 
 
 @main.command()
-@click.option("--db", required=True, type=click.Path(), help="DuckDB warehouse file.")
+@db_option("DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).", dir_okay=True)
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="spark: which models transpile to Spark SQL (and if not, the function), and their last Spark build.")
-def models(db, engine):
+@json_option
+def models(db, engine, as_json):
     """List the models: kind, version, grain, state, rows and last build.
 
     State is `fresh` (built from its current SQL and data), `stale` (with the
     reason) or `never built`. `mementos build` brings stale models up to date.
     """
     if engine == "spark":
+        if as_json:
+            raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
         from warehouse.spark_engine import transpile_report
 
         click.echo(transpile_report(db))
         return
+    if as_json:
+        from warehouse.engine import models_json
+
+        _print_json({"db": db, "models": models_json(db)})
+        return
+    from warehouse.console import print_styled
     from warehouse.engine import models_report
 
-    click.echo(models_report(db))
+    print_styled(models_report(db), "models")
 
 
 @main.command()
 @click.argument("query", required=False)
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@db_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False),
               help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY.")
-@click.option("--write", is_flag=True, help="Allow statements that change the warehouse (takes the writer lock).")
-def sql(query, db, fmt, file, write):
+@click.option("--max-rows", type=click.IntRange(min=0), metavar="N",
+              help="Print at most N rows of each result; 0 for all [default: 40 in the table format, "
+                   "all in csv and json].")
+@click.option("--write", is_flag=True,
+              help="Allow statements that change the warehouse or write files (takes the writer lock).")
+def sql(query, db, fmt, file, max_rows, write):
     """Run an ad hoc SQL QUERY against the warehouse and print its rows.
 
     \b
-    The warehouse is opened read-only unless --write is given. Tables to query:
-    the base tables (traces, segments, parse_issues, ...), the models (see
-    `mementos models`) and model_builds. Saved queries live in sql/queries/.
+    Several statements run in order, and each result is printed. Without
+    --write nothing on disk changes: the warehouse is opened read-only, no file
+    outside it can be read or written, and COPY, EXPORT DATABASE, ATTACH and
+    INSTALL are refused. Rows are streamed: the table format shows the first 40
+    and says how many were left out; csv and json write every row with bounded
+    memory, e.g. to a pipe. Values are printed as DuckDB prints them.
+    Tables to query: the base tables (traces, segments, parse_issues, ...), the
+    models (see `mementos models`) and model_builds. Saved queries live in sql/queries/.
     Example:
       mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
     """
-    from warehouse.query import run_sql
+    from warehouse.query import write_sql
 
-    click.echo(run_sql(db, query, fmt=fmt, file=file, write=write))
+    try:
+        write_sql(db, query, sys.stdout, fmt=fmt, file=file, write=write, max_rows=max_rows)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mementos sql ... | head`: the reader has all it wants
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @main.command()
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@db_option()
 @click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="The HTML file to write (replaced if it exists).")
 @click.option("--trace", "traces", multiple=True, metavar="TRACE_ID",
               help="Also show this trace side by side (e.g. OpenMementos:17). Repeatable.")
 @click.option("--outliers", default=10, show_default=True, type=click.IntRange(min=0),
               help="How many of the top outlier traces to list, each with its trace view.")
-def report(db, out, traces, outliers):
+@quiet_option
+def report(db, out, traces, outliers, quiet):
     """Write one self-contained HTML report of the warehouse.
 
     \b
@@ -185,13 +273,13 @@ def report(db, out, traces, outliers):
     """
     from warehouse.report import write_report
 
-    result = write_report(db, out, traces=traces, outliers=outliers, echo=lambda line: click.echo(line, err=True))
+    result = write_report(db, out, traces=traces, outliers=outliers, echo=_notes(quiet))
     click.echo(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
 
 
 @main.command()
 @click.argument("trace_id")
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@db_option()
 def show(trace_id, db):
     """Print trace TRACE_ID side by side in the terminal: each block beside its memento.
 
@@ -208,7 +296,7 @@ def show(trace_id, db):
 
 @main.command()
 @click.argument("kind", type=click.Choice(["memento", "compressed", "summarize", "plain"]))
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="DuckDB warehouse file.")
+@db_option()
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output directory: one file per split, README.md (dataset card) and manifest.json; files an "
                    "earlier export listed are replaced or removed, anything else stops the export (see --overwrite).")
@@ -226,8 +314,9 @@ def show(trace_id, db):
                    "e.g. ratio_high,duplicate).")
 @click.option("--overwrite", is_flag=True, help="Delete whatever else is in --out, so it holds only this export.")
 @click.option("--allow-empty", is_flag=True, help="Write the files even when every example is left out (else an error).")
+@quiet_option
 def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers, overwrite,
-           allow_empty):
+           allow_empty, quiet):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
@@ -247,8 +336,8 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
                         include_flagged=include_flagged,
                         exclude_outliers=exclude_outliers,
-                        overwrite=overwrite, allow_empty=allow_empty, echo=lambda line: click.echo(line, err=True),
-                        progress=sys.stderr.isatty())
+                        overwrite=overwrite, allow_empty=allow_empty, echo=_notes(quiet),
+                        progress=_stderr_is_terminal() and not quiet)
     click.echo(result.format())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from cli import main
@@ -36,3 +38,77 @@ def test_missing_source_is_one_line_without_traceback(tmp_path):
 def test_ingest_help_explains_sources():
     result = invoke("ingest", "--help")
     assert "hub id" in result.output and "Parquet/JSONL" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Conventions (issue 17): --version, MEMENTOS_DB, progress only on a terminal, --quiet, --json, colour
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output == f"mementos {version('mementos-warehouse')} (duckdb {version('duckdb')})\n"
+
+
+def test_every_command_with_a_warehouse_reads_mementos_db():
+    for command in ("ingest", "build", "models", "sql", "report", "show", "export"):
+        result = invoke(command, "--help")
+        assert "[env var: MEMENTOS_DB; required]" in " ".join(result.output.split()), command
+
+
+def _ingested(tmp_path, *extra):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")])), row(None)])
+    return CliRunner().invoke(main, ["ingest", str(src), "--name", "t", "--workers", "0", *extra],
+                              env={"MEMENTOS_DB": str(tmp_path / "w.duckdb")})
+
+
+def test_ingest_off_a_terminal_shows_no_progress_bar(tmp_path):
+    result = _ingested(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith("ingested 't' into")
+
+
+def test_ingest_json_is_one_object(tmp_path):
+    result = _ingested(tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["dataset"], summary["rows_read"], summary["rows_flagged"]) == ("t", 2, 1)
+    assert summary["issue_counts"] == {"empty_response": 1}
+
+
+def test_build_and_models_json_and_colour(tmp_path):
+    assert _ingested(tmp_path).exit_code == 0
+    env = {"MEMENTOS_DB": str(tmp_path / "w.duckdb")}
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", "--select", "all_traces", "--json"], env=env)
+    assert built.exit_code == 0, built.output
+    assert [(r["model"], r["status"]) for r in json.loads(built.stdout)["results"]] == [("all_traces", "built")]
+    listed = runner.invoke(main, ["models", "--json"], env=env)
+    states = {m["model"]: m["state"] for m in json.loads(listed.stdout)["models"]}
+    assert states["all_traces"] == "fresh" and states["block_pairs"] == "never built"
+    plain = runner.invoke(main, ["models"], env=env)
+    assert "\x1b[" not in plain.stdout  # not a terminal: no escape codes
+    coloured = runner.invoke(main, ["build", "--select", "all_traces"], env={**env, "FORCE_COLOR": "1"})
+    assert "\x1b[32mfresh\x1b[0m" in coloured.stdout
+
+
+def test_quiet_report_prints_only_its_result(tmp_path):
+    assert _ingested(tmp_path).exit_code == 0
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "r.html"), "--quiet"],
+                                env={"MEMENTOS_DB": str(tmp_path / "w.duckdb")})
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and result.stdout.startswith(f"wrote {tmp_path / 'r.html'}")
+
+
+def test_ingest_summary_says_flagged_per_config(tmp_path):
+    from conftest import full_row, write_hub_dir
+
+    src = write_hub_dir(tmp_path / "hub", [row(memento([("b", "s")])), row(None)],
+                        full_rows=[full_row([["b."]], ["s"]), full_row([["b."]], [])])
+    result = invoke("ingest", src, "--db", tmp_path / "w.duckdb", "--config", "all", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    flagged = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("flagged"))
+    assert flagged.split() == ["flagged", "2", "(1", "default", "traces,", "1", "full", "rows)"]

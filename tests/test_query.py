@@ -110,3 +110,114 @@ def test_cli_wiring(db):
         assert con.execute("SELECT count(*) FROM traces").fetchall() == [(11,)]
     for command in ("build", "models", "sql"):
         assert runner.invoke(main, [command, "--help"]).exit_code == 0
+
+
+# ---------------------------------------------------------------------------
+# Read-only means nothing on disk changes (issue 16, item 4)
+
+
+def _disk_state(db: Path) -> dict:
+    """Every file of the warehouse (the DuckDB file, its data directory) and beside it: path -> (size, mtime, bytes)."""
+    files = [p for p in db.parent.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:4096]) for p in files}
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY traces TO '{data}/traces/evil.parquet'",
+    "COPY (SELECT 1 AS x) TO '{db}'",
+    "EXPORT DATABASE '{data}/exported'",
+    "ATTACH '{db}' AS again (READ_WRITE)",
+    "EXPLAIN ANALYZE COPY traces TO '{data}/x.csv'",
+    "/* first */ SELECT 1; COPY traces TO '{data}/x.csv'",
+    "PREPARE p AS COPY traces TO '{data}/x.csv'",
+    "INSTALL httpfs",
+], ids=["copy-over-own-parquet", "copy-over-the-db", "export-database", "attach-read-write",
+        "explain-analyze-copy", "copy-as-second-statement", "prepare-copy", "install"])
+def test_read_only_refuses_statements_that_write_files(db, statement):
+    from warehouse.storage import data_dir
+
+    before = _disk_state(db)
+    query = statement.format(data=data_dir(db), db=db)
+    with pytest.raises(WarehouseError, match=r"`sql` without --write changes nothing on disk; pass --write"):
+        run_sql(db, query)
+    assert _disk_state(db) == before
+
+
+def test_read_only_connection_is_locked(db, tmp_path):
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    with pytest.raises(WarehouseError, match="the configuration has been locked"):
+        run_sql(db, "SET enable_external_access = true")
+    with pytest.raises(WarehouseError, match="reads only the warehouse's own files; pass --write"):
+        run_sql(db, f"SELECT * FROM read_csv('{outside}')")
+    assert run_sql(db, f"SELECT * FROM read_csv('{outside}')", fmt="csv", write=True) == "a\n1"
+
+
+def test_write_may_copy(db, tmp_path):
+    out = tmp_path / "traces.csv"
+    run_sql(db, f"COPY (SELECT trace_id FROM traces ORDER BY trace_id LIMIT 2) TO '{out}'", write=True)
+    assert out.read_text().splitlines()[0] == "trace_id"
+
+
+# ---------------------------------------------------------------------------
+# Like the DuckDB CLI (issue 17)
+
+
+def test_table_shows_the_first_40_rows_and_counts_the_rest(db):
+    lines = run_sql(db, "SELECT range AS i FROM range(100) ORDER BY i").splitlines()
+    assert lines[2:4] == [" 0", " 1"] and lines[41] == "39"
+    assert lines[-1] == "(100 rows, first 40 shown; --max-rows N shows more, --max-rows 0 all)"
+
+
+def test_max_rows(db):
+    five = run_sql(db, "SELECT range AS i FROM range(100) ORDER BY i", max_rows=5).splitlines()
+    assert len(five) == 2 + 5 + 1 and five[-1].startswith("(100 rows, first 5 shown")
+    everything = run_sql(db, "SELECT range AS i FROM range(100) ORDER BY i", max_rows=0).splitlines()
+    assert len(everything) == 2 + 100 + 1 and everything[-1] == "(100 rows)"
+    assert run_sql(db, "SELECT range AS i FROM range(100)", fmt="csv", max_rows=3) == "i\n0\n1\n2"
+
+
+def test_csv_and_json_write_every_row_by_default(db):
+    n = 3 * 2048 + 5  # several fetch batches
+    assert len(run_sql(db, f"SELECT range AS i FROM range({n})", fmt="csv").splitlines()) == n + 1
+    assert len(json.loads(run_sql(db, f"SELECT range AS i FROM range({n})", fmt="json"))) == n
+
+
+def test_several_statements_each_print_their_result(db):
+    out = run_sql(db, "SELECT 1 AS one; SET VARIABLE x = 2; SELECT getvariable('x') AS two")
+    assert out == "one\n---\n  1\n(1 row)\n\ntwo\n---\n  2\n(1 row)"
+
+
+def test_several_results_in_csv_are_refused(db):
+    with pytest.raises(WarehouseError, match=r"--format csv writes one result, and statements 1, 2 of this query"):
+        run_sql(db, "SELECT 1 AS one; SELECT 2 AS two", fmt="csv")
+
+
+def test_numbers_print_as_duckdb_prints_them(db):
+    query = ("SELECT 438.00000000000006::DOUBLE AS d, 0.1::FLOAT AS f, 1.50::DECIMAL(4, 2) AS dec, "
+             "true AS b, [0.5, 2]::DOUBLE[] AS l")
+    assert run_sql(db, query).splitlines()[2].split("  ") == ["438.00000000000006", "0.1", "1.50", "true",
+                                                               "[0.5, 2.0]"]
+    assert run_sql(db, query, fmt="csv").splitlines()[1] == '438.00000000000006,0.1,1.50,true,"[0.5, 2.0]"'
+
+
+def test_a_model_not_built_yet_names_mementos_build(tmp_path):
+    unbuilt = ingest_golden(tmp_path, with_tokens=False)
+    with pytest.raises(WarehouseError) as info:
+        run_sql(unbuilt, "SELECT * FROM domain_compression")
+    assert str(info.value) == (f"the model domain_compression is not built in this warehouse yet: run "
+                               f"`mementos build --db {unbuilt}` (or `mementos build --db {unbuilt} --select "
+                               f"domain_compression`), then query it")
+
+
+def test_cli_reads_the_warehouse_from_mementos_db(db):
+    result = CliRunner().invoke(main, ["sql", "SELECT count(*) AS n FROM traces", "--format", "csv"],
+                                env={"MEMENTOS_DB": str(db)})
+    assert result.exit_code == 0, result.output
+    assert result.output == "n\n11\n"
+
+
+def test_cli_max_rows(db):
+    result = CliRunner().invoke(main, ["sql", "SELECT range AS i FROM range(10)", "--db", str(db), "--max-rows", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "(10 rows, first 2 shown; --max-rows N shows more, --max-rows 0 all)"

@@ -277,7 +277,59 @@ def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
     assert {o["trace_id"] for o in data.outliers} == {"edge:0", "edge:1"}  # flagged: shown as outliers
     html = result.out.read_text()
     assert html.count('src="data:image/png;base64,') == 5  # every plot is an image, saying there is no data
-    assert html.count('<section class="trace"') == 2  # their views: no pairs, whatever the parser recovered
+    assert html.count('<details class="trace flagged">') == 2  # their views: raw response, no pairs
+    assert html.count("no block/memento pairs recovered") == 2
+
+
+def test_flagged_trace_shows_its_raw_response_with_each_issue_marked(tmp_path):
+    from conftest import row
+
+    response = "<think>a raw chain of thought</think>42"
+    db = _ingest(tmp_path, [row(response)], with_tokens=False)
+    view = report.trace_view(db, "edge:0")
+    assert view.response == response
+    assert [(i.code, i.char_offset) for i in view.issues] == [("no_blocks", 0)]
+    assert view.marked_response() == [("no_blocks", view.issues[0]), (response, None)]
+    result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
+    html = result.out.read_text()
+    assert ('<div class="text raw"><mark class="issue" title="no blocks or summaries: a raw chain of thought">'
+            'no_blocks</mark>&lt;think&gt;a raw chain of thought&lt;/think&gt;42</div>') in html
+
+
+def test_marks_go_at_their_offsets_in_order():
+    view = report.TraceView("d:0", "trace-d-0", "d", None, None, None, "flagged", [], None, [], None, None,
+                            response="0123456789", issues=[report.IssueMark("late", 8, "x"),
+                                                           report.IssueMark("early", 3, "y"),
+                                                           report.IssueMark("nowhere", None, "z"),
+                                                           report.IssueMark("past_end", 99, "w")])
+    assert [(text, issue.code if issue else None) for text, issue in view.marked_response()] == [
+        ("nowhere", "nowhere"), ("012", None), ("early", "early"), ("34567", None), ("late", "late"),
+        ("89", None), ("past_end", "past_end")]
+
+
+def test_show_of_a_flagged_trace_prints_the_raw_response_and_its_issues(tmp_path):
+    from conftest import row
+    from warehouse.show import show
+
+    db = _ingest(tmp_path, [row("<think>a raw chain of thought</think>42")], with_tokens=False)
+    console = Console(record=True, width=120, highlight=False, color_system=None)
+    show(db, "edge:0", console)
+    out = console.export_text()
+    assert "no_blocks        0   no blocks or summaries: a raw chain of thought" in out
+    assert "⟦no_blocks⟧<think>a raw chain of thought</think>42" in out
+    assert "(no block/memento pairs recovered)" in out and "0 pairs" in out
+
+
+def test_trace_views_are_collapsed_with_a_summary_line(data):
+    from collections import defaultdict
+    from dataclasses import replace
+
+    html = report.render_html(replace(data, plots=defaultdict(lambda: "data:,")))
+    [v] = [v for v in data.views if v.trace_id == "golden:3"]
+    assert v.summary_line == "golden:3 · code · 2 blocks · 2.67× in tokens"
+    assert f'<details class="trace">\n  <summary>{v.summary_line}</summary>' in html
+    assert "<details open" not in html and "<section" not in html
+    assert "@media print" in html and ".text { max-height: none; overflow: visible; }" in html
 
 
 def test_report_without_token_counts_uses_chars(tmp_path):
@@ -294,3 +346,9 @@ def test_report_without_token_counts_uses_chars(tmp_path):
     assert card(data, "block length").ours is None
     assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
     assert all(v == (None, None) for ks in data.inference.values() for v in ks.values())
+
+
+def test_a_difference_that_rounds_to_zero_has_no_sign():
+    signed = report._environment().filters["signed"]
+    assert [signed(-0.0001, 1), signed(0.0001, 1), signed(-0.04, 1), signed(-0.06, 1), signed(1234.5, 0)] == [
+        "0.0", "0.0", "0.0", "-0.1", "+1,234"]

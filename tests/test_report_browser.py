@@ -111,7 +111,8 @@ def test_clean_report_loads_and_is_screenshotted(browser, reports, tmp_path):
         check_images(page)
         assert events["dialogs"] == []
         assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
-        assert page.locator("section.trace").count() >= 3  # a typical trace per domain
+        assert page.locator("details.trace").count() >= 3  # a typical trace per domain
+        assert page.locator("details.trace[open]").count() == 0  # collapsed: one line each
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=False)
         assert shot.stat().st_size > 10_000
@@ -150,9 +151,9 @@ def test_hostile_text_shows_as_text_and_runs_nothing(browser, reports):
         assert targets == []
         # the trace views show the exact texts
         for trace_id, row in zip(ids, hostile_rows(len(ids))):
-            view = page.locator(f"#{anchor_for(trace_id)}")
+            view = page.locator(f"details.trace:has(#{anchor_for(trace_id)})")
             assert view.count() == 1, trace_id
-            assert view.locator("h3").text_content() == trace_id
+            assert view.locator("summary").text_content().startswith(trace_id + " · ")
             assert view.locator(".problem").text_content() == row["problem"]
             assert view.locator(".block").all_text_contents() == row["_blocks"]
             assert view.locator(".memento").all_text_contents() == row["_mementos"]
@@ -165,5 +166,36 @@ def test_hostile_text_shows_as_text_and_runs_nothing(browser, reports):
         # no network: the only request is the file itself
         assert events["blocked"] == []
         assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_link_to_a_trace_view_opens_it(browser, reports, width):
+    clean, _, _ = reports
+    context, page, _, _ = open_page(browser, clean, width=width)
+    try:
+        collapsed = page.evaluate("document.documentElement.scrollHeight")
+        link = page.locator("a[href^='#trace-']").first
+        anchor = link.get_attribute("href")[1:]
+        link.click()
+        page.wait_for_timeout(200)
+        view = page.locator(f"details.trace:has(#{anchor})")
+        assert view.evaluate("d => d.open") is True
+        assert page.locator(f"#{anchor}").is_visible()
+        assert page.evaluate("document.documentElement.scrollHeight") > collapsed
+    finally:
+        context.close()
+
+
+def test_printed_blocks_are_not_clipped(browser, reports):
+    clean, _, _ = reports
+    context, page, _, _ = open_page(browser, clean)
+    try:
+        page.emulate_media(media="print")
+        page.evaluate("document.querySelectorAll('details.trace').forEach(d => d.open = true)")
+        clipped = page.evaluate("Array.from(document.querySelectorAll('.text'))"
+                                ".filter(e => e.scrollHeight > e.clientHeight + 1).length")
+        assert clipped == 0
     finally:
         context.close()

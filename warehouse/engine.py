@@ -295,6 +295,18 @@ class BuildReport:
         return "\n".join(lines)
 
 
+    def to_dict(self) -> dict:
+        """The build as one JSON-ready object (`build --json`), like dbt's run results."""
+        return {
+            "db": self.db, "ok": self.ok, "seconds": round(self.seconds, 3),
+            "counts": {s: len(self.by_status(s)) for s in ("built", "fresh", "failed", "rolled back", "skipped")},
+            "results": [{"model": r.name, "status": r.status, "reason": r.reason, "rows": r.rows,
+                         "seconds": round(r.seconds, 3), "error": r.error,
+                         "audit_failures": [{"audit": f.audit, "offending_rows": f.offending} for f in r.failures]}
+                        for r in self.results],
+        }
+
+
 def parse_select(project: Project, select: list[str] | tuple[str, ...] | str | None) -> set[str]:
     """`NAME` selects a model, `NAME+` the model and everything downstream of it."""
     if not select:
@@ -475,6 +487,14 @@ def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[Mo
         out.append(ModelInfo(name, m.kind, m.version, m.grain, s.state, s.reason,
                              s.last.rows if s.last else None, s.last.built_at if s.last else None, m.description))
     return out
+
+
+def models_json(db: str | Path, models_dir: str | Path | None = None) -> list[dict]:
+    """The `models --json` command: one object per model in dependency order."""
+    return [{"model": i.name, "kind": i.kind, "version": i.version, "grain": i.grain, "state": i.state,
+             "reason": i.reason or None, "rows": i.rows,
+             "built_at": i.built_at.isoformat(sep=" ", timespec="seconds") if i.built_at else None,
+             "description": i.description} for i in list_models(db, models_dir)]
 
 
 def models_report(db: str | Path, models_dir: str | Path | None = None) -> str:

@@ -1,22 +1,36 @@
 """Ad hoc SQL against the warehouse: `mementos sql "QUERY" --db PATH`.
 
-Queries run on a read-only connection unless `write=True`, in which case the
-writer lock is taken first, as for ingest and build. Errors from DuckDB come
-back as one WarehouseError line.
+Read-only means nothing on disk changes. Without `write=True` the warehouse is
+opened read-only, statements that write files (COPY, EXPORT DATABASE, ATTACH,
+INSTALL, PREPARE/EXECUTE, ...) are refused before anything runs, and the
+connection is locked down: DuckDB's `enable_external_access` is off (no file
+outside the warehouse's data directory can be read or written),
+`allowed_directories` lets the base tables' Parquet files be read, and
+`lock_configuration` stops any statement from turning either back. With
+`write=True` the writer lock is taken first, as for ingest and build.
+
+Statements run in order and each result is printed. Values are printed as DuckDB
+prints them (cast to VARCHAR by DuckDB), rows are streamed: the table format shows
+the first `max_rows` rows (40 by default) and says how many were left out; csv and
+json write every row, a batch at a time, so memory stays bounded whatever the size.
+Errors from DuckDB come back as one WarehouseError line.
 """
 
 from __future__ import annotations
 
-import re
-
 import csv
 import io
+import itertools
 import json
 import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 
@@ -25,6 +39,30 @@ from warehouse.storage import WarehouseError
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60  # table format: longer values are cut, with "..."
+DEFAULT_MAX_ROWS = 40  # table format: rows shown unless --max-rows says otherwise
+BATCH_ROWS = 2048  # csv/json: rows fetched and written at a time
+
+# Statement types that run on the read-only path. Everything else (COPY, EXPORT,
+# ATTACH, DETACH, COPY_DATABASE, EXTENSION (INSTALL), PREPARE, EXECUTE, VACUUM, ...)
+# is refused without --write. CREATE/INSERT/... are allowed through so that DuckDB
+# refuses them on the read-only file (temporary tables stay possible) and the
+# message says to pass --write.
+READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "SET", "VARIABLE_SET", "TRANSACTION", "MULTI",
+                   "CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "RELATION"}
+# Statement types whose rows are the answer (for csv/json, at most one per query).
+ROW_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"}
+COUNT_TYPES = {"INSERT", "UPDATE", "DELETE"}  # the table format prints their row count, as the DuckDB CLI does
+_WHAT = {"COPY": "COPY (it reads or writes files)", "EXPORT": "EXPORT DATABASE (it writes files)",
+         "ATTACH": "ATTACH (it opens another database file, possibly for writing)",
+         "COPY_DATABASE": "COPY FROM DATABASE", "EXTENSION": "INSTALL (it writes the extension directory)",
+         "PREPARE": "PREPARE", "EXECUTE": "EXECUTE", "VACUUM": "VACUUM", "DETACH": "DETACH",
+         "LOAD": "INSTALL or LOAD (extensions)"}
+_LEADING = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+_EXPLAIN = re.compile(_LEADING + r"EXPLAIN\b\s*(?:ANALY[SZ]E\b)?\s*(?:\([^)]*\))?\s*(?:ANALY[SZ]E\b)?",
+                      re.IGNORECASE | re.DOTALL)
+_MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist", re.IGNORECASE)
+_NUMERIC = re.compile(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|DOUBLE|FLOAT|REAL|DECIMAL.*|HUGEINT|UHUGEINT)$",
+                      re.IGNORECASE)
 
 
 @dataclass
@@ -40,31 +78,88 @@ def read_query_file(path: str | Path) -> str:
         raise WarehouseError(f"cannot read the query file {path}: {exc}") from None
 
 
-def execute(db: str | Path, query: str, write: bool = False) -> QueryResult:
-    """Run `query` (one or more statements; the last one's rows are returned)."""
-    if not query or not query.strip():
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+# ---------------------------------------------------------------------------
+# Connections and statements
+
+
+@contextmanager
+def _open(db: str | Path, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection: under the writer lock with `write`, locked down (`lock_down`) without."""
     if write:
         if not Path(db).exists():
             raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
-        with storage.write_lock(db, "sql --write"):
-            with storage.connect(db, read_only=False) as con:
-                return _run(con, query, write)
-    with storage.connect(db, read_only=True) as con:
-        return _run(con, query, write)
+        with storage.write_lock(db, "sql --write"), storage.connect(db, read_only=False) as con:
+            yield con
+    else:
+        with storage.connect(db, read_only=True) as con:
+            lock_down(con, db)
+            yield con
 
 
-def _run(con: duckdb.DuckDBPyConnection, query: str, write: bool) -> QueryResult:
+def lock_down(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+    """No file access but reading the warehouse's own data directory, and no way to change that.
+
+    `allowed_directories` is what lets views over the base tables' Parquet files
+    read them once external access is off; it allows writing there too, which is
+    why the statements that write files are also refused by type (`statements`).
+    """
+    data = storage.data_dir(db)
+    # The base views name their files relative to the warehouse's folder (found through
+    # file_search_path), and DuckDB checks a relative name as if it were relative to the
+    # working directory: allow the data directory by that relative name as well.
+    dirs = sorted({str(p) + "/" for p in (data.absolute(), data.resolve(), Path(data.name))})
+    con.execute("SET allowed_directories = ?", [dirs])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def statements(con: duckdb.DuckDBPyConnection, query: str, write: bool) -> list:
+    """The query's statements, parsed by DuckDB; without `write`, refuse any that would write a file."""
     try:
-        rel = con.sql(query)
-        if rel is None:  # a statement without a result (CREATE, INSERT ... in DuckDB's API)
-            return QueryResult([], [])
-        return QueryResult(list(rel.columns), rel.fetchall())
+        parsed = con.extract_statements(query)
     except duckdb.Error as exc:
         raise WarehouseError(_explain(exc, write)) from None
+    if not parsed:
+        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+    if not write:
+        for i, statement in enumerate(parsed, 1):
+            refused = _refused_type(con, statement)
+            if refused:
+                where = f"statement {i} " if len(parsed) > 1 else ""
+                raise WarehouseError(
+                    f"{where}runs {_WHAT.get(refused, refused)}, and `sql` without --write changes nothing on "
+                    f"disk; pass --write to run it (it then takes the writer lock)")
+    return parsed
 
 
-def _explain(exc: duckdb.Error, write: bool) -> str:
+def _type(statement) -> str:
+    return statement.type.name if hasattr(statement.type, "name") else str(statement.type).split(".")[-1]
+
+
+def _refused_type(con, statement) -> str | None:
+    kind = _type(statement)
+    if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement: judge that one
+        match = _EXPLAIN.match(statement.query)
+        inner = statement.query[match.end():] if match else ""
+        try:
+            inner_statements = con.extract_statements(inner) if inner.strip() else []
+        except duckdb.Error:
+            inner_statements = []
+        if not inner_statements:
+            return "EXPLAIN" if re.search(r"\bANALY[SZ]E\b", statement.query, re.IGNORECASE) else None
+        return next((r for r in (_refused_type(con, s) for s in inner_statements) if r), None)
+    return None if kind in READ_ONLY_TYPES else kind
+
+
+def _relation(con: duckdb.DuckDBPyConnection, statement, db, write: bool):
+    """Run (or, for a SELECT, prepare lazily) one statement; None when it returns nothing."""
+    try:
+        return con.sql(statement.query)
+    except duckdb.Error as exc:
+        raise WarehouseError(_explain(exc, write, db)) from None
+
+
+def _explain(exc: duckdb.Error, write: bool, db=None) -> str:
     """DuckDB's message as one line: its first paragraph, without the LINE/caret pointer."""
     kept = []
     for line in str(exc).strip().splitlines():
@@ -78,7 +173,28 @@ def _explain(exc: duckdb.Error, write: bool) -> str:
     if re.search(r"can only (delete from|update|insert into) base table", text, re.I):
         return ("the base tables are views over the Parquet files ingest wrote and cannot be changed: "
                 "re-ingest the dataset to replace its rows (`mementos ingest SOURCE --name NAME`)")
+    if not write and "disabled by configuration" in text:
+        return (f"the query failed: {text} (`sql` without --write reads only the warehouse's own files; "
+                f"pass --write to read others)")
+    missing = _MISSING_TABLE.search(text)
+    if missing:
+        name = missing.group(1).strip("\"'!").lower()
+        model = _model_named(name)
+        if model:
+            where = f" --db {db}" if db is not None else ""
+            return (f"the model {name} is not built in this warehouse yet: run `mementos build{where}` "
+                    f"(or `mementos build{where} --select {name}`), then query it")
     return f"the query failed: {text}"
+
+
+def _model_named(name: str) -> bool:
+    from warehouse.models import MODELS_DIR
+
+    return (MODELS_DIR / f"{name}.sql").is_file()
+
+
+# ---------------------------------------------------------------------------
+# Values
 
 
 def _plain(value):
@@ -100,61 +216,155 @@ def _plain(value):
     return str(value)
 
 
-def _text(value) -> str:
+def _cell(value: str | None) -> str:
+    """A VARCHAR value as a table cell: NULL spelled out, newlines visible, long values cut."""
     if value is None:
         return "NULL"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value == int(value) and abs(value) < 1e15:
-            return f"{value:.1f}"
-        return f"{value:.6g}" if abs(value) < 1e-3 or abs(value) >= 1e9 else f"{value:.4f}".rstrip("0")
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    text = value.replace("\n", "\\n")
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
 
 
-def format_result(result: QueryResult, fmt: str = "table") -> str:
-    if fmt == "json":
-        return json.dumps([dict(zip(result.columns, map(_plain, row))) for row in result.rows],
-                          ensure_ascii=False, indent=1)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        for row in result.rows:
-            writer.writerow(["" if v is None else v for v in row])
-        return out.getvalue().rstrip("\n")
-    if fmt != "table":
-        raise WarehouseError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    if not result.columns:
-        return "ok"
-    cells = [[_cut(_text(v)) for v in row] for row in result.rows]
-    numeric = [all(isinstance(row[c], (int, float, Decimal)) or row[c] is None for row in result.rows)
-               and not all(row[c] is None for row in result.rows) for c in range(len(result.columns))]
-    widths = [max([len(name)] + [len(r[c]) for r in cells]) for c, name in enumerate(result.columns)]
+def _as_text(rel):
+    """The relation with every column cast to VARCHAR by DuckDB: values read as DuckDB prints them."""
+    return rel.select("COLUMNS(*)::VARCHAR")
+
+
+def _batches(rel, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    """The relation's rows, a batch at a time, streamed (never the whole result in memory)."""
+    reader = rel.to_arrow_reader(batch_rows)
+    for batch in reader:
+        if batch.num_rows:
+            yield list(zip(*(column.to_pylist() for column in batch.columns)))
+
+
+# ---------------------------------------------------------------------------
+# Formats: each writes one result and returns nothing
+
+
+def _table(rel, out: TextIO, max_rows: int | None) -> None:
+    columns = list(rel.columns)
+    numeric = [bool(_NUMERIC.match(str(t))) for t in rel.types]
+    limit = DEFAULT_MAX_ROWS if max_rows is None else max_rows
+    text = _as_text(rel)
+    if limit:
+        rows = text.limit(limit + 1).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        total = len(rel) if more else len(rows)  # count(*) over the query: DuckDB reads only what it needs
+        batches: Iterator[list[tuple]] = iter([rows])
+    else:
+        batches, more, total = _batches(text), False, None
+    first = next(batches, [])
+    # Widths come from the first batch (cells are cut at MAX_CELL, so later rows rarely exceed them).
+    widths = [max([len(name)] + [len(_cell(row[c])) for row in first]) for c, name in enumerate(columns)]
 
     def line(values):
         return "  ".join(v.rjust(w) if numeric[c] else v.ljust(w)
                          for c, (v, w) in enumerate(zip(values, widths))).rstrip()
 
-    lines = [line(result.columns), "  ".join("-" * w for w in widths)]
-    lines.extend(line(r) for r in cells)
-    lines.append(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
-    return "\n".join(lines)
+    out.write(line(columns) + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    shown = 0
+    for batch in itertools.chain([first], batches):
+        for row in batch:
+            out.write(line([_cell(v) for v in row]) + "\n")
+            shown += 1
+    total = shown if total is None else total
+    noun = "row" if total == 1 else "rows"
+    if more:
+        out.write(f"({total:,} {noun}, first {shown:,} shown; --max-rows N shows more, --max-rows 0 all)\n")
+    else:
+        out.write(f"({total:,} {noun})\n")
 
 
-def _cut(text: str) -> str:
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+def _csv(rel, out: TextIO, max_rows: int | None) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(rel.columns)
+    text = _as_text(rel)
+    for batch in _batches(text.limit(max_rows) if max_rows else text):
+        writer.writerows(["" if v is None else v for v in row] for row in batch)
 
 
-def run_sql(db: str | Path, query: str | None = None, fmt: str = "table", file: str | Path | None = None,
-            write: bool = False) -> str:
-    """The `sql` command: run QUERY (or the file's) and format its rows."""
+def _json(rel, out: TextIO, max_rows: int | None) -> None:
+    columns = list(rel.columns)
+    out.write("[")
+    first = True
+    for batch in _batches(rel.limit(max_rows) if max_rows else rel):
+        for row in batch:
+            out.write(("\n" if first else ",\n")
+                      + json.dumps(dict(zip(columns, map(_plain, row))), ensure_ascii=False))
+            first = False
+    out.write("\n]\n" if not first else "]\n")
+
+
+WRITERS = {"table": _table, "csv": _csv, "json": _json}
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+
+
+def write_sql(db: str | Path, query: str | None = None, out: TextIO | None = None, fmt: str = "table",
+              file: str | Path | None = None, write: bool = False, max_rows: int | None = None) -> None:
+    """The `sql` command: run QUERY (or the file's) statement by statement, writing each result to `out`.
+
+    `max_rows`: None shows 40 rows in the table format and every row in csv/json;
+    N shows at most N; 0 shows all.
+    """
+    import sys
+
+    out = out if out is not None else sys.stdout
     if query and file:
         raise WarehouseError("give QUERY or --file, not both")
     if fmt not in FORMATS:
         raise WarehouseError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    if max_rows is not None and max_rows < 0:
+        raise WarehouseError(f"--max-rows must be 0 (all rows) or more, not {max_rows}")
     text = read_query_file(file) if file else query
-    return format_result(execute(db, text or "", write=write), fmt)
+    if not text or not text.strip():
+        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+    with _open(db, write) as con:
+        parsed = statements(con, text, write)
+        with_rows = [i for i, s in enumerate(parsed, 1) if _type(s) in ROW_TYPES]
+        if fmt != "table" and len(with_rows) > 1:
+            raise WarehouseError(
+                f"--format {fmt} writes one result, and statements {', '.join(map(str, with_rows))} of this "
+                f"query each return rows: run them one at a time, or use --format table to see each result")
+        printed = 0
+        for statement in parsed:
+            rel = _relation(con, statement, db, write)
+            kind = _type(statement)
+            if rel is None or (kind not in ROW_TYPES and (fmt != "table" or kind not in COUNT_TYPES)):
+                continue  # SET, CREATE, ...: nothing to show
+            if printed and fmt == "table":
+                out.write("\n")
+            try:
+                WRITERS[fmt](rel, out, max_rows)
+            except duckdb.Error as exc:
+                raise WarehouseError(_explain(exc, write, db)) from None
+            printed += 1
+        if not printed and fmt == "table":
+            out.write("ok\n")
+
+
+def run_sql(db: str | Path, query: str | None = None, fmt: str = "table", file: str | Path | None = None,
+            write: bool = False, max_rows: int | None = None) -> str:
+    """`write_sql` into a string (without the final newline): for tests and callers that want the text."""
+    buffer = io.StringIO()
+    write_sql(db, query, buffer, fmt=fmt, file=file, write=write, max_rows=max_rows)
+    return buffer.getvalue().rstrip("\n")
+
+
+def execute(db: str | Path, query: str, write: bool = False) -> QueryResult:
+    """Run `query` (one or more statements, in order); the last one's rows as Python values."""
+    if not query or not query.strip():
+        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+    with _open(db, write) as con:
+        result = QueryResult([], [])
+        for statement in statements(con, query, write):
+            rel = _relation(con, statement, db, write)
+            if rel is not None:
+                try:
+                    result = QueryResult(list(rel.columns), rel.fetchall())
+                except duckdb.Error as exc:
+                    raise WarehouseError(_explain(exc, write, db)) from None
+        return result

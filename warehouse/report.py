@@ -81,6 +81,14 @@ class Pair:
 
 
 @dataclass
+class IssueMark:
+    """One parse issue of a flagged trace, where it is in the raw response."""
+    code: str
+    char_offset: int | None  # in characters; None for an issue without a place
+    detail: str  # the parser's short explanation, e.g. "block 8 is never closed (ended by summary_start)"
+
+
+@dataclass
 class TraceView:
     trace_id: str
     anchor: str  # an HTML id made of [a-z0-9-] only
@@ -95,6 +103,43 @@ class TraceView:
     answer: str | None
     answer_tokens: int | None
     why: list[str] = field(default_factory=list)  # why the report shows it
+    response: str | None = None  # the raw response, read for flagged traces only
+    issues: list[IssueMark] = field(default_factory=list)  # the default config's parse issues, by offset
+
+    @property
+    def flagged(self) -> bool:
+        return self.status != "ok"
+
+    def marked_response(self) -> list[tuple[str, IssueMark | None]]:
+        """The raw response cut at each issue's offset: (text, None) pieces with (code, issue) marks between.
+
+        Issues without an offset come first; an offset past the end marks the end.
+        """
+        text = self.response or ""
+        pieces: list[tuple[str, IssueMark | None]] = []
+        at = 0
+        for issue in sorted(self.issues, key=lambda i: (-1 if i.char_offset is None else i.char_offset, i.code)):
+            cut = at if issue.char_offset is None else min(max(issue.char_offset, at), len(text))
+            if cut > at:
+                pieces.append((text[at:cut], None))
+                at = cut
+            pieces.append((issue.code, issue))
+        if at < len(text):
+            pieces.append((text[at:], None))
+        return pieces
+
+    @property
+    def summary_line(self) -> str:
+        """One line for a collapsed view: id, domain, blocks, compression."""
+        parts = [self.trace_id, self.domain if self.domain is not None else "(no domain)",
+                 f"{len(self.pairs)} block{'s' if len(self.pairs) != 1 else ''}"]
+        if self.compression_tokens is not None:
+            parts.append(f"{self.compression_tokens:.2f}× in tokens")
+        elif self.block_chars and self.memento_chars:
+            parts.append(f"{self.block_chars / self.memento_chars:.2f}× in chars")
+        if self.flagged:
+            parts.append("flagged: " + ", ".join(self.issue_codes or [self.status]))
+        return " · ".join(parts)
 
     def _total(self, attr: str) -> int | None:
         values = [getattr(p, attr) for p in self.pairs if p.block is not None and p.memento is not None]
@@ -251,19 +296,22 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
     """The side-by-side views of the given traces, looked up by trace_id (one scan for all of them).
 
     Reads the base tables (traces, segments, parse_issues) for these traces only,
-    so it works on a warehouse whose models were never built. Ids not in the
-    warehouse are absent from the result.
+    by SQL name and column, so it works on a warehouse whose models were never
+    built. A flagged trace also carries its raw response and its parse issues
+    with their offsets. Ids not in the warehouse are absent from the result.
     """
     ids = list(dict.fromkeys(trace_ids))
     if not ids:
         return {}
     marks = ", ".join("?" for _ in ids)
-    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem "
+    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem, "
+                        f"CASE WHEN status <> 'ok' THEN response END AS response "
                         f"FROM traces WHERE trace_id IN ({marks})", ids)
-    codes: dict[str, list[str]] = {}
-    for r in _dicts(con, f"SELECT trace_id, list(DISTINCT code ORDER BY code) AS codes FROM parse_issues "
-                         f"WHERE config = 'default' AND trace_id IN ({marks}) GROUP BY trace_id", ids):
-        codes[r["trace_id"]] = list(r["codes"])
+    issues: dict[str, list[IssueMark]] = {}
+    for r in _dicts(con, f"SELECT trace_id, code, char_offset, detail FROM parse_issues "
+                         f"WHERE config = 'default' AND trace_id IN ({marks}) "
+                         f"ORDER BY trace_id, char_offset NULLS FIRST, code", ids):
+        issues.setdefault(r["trace_id"], []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
     # segments is a view that cuts each text out of its response: filtering on trace_id
     # first means only these traces' responses are read.
     segs: dict[str, list[dict]] = {}
@@ -286,8 +334,9 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
         views[h["trace_id"]] = TraceView(
             trace_id=h["trace_id"], anchor=anchor_for(h["trace_id"]), dataset=h["dataset"],
             domain=h["domain"], source=h["source"], difficulty=h["difficulty"], status=h["status"],
-            issue_codes=codes.get(h["trace_id"], []), problem=h["problem"],
-            pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens)
+            issue_codes=sorted({i.code for i in issues.get(h["trace_id"], [])}), problem=h["problem"],
+            pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens,
+            response=h["response"], issues=issues.get(h["trace_id"], []))
     return views
 
 
@@ -533,7 +582,11 @@ def _fmt_num(v, digits: int = 0) -> str:
 
 
 def _fmt_signed(v, digits: int = 0) -> str:
-    return "–" if v is None else f"{v:+,.{digits}f}"
+    """With its sign, except a difference that rounds to zero: 0.0, never -0.0 or +0.0."""
+    if v is None:
+        return "–"
+    text = f"{v:+,.{digits}f}"
+    return text[1:] if float(text.replace(",", "")) == 0 else text
 
 
 def render_html(data: ReportData) -> str:

@@ -2,7 +2,9 @@
 
 The same view as the report's trace views (warehouse.report.trace_view): the
 problem, then each block on the left and its memento on the right with tokens
-and the memento/block ratio per pair, then the answer.
+and the memento/block ratio per pair, then the answer. A flagged trace first
+shows its parse issues and its raw response with each issue marked ⟦code⟧ at
+its offset, then whatever the parser recovered.
 
 Data never goes through rich's markup parser: every piece of it is a
 rich.text.Text, and control characters (an ESC could drive the terminal) are
@@ -51,6 +53,50 @@ def render(view: TraceView) -> Group:
     if view.compression_tokens is not None:
         summary.append(f" ({view.compression_tokens:.2f}×)", style="dim")
 
+    parts = [head, summary,
+             Panel(plain(view.problem), title="problem", title_align="left", border_style="dim")]
+    if view.flagged:
+        parts += flagged_parts(view)
+    parts.append(pairs_table(view) if view.pairs else
+                 Text("(no block/memento pairs recovered)", style="italic dim"))
+    answer_title = "answer" + (f" ({view.answer_tokens:,} tokens)" if view.answer_tokens is not None else "")
+    no_answer = ("(no answer recovered: see the parse issues above)" if view.flagged
+                 else "(no answer: the think section is never closed)")
+    answer = plain(view.answer) if view.answer is not None else Text(no_answer, style="italic dim")
+    parts.append(Panel(answer, title=answer_title, title_align="left", border_style="green"))
+    return Group(*parts)
+
+
+ISSUE_STYLE = "bold white on red"
+
+
+def flagged_parts(view: TraceView) -> list:
+    """A flagged trace's parse issues, its raw response with each issue marked where it is, then a heading
+    for what the parser recovered."""
+    issues = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="parse issues", title_justify="left",
+                   title_style="bold")
+    issues.add_column("code", no_wrap=True)
+    issues.add_column("offset", justify="right", no_wrap=True)
+    issues.add_column("what the parser found", overflow="fold")
+    for issue in view.issues:
+        issues.add_row(Text(issue.code, style=ISSUE_STYLE),
+                       "–" if issue.char_offset is None else f"{issue.char_offset:,}", plain(issue.detail))
+    raw = Text()
+    for piece, issue in view.marked_response():
+        if issue is None:
+            raw.append_text(plain(piece))
+        else:
+            raw.append(f"⟦{issue.code}⟧", style=ISSUE_STYLE)
+    if not view.response:
+        raw.append(" (the response is empty)", style="italic dim")
+    chars = len(view.response or "")
+    return [issues,
+            Panel(raw, title=f"raw response ({chars:,} chars; each issue marked ⟦code⟧ where it is)",
+                  title_align="left", border_style="red"),
+            Text("what the parser recovered", style="bold")]
+
+
+def pairs_table(view: TraceView) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True, pad_edge=False)
     table.add_column("#", justify="right", style="dim", no_wrap=True)
     table.add_column("block", ratio=3, overflow="fold")  # long words wrap: nothing is cut
@@ -63,16 +109,7 @@ def render(view: TraceView) -> Group:
         tokens = Text(f"{_num(p.block_tokens)}\n→ {_num(p.memento_tokens)}")
         ratio = Text(f"{_num(p.ratio_tokens, 3)}\n{_num(p.ratio_chars, 3)} ch")
         table.add_row(str(p.block_idx), block, memento, tokens, ratio)
-
-    answer_title = "answer" + (f" ({view.answer_tokens:,} tokens)" if view.answer_tokens is not None else "")
-    answer = (plain(view.answer) if view.answer is not None
-              else Text("(no answer: the think section is never closed)", style="italic dim"))
-    return Group(
-        head, summary,
-        Panel(plain(view.problem), title="problem", title_align="left", border_style="dim"),
-        table,
-        Panel(answer, title=answer_title, title_align="left", border_style="green"),
-    )
+    return table
 
 
 def show(db, trace_id: str, console: Console | None = None) -> None:

@@ -10,9 +10,19 @@ def format_ingest_summary(s) -> str:
         f"ingested {s.dataset!r} into {s.db} (run {s.run_id}, config {s.config})",
         f"  rows read   {s.rows_read:>10,}   ({s.default_rows:,} default, {s.full_rows:,} full)",
         f"  ok          {s.rows_ok:>10,}",
-        f"  flagged     {s.rows_flagged:>10,}",
+        f"  flagged     {s.rows_flagged:>10,}" + _per_config(s.flagged_by_config),
     ]
     for code, count in sorted(s.issue_counts.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {code:<26} {count:>8,}")
     lines.append(f"  seconds     {s.seconds:>10.1f}   ({rate:,.0f} traces/s, {mb / s.seconds if s.seconds else 0:,.1f} MB/s of response text)")
     return "\n".join(lines)
+
+
+def _per_config(flagged: dict | None) -> str:
+    """Flagged rows per config: the default config's are traces (what the report counts), the full config's rows."""
+    if not flagged:
+        return ""
+    parts = [f"{flagged.get('default', 0):,} default traces"] if "default" in flagged else []
+    if "full" in flagged:
+        parts.append(f"{flagged['full']:,} full rows")
+    return f"   ({', '.join(parts)})"

@@ -51,51 +51,30 @@ full_keys AS (
     FROM full_blocks AS b
     JOIN matched AS m ON m.full_trace_id = b.full_trace_id AND m.nth = 1
 ),
--- Texts are compared by their md5, computed as the texts stream past, so no text is
--- held in a join's hash table (joining the texts themselves took 1.7 GB at 20,000
--- traces); only traces where some text differs as written are compared again with
--- runs of whitespace made one space (the regex over every text tripled the cost).
+-- Texts are compared by the md5 of each with runs of whitespace made one space,
+-- computed as the texts stream past, so no text is held in a join's hash table
+-- (joining the texts took 1.7 GB at 20,000 traces). Normalising: tabs, newlines,
+-- form feeds and CRs become spaces and pairs of spaces one, twice; a text still
+-- holding two spaces in a row goes through the regex (the regex on every text,
+-- and a second pass over the texts that differ as written, doubled the cost).
 default_texts AS (
-    SELECT s.trace_id, s.block_idx, s.kind, md5(s.text) AS raw_md5
+    SELECT s.trace_id, s.block_idx, s.kind, md5(trim(CASE WHEN contains(replace(replace(translate(s.text, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' '), '  ') THEN regexp_replace(s.text, '\s+', ' ', 'g') ELSE replace(replace(translate(s.text, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' ') END)) AS text_md5
     FROM segments AS s
     JOIN matched AS m ON m.trace_id = s.trace_id AND m.nth = 1
     WHERE s.kind IN ('block', 'summary')
 ),
 full_texts AS (
-    SELECT m.trace_id, b.block_idx, md5(b.text) AS block_md5, md5(b.summary) AS summary_md5
+    SELECT m.trace_id, b.block_idx, md5(trim(CASE WHEN contains(replace(replace(translate(b.text, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' '), '  ') THEN regexp_replace(b.text, '\s+', ' ', 'g') ELSE replace(replace(translate(b.text, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' ') END)) AS block_md5, md5(trim(CASE WHEN contains(replace(replace(translate(b.summary, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' '), '  ') THEN regexp_replace(b.summary, '\s+', ' ', 'g') ELSE replace(replace(translate(b.summary, chr(9) || chr(10) || chr(12) || chr(13), '    '), '  ', ' '), '  ', ' ') END)) AS summary_md5
     FROM full_blocks AS b
     JOIN matched AS m ON m.full_trace_id = b.full_trace_id AND m.nth = 1
 ),
-raw_checks AS (
+checks AS (
     SELECT d.trace_id, d.block_idx, d.kind,
-           d.raw_md5 = CASE WHEN d.kind = 'block' THEN f.block_md5 ELSE f.summary_md5 END AS same
+           CASE WHEN d.text_md5 = CASE WHEN d.kind = 'block' THEN f.block_md5 ELSE f.summary_md5 END
+                THEN 1 ELSE 0 END AS same
     FROM default_texts AS d
     JOIN full_texts AS f ON f.trace_id = d.trace_id AND f.block_idx = d.block_idx
     WHERE CASE WHEN d.kind = 'block' THEN f.block_md5 ELSE f.summary_md5 END IS NOT NULL
-),
-differing AS (
-    SELECT DISTINCT trace_id FROM raw_checks WHERE NOT same
-),
-normalised_default AS (
-    SELECT s.trace_id, s.block_idx, s.kind, md5(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) AS text_md5
-    FROM segments AS s
-    WHERE s.kind IN ('block', 'summary') AND s.trace_id IN (SELECT trace_id FROM differing)
-),
-normalised_full AS (
-    SELECT m.trace_id, b.block_idx,
-           md5(trim(regexp_replace(b.text, '\s+', ' ', 'g'))) AS block_md5,
-           md5(trim(regexp_replace(b.summary, '\s+', ' ', 'g'))) AS summary_md5
-    FROM full_blocks AS b
-    JOIN matched AS m ON m.full_trace_id = b.full_trace_id AND m.nth = 1
-    WHERE m.trace_id IN (SELECT trace_id FROM differing)
-),
-checks AS (
-    SELECT r.trace_id, r.block_idx, r.kind,
-           CASE WHEN r.same OR nd.text_md5 = CASE WHEN r.kind = 'block' THEN nf.block_md5 ELSE nf.summary_md5 END
-                THEN 1 ELSE 0 END AS same
-    FROM raw_checks AS r
-    LEFT JOIN normalised_default AS nd ON nd.trace_id = r.trace_id AND nd.block_idx = r.block_idx AND nd.kind = r.kind
-    LEFT JOIN normalised_full AS nf ON nf.trace_id = r.trace_id AND nf.block_idx = r.block_idx
 ),
 block_checks AS (
     SELECT trace_id, block_idx, same FROM checks WHERE kind = 'block'

@@ -41,6 +41,7 @@ import duckdb
 from warehouse import storage
 from warehouse.audits import AuditFailure, quote, run_audit, unique
 from warehouse.faults import checkpoint
+from warehouse.guard import require_warehouse
 from warehouse.models import Model, ModelError, discover, fingerprint
 from warehouse.storage import BASE_TABLES, WarehouseError
 
@@ -331,8 +332,7 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
     """Build the selected models that need it, in dependency order. See the module docstring."""
     started = time.monotonic()
     db = Path(db)
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    require_warehouse(db)
     command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
     with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
         with storage.connect(db, read_only=False) as con:
@@ -477,6 +477,7 @@ class ModelInfo:
 
 
 def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[ModelInfo]:
+    require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
         objects = existing_objects(con)
         project = load_project(models_dir, set(objects))

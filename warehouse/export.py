@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.parser import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
-from warehouse import engine, storage
+from warehouse import engine, guard, storage
 from warehouse.faults import checkpoint
 from warehouse.storage import WarehouseError
 
@@ -917,8 +917,11 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     split_list = parse_splits(splits)
     if max_tokens is not None and max_tokens < 1:
         raise WarehouseError(f"--max-tokens {max_tokens}: must be at least 1")
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    finals = [f"{name}.{fmt}" for name, _ in split_list] + [CARD, MANIFEST]
+    spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
+    # not over the warehouse, not below a file: checked before any work
+    guard.output_dir(db, out, finals + [f".{n}.{os.getpid()}{TMP_SUFFIX}" for n in finals] + [spill.name])
+    guard.require_warehouse(db)
     view = KINDS[kind]
     per_block = kind == "summarize"
     check_directory(out, overwrite, db)  # before any build: stop early on a directory that is not an export
@@ -929,10 +932,9 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     if domain is not None:
         _check_domain(db, domain)
 
-    out.mkdir(parents=True, exist_ok=True)
+    guard.make_dir(out)
     remove_leftovers(out)
     listed, unknown = check_directory(out, overwrite, db)
-    spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
     if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
         exclude_outliers = exclude_outliers == "all" or [r.strip() for r in exclude_outliers.split(",") if r.strip()]
     outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))

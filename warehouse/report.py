@@ -20,6 +20,7 @@ there is no script.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import storage
+from warehouse import guard, storage
 from warehouse.storage import WarehouseError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -342,6 +343,7 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
 
 def trace_view(db: str | Path, trace_id: str) -> TraceView:
     """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
+    guard.require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
         views = trace_views(con, [trace_id])
         if trace_id not in views:
@@ -608,9 +610,9 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     from warehouse import plots
 
     t0 = time.monotonic()
-    db, out = Path(db), Path(out)
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    db = Path(db)
+    out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
+    guard.require_warehouse(db)
     timings = {"build": ensure_built(db, echo)}
     t = time.monotonic()
     with storage.connect(db, read_only=True) as con:
@@ -620,11 +622,28 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     data.plots = plots.render_all(data)
     timings["plots"] = time.monotonic() - t
     t = time.monotonic()
-    html = render_html(data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    body = render_html(data).encode("utf-8")
+    guard.make_dir(out.parent)
+    write_atomically(out, body)
     timings["render"] = time.monotonic() - t
     seconds = time.monotonic() - t0
-    return ReportResult(out, len(html.encode("utf-8")), seconds, timings, len(data.views))
+    return ReportResult(out, len(body), seconds, timings, len(data.views))
+
+
+def write_atomically(out: Path, body: bytes) -> None:
+    """Write `out.tmp`, then rename it over `out`. On any failure the temp file is removed and `out`
+    is as it was; a full disk is one line with the path and the size needed."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(out)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and guard.is_disk_full(exc):
+            raise guard.disk_full(out, len(body), done=f"{out} is unchanged") from None
+        if isinstance(exc, OSError):
+            raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise

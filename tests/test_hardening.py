@@ -1,0 +1,176 @@
+"""What an adversarial pass broke (issue 16), each case once: outputs never land on the warehouse,
+a file that is not a warehouse is refused and left byte-identical, bad output paths are one line,
+labels that look like the total row, and a full disk."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from conftest import memento, row, write_hub_dir
+from warehouse import storage
+from warehouse.guard import NOT_A_WAREHOUSE
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def ingest(tmp_path: Path, rows: list[dict], with_tokens: bool = False, name: str = "h") -> Path:
+    from ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp_path / "src", rows)
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(src), db, config="default", name=name, with_tokens=with_tokens, workers=0, progress=False)
+    return db
+
+
+def rows_of(domains=("math", "code")) -> list[dict]:
+    return [row(memento([("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]), domain=d, difficulty=str(i))
+            for i, d in enumerate(domains)]
+
+
+def fingerprint(db: Path) -> dict:
+    """Bytes of the DuckDB file, and which files sit beside it and in its Parquet directory."""
+    beside = sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name))
+    data = storage.data_dir(db)
+    tree = sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.rglob("*")) if data.exists() else None
+    return {"sha256": hashlib.sha256(db.read_bytes()).hexdigest(), "beside": beside, "data": tree}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A small warehouse with every model built (so commands have no build to do first)."""
+    from warehouse.engine import build
+
+    db = ingest(tmp_path_factory.mktemp("built"), rows_of())
+    assert build(db).ok
+    return db
+
+
+# ---------------------------------------------------------------------------
+# 1. No output over the warehouse
+
+
+@pytest.mark.parametrize("target", ["db", "wal", "lock", "data_dir_file", "tmp_dir_file"])
+def test_report_out_on_a_part_of_the_warehouse_is_refused(built, target):
+    out = {"db": built, "wal": Path(str(built) + ".wal"), "lock": storage.lock_path(built),
+           "data_dir_file": storage.data_dir(built) / "traces" / "r.html",
+           "tmp_dir_file": Path(str(built) + ".tmp") / "r.html"}[target]
+    before = fingerprint(built)
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --out {out} would write ") and result.output.count("\n") == 1
+    assert "choose a path outside the warehouse" in result.output
+    assert fingerprint(built) == before
+
+
+def test_report_out_through_a_symlink_to_the_warehouse_is_refused(built, tmp_path):
+    link = tmp_path / "innocent.html"
+    link.symlink_to(built)
+    before = fingerprint(built)
+    result = invoke("report", "--db", built, "--out", link)
+    assert result.exit_code == 1 and f"the warehouse's DuckDB file {built}" in result.output
+    assert fingerprint(built) == before
+
+
+@pytest.mark.parametrize("target", ["data_dir", "inside_data_dir", "tmp_dir"])
+def test_export_out_in_the_warehouse_is_refused(built, target):
+    out = {"data_dir": storage.data_dir(built), "inside_data_dir": storage.data_dir(built) / "exports",
+           "tmp_dir": Path(str(built) + ".tmp")}[target]
+    before = fingerprint(built)
+    result = invoke("export", "memento", "--db", built, "--out", out)
+    assert result.exit_code == 1 and result.output.startswith(f"Error: --out {out} would write ")
+    assert fingerprint(built) == before
+
+
+# ---------------------------------------------------------------------------
+# 7. Output paths below a file, or of the wrong kind
+
+
+def test_report_out_below_a_file_is_one_line(built, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "sub" / "r.html"
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {out}: {tmp_path / 'notes.txt'} is a file, not a directory; "
+                             f"choose a path whose parents are directories\n")
+
+
+def test_export_out_below_a_file_is_one_line(built, tmp_path):
+    (tmp_path / "out").write_text("x")
+    result = invoke("export", "memento", "--db", built, "--out", tmp_path / "out" / "sets")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --out {tmp_path / 'out' / 'sets'}: {tmp_path / 'out'} is a file, ")
+
+
+# ---------------------------------------------------------------------------
+# 6. A file that is not a warehouse
+
+
+def _unrelated(path: Path) -> Path:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE invoices (id INTEGER, total DECIMAL(10, 2))")
+    con.execute("INSERT INTO invoices VALUES (1, 9.99), (2, 20.00)")
+    con.close()
+    return path
+
+
+def _empty_database(path: Path) -> Path:
+    duckdb.connect(str(path)).close()
+    return path
+
+
+NOT_WAREHOUSES = {
+    "unrelated_table": (_unrelated, "a DuckDB file without the tables traces, segments, parse_issues and 4 more"),
+    "empty_database": (_empty_database, "a DuckDB file without the tables traces, segments, parse_issues and 4 more"),
+    "empty_file": (lambda p: (p.write_bytes(b""), p)[1], "an empty file"),
+    "text_file": (lambda p: (p.write_text("id,total\n1,9.99\n"), p)[1], "not a DuckDB file"),
+}
+COMMANDS = {
+    "build": lambda db, tmp: ["build", "--db", db],
+    "models": lambda db, tmp: ["models", "--db", db],
+    "sql": lambda db, tmp: ["sql", "SELECT 1", "--db", db],
+    "sql_write": lambda db, tmp: ["sql", "CREATE TABLE x (a INT)", "--write", "--db", db],
+    "report": lambda db, tmp: ["report", "--db", db, "--out", tmp / "r.html"],
+    "show": lambda db, tmp: ["show", "h:0", "--db", db],
+    "export": lambda db, tmp: ["export", "memento", "--db", db, "--out", tmp / "sets"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_but_ingest_refuses_a_duckdb_file_with_an_unrelated_table(tmp_path, command):
+    db = _unrelated(tmp_path / "books.duckdb")
+    before = fingerprint(db)
+    result = invoke(*COMMANDS[command](db, tmp_path))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {db}: {NOT_A_WAREHOUSE} "
+                             f"(a DuckDB file without the tables traces, segments, parse_issues and 4 more)\n")
+    assert fingerprint(db) == before  # no table created, no WAL, no lock file beside it
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "sets").exists()
+
+
+@pytest.mark.parametrize("kind", [k for k in NOT_WAREHOUSES if k != "unrelated_table"])
+def test_report_refuses_other_files_that_are_not_warehouses(tmp_path, kind):
+    make, why = NOT_WAREHOUSES[kind]
+    db = make(tmp_path / "x.duckdb")
+    before = fingerprint(db)
+    result = invoke("report", "--db", db, "--out", tmp_path / "r.html")
+    assert result.output == f"Error: {db}: {NOT_A_WAREHOUSE} ({why})\n"
+    assert fingerprint(db) == before
+
+
+def test_the_check_passes_a_warehouse_and_changes_nothing(built):
+    from warehouse.guard import require_warehouse
+
+    before = fingerprint(built)
+    require_warehouse(built)
+    assert fingerprint(built) == before

@@ -174,3 +174,63 @@ def test_the_check_passes_a_warehouse_and_changes_nothing(built):
     before = fingerprint(built)
     require_warehouse(built)
     assert fingerprint(built) == before
+
+
+# ---------------------------------------------------------------------------
+# 2. Labels that read like the total row
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    """A domain, a source and a difficulty literally called 'all', one literally '(unknown)', one missing."""
+    from warehouse.engine import build
+
+    pairs = [("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]
+    long_pairs = [(" ".join(["reasoning"] * 40), "short")]  # so the label 'all' has other figures than the total
+    rows = [row(memento(long_pairs), domain="all", source="all", difficulty="all"),
+            row(memento(pairs), domain="(unknown)", source="(unknown)", difficulty="(unknown)"),
+            row(memento(pairs), domain=None, source=None, difficulty=None),
+            row(memento(pairs), domain="math", source="unit", difficulty="3")]
+    db = ingest(tmp_path_factory.mktemp("labels"), rows, with_tokens=True)
+    result = build(db)
+    assert result.ok, result.format()
+    return db
+
+
+def q(db: Path, sql: str) -> list[tuple]:
+    with storage.connect(db) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_a_label_called_all_is_a_value_and_the_total_row_is_flagged(labelled):
+    assert q(labelled, "SELECT dimension, value, is_total, traces FROM compression_breakdown "
+                       "WHERE value = 'all' ORDER BY ALL") == [
+        ("all", "all", True, 4), ("difficulty", "all", False, 1), ("domain", "all", False, 1),
+        ("source", "all", False, 1)]
+    assert q(labelled, "SELECT domain, is_total, traces FROM domain_compression ORDER BY ALL") == [
+        ("(unknown)", False, 2), ("all", False, 1), ("all", True, 4), ("math", False, 1)]
+    assert q(labelled, "SELECT source, is_total, traces FROM compression_by_source WHERE source = 'all' "
+                       "ORDER BY ALL") == [("all", False, 1), ("all", True, 4)]
+    assert q(labelled, "SELECT difficulty, is_total, traces FROM compression_by_difficulty WHERE difficulty = 'all' "
+                       "ORDER BY ALL") == [("all", False, 1), ("all", True, 4)]
+    assert q(labelled, "SELECT domain, is_total, traces FROM inference_summary WHERE k = 1 ORDER BY ALL") == [
+        ("(unknown)", False, 2), ("all", False, 1), ("all", True, 4), ("math", False, 1)]
+
+
+def test_the_report_reads_the_total_row_not_the_domain_called_all(labelled, tmp_path):
+    from warehouse import report
+
+    report.write_report(labelled, tmp_path / "r.html", echo=lambda _: None)
+    with storage.connect(labelled) as con:
+        data = report.gather(con, str(labelled))
+    [(total_median,)] = q(labelled, "SELECT median_tokens_per_block FROM domain_compression WHERE is_total")
+    [(domain_median,)] = q(labelled, "SELECT median_tokens_per_block FROM domain_compression "
+                                     "WHERE domain = 'all' AND NOT is_total")
+    assert total_median != domain_median
+    [block_length] = [c for c in data.card if c.measure == "block length (tokens)"]
+    assert block_length.ours_note == f"median {total_median:,.0f}"
+    [(total_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary WHERE is_total AND k = 1")
+    [(domain_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary "
+                                   "WHERE domain = 'all' AND NOT is_total AND k = 1")
+    assert total_peak != domain_peak
+    assert data.inference_total[1][0] == total_peak and data.inference["all"][1][0] == domain_peak

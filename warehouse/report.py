@@ -206,6 +206,7 @@ class ReportData:
     compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
     compression_unit: str  # 'tokens' or 'chars'
     inference: dict[str, dict[int, tuple[float | None, float | None]]]  # domain -> k -> (no eviction, with)
+    inference_total: dict[int, tuple[float | None, float | None]]  # all domains: k -> (no eviction, with)
     outlier_total: int
     outlier_reasons: list[dict]
     outliers: list[dict]
@@ -441,10 +442,13 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         if domain in plot_domains and n:
             compression_box[domain] = dict(zip(("p5", "q1", "med", "q3", "p95"), qs), n=n)
     inference: dict[str, dict[int, tuple]] = {}
-    for domain, k, no_ev, with_ev in con.execute(
-            "SELECT domain, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
+    inference_total: dict[int, tuple] = {}
+    for domain, is_total, k, no_ev, with_ev in con.execute(
+            "SELECT domain, is_total, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
             "ORDER BY k").fetchall():
-        if domain in plot_domains or domain == "all":
+        if is_total:  # not `domain == 'all'`: a domain may be called that
+            inference_total[k] = (no_ev, with_ev)
+        elif domain in plot_domains:
             inference.setdefault(domain, {})[k] = (no_ev, with_ev)
 
     # outliers and the traces shown -----------------------------------------
@@ -499,15 +503,16 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         totals=totals, datasets=datasets, runs=runs, domains=domains, issues=issues, alignment=alignment,
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
-        compression_unit=compression_unit, inference=inference, outlier_total=outlier_total,
+        compression_unit=compression_unit, inference=inference, inference_total=inference_total,
+        outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 
 
 def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
     """This warehouse's figures beside the card's, each computed as the card states it."""
     ratios = dict(con.execute(
-        "SELECT domain, median_ratio_chars FROM domain_compression WHERE domain <> 'all'").fetchall())
-    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE domain = 'all'")
+        "SELECT domain, median_ratio_chars FROM domain_compression WHERE NOT is_total").fetchall())
+    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE is_total")
     per_block = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento, "
                                  "count(block_tokens) AS with_tokens FROM block_pairs")
     per_trace = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento "

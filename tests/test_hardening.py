@@ -5,6 +5,7 @@ labels that look like the total row, and a full disk."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -234,3 +235,80 @@ def test_the_report_reads_the_total_row_not_the_domain_called_all(labelled, tmp_
                                    "WHERE domain = 'all' AND NOT is_total AND k = 1")
     assert total_peak != domain_peak
     assert data.inference_total[1][0] == total_peak and data.inference["all"][1][0] == domain_peak
+
+
+# ---------------------------------------------------------------------------
+# 5. A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 MB tmpfs (root only; skipped elsewhere), and a way to fill it up to `leave` bytes."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+    def fill(leave: int) -> None:
+        with open(mnt / "filler", "ab") as f:
+            f.write(b"\0" * max(0, shutil.disk_usage(mnt).free - leave))
+        assert shutil.disk_usage(mnt).free <= leave
+
+    yield mnt, fill
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _copy_warehouse(db: Path, to: Path) -> Path:
+    shutil.copy2(db, to / db.name)
+    shutil.copy2(storage.lock_path(db), storage.lock_path(to / db.name))  # ingest leaves it, empty
+    shutil.copytree(storage.data_dir(db), storage.data_dir(to / db.name))
+    return to / db.name
+
+
+def test_build_on_a_full_disk_is_one_line_and_leaves_the_file_byte_identical(tmp_path, small_disk):
+    from warehouse.engine import build
+
+    mnt, fill = small_disk
+    db = _copy_warehouse(ingest(tmp_path, rows_of()), mnt)  # never built: the first build
+    before = fingerprint(db)
+    fill(leave=8192)
+    result = invoke("build", "--db", db)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: disk full writing {db}.wal: needs more than the 8 KB that were free "
+                                    f"when it started (8 KB free now); the build was rolled back")
+    assert fingerprint(db) == before  # same bytes, no WAL, no DuckDB temp directory beside it
+    (mnt / "filler").unlink()
+    assert build(db).ok  # and the warehouse works
+
+
+def test_report_on_a_full_disk_is_one_line_and_keeps_the_old_report(built, small_disk):
+    mnt, fill = small_disk
+    out = mnt / "r.html"
+    out.write_text("the previous report")
+    before = fingerprint(built)
+    fill(leave=0)
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert re.fullmatch(rf"Error: disk full writing {re.escape(str(out))}: needs \d+ KB \(0 KB free now\); "
+                        rf"{re.escape(str(out))} is unchanged; free some space and run the command again\n",
+                        result.output)
+    assert out.read_text() == "the previous report"
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler", "r.html"]  # no r.html.tmp
+    assert fingerprint(built) == before
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_on_a_full_disk_is_one_line_and_replaces_nothing(built, small_disk, fmt):
+    mnt, fill = small_disk
+    out = mnt / "sets"
+    assert invoke("export", "memento", "--db", built, "--out", out, "--format", fmt).exit_code == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = fingerprint(built)
+    fill(leave=0)
+    result = invoke("export", "memento", "--db", built, "--out", out, "--format", fmt, "--seed", "7")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: disk full writing {out}/")
+    assert f"(0 KB free now); nothing was replaced and no temporary file is left in {out}" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the old export, and nothing else
+    assert fingerprint(built) == before

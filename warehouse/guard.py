@@ -8,17 +8,25 @@
   temp directory, the Parquet directory), and must not sit below an existing
   file. They only check (call them before any work); `make_dir` then creates
   the directories, with a one-line error if it cannot.
-* `disk_full(exc, path, needed)`: an ENOSPC as one line naming the path, the
-  space needed and the space free; `is_disk_full(exc)` recognises one, from
-  Python (OSError) or from DuckDB (its IO errors carry the OS's message).
+* `disk_full(path, ...)`: an ENOSPC as one line naming the path, the space
+  needed and the space free; `is_disk_full(exc)` recognises one, from Python
+  (OSError) or from DuckDB (its IO errors carry the OS's message), and
+  `failed_path(exc, default)` finds the file it was writing.
+* `file_state(db)` / `undo_failed_write(state)`: what a writer that failed and
+  committed nothing leaves behind (an empty WAL, DuckDB's temp directory, blocks
+  written past the end of the file) is removed, so the file is byte-identical.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 from warehouse import storage
 from warehouse.errors import WarehouseError
@@ -138,14 +146,21 @@ def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = 
 # ---------------------------------------------------------------------------
 # Disk full
 
-_DUCKDB_ENOSPC = ("no space left on device", "disk is full", "not enough space")
+_DUCKDB_ENOSPC = ("no space left on device", "disk quota exceeded")
 
 
 def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    text = str(exc).lower()
-    return type(exc).__module__.startswith("duckdb") and any(s in text for s in _DUCKDB_ENOSPC)
+    return isinstance(exc, duckdb.Error) and any(s in str(exc).lower() for s in _DUCKDB_ENOSPC)
+
+
+def failed_path(exc: BaseException, default: Path) -> Path:
+    """The file a disk-full error was writing: OSError.filename, the file DuckDB names, else `default`."""
+    if isinstance(exc, OSError) and exc.filename:
+        return Path(os.fsdecode(exc.filename))
+    m = re.search(r'(?:write|writing|create|open)[a-z ]* file "([^"]+)"', str(exc))
+    return Path(m.group(1)) if m else default
 
 
 def free_bytes(path: Path) -> int | None:
@@ -160,14 +175,78 @@ def free_bytes(path: Path) -> int | None:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} KB"
 
 
-def disk_full(path: str | Path, needed: int, at_least: bool = False, done: str = "") -> WarehouseError:
-    """The one-line error for a full disk: the path, the space needed, the space free, what was undone."""
+def disk_full(path: str | Path, needed: int | None = None, free_before: int | None = None,
+              done: str = "") -> WarehouseError:
+    """The one-line error for a full disk: the path, the space needed, the space free, what was undone.
+
+    `needed`: the exact size, when known (a report); otherwise `free_before`, the space that was
+    free when the command started, is what it needed more than."""
     path = Path(path)
+    if needed:
+        need = f"needs {_mb(needed)}"
+    elif free_before is not None:
+        need = f"needs more than the {_mb(free_before)} that were free when it started"
+    else:
+        need = "needs more space"
     free = free_bytes(path)
-    need = f"{'at least ' if at_least else ''}{_mb(needed)}" if needed else "more space"
-    free_text = f", {_mb(free)} free" if free is not None else ""
-    return WarehouseError(f"disk full writing {path}: needs {need}{free_text}; "
+    free_text = f" ({_mb(free)} free now)" if free is not None else ""
+    return WarehouseError(f"disk full writing {path}: {need}{free_text}; "
                           f"{done + '; ' if done else ''}free some space and run the command again")
+
+
+# ---------------------------------------------------------------------------
+# A failed write leaves the DuckDB file as it was
+
+HEADER_BYTES = 3 * 4096  # DuckDB's main header and its two database headers: rewritten only by a checkpoint
+
+
+@dataclass
+class FileState:
+    db: Path
+    size: int
+    header: bytes
+    wal: bool  # did the WAL exist
+    tmp: bool  # did DuckDB's temp directory exist
+    free: int | None  # free bytes on its filesystem
+
+    @property
+    def wal_path(self) -> Path:
+        return Path(str(self.db) + ".wal")
+
+    @property
+    def tmp_path(self) -> Path:
+        return Path(str(self.db) + ".tmp")
+
+
+def _header(db: Path) -> bytes:
+    with open(db, "rb") as f:
+        return f.read(HEADER_BYTES)
+
+
+def file_state(db: str | Path) -> FileState:
+    """Take before a write: what undo_failed_write needs to put the file back."""
+    db = Path(db)
+    state = FileState(db, db.stat().st_size, _header(db), False, False, free_bytes(db))
+    state.wal, state.tmp = state.wal_path.exists(), state.tmp_path.exists()
+    return state
+
+
+def undo_failed_write(state: FileState) -> None:
+    """After a write that committed nothing, with its connection closed: remove what it left.
+
+    An empty WAL that did not exist and DuckDB's temp directory (if it did not
+    exist) are deleted. Blocks a rolled-back transaction wrote past the end of the
+    file are cut off, but only when no checkpoint ran (the headers are unchanged)
+    and the WAL is empty: then nothing on disk refers to them.
+    """
+    wal = state.wal_path
+    wal_empty = not wal.exists() or wal.stat().st_size == 0
+    if not state.wal and wal.exists() and wal_empty:
+        wal.unlink()
+    if not state.tmp and state.tmp_path.is_dir():
+        shutil.rmtree(state.tmp_path, ignore_errors=True)
+    if wal_empty and state.db.stat().st_size > state.size and _header(state.db) == state.header:
+        os.truncate(state.db, state.size)

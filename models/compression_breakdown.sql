@@ -1,12 +1,13 @@
 /*
 name: compression_breakdown
-version: 1
+version: 2
 kind: table
 grain: [dimension, value]
 description: >
   The compression measures of the OpenMementos card for every domain, every
   source, every difficulty and for all analysed traces together (dimension
-  'all', value 'all'): trace counts (analysed and flagged apart), then the
+  'all', value 'all', and the only row with is_total true: a label that reads
+  'all' is a value of its dimension, never the total): trace counts (analysed and flagged apart), then the
   median, p10 and p90 of blocks per trace, block and memento chars, the
   memento/block ratio in chars and in tokens (per block), tokens per block and
   per memento, and the trace-level compression (block tokens / memento tokens);
@@ -15,15 +16,22 @@ description: >
   domain_compression, compression_by_source and compression_by_difficulty are
   its slices. Quantiles are continuous (interpolated).
 audits:
-  - not_null: [traces, flagged_traces]
+  - not_null: [is_total, traces, flagged_traces]
   - accepted_values: {column: dimension, values: [domain, source, difficulty, all]}
+  - custom:
+      name: one_total_row
+      sql: >
+        SELECT count(*) FILTER (WHERE is_total) AS total_rows,
+               count(*) FILTER (WHERE is_total <> (dimension = 'all')) AS mislabelled
+        FROM {this}
+        HAVING count(*) FILTER (WHERE is_total) <> 1 OR count(*) FILTER (WHERE is_total <> (dimension = 'all')) > 0
   - accepted_range: {column: median_ratio_chars, min: 0}
   - custom:
       name: all_row_counts_every_trace
       sql: >
         SELECT a.traces + a.flagged_traces AS counted, (SELECT count(*) FROM all_traces) AS ingested
         FROM {this} AS a
-        WHERE a.dimension = 'all' AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
+        WHERE a.is_total AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
 */
 WITH block_level AS (
     SELECT
@@ -89,6 +97,8 @@ trace_level AS (
 SELECT
     t.dimension,
     t.value,
+    -- the dimension is the model's own word, never data: it tells the total row from a label 'all'
+    t.dimension = 'all' AS is_total,
     t.traces,
     t.flagged_traces,
     coalesce(b.blocks, 0) AS blocks,

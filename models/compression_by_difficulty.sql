@@ -1,17 +1,18 @@
 /*
 name: compression_by_difficulty
-version: 1
+version: 2
 kind: view
-grain: [difficulty]
+grain: [difficulty, is_total]
 description: >
   compression_breakdown by difficulty, with an 'all' row for all analysed traces
-  together: traces (analysed) and flagged_traces (left out, counted apart), then
+  together (is_total true; a difficulty whose label is 'all' has is_total false): traces (analysed) and flagged_traces (left out, counted apart), then
   medians and p10/p90 of the card's measures.
 audits:
-  - not_null: [traces, flagged_traces]
+  - not_null: [is_total, traces, flagged_traces]
 */
 SELECT
     value AS difficulty,
+    is_total,
     traces,
     flagged_traces,
     blocks,

@@ -1,21 +1,22 @@
 /*
 name: domain_compression
-version: 1
+version: 2
 kind: view
-grain: [domain]
+grain: [domain, is_total]
 description: >
   compression_breakdown by domain, with an 'all' row for all analysed traces
-  together: traces (analysed) and flagged_traces (left out, counted apart), then
+  together (is_total true; a domain whose label is 'all' has is_total false): traces (analysed) and flagged_traces (left out, counted apart), then
   medians and p10/p90 of the card's measures, and the averages of the token
   counts. Read it beside the card with the statistic the card uses: median
   ratio_chars math 0.16, code 0.18, science 0.23; average tokens per block
   ~1,150, per memento ~194, per trace ~10,900 -> ~1,850, ~6x as the ratio of
   those averages (sql/queries/card_comparison.sql).
 audits:
-  - not_null: [traces, flagged_traces]
+  - not_null: [is_total, traces, flagged_traces]
 */
 SELECT
     value AS domain,
+    is_total,
     traces,
     flagged_traces,
     blocks,

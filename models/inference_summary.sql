@@ -1,18 +1,20 @@
 /*
 name: inference_summary
-version: 1
+version: 2
 kind: view
-grain: [domain, k]
+grain: [domain, k, is_total]
 description: >
   inference_simulation summarised per domain and k, with domain 'all' for all
-  analysed traces together: medians of the peak context with and without
+  analysed traces together (is_total true; a domain whose label is 'all' has
+  is_total false): medians of the peak context with and without
   eviction, and the median, p10 and p90 of the fraction of the peak saved.
 audits:
-  - not_null: [traces]
+  - not_null: [is_total, traces]
 */
 SELECT
     CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
     k,
+    GROUPING(domain) = 1 AS is_total,
     count(*) AS traces,
     quantile_cont(peak_tokens_no_eviction, 0.5) AS median_peak_no_eviction,
     quantile_cont(peak_tokens_with_eviction, 0.5) AS median_peak_with_eviction,

@@ -102,9 +102,9 @@ def test_plot_data(data):
     math = data.compression_box["math"]  # 350/60, 100/16 = 6.25, 1500
     assert (math["med"], math["n"]) == (pytest.approx(6.25, **APPROX), 3)
     # no eviction, peak = every block + memento + answer: 440 117 106 60 106 133 3007 129 115 148 -> median 123
-    assert set(data.inference) == {"all", "science", "math", "code"}
-    assert sorted(data.inference["all"]) == [1, 2, 4, 8]
-    assert data.inference["all"][8][0] == pytest.approx(123, **APPROX)
+    assert set(data.inference) == {"science", "math", "code"}
+    assert sorted(data.inference_total) == [1, 2, 4, 8]
+    assert data.inference_total[8][0] == pytest.approx(123, **APPROX)
     # trace 0 (the only math trace with 3 blocks) keeps everything for k >= 3; math medians over 0, 1, 7
     assert data.inference["math"][1][0] == pytest.approx(440, **APPROX)
 
@@ -345,7 +345,7 @@ def test_report_without_token_counts_uses_chars(tmp_path):
     assert card(data, "memento/block ratio, math").ours == pytest.approx((3 / 15 + 5 / 19) / 2, **APPROX)
     assert card(data, "block length").ours is None
     assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
-    assert all(v == (None, None) for ks in data.inference.values() for v in ks.values())
+    assert all(v == (None, None) for ks in [*data.inference.values(), data.inference_total] for v in ks.values())
 
 
 def test_a_difference_that_rounds_to_zero_has_no_sign():

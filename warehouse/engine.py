@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import storage
+from warehouse import guard, storage
 from warehouse.audits import AuditFailure, quote, run_audit, unique
 from warehouse.faults import checkpoint
 from warehouse.models import Model, ModelError, discover, fingerprint
@@ -328,70 +328,91 @@ def parse_select(project: Project, select: list[str] | tuple[str, ...] | str | N
 
 def build(db: str | Path, select=None, full_refresh: bool = False,
           models_dir: str | Path | None = None, echo=None) -> BuildReport:
-    """Build the selected models that need it, in dependency order. See the module docstring."""
+    """Build the selected models that need it, in dependency order. See the module docstring.
+
+    A full disk is one line (guard.disk_full); the build is then rolled back and the
+    DuckDB file put back byte for byte (guard.undo_failed_write)."""
     started = time.monotonic()
     db = Path(db)
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    guard.require_warehouse(db)
     command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
-    with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
-        with storage.connect(db, read_only=False) as con:
-            storage.ensure_schema(con, db)
-            con.execute(BUILDS_DDL)
-            objects = existing_objects(con)
-            project = load_project(models_dir, set(objects))
-            selected = parse_select(project, select)
-            states = model_states(con, project)
-            current_data = data_version(con, objects)
-            build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
-            report = BuildReport(str(db), [])
-            done: dict[str, str] = {}  # model -> its ModelResult.status in this run
-            failed: ModelResult | None = None  # the model that stopped the build
-            con.execute("BEGIN TRANSACTION")
+    before = guard.file_state(db)
+    try:
+        with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
             try:
-                for name in project.order:
-                    if name not in selected:
-                        continue
-                    state = states[name]
-                    upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
-                    upstream_built = [p for p in project.parents[name] if done.get(p) in ("built", "rolled back")]
-                    missing = [p for p in project.parents[name]
-                               if p not in selected and states[p].state == "never built"]
-                    if upstream_broken:
-                        result = ModelResult(name, "skipped",
-                                             f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
-                    elif missing:
-                        result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
-                                                              f"select {missing[0]}+ or build everything")
-                    elif full_refresh or state.state != "fresh" or upstream_built:
-                        if failed is not None:
-                            result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
-                        else:
-                            reason = ("--full-refresh" if full_refresh
-                                      else state.reason or state.state if state.state != "fresh"
-                                      else f"upstream {upstream_built[0]} rebuilt")
-                            if echo:
-                                echo(f"  building {name} ...")
-                            result = build_model(con, project.models[name], project.fingerprints[name],
-                                                 current_data, build_id, reason)
-                            if result.status == "failed":
-                                failed = result
-                                _roll_back(con, report, done, result, project.models[name],
-                                           project.fingerprints[name], current_data, build_id)
-                    else:
-                        result = ModelResult(name, "fresh")
-                    done[name] = result.status
-                    report.results.append(result)
-                if failed is None:
-                    checkpoint("build.before_commit")
-                    con.execute("COMMIT")
-            except BaseException:
-                try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # no transaction left: it was rolled back already
+                with storage.connect(db, read_only=False) as con:
+                    report = _build_models(con, db, select, full_refresh, models_dir, echo)
+            except BaseException as exc:
+                if guard.is_disk_full(exc):  # nothing was committed: put the file back, under the lock
+                    guard.undo_failed_write(before)
                 raise
+    except BaseException as exc:
+        if guard.is_disk_full(exc):
+            raise guard.disk_full(guard.failed_path(exc, db), free_before=before.free,
+                                  done="the build was rolled back, the warehouse is as it was") from None
+        raise
     report.seconds = time.monotonic() - started
+    return report
+
+
+def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh: bool, models_dir,
+                  echo) -> BuildReport:
+    """The build on an open writer connection, in one transaction (the module docstring)."""
+    storage.ensure_schema(con, db)
+    objects = existing_objects(con)
+    project = load_project(models_dir, set(objects))
+    selected = parse_select(project, select)
+    states = model_states(con, project)
+    current_data = data_version(con, objects)
+    build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+    report = BuildReport(str(db), [])
+    done: dict[str, str] = {}  # model -> its ModelResult.status in this run
+    failed: ModelResult | None = None  # the model that stopped the build
+    con.execute("BEGIN TRANSACTION")
+    con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
+    try:
+        for name in project.order:
+            if name not in selected:
+                continue
+            state = states[name]
+            upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
+            upstream_built = [p for p in project.parents[name] if done.get(p) in ("built", "rolled back")]
+            missing = [p for p in project.parents[name]
+                       if p not in selected and states[p].state == "never built"]
+            if upstream_broken:
+                result = ModelResult(name, "skipped",
+                                     f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
+            elif missing:
+                result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
+                                                      f"select {missing[0]}+ or build everything")
+            elif full_refresh or state.state != "fresh" or upstream_built:
+                if failed is not None:
+                    result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
+                else:
+                    reason = ("--full-refresh" if full_refresh
+                              else state.reason or state.state if state.state != "fresh"
+                              else f"upstream {upstream_built[0]} rebuilt")
+                    if echo:
+                        echo(f"  building {name} ...")
+                    result = build_model(con, project.models[name], project.fingerprints[name],
+                                         current_data, build_id, reason)
+                    if result.status == "failed":
+                        failed = result
+                        _roll_back(con, report, done, result, project.models[name],
+                                   project.fingerprints[name], current_data, build_id)
+            else:
+                result = ModelResult(name, "fresh")
+            done[name] = result.status
+            report.results.append(result)
+        if failed is None:
+            checkpoint("build.before_commit")
+            con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction left: it was rolled back already
+        raise
     return report
 
 
@@ -437,6 +458,7 @@ def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[s
                model: Model, fp: str, current_data: str, build_id: str) -> None:
     """A model failed: undo the whole build, then record the failure on its own."""
     con.execute("ROLLBACK")
+    con.execute(BUILDS_DDL)  # rolled back with the rest on a first build
     for earlier in report.results:
         if earlier.status == "built":
             earlier.status = done[earlier.name] = "rolled back"
@@ -477,6 +499,7 @@ class ModelInfo:
 
 
 def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[ModelInfo]:
+    guard.require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
         objects = existing_objects(con)
         project = load_project(models_dir, set(objects))

@@ -15,7 +15,10 @@ the spans of the response it is made of. They hold no text. One export is::
              whitespace-normalised problem, the smallest of its near-duplicate group's, found
              before the stream) and is appended to that split's temp file
              `.NAME.<pid>.export-tmp` beside the final NAME
-    finish   fsync the temp files, delete the old manifest.json, os.replace each temp file
+    finish   fsync the temp files and the new card's and manifest's temp files (everything
+             that takes space is written before anything is replaced; a full disk up to
+             here is one line, guard.disk_full, and removes every temp file), delete the
+             old manifest.json, os.replace each temp file
              into place, write README.md (the dataset card), delete what the earlier export
              listed and this one did not write, then write manifest.json (temp + replace) last
 
@@ -38,6 +41,7 @@ import re
 import shutil
 import time
 from array import array
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -48,7 +52,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.parser import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
-from warehouse import engine, storage
+from warehouse import engine, guard, storage
 from warehouse.faults import checkpoint
 from warehouse.storage import WarehouseError
 
@@ -446,9 +450,11 @@ class _HashingFile:
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            try:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+            finally:  # closed even when the flush fails (a full disk): no descriptor left on a deleted file
+                self._f.close()
 
 
 class _SplitWriter:
@@ -474,6 +480,20 @@ class _SplitWriter:
 
     def write(self, table: pa.Table) -> None:
         """Append `table` (whole traces, in order)."""
+        with self._naming_errors():
+            self._write(table)
+
+    @contextmanager
+    def _naming_errors(self):
+        """An OSError from writing the temp file names the file it is for (a full disk says where)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = str(self.final)
+            raise
+
+    def _write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         self.rows += table.num_rows
@@ -509,10 +529,11 @@ class _SplitWriter:
         self._pending_rows = rest.num_rows
 
     def close(self) -> None:
-        if self._parquet is not None:
-            self._flush(final=True)
-            self._parquet.close()
-        self.file.close()
+        with self._naming_errors():
+            if self._parquet is not None:
+                self._flush(final=True)
+                self._parquet.close()
+            self.file.close()
 
     def abandon(self) -> None:
         try:
@@ -917,8 +938,11 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     split_list = parse_splits(splits)
     if max_tokens is not None and max_tokens < 1:
         raise WarehouseError(f"--max-tokens {max_tokens}: must be at least 1")
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    finals = [f"{name}.{fmt}" for name, _ in split_list] + [CARD, MANIFEST]
+    spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
+    # not over the warehouse, not below a file: checked before any work
+    guard.output_dir(db, out, finals + [f".{n}.{os.getpid()}{TMP_SUFFIX}" for n in finals] + [spill.name])
+    guard.require_warehouse(db)
     view = KINDS[kind]
     per_block = kind == "summarize"
     check_directory(out, overwrite, db)  # before any build: stop early on a directory that is not an export
@@ -929,10 +953,10 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     if domain is not None:
         _check_domain(db, domain)
 
-    out.mkdir(parents=True, exist_ok=True)
+    guard.make_dir(out)
+    free_before = guard.free_bytes(out)
     remove_leftovers(out)
     listed, unknown = check_directory(out, overwrite, db)
-    spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
     if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
         exclude_outliers = exclude_outliers == "all" or [r.strip() for r in exclude_outliers.split(",") if r.strip()]
     outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))
@@ -945,6 +969,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     writers: dict[str, _SplitWriter] = {}
     index = {name: i for i, (name, _) in enumerate(split_list)}
     empty = copies = 0
+    card_tmp = out / f".{CARD}.{os.getpid()}{TMP_SUFFIX}"
+    manifest_tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
     try:
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
@@ -1016,10 +1042,6 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             why = ", ".join(f"{n:,} {reason}" for reason, n in left_out.items() if n) or "the view has no rows"
             raise WarehouseError(f"export {kind} would write no examples: of {sum(counts.values()):,} candidates, "
                                  f"left out: {why}; change the filters, or pass --allow-empty to write empty files")
-        checkpoint("export.before_rename")
-        (out / MANIFEST).unlink(missing_ok=True)  # a manifest on disk always describes the files beside it
-        for w in writers.values():
-            os.replace(w.tmp, w.final)
         split_info = {name: w.describe() for name, w in writers.items()}
         manifest = {
             "manifest_version": MANIFEST_VERSION,
@@ -1038,24 +1060,41 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "splits": split_info,
             "card": CARD,
         }
-        card = out / f".{CARD}.{os.getpid()}{TMP_SUFFIX}"
-        card.write_text(dataset_card(manifest, schema), encoding="utf-8")
-        os.replace(card, out / CARD)
+        # Everything that takes space is written before anything is replaced: a full disk
+        # (or a kill) up to here leaves the files in `out` as they were.
+        _write_synced(card_tmp, dataset_card(manifest, schema))
+        _write_synced(manifest_tmp, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        checkpoint("export.before_rename")
+        (out / MANIFEST).unlink(missing_ok=True)  # a manifest on disk always describes the files beside it
+        for w in writers.values():
+            os.replace(w.tmp, w.final)
+        os.replace(card_tmp, out / CARD)
         # what an earlier export listed and this one did not write (other split names, another format),
         # and with --overwrite whatever else was there: the directory is now this export only
         ours = {w.final.name for w in writers.values()} | {CARD, MANIFEST}
         _remove([out / name for name in sorted(listed - ours)] + [p for p in unknown if p.name not in ours])
-        tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, out / MANIFEST)
-    except BaseException:
+        os.replace(manifest_tmp, out / MANIFEST)
+    except BaseException as exc:
         for w in writers.values():
             w.abandon()
+        card_tmp.unlink(missing_ok=True)
+        manifest_tmp.unlink(missing_ok=True)
+        shutil.rmtree(spill, ignore_errors=True)
+        if guard.is_disk_full(exc):
+            raise guard.disk_full(guard.failed_path(exc, out), free_before=free_before,
+                                  done=f"nothing was replaced and no temporary file is left in {out}") from None
         raise
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
                         time.monotonic() - started, int(text_chars), filters, outlier_counts, near)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _progress(enabled: bool, total: int, kind: str):

@@ -152,21 +152,19 @@ def compression_per_domain(data: ReportData) -> str:
 
 def peak_context(data: ReportData) -> str:
     title = "Peak context in the inference simulation (median over traces)"
-    series = {d: ks for d, ks in data.inference.items() if any(v[1] is not None for v in ks.values())}
-    if not series:
+    # (name, color, line width, k -> (no eviction, with)): the total first, then the plotted domains
+    lines = [("all domains", "#000000", 2.2, data.inference_total)]
+    lines += [(label(d), _color(data.plot_domains, d), 1.3, data.inference[d])
+              for d in data.plot_domains if d in data.inference]
+    lines = [line for line in lines if any(v[1] is not None for v in line[3].values())]
+    if not lines:
         return _empty(title, "no token counts (ingested with --no-tokens) or no analysed traces")
     fig, ax = _figure(title)
-    order = ["all"] + [d for d in data.plot_domains if d in series and d != "all"]
-    for domain in order:
-        if domain not in series:
-            continue
-        ks = sorted(series[domain])
-        color = "#000000" if domain == "all" else _color(data.plot_domains, domain)
-        width = 2.2 if domain == "all" else 1.3
-        name = "all domains" if domain == "all" else label(domain)
-        ax.plot(ks, [series[domain][k][1] for k in ks], marker="o", color=color, linewidth=width,
+    for name, color, width, by_k in lines:
+        ks = sorted(by_k)
+        ax.plot(ks, [by_k[k][1] for k in ks], marker="o", color=color, linewidth=width,
                 label=f"{name}, with eviction")
-        ax.plot(ks, [series[domain][k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--",
+        ax.plot(ks, [by_k[k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--",
                 label=f"{name}, no eviction")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

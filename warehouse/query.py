@@ -35,6 +35,7 @@ from typing import TextIO
 import duckdb
 
 from warehouse import storage
+from warehouse.guard import require_warehouse
 from warehouse.storage import WarehouseError
 
 FORMATS = ("table", "csv", "json")
@@ -85,9 +86,8 @@ def read_query_file(path: str | Path) -> str:
 @contextmanager
 def _open(db: str | Path, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     """The connection: under the writer lock with `write`, locked down (`lock_down`) without."""
+    require_warehouse(db)
     if write:
-        if not Path(db).exists():
-            raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
         with storage.write_lock(db, "sql --write"), storage.connect(db, read_only=False) as con:
             yield con
     else:

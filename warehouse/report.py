@@ -20,6 +20,7 @@ there is no script.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import storage
+from warehouse import guard, storage
 from warehouse.storage import WarehouseError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -205,6 +206,7 @@ class ReportData:
     compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
     compression_unit: str  # 'tokens' or 'chars'
     inference: dict[str, dict[int, tuple[float | None, float | None]]]  # domain -> k -> (no eviction, with)
+    inference_total: dict[int, tuple[float | None, float | None]]  # all domains: k -> (no eviction, with)
     outlier_total: int
     outlier_reasons: list[dict]
     outliers: list[dict]
@@ -342,6 +344,7 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
 
 def trace_view(db: str | Path, trace_id: str) -> TraceView:
     """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
+    guard.require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
         views = trace_views(con, [trace_id])
         if trace_id not in views:
@@ -439,10 +442,13 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         if domain in plot_domains and n:
             compression_box[domain] = dict(zip(("p5", "q1", "med", "q3", "p95"), qs), n=n)
     inference: dict[str, dict[int, tuple]] = {}
-    for domain, k, no_ev, with_ev in con.execute(
-            "SELECT domain, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
+    inference_total: dict[int, tuple] = {}
+    for domain, is_total, k, no_ev, with_ev in con.execute(
+            "SELECT domain, is_total, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
             "ORDER BY k").fetchall():
-        if domain in plot_domains or domain == "all":
+        if is_total:  # not `domain == 'all'`: a domain may be called that
+            inference_total[k] = (no_ev, with_ev)
+        elif domain in plot_domains:
             inference.setdefault(domain, {})[k] = (no_ev, with_ev)
 
     # outliers and the traces shown -----------------------------------------
@@ -497,15 +503,16 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         totals=totals, datasets=datasets, runs=runs, domains=domains, issues=issues, alignment=alignment,
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
-        compression_unit=compression_unit, inference=inference, outlier_total=outlier_total,
+        compression_unit=compression_unit, inference=inference, inference_total=inference_total,
+        outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 
 
 def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
     """This warehouse's figures beside the card's, each computed as the card states it."""
     ratios = dict(con.execute(
-        "SELECT domain, median_ratio_chars FROM domain_compression WHERE domain <> 'all'").fetchall())
-    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE domain = 'all'")
+        "SELECT domain, median_ratio_chars FROM domain_compression WHERE NOT is_total").fetchall())
+    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE is_total")
     per_block = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento, "
                                  "count(block_tokens) AS with_tokens FROM block_pairs")
     per_trace = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento "
@@ -608,9 +615,9 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     from warehouse import plots
 
     t0 = time.monotonic()
-    db, out = Path(db), Path(out)
-    if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    db = Path(db)
+    out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
+    guard.require_warehouse(db)
     timings = {"build": ensure_built(db, echo)}
     t = time.monotonic()
     with storage.connect(db, read_only=True) as con:
@@ -620,11 +627,28 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     data.plots = plots.render_all(data)
     timings["plots"] = time.monotonic() - t
     t = time.monotonic()
-    html = render_html(data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    body = render_html(data).encode("utf-8")
+    guard.make_dir(out.parent)
+    write_atomically(out, body)
     timings["render"] = time.monotonic() - t
     seconds = time.monotonic() - t0
-    return ReportResult(out, len(html.encode("utf-8")), seconds, timings, len(data.views))
+    return ReportResult(out, len(body), seconds, timings, len(data.views))
+
+
+def write_atomically(out: Path, body: bytes) -> None:
+    """Write `out.tmp`, then rename it over `out`. On any failure the temp file is removed and `out`
+    is as it was; a full disk is one line with the path and the size needed."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(out)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and guard.is_disk_full(exc):
+            raise guard.disk_full(out, len(body), done=f"{out} is unchanged") from None
+        if isinstance(exc, OSError):
+            raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise

@@ -42,6 +42,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from warehouse import storage
+from warehouse.guard import require_warehouse
 from warehouse.audits import SHOW_ROWS, Audit, AuditFailure, quote, unique
 from warehouse.engine import BuildReport, ModelResult, Project, load_project, parse_select
 from warehouse.models import DIALECT, Model, ModelError
@@ -346,6 +347,7 @@ def layout_for(db: str | Path) -> Layout:
         return Layout(path.resolve().as_uri(), None)
     if not path.exists():
         raise WarehouseError(f"no warehouse at {path}; create one with `mementos ingest SOURCE --db {path}` first")
+    require_warehouse(path)
     root = storage.data_dir(path)
     if not root.is_dir():
         raise WarehouseError(f"the warehouse {path} has no Parquet directory {root}; nothing was ingested yet")

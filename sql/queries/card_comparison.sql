@@ -8,7 +8,8 @@
 --     not the median of the per-trace compressions.
 -- `warehouse_median` is the warehouse's median of the same measure (for the compression:
 -- the median per trace), shown beside it: token counts are skewed, so their averages sit
--- above their medians. The card's token figures are overall (the `all` row); domains the
+-- above their medians. The card's token figures are overall (the `all` row, is_total: a domain
+-- that is itself called 'all' is listed with the domains, before it); domains the
 -- card does not list get a NULL card figure. `traces` and `flagged_traces` say what each
 -- figure covers (flagged traces are left out of every figure). Token figures are NULL in a
 -- warehouse ingested with --no-tokens.
@@ -28,30 +29,31 @@ figures AS (
         d.median_ratio_chars AS warehouse_median,
         3 AS digits,
         d.traces,
-        d.flagged_traces
+        d.flagged_traces,
+        d.is_total
     FROM domain_compression AS d
-    LEFT JOIN card_ratio AS c ON c.domain = d.domain
+    LEFT JOIN card_ratio AS c ON c.domain = d.domain AND NOT d.is_total
     UNION ALL
     SELECT 2, 'tokens per block', domain, 'average over blocks', 1150,
-           avg_tokens_per_block, median_tokens_per_block, 0, traces, flagged_traces
-    FROM domain_compression WHERE domain = 'all'
+           avg_tokens_per_block, median_tokens_per_block, 0, traces, flagged_traces, is_total
+    FROM domain_compression WHERE is_total
     UNION ALL
     SELECT 3, 'tokens per memento', domain, 'average over blocks', 194,
-           avg_tokens_per_memento, median_tokens_per_memento, 0, traces, flagged_traces
-    FROM domain_compression WHERE domain = 'all'
+           avg_tokens_per_memento, median_tokens_per_memento, 0, traces, flagged_traces, is_total
+    FROM domain_compression WHERE is_total
     UNION ALL
     SELECT 4, 'block tokens per trace', domain, 'average over traces', 10900,
-           avg_block_tokens_per_trace, median_block_tokens_per_trace, 0, traces, flagged_traces
-    FROM domain_compression WHERE domain = 'all'
+           avg_block_tokens_per_trace, median_block_tokens_per_trace, 0, traces, flagged_traces, is_total
+    FROM domain_compression WHERE is_total
     UNION ALL
     SELECT 5, 'memento tokens per trace', domain, 'average over traces', 1850,
-           avg_memento_tokens_per_trace, median_memento_tokens_per_trace, 0, traces, flagged_traces
-    FROM domain_compression WHERE domain = 'all'
+           avg_memento_tokens_per_trace, median_memento_tokens_per_trace, 0, traces, flagged_traces, is_total
+    FROM domain_compression WHERE is_total
     UNION ALL
     SELECT 6, 'trace-level compression (x)', domain, 'ratio of the averages per trace', 6.0,
            CAST(avg_block_tokens_per_trace AS DOUBLE) / NULLIF(avg_memento_tokens_per_trace, 0),
-           median_compression_tokens, 2, traces, flagged_traces
-    FROM domain_compression WHERE domain = 'all'
+           median_compression_tokens, 2, traces, flagged_traces, is_total
+    FROM domain_compression WHERE is_total
 )
 SELECT
     measure,
@@ -64,4 +66,4 @@ SELECT
     traces,
     flagged_traces
 FROM figures
-ORDER BY row_order, domain = 'all', traces DESC, domain;
+ORDER BY row_order, is_total, traces DESC, domain;

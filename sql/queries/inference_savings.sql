@@ -11,4 +11,4 @@ SELECT
     round(p90_saved_fraction, 3) AS saved_p90,
     round(share_peaking_at_answer, 3) AS peak_at_answer
 FROM inference_summary
-ORDER BY domain = 'all', domain, k;
+ORDER BY is_total, domain, k;

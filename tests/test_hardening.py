@@ -1,0 +1,314 @@
+"""What an adversarial pass broke (issue 16), each case once: outputs never land on the warehouse,
+a file that is not a warehouse is refused and left byte-identical, bad output paths are one line,
+labels that look like the total row, and a full disk."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from conftest import memento, row, write_hub_dir
+from warehouse import storage
+from warehouse.guard import NOT_A_WAREHOUSE
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def ingest(tmp_path: Path, rows: list[dict], with_tokens: bool = False, name: str = "h") -> Path:
+    from ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp_path / "src", rows)
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(src), db, config="default", name=name, with_tokens=with_tokens, workers=0, progress=False)
+    return db
+
+
+def rows_of(domains=("math", "code")) -> list[dict]:
+    return [row(memento([("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]), domain=d, difficulty=str(i))
+            for i, d in enumerate(domains)]
+
+
+def fingerprint(db: Path) -> dict:
+    """Bytes of the DuckDB file, and which files sit beside it and in its Parquet directory."""
+    beside = sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name))
+    data = storage.data_dir(db)
+    tree = sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.rglob("*")) if data.exists() else None
+    return {"sha256": hashlib.sha256(db.read_bytes()).hexdigest(), "beside": beside, "data": tree}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A small warehouse with every model built (so commands have no build to do first)."""
+    from warehouse.engine import build
+
+    db = ingest(tmp_path_factory.mktemp("built"), rows_of())
+    assert build(db).ok
+    return db
+
+
+# ---------------------------------------------------------------------------
+# 1. No output over the warehouse
+
+
+@pytest.mark.parametrize("target", ["db", "wal", "lock", "data_dir_file", "tmp_dir_file"])
+def test_report_out_on_a_part_of_the_warehouse_is_refused(built, target):
+    out = {"db": built, "wal": Path(str(built) + ".wal"), "lock": storage.lock_path(built),
+           "data_dir_file": storage.data_dir(built) / "traces" / "r.html",
+           "tmp_dir_file": Path(str(built) + ".tmp") / "r.html"}[target]
+    before = fingerprint(built)
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --out {out} would write ") and result.output.count("\n") == 1
+    assert "choose a path outside the warehouse" in result.output
+    assert fingerprint(built) == before
+
+
+def test_report_out_through_a_symlink_to_the_warehouse_is_refused(built, tmp_path):
+    link = tmp_path / "innocent.html"
+    link.symlink_to(built)
+    before = fingerprint(built)
+    result = invoke("report", "--db", built, "--out", link)
+    assert result.exit_code == 1 and f"the warehouse's DuckDB file {built}" in result.output
+    assert fingerprint(built) == before
+
+
+@pytest.mark.parametrize("target", ["data_dir", "inside_data_dir", "tmp_dir"])
+def test_export_out_in_the_warehouse_is_refused(built, target):
+    out = {"data_dir": storage.data_dir(built), "inside_data_dir": storage.data_dir(built) / "exports",
+           "tmp_dir": Path(str(built) + ".tmp")}[target]
+    before = fingerprint(built)
+    result = invoke("export", "memento", "--db", built, "--out", out)
+    assert result.exit_code == 1 and result.output.startswith(f"Error: --out {out} would write ")
+    assert fingerprint(built) == before
+
+
+# ---------------------------------------------------------------------------
+# 7. Output paths below a file, or of the wrong kind
+
+
+def test_report_out_below_a_file_is_one_line(built, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "sub" / "r.html"
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {out}: {tmp_path / 'notes.txt'} is a file, not a directory; "
+                             f"choose a path whose parents are directories\n")
+
+
+def test_export_out_below_a_file_is_one_line(built, tmp_path):
+    (tmp_path / "out").write_text("x")
+    result = invoke("export", "memento", "--db", built, "--out", tmp_path / "out" / "sets")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --out {tmp_path / 'out' / 'sets'}: {tmp_path / 'out'} is a file, ")
+
+
+# ---------------------------------------------------------------------------
+# 6. A file that is not a warehouse
+
+
+def _unrelated(path: Path) -> Path:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE invoices (id INTEGER, total DECIMAL(10, 2))")
+    con.execute("INSERT INTO invoices VALUES (1, 9.99), (2, 20.00)")
+    con.close()
+    return path
+
+
+def _empty_database(path: Path) -> Path:
+    duckdb.connect(str(path)).close()
+    return path
+
+
+NOT_WAREHOUSES = {
+    "unrelated_table": (_unrelated, "a DuckDB file without the tables traces, segments, parse_issues and 4 more"),
+    "empty_database": (_empty_database, "a DuckDB file without the tables traces, segments, parse_issues and 4 more"),
+    "empty_file": (lambda p: (p.write_bytes(b""), p)[1], "an empty file"),
+    "text_file": (lambda p: (p.write_text("id,total\n1,9.99\n"), p)[1], "not a DuckDB file"),
+}
+COMMANDS = {
+    "build": lambda db, tmp: ["build", "--db", db],
+    "models": lambda db, tmp: ["models", "--db", db],
+    "sql": lambda db, tmp: ["sql", "SELECT 1", "--db", db],
+    "sql_write": lambda db, tmp: ["sql", "CREATE TABLE x (a INT)", "--write", "--db", db],
+    "report": lambda db, tmp: ["report", "--db", db, "--out", tmp / "r.html"],
+    "show": lambda db, tmp: ["show", "h:0", "--db", db],
+    "export": lambda db, tmp: ["export", "memento", "--db", db, "--out", tmp / "sets"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_but_ingest_refuses_a_duckdb_file_with_an_unrelated_table(tmp_path, command):
+    db = _unrelated(tmp_path / "books.duckdb")
+    before = fingerprint(db)
+    result = invoke(*COMMANDS[command](db, tmp_path))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {db}: {NOT_A_WAREHOUSE} "
+                             f"(a DuckDB file without the tables traces, segments, parse_issues and 4 more)\n")
+    assert fingerprint(db) == before  # no table created, no WAL, no lock file beside it
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "sets").exists()
+
+
+@pytest.mark.parametrize("kind", [k for k in NOT_WAREHOUSES if k != "unrelated_table"])
+def test_report_refuses_other_files_that_are_not_warehouses(tmp_path, kind):
+    make, why = NOT_WAREHOUSES[kind]
+    db = make(tmp_path / "x.duckdb")
+    before = fingerprint(db)
+    result = invoke("report", "--db", db, "--out", tmp_path / "r.html")
+    assert result.output == f"Error: {db}: {NOT_A_WAREHOUSE} ({why})\n"
+    assert fingerprint(db) == before
+
+
+def test_the_check_passes_a_warehouse_and_changes_nothing(built):
+    from warehouse.guard import require_warehouse
+
+    before = fingerprint(built)
+    require_warehouse(built)
+    assert fingerprint(built) == before
+
+
+# ---------------------------------------------------------------------------
+# 2. Labels that read like the total row
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    """A domain, a source and a difficulty literally called 'all', one literally '(unknown)', one missing."""
+    from warehouse.engine import build
+
+    pairs = [("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]
+    long_pairs = [(" ".join(["reasoning"] * 40), "short")]  # so the label 'all' has other figures than the total
+    rows = [row(memento(long_pairs), domain="all", source="all", difficulty="all"),
+            row(memento(pairs), domain="(unknown)", source="(unknown)", difficulty="(unknown)"),
+            row(memento(pairs), domain=None, source=None, difficulty=None),
+            row(memento(pairs), domain="math", source="unit", difficulty="3")]
+    db = ingest(tmp_path_factory.mktemp("labels"), rows, with_tokens=True)
+    result = build(db)
+    assert result.ok, result.format()
+    return db
+
+
+def q(db: Path, sql: str) -> list[tuple]:
+    with storage.connect(db) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_a_label_called_all_is_a_value_and_the_total_row_is_flagged(labelled):
+    assert q(labelled, "SELECT dimension, value, is_total, traces FROM compression_breakdown "
+                       "WHERE value = 'all' ORDER BY ALL") == [
+        ("all", "all", True, 4), ("difficulty", "all", False, 1), ("domain", "all", False, 1),
+        ("source", "all", False, 1)]
+    assert q(labelled, "SELECT domain, is_total, traces FROM domain_compression ORDER BY ALL") == [
+        ("(unknown)", False, 2), ("all", False, 1), ("all", True, 4), ("math", False, 1)]
+    assert q(labelled, "SELECT source, is_total, traces FROM compression_by_source WHERE source = 'all' "
+                       "ORDER BY ALL") == [("all", False, 1), ("all", True, 4)]
+    assert q(labelled, "SELECT difficulty, is_total, traces FROM compression_by_difficulty WHERE difficulty = 'all' "
+                       "ORDER BY ALL") == [("all", False, 1), ("all", True, 4)]
+    assert q(labelled, "SELECT domain, is_total, traces FROM inference_summary WHERE k = 1 ORDER BY ALL") == [
+        ("(unknown)", False, 2), ("all", False, 1), ("all", True, 4), ("math", False, 1)]
+
+
+def test_the_report_reads_the_total_row_not_the_domain_called_all(labelled, tmp_path):
+    from warehouse import report
+
+    report.write_report(labelled, tmp_path / "r.html", echo=lambda _: None)
+    with storage.connect(labelled) as con:
+        data = report.gather(con, str(labelled))
+    [(total_median,)] = q(labelled, "SELECT median_tokens_per_block FROM domain_compression WHERE is_total")
+    [(domain_median,)] = q(labelled, "SELECT median_tokens_per_block FROM domain_compression "
+                                     "WHERE domain = 'all' AND NOT is_total")
+    assert total_median != domain_median
+    [block_length] = [c for c in data.card if c.measure == "block length (tokens)"]
+    assert block_length.ours_note == f"median {total_median:,.0f}"
+    [(total_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary WHERE is_total AND k = 1")
+    [(domain_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary "
+                                   "WHERE domain = 'all' AND NOT is_total AND k = 1")
+    assert total_peak != domain_peak
+    assert data.inference_total[1][0] == total_peak and data.inference["all"][1][0] == domain_peak
+
+
+# ---------------------------------------------------------------------------
+# 5. A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 MB tmpfs (root only; skipped elsewhere), and a way to fill it up to `leave` bytes."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+    def fill(leave: int) -> None:
+        with open(mnt / "filler", "ab") as f:
+            f.write(b"\0" * max(0, shutil.disk_usage(mnt).free - leave))
+        assert shutil.disk_usage(mnt).free <= leave
+
+    yield mnt, fill
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _copy_warehouse(db: Path, to: Path) -> Path:
+    shutil.copy2(db, to / db.name)
+    shutil.copy2(storage.lock_path(db), storage.lock_path(to / db.name))  # ingest leaves it, empty
+    shutil.copytree(storage.data_dir(db), storage.data_dir(to / db.name))
+    return to / db.name
+
+
+def test_build_on_a_full_disk_is_one_line_and_leaves_the_file_byte_identical(tmp_path, small_disk):
+    from warehouse.engine import build
+
+    mnt, fill = small_disk
+    db = _copy_warehouse(ingest(tmp_path, rows_of()), mnt)  # never built: the first build
+    before = fingerprint(db)
+    fill(leave=8192)
+    result = invoke("build", "--db", db)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: disk full writing {db}.wal: needs more than the 8 KB that were free "
+                                    f"when it started (8 KB free now); the build was rolled back")
+    assert fingerprint(db) == before  # same bytes, no WAL, no DuckDB temp directory beside it
+    (mnt / "filler").unlink()
+    assert build(db).ok  # and the warehouse works
+
+
+def test_report_on_a_full_disk_is_one_line_and_keeps_the_old_report(built, small_disk):
+    mnt, fill = small_disk
+    out = mnt / "r.html"
+    out.write_text("the previous report")
+    before = fingerprint(built)
+    fill(leave=0)
+    result = invoke("report", "--db", built, "--out", out)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert re.fullmatch(rf"Error: disk full writing {re.escape(str(out))}: needs \d+ KB \(0 KB free now\); "
+                        rf"{re.escape(str(out))} is unchanged; free some space and run the command again\n",
+                        result.output)
+    assert out.read_text() == "the previous report"
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler", "r.html"]  # no r.html.tmp
+    assert fingerprint(built) == before
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_on_a_full_disk_is_one_line_and_replaces_nothing(built, small_disk, fmt):
+    mnt, fill = small_disk
+    out = mnt / "sets"
+    assert invoke("export", "memento", "--db", built, "--out", out, "--format", fmt).exit_code == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = fingerprint(built)
+    fill(leave=0)
+    result = invoke("export", "memento", "--db", built, "--out", out, "--format", fmt, "--seed", "7")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: disk full writing {out}/")
+    assert f"(0 KB free now); nothing was replaced and no temporary file is left in {out}" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the old export, and nothing else
+    assert fingerprint(built) == before

@@ -1,0 +1,252 @@
+"""What every command checks before it touches anything: the warehouse, the output, the disk.
+
+* `require_warehouse(db)`: the file is a mementos warehouse (a DuckDB file holding
+  the base tables ingest creates). Every command but `ingest` calls it first. It
+  reads the file's first bytes, then opens it read-only: it never changes it.
+* `output_file(db, out)` / `output_dir(db, out, names)`: `--out` may not be, or be
+  inside, a part of the warehouse (the DuckDB file, its WAL, its lock, DuckDB's
+  temp directory, the Parquet directory), and must not sit below an existing
+  file. They only check (call them before any work); `make_dir` then creates
+  the directories, with a one-line error if it cannot.
+* `disk_full(path, ...)`: an ENOSPC as one line naming the path, the space
+  needed and the space free; `is_disk_full(exc)` recognises one, from Python
+  (OSError) or from DuckDB (its IO errors carry the OS's message), and
+  `failed_path(exc, default)` finds the file it was writing.
+* `file_state(db)` / `undo_failed_write(state)`: what a writer that failed and
+  committed nothing leaves behind (an empty WAL, DuckDB's temp directory, blocks
+  written past the end of the file) is removed, so the file is byte-identical.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse import storage
+from warehouse.errors import WarehouseError
+
+NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+MAGIC_OFFSET = 8
+
+
+def _not_a_warehouse(db: Path, why: str) -> WarehouseError:
+    return WarehouseError(f"{db}: {NOT_A_WAREHOUSE} ({why})")
+
+
+def require_warehouse(db: str | Path) -> None:
+    """Refuse anything that is not a mementos warehouse, leaving it byte-identical.
+
+    A warehouse is a DuckDB file with every base table (storage.BASE_TABLES) as a
+    table or a view. The file is only ever opened read-only.
+    """
+    db = Path(db)
+    if not db.exists():
+        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+    if db.is_dir():
+        raise _not_a_warehouse(db, "it is a directory")
+    try:
+        with open(db, "rb") as f:
+            head = f.read(MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    except OSError as exc:
+        raise WarehouseError(f"cannot read the warehouse {db}: {exc.strerror}") from None
+    if head[MAGIC_OFFSET:] != DUCKDB_MAGIC:
+        raise _not_a_warehouse(db, "not a DuckDB file" if head else "an empty file")
+    with storage.connect(db, read_only=True) as con:
+        found = {name for (name,) in con.execute(
+            "SELECT lower(table_name) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+    missing = [t for t in storage.BASE_TABLES if t not in found]
+    if missing:
+        listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
+
+
+# ---------------------------------------------------------------------------
+# Output paths
+
+
+def _protected(db: Path) -> list[tuple[Path, str, bool]]:
+    """(path, what it is, whether everything below it is protected too) for each part of the warehouse."""
+    return [
+        (db, "DuckDB file", False),
+        (Path(str(db) + ".wal"), "write-ahead log", False),
+        (storage.lock_path(db), "writer lock", False),
+        (Path(str(db) + ".tmp"), "DuckDB temp directory", True),
+        (storage.data_dir(db), "Parquet directory", True),
+    ]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_warehouse_paths(db: str | Path, paths: list[Path], option: str = "--out") -> None:
+    """Raise if any of `paths` (files a command will write) is a part of the warehouse at `db`."""
+    db = Path(db)
+    for path in paths:
+        resolved = path.resolve()
+        for part, what, below in _protected(db):
+            target = part.resolve()
+            inside = below and target in resolved.parents
+            if resolved == target or inside or _same(path, part):
+                where = f"inside the warehouse's {what} {part}" if inside else f"the warehouse's {what} {part}"
+                raise WarehouseError(f"{option} {path} would write {where}; choose a path outside the warehouse")
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """Every existing ancestor of `path` must be a directory."""
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise WarehouseError(f"{option} {path}: {parent} is a file, not a directory; "
+                                     f"choose a path whose parents are directories")
+            return
+
+
+def make_dir(path: Path, option: str = "--out") -> None:
+    """mkdir -p, with a one-line error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(path, 0) from None
+        raise WarehouseError(f"{option}: cannot create the directory {path}: {exc.strerror}") from None
+
+
+def output_file(db: str | Path, out: str | Path, option: str = "--out", temp_suffix: str = ".tmp") -> Path:
+    """Check a file a command will write (and its temp file beside it)."""
+    out = Path(out)
+    if out.is_dir():
+        raise WarehouseError(f"{option} {out} is a directory; give a file name (e.g. {out / 'report.html'})")
+    _check_parents(out, option)
+    refuse_warehouse_paths(db, [out, out.with_name(out.name + temp_suffix)], option)
+    return out
+
+
+def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = "--out") -> Path:
+    """Check a directory a command will write the files `names` into."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise WarehouseError(f"{option} {out} is a file; give a directory (the export writes one file per split)")
+    _check_parents(out, option)
+    refuse_warehouse_paths(db, [out, *(out / n for n in names)], option)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Disk full
+
+_DUCKDB_ENOSPC = ("no space left on device", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, duckdb.Error) and any(s in str(exc).lower() for s in _DUCKDB_ENOSPC)
+
+
+def failed_path(exc: BaseException, default: Path) -> Path:
+    """The file a disk-full error was writing: OSError.filename, the file DuckDB names, else `default`."""
+    if isinstance(exc, OSError) and exc.filename:
+        return Path(os.fsdecode(exc.filename))
+    m = re.search(r'(?:write|writing|create|open)[a-z ]* file "([^"]+)"', str(exc))
+    return Path(m.group(1)) if m else default
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the filesystem holding `path` (or its nearest existing ancestor)."""
+    for p in [path, *path.parents]:
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return None
+    return None
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} KB"
+
+
+def disk_full(path: str | Path, needed: int | None = None, free_before: int | None = None,
+              done: str = "") -> WarehouseError:
+    """The one-line error for a full disk: the path, the space needed, the space free, what was undone.
+
+    `needed`: the exact size, when known (a report); otherwise `free_before`, the space that was
+    free when the command started, is what it needed more than."""
+    path = Path(path)
+    if needed:
+        need = f"needs {_mb(needed)}"
+    elif free_before is not None:
+        need = f"needs more than the {_mb(free_before)} that were free when it started"
+    else:
+        need = "needs more space"
+    free = free_bytes(path)
+    free_text = f" ({_mb(free)} free now)" if free is not None else ""
+    return WarehouseError(f"disk full writing {path}: {need}{free_text}; "
+                          f"{done + '; ' if done else ''}free some space and run the command again")
+
+
+# ---------------------------------------------------------------------------
+# A failed write leaves the DuckDB file as it was
+
+HEADER_BYTES = 3 * 4096  # DuckDB's main header and its two database headers: rewritten only by a checkpoint
+
+
+@dataclass
+class FileState:
+    db: Path
+    size: int
+    header: bytes
+    wal: bool  # did the WAL exist
+    tmp: bool  # did DuckDB's temp directory exist
+    free: int | None  # free bytes on its filesystem
+
+    @property
+    def wal_path(self) -> Path:
+        return Path(str(self.db) + ".wal")
+
+    @property
+    def tmp_path(self) -> Path:
+        return Path(str(self.db) + ".tmp")
+
+
+def _header(db: Path) -> bytes:
+    with open(db, "rb") as f:
+        return f.read(HEADER_BYTES)
+
+
+def file_state(db: str | Path) -> FileState:
+    """Take before a write: what undo_failed_write needs to put the file back."""
+    db = Path(db)
+    state = FileState(db, db.stat().st_size, _header(db), False, False, free_bytes(db))
+    state.wal, state.tmp = state.wal_path.exists(), state.tmp_path.exists()
+    return state
+
+
+def undo_failed_write(state: FileState) -> None:
+    """After a write that committed nothing, with its connection closed: remove what it left.
+
+    An empty WAL that did not exist and DuckDB's temp directory (if it did not
+    exist) are deleted. Blocks a rolled-back transaction wrote past the end of the
+    file are cut off, but only when no checkpoint ran (the headers are unchanged)
+    and the WAL is empty: then nothing on disk refers to them.
+    """
+    wal = state.wal_path
+    wal_empty = not wal.exists() or wal.stat().st_size == 0
+    if not state.wal and wal.exists() and wal_empty:
+        wal.unlink()
+    if not state.tmp and state.tmp_path.is_dir():
+        shutil.rmtree(state.tmp_path, ignore_errors=True)
+    if wal_empty and state.db.stat().st_size > state.size and _header(state.db) == state.header:
+        os.truncate(state.db, state.size)

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS stored_full_traces (
     trace_id        VARCHAR,           -- default trace with the same problem and response, or NULL
     run_id          VARCHAR NOT NULL,
     source_row      BIGINT  NOT NULL,  -- 0-based row index in the full split
+    problem         VARCHAR,           -- as read (the full row's own; links rows whose responses differ)
     content_hash    VARCHAR NOT NULL,
     status          VARCHAR NOT NULL,
     sentences       VARCHAR[],         -- as read

@@ -28,7 +28,8 @@ FROM stored_full_traces LATERAL VIEW explode(issues) e AS i;
 SELECT dataset, full_trace_id, trace_id, run_id, source_row, content_hash, status,
        CAST(CASE WHEN sentences IS NULL THEN 0 ELSE size(sentences) END AS INT) AS n_sentences,
        CAST(CASE WHEN blocks IS NULL THEN 0 ELSE size(blocks) END AS INT) AS n_blocks,
-       CAST(CASE WHEN block_summaries IS NULL THEN 0 ELSE size(block_summaries) END AS INT) AS n_summaries
+       CAST(CASE WHEN block_summaries IS NULL THEN 0 ELSE size(block_summaries) END AS INT) AS n_summaries,
+       problem
 FROM stored_full_traces;
 
 -- view: sentences

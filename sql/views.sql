@@ -30,7 +30,8 @@ FROM (SELECT dataset, full_trace_id, unnest(issues) AS i FROM {stored_full_trace
 SELECT dataset, full_trace_id, trace_id, run_id, source_row, content_hash, status,
        CAST(coalesce(len(sentences), 0) AS INTEGER) AS n_sentences,
        CAST(coalesce(len(blocks), 0) AS INTEGER) AS n_blocks,
-       CAST(coalesce(len(block_summaries), 0) AS INTEGER) AS n_summaries
+       CAST(coalesce(len(block_summaries), 0) AS INTEGER) AS n_summaries,
+       problem
 FROM {stored_full_traces};
 
 -- view: sentences

@@ -97,3 +97,53 @@ def ingest_golden(tmp: Path, with_tokens: bool = True) -> Path:
     db = tmp / "golden.duckdb"
     run_ingest(str(src), db, config="all", name=DATASET, with_tokens=with_tokens, workers=0, progress=False)
     return db
+
+
+# ---------------------------------------------------------------------------
+# The alignment corpus: a dataset of its own (so the golden numbers above stay as
+# they are), one case per way a default trace and a full row can be linked or not.
+#
+#     default row  full row  case
+#     0            0         identical                                  -> hash, aligned
+#     1            1         the full response has memento 1 edited and the
+#                            problem extra whitespace                   -> problem, summary_text at 1
+#     2            2         the full response ends with a newline      -> problem, response_differs
+#     3            -         no full row                                -> default unlinked
+#     4            3         same response, but 3 summaries for 2 ranges -> hash, extra_summary at 2
+#     5            -         exact duplicate of default 0; one full copy -> default unlinked
+#     6, 7         5         same problem, other responses; full 5 is
+#                            nearest to default 6 (rows 5 and 6)        -> 6 problem (block_text at 0), 7 unlinked
+#     -            4         a problem no default row has              -> full unlinked
+
+ALIGN_DATASET = "align"
+
+
+def alignment_corpus() -> tuple[list[dict], list[dict]]:
+    d0, f0 = _trace(0, "math", "alpha", 1, [10, 20], [3, 4], words(2, "c"))
+    d1, f1 = _trace(1, "math", "alpha", 1, [10, 20], [3, 4], words(2, "c"))
+    e1, g1 = _trace(1, "math", "alpha", 1, [10, 20], [3, 5], words(2, "c"))  # memento 1 edited
+    f1 = {**g1, "problem": "  problem\n1 "}
+    d2, f2 = _trace(2, "code", "beta", 1, [6], [2], words(3, "c"))
+    f2 = {**f2, "response": f2["response"] + "\n"}
+    d3, _ = _trace(3, "code", "beta", 1, [8], [2], words(3, "c"))
+    d4, f4 = _trace(4, "code", "beta", 1, [6, 6], [2, 2], words(3, "c"))
+    f4 = {**f4, "block_summaries": f4["block_summaries"] + [words(2, "b")]}
+    d5 = dict(d0)
+    d6, _ = _trace(6, "science", "gamma", 1, [12], [3], words(3, "c"))
+    d7, _ = _trace(6, "science", "gamma", 1, [14], [3], words(3, "c"))  # problem 6 again, another response
+    _, f6 = _trace(6, "science", "gamma", 1, [13], [3], words(3, "c"))
+    _, f_alone = _trace(99, "science", "gamma", 1, [5], [1], words(1, "c"))
+    default = [d0, d1, d2, d3, d4, d5, d6, d7]
+    full = [f0, f1, f2, f4, f_alone, f6]
+    return default, full
+
+
+def ingest_alignment(tmp: Path) -> Path:
+    """Ingest the alignment corpus (both configs, no tokens) into tmp/align.duckdb; returns the db path."""
+    from ingest.pipeline import run_ingest
+
+    default, full = alignment_corpus()
+    src = write_hub_dir(tmp / "align_src", default, full)
+    db = tmp / "align.duckdb"
+    run_ingest(str(src), db, config="all", name=ALIGN_DATASET, with_tokens=False, workers=0, progress=False)
+    return db

@@ -60,8 +60,9 @@ def test_overview(data):
     assert [(i["config"], i["code"], i["traces"], i["issues"]) for i in data.issues] == [
         ("default", "block_without_summary", 1, 1), ("default", "unclosed_block", 1, 1),
         ("full", "markup_mismatch", 2, 2)]
-    # full rows of 2 and of its duplicate 5 both map to golden:2: 10 traces compared; 3 and 4 disagree
-    assert data.alignment == {"traces": 10, "aligned": 8, "disagreeing": 2}
+    # every trace is linked to its full row by hash (the duplicates 2 and 5 copy by copy); 3 and 4 disagree
+    assert data.alignment == {"linked": 11, "by_hash": 11, "by_problem": 0, "aligned": 9, "disagreeing": 2,
+                              "unlinked_default": 0, "unlinked_full": 0}
 
 
 def test_card_ratios_are_block_medians_per_domain(data):

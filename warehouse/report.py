@@ -406,8 +406,13 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     alignment = None
     if "full_alignment" in objects:
         alignment = _scalar_row(con, """
-            SELECT count(*) AS traces, count(*) FILTER (WHERE aligned) AS aligned,
-                   count(*) FILTER (WHERE NOT aligned) AS disagreeing
+            SELECT count(*) FILTER (WHERE link <> 'unlinked') AS linked,
+                   count(*) FILTER (WHERE link = 'hash') AS by_hash,
+                   count(*) FILTER (WHERE link = 'problem') AS by_problem,
+                   count(*) FILTER (WHERE aligned) AS aligned,
+                   count(*) FILTER (WHERE NOT aligned) AS disagreeing,
+                   count(*) FILTER (WHERE link = 'unlinked' AND full_trace_id IS NULL) AS unlinked_default,
+                   count(*) FILTER (WHERE link = 'unlinked' AND trace_id IS NULL) AS unlinked_full
             FROM full_alignment""")
 
     card, has_tokens = card_rows(con)

@@ -1,27 +1,66 @@
 /*
 name: inference_summary
-version: 2
+version: 3
 kind: view
 grain: [domain, k, is_total]
 description: >
   inference_simulation summarised per domain and k, with domain 'all' for all
   analysed traces together (is_total true; a domain whose label is 'all' has
-  is_total false): medians of the peak context with and without
-  eviction, and the median, p10 and p90 of the fraction of the peak saved.
+  is_total false): median and p90 of the peak context for the plain
+  chain of thought, the memento trace without eviction and with eviction; the
+  median (and p10/p90) fraction of the peak saved against each baseline and the
+  median fraction of the KV area saved; the share of traces whose peak fits
+  8k, 16k and 32k tokens (8,192, 16,384, 32,768) for each of the three; and how
+  often the peak is at the answer.
 audits:
   - not_null: [is_total, traces]
+  - accepted_range: {column: share_fits_8k_with_eviction, min: 0, max: 1}
+  - custom:
+      name: eviction_fits_at_least_as_often
+      sql: >
+        SELECT * FROM {this}
+        WHERE share_fits_8k_with_eviction < share_fits_8k_no_eviction
+           OR share_fits_16k_with_eviction < share_fits_16k_no_eviction
+           OR share_fits_32k_with_eviction < share_fits_32k_no_eviction
 */
+-- shares: integers, not 1.0/0.0 (Spark averages DECIMAL literals as DECIMAL); NULL peaks (no tokens) stay NULL
 SELECT
     CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
     k,
     GROUPING(domain) = 1 AS is_total,
     count(*) AS traces,
+    quantile_cont(peak_tokens_plain_cot, 0.5) AS median_peak_plain_cot,
     quantile_cont(peak_tokens_no_eviction, 0.5) AS median_peak_no_eviction,
     quantile_cont(peak_tokens_with_eviction, 0.5) AS median_peak_with_eviction,
-    quantile_cont(saved_fraction, 0.5) AS median_saved_fraction,
-    quantile_cont(saved_fraction, 0.1) AS p10_saved_fraction,
-    quantile_cont(saved_fraction, 0.9) AS p90_saved_fraction,
-    -- integers, not 1.0/0.0: Spark averages DECIMAL literals as DECIMAL(6,5); DuckDB gives the same DOUBLE either way
-    avg(CASE WHEN peak_at_answer THEN 1 ELSE 0 END) AS share_peaking_at_answer
+    quantile_cont(peak_tokens_plain_cot, 0.9) AS p90_peak_plain_cot,
+    quantile_cont(peak_tokens_no_eviction, 0.9) AS p90_peak_no_eviction,
+    quantile_cont(peak_tokens_with_eviction, 0.9) AS p90_peak_with_eviction,
+    quantile_cont(saved_fraction_vs_no_eviction, 0.5) AS median_saved_fraction_vs_no_eviction,
+    quantile_cont(saved_fraction_vs_no_eviction, 0.1) AS p10_saved_fraction_vs_no_eviction,
+    quantile_cont(saved_fraction_vs_no_eviction, 0.9) AS p90_saved_fraction_vs_no_eviction,
+    quantile_cont(saved_fraction_vs_plain_cot, 0.5) AS median_saved_fraction_vs_plain_cot,
+    quantile_cont(saved_fraction_vs_plain_cot, 0.1) AS p10_saved_fraction_vs_plain_cot,
+    quantile_cont(saved_fraction_vs_plain_cot, 0.9) AS p90_saved_fraction_vs_plain_cot,
+    quantile_cont(kv_saved_fraction_vs_plain_cot, 0.5) AS median_kv_saved_fraction_vs_plain_cot,
+    quantile_cont(kv_saved_fraction_vs_no_eviction, 0.5) AS median_kv_saved_fraction_vs_no_eviction,
+    avg(CASE WHEN peak_tokens_plain_cot <= 8192 THEN 1 WHEN peak_tokens_plain_cot > 8192 THEN 0 END)
+        AS share_fits_8k_plain_cot,
+    avg(CASE WHEN peak_tokens_no_eviction <= 8192 THEN 1 WHEN peak_tokens_no_eviction > 8192 THEN 0 END)
+        AS share_fits_8k_no_eviction,
+    avg(CASE WHEN peak_tokens_with_eviction <= 8192 THEN 1 WHEN peak_tokens_with_eviction > 8192 THEN 0 END)
+        AS share_fits_8k_with_eviction,
+    avg(CASE WHEN peak_tokens_plain_cot <= 16384 THEN 1 WHEN peak_tokens_plain_cot > 16384 THEN 0 END)
+        AS share_fits_16k_plain_cot,
+    avg(CASE WHEN peak_tokens_no_eviction <= 16384 THEN 1 WHEN peak_tokens_no_eviction > 16384 THEN 0 END)
+        AS share_fits_16k_no_eviction,
+    avg(CASE WHEN peak_tokens_with_eviction <= 16384 THEN 1 WHEN peak_tokens_with_eviction > 16384 THEN 0 END)
+        AS share_fits_16k_with_eviction,
+    avg(CASE WHEN peak_tokens_plain_cot <= 32768 THEN 1 WHEN peak_tokens_plain_cot > 32768 THEN 0 END)
+        AS share_fits_32k_plain_cot,
+    avg(CASE WHEN peak_tokens_no_eviction <= 32768 THEN 1 WHEN peak_tokens_no_eviction > 32768 THEN 0 END)
+        AS share_fits_32k_no_eviction,
+    avg(CASE WHEN peak_tokens_with_eviction <= 32768 THEN 1 WHEN peak_tokens_with_eviction > 32768 THEN 0 END)
+        AS share_fits_32k_with_eviction,
+    avg(CASE WHEN peak_at_answer THEN 1 WHEN NOT peak_at_answer THEN 0 END) AS share_peaking_at_answer
 FROM inference_simulation
 GROUP BY GROUPING SETS ((domain, k), (k))

@@ -102,12 +102,22 @@ def test_plot_data(data):
     assert data.compression_unit == "tokens"
     math = data.compression_box["math"]  # 350/60, 100/16 = 6.25, 1500
     assert (math["med"], math["n"]) == (pytest.approx(6.25, **APPROX), 3)
-    # no eviction, peak = every block + memento + answer: 440 117 106 60 106 133 3007 129 115 148 -> median 123
+    # no eviction, peak = every block + memento + answer (440 117 106 60 106 133 3007 129 115 148) + markup,
+    # 6 + 24 per pair (n = 3 2 1 2 1 2 1 2 3 12): 518 171 136 114 136 187 3037 183 193 442 -> median (183 + 187) / 2;
+    # plus the prompt, "problem N": 3 tokens
     assert set(data.inference) == {"science", "math", "code"}
     assert sorted(data.inference_total) == [1, 2, 4, 8]
-    assert data.inference_total[8][0] == pytest.approx(123, **APPROX)
-    # trace 0 (the only math trace with 3 blocks) keeps everything for k >= 3; math medians over 0, 1, 7
-    assert data.inference["math"][1][0] == pytest.approx(440, **APPROX)
+    assert data.inference_total[8][0] == pytest.approx(185 + 3, **APPROX)
+    # trace 0 (the only math trace with 3 blocks) keeps everything for k >= 3; math medians over 0, 1, 7;
+    # plain chain of thought of trace 0: 350 + 30 + 6 (+ 3)
+    assert data.inference["math"][1][0] == pytest.approx(518 + 3, **APPROX)
+    assert data.inference["math"][1][2] == pytest.approx(386 + 3, **APPROX)
+    # the savings table: all domains, k = 4 keeps every block of traces with up to 3 blocks; only trace 10
+    # (12 blocks) evicts: its saving 442 - 259 = 183 against no eviction, so the median over ten traces is 0
+    by_k = {s["k"]: s for s in data.savings}
+    assert sorted(by_k) == [1, 2, 4, 8] and by_k[4]["traces"] == 10
+    assert (by_k[4]["median_peak_no_eviction"], by_k[4]["median_saved_fraction_vs_no_eviction"]) == (188.0, 0.0)
+    assert by_k[1]["share_fits_8k_with_eviction"] == 1.0
 
 
 def test_outliers_and_which_traces_are_shown(data):
@@ -346,7 +356,7 @@ def test_report_without_token_counts_uses_chars(tmp_path):
     assert card(data, "memento/block ratio, math").ours == pytest.approx((3 / 15 + 5 / 19) / 2, **APPROX)
     assert card(data, "block length").ours is None
     assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
-    assert all(v == (None, None) for ks in [*data.inference.values(), data.inference_total] for v in ks.values())
+    assert all(v == (None, None, None) for ks in [*data.inference.values(), data.inference_total] for v in ks.values())
 
 
 def test_a_difference_that_rounds_to_zero_has_no_sign():

@@ -152,7 +152,7 @@ def compression_per_domain(data: ReportData) -> str:
 
 def peak_context(data: ReportData) -> str:
     title = "Peak context in the inference simulation (median over traces)"
-    # (name, color, line width, k -> (no eviction, with)): the total first, then the plotted domains
+    # (name, color, line width, k -> (no eviction, with, plain CoT)): the total first, then the plotted domains
     lines = [("all domains", "#000000", 2.2, data.inference_total)]
     lines += [(label(d), _color(data.plot_domains, d), 1.3, data.inference[d])
               for d in data.plot_domains if d in data.inference]
@@ -166,11 +166,14 @@ def peak_context(data: ReportData) -> str:
                 label=f"{name}, with eviction")
         ax.plot(ks, [by_k[k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--",
                 label=f"{name}, no eviction")
+        if by_k is data.inference_total:
+            ax.plot(ks, [by_k[k][2] for k in ks], color=color, linewidth=width * 0.8, linestyle=":",
+                    label=f"{name}, plain chain of thought")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks([1, 2, 4, 8])
     ax.set_xlabel("k: blocks kept in full in the context (earlier blocks are replaced by their mementos)")
-    ax.set_ylabel("peak context (tokens, cl100k_base)")
+    ax.set_ylabel("peak context (tokens, cl100k_base, with markup)")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.legend(fontsize=7, ncol=2)

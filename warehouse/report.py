@@ -205,8 +205,9 @@ class ReportData:
     scatter: list[tuple[str, int, int]]  # (domain, block_chars, memento_chars), a sample
     compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
     compression_unit: str  # 'tokens' or 'chars'
-    inference: dict[str, dict[int, tuple[float | None, float | None]]]  # domain -> k -> (no eviction, with)
-    inference_total: dict[int, tuple[float | None, float | None]]  # all domains: k -> (no eviction, with)
+    inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
+    inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
+    savings: list[dict]  # inference_summary, all domains, per k
     outlier_total: int
     outlier_reasons: list[dict]
     outliers: list[dict]
@@ -448,13 +449,21 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
             compression_box[domain] = dict(zip(("p5", "q1", "med", "q3", "p95"), qs), n=n)
     inference: dict[str, dict[int, tuple]] = {}
     inference_total: dict[int, tuple] = {}
-    for domain, is_total, k, no_ev, with_ev in con.execute(
-            "SELECT domain, is_total, k, median_peak_no_eviction, median_peak_with_eviction FROM inference_summary "
-            "ORDER BY k").fetchall():
+    for domain, is_total, k, no_ev, with_ev, plain in con.execute(
+            "SELECT domain, is_total, k, median_peak_no_eviction, median_peak_with_eviction, median_peak_plain_cot "
+            "FROM inference_summary ORDER BY k").fetchall():
         if is_total:  # not `domain == 'all'`: a domain may be called that
-            inference_total[k] = (no_ev, with_ev)
+            inference_total[k] = (no_ev, with_ev, plain)
         elif domain in plot_domains:
-            inference.setdefault(domain, {})[k] = (no_ev, with_ev)
+            inference.setdefault(domain, {})[k] = (no_ev, with_ev, plain)
+
+    savings = _dicts(con, """
+        SELECT k, traces, median_peak_plain_cot, median_peak_no_eviction, median_peak_with_eviction,
+               p90_peak_with_eviction, median_saved_fraction_vs_no_eviction, median_saved_fraction_vs_plain_cot,
+               median_kv_saved_fraction_vs_plain_cot, share_fits_8k_plain_cot, share_fits_8k_with_eviction,
+               share_fits_16k_plain_cot, share_fits_16k_with_eviction, share_fits_32k_plain_cot,
+               share_fits_32k_with_eviction
+        FROM inference_summary WHERE is_total AND median_peak_with_eviction IS NOT NULL ORDER BY k""")
 
     # outliers and the traces shown -----------------------------------------
     outlier_total = con.execute("SELECT count(*) FROM outlier_traces").fetchall()[0][0]
@@ -509,7 +518,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
-        outlier_total=outlier_total,
+        savings=savings, outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 
 

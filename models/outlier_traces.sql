@@ -1,17 +1,23 @@
 /*
 name: outlier_traces
-version: 1
+version: 2
 kind: table
 grain: [trace_id]
 description: >
   Traces a data curator should look at, each with its reasons (comma-separated,
   in this order): ratio_high / ratio_low (the trace's memento/block char ratio
-  is far from its domain's), memento_longer_than_block, too_many_blocks /
-  too_few_blocks, very_long_block, empty_answer (under 3 chars), duplicate
-  (same content hash as an earlier trace, named in duplicate_of), and flagged
-  (every flagged trace, with its parse issue codes). "Far" is robust and within
-  the domain: |robust z| > 3.5, where robust z = (x - median) / (1.4826 * MAD)
-  on the log scale; no z (NULL) when the domain's MAD is 0.
+  is far from its group's), memento_longer_than_block, memento_copies_block (a
+  memento that is its block, or nearly all of it), too_many_blocks /
+  too_few_blocks, very_long_block (the trace's longest block against the
+  longest blocks of the other traces of its group), repeated_blocks (a block
+  whose text, lowercased with whitespace collapsed, repeats an earlier block of
+  the trace), empty_answer (no answer, or only whitespace and markup),
+  duplicate (same content hash as an earlier trace, named in duplicate_of), and
+  flagged (every flagged trace, with its parse issue codes). A group is a
+  dataset and domain. "Far" is robust: |z| > 3.5 on the log scale, z = (x -
+  median) / scale, scale = 1.4826 * MAD, or IQR / 1.349 when the MAD is 0, and
+  never below ln(2) / 3.5 (with no spread, far means more than twice or less
+  than half the median).
 audits:
   - not_null: [reasons, status]
   - accepted_range: {column: n_reasons, min: 1}
@@ -21,66 +27,104 @@ audits:
         SELECT t.trace_id FROM all_traces AS t LEFT JOIN {this} AS o ON o.trace_id = t.trace_id
         WHERE t.status = 'flagged' AND (o.trace_id IS NULL OR o.issue_codes IS NULL)
 */
-WITH trace_measures AS (
+WITH measures AS (
+    -- the three measures that are judged against the trace's group, on the log scale
+    SELECT trace_id, dataset, domain, 'ratio' AS measure, ln(ratio_chars) AS x FROM trace_compression
+    UNION ALL
+    SELECT trace_id, dataset, domain, 'blocks' AS measure, ln(n_blocks) AS x FROM trace_compression
+    UNION ALL
+    SELECT trace_id, dataset, domain, 'max_block' AS measure, ln(max_block_chars) AS x FROM trace_compression
+),
+centres AS (
     SELECT
-        trace_id,
+        dataset,
         domain,
-        n_blocks,
-        ratio_chars,
-        max_block_chars,
-        answer_chars,
-        mementos_longer_than_block,
-        ln(ratio_chars) AS log_ratio,
-        ln(n_blocks) AS log_blocks,
-        ln(max_block_chars) AS log_max_block
-    FROM trace_compression
+        measure,
+        quantile_cont(x, 0.5) AS med,
+        quantile_cont(x, 0.75) - quantile_cont(x, 0.25) AS iqr
+    FROM measures
+    GROUP BY dataset, domain, measure
 ),
-domain_medians AS (
+spreads AS (
+    SELECT m.dataset, m.domain, m.measure, quantile_cont(abs(m.x - c.med), 0.5) AS mad
+    FROM measures AS m
+    JOIN centres AS c ON c.dataset = m.dataset AND c.domain = m.domain AND c.measure = m.measure
+    GROUP BY m.dataset, m.domain, m.measure
+),
+scales AS (
     SELECT
-        domain,
-        quantile_cont(ratio_chars, 0.5) AS median_ratio_chars,
-        quantile_cont(log_ratio, 0.5) AS med_log_ratio,
-        quantile_cont(log_blocks, 0.5) AS med_log_blocks
-    FROM trace_measures
-    GROUP BY domain
+        c.dataset,
+        c.domain,
+        c.measure,
+        c.med,
+        greatest(
+            CASE WHEN s.mad > 0 THEN 1.4826 * s.mad WHEN c.iqr > 0 THEN c.iqr / 1.349 ELSE 0 END,
+            ln(2) / 3.5
+        ) AS scale
+    FROM centres AS c
+    JOIN spreads AS s ON s.dataset = c.dataset AND s.domain = c.domain AND s.measure = c.measure
 ),
-domain_mads AS (
-    SELECT
-        m.domain,
-        quantile_cont(abs(m.log_ratio - d.med_log_ratio), 0.5) AS mad_log_ratio,
-        quantile_cont(abs(m.log_blocks - d.med_log_blocks), 0.5) AS mad_log_blocks
-    FROM trace_measures AS m
-    JOIN domain_medians AS d ON d.domain = m.domain
-    GROUP BY m.domain
-),
-block_medians AS (
-    SELECT domain, quantile_cont(ln(block_chars), 0.5) AS med_log_block
-    FROM block_pairs
-    GROUP BY domain
-),
-block_mads AS (
-    SELECT p.domain, quantile_cont(abs(ln(p.block_chars) - b.med_log_block), 0.5) AS mad_log_block
-    FROM block_pairs AS p
-    JOIN block_medians AS b ON b.domain = p.domain
-    GROUP BY p.domain
-),
-scored AS (
+z_scores AS (
     SELECT
         m.trace_id,
-        m.n_blocks,
-        m.ratio_chars,
-        d.median_ratio_chars AS domain_median_ratio_chars,
-        m.max_block_chars,
-        m.answer_chars,
-        m.mementos_longer_than_block,
-        (m.log_ratio - d.med_log_ratio) / NULLIF(1.4826 * x.mad_log_ratio, 0) AS ratio_z,
-        (m.log_blocks - d.med_log_blocks) / NULLIF(1.4826 * x.mad_log_blocks, 0) AS blocks_z,
-        (m.log_max_block - bm.med_log_block) / NULLIF(1.4826 * bx.mad_log_block, 0) AS max_block_z
-    FROM trace_measures AS m
-    JOIN domain_medians AS d ON d.domain = m.domain
-    JOIN domain_mads AS x ON x.domain = m.domain
-    JOIN block_medians AS bm ON bm.domain = m.domain
-    JOIN block_mads AS bx ON bx.domain = m.domain
+        max(CASE WHEN m.measure = 'ratio' THEN (m.x - s.med) / s.scale END) AS ratio_z,
+        max(CASE WHEN m.measure = 'blocks' THEN (m.x - s.med) / s.scale END) AS blocks_z,
+        max(CASE WHEN m.measure = 'max_block' THEN (m.x - s.med) / s.scale END) AS max_block_z
+    FROM measures AS m
+    JOIN scales AS s ON s.dataset = m.dataset AND s.domain = m.domain AND s.measure = m.measure
+    GROUP BY m.trace_id
+),
+group_ratios AS (
+    SELECT dataset, domain, quantile_cont(ratio_chars, 0.5) AS median_ratio_chars
+    FROM trace_compression
+    GROUP BY dataset, domain
+),
+repeat_candidates AS (
+    -- only blocks that share their word count with another block of the trace can repeat one
+    SELECT p.trace_id, p.block_idx
+    FROM block_pairs AS p
+    JOIN (
+        SELECT trace_id, block_words FROM block_pairs GROUP BY trace_id, block_words HAVING count(*) > 1
+    ) AS g ON g.trace_id = p.trace_id AND g.block_words = p.block_words
+),
+repeats AS (
+    SELECT
+        c.trace_id,
+        count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '\s+', ' ', 'g')))) AS repeated_blocks
+    FROM repeat_candidates AS c
+    JOIN segments AS s ON s.trace_id = c.trace_id AND s.block_idx = c.block_idx AND s.kind = 'block'
+    GROUP BY c.trace_id
+),
+copy_candidates AS (
+    -- a memento of at least 80% of its block's chars (or longer)
+    SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
+),
+copy_texts AS (
+    SELECT
+        c.trace_id,
+        lower(trim(regexp_replace(b.text, '\s+', ' ', 'g'))) AS block_text,
+        lower(trim(regexp_replace(m.text, '\s+', ' ', 'g'))) AS memento_text
+    FROM copy_candidates AS c
+    JOIN segments AS b ON b.trace_id = c.trace_id AND b.block_idx = c.block_idx AND b.kind = 'block'
+    JOIN segments AS m ON m.trace_id = c.trace_id AND m.block_idx = c.block_idx AND m.kind = 'summary'
+),
+copies AS (
+    -- the memento is contained in its block (or the block in it): copied, not compressed
+    SELECT trace_id, count(*) AS mementos_copying_block
+    FROM copy_texts
+    WHERE strpos(block_text, memento_text) > 0 OR strpos(memento_text, block_text) > 0
+    GROUP BY trace_id
+),
+answers AS (
+    -- what is left of the answer without whitespace and markup
+    SELECT
+        s.trace_id,
+        length(regexp_replace(s.text,
+            '(\s|<think>|</think>|<\|block_start\|>|<\|block_end\|>|<\|summary_start\|>|<\|summary_end\|>)+', '', 'g'))
+            AS bare_answer_chars
+    FROM segments AS s
+    JOIN analysed_traces AS t ON t.trace_id = s.trace_id
+    WHERE s.kind = 'answer'
 ),
 duplicates AS (
     SELECT
@@ -97,27 +141,43 @@ flags AS (
         t.status,
         t.issue_codes,
         CASE WHEN dup.copy_number > 1 THEN dup.first_trace_id END AS duplicate_of,
-        s.n_blocks,
-        s.ratio_chars,
-        s.domain_median_ratio_chars,
-        s.ratio_z,
-        s.blocks_z,
-        s.max_block_chars,
-        s.max_block_z,
-        s.answer_chars,
-        s.mementos_longer_than_block,
-        CASE WHEN s.ratio_z > 3.5 THEN 1 ELSE 0 END AS f_ratio_high,
-        CASE WHEN s.ratio_z < -3.5 THEN 1 ELSE 0 END AS f_ratio_low,
-        CASE WHEN s.mementos_longer_than_block > 0 THEN 1 ELSE 0 END AS f_memento_longer,
-        CASE WHEN s.blocks_z > 3.5 THEN 1 ELSE 0 END AS f_many_blocks,
-        CASE WHEN s.blocks_z < -3.5 THEN 1 ELSE 0 END AS f_few_blocks,
-        CASE WHEN s.max_block_z > 3.5 THEN 1 ELSE 0 END AS f_long_block,
-        CASE WHEN s.answer_chars < 3 THEN 1 ELSE 0 END AS f_empty_answer,
+        c.n_blocks,
+        c.ratio_chars,
+        g.median_ratio_chars AS group_median_ratio_chars,
+        z.ratio_z,
+        z.blocks_z,
+        c.max_block_chars,
+        z.max_block_z,
+        c.answer_chars,
+        c.mementos_longer_than_block,
+        CASE WHEN c.trace_id IS NULL THEN NULL ELSE coalesce(cp.mementos_copying_block, 0) END AS mementos_copying_block,
+        CASE WHEN c.trace_id IS NULL THEN NULL ELSE coalesce(r.repeated_blocks, 0) END AS repeated_blocks,
+        CASE WHEN z.ratio_z > 3.5 THEN 1 ELSE 0 END AS f_ratio_high,
+        CASE WHEN z.ratio_z < -3.5 THEN 1 ELSE 0 END AS f_ratio_low,
+        CASE WHEN c.mementos_longer_than_block > 0 THEN 1 ELSE 0 END AS f_memento_longer,
+        CASE WHEN cp.mementos_copying_block > 0 THEN 1 ELSE 0 END AS f_memento_copies,
+        CASE WHEN z.blocks_z > 3.5 THEN 1 ELSE 0 END AS f_many_blocks,
+        CASE WHEN z.blocks_z < -3.5 THEN 1 ELSE 0 END AS f_few_blocks,
+        CASE WHEN z.max_block_z > 3.5 THEN 1 ELSE 0 END AS f_long_block,
+        CASE WHEN r.repeated_blocks > 0 THEN 1 ELSE 0 END AS f_repeated,
+        CASE WHEN c.trace_id IS NOT NULL AND coalesce(a.bare_answer_chars, 0) = 0 THEN 1 ELSE 0 END AS f_empty_answer,
         CASE WHEN dup.copy_number > 1 THEN 1 ELSE 0 END AS f_duplicate,
         CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END AS f_flagged
     FROM all_traces AS t
     JOIN duplicates AS dup ON dup.trace_id = t.trace_id
-    LEFT JOIN scored AS s ON s.trace_id = t.trace_id
+    LEFT JOIN trace_compression AS c ON c.trace_id = t.trace_id
+    LEFT JOIN z_scores AS z ON z.trace_id = t.trace_id
+    LEFT JOIN group_ratios AS g ON g.dataset = c.dataset AND g.domain = c.domain
+    LEFT JOIN repeats AS r ON r.trace_id = t.trace_id
+    LEFT JOIN copies AS cp ON cp.trace_id = t.trace_id
+    LEFT JOIN answers AS a ON a.trace_id = t.trace_id
+),
+listed AS (
+    SELECT
+        *,
+        f_ratio_high + f_ratio_low + f_memento_longer + f_memento_copies + f_many_blocks + f_few_blocks
+            + f_long_block + f_repeated + f_empty_answer + f_duplicate + f_flagged AS n_reasons
+    FROM flags
 )
 SELECT
     trace_id,
@@ -128,26 +188,28 @@ SELECT
         CASE WHEN f_ratio_high = 1 THEN 'ratio_high' END,
         CASE WHEN f_ratio_low = 1 THEN 'ratio_low' END,
         CASE WHEN f_memento_longer = 1 THEN 'memento_longer_than_block' END,
+        CASE WHEN f_memento_copies = 1 THEN 'memento_copies_block' END,
         CASE WHEN f_many_blocks = 1 THEN 'too_many_blocks' END,
         CASE WHEN f_few_blocks = 1 THEN 'too_few_blocks' END,
         CASE WHEN f_long_block = 1 THEN 'very_long_block' END,
+        CASE WHEN f_repeated = 1 THEN 'repeated_blocks' END,
         CASE WHEN f_empty_answer = 1 THEN 'empty_answer' END,
         CASE WHEN f_duplicate = 1 THEN 'duplicate' END,
         CASE WHEN f_flagged = 1 THEN 'flagged' END
     ) AS reasons,
-    f_ratio_high + f_ratio_low + f_memento_longer + f_many_blocks + f_few_blocks
-        + f_long_block + f_empty_answer + f_duplicate + f_flagged AS n_reasons,
+    n_reasons,
     issue_codes,
     duplicate_of,
     n_blocks,
     ratio_chars,
-    domain_median_ratio_chars,
+    group_median_ratio_chars AS domain_median_ratio_chars,
     ratio_z,
     blocks_z,
     max_block_chars,
     max_block_z,
     answer_chars,
-    mementos_longer_than_block
-FROM flags
-WHERE f_ratio_high + f_ratio_low + f_memento_longer + f_many_blocks + f_few_blocks
-    + f_long_block + f_empty_answer + f_duplicate + f_flagged > 0
+    mementos_longer_than_block,
+    mementos_copying_block,
+    repeated_blocks
+FROM listed
+WHERE n_reasons > 0

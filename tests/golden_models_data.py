@@ -147,3 +147,47 @@ def ingest_alignment(tmp: Path) -> Path:
     db = tmp / "align.duckdb"
     run_ingest(str(src), db, config="all", name=ALIGN_DATASET, with_tokens=False, workers=0, progress=False)
     return db
+
+
+# ---------------------------------------------------------------------------
+# The outlier corpus: one dataset and domain ("outl", math) where every block is
+# a different sentence of 9 words ("block J of trace I works out I plus J",
+# 34-37 chars), every memento 3 words ("memo J of I"), and:
+#
+#     row   blocks  what                                          reason expected
+#     0-4   3       ordinary; answers "42", "\boxed{7}", words    none: a short answer is an answer
+#     5     150     a 150-block trace among 3-block traces         too_many_blocks (MAD and IQR are 0)
+#     6     3       block 1 = block 0 in upper case with double
+#                   spaces, block 2 = block 0                      repeated_blocks (2 copies)
+#     7     3       memento 1 is block 1's text                    memento_copies_block
+#     8     3       the answer is only whitespace                  empty_answer
+
+OUTL_DATASET = "outl"
+
+
+def _sentence_trace(i: int, n_blocks: int, answer: str, blocks=None, mementos=None) -> dict:
+    blocks = blocks or [f"block {j} of trace {i} works out {i} plus {j}" for j in range(n_blocks)]
+    mementos = mementos or [f"memo {j} of {i}" for j in range(n_blocks)]
+    return {"problem": f"problem {i}", "response": response(blocks, mementos, answer),
+            "domain": "math", "source": "omega", "difficulty": 1}
+
+
+def outlier_corpus() -> list[dict]:
+    rows = [_sentence_trace(i, 3, a) for i, a in enumerate(["42", "\\boxed{7}", "c c c", "c c c", "c c c"])]
+    rows.append(_sentence_trace(5, 150, "c c c"))
+    t = "block 0 of trace 6 works out 6 plus 0"
+    rows.append(_sentence_trace(6, 3, "c c c", blocks=[t, t.upper().replace(" ", "  "), t]))
+    copied = "block 1 of trace 7 works out 7 plus 1"
+    rows.append(_sentence_trace(7, 3, "c c c", mementos=["memo 0 of 7", copied, "memo 2 of 7"]))
+    rows.append(_sentence_trace(8, 3, " \n\t "))
+    return rows
+
+
+def ingest_outliers(tmp: Path) -> Path:
+    """Ingest the outlier corpus (default config, no tokens) into tmp/outl.duckdb; returns the db path."""
+    from ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp / "outl_src", outlier_corpus())
+    db = tmp / "outl.duckdb"
+    run_ingest(str(src), db, config="default", name=OUTL_DATASET, with_tokens=False, workers=0, progress=False)
+    return db

@@ -13,7 +13,7 @@ import duckdb
 from warehouse import storage  # noqa: E402
 import pytest
 
-from golden_models_data import ingest_alignment, ingest_golden, words
+from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, words
 from warehouse.engine import build
 
 APPROX = dict(rel=1e-9, abs=1e-12)
@@ -246,27 +246,60 @@ def test_compression_by_source_and_difficulty(golden):
 
 def test_outlier_traces(golden):
     rows = by_key(golden, "SELECT * FROM outlier_traces")
+    # the golden blocks are runs of "a": blocks of the same length in a trace are the same text
     assert {t: r["reasons"] for t, r in rows.items()} == {
-        "golden:1": "empty_answer",
         "golden:3": "memento_longer_than_block",
         "golden:4": "flagged",
         "golden:5": "duplicate",
-        "golden:7": "ratio_low,very_long_block",
-        "golden:10": "too_many_blocks",
+        "golden:6": "repeated_blocks",
+        "golden:7": "ratio_low",
+        "golden:8": "repeated_blocks",  # block 0 has a newline where block 1 has a space
+        "golden:10": "too_many_blocks,repeated_blocks",
     }
     assert rows["golden:4"]["issue_codes"] == "block_without_summary,unclosed_block"
     assert rows["golden:5"]["duplicate_of"] == "golden:2"
-    assert rows["golden:7"]["n_reasons"] == 2
-    # math trace ratios (chars) 117/697, 30/198, 3/5999: on the log scale the median is log(30/198)
-    # and the MAD is log((117/697) / (30/198)), so trace 7's robust z is:
-    mad = math.log((117 / 697) / (30 / 198))
-    assert rows["golden:7"]["ratio_z"] == pytest.approx(math.log((3 / 5999) / (30 / 198)) / (1.4826 * mad), rel=1e-9)
+    assert (rows["golden:10"]["repeated_blocks"], rows["golden:6"]["repeated_blocks"]) == (11, 1)
+    # math trace ratios (chars) 117/697, 30/198, 3/5999: on the log scale the median is log(30/198), the MAD
+    # log((117/697) / (30/198)) = 0.1025, and 1.4826 * MAD = 0.152 is below the floor ln(2) / 3.5 = 0.198
+    assert rows["golden:7"]["ratio_z"] == pytest.approx(math.log((3 / 5999) / (30 / 198)) / (math.log(2) / 3.5),
+                                                        rel=1e-9)
     assert rows["golden:7"]["domain_median_ratio_chars"] == pytest.approx(30 / 198, **APPROX)
+    # trace 7's longest block (5,999 chars) against the longest blocks of math traces 0, 1, 7 (399, 119, 5,999):
+    # median log 399, MAD log(399 / 119): z = log(5999 / 399) / (1.4826 * log(399 / 119)) = 1.51, not far
+    assert rows["golden:7"]["max_block_z"] == pytest.approx(
+        math.log(5999 / 399) / (1.4826 * math.log(399 / 119)), rel=1e-9)
     # science blocks per trace 2, 2, 3, 12: median log = (log 2 + log 3) / 2, MAD = (log 3 - log 2) / 2
     med, mad = (math.log(2) + math.log(3)) / 2, (math.log(3) - math.log(2)) / 2
     assert rows["golden:10"]["blocks_z"] == pytest.approx((math.log(12) - med) / (1.4826 * mad), rel=1e-9)
-    # code: two of three traces share a ratio, so the MAD is 0 and no z is given
-    assert rows["golden:3"]["ratio_z"] is None
+    # code ratios 31/159, 28/78, 31/159: the MAD is 0, so the scale is the IQR / 1.349, with the IQR
+    # (log(28/78) - log(31/159)) / 2: trace 3's z is 2 * 1.349 exactly
+    assert rows["golden:3"]["ratio_z"] == pytest.approx(2 * 1.349, rel=1e-9)
+    # trace 1's answer "42" is an answer
+    assert "golden:1" not in rows
+
+
+@pytest.fixture(scope="module")
+def outliers(tmp_path_factory):
+    db = ingest_outliers(tmp_path_factory.mktemp("outl"))
+    report = build(db, select=["all_traces+"])
+    assert report.ok, report.format()
+    con = duckdb.connect(str(db), read_only=True)
+    yield con
+    con.close()
+
+
+def test_outlier_reasons_on_the_outlier_corpus(outliers):
+    rows = by_key(outliers, "SELECT trace_id, reasons, blocks_z, repeated_blocks, mementos_copying_block "
+                            "FROM outlier_traces")
+    # the short answers "42" and "\boxed{7}" (traces 0, 1) are not empty
+    assert {t: r["reasons"] for t, r in rows.items()} == {
+        "outl:5": "too_many_blocks", "outl:6": "repeated_blocks", "outl:7": "memento_copies_block",
+        "outl:8": "empty_answer"}
+    # blocks per trace: eight 3s and a 150: MAD and IQR are 0, so the scale is the floor ln(2) / 3.5
+    assert rows["outl:5"]["blocks_z"] == pytest.approx(math.log(150 / 3) * 3.5 / math.log(2), rel=1e-9)
+    # block 1 (upper case, double spaces) and block 2 repeat block 0
+    assert rows["outl:6"]["repeated_blocks"] == 2
+    assert rows["outl:7"]["mementos_copying_block"] == 1
 
 
 def test_full_alignment(golden):

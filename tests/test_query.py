@@ -75,7 +75,7 @@ def test_formats(db):
 def test_query_from_a_file(db, tmp_path):
     path = tmp_path / "q.sql"
     path.write_text("-- a saved query\nSELECT count(*) AS outliers FROM outlier_traces;\n")
-    assert run_sql(db, file=path, fmt="csv") == "outliers\n6"
+    assert run_sql(db, file=path, fmt="csv") == "outliers\n7"
     with pytest.raises(WarehouseError, match="not both"):
         run_sql(db, "SELECT 1", file=path)
 

@@ -121,15 +121,15 @@ def test_plot_data(data):
 
 
 def test_outliers_and_which_traces_are_shown(data):
-    assert data.outlier_total == 6
-    assert [o["trace_id"] for o in data.outliers][:1] == ["golden:7"]  # two reasons: ratio_low, very_long_block
-    assert data.outliers[0]["reasons"] == ["ratio_low", "very_long_block"]
-    assert {o["trace_id"] for o in data.outliers} == {"golden:7", "golden:10", "golden:5", "golden:3", "golden:1",
-                                                     "golden:4"}
+    assert data.outlier_total == 7
+    assert [o["trace_id"] for o in data.outliers][:1] == ["golden:10"]  # two reasons
+    assert data.outliers[0]["reasons"] == ["too_many_blocks", "repeated_blocks"]
+    assert {o["trace_id"] for o in data.outliers} == {"golden:7", "golden:10", "golden:5", "golden:3", "golden:4",
+                                                     "golden:6", "golden:8"}
     assert {r["reason"]: r["traces"] for r in data.outlier_reasons}["flagged"] == 1
     shown = {v.trace_id: v.why for v in data.views}
-    # typical math trace: ratios 117/697, 30/198, 3/5999 -> median 30/198: golden:1 (also an outlier)
-    assert shown["golden:1"][0].startswith("typical math trace") and shown["golden:1"][1] == "outlier: empty_answer"
+    # typical math trace: ratios 117/697, 30/198, 3/5999 -> median 30/198: golden:1 (its answer "42" is no outlier)
+    assert shown["golden:1"] == ["typical math trace (memento/block ratio closest to the domain median)"]
     # typical code trace: 31/159 (2 and its duplicate 5), 28/78 -> tie broken by trace id
     assert shown["golden:2"] == ["typical code trace (memento/block ratio closest to the domain median)"]
     assert shown["golden:0"] == ["chosen with --trace"]

@@ -191,3 +191,39 @@ def ingest_outliers(tmp: Path) -> Path:
     db = tmp / "outl.duckdb"
     run_ingest(str(src), db, config="default", name=OUTL_DATASET, with_tokens=False, workers=0, progress=False)
     return db
+
+
+# ---------------------------------------------------------------------------
+# The retention corpus: hand-written pairs for memento_retention (dataset "ret").
+
+RET_DATASET = "ret"
+
+RETENTION_PAIRS = [
+    # trace 0 (math)
+    ("Counting apples: the basket holds 120 apples of 4.5 grams and x = 3 baskets, so the total is 360 apples.",
+     "Total is 360 apples (x = 3)."),
+    ("Then the fraction \\frac{1}{2} of 360 is 180, and 180 + 20 = 200 when adding the remaining 20.",
+     "Half of 360 is 180; plus 20 gives 200."),
+    ("Double check the reasoning carefully.", "Checked the reasoning."),
+]
+
+
+def retention_corpus() -> list[dict]:
+    blocks, mementos = [b for b, _ in RETENTION_PAIRS], [m for _, m in RETENTION_PAIRS]
+    return [{"problem": "problem 0", "response": response(blocks, mementos, "360"),
+             "domain": "math", "source": "omega", "difficulty": 1},
+            # trace 1 (code): the memento keeps every number and every content word
+            {"problem": "problem 1",
+             "response": response(["Loop over range(10) and print squares up to 81."],
+                                  ["Loop over range(10); print squares up to 81."], "done"),
+             "domain": "code", "source": "omega", "difficulty": 1}]
+
+
+def ingest_retention(tmp: Path) -> Path:
+    """Ingest the retention corpus (default config, no tokens) into tmp/ret.duckdb; returns the db path."""
+    from ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp / "ret_src", retention_corpus())
+    db = tmp / "ret.duckdb"
+    run_ingest(str(src), db, config="default", name=RET_DATASET, with_tokens=False, workers=0, progress=False)
+    return db

@@ -13,7 +13,7 @@ import duckdb
 from warehouse import storage  # noqa: E402
 import pytest
 
-from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, words
+from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, ingest_retention, words
 from warehouse.engine import build
 
 APPROX = dict(rel=1e-9, abs=1e-12)
@@ -365,6 +365,47 @@ def test_full_alignment_links_by_problem(alignment):
 
 def test_compression_breakdown_rows(golden):
     assert q(golden, "SELECT count(*) FROM compression_breakdown") == [(3 + 4 + 4 + 1,)]
+
+
+@pytest.fixture(scope="module")
+def retention(tmp_path_factory):
+    db = ingest_retention(tmp_path_factory.mktemp("ret"))
+    report = build(db, select=["all_traces+"])
+    assert report.ok, report.format()
+    con = duckdb.connect(str(db), read_only=True)
+    yield con
+    con.close()
+
+
+def test_memento_retention(retention):
+    """The pairs of golden_models_data.RETENTION_PAIRS, by hand.
+
+    pair 0: numbers 120, 4.5, 3, 360 and the result x=3 (5); the memento has 360, 3, x=3 (3/5).
+            content words counting, apples, basket, holds, grams, baskets, total (7); kept total, apples (2/7)
+    pair 1: numbers 1, 2 (of \\frac{1}{2}), 360, 180, 20, 200 (6; "20 = 200" has no name, so no result);
+            kept 360, 180, 20, 200 (4/6). Words fraction, adding, remaining (3: "then", "when", "frac" are
+            function words); the memento's half, plus: 0/3
+    pair 2: no numbers (fraction NULL); words double, check, reasoning, carefully (4); kept reasoning (1/4)
+    trace 1 (code): 10 and 81 kept; loop, range, print, squares all kept ("over" is a function word)
+    """
+    got = q(retention, "SELECT trace_id, block_idx, block_numbers, numbers_kept, numbers_kept_fraction, "
+                       "block_content_words, content_words_kept, word_recall FROM memento_retention ORDER BY ALL")
+    assert got == [
+        ("ret:0", 0, 5, 3, pytest.approx(3 / 5, **APPROX), 7, 2, pytest.approx(2 / 7, **APPROX)),
+        ("ret:0", 1, 6, 4, pytest.approx(4 / 6, **APPROX), 3, 0, 0.0),
+        ("ret:0", 2, 0, 0, None, 4, 1, 0.25),
+        ("ret:1", 0, 2, 2, 1.0, 4, 4, 1.0),
+    ]
+
+
+def test_retention_summary(retention):
+    rows = {r[0]: r[1:] for r in q(retention, "SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, "
+                                              "share_keeping_every_number, median_word_recall FROM retention_summary")}
+    # math: fractions 3/5 and 4/6 -> median their mean; recalls 2/7, 0, 1/4 -> 1/4; no pair keeps every number
+    assert rows["math"] == (3, 2, pytest.approx((3 / 5 + 4 / 6) / 2, **APPROX), 0.0, 0.25)
+    # all: fractions 3/5, 4/6, 1 -> 4/6; recalls 0, 1/4, 2/7, 1 -> (1/4 + 2/7) / 2; one of three keeps every number
+    assert rows["all"] == (4, 3, pytest.approx(4 / 6, **APPROX), pytest.approx(1 / 3, **APPROX),
+                           pytest.approx((1 / 4 + 2 / 7) / 2, **APPROX))
 
 
 def test_without_tokens_the_token_measures_are_null(tmp_path):

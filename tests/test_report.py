@@ -120,6 +120,14 @@ def test_plot_data(data):
     assert by_k[1]["share_fits_8k_with_eviction"] == 1.0
 
 
+def test_retention_section(data):
+    # the golden texts are runs of one-letter words: no numbers, no content words, nothing to judge
+    rows = {r["domain"]: r for r in data.retention}
+    assert (rows["all"]["pairs"], rows["all"]["pairs_with_numbers"], rows["all"]["median_word_recall"]) == (29, 0, None)
+    assert [r["domain"] for r in data.retention] == ["science", "math", "code", "all"]  # by pairs: 19, 6, 4
+    assert data.least_informative == []
+
+
 def test_outliers_and_which_traces_are_shown(data):
     assert data.outlier_total == 7
     assert [o["trace_id"] for o in data.outliers][:1] == ["golden:10"]  # two reasons

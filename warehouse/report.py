@@ -54,7 +54,9 @@ MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
 SCATTER_SAMPLE = 3000
 # The models the report reads (their upstream models are built with them).
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
-                 "outlier_traces", "full_alignment")
+                 "outlier_traces", "full_alignment", "memento_retention", "retention_summary")
+LEAST_INFORMATIVE = 10  # mementos listed in the retention section
+MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
 
 
 # ---------------------------------------------------------------------------
@@ -208,6 +210,8 @@ class ReportData:
     inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
     inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
     savings: list[dict]  # inference_summary, all domains, per k
+    retention: list[dict]  # retention_summary, per domain and 'all'
+    least_informative: list[dict]  # memento_retention: the lowest word recall among blocks long enough to judge
     outlier_total: int
     outlier_reasons: list[dict]
     outliers: list[dict]
@@ -465,6 +469,20 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
                share_fits_32k_with_eviction
         FROM inference_summary WHERE is_total AND median_peak_with_eviction IS NOT NULL ORDER BY k""")
 
+    # memento retention -------------------------------------------------------
+    retention = _dicts(con, """
+        SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, p10_numbers_kept_fraction,
+               p90_numbers_kept_fraction, share_keeping_every_number, median_word_recall, p10_word_recall,
+               p90_word_recall
+        FROM retention_summary ORDER BY domain = 'all', pairs DESC, domain""")
+    least_informative = _dicts(con, """
+        SELECT trace_id, block_idx, domain, block_chars, memento_chars, block_numbers, numbers_kept,
+               block_content_words, content_words_kept, word_recall
+        FROM memento_retention
+        WHERE block_content_words >= ?
+        ORDER BY word_recall, numbers_kept_fraction NULLS LAST, trace_id, block_idx
+        LIMIT ?""", [MIN_CONTENT_WORDS, LEAST_INFORMATIVE])
+
     # outliers and the traces shown -----------------------------------------
     outlier_total = con.execute("SELECT count(*) FROM outlier_traces").fetchall()[0][0]
     outlier_reasons = _dicts(con, """
@@ -518,7 +536,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
-        savings=savings, outlier_total=outlier_total,
+        savings=savings, retention=retention, least_informative=least_informative, outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 
 

@@ -1,0 +1,26 @@
+/*
+name: retention_summary
+version: 1
+kind: view
+grain: [domain]
+description: >
+  memento_retention per domain, with an 'all' row: pairs, pairs whose block has
+  numbers, the median, p10 and p90 of numbers_kept_fraction and of word_recall,
+  and the share of the pairs with numbers whose memento keeps every one.
+audits:
+  - not_null: [pairs]
+*/
+SELECT
+    CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
+    count(*) AS pairs,
+    count(numbers_kept_fraction) AS pairs_with_numbers,
+    quantile_cont(numbers_kept_fraction, 0.5) AS median_numbers_kept_fraction,
+    quantile_cont(numbers_kept_fraction, 0.1) AS p10_numbers_kept_fraction,
+    quantile_cont(numbers_kept_fraction, 0.9) AS p90_numbers_kept_fraction,
+    avg(CASE WHEN numbers_kept_fraction = 1 THEN 1 WHEN numbers_kept_fraction < 1 THEN 0 END)
+        AS share_keeping_every_number,
+    quantile_cont(word_recall, 0.5) AS median_word_recall,
+    quantile_cont(word_recall, 0.1) AS p10_word_recall,
+    quantile_cont(word_recall, 0.9) AS p90_word_recall
+FROM memento_retention
+GROUP BY GROUPING SETS ((domain), ())

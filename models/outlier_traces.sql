@@ -100,13 +100,16 @@ copy_candidates AS (
     SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
 ),
 copy_texts AS (
+    -- one pass over the candidates' segments (a join of segments with itself first would read them all)
     SELECT
         c.trace_id,
-        lower(trim(regexp_replace(b.text, '\s+', ' ', 'g'))) AS block_text,
-        lower(trim(regexp_replace(m.text, '\s+', ' ', 'g'))) AS memento_text
+        c.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
+        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
     FROM copy_candidates AS c
-    JOIN segments AS b ON b.trace_id = c.trace_id AND b.block_idx = c.block_idx AND b.kind = 'block'
-    JOIN segments AS m ON m.trace_id = c.trace_id AND m.block_idx = c.block_idx AND m.kind = 'summary'
+    JOIN segments AS s ON s.trace_id = c.trace_id AND s.block_idx = c.block_idx
+    WHERE s.kind IN ('block', 'summary')
+    GROUP BY c.trace_id, c.block_idx
 ),
 copies AS (
     -- the memento is contained in its block (or the block in it): copied, not compressed
@@ -116,12 +119,13 @@ copies AS (
     GROUP BY trace_id
 ),
 answers AS (
-    -- what is left of the answer without whitespace and markup
+    -- the answer without the markup strings; empty when nothing but whitespace is left
     SELECT
         s.trace_id,
-        length(regexp_replace(s.text,
-            '(\s|<think>|</think>|<\|block_start\|>|<\|block_end\|>|<\|summary_start\|>|<\|summary_end\|>)+', '', 'g'))
-            AS bare_answer_chars
+        regexp_matches(
+            replace(replace(replace(replace(replace(replace(s.text, '<think>', ''), '</think>', ''),
+                '<|block_start|>', ''), '<|block_end|>', ''), '<|summary_start|>', ''), '<|summary_end|>', ''),
+            '^\s*$') AS bare_answer_empty
     FROM segments AS s
     JOIN analysed_traces AS t ON t.trace_id = s.trace_id
     WHERE s.kind = 'answer'
@@ -160,7 +164,7 @@ flags AS (
         CASE WHEN z.blocks_z < -3.5 THEN 1 ELSE 0 END AS f_few_blocks,
         CASE WHEN z.max_block_z > 3.5 THEN 1 ELSE 0 END AS f_long_block,
         CASE WHEN r.repeated_blocks > 0 THEN 1 ELSE 0 END AS f_repeated,
-        CASE WHEN c.trace_id IS NOT NULL AND coalesce(a.bare_answer_chars, 0) = 0 THEN 1 ELSE 0 END AS f_empty_answer,
+        CASE WHEN c.trace_id IS NOT NULL AND coalesce(a.bare_answer_empty, TRUE) THEN 1 ELSE 0 END AS f_empty_answer,
         CASE WHEN dup.copy_number > 1 THEN 1 ELSE 0 END AS f_duplicate,
         CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END AS f_flagged
     FROM all_traces AS t

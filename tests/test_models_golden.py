@@ -232,6 +232,22 @@ def test_domain_compression(golden):
     assert rows["all"]["median_memento_tokens_per_trace"] == 17.5  # 16, 16, 16, 15, 25, 2, 20, 19, 24, 60
 
 
+def test_compression_by_position(golden):
+    rows = {(r[0], r[1]): r[2:] for r in q(golden, "SELECT domain, position, blocks, traces, median_ratio_chars "
+                                                   "FROM compression_by_position")}
+    # math: first blocks of traces 0 and 1 (39/199, 19/79), last blocks (19/99, 11/119); trace 0's block 1 of
+    # 0..2 sits at 1/2, in the decile (40%, 50%]; trace 7 has one block: 'only'
+    assert rows[("math", "first")] == (2, 2, pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX))
+    assert rows[("math", "last")] == (2, 2, pytest.approx((19 / 99 + 11 / 119) / 2, **APPROX))
+    assert rows[("math", "middle 40-50%")] == (1, 1, pytest.approx(59 / 399, **APPROX))
+    assert rows[("math", "only")] == (1, 1, pytest.approx(3 / 5999, **APPROX))
+    # science: trace 10's blocks 1..10 of 0..11 fall one in each decile (ceil(10j / 11) = j); trace 9's block 1
+    # joins block 5 of trace 10 in (40%, 50%]: 15/79 and 3/19
+    assert [rows[("science", f"middle {10 * d}-{10 * d + 10}%")][0] for d in range(10)] == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
+    assert rows[("science", "middle 40-50%")][2] == pytest.approx((15 / 79 + 3 / 19) / 2, **APPROX)
+    assert sum(r[0] for (d, _), r in rows.items() if d == "all") == 29
+
+
 def test_compression_by_source_and_difficulty(golden):
     by_source = {r[0]: r[1:] for r in q(golden, "SELECT source, traces, flagged_traces, blocks FROM compression_by_source")}
     assert by_source == {"alpha": (3, 1, 6), "beta": (3, 0, 4), "gamma": (3, 0, 7), "delta": (1, 0, 12),

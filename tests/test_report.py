@@ -120,6 +120,13 @@ def test_plot_data(data):
     assert by_k[1]["share_fits_8k_with_eviction"] == 1.0
 
 
+def test_positions_for_the_plot(data):
+    # math: first blocks 39/199 and 19/79; 'only' (order 12, trace 7) is read too but not drawn
+    assert data.positions["math"][0] == pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX)
+    assert sorted(data.positions["math"]) == [0, 5, 11, 12]
+    assert sorted(data.positions["all"])[:2] == [0, 1]
+
+
 def test_retention_section(data):
     # the golden texts are runs of one-letter words: no numbers, no content words, nothing to judge
     rows = {r["domain"]: r for r in data.retention}
@@ -231,7 +238,7 @@ def test_rendered_html_escapes_every_payload(hostile_db, tmp_path):
     hrefs = re.findall(r"href=\"([^\"]*)\"", html)
     assert hrefs and all(re.fullmatch(r"#[a-z0-9-]+", h) for h in hrefs), sorted(set(hrefs))
     srcs = re.findall(r"src=\"([^\"]*)\"", html)
-    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 6 and all(s.startswith("data:image/png;base64,") for s in srcs)
     ids_in_page = re.findall(r"\sid=\"([^\"]*)\"", html)
     assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids_in_page)
     assert "http://" not in html and "https://" not in html  # nothing to fetch
@@ -295,7 +302,7 @@ def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
     assert data.plot_domains == [] and data.scatter == [] and data.compression_box == {}
     assert {o["trace_id"] for o in data.outliers} == {"edge:0", "edge:1"}  # flagged: shown as outliers
     html = result.out.read_text()
-    assert html.count('src="data:image/png;base64,') == 5  # every plot is an image, saying there is no data
+    assert html.count('src="data:image/png;base64,') == 6  # every plot is an image, saying there is no data
     assert html.count('<details class="trace flagged">') == 2  # their views: raw response, no pairs
     assert html.count("no block/memento pairs recovered") == 2
 

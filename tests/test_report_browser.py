@@ -99,7 +99,7 @@ def open_page(browser, path: Path, width: int = 1280, height: int = 900):
 
 def check_images(page) -> list:
     images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-    assert len(images) == 5, images
+    assert len(images) == 6, images
     assert all(complete and w > 0 and h > 0 for complete, w, h in images), images
     return images
 

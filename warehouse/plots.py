@@ -1,4 +1,4 @@
-"""The report's five plots: matplotlib (Agg canvas, no pyplot), each returned as a PNG data: URI.
+"""The report's six plots: matplotlib (Agg canvas, no pyplot), each returned as a PNG data: URI.
 
 Every function takes the plain values that warehouse.report.gather put in
 ReportData and returns "data:image/png;base64,...". A plot with nothing to draw
@@ -180,12 +180,36 @@ def peak_context(data: ReportData) -> str:
     return _to_uri(fig)
 
 
+def ratio_by_position(data: ReportData) -> str:
+    title = "Memento/block ratio by the block's position in its trace (median)"
+    if not data.positions:
+        return _empty(title, "no analysed traces")
+    fig, ax = _figure(title)
+    names = ["first"] + [f"{10 * d}-{10 * d + 10}%" for d in range(10)] + ["last"]
+    order = ["all"] + [d for d in data.plot_domains if d in data.positions]
+    for domain in order:
+        if domain not in data.positions:
+            continue
+        points = sorted((o, m) for o, m in data.positions[domain].items() if o <= 11 and m is not None)
+        color = "#000000" if domain == "all" else _color(data.plot_domains, domain)
+        ax.plot([o for o, _ in points], [m for _, m in points], marker="o", color=color,
+                linewidth=2.2 if domain == "all" else 1.3, label="all domains" if domain == "all" else label(domain))
+    ax.set_xticks(range(12))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("position: the first block, the middle blocks by decile of j / (n - 1), the last block")
+    ax.set_ylabel("median memento/block ratio (chars)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return _to_uri(fig)
+
+
 PLOTS = {
     "ratio_distribution": ratio_distribution,
     "blocks_per_trace": blocks_per_trace,
     "block_vs_memento": block_vs_memento,
     "compression_per_domain": compression_per_domain,
     "peak_context": peak_context,
+    "ratio_by_position": ratio_by_position,
 }
 
 

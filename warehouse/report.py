@@ -9,7 +9,7 @@ looked up by trace_id: no model holds texts.
 Three steps, each a function that tests can call on its own:
 
     gather(con, ...)  -> ReportData     the numbers, from the models (plain Python values)
-    plots.render_all(data)              five PNGs, base64 data: URIs (warehouse/plots.py)
+    plots.render_all(data)              six PNGs, base64 data: URIs (warehouse/plots.py)
     render_html(data) -> str            Jinja2, autoescape on (templates/report.html.j2)
 
 `write_report(db, out)` runs the three and writes the file. Nothing in the page
@@ -54,7 +54,8 @@ MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
 SCATTER_SAMPLE = 3000
 # The models the report reads (their upstream models are built with them).
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
-                 "outlier_traces", "full_alignment", "memento_retention", "retention_summary")
+                 "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
+                 "compression_by_position")
 LEAST_INFORMATIVE = 10  # mementos listed in the retention section
 MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
 
@@ -209,6 +210,7 @@ class ReportData:
     compression_unit: str  # 'tokens' or 'chars'
     inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
     inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
+    positions: dict[str, dict[int, float | None]]  # domain -> position_order -> median ratio_chars
     savings: list[dict]  # inference_summary, all domains, per k
     retention: list[dict]  # retention_summary, per domain and 'all'
     least_informative: list[dict]  # memento_retention: the lowest word recall among blocks long enough to judge
@@ -461,6 +463,11 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         elif domain in plot_domains:
             inference.setdefault(domain, {})[k] = (no_ev, with_ev, plain)
 
+    positions: dict[str, dict[int, float | None]] = {}
+    for domain, order, median in con.execute(
+            "SELECT domain, position_order, median_ratio_chars FROM compression_by_position").fetchall():
+        if domain in plot_domains or domain == "all":
+            positions.setdefault(domain, {})[order] = median
     savings = _dicts(con, """
         SELECT k, traces, median_peak_plain_cot, median_peak_no_eviction, median_peak_with_eviction,
                p90_peak_with_eviction, median_saved_fraction_vs_no_eviction, median_saved_fraction_vs_plain_cot,
@@ -536,7 +543,8 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
-        savings=savings, retention=retention, least_informative=least_informative, outlier_total=outlier_total,
+        positions=positions, savings=savings, retention=retention, least_informative=least_informative,
+        outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 
 

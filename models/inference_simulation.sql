@@ -39,9 +39,8 @@ WITH ks AS (
     SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 4 UNION ALL SELECT 8
 ),
 prompts AS (
-    -- the problem's tokens: traces.problem_tokens once ingest stores it (warehouse.md,
-    -- inference_simulation); until then NULL, and the prompt is left out of every context
-    SELECT trace_id, CAST(NULL AS BIGINT) AS problem_tokens
+    -- the problem's tokens, counted at ingest
+    SELECT trace_id, CAST(problem_tokens AS BIGINT) AS problem_tokens
     FROM traces
 ),
 runs AS (
@@ -51,7 +50,7 @@ runs AS (
         c.domain,
         c.n_blocks,
         p.problem_tokens,
-        CAST(coalesce(p.problem_tokens, 0) AS BIGINT) AS prompt,
+        p.problem_tokens AS prompt,
         CAST(c.block_tokens AS BIGINT) AS block_tokens,
         CAST(c.memento_tokens AS BIGINT) AS memento_tokens,
         -- the answer step writes </think> (3 tokens) and the answer

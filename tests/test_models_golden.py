@@ -84,9 +84,10 @@ def test_trace_compression(golden):
 
 
 def problem_tokens(con, trace_id):
-    """The prompt the simulation counts: traces.problem_tokens once ingest stores it, 0 until then."""
+    """The prompt the simulation counts: the problem's tokens ("problem N" is 3: "problem", " ", "N")."""
     [(p,)] = q(con, f"SELECT DISTINCT problem_tokens FROM inference_simulation WHERE trace_id = '{trace_id}'")
-    return p or 0
+    assert p == 3
+    return p
 
 
 def test_inference_simulation_worked_example(golden):
@@ -164,8 +165,6 @@ def test_inference_simulation_other_traces(golden):
     assert q(golden, "SELECT count(*), count(DISTINCT trace_id) FROM inference_simulation") == [(40, 10)]
 
 
-@pytest.mark.xfail(strict=True, reason="needs traces.problem_tokens (cl100k tokens of the problem), not stored at "
-                                       "ingest yet; models/inference_simulation.sql reads NULL until then")
 def test_inference_simulation_counts_the_prompt(golden):
     # "problem 0" is 3 cl100k tokens ("problem", " ", "0")
     assert q(golden, "SELECT DISTINCT problem_tokens, peak_tokens_plain_cot FROM inference_simulation "

@@ -370,22 +370,25 @@ def test_max_tokens_leaves_out_longer_examples(hand_db, tmp_path):
 
 
 def test_exclude_outliers_all_or_by_reason(hand_db, tmp_path):
-    """outlier_traces lists hand:2 (duplicate), hand:3 (flagged) and hand:5 (empty_answer: "42" is 2 chars)."""
+    """outlier_traces lists hand:2 (duplicate) and hand:3 (flagged); hand:5's answer "42" is an answer, not empty."""
     every = export(hand_db, "memento", tmp_path / "all", splits=ONE_SPLIT, exclude_outliers=True)
-    assert [r["trace_id"] for r in read_jsonl(tmp_path / "all" / "train.jsonl")] == ["hand:0", "hand:1", "hand:4"]
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "all" / "train.jsonl")] == [
+        "hand:0", "hand:1", "hand:4", "hand:5"]
     # hand:3 is flagged before it is an outlier; hand:2 is an outlier (its reason: duplicate) before a duplicate
-    assert every.left_out == {"flagged": 1, "domain": 0, "outlier": 2, "duplicate": 0, "too_long": 0, "empty": 0,
+    assert every.left_out == {"flagged": 1, "domain": 0, "outlier": 1, "duplicate": 0, "too_long": 0, "empty": 0,
                               "copied": 0}
-    assert every.left_out_outliers == {"duplicate": 1, "empty_answer": 1}
+    assert every.left_out_outliers == {"duplicate": 1}
     manifest = json.loads((tmp_path / "all" / MANIFEST).read_text())
     assert manifest["filters"]["exclude_outliers"] == "all"
-    assert manifest["left_out_outliers"] == {"duplicate": 1, "empty_answer": 1}
+    assert manifest["left_out_outliers"] == {"duplicate": 1}
     assert "outlier_traces" in manifest["models"]
-    one = export(hand_db, "memento", tmp_path / "one", splits=ONE_SPLIT, exclude_outliers=["empty_answer"])
-    assert [r["trace_id"] for r in read_jsonl(tmp_path / "one" / "train.jsonl")] == ["hand:0", "hand:1", "hand:4"]
-    assert (one.left_out["outlier"], one.left_out["duplicate"], one.left_out_outliers) == (1, 1, {"empty_answer": 1})
+    # only the flagged reason: hand:3 is left out as flagged first, hand:2 as a duplicate, not as an outlier
+    one = export(hand_db, "memento", tmp_path / "one", splits=ONE_SPLIT, exclude_outliers=["flagged"])
+    assert [r["trace_id"] for r in read_jsonl(tmp_path / "one" / "train.jsonl")] == [
+        "hand:0", "hand:1", "hand:4", "hand:5"]
+    assert (one.left_out["outlier"], one.left_out["duplicate"], one.left_out_outliers) == (0, 1, {})
     with pytest.raises(WarehouseError, match=r"no trace in outlier_traces has the reason ratio_hgh; "
-                                             r"reasons present: duplicate, empty_answer, flagged"):
+                                             r"reasons present: duplicate, flagged"):
         export(hand_db, "memento", tmp_path / "typo", splits=ONE_SPLIT, exclude_outliers=["ratio_hgh"])
 
 

@@ -658,11 +658,11 @@ def test_cli_export(hand_db, tmp_path):
         "exclude_outliers": "all", "duplicates": manifest["filters"]["duplicates"],
         "problem_groups": manifest["filters"]["problem_groups"]}
     named = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "n"),
-                                      "--exclude-outliers", "empty_answer, duplicate"])
+                                      "--exclude-outliers", "flagged, duplicate"])
     assert named.exit_code == 0, named.output
     manifest = json.loads((tmp_path / "n" / MANIFEST).read_text())
-    assert manifest["filters"]["exclude_outliers"] == ["empty_answer", "duplicate"]
-    assert manifest["left_out_outliers"] == {"duplicate": 1, "empty_answer": 1}
+    assert manifest["filters"]["exclude_outliers"] == ["flagged", "duplicate"]
+    assert manifest["left_out_outliers"] == {"duplicate": 1}
     bad = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "x"),
                                     "--split", "train=0.5"])
     assert bad.exit_code != 0 and "add up to" in bad.output

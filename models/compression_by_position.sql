@@ -2,16 +2,17 @@
 name: compression_by_position
 version: 1
 kind: table
-grain: [domain, position_order]
+grain: [domain, position_order, is_total]
 description: >
   The memento/block ratio by where the block is in its trace, per domain and
-  for 'all': the first block, the middle blocks in ten deciles of their
+  for 'all' (is_total true; a domain whose label is 'all' has is_total false):
+  the first block, the middle blocks in ten deciles of their
   relative position j / (n - 1) (decile d holds (d - 1)/10 < j/(n - 1) <= d/10),
   and the last block; a trace of one block counts as 'only'. Per position:
   pairs, traces, and the median, p10 and p90 of ratio_chars, the median
   ratio_tokens and the median block and memento tokens.
 audits:
-  - not_null: [position, blocks, traces]
+  - not_null: [is_total, position, blocks, traces]
   - accepted_range: {column: position_order, min: 0, max: 12}
 */
 WITH placed AS (
@@ -34,6 +35,7 @@ WITH placed AS (
 SELECT
     CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
     position_order,
+    GROUPING(domain) = 1 AS is_total,
     CASE
         WHEN position_order = 0 THEN 'first'
         WHEN position_order = 11 THEN 'last'

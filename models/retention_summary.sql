@@ -2,16 +2,18 @@
 name: retention_summary
 version: 1
 kind: view
-grain: [domain]
+grain: [domain, is_total]
 description: >
-  memento_retention per domain, with an 'all' row: pairs, pairs whose block has
+  memento_retention per domain, with an 'all' row for every pair (is_total
+  true; a domain whose label is 'all' has is_total false): pairs, pairs whose block has
   numbers, the median, p10 and p90 of numbers_kept_fraction and of word_recall,
   and the share of the pairs with numbers whose memento keeps every one.
 audits:
-  - not_null: [pairs]
+  - not_null: [is_total, pairs]
 */
 SELECT
     CASE WHEN GROUPING(domain) = 1 THEN 'all' ELSE domain END AS domain,
+    GROUPING(domain) = 1 AS is_total,
     count(*) AS pairs,
     count(numbers_kept_fraction) AS pairs_with_numbers,
     quantile_cont(numbers_kept_fraction, 0.5) AS median_numbers_kept_fraction,

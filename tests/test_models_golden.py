@@ -201,7 +201,7 @@ def test_inference_summary_context_budgets(tmp_path):
     run_ingest(str(write_hub_dir(tmp_path / "src", [a, b])), db, config="default", name="budget", workers=0,
                progress=False)
     assert build(db).ok
-    with duckdb.connect(str(db), read_only=True) as con:
+    with storage.connect(db) as con:
         got = q(con, "SELECT k, share_fits_8k_plain_cot, share_fits_8k_no_eviction, share_fits_8k_with_eviction, "
                      "share_fits_16k_plain_cot, share_fits_16k_no_eviction, share_fits_16k_with_eviction "
                      "FROM inference_summary WHERE domain = 'all' ORDER BY k")
@@ -232,8 +232,8 @@ def test_domain_compression(golden):
 
 
 def test_compression_by_position(golden):
-    rows = {(r[0], r[1]): r[2:] for r in q(golden, "SELECT domain, position, blocks, traces, median_ratio_chars "
-                                                   "FROM compression_by_position")}
+    rows = {(r[0], r[1]): r[2:] for r in q(golden, "SELECT CASE WHEN is_total THEN 'all' ELSE domain END, position, "
+                                                   "blocks, traces, median_ratio_chars FROM compression_by_position")}
     # math: first blocks of traces 0 and 1 (39/199, 19/79), last blocks (19/99, 11/119); trace 0's block 1 of
     # 0..2 sits at 1/2, in the decile (40%, 50%]; trace 7 has one block: 'only'
     assert rows[("math", "first")] == (2, 2, pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX))
@@ -298,7 +298,7 @@ def outliers(tmp_path_factory):
     db = ingest_outliers(tmp_path_factory.mktemp("outl"))
     report = build(db, select=["all_traces+"])
     assert report.ok, report.format()
-    con = duckdb.connect(str(db), read_only=True)
+    con = storage.connect(db)
     yield con
     con.close()
 
@@ -341,7 +341,7 @@ def alignment(tmp_path_factory):
     db = ingest_alignment(tmp_path_factory.mktemp("align"))
     report = build(db, select=["full_alignment"])
     assert report.ok, report.format()
-    con = duckdb.connect(str(db), read_only=True)
+    con = storage.connect(db)
     yield con
     con.close()
 
@@ -359,8 +359,6 @@ def test_full_alignment_hash_links_and_unlinked_rows(alignment):
         (8, 6)]
 
 
-@pytest.mark.xfail(strict=True, reason="needs full_traces.problem (the full row's problem as read), not stored at "
-                                       "ingest yet; models/full_alignment.sql reads NULL until then")
 def test_full_alignment_links_by_problem(alignment):
     got = q(alignment, f"SELECT {ALIGN_COLUMNS}, blocks_agreeing FROM full_alignment "
                        "WHERE link <> 'hash' ORDER BY trace_id NULLS LAST, full_trace_id")
@@ -387,7 +385,7 @@ def retention(tmp_path_factory):
     db = ingest_retention(tmp_path_factory.mktemp("ret"))
     report = build(db, select=["all_traces+"])
     assert report.ok, report.format()
-    con = duckdb.connect(str(db), read_only=True)
+    con = storage.connect(db)
     yield con
     con.close()
 
@@ -414,7 +412,8 @@ def test_memento_retention(retention):
 
 
 def test_retention_summary(retention):
-    rows = {r[0]: r[1:] for r in q(retention, "SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, "
+    rows = {r[0]: r[1:] for r in q(retention, "SELECT CASE WHEN is_total THEN 'all' ELSE domain END, pairs, "
+                                              "pairs_with_numbers, median_numbers_kept_fraction, "
                                               "share_keeping_every_number, median_word_recall FROM retention_summary")}
     # math: fractions 3/5 and 4/6 -> median their mean; recalls 2/7, 0, 1/4 -> 1/4; no pair keeps every number
     assert rows["math"] == (3, 2, pytest.approx((3 / 5 + 4 / 6) / 2, **APPROX), 0.0, 0.25)

@@ -124,7 +124,7 @@ def test_positions_for_the_plot(data):
     # math: first blocks 39/199 and 19/79; 'only' (order 12, trace 7) is read too but not drawn
     assert data.positions["math"][0] == pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX)
     assert sorted(data.positions["math"]) == [0, 5, 11, 12]
-    assert sorted(data.positions["all"])[:2] == [0, 1]
+    assert sorted(data.positions_total)[:2] == [0, 1]
 
 
 def test_retention_section(data):

@@ -182,18 +182,17 @@ def peak_context(data: ReportData) -> str:
 
 def ratio_by_position(data: ReportData) -> str:
     title = "Memento/block ratio by the block's position in its trace (median)"
-    if not data.positions:
+    if not data.positions_total:
         return _empty(title, "no analysed traces")
     fig, ax = _figure(title)
     names = ["first"] + [f"{10 * d}-{10 * d + 10}%" for d in range(10)] + ["last"]
-    order = ["all"] + [d for d in data.plot_domains if d in data.positions]
-    for domain in order:
-        if domain not in data.positions:
-            continue
-        points = sorted((o, m) for o, m in data.positions[domain].items() if o <= 11 and m is not None)
-        color = "#000000" if domain == "all" else _color(data.plot_domains, domain)
-        ax.plot([o for o, _ in points], [m for _, m in points], marker="o", color=color,
-                linewidth=2.2 if domain == "all" else 1.3, label="all domains" if domain == "all" else label(domain))
+    # (name, color, line width, position_order -> median): the total first, then the plotted domains
+    lines = [("all domains", "#000000", 2.2, data.positions_total)]
+    lines += [(label(d), _color(data.plot_domains, d), 1.3, data.positions[d])
+              for d in data.plot_domains if d in data.positions]
+    for name, color, width, by_order in lines:
+        points = sorted((o, m) for o, m in by_order.items() if o <= 11 and m is not None)
+        ax.plot([o for o, _ in points], [m for _, m in points], marker="o", color=color, linewidth=width, label=name)
     ax.set_xticks(range(12))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("position: the first block, the middle blocks by decile of j / (n - 1), the last block")

@@ -211,8 +211,9 @@ class ReportData:
     inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
     inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
     positions: dict[str, dict[int, float | None]]  # domain -> position_order -> median ratio_chars
+    positions_total: dict[int, float | None]  # all domains: position_order -> median ratio_chars
     savings: list[dict]  # inference_summary, all domains, per k
-    retention: list[dict]  # retention_summary, per domain and 'all'
+    retention: list[dict]  # retention_summary, per domain, then the total ('all')
     least_informative: list[dict]  # memento_retention: the lowest word recall among blocks long enough to judge
     outlier_total: int
     outlier_reasons: list[dict]
@@ -464,9 +465,12 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
             inference.setdefault(domain, {})[k] = (no_ev, with_ev, plain)
 
     positions: dict[str, dict[int, float | None]] = {}
-    for domain, order, median in con.execute(
-            "SELECT domain, position_order, median_ratio_chars FROM compression_by_position").fetchall():
-        if domain in plot_domains or domain == "all":
+    positions_total: dict[int, float | None] = {}
+    for domain, is_total, order, median in con.execute(
+            "SELECT domain, is_total, position_order, median_ratio_chars FROM compression_by_position").fetchall():
+        if is_total:
+            positions_total[order] = median
+        elif domain in plot_domains:
             positions.setdefault(domain, {})[order] = median
     savings = _dicts(con, """
         SELECT k, traces, median_peak_plain_cot, median_peak_no_eviction, median_peak_with_eviction,
@@ -481,7 +485,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, p10_numbers_kept_fraction,
                p90_numbers_kept_fraction, share_keeping_every_number, median_word_recall, p10_word_recall,
                p90_word_recall
-        FROM retention_summary ORDER BY domain = 'all', pairs DESC, domain""")
+        FROM retention_summary ORDER BY is_total, pairs DESC, domain""")
     least_informative = _dicts(con, """
         SELECT trace_id, block_idx, domain, block_chars, memento_chars, block_numbers, numbers_kept,
                block_content_words, content_words_kept, word_recall
@@ -543,7 +547,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
-        positions=positions, savings=savings, retention=retention, least_informative=least_informative,
+        positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
         outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
 

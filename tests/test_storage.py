@@ -111,3 +111,14 @@ def test_plain_duckdb_reads_it_from_its_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": ""}, check=True)
     assert out.stdout.strip() == "[('memo',)]"
+
+
+def test_segment_text_of_ascii_and_multibyte_responses(tmp_path):
+    """ASCII responses are cut as bytes, the others by characters: both give response[start:end]."""
+    rows = [row(memento([("plain ascii block", "m1")])),
+            row(memento([("café au lait, 中文 and 😀 emoji", "mémento 😀")]))]
+    db = tmp_path / "w.duckdb"
+    ingest(write_jsonl(tmp_path / "in.jsonl", rows), db, name="t")
+    got = execute(db, "SELECT trace_id, kind, text FROM segments WHERE kind <> 'answer' ORDER BY trace_id, char_start").rows
+    assert got == [("t:0", "block", "plain ascii block"), ("t:0", "summary", "m1"),
+                   ("t:1", "block", "café au lait, 中文 and 😀 emoji"), ("t:1", "summary", "mémento 😀")]

@@ -94,7 +94,7 @@ def is_locked(db: str | Path) -> bool:
         os.close(fd)
 
 
-MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "512MB")
+MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT")  # DuckDB's buffer pool; its own default when unset
 
 
 def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -118,9 +118,11 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # Insertion order is never relied on (every table has its ordering columns), and
     # keeping it costs memory and time on big results.
     con.execute("SET preserve_insertion_order = false")
-    # DuckDB's buffer pool defaults to 80% of the machine; the warehouse promises 1 GB for a
-    # whole command, so DuckDB gets less and spills to PATH.tmp beyond it.
-    con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
+    # DuckDB's buffer pool defaults to 80% of the machine. A limit (MEMENTOS_MEMORY_LIMIT, e.g.
+    # 512MB) makes it spill to PATH.tmp beyond it, but not every operator can: at 228,557 traces
+    # the list and quantile aggregates of some models fail under 800 MB (bench/RESULTS.md).
+    if MEMORY_LIMIT:
+        con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder
     # (so it can be moved): look there first, then where relative paths usually resolve.
     search = [str(db.resolve().parent), os.getcwd()]

@@ -39,7 +39,6 @@ class Flattened:
     flagged: int = 0
     input_bytes: int = 0
     issue_counts: Counter = field(default_factory=Counter)
-    hashes: list[tuple[str, str]] = field(default_factory=list)  # (content_hash, trace_id), default config
     counts: Counter = field(default_factory=Counter)  # rows of each derived table, for reconciliation
 
 
@@ -167,7 +166,7 @@ def _issues_array(columns: list[list], offsets: list[int], type_: pa.DataType) -
 
 @_gc_paused()
 def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema],
-                    with_tokens: bool, keep_hashes: bool = False) -> Flattened:
+                    with_tokens: bool) -> Flattened:
     """One row of `stored_traces` per input row: the trace's columns, its segments as offsets
     into its response (with word and token counts), and its parse issues."""
     schema = schemas["traces"]
@@ -205,8 +204,6 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
             out.ok += 1
         else:
             out.flagged += 1
-        if keep_hashes:
-            out.hashes.append((digest, tid))
     n_tokens = count_tokens(texts) if with_tokens else [None] * len(texts)
     n_words = word_counts(pa.array(texts, pa.string()))
     del texts
@@ -227,8 +224,7 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
 
 
 @_gc_paused()
-def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema],
-                 trace_by_hash: dict[str, str]) -> Flattened:
+def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema]) -> Flattened:
     """One row of `stored_full_traces` per input row: its sentences, block ranges and summaries
     as read, with the checks of `check_full_row` as status and issues."""
     schema = schemas["full_traces"]
@@ -238,8 +234,7 @@ def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Sch
     all_blocks = _column(batch, "blocks")
     all_summaries = _column(batch, "block_summaries")
     dataset = origin.dataset
-    computed = {name: [] for name in ("dataset", "full_trace_id", "trace_id", "run_id", "source_row",
-                                      "content_hash", "status")}
+    computed = {name: [] for name in ("dataset", "full_trace_id", "run_id", "source_row", "content_hash", "status")}
     issue_cols, issue_offsets = ([], []), [0]
     out = Flattened(tables={}, rows=batch.num_rows, input_bytes=_response_bytes(batch))
     for i, response in enumerate(responses):
@@ -247,7 +242,7 @@ def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Sch
         digest = content_hash(problems[i], response)
         checked = check_full_row(response, all_sentences[i], all_blocks[i], all_summaries[i])
         for key, value in (("dataset", dataset), ("full_trace_id", full_trace_id(dataset, row)),
-                           ("trace_id", trace_by_hash.get(digest)), ("run_id", origin.run_id),
+                           ("run_id", origin.run_id),
                            ("source_row", row), ("content_hash", digest), ("status", checked.status)):
             computed[key].append(value)
         for issue in checked.issues:

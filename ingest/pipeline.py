@@ -92,13 +92,12 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
             parquet_writer.remove_stale_runs(root, loader.current_runs(con))
         try:
             checkpoint("ingest.start")
-            trace_by_hash: dict[str, str] | None = {} if "full" in sources.configs_for(config) else None
             for cfg in sources.configs_for(config):
                 total = sum(f.rows or 0 for f in files if f.config == cfg) or None
                 if total is not None and limit is not None:
                     total = min(total, limit)
                 _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
-                            trace_by_hash, summary, progress, total)
+                            summary, progress, total)
             checkpoint("ingest.before_load")
             with storage.connect(db, read_only=False) as con:
                 loader.load_run(con, root, loader.RunRecord(
@@ -114,17 +113,11 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     return summary
 
 
-def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, trace_by_hash,
+def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
                 summary: IngestSummary, progress: bool, total: int | None) -> None:
     from tqdm import tqdm
 
-    # The full config looks up default traces by content hash, so the workers of
-    # the full pass start with the complete map built during the default pass.
-    schemas = catalog.store_schemas()
-    if cfg == "default":  # an empty dict asks the workers to return (content_hash, trace_id) pairs
-        initargs = (str(root), with_tokens, None if trace_by_hash is None else {}, schemas)
-    else:
-        initargs = (str(root), with_tokens, trace_by_hash or {}, schemas)
+    initargs = (str(root), with_tokens, catalog.store_schemas())
     what = f"the {cfg} config of {dataset!r}"
     pool = InProcess(initargs) if workers == 0 else WorkerPool(workers, initargs, what)
     in_flight: deque[int] = deque()
@@ -145,10 +138,6 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers, 
         summary.counts.update(flat.counts)
         if cfg == "default":
             summary.default_rows += flat.rows
-            if trace_by_hash is not None:
-                # Results arrive in input order, so the first id seen is the lowest source_row.
-                for digest, tid in flat.hashes:
-                    trace_by_hash.setdefault(digest, tid)
         else:
             summary.full_rows += flat.rows
         config_bytes += flat.input_bytes

@@ -56,12 +56,11 @@ class Task:
 _WORKER: dict = {}
 
 
-def init_worker(root: str, with_tokens: bool, trace_by_hash: dict[str, str],
-                schemas: dict[str, pa.Schema] | None = None, worker_id: int = 0) -> None:
+def init_worker(root: str, with_tokens: bool, schemas: dict[str, pa.Schema] | None = None, worker_id: int = 0) -> None:
     _exit_with_parent()
     # Schemas come from the ingest process: a worker that opens no DuckDB is ~30 MB smaller.
     _WORKER.clear()
-    _WORKER.update(root=Path(root), with_tokens=with_tokens, trace_by_hash=trace_by_hash,
+    _WORKER.update(root=Path(root), with_tokens=with_tokens,
                    schemas=schemas or _base_schemas(), worker_id=worker_id, writers={})
 
 
@@ -87,10 +86,9 @@ def process(task: Task) -> Flattened:
     w = _WORKER
     batch = task.batch.read() if isinstance(task.batch, Spooled) else task.batch
     if task.config == "default":
-        flat = flatten_default(batch, task.origin, w["schemas"], w["with_tokens"],
-                               keep_hashes=w["trace_by_hash"] is not None)
+        flat = flatten_default(batch, task.origin, w["schemas"], w["with_tokens"])
     else:
-        flat = flatten_full(batch, task.origin, w["schemas"], w["trace_by_hash"] or {})
+        flat = flatten_full(batch, task.origin, w["schemas"])
     for table_name, table in flat.tables.items():
         writer = w["writers"].get(table_name)
         if writer is None:

@@ -28,7 +28,6 @@ CREATE TABLE IF NOT EXISTS stored_traces (
 CREATE TABLE IF NOT EXISTS stored_full_traces (
     dataset         VARCHAR NOT NULL,
     full_trace_id   VARCHAR NOT NULL,  -- '<dataset>:full:<source_row>'
-    trace_id        VARCHAR,           -- default trace with the same problem and response, or NULL
     run_id          VARCHAR NOT NULL,
     source_row      BIGINT  NOT NULL,  -- 0-based row index in the full split
     problem         VARCHAR,           -- as read (the full row's own; links rows whose responses differ)

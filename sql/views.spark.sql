@@ -30,11 +30,11 @@ SELECT dataset, full_trace_id, trace_id, run_id, source_row, content_hash, statu
        CAST(CASE WHEN blocks IS NULL THEN 0 ELSE size(blocks) END AS INT) AS n_blocks,
        CAST(CASE WHEN block_summaries IS NULL THEN 0 ELSE size(block_summaries) END AS INT) AS n_summaries,
        problem
-FROM stored_full_traces;
+FROM linked_full_traces;
 
 -- view: sentences
 SELECT dataset, full_trace_id, trace_id, CAST(sentence_idx AS INT) AS sentence_idx, text
-FROM stored_full_traces LATERAL VIEW posexplode(sentences) e AS sentence_idx, text;
+FROM linked_full_traces LATERAL VIEW posexplode(sentences) e AS sentence_idx, text;
 
 -- view: full_blocks
 SELECT dataset, full_trace_id, trace_id, block_idx, sentence_start, sentence_end,
@@ -50,5 +50,5 @@ FROM (
                 THEN try_cast(pair[0] AS INT) END AS sentence_start,
            CASE WHEN size(pair) = 2 AND pair[0] IS NOT NULL AND pair[1] IS NOT NULL
                 THEN try_cast(pair[1] AS INT) END AS sentence_end
-    FROM stored_full_traces LATERAL VIEW posexplode(blocks) e AS block_idx, pair
+    FROM linked_full_traces LATERAL VIEW posexplode(blocks) e AS block_idx, pair
 );

@@ -37,12 +37,12 @@ SELECT dataset, full_trace_id, trace_id, run_id, source_row, content_hash, statu
        CAST(coalesce(len(blocks), 0) AS INTEGER) AS n_blocks,
        CAST(coalesce(len(block_summaries), 0) AS INTEGER) AS n_summaries,
        problem
-FROM {stored_full_traces};
+FROM {linked_full_traces};
 
 -- view: sentences
 SELECT dataset, full_trace_id, trace_id, CAST(generate_subscripts(sentences, 1) - 1 AS INTEGER) AS sentence_idx,
        unnest(sentences) AS text
-FROM {stored_full_traces};
+FROM {linked_full_traces};
 
 -- view: full_blocks
 SELECT dataset, full_trace_id, trace_id, block_idx, sentence_start, sentence_end,
@@ -59,5 +59,5 @@ FROM (
                 THEN TRY_CAST(pair[2] AS INTEGER) END AS sentence_end
     FROM (SELECT dataset, full_trace_id, trace_id, sentences, block_summaries,
                  unnest(blocks) AS pair, CAST(generate_subscripts(blocks, 1) - 1 AS INTEGER) AS block_idx
-          FROM {stored_full_traces})
+          FROM {linked_full_traces})
 );

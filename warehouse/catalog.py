@@ -103,9 +103,19 @@ def sources(data_dir_name: str, run_dirs: dict[str, list[str]]) -> dict[str, str
     return out
 
 
+# A full row's trace_id is derived, not stored: the default trace of its dataset with the same
+# content hash (problem and response), the lowest source_row when there are copies.
+LINKED_FULL_TRACES = """(SELECT f.*, d.trace_id
+    FROM {stored_full_traces} AS f
+    LEFT JOIN (SELECT dataset, content_hash, {min_by}(trace_id, source_row) AS trace_id
+               FROM {stored_traces} GROUP BY dataset, content_hash) AS d
+      ON d.dataset = f.dataset AND d.content_hash = f.content_hash)"""
+
+
 def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:
     """CREATE OR REPLACE every base view over `run_dirs` ({'traces': ['<slug>/<run_id>', ...], ...})."""
     src = sources(data_dir_name, run_dirs)
+    src["linked_full_traces"] = LINKED_FULL_TRACES.format(min_by="arg_min", **src)
     for name, template in view_templates().items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")
 

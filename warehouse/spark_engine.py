@@ -510,6 +510,9 @@ def register_base_tables(spark, layout: Layout, table_dirs: dict[str, list[str]]
             df = spark.createDataFrame([], schema)
         df.createOrReplaceTempView(catalog.STORES[directory])
         registered[directory] = len(dirs)
+    linked = catalog.LINKED_FULL_TRACES.format(min_by="min_by", stored_traces="stored_traces",
+                                               stored_full_traces="stored_full_traces")
+    spark.sql(f"SELECT * FROM {linked}").createOrReplaceTempView("linked_full_traces")
     for name, sql in catalog.view_templates("spark").items():
         spark.sql(sql).createOrReplaceTempView(name)
     if layout.db is not None:  # ingest_runs is small and lives only in DuckDB: copy it in for models that read it

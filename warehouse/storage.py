@@ -94,7 +94,7 @@ def is_locked(db: str | Path) -> bool:
         os.close(fd)
 
 
-MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT")  # DuckDB's buffer pool; its own default when unset
+MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "3GB")  # DuckDB's buffer pool, per connection
 
 
 def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -118,9 +118,10 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # Insertion order is never relied on (every table has its ordering columns), and
     # keeping it costs memory and time on big results.
     con.execute("SET preserve_insertion_order = false")
-    # DuckDB's buffer pool defaults to 80% of the machine. A limit (MEMENTOS_MEMORY_LIMIT, e.g.
-    # 512MB) makes it spill to PATH.tmp beyond it, but not every operator can: at 228,557 traces
-    # the list and quantile aggregates of some models fail under 800 MB (bench/RESULTS.md).
+    # DuckDB's buffer pool defaults to 80% of the machine: a full-scale build (228,557 traces)
+    # then peaked at 17.9 GB. Beyond the limit DuckDB spills to PATH.tmp, but not every operator
+    # can: some models' list and quantile aggregates failed under 512-800 MB at that scale, and
+    # the build passed under 3 GB (3.5 GB peak RSS; bench/RESULTS.md). MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder

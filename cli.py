@@ -144,7 +144,7 @@ def sample(traces, out, seed, overwrite, quiet):
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="duckdb: tables in the DuckDB file. spark: the same models transpiled to Spark SQL, "
-                   "written as Parquet under PATH_data/models/ (every selected model is rebuilt; warehouse.md (Spark)).")
+                   "written as Parquet under PATH.data/models/ (every selected model is rebuilt; warehouse.md (Spark)).")
 @click.option("--spark-master", default="local[*]", show_default=True,
               help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
 @quiet_option

@@ -6,13 +6,14 @@
    sqlglot (`transpile_model`); a model that does not transpile fails with a
    message naming the model and the function, and its downstream models are
    skipped;
-2. registers the base tables as Spark temp views over the Parquet files ingest
-   wrote, `PATH_data/<table>/<dataset-slug>/<run_id>/part-*.parquet`, with the
-   schemas of sql/schema.sql (`register_base_tables`);
+2. registers the stored tables as Spark temp views over the Parquet files ingest
+   wrote, `PATH.data/<table>/<dataset-slug>/<run_id>/part-*.parquet`, with the
+   schemas of sql/schema.sql, and the six base tables as views over them from
+   sql/views.spark.sql (`register_base_tables`);
 3. builds the models in the engine's dependency order (`engine.load_project`),
-   each written aside to `PATH_data/models/.building-<model>-<id>/`, audited with
+   each written aside to `PATH.data/models/.building-<model>-<id>/`, audited with
    the model's audits (the engine's audit SQL, transpiled), then renamed into
-   place as `PATH_data/models/<model>/`, with `_build.json` beside its parts.
+   place as `PATH.data/models/<model>/`, with `_build.json` beside its parts.
    A failing audit deletes the new files and keeps the old directory.
 
 Every model, table or view, is materialised as Parquet on Spark (a temp view
@@ -51,7 +52,7 @@ from warehouse import catalog
 from warehouse.storage import BASE_TABLES, WarehouseError
 
 TARGET = "spark"
-MODELS_SUBDIR = "models"  # PATH_data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
+MODELS_SUBDIR = "models"  # PATH.data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
 MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
 PARQUET_TABLES = tuple(catalog.STORES)  # the stored tables' directories; ingest_runs lives only in DuckDB
 THIS = "__this__"  # stands for {this} while an audit is transpiled
@@ -554,7 +555,7 @@ def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
 
 
 def _recover(fs: _FileSystem, layout: Layout) -> None:
-    """Undo what a killed build left in PATH_data/models: `.building-*` (never swapped in) are
+    """Undo what a killed build left in PATH.data/models: `.building-*` (never swapped in) are
     deleted; `.old-<model>-*` are restored when the model's directory is missing, else deleted."""
     for name in fs.list_dirs(layout.models_root):
         path = f"{layout.models_root}/{name}"
@@ -583,7 +584,7 @@ class _Context:
 def build(db: str | Path, select=None, models_dir: str | Path | None = None, master: str = "local[*]",
           spark=None, conf: dict[str, str] | None = None, echo=None, parallel: int = 2) -> BuildReport:
     """Build the selected models (default: all) on Spark, in dependency order, as Parquet under
-    PATH_data/models/. `spark`: an existing SparkSession to use (else one is started on `master`
+    PATH.data/models/. `spark`: an existing SparkSession to use (else one is started on `master`
     and stopped at the end). `parallel`: how many independent models are built at once.
     Returns the engine's BuildReport."""
     started = time.monotonic()

@@ -35,7 +35,7 @@ from warehouse import catalog, storage
 from warehouse.faults import checkpoint
 
 BATCH_ROWS = 125
-SPOOL = "_spool"  # PATH_data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
+SPOOL = "_spool"  # PATH.data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
 
 
 @dataclass
@@ -174,7 +174,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
 
 
 def _remove_spool(spool: Path) -> None:
-    """The run's spool directory and its parents up to PATH_data, when empty (every worker deleted its file)."""
+    """The run's spool directory and its parents up to PATH.data, when empty (every worker deleted its file)."""
     for directory in (spool, spool.parent, spool.parent.parent):
         try:
             directory.rmdir()

@@ -322,7 +322,7 @@ def _spark_version() -> str:
 
 @dataclass
 class Layout:
-    root: str  # the Parquet root as a URI (file:///.../PATH_data, hdfs://..., s3a://...)
+    root: str  # the Parquet root as a URI (file:///.../PATH.data, hdfs://..., s3a://...)
     db: Path | None  # the DuckDB file, when there is one: it says which run of each dataset is committed
 
     @property
@@ -338,7 +338,7 @@ def _has_scheme(path: str) -> bool:
 
 
 def layout_for(db: str | Path) -> Layout:
-    """`--db` is the DuckDB file (its Parquet root is PATH_data beside it), a Parquet root
+    """`--db` is the DuckDB file (its Parquet root is PATH.data beside it), a Parquet root
     directory, or a Parquet root URI."""
     text = str(db)
     if _has_scheme(text):

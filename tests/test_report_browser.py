@@ -188,6 +188,20 @@ def test_a_link_to_a_trace_view_opens_it(browser, reports, width):
         context.close()
 
 
+def test_the_page_fits_a_390_px_screen(browser, reports):
+    """Wide tables scroll inside their own box and plots scale down: the page itself never scrolls sideways."""
+    clean, _, _ = reports
+    context, page, _, _ = open_page(browser, clean, width=390)
+    try:
+        page.evaluate("document.querySelectorAll('details.trace').forEach(d => d.open = true)")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        too_wide = page.evaluate("Array.from(document.querySelectorAll('figure img'))"
+                                 ".filter(i => i.getBoundingClientRect().right > 390).length")
+        assert too_wide == 0
+    finally:
+        context.close()
+
+
 def test_printed_blocks_are_not_clipped(browser, reports):
     clean, _, _ = reports
     context, page, _, _ = open_page(browser, clean)

@@ -378,3 +378,34 @@ def test_a_difference_that_rounds_to_zero_has_no_sign():
     signed = report._environment().filters["signed"]
     assert [signed(-0.0001, 1), signed(0.0001, 1), signed(-0.04, 1), signed(-0.06, 1), signed(1234.5, 0)] == [
         "0.0", "0.0", "0.0", "-0.1", "+1,234"]
+
+
+def test_ratio_axis_ends_just_past_the_data():
+    """Data ending near 0.5 gets an axis to 0.52, not to 1 (the card's medians, up to 0.23, are within)."""
+    from warehouse import plots
+    from warehouse.report import RATIO_BIN
+
+    assert RATIO_BIN == 0.02
+    counts = [0] * 51
+    counts[24] = 5  # the bin [0.48, 0.50)
+    assert plots.ratio_axis_end({"math": counts, "code": [0] * 51}) == pytest.approx(0.52)
+
+
+@pytest.mark.parametrize("blocks, mementos", [
+    ((12, 150, 2_000, 30_000, 400_000), (5, 60, 800, 9_000)),  # five decades
+    ((2_100, 3_000, 4_400, 6_900), (410, 520, 700, 980)),  # within one decade: minor ticks get labels
+])
+def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
+    from warehouse import plots
+
+    scatter = [("math", b, m) for b in blocks for m in mementos]
+    sample = plots.ReportData.__new__(plots.ReportData)
+    sample.__dict__.update(scatter=scatter, plot_domains=["math"])
+    fig = plots.block_vs_memento_figure(sample, "t")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for axis in (fig.axes[0].xaxis, fig.axes[0].yaxis):
+        boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels(which="both")
+                 if t.get_visible() and t.get_text()]
+        assert len(boxes) >= 2
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -57,6 +57,14 @@ def _color(domains: list[str], domain: str) -> str:
     return COLORS[domains.index(domain) % len(COLORS)] if domain in domains else "#7f7f7f"
 
 
+def ratio_axis_end(ratio_hist: dict[str, list[int]]) -> float:
+    """Where the ratio axis ends: one bin past the last bin any domain has blocks in (and past the
+    card's medians), so data that ends near 0.5 does not sit in the left half of an axis running to 1."""
+    last = max((i for counts in ratio_hist.values() for i, c in enumerate(counts) if c), default=0)
+    card = max(CARD_MEDIAN_RATIO_CHARS.values(), default=0.0)
+    return max((last + 2) * RATIO_BIN, card + RATIO_BIN)
+
+
 def ratio_distribution(data: ReportData) -> str:
     title = "Memento/block ratio per domain (one count per block)"
     if not any(sum(c) for c in data.ratio_hist.values()):
@@ -75,7 +83,7 @@ def ratio_distribution(data: ReportData) -> str:
             ax.axvline(CARD_MEDIAN_RATIO_CHARS[domain], color=color, linestyle=":", linewidth=1.2)
     ax.set_xlabel("memento chars / block chars (ratio; the last bin holds everything ≥ 1)")
     ax.set_ylabel(f"share of the domain's blocks (%, bins of {RATIO_BIN})")
-    ax.set_xlim(0, len(next(iter(data.ratio_hist.values()))) * RATIO_BIN)
+    ax.set_xlim(0, ratio_axis_end(data.ratio_hist))
     ax.plot([], [], color="#333", linestyle=":", label="card median (math, code, science)")
     ax.legend(fontsize=8)
     return _to_uri(fig)
@@ -107,9 +115,14 @@ def blocks_per_trace(data: ReportData) -> str:
 
 def block_vs_memento(data: ReportData) -> str:
     title = f"Block length against memento length ({len(data.scatter):,} blocks sampled)"
+    fig = block_vs_memento_figure(data, title)
+    return _empty(title, "no analysed blocks") if fig is None else _to_uri(fig)
+
+
+def block_vs_memento_figure(data: ReportData, title: str = "") -> Figure | None:
     points = [(d, b, m) for d, b, m in data.scatter if b and m and b > 0 and m > 0]
     if not points:
-        return _empty(title, "no analysed blocks")
+        return None
     fig, ax = _figure(title)
     groups: dict[str, list[tuple[int, int]]] = {}
     for d, b, m in points:
@@ -127,7 +140,7 @@ def block_vs_memento(data: ReportData) -> str:
     ax.set_xlabel("block length (characters, log scale)")
     ax.set_ylabel("memento length (characters, log scale)")
     ax.legend(fontsize=8, markerscale=2)
-    return _to_uri(fig)
+    return fig
 
 
 def compression_per_domain(data: ReportData) -> str:

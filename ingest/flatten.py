@@ -149,19 +149,19 @@ def word_counts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array(np.concatenate(parts), pa.int32())
 
 
-def _segments_array(kinds, block_idx, starts, ends, n_words, n_tokens, offsets, type_: pa.DataType) -> pa.Array:
-    """list<struct> of the segments of every trace, from flat columns and per-trace list offsets."""
+def _nested(columns: list, offsets: list[int], type_: pa.DataType) -> pa.Array:
+    """A list<struct> column: one list per row, cut by `offsets` from flat columns (lists or Arrow arrays)."""
     fields = list(type_.value_type)
     values = pa.StructArray.from_arrays(
-        [pa.array(kinds, pa.string()), pa.array(block_idx, pa.int32()), pa.array(starts, pa.int64()),
-         pa.array(ends, pa.int64()), n_words, pa.array(n_tokens, pa.int32())], fields=fields)
+        [c if isinstance(c, pa.Array) else pa.array(c, f.type) for c, f in zip(columns, fields)], fields=fields)
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=type_)
 
 
-def _issues_array(columns: list[list], offsets: list[int], type_: pa.DataType) -> pa.Array:
-    fields = list(type_.value_type)
-    values = pa.StructArray.from_arrays([pa.array(c, f.type) for c, f in zip(columns, fields)], fields=fields)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=type_)
+def _stored_table(batch: pa.Table, schema: pa.Schema, computed: dict[str, pa.Array]) -> pa.Table:
+    """The stored row of every input row: computed columns, the rest taken from the batch as they come."""
+    return pa.Table.from_arrays(
+        [computed[f.name] if f.name in computed else _arrow_column(batch, f.name, f.type) for f in schema],
+        schema=schema)
 
 
 @_gc_paused()
@@ -211,15 +211,13 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
         **{name: pa.array(values, schema.field(name).type) for name, values in computed.items()},
         "problem_tokens": pa.array(count_tokens(p or "" for p in problems) if with_tokens else [None] * len(problems),
                                    pa.int32()),
-        "segments": _segments_array(kinds, block_idx, starts, ends, n_words, n_tokens, seg_offsets,
-                                    schema.field("segments").type),
-        "issues": _issues_array(list(issue_cols), issue_offsets, schema.field("issues").type),
+        "segments": _nested([kinds, block_idx, starts, ends, n_words, n_tokens], seg_offsets,
+                            schema.field("segments").type),
+        "issues": _nested(list(issue_cols), issue_offsets, schema.field("issues").type),
     }
     out.counts.update(segments=len(kinds), default_issues=len(issue_cols[0]),
                       blocks=kinds.count("block"), summaries=kinds.count("summary"))
-    out.tables = {"traces": pa.Table.from_arrays(
-        [columns[f.name] if f.name in columns else _arrow_column(batch, f.name, f.type) for f in schema],
-        schema=schema)}
+    out.tables = {"traces": _stored_table(batch, schema, columns)}
     return out
 
 
@@ -258,8 +256,6 @@ def flatten_full(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Sch
             out.flagged += 1
     out.counts["full_issues"] = len(issue_cols[0])
     columns = {name: pa.array(values, schema.field(name).type) for name, values in computed.items()}
-    columns["issues"] = _issues_array(list(issue_cols), issue_offsets, schema.field("issues").type)
-    out.tables = {"full_traces": pa.Table.from_arrays(
-        [columns[f.name] if f.name in columns else _arrow_column(batch, f.name, f.type) for f in schema],
-        schema=schema)}
+    columns["issues"] = _nested(list(issue_cols), issue_offsets, schema.field("issues").type)
+    out.tables = {"full_traces": _stored_table(batch, schema, columns)}
     return out

@@ -53,15 +53,6 @@ class RunFileWriter:
         self._writer.close()
 
 
-def write_tables(root: Path, dataset: str, run_id: str, config: str, seq: int, tables: dict[str, pa.Table]) -> None:
-    """Each table as a file of its own (one row group): part-<config>-<seq>.parquet."""
-    for table_name, table in tables.items():
-        if table.num_rows:
-            writer = RunFileWriter(root, table_name, dataset, run_id, f"{config}-{seq:06d}", table.schema)
-            writer.write(table)
-            writer.close()
-
-
 def remove_run(root: Path, dataset: str, run_id: str) -> None:
     for table_dir in root.iterdir() if root.exists() else ():
         shutil.rmtree(table_dir / dataset_slug(dataset) / run_id, ignore_errors=True)

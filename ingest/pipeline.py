@@ -30,7 +30,7 @@ from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
 from ingest.tokens import ENCODING
 from ingest.worker import Spooled, Task
-from ingest.worker_pool import InProcess, WorkerDied, WorkerPool  # noqa: F401  (WorkerDied re-exported)
+from ingest.worker_pool import InProcess, WorkerPool
 from warehouse import catalog, storage
 from warehouse.faults import checkpoint
 

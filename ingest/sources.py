@@ -237,7 +237,7 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
         # (1,000-row reads held ~150 MB in the ingest process); `iter` still yields `batch_rows`.
         # Smaller reads cost CPU: 16-row reads of the full config took 8.6 s of the ingest process's
         # CPU per 20,000 rows, 32-row reads 6.0 s (+22 MB), 125-row reads 3.5 s.
-        sized = ({"batch_size": min(batch_rows, PARQUET_READ_ROWS.get(sf.config, 16))}
+        sized = ({"batch_size": min(batch_rows, PARQUET_READ_ROWS[sf.config])}
                  if sf.builder == "parquet" else {})
         stream = datasets.load_dataset(sf.builder, data_files=[sf.path], split="train", streaming=True, **sized)
         for table in stream.with_format("arrow").iter(batch_size=batch_rows):

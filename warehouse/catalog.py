@@ -50,14 +50,16 @@ def view_templates(engine: str = "duckdb") -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _columns() -> dict[str, list[tuple[str, str]]]:
-    """(name, DuckDB type) of every column of the stored tables."""
+def _stored_tables() -> dict[str, tuple[list[tuple[str, str]], "pyarrow.Schema"]]:
+    """By directory name: the (name, DuckDB type) columns and the Arrow schema of each stored table,
+    read once from sql/schema.sql in an in-memory DuckDB."""
     con = duckdb.connect()
     try:
         out = {}
-        for table in STORES.values():
+        for directory, table in STORES.items():
             con.execute(_statements()[table])
-            out[table] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            out[directory] = (columns, con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema)
         return out
     finally:
         con.close()
@@ -65,23 +67,15 @@ def _columns() -> dict[str, list[tuple[str, str]]]:
 
 def store_schemas() -> dict[str, "pyarrow.Schema"]:
     """Arrow schemas of the stored Parquet tables, by directory name ('traces', 'full_traces')."""
-    con = duckdb.connect()
-    try:
-        out = {}
-        for directory, table in STORES.items():
-            con.execute(_statements()[table])
-            out[directory] = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
-        return out
-    finally:
-        con.close()
+    return {directory: schema for directory, (_, schema) in _stored_tables().items()}
 
 
 def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_statements()["ingest_runs"])
 
 
-def _empty(table: str) -> str:
-    cols = ", ".join(f'CAST(NULL AS {typ}) AS "{name}"' for name, typ in _columns()[table])
+def _empty(directory: str) -> str:
+    cols = ", ".join(f'CAST(NULL AS {typ}) AS "{name}"' for name, typ in _stored_tables()[directory][0])
     return f"(SELECT {cols} WHERE false)"
 
 
@@ -99,7 +93,7 @@ def sources(data_dir_name: str, run_dirs: dict[str, list[str]]) -> dict[str, str
             globs = ", ".join(_quote(f"{data_dir_name}/{directory}/{d}/*.parquet") for d in dirs)
             out[table] = f"read_parquet([{globs}])"
         else:
-            out[table] = _empty(table)
+            out[table] = _empty(directory)
     return out
 
 

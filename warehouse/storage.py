@@ -18,10 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse import catalog
 from warehouse.errors import WarehouseBusy, WarehouseError  # noqa: F401  (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BASE_TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
+BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
 
 
 def data_dir(db: str | Path) -> Path:
@@ -147,8 +148,6 @@ def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
     """`ingest_runs`, and the base views (empty until a run is committed) when they are missing."""
-    from warehouse import catalog
-
     catalog.check_not_legacy(con, Path(db))
     catalog.ensure_ingest_runs(con)
     [(views,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = 'traces' "

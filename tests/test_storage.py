@@ -122,3 +122,19 @@ def test_segment_text_of_ascii_and_multibyte_responses(tmp_path):
     got = execute(db, "SELECT trace_id, kind, text FROM segments WHERE kind <> 'answer' ORDER BY trace_id, char_start").rows
     assert got == [("t:0", "block", "plain ascii block"), ("t:0", "summary", "m1"),
                    ("t:1", "block", "café au lait, 中文 and 😀 emoji"), ("t:1", "summary", "mémento 😀")]
+
+
+def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
+    """Base tables stored inside the DuckDB file (before they were views): a clear error, file unchanged."""
+    import duckdb
+
+    from warehouse.errors import WarehouseError
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE traces (trace_id VARCHAR)")
+        con.execute("CREATE TABLE segments (trace_id VARCHAR)")
+    before = db.read_bytes()
+    with pytest.raises(WarehouseError, match="ingest again into a new warehouse"):
+        ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")
+    assert db.read_bytes() == before and not storage.data_dir(db).exists()

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from warehouse.errors import WarehouseError
+from foundation.errors import WarehouseError
 
 
 def _version(ctx, _param, value):

@@ -34,7 +34,7 @@ def _work(args: tuple[list[str], int, int, int, bool]) -> tuple[int, int, int]:
     import pyarrow.parquet as pq
 
     from ingest.flatten import BatchOrigin, flatten_default
-    from warehouse.catalog import store_schemas
+    from foundation.catalog import store_schemas
 
     schemas = store_schemas()
     rows = nbytes = segs = 0

@@ -15,14 +15,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.parquet_writer import dataset_slug, run_dir
-from warehouse import catalog
-from warehouse.faults import checkpoint
-from warehouse.storage import WarehouseError
-
-
-class ReconciliationError(WarehouseError):
-    pass
+from foundation import catalog
+from foundation.errors import ReconciliationError
+from foundation.faults import checkpoint
+from foundation.layout import run_dir, run_key
 
 
 @dataclass
@@ -42,26 +38,18 @@ class RunRecord:
     token_encoding: str | None
 
 
-def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """The committed run of every dataset: the latest run recorded for it."""
-    rows = con.execute(
-        "SELECT dataset, arg_max(run_id, finished_at) FROM ingest_runs GROUP BY dataset"
-    ).fetchall()
-    return dict(rows)
-
-
 def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
     """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
     out: dict[str, list[str]] = {}
     for directory in catalog.STORES:
-        out[directory] = [f"{dataset_slug(d)}/{r}" for d, r in sorted(runs.items())
+        out[directory] = [run_key(d, r) for d, r in sorted(runs.items())
                           if any(run_dir(root, directory, d, r).glob("*.parquet"))]
     return out
 
 
 def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """(Re)create the base views over the committed runs, inside the caller's transaction."""
-    catalog.create_views(con, root.name, committed_run_dirs(root, current_runs(con)))
+    catalog.create_views(con, root.name, committed_run_dirs(root, catalog.current_runs(con)))
 
 
 def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:

@@ -2,6 +2,8 @@
 
     PATH.data/<table>/<dataset slug>/<run_id>/part-<config>-<worker>.parquet   (table: traces | full_traces)
 
+(the paths are composed by foundation/layout.py).
+
 Each ingest worker appends a row group per batch to its own file.
 
 A run's directory is invisible to readers until the run is committed in DuckDB
@@ -11,27 +13,17 @@ is a leftover of an interrupted run and is removed by `remove_stale_runs`.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from foundation.layout import MODELS_SUBDIR, dataset_slug, run_dir
+
 # Long texts: every value differs, so a dictionary never pays and min/max
 # statistics never prune; skipping both makes the write ~20% cheaper.
 LONG_TEXT = frozenset({"problem", "response", "sentences", "block_summaries"})
-
-
-def dataset_slug(dataset: str) -> str:
-    """A directory name for any dataset name: readable part + hash, so distinct names never collide."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("._")[:60] or "dataset"
-    return f"{readable}-{hashlib.blake2b(dataset.encode(), digest_size=4).hexdigest()}"
-
-
-def run_dir(root: Path, table: str, dataset: str, run_id: str) -> Path:
-    return root / table / dataset_slug(dataset) / run_id
 
 
 class RunFileWriter:
@@ -64,7 +56,7 @@ def remove_stale_runs(root: Path, current_runs: dict[str, str]) -> list[Path]:
     removed = []
     if not root.exists():
         return removed
-    for table_dir in (p for p in root.iterdir() if p.is_dir() and p.name != "models"):
+    for table_dir in (p for p in root.iterdir() if p.is_dir() and p.name != MODELS_SUBDIR):
         for slug_dir in (p for p in table_dir.iterdir() if p.is_dir()):
             for rdir in (p for p in slug_dir.iterdir() if p.is_dir()):
                 if (slug_dir.name, rdir.name) not in keep:

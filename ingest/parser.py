@@ -24,13 +24,10 @@ from typing import NamedTuple
 
 PARSER_VERSION = "1.0.0"
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-BLOCK_START = "<|block_start|>"
-BLOCK_END = "<|block_end|>"
-SUMMARY_START = "<|summary_start|>"
-SUMMARY_END = "<|summary_end|>"
-MARKUP = (THINK_OPEN, THINK_CLOSE, BLOCK_START, BLOCK_END, SUMMARY_START, SUMMARY_END)
+# The markup strings are defined once, in foundation/markup.py; the parser is their reader.
+from foundation.markup import (  # noqa: E402
+    BLOCK_END, BLOCK_START, MARKUP, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN,
+)
 
 WHITESPACE = " \t\r\n"
 

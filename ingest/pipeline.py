@@ -25,17 +25,16 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
+from foundation import catalog, layout, storage
+from foundation.faults import checkpoint
 from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
 from ingest.tokens import ENCODING
 from ingest.worker import Spooled, Task
 from ingest.worker_pool import InProcess, WorkerPool
-from warehouse import catalog, storage
-from warehouse.faults import checkpoint
 
 BATCH_ROWS = 125
-SPOOL = "_spool"  # PATH.data/_spool/<dataset slug>/<run_id>/: batches on their way to a worker
 
 
 @dataclass
@@ -83,13 +82,13 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     workers = (os.cpu_count() or 1) if workers is None else workers
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    root = storage.data_dir(db)
+    root = layout.data_dir(db)
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     summary = IngestSummary(run_id, dataset, str(db), config)
     with storage.write_lock(db, f"ingest {source} --name {dataset}"):
         with storage.connect(db, read_only=False) as con:
             storage.ensure_schema(con, db)
-            parquet_writer.remove_stale_runs(root, loader.current_runs(con))
+            parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
         try:
             checkpoint("ingest.start")
             for cfg in sources.configs_for(config):
@@ -105,7 +104,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                     summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,
                     PARSER_VERSION, ENCODING if with_tokens else None), summary.counts)
                 checkpoint("ingest.after_commit")
-                parquet_writer.remove_stale_runs(root, loader.current_runs(con))
+                parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
         except BaseException:
             parquet_writer.remove_run(root, dataset, run_id)
             raise
@@ -145,7 +144,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
         bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")
         checkpoint("ingest.mid_write")  # a batch's files are written, others are still in flight
 
-    spool = parquet_writer.run_dir(root, SPOOL, dataset, run_id)  # a leftover of a failed run goes with it
+    spool = layout.run_dir(root, layout.SPOOL, dataset, run_id)  # a leftover of a failed run goes with it
     if workers > 0:
         spool.mkdir(parents=True, exist_ok=True)
     try:

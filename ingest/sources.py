@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from warehouse.storage import WarehouseError
+from foundation.errors import SourceError
 
 CONFIGS = ("default", "full")
 DEFAULT_COLUMNS = {"problem": "string", "response": "string"}
@@ -30,10 +30,6 @@ BUILDER_BY_SUFFIX = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 # size, which matters for the full config (16-row reads: 8.6 s of CPU per 20,000 rows, 32-row: 6.0 s);
 # for the default config 125-row reads saved ~1 s but raised ingest's peak RSS by ~130 MB.
 PARQUET_READ_ROWS = {"default": 16, "full": 32}
-
-
-class SourceError(WarehouseError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc
 
+from foundation.faults import checkpoint
 from ingest import parquet_writer
 from ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
-from warehouse.faults import checkpoint
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,6 @@ def worker_main(worker_id: int, initargs: tuple, tasks, results) -> None:
 
 
 def _base_schemas() -> dict[str, pa.Schema]:
-    from warehouse.catalog import store_schemas  # DuckDB: only when the ingest process did not pass them
+    from foundation.catalog import store_schemas  # DuckDB: only when the ingest process did not pass them
 
     return store_schemas()

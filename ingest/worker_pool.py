@@ -11,14 +11,10 @@ from __future__ import annotations
 import multiprocessing
 import queue
 
+from foundation.errors import WorkerDied
 from ingest import worker
-from warehouse.errors import WarehouseError
 
 POLL_S = 0.2  # how often a wait for results checks that every worker is alive
-
-
-class WorkerDied(WarehouseError):
-    pass
 
 
 class InProcess:

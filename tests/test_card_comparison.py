@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from warehouse import storage  # noqa: E402
+from foundation import storage  # noqa: E402
 import pytest
 
 from golden_models_data import ingest_golden

@@ -12,7 +12,7 @@ import pytest
 sample = pytest.importorskip("warehouse.sample", reason="warehouse.sample (the corpus generator) is not there yet")
 
 import duckdb  # noqa: E402
-from warehouse import storage  # noqa: E402
+from foundation import storage  # noqa: E402
 
 from ingest.pipeline import run_ingest  # noqa: E402
 from warehouse.engine import build  # noqa: E402

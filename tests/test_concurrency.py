@@ -1,6 +1,6 @@
 """Concurrent use: one writer at a time, readers in between, and a clear message instead of a lock traceback.
 
-An ingest is held at a named point with MEMENTOS_STOP_AT (warehouse/faults.py
+An ingest is held at a named point with MEMENTOS_STOP_AT (foundation/faults.py
 stops the process with SIGSTOP there); the test then runs other commands
 against the warehouse and lets the ingest finish with SIGCONT.
 
@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from cli import main
 from conftest import REPO, memento, row, write_jsonl
 from ingest.pipeline import run_ingest
-from warehouse import storage
+from foundation import storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 
@@ -81,7 +81,7 @@ def ingest_held_at(point: str, source: Path, db: Path):
 @contextmanager
 def reader_holding(db: Path):
     """Another process with a read-only DuckDB connection open until the block ends."""
-    code = ("import sys; from warehouse import storage; con = storage.connect(sys.argv[1]); "
+    code = ("import sys; from foundation import storage; con = storage.connect(sys.argv[1]); "
             "con.execute('SELECT count(*) FROM traces').fetchall(); print('ready', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)

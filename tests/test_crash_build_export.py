@@ -24,7 +24,8 @@ import pytest
 
 from conftest import REPO
 from ingest.pipeline import run_ingest
-from warehouse import engine, storage
+from foundation import storage
+from warehouse import engine
 from warehouse.engine import build, list_models
 from warehouse.export import export
 from warehouse.sample import write_sample

@@ -1,6 +1,6 @@
 """Crash safety: an ingest killed with SIGKILL at any point leaves the warehouse as it was.
 
-Each named checkpoint (warehouse/faults.py) is run on its own, in a real
+Each named checkpoint (foundation/faults.py) is run on its own, in a real
 `python cli.py ingest` subprocess with MEMENTOS_KILL_AT set. After each kill the
 warehouse must open read-only with exactly the tables and row counts it had
 before, and the next ingest must remove the leftovers and succeed.
@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl
 from ingest.pipeline import run_ingest
-from warehouse import storage
+from foundation import storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 # Every point an ingest passes with --config all on a source that fills all six dataset tables.

@@ -11,10 +11,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from warehouse import engine, storage
-from warehouse.engine import CycleError, build, list_models, load_project
-from warehouse.models import ModelError, load_model
-from warehouse.storage import WarehouseError
+from foundation import storage
+from warehouse import engine
+from foundation.errors import CycleError, ModelError
+from warehouse.engine import build, list_models, load_project
+from warehouse.models import load_model
+from foundation.errors import WarehouseError
 
 REPO = Path(__file__).resolve().parent.parent
 

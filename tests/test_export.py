@@ -18,7 +18,7 @@ from ingest.pipeline import run_ingest
 from ingest.tokens import count_tokens
 from warehouse.export import (CARD, MANIFEST, REASONS, export, near_duplicate_groups, normalize_problem,
                               parse_splits, problem_key, split_of)
-from warehouse.storage import WarehouseError
+from foundation.errors import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
                "decision needed to continue the reasoning without the block.")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from cli import main
 from conftest import memento, row, write_hub_dir
-from warehouse import storage
+from foundation import layout, storage
 from warehouse.guard import NOT_A_WAREHOUSE
 
 
@@ -42,7 +42,7 @@ def rows_of(domains=("math", "code")) -> list[dict]:
 def fingerprint(db: Path) -> dict:
     """Bytes of the DuckDB file, and which files sit beside it and in its Parquet directory."""
     beside = sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name))
-    data = storage.data_dir(db)
+    data = layout.data_dir(db)
     tree = sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.rglob("*")) if data.exists() else None
     return {"sha256": hashlib.sha256(db.read_bytes()).hexdigest(), "beside": beside, "data": tree}
 
@@ -63,8 +63,8 @@ def built(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("target", ["db", "wal", "lock", "data_dir_file", "tmp_dir_file"])
 def test_report_out_on_a_part_of_the_warehouse_is_refused(built, target):
-    out = {"db": built, "wal": Path(str(built) + ".wal"), "lock": storage.lock_path(built),
-           "data_dir_file": storage.data_dir(built) / "traces" / "r.html",
+    out = {"db": built, "wal": Path(str(built) + ".wal"), "lock": layout.lock_path(built),
+           "data_dir_file": layout.data_dir(built) / "traces" / "r.html",
            "tmp_dir_file": Path(str(built) + ".tmp") / "r.html"}[target]
     before = fingerprint(built)
     result = invoke("report", "--db", built, "--out", out)
@@ -85,7 +85,7 @@ def test_report_out_through_a_symlink_to_the_warehouse_is_refused(built, tmp_pat
 
 @pytest.mark.parametrize("target", ["data_dir", "inside_data_dir", "tmp_dir"])
 def test_export_out_in_the_warehouse_is_refused(built, target):
-    out = {"data_dir": storage.data_dir(built), "inside_data_dir": storage.data_dir(built) / "exports",
+    out = {"data_dir": layout.data_dir(built), "inside_data_dir": layout.data_dir(built) / "exports",
            "tmp_dir": Path(str(built) + ".tmp")}[target]
     before = fingerprint(built)
     result = invoke("export", "memento", "--db", built, "--out", out)
@@ -261,8 +261,8 @@ def small_disk(tmp_path):
 
 def _copy_warehouse(db: Path, to: Path) -> Path:
     shutil.copy2(db, to / db.name)
-    shutil.copy2(storage.lock_path(db), storage.lock_path(to / db.name))  # ingest leaves it, empty
-    shutil.copytree(storage.data_dir(db), storage.data_dir(to / db.name))
+    shutil.copy2(layout.lock_path(db), layout.lock_path(to / db.name))  # ingest leaves it, empty
+    shutil.copytree(layout.data_dir(db), layout.data_dir(to / db.name))
     return to / db.name
 
 

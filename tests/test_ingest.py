@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import duckdb
-from warehouse import storage  # noqa: E402
+from foundation import storage  # noqa: E402
 import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl, write_parquet
 from ingest.pipeline import run_ingest
-from ingest.sources import SourceError
-from warehouse.storage import data_dir
+from foundation.errors import SourceError
+from foundation.layout import data_dir
 
 TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
 

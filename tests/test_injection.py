@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cli import main
 from conftest import memento, row, write_jsonl
-from warehouse import storage
+from foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 EVIL = "x'; DROP TABLE traces; --"
@@ -85,7 +85,7 @@ def test_dataset_names_cannot_steer_files_outside_the_warehouse(tmp_path, name):
     result = cli("ingest", src, "--db", db, "--name", name, "--workers", 0, "--no-progress", "--no-tokens")
     assert result.exit_code == 0, result.output
     assert rows(db, "SELECT DISTINCT dataset FROM traces") == [(name,)]
-    data = storage.data_dir(db).resolve()
+    data = layout.data_dir(db).resolve()
     written = [p.resolve() for p in tmp_path.rglob("*.parquet")]
     assert written and all(data in p.parents for p in written), written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "wh"]

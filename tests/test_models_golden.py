@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import duckdb
-from warehouse import storage  # noqa: E402
+from foundation import storage  # noqa: E402
 import pytest
 
 from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, ingest_retention, words

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import duckdb
-from warehouse import storage  # noqa: E402
+from foundation import storage  # noqa: E402
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +16,7 @@ from cli import main
 from golden_models_data import ingest_golden
 from warehouse.engine import build, load_project
 from warehouse.query import execute, run_sql
-from warehouse.storage import WarehouseError
+from foundation.errors import WarehouseError
 
 QUERIES = sorted((Path(__file__).resolve().parent.parent / "sql" / "queries").glob("*.sql"))
 
@@ -134,7 +134,7 @@ def _disk_state(db: Path) -> dict:
 ], ids=["copy-over-own-parquet", "copy-over-the-db", "export-database", "attach-read-write",
         "explain-analyze-copy", "copy-as-second-statement", "prepare-copy", "install"])
 def test_read_only_refuses_statements_that_write_files(db, statement):
-    from warehouse.storage import data_dir
+    from foundation.layout import data_dir
 
     before = _disk_state(db)
     query = statement.format(data=data_dir(db), db=db)

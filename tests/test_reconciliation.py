@@ -19,9 +19,9 @@ import pytest
 
 from conftest import full_row, memento, row, write_hub_dir
 from ingest import parquet_writer, pipeline
-from ingest.loader import ReconciliationError
+from foundation.errors import ReconciliationError
 from ingest.pipeline import run_ingest
-from warehouse import storage
+from foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 
@@ -96,7 +96,7 @@ def test_a_doubled_part_fails_the_run(wh, monkeypatch):
 def rewrite_staged(db, table, change):
     """Rewrite every staged Parquet part of `table` of the run being ingested (not the committed one)."""
     committed = committed_dirs(db)
-    for path in storage.data_dir(db).glob(f"{table}/*/*/*.parquet"):
+    for path in layout.data_dir(db).glob(f"{table}/*/*/*.parquet"):
         if (path.parent.parent.name, path.parent.name) not in committed:
             pq.write_table(change(pq.read_table(path)), path)
 

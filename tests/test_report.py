@@ -23,8 +23,9 @@ from rich.console import Console
 
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
-from warehouse import report, storage
-from warehouse.storage import WarehouseError
+from foundation import storage
+from warehouse import report
+from foundation.errors import WarehouseError
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 

@@ -28,7 +28,8 @@ if shutil.which("java") is None:
 import duckdb  # noqa: E402
 
 from ingest.pipeline import run_ingest  # noqa: E402
-from warehouse import engine, spark_engine, storage  # noqa: E402
+from foundation import layout, storage
+from warehouse import engine, spark_engine  # noqa: E402
 from warehouse.models import load_model  # noqa: E402
 from warehouse.sample import write_sample  # noqa: E402
 
@@ -112,7 +113,7 @@ def test_same_rows_as_duckdb(model, warehouse, spark_report):
     result = {r.name: r for r in spark_report.results}[model]
     assert result.status == "built", f"{model} was not built on Spark: {result.error or result.reason}"
     grain = engine.load_project().models[model].grain
-    parts = storage.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
+    parts = layout.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
     with storage.connect(warehouse) as con:
         on_duckdb = con.execute(f'SELECT * FROM "{model}"')
         duck_columns = [d[0] for d in on_duckdb.description]
@@ -177,7 +178,7 @@ def test_spark_variant_in_the_same_file_is_used_and_agrees(tmp_path, spark, ware
     report = spark_engine.build(warehouse, spark=spark, models_dir=models)
     assert report.ok, report.format()
     model = load_model(models / "think_flags.sql")
-    parts = storage.data_dir(warehouse) / "models" / "think_flags" / "*.parquet"
+    parts = layout.data_dir(warehouse) / "models" / "think_flags" / "*.parquet"
     with storage.connect(warehouse) as con:
         on_duckdb = sorted(con.execute(model.sql).fetchall())  # DuckDB ignores the variant: it is a comment
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
@@ -196,7 +197,7 @@ def test_lists_keep_their_order_nulls_and_null_when_empty(tmp_path, spark, wareh
     report = spark_engine.build(warehouse, spark=spark, models_dir=models)
     assert report.ok, report.format()
     model = load_model(models / "lists.sql")
-    parts = storage.data_dir(warehouse) / "models" / "lists" / "*.parquet"
+    parts = layout.data_dir(warehouse) / "models" / "lists" / "*.parquet"
     with storage.connect(warehouse) as con:
         on_duckdb = sorted(con.execute(model.sql).fetchall())
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
@@ -210,7 +211,7 @@ def test_failing_audit_keeps_the_previous_parquet(tmp_path, spark, warehouse):
     _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, min: 0}\n")
     first = spark_engine.build(warehouse, spark=spark, models_dir=models)
     assert first.ok, first.format()
-    out = storage.data_dir(warehouse) / "models" / "audited"
+    out = layout.data_dir(warehouse) / "models" / "audited"
     before = sorted(p.name for p in out.iterdir())
 
     _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, max: 3}\n")
@@ -227,7 +228,7 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
     models = tmp_path / "models"
     _write_model(models, "per_dataset", "SELECT dataset, count(*) AS traces FROM traces GROUP BY dataset",
                  grain="[dataset]")
-    root = storage.data_dir(warehouse)
+    root = layout.data_dir(warehouse)
     report = spark_engine.build(root, spark=spark, models_dir=models)  # no DuckDB file: the directory itself
     assert report.ok, report.format()
     with storage.connect(warehouse) as con:

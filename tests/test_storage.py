@@ -13,7 +13,7 @@ import pytest
 
 from conftest import memento, row, write_jsonl
 from ingest.pipeline import run_ingest
-from warehouse import storage
+from foundation import layout
 from warehouse.query import execute
 from warehouse.sample import write_sample
 
@@ -26,7 +26,7 @@ def ingest(source, db, **kw):
 
 def disk_bytes(db: Path) -> int:
     """The DuckDB file (and WAL) plus everything under its data directory."""
-    files = [db, Path(str(db) + ".wal")] + [p for p in storage.data_dir(db).rglob("*") if p.is_file()]
+    files = [db, Path(str(db) + ".wal")] + [p for p in layout.data_dir(db).rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files if p.exists())
 
 
@@ -68,7 +68,7 @@ def test_reingesting_a_name_does_not_grow_the_warehouse(sample, tmp_path):
         ingest(sample, db, config="all", name="sample")
         sizes.append(disk_bytes(db))
     assert max(sizes) <= 1.05 * once + DUCKDB_BLOCK, (once, sizes)
-    assert len(list((storage.data_dir(db) / "traces").glob("*/*"))) == 1  # the old run's directory is gone
+    assert len(list((layout.data_dir(db) / "traces").glob("*/*"))) == 1  # the old run's directory is gone
 
 
 def test_two_warehouses_in_one_folder_are_independent(tmp_path):
@@ -76,7 +76,7 @@ def test_two_warehouses_in_one_folder_are_independent(tmp_path):
     ingest(write_jsonl(tmp_path / "a.jsonl", [row(memento([("x", "y")]))] * 3), a, name="t")
     ingest(write_jsonl(tmp_path / "b.jsonl", [row(memento([("x", "y")]))] * 5), b, name="t")
     ingest(write_jsonl(tmp_path / "a2.jsonl", [row(memento([("x", "y")]))] * 2), a, name="t")
-    assert storage.data_dir(a) != storage.data_dir(b)
+    assert layout.data_dir(a) != layout.data_dir(b)
     assert execute(a, "SELECT count(*) FROM segments").rows == [(6,)]
     assert execute(b, "SELECT count(*) FROM segments").rows == [(15,)]
 
@@ -128,7 +128,7 @@ def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     """Base tables stored inside the DuckDB file (before they were views): a clear error, file unchanged."""
     import duckdb
 
-    from warehouse.errors import WarehouseError
+    from foundation.errors import WarehouseError
 
     db = tmp_path / "old.duckdb"
     with duckdb.connect(str(db)) as con:
@@ -137,4 +137,4 @@ def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     before = db.read_bytes()
     with pytest.raises(WarehouseError, match="ingest again into a new warehouse"):
         ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")
-    assert db.read_bytes() == before and not storage.data_dir(db).exists()
+    assert db.read_bytes() == before and not layout.data_dir(db).exists()

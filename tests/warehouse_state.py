@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.loader import current_runs
-from ingest.parquet_writer import dataset_slug
-from warehouse import storage
+from foundation.catalog import current_runs
+from foundation.layout import dataset_slug
+from foundation import layout, storage
 
 
 def snapshot(db: Path) -> dict:
@@ -22,7 +22,7 @@ def snapshot(db: Path) -> dict:
 
 def run_dirs(db: Path) -> set[tuple[str, str]]:
     """(dataset slug, run id) of every run directory under the Parquet tree."""
-    root = storage.data_dir(db)
+    root = layout.data_dir(db)
     return {(p.parent.name, p.name) for p in root.glob("*/*/*") if p.is_dir()}
 
 

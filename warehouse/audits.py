@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
-from warehouse.storage import WarehouseError
+from foundation.errors import WarehouseError
 
 SHOW_ROWS = 5
 

@@ -38,11 +38,13 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import guard, storage
+from foundation import storage
+from foundation.errors import CycleError, ModelError, WarehouseError
+from foundation.faults import checkpoint
+from foundation.storage import BASE_TABLES
+from warehouse import guard
 from warehouse.audits import AuditFailure, quote, run_audit, unique
-from warehouse.faults import checkpoint
-from warehouse.models import Model, ModelError, discover, fingerprint
-from warehouse.storage import BASE_TABLES, WarehouseError
+from warehouse.models import Model, discover, fingerprint
 
 BUILDS_TABLE = "model_builds"
 BUILDS_DDL = f"""
@@ -62,10 +64,6 @@ CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
 """
 ENGINE_TABLES = (BUILDS_TABLE,)
 TMP_PREFIX = "__build_"
-
-
-class CycleError(ModelError):
-    pass
 
 
 # ---------------------------------------------------------------------------

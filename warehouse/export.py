@@ -51,10 +51,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.parser import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
-from warehouse import engine, guard, storage
-from warehouse.faults import checkpoint
-from warehouse.storage import WarehouseError
+from foundation import storage
+from foundation.errors import WarehouseError
+from foundation.faults import checkpoint
+from foundation.markup import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
+from warehouse import engine, guard
 
 KINDS = {
     "memento": "export_memento",

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import storage
-from warehouse.errors import WarehouseError
+from foundation import layout, storage
+from foundation.errors import WarehouseError
 
 NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
 DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
@@ -76,10 +76,10 @@ def _protected(db: Path) -> list[tuple[Path, str, bool]]:
     """(path, what it is, whether everything below it is protected too) for each part of the warehouse."""
     return [
         (db, "DuckDB file", False),
-        (Path(str(db) + ".wal"), "write-ahead log", False),
-        (storage.lock_path(db), "writer lock", False),
-        (Path(str(db) + ".tmp"), "DuckDB temp directory", True),
-        (storage.data_dir(db), "Parquet directory", True),
+        (layout.wal_path(db), "write-ahead log", False),
+        (layout.lock_path(db), "writer lock", False),
+        (layout.temp_dir(db), "DuckDB temp directory", True),
+        (layout.data_dir(db), "Parquet directory", True),
     ]
 
 
@@ -214,11 +214,11 @@ class FileState:
 
     @property
     def wal_path(self) -> Path:
-        return Path(str(self.db) + ".wal")
+        return layout.wal_path(self.db)
 
     @property
     def tmp_path(self) -> Path:
-        return Path(str(self.db) + ".tmp")
+        return layout.temp_dir(self.db)
 
 
 def _header(db: Path) -> bytes:

@@ -32,8 +32,9 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from foundation.errors import ModelError
+from foundation.storage import REPO_ROOT
 from warehouse.audits import Audit, parse_audits
-from warehouse.storage import REPO_ROOT, WarehouseError
 
 MODELS_DIR = REPO_ROOT / "models"
 DIALECT = "duckdb"
@@ -41,10 +42,6 @@ KINDS = ("table", "view")
 HEADER_KEYS = {"name", "version", "kind", "grain", "description", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-class ModelError(WarehouseError):
-    """A model file that cannot be used as written; the message names the file."""
 
 
 @dataclass

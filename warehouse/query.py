@@ -34,9 +34,9 @@ from typing import TextIO
 
 import duckdb
 
-from warehouse import storage
+from foundation import layout, storage
+from foundation.errors import WarehouseError
 from warehouse.guard import require_warehouse
-from warehouse.storage import WarehouseError
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60  # table format: longer values are cut, with "..."
@@ -103,7 +103,7 @@ def lock_down(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
     read them once external access is off; it allows writing there too, which is
     why the statements that write files are also refused by type (`statements`).
     """
-    data = storage.data_dir(db)
+    data = layout.data_dir(db)
     # The base views name their files relative to the warehouse's folder (found through
     # file_search_path), and DuckDB checks a relative name as if it were relative to the
     # working directory: allow the data directory by that relative name as well.

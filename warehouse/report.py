@@ -29,8 +29,9 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import guard, storage
-from warehouse.storage import WarehouseError
+from foundation import storage
+from foundation.errors import WarehouseError
+from warehouse import guard
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

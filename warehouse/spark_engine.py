@@ -42,17 +42,17 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
-from warehouse import storage
+from foundation import catalog, storage
+from foundation.errors import TranspileError, WarehouseError
+from foundation.layout import MODELS_SUBDIR
+from foundation.storage import BASE_TABLES
 from warehouse.guard import require_warehouse
 from warehouse.audits import SHOW_ROWS, Audit, AuditFailure, quote, unique
 from warehouse.engine import BuildReport, ModelResult, Project, load_project, parse_select
-from warehouse.models import DIALECT, Model, ModelError
+from warehouse.models import DIALECT, Model
 from warehouse.spark_functions import SPARK_FUNCTIONS
-from warehouse import catalog
-from warehouse.storage import BASE_TABLES, WarehouseError
 
 TARGET = "spark"
-MODELS_SUBDIR = "models"  # PATH.data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
 MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
 PARQUET_TABLES = tuple(catalog.STORES)  # the stored tables' directories; ingest_runs lives only in DuckDB
 THIS = "__this__"  # stands for {this} while an audit is transpiled
@@ -61,14 +61,6 @@ DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
 _CALL_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-
-
-class TranspileError(ModelError):
-    """A model (or one of its audits) that cannot be written as Spark SQL; names the model and the function."""
-
-    def __init__(self, model: str, where: str, function: str | None, detail: str):
-        self.model, self.function = model, function
-        super().__init__(f"{where}: model {model} does not transpile to Spark SQL: {detail}")
 
 
 # ---------------------------------------------------------------------------
@@ -375,7 +367,7 @@ def _read_local_manifest(root: Path | None, name: str) -> dict | None:
 
 def committed_runs(db: Path) -> dict[str, str]:
     """dataset -> its committed run, from the DuckDB file's ingest_runs."""
-    from ingest.loader import current_runs
+    from foundation.catalog import current_runs
 
     with storage.connect(db, read_only=True) as con:
         try:
@@ -475,7 +467,7 @@ def base_table_dirs(fs: _FileSystem, layout: Layout) -> dict[str, list[str]]:
     Parquet root, the one run directory of each dataset, and an error when an interrupted
     ingest left a second one.
     """
-    from ingest.parquet_writer import dataset_slug
+    from foundation.layout import dataset_slug
 
     dirs: dict[str, list[str]] = {}
     if layout.db is not None:

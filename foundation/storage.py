@@ -4,6 +4,7 @@ A warehouse is three things side by side:
   PATH               the DuckDB file: views over the Parquet files, ingest_runs, models
   PATH.data/         the Parquet files ingest stores (see warehouse.md, "On disk")
   PATH.lock          held (flock) by the one process writing the warehouse
+Every path is composed by foundation/layout.py.
 """
 
 from __future__ import annotations
@@ -18,24 +19,12 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import catalog
-from warehouse.errors import WarehouseBusy, WarehouseError  # noqa: F401  (re-exported)
+from foundation import catalog
+from foundation.errors import WarehouseBusy, WarehouseError
+from foundation.layout import data_dir, lock_path, temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
-
-
-def data_dir(db: str | Path) -> Path:
-    """The Parquet directory beside the DuckDB file: warehouse.duckdb -> warehouse.duckdb.data/.
-
-    Named after the whole file name, so `w.duckdb` and `w.db` in one folder never share one.
-    """
-    db = Path(db)
-    return db.with_name(db.name + ".data")
-
-
-def lock_path(db: str | Path) -> Path:
-    return Path(str(db) + ".lock")
 
 
 def _holder(db: str | Path) -> str:
@@ -108,7 +97,7 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
-        config = {} if read_only else {"temp_directory": str(db) + ".tmp"}  # where a file database spills anyway
+        config = {} if read_only else {"temp_directory": str(temp_dir(db))}  # where a file database spills anyway
         con = duckdb.connect(str(db), read_only=read_only, config=config)
     except duckdb.ConnectionException:  # open in this process with another configuration: share it
         con = duckdb.connect(str(db), read_only=read_only)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.errors import WarehouseError
+from foundation.errors import WarehouseError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_SQL = SQL_DIR / "schema.sql"
@@ -112,6 +112,14 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: d
     src["linked_full_traces"] = LINKED_FULL_TRACES.format(min_by="arg_min", **src)
     for name, template in view_templates().items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")
+
+
+def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The committed run of every dataset: the latest run recorded for it."""
+    rows = con.execute(
+        "SELECT dataset, arg_max(run_id, finished_at) FROM ingest_runs GROUP BY dataset"
+    ).fetchall()
+    return dict(rows)
 
 
 def check_not_legacy(con: duckdb.DuckDBPyConnection, db: Path) -> None:

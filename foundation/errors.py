@@ -1,0 +1,49 @@
+"""Every error meant for people, in one module that imports nothing heavy.
+
+`cli.py` imports them at start-up, and so does every ingest worker (spawned
+workers import the main module): keeping DuckDB out of here keeps it out of them.
+The CLI prints any WarehouseError as one line: what, where, what to do next.
+"""
+
+
+class WarehouseError(Exception):
+    """An error meant for the person at the terminal: what, where, what to do."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process holds the writer lock or DuckDB's file lock."""
+
+
+# ingest
+class SourceError(WarehouseError):
+    """A source that cannot be read (ingest/sources.py)."""
+
+
+class WorkerDied(WarehouseError):
+    """An ingest worker process ended without finishing its batch (ingest/worker_pool.py)."""
+
+
+class ReconciliationError(WarehouseError):
+    """What the workers wrote is not what the views show; nothing was committed (ingest/loader.py)."""
+
+
+# models and their engines
+class ModelError(WarehouseError):
+    """A model file that cannot be used as written; the message names the file."""
+
+
+class CycleError(ModelError):
+    """Models that depend on each other in a circle (warehouse/engine.py)."""
+
+
+class TranspileError(ModelError):
+    """A model (or one of its audits) that cannot be written as Spark SQL; names the model and the function."""
+
+    def __init__(self, model: str, where: str, function: str | None, detail: str):
+        self.model, self.function = model, function
+        super().__init__(f"{where}: model {model} does not transpile to Spark SQL: {detail}")
+
+
+# the sample generator
+class SampleExistsError(WarehouseError, FileExistsError):
+    """The output directory holds something the sample generator should not replace."""

@@ -130,7 +130,7 @@ def sample(traces, out, seed, overwrite, quiet):
     About 1% of its traces are broken in the ways real traces break, so the
     flagging path runs on every demo.
     """
-    from warehouse.sample import write_sample
+    from mementos_sample import write_sample
 
     result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
                           overwrite=overwrite)

@@ -28,7 +28,7 @@ from foundation import storage
 from warehouse import engine
 from warehouse.engine import build, list_models
 from warehouse.export import export
-from warehouse.sample import write_sample
+from mementos_sample import write_sample
 from warehouse_state import snapshot
 
 

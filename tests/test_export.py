@@ -87,7 +87,7 @@ def hand_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory):
-    from warehouse.sample import write_sample
+    from mementos_sample import write_sample
 
     tmp = tmp_path_factory.mktemp("export_sample")
     write_sample(tmp / "sample", 400, seed=3)
@@ -596,7 +596,7 @@ def test_the_dataset_card(tmp_path):
     """The card's YAML header: configs with the split files, features, split sizes, the source's licence."""
     import yaml
 
-    from warehouse.sample import write_sample
+    from mementos_sample import write_sample
 
     write_sample(tmp_path / "src", 30, seed=2)  # a hub-layout directory whose card says `license: mit`
     db = tmp_path / "w.duckdb"

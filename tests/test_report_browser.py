@@ -59,7 +59,7 @@ def browser():
 def reports(tmp_path_factory):
     """(clean report of the sample, hostile report of sample + hostile dataset, hostile trace ids)."""
     from ingest.pipeline import run_ingest
-    from warehouse.sample import write_sample
+    from mementos_sample import write_sample
 
     tmp = tmp_path_factory.mktemp("browser")
     db = tmp / "w.duckdb"

@@ -1,4 +1,4 @@
-"""Tests for warehouse.sample, the synthetic OpenMementos-style corpus.
+"""Tests for mementos_sample, the synthetic OpenMementos-style corpus.
 
 Everything is read back from the written Parquet files with pyarrow, and the
 responses are split with plain str.split on the markup, so these tests do not
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse.sample import (
+from mementos_sample import (
     DEFECT_KINDS,
     EVERY_KIND_MIN_TRACES,
     FULL_DEFECT_KINDS,
@@ -209,7 +209,7 @@ def test_same_bytes_in_a_fresh_process_with_another_hash_seed(tmp_path):
     # Guards against set/hash-order or pool-building differences between processes.
     write_sample(tmp_path / "here", 60, seed=9, shard_rows=25)
     root = Path(__file__).resolve().parents[1]
-    code = "import sys; from warehouse.sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
+    code = "import sys; from mementos_sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env)
     assert file_bytes(tmp_path / "here") == file_bytes(tmp_path / "there")
@@ -540,7 +540,7 @@ def test_progress_goes_to_stderr(tmp_path, capsys):
 
 _MEASURE = """
 import json, resource, sys, time
-from warehouse.sample import write_sample
+from mementos_sample import write_sample
 t = time.perf_counter()
 s = write_sample(sys.argv[1], int(sys.argv[2]), seed=5)
 u = resource.getrusage(resource.RUSAGE_SELF)

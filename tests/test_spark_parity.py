@@ -31,7 +31,7 @@ from ingest.pipeline import run_ingest  # noqa: E402
 from foundation import layout, storage
 from warehouse import engine, spark_engine  # noqa: E402
 from warehouse.models import load_model  # noqa: E402
-from warehouse.sample import write_sample  # noqa: E402
+from mementos_sample import write_sample  # noqa: E402
 
 TRACES = 2000
 TOKEN_TRACES = 200

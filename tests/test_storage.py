@@ -15,7 +15,7 @@ from conftest import memento, row, write_jsonl
 from ingest.pipeline import run_ingest
 from foundation import layout
 from warehouse.query import execute
-from warehouse.sample import write_sample
+from mementos_sample import write_sample
 
 
 def ingest(source, db, **kw):

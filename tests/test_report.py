@@ -24,7 +24,7 @@ from rich.console import Console
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
 from foundation import storage
-from warehouse import report
+from warehouse import report, trace_view
 from foundation.errors import WarehouseError
 
 APPROX = dict(rel=1e-9, abs=1e-12)
@@ -182,7 +182,7 @@ def test_trace_views_agree_with_the_models(golden_db):
         pairs = con.execute("SELECT trace_id, block_idx, block_tokens, memento_tokens, block_chars, memento_chars, "
                             "ratio_tokens, ratio_chars FROM block_pairs ORDER BY ALL").fetchall()
         compression = dict(con.execute("SELECT trace_id, compression_tokens FROM trace_compression").fetchall())
-        views = report.trace_views(con, sorted(compression))
+        views = trace_view.trace_views(con, sorted(compression))
     got = sorted((tid, p.block_idx, p.block_tokens, p.memento_tokens, p.block_chars, p.memento_chars,
                   p.ratio_tokens, p.ratio_chars) for tid, v in views.items() for p in v.pairs)
     assert got == pairs
@@ -313,7 +313,7 @@ def test_flagged_trace_shows_its_raw_response_with_each_issue_marked(tmp_path):
 
     response = "<think>a raw chain of thought</think>42"
     db = _ingest(tmp_path, [row(response)], with_tokens=False)
-    view = report.trace_view(db, "edge:0")
+    view = trace_view.trace_view(db, "edge:0")
     assert view.response == response
     assert [(i.code, i.char_offset) for i in view.issues] == [("no_blocks", 0)]
     assert view.marked_response() == [("no_blocks", view.issues[0]), (response, None)]
@@ -324,11 +324,11 @@ def test_flagged_trace_shows_its_raw_response_with_each_issue_marked(tmp_path):
 
 
 def test_marks_go_at_their_offsets_in_order():
-    view = report.TraceView("d:0", "trace-d-0", "d", None, None, None, "flagged", [], None, [], None, None,
-                            response="0123456789", issues=[report.IssueMark("late", 8, "x"),
-                                                           report.IssueMark("early", 3, "y"),
-                                                           report.IssueMark("nowhere", None, "z"),
-                                                           report.IssueMark("past_end", 99, "w")])
+    view = trace_view.TraceView("d:0", "trace-d-0", "d", None, None, None, "flagged", [], None, [], None, None,
+                                response="0123456789", issues=[trace_view.IssueMark("late", 8, "x"),
+                                                               trace_view.IssueMark("early", 3, "y"),
+                                                               trace_view.IssueMark("nowhere", None, "z"),
+                                                               trace_view.IssueMark("past_end", 99, "w")])
     assert [(text, issue.code if issue else None) for text, issue in view.marked_response()] == [
         ("nowhere", "nowhere"), ("012", None), ("early", "early"), ("34567", None), ("late", "late"),
         ("89", None), ("past_end", "past_end")]
@@ -384,7 +384,7 @@ def test_a_difference_that_rounds_to_zero_has_no_sign():
 def test_ratio_axis_ends_just_past_the_data():
     """Data ending near 0.5 gets an axis to 0.52, not to 1 (the card's medians, up to 0.23, are within)."""
     from warehouse import plots
-    from warehouse.report import RATIO_BIN
+    from warehouse.report_data import RATIO_BIN
 
     assert RATIO_BIN == 0.02
     counts = [0] * 51

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from report_fixtures import PAYLOADS, hostile_rows, ingest_hostile
-from warehouse.report import anchor_for, write_report
+from warehouse.report import write_report
+from warehouse.trace_view import anchor_for
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from warehouse.report import CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION, RATIO_BIN, ReportData
+from warehouse.card import CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION
+from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, ReportData
 
 WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -104,7 +105,6 @@ def blocks_per_trace(data: ReportData) -> str:
         top = max(top, xs[-1])
         ax.plot(xs, [100.0 * hist.get(x, 0) / total for x in xs], marker="o", markersize=3, linewidth=1.4,
                 color=_color(data.plot_domains, domain), label=f"{label(domain)} ({total:,} traces)")
-    from warehouse.report import MAX_BLOCKS_BIN
 
     ax.set_xlabel(f"blocks per trace (count; {MAX_BLOCKS_BIN} holds {MAX_BLOCKS_BIN} or more)")
     ax.set_ylabel("share of the domain's traces (%)")

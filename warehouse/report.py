@@ -19,11 +19,9 @@ there is no script.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -32,26 +30,19 @@ import duckdb
 from foundation import storage
 from foundation.errors import WarehouseError
 from warehouse import guard
+from warehouse.card import (
+    CARD_BLOCK_TOKENS_PER_TRACE, CARD_MEDIAN_RATIO_CHARS, CARD_MEMENTO_TOKENS_PER_TRACE, CARD_TOKENS_PER_BLOCK,
+    CARD_TOKENS_PER_MEMENTO, CARD_TRACE_COMPRESSION,
+)
+from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
+from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-# The OpenMementos card (huggingface.co/datasets/microsoft/OpenMementos, "Block & Summary
-# Statistics"). The ratios are medians; the token lengths are averages; the trace-level
-# figure is ~10,900 block tokens -> ~1,850 memento tokens per trace, ~6x.
-CARD_MEDIAN_RATIO_CHARS = {"math": 0.16, "code": 0.18, "science": 0.23}
-CARD_TOKENS_PER_BLOCK = 1150
-CARD_TOKENS_PER_MEMENTO = 194
-CARD_BLOCK_TOKENS_PER_TRACE = 10900
-CARD_MEMENTO_TOKENS_PER_TRACE = 1850
-CARD_TRACE_COMPRESSION = 6.0
 
 MAX_PLOT_DOMAINS = 6  # plots draw the largest domains; the tables list all of them
 MIN_PLOT_SHARE = 0.01  # ... those with at least 1% of the analysed traces
 MAX_DOMAIN_VIEWS = 8  # one typical trace per domain, for the largest domains
 DEFAULT_OUTLIERS = 10
-RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
-RATIO_MAX = 1.0  # ratios above it go into the last bin
-MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
 SCATTER_SAMPLE = 3000
 # The models the report reads (their upstream models are built with them).
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
@@ -62,195 +53,12 @@ MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge
 
 
 # ---------------------------------------------------------------------------
-# The data the report is made of
-
-
-@dataclass
-class Pair:
-    """One block and its memento (either may be missing in a flagged trace)."""
-    block_idx: int
-    block: str | None
-    memento: str | None
-    block_chars: int | None
-    memento_chars: int | None
-    block_tokens: int | None
-    memento_tokens: int | None
-
-    @property
-    def ratio_tokens(self) -> float | None:
-        return _ratio(self.memento_tokens, self.block_tokens)
-
-    @property
-    def ratio_chars(self) -> float | None:
-        return _ratio(self.memento_chars, self.block_chars)
-
-
-@dataclass
-class IssueMark:
-    """One parse issue of a flagged trace, where it is in the raw response."""
-    code: str
-    char_offset: int | None  # in characters; None for an issue without a place
-    detail: str  # the parser's short explanation, e.g. "block 8 is never closed (ended by summary_start)"
-
-
-@dataclass
-class TraceView:
-    trace_id: str
-    anchor: str  # an HTML id made of [a-z0-9-] only
-    dataset: str
-    domain: str | None
-    source: str | None
-    difficulty: str | None
-    status: str
-    issue_codes: list[str]
-    problem: str | None
-    pairs: list[Pair]
-    answer: str | None
-    answer_tokens: int | None
-    why: list[str] = field(default_factory=list)  # why the report shows it
-    response: str | None = None  # the raw response, read for flagged traces only
-    issues: list[IssueMark] = field(default_factory=list)  # the default config's parse issues, by offset
-
-    @property
-    def flagged(self) -> bool:
-        return self.status != "ok"
-
-    def marked_response(self) -> list[tuple[str, IssueMark | None]]:
-        """The raw response cut at each issue's offset: (text, None) pieces with (code, issue) marks between.
-
-        Issues without an offset come first; an offset past the end marks the end.
-        """
-        text = self.response or ""
-        pieces: list[tuple[str, IssueMark | None]] = []
-        at = 0
-        for issue in sorted(self.issues, key=lambda i: (-1 if i.char_offset is None else i.char_offset, i.code)):
-            cut = at if issue.char_offset is None else min(max(issue.char_offset, at), len(text))
-            if cut > at:
-                pieces.append((text[at:cut], None))
-                at = cut
-            pieces.append((issue.code, issue))
-        if at < len(text):
-            pieces.append((text[at:], None))
-        return pieces
-
-    @property
-    def summary_line(self) -> str:
-        """One line for a collapsed view: id, domain, blocks, compression."""
-        parts = [self.trace_id, self.domain if self.domain is not None else "(no domain)",
-                 f"{len(self.pairs)} block{'s' if len(self.pairs) != 1 else ''}"]
-        if self.compression_tokens is not None:
-            parts.append(f"{self.compression_tokens:.2f}× in tokens")
-        elif self.block_chars and self.memento_chars:
-            parts.append(f"{self.block_chars / self.memento_chars:.2f}× in chars")
-        if self.flagged:
-            parts.append("flagged: " + ", ".join(self.issue_codes or [self.status]))
-        return " · ".join(parts)
-
-    def _total(self, attr: str) -> int | None:
-        values = [getattr(p, attr) for p in self.pairs if p.block is not None and p.memento is not None]
-        return None if not values or any(v is None for v in values) else sum(values)
-
-    @property
-    def block_tokens(self) -> int | None:
-        return self._total("block_tokens")
-
-    @property
-    def memento_tokens(self) -> int | None:
-        return self._total("memento_tokens")
-
-    @property
-    def block_chars(self) -> int | None:
-        return self._total("block_chars")
-
-    @property
-    def memento_chars(self) -> int | None:
-        return self._total("memento_chars")
-
-    @property
-    def compression_tokens(self) -> float | None:
-        """Total block tokens / total memento tokens, over complete pairs (trace_compression's measure)."""
-        return _ratio(self.block_tokens, self.memento_tokens)
-
-
-@dataclass
-class CardRow:
-    measure: str
-    statistic: str  # how the card states it: median, average, ...
-    card: float
-    ours: float | None
-    ours_note: str  # the same measure as another statistic, for context
-    digits: int  # decimals to show
-
-    @property
-    def diff(self) -> float | None:
-        return None if self.ours is None else self.ours - self.card
-
-    @property
-    def diff_pct(self) -> float | None:
-        return None if self.ours is None else 100.0 * (self.ours - self.card) / self.card
-
-
-@dataclass
-class ReportData:
-    db: str
-    generated_at: datetime
-    data_version: str
-    totals: dict  # traces, ok, flagged, datasets, blocks
-    datasets: list[dict]
-    runs: list[dict]
-    domains: list[dict]
-    issues: list[dict]
-    alignment: dict | None
-    card: list[CardRow]
-    has_tokens: bool
-    plot_domains: list[str]
-    ratio_hist: dict[str, list[int]]  # domain -> counts per RATIO_BIN bin (last bin: >= RATIO_MAX)
-    blocks_hist: dict[str, dict[int, int]]  # domain -> n_blocks -> traces
-    scatter: list[tuple[str, int, int]]  # (domain, block_chars, memento_chars), a sample
-    compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
-    compression_unit: str  # 'tokens' or 'chars'
-    inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
-    inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
-    positions: dict[str, dict[int, float | None]]  # domain -> position_order -> median ratio_chars
-    positions_total: dict[int, float | None]  # all domains: position_order -> median ratio_chars
-    savings: list[dict]  # inference_summary, all domains, per k
-    retention: list[dict]  # retention_summary, per domain, then the total ('all')
-    least_informative: list[dict]  # memento_retention: the lowest word recall among blocks long enough to judge
-    outlier_total: int
-    outlier_reasons: list[dict]
-    outliers: list[dict]
-    views: list[TraceView]
-    models: list[dict]
-    plots: dict[str, str] = field(default_factory=dict)  # name -> data: URI, filled by plots.render_all
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------
 # Helpers
-
-
-def _ratio(num, den) -> float | None:
-    if num is None or den is None or den == 0:
-        return None
-    return num / den
-
-
-def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
-    result = con.execute(sql, params or [])
-    cols = [d[0] for d in result.description]
-    return [dict(zip(cols, row)) for row in result.fetchall()]
 
 
 def _scalar_row(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> dict:
     rows = _dicts(con, sql, params)
     return rows[0] if rows else {}
-
-
-def anchor_for(trace_id: str) -> str:
-    """An HTML id for a trace's view: [a-z0-9-] only, unique by a hash of the exact id."""
-    slug = re.sub(r"[^a-z0-9]+", "-", trace_id.lower()).strip("-")[:40]
-    digest = hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
-    return f"trace-{slug}-{digest}" if slug else f"trace-{digest}"
 
 
 # ---------------------------------------------------------------------------
@@ -297,74 +105,6 @@ def ensure_built(db: str | Path, echo=print) -> float:
     built = len(result.by_status("built"))
     echo(f"report: built {built} model{'s' if built != 1 else ''} in {result.seconds:.1f} s")
     return result.seconds
-
-
-# ---------------------------------------------------------------------------
-# Trace views (also used by `mementos show`)
-
-
-def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, TraceView]:
-    """The side-by-side views of the given traces, looked up by trace_id (one scan for all of them).
-
-    Reads the base tables (traces, segments, parse_issues) for these traces only,
-    by SQL name and column, so it works on a warehouse whose models were never
-    built. A flagged trace also carries its raw response and its parse issues
-    with their offsets. Ids not in the warehouse are absent from the result.
-    """
-    ids = list(dict.fromkeys(trace_ids))
-    if not ids:
-        return {}
-    marks = ", ".join("?" for _ in ids)
-    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem, "
-                        f"CASE WHEN status <> 'ok' THEN response END AS response "
-                        f"FROM traces WHERE trace_id IN ({marks})", ids)
-    issues: dict[str, list[IssueMark]] = {}
-    for r in _dicts(con, f"SELECT trace_id, code, char_offset, detail FROM parse_issues "
-                         f"WHERE config = 'default' AND trace_id IN ({marks}) "
-                         f"ORDER BY trace_id, char_offset NULLS FIRST, code", ids):
-        issues.setdefault(r["trace_id"], []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
-    # segments is a view that cuts each text out of its response: filtering on trace_id
-    # first means only these traces' responses are read.
-    segs: dict[str, list[dict]] = {}
-    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
-                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
-        segs.setdefault(r["trace_id"], []).append(r)
-    views = {}
-    for h in heads:
-        pairs: dict[int, Pair] = {}
-        answer, answer_tokens = None, None
-        for s in segs.get(h["trace_id"], []):
-            if s["kind"] == "answer":
-                answer, answer_tokens = s["text"], s["n_tokens"]
-                continue
-            p = pairs.setdefault(s["block_idx"], Pair(s["block_idx"], None, None, None, None, None, None))
-            if s["kind"] == "block":
-                p.block, p.block_chars, p.block_tokens = s["text"], s["n_chars"], s["n_tokens"]
-            else:
-                p.memento, p.memento_chars, p.memento_tokens = s["text"], s["n_chars"], s["n_tokens"]
-        views[h["trace_id"]] = TraceView(
-            trace_id=h["trace_id"], anchor=anchor_for(h["trace_id"]), dataset=h["dataset"],
-            domain=h["domain"], source=h["source"], difficulty=h["difficulty"], status=h["status"],
-            issue_codes=sorted({i.code for i in issues.get(h["trace_id"], [])}), problem=h["problem"],
-            pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens,
-            response=h["response"], issues=issues.get(h["trace_id"], []))
-    return views
-
-
-def trace_view(db: str | Path, trace_id: str) -> TraceView:
-    """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
-    guard.require_warehouse(db)
-    with storage.connect(db, read_only=True) as con:
-        views = trace_views(con, [trace_id])
-        if trace_id not in views:
-            raise WarehouseError(_no_trace(con, trace_id, db))
-    return views[trace_id]
-
-
-def _no_trace(con, trace_id: str, db) -> str:
-    example = con.execute("SELECT min(trace_id) FROM traces").fetchall()[0][0]
-    hint = f"; trace ids look like {example!r} (dataset:row)" if example else "; the warehouse has no traces"
-    return f"no trace {trace_id!r} in {db}{hint}"
 
 
 # ---------------------------------------------------------------------------

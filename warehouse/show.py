@@ -1,6 +1,6 @@
 """`mementos show TRACE_ID`: one trace side by side in the terminal (rich).
 
-The same view as the report's trace views (warehouse.report.trace_view): the
+The same view as the report's trace views (warehouse.trace_view.trace_view): the
 problem, then each block on the left and its memento on the right with tokens
 and the memento/block ratio per pair, then the answer. A flagged trace first
 shows its parse issues and its raw response with each issue marked ⟦code⟧ at
@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from warehouse.report import TraceView, trace_view
+from warehouse.trace_view import TraceView, trace_view
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

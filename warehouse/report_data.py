@@ -1,0 +1,67 @@
+"""What the report is made of: plain values gathered from the models (report.gather) and drawn
+by warehouse/plots.py and templates/report.html.j2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from warehouse.trace_view import TraceView
+
+RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
+RATIO_MAX = 1.0  # ratios above it go into the last bin
+MAX_BLOCKS_BIN = 40  # blocks per trace above it are counted at 40
+
+
+@dataclass
+class CardRow:
+    measure: str
+    statistic: str  # how the card states it: median, average, ...
+    card: float
+    ours: float | None
+    ours_note: str  # the same measure as another statistic, for context
+    digits: int  # decimals to show
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.ours is None else self.ours - self.card
+
+    @property
+    def diff_pct(self) -> float | None:
+        return None if self.ours is None else 100.0 * (self.ours - self.card) / self.card
+
+
+@dataclass
+class ReportData:
+    db: str
+    generated_at: datetime
+    data_version: str
+    totals: dict  # traces, ok, flagged, datasets, blocks
+    datasets: list[dict]
+    runs: list[dict]
+    domains: list[dict]
+    issues: list[dict]
+    alignment: dict | None
+    card: list[CardRow]
+    has_tokens: bool
+    plot_domains: list[str]
+    ratio_hist: dict[str, list[int]]  # domain -> counts per RATIO_BIN bin (last bin: >= RATIO_MAX)
+    blocks_hist: dict[str, dict[int, int]]  # domain -> n_blocks -> traces
+    scatter: list[tuple[str, int, int]]  # (domain, block_chars, memento_chars), a sample
+    compression_box: dict[str, dict]  # domain -> quantiles of the trace-level compression
+    compression_unit: str  # 'tokens' or 'chars'
+    inference: dict[str, dict[int, tuple]]  # domain -> k -> median peaks (no eviction, with eviction, plain CoT)
+    inference_total: dict[int, tuple]  # all domains: k -> (no eviction, with eviction, plain CoT)
+    positions: dict[str, dict[int, float | None]]  # domain -> position_order -> median ratio_chars
+    positions_total: dict[int, float | None]  # all domains: position_order -> median ratio_chars
+    savings: list[dict]  # inference_summary, all domains, per k
+    retention: list[dict]  # retention_summary, per domain, then the total ('all')
+    least_informative: list[dict]  # memento_retention: the lowest word recall among blocks long enough to judge
+    outlier_total: int
+    outlier_reasons: list[dict]
+    outliers: list[dict]
+    views: list[TraceView]
+    models: list[dict]
+    plots: dict[str, str] = field(default_factory=dict)  # name -> data: URI, filled by plots.render_all
+    timings: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,208 @@
+"""One trace side by side, block and memento: the report's trace views and `mementos show`.
+
+Read from the base tables (traces, segments, parse_issues) for the asked traces only, by
+SQL name and column, so it works on a warehouse whose models were never built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from foundation import storage
+from foundation.errors import WarehouseError
+from warehouse import guard
+
+
+def _ratio(num, den) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
+    result = con.execute(sql, params or [])
+    cols = [d[0] for d in result.description]
+    return [dict(zip(cols, row)) for row in result.fetchall()]
+
+
+def anchor_for(trace_id: str) -> str:
+    """An HTML id for a trace's view: [a-z0-9-] only, unique by a hash of the exact id."""
+    slug = re.sub(r"[^a-z0-9]+", "-", trace_id.lower()).strip("-")[:40]
+    digest = hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"trace-{slug}-{digest}" if slug else f"trace-{digest}"
+
+
+@dataclass
+class Pair:
+    """One block and its memento (either may be missing in a flagged trace)."""
+    block_idx: int
+    block: str | None
+    memento: str | None
+    block_chars: int | None
+    memento_chars: int | None
+    block_tokens: int | None
+    memento_tokens: int | None
+
+    @property
+    def ratio_tokens(self) -> float | None:
+        return _ratio(self.memento_tokens, self.block_tokens)
+
+    @property
+    def ratio_chars(self) -> float | None:
+        return _ratio(self.memento_chars, self.block_chars)
+
+
+@dataclass
+class IssueMark:
+    """One parse issue of a flagged trace, where it is in the raw response."""
+    code: str
+    char_offset: int | None  # in characters; None for an issue without a place
+    detail: str  # the parser's short explanation, e.g. "block 8 is never closed (ended by summary_start)"
+
+
+@dataclass
+class TraceView:
+    trace_id: str
+    anchor: str  # an HTML id made of [a-z0-9-] only
+    dataset: str
+    domain: str | None
+    source: str | None
+    difficulty: str | None
+    status: str
+    issue_codes: list[str]
+    problem: str | None
+    pairs: list[Pair]
+    answer: str | None
+    answer_tokens: int | None
+    why: list[str] = field(default_factory=list)  # why the report shows it
+    response: str | None = None  # the raw response, read for flagged traces only
+    issues: list[IssueMark] = field(default_factory=list)  # the default config's parse issues, by offset
+
+    @property
+    def flagged(self) -> bool:
+        return self.status != "ok"
+
+    def marked_response(self) -> list[tuple[str, IssueMark | None]]:
+        """The raw response cut at each issue's offset: (text, None) pieces with (code, issue) marks between.
+
+        Issues without an offset come first; an offset past the end marks the end.
+        """
+        text = self.response or ""
+        pieces: list[tuple[str, IssueMark | None]] = []
+        at = 0
+        for issue in sorted(self.issues, key=lambda i: (-1 if i.char_offset is None else i.char_offset, i.code)):
+            cut = at if issue.char_offset is None else min(max(issue.char_offset, at), len(text))
+            if cut > at:
+                pieces.append((text[at:cut], None))
+                at = cut
+            pieces.append((issue.code, issue))
+        if at < len(text):
+            pieces.append((text[at:], None))
+        return pieces
+
+    @property
+    def summary_line(self) -> str:
+        """One line for a collapsed view: id, domain, blocks, compression."""
+        parts = [self.trace_id, self.domain if self.domain is not None else "(no domain)",
+                 f"{len(self.pairs)} block{'s' if len(self.pairs) != 1 else ''}"]
+        if self.compression_tokens is not None:
+            parts.append(f"{self.compression_tokens:.2f}× in tokens")
+        elif self.block_chars and self.memento_chars:
+            parts.append(f"{self.block_chars / self.memento_chars:.2f}× in chars")
+        if self.flagged:
+            parts.append("flagged: " + ", ".join(self.issue_codes or [self.status]))
+        return " · ".join(parts)
+
+    def _total(self, attr: str) -> int | None:
+        values = [getattr(p, attr) for p in self.pairs if p.block is not None and p.memento is not None]
+        return None if not values or any(v is None for v in values) else sum(values)
+
+    @property
+    def block_tokens(self) -> int | None:
+        return self._total("block_tokens")
+
+    @property
+    def memento_tokens(self) -> int | None:
+        return self._total("memento_tokens")
+
+    @property
+    def block_chars(self) -> int | None:
+        return self._total("block_chars")
+
+    @property
+    def memento_chars(self) -> int | None:
+        return self._total("memento_chars")
+
+    @property
+    def compression_tokens(self) -> float | None:
+        """Total block tokens / total memento tokens, over complete pairs (trace_compression's measure)."""
+        return _ratio(self.block_tokens, self.memento_tokens)
+
+
+def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, TraceView]:
+    """The side-by-side views of the given traces, looked up by trace_id (one scan for all of them).
+
+    Reads the base tables (traces, segments, parse_issues) for these traces only,
+    by SQL name and column, so it works on a warehouse whose models were never
+    built. A flagged trace also carries its raw response and its parse issues
+    with their offsets. Ids not in the warehouse are absent from the result.
+    """
+    ids = list(dict.fromkeys(trace_ids))
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem, "
+                        f"CASE WHEN status <> 'ok' THEN response END AS response "
+                        f"FROM traces WHERE trace_id IN ({marks})", ids)
+    issues: dict[str, list[IssueMark]] = {}
+    for r in _dicts(con, f"SELECT trace_id, code, char_offset, detail FROM parse_issues "
+                         f"WHERE config = 'default' AND trace_id IN ({marks}) "
+                         f"ORDER BY trace_id, char_offset NULLS FIRST, code", ids):
+        issues.setdefault(r["trace_id"], []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
+    # segments is a view that cuts each text out of its response: filtering on trace_id
+    # first means only these traces' responses are read.
+    segs: dict[str, list[dict]] = {}
+    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, text, n_chars, n_tokens FROM segments "
+                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
+        segs.setdefault(r["trace_id"], []).append(r)
+    views = {}
+    for h in heads:
+        pairs: dict[int, Pair] = {}
+        answer, answer_tokens = None, None
+        for s in segs.get(h["trace_id"], []):
+            if s["kind"] == "answer":
+                answer, answer_tokens = s["text"], s["n_tokens"]
+                continue
+            p = pairs.setdefault(s["block_idx"], Pair(s["block_idx"], None, None, None, None, None, None))
+            if s["kind"] == "block":
+                p.block, p.block_chars, p.block_tokens = s["text"], s["n_chars"], s["n_tokens"]
+            else:
+                p.memento, p.memento_chars, p.memento_tokens = s["text"], s["n_chars"], s["n_tokens"]
+        views[h["trace_id"]] = TraceView(
+            trace_id=h["trace_id"], anchor=anchor_for(h["trace_id"]), dataset=h["dataset"],
+            domain=h["domain"], source=h["source"], difficulty=h["difficulty"], status=h["status"],
+            issue_codes=sorted({i.code for i in issues.get(h["trace_id"], [])}), problem=h["problem"],
+            pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens,
+            response=h["response"], issues=issues.get(h["trace_id"], []))
+    return views
+
+
+def trace_view(db: str | Path, trace_id: str) -> TraceView:
+    """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
+    guard.require_warehouse(db)
+    with storage.connect(db, read_only=True) as con:
+        views = trace_views(con, [trace_id])
+        if trace_id not in views:
+            raise WarehouseError(_no_trace(con, trace_id, db))
+    return views[trace_id]
+
+
+def _no_trace(con, trace_id: str, db) -> str:
+    example = con.execute("SELECT min(trace_id) FROM traces").fetchall()[0][0]
+    hint = f"; trace ids look like {example!r} (dataset:row)" if example else "; the warehouse has no traces"
+    return f"no trace {trace_id!r} in {db}{hint}"

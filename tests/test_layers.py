@@ -70,7 +70,7 @@ def violations(module: str, path: Path, source: str) -> list[str]:
         there = top(target)
         if there in PARTS and there != here and there not in ALLOWED[here]:
             found.append(f"{path.relative_to(REPO)}:{line}: {here} -> {there} (imports {target})")
-    return found
+    return list(dict.fromkeys(found))
 
 
 def test_every_import_follows_the_layers():

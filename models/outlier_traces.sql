@@ -120,15 +120,15 @@ copies AS (
 ),
 answers AS (
     -- the answer without the markup strings; empty when nothing but whitespace is left
+    -- (computed as the texts stream past; the IN keeps the join's table to trace ids)
     SELECT
-        s.trace_id,
+        trace_id,
         regexp_matches(
-            replace(replace(replace(replace(replace(replace(s.text, '<think>', ''), '</think>', ''),
+            replace(replace(replace(replace(replace(replace(text, '<think>', ''), '</think>', ''),
                 '<|block_start|>', ''), '<|block_end|>', ''), '<|summary_start|>', ''), '<|summary_end|>', ''),
             '^\s*$') AS bare_answer_empty
-    FROM segments AS s
-    JOIN analysed_traces AS t ON t.trace_id = s.trace_id
-    WHERE s.kind = 'answer'
+    FROM segments
+    WHERE kind = 'answer' AND trace_id IN (SELECT trace_id FROM analysed_traces)
 ),
 duplicates AS (
     SELECT

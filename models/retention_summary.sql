@@ -16,13 +16,15 @@ SELECT
     GROUPING(domain) = 1 AS is_total,
     count(*) AS pairs,
     count(numbers_kept_fraction) AS pairs_with_numbers,
-    quantile_cont(numbers_kept_fraction, 0.5) AS median_numbers_kept_fraction,
-    quantile_cont(numbers_kept_fraction, 0.1) AS p10_numbers_kept_fraction,
-    quantile_cont(numbers_kept_fraction, 0.9) AS p90_numbers_kept_fraction,
+    -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
+    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[2] AS median_numbers_kept_fraction,
+    quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[1] AS p10_numbers_kept_fraction,
+    quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[3] AS p90_numbers_kept_fraction,
     avg(CASE WHEN numbers_kept_fraction = 1 THEN 1 WHEN numbers_kept_fraction < 1 THEN 0 END)
         AS share_keeping_every_number,
-    quantile_cont(word_recall, 0.5) AS median_word_recall,
-    quantile_cont(word_recall, 0.1) AS p10_word_recall,
-    quantile_cont(word_recall, 0.9) AS p90_word_recall
+    quantile_cont(word_recall, [0.1, 0.5, 0.9])[2] AS median_word_recall,
+    quantile_cont(word_recall, [0.1, 0.5, 0.9])[1] AS p10_word_recall,
+    quantile_cont(word_recall, [0.1, 0.5, 0.9])[3] AS p90_word_recall
 FROM memento_retention
 GROUP BY GROUPING SETS ((domain), ())

@@ -16,8 +16,9 @@ from pathlib import Path
 import duckdb
 
 from foundation.errors import WarehouseError
+from foundation.resources import resource_dir
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = resource_dir("sql")
 SCHEMA_SQL = SQL_DIR / "schema.sql"
 VIEWS_SQL = SQL_DIR / "views.sql"
 SPARK_VIEWS_SQL = SQL_DIR / "views.spark.sql"

@@ -23,7 +23,6 @@ from foundation import catalog
 from foundation.errors import WarehouseBusy, WarehouseError
 from foundation.layout import data_dir, lock_path, temp_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
 
 

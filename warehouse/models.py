@@ -33,10 +33,10 @@ import yaml
 from sqlglot import exp
 
 from foundation.errors import ModelError
-from foundation.storage import REPO_ROOT
+from foundation.resources import resource_dir
 from warehouse.audits import Audit, parse_audits
 
-MODELS_DIR = REPO_ROOT / "models"
+MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"
 KINDS = ("table", "view")
 HEADER_KEYS = {"name", "version", "kind", "grain", "description", "audits"}

@@ -29,6 +29,7 @@ import duckdb
 
 from foundation import storage
 from foundation.errors import WarehouseError
+from foundation.resources import resource_dir
 from warehouse import guard
 from warehouse.card import (
     CARD_BLOCK_TOKENS_PER_TRACE, CARD_MEDIAN_RATIO_CHARS, CARD_MEMENTO_TOKENS_PER_TRACE, CARD_TOKENS_PER_BLOCK,
@@ -37,7 +38,7 @@ from warehouse.card import (
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
 from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = resource_dir("templates")
 
 MAX_PLOT_DOMAINS = 6  # plots draw the largest domains; the tables list all of them
 MIN_PLOT_SHARE = 0.01  # ... those with at least 1% of the analysed traces

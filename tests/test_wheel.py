@@ -1,0 +1,102 @@
+"""The wheel built from the repository installs and runs anywhere: in a fresh venv, from an empty
+working directory, `mementos sample`, `ingest`, `build`, `report` and `export` work on a small
+sample. Before the SQL, the models and the report's template shipped as package data, `ingest`
+failed there (sql/schema.sql was looked up in the source tree).
+
+No network: the wheel is built with the running venv's setuptools (--no-build-isolation), and
+the fresh venv sees the running venv's site-packages through a .pth file (a .pth file listed in
+another .pth file is not run, so the editable install of the repository stays invisible).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
+
+
+def _sources() -> list[str]:
+    """The repository paths the wheel is built from, as pyproject.toml's setuptools config names them."""
+    mapped = SETUPTOOLS.get("package-dir", {})
+    tops = {p.split(".")[0] for p in SETUPTOOLS["packages"] if p not in mapped}
+    return (["pyproject.toml", PYPROJECT["project"]["readme"]] + [f"{m}.py" for m in SETUPTOOLS["py-modules"]]
+            + sorted(tops) + sorted(set(mapped.values())))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """Built from a copy of the repository's sources, so the build leaves nothing in the work tree."""
+    src = tmp_path_factory.mktemp("src")
+    for name in _sources():
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, src / name)
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--quiet", "-w", str(out), str(src)], check=True)
+    [built] = out.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory, wheel) -> Path:
+    env = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    deps = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (Path(purelib) / "mementos-test-deps.pth").write_text("".join(f"{d}\n" for d in deps))
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                    "--quiet", str(wheel)], check=True)
+    return env
+
+
+def _run(venv: Path, cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MEMENTOS_DB", "MEMENTOS_MODELS")}
+    result = subprocess.run([str(venv / "bin" / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_the_wheel_ships_the_sql_models_and_template(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = ({f"foundation/bundled/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")}
+                | {f"foundation/bundled/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")}
+                | {f"foundation/bundled/models/{p.name}" for p in (REPO / "models").glob("*.sql")}
+                | {f"warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()})
+    assert expected - names == set()
+    assert not any(n.startswith(("sql/", "models/")) for n in names)  # no generic top-level packages
+
+
+def test_the_installed_commands_run_from_any_directory(venv, tmp_path):
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = _run(venv, work, "python", "-c", "import cli, foundation.resources as r; "
+                                             "print(cli.__file__); print(r.resource_dir('models'))")
+    for path in where.split():
+        assert Path(path).is_relative_to(venv) and not Path(path).is_relative_to(REPO), path
+    assert "wrote 60 traces" in _run(venv, work, "mementos", "sample", "--traces", "60", "--out", "s", "--seed", "3",
+                                     "--quiet")
+    assert "(60 default, 60 full)" in _run(venv, work, "mementos", "ingest", "s", "--db", "w.duckdb", "--config",
+                                           "all", "--workers", "1", "--quiet")
+    models = len(list((REPO / "models").glob("*.sql")))
+    assert f"build w.duckdb: {models} built" in _run(venv, work, "mementos", "build", "--db", "w.duckdb", "--quiet")
+    assert "wrote report.html" in _run(venv, work, "mementos", "report", "--db", "w.duckdb", "--quiet")
+    assert "manifest: ex/manifest.json" in _run(venv, work, "mementos", "export", "memento", "--db", "w.duckdb", "--out",
+                                                "ex", "--quiet")
+    assert sorted(p.name for p in (work / "ex").iterdir()) == ["README.md", "manifest.json", "test.jsonl",
+                                                               "train.jsonl", "validation.jsonl"]

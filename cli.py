@@ -6,6 +6,7 @@ in ingest/ and warehouse/.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -32,6 +33,25 @@ def db_option(help: str = "DuckDB warehouse file.", dir_okay: bool = False):
     """--db, declared once: every command reads the warehouse from it, or from $MEMENTOS_DB."""
     return click.option("--db", required=True, envvar="MEMENTOS_DB", show_envvar=True,
                         type=click.Path(dir_okay=dir_okay), help=help)
+
+
+def models_options(command):
+    """--models DIR (or $MEMENTOS_MODELS) and --no-bundled-models, declared once for every command that
+    builds or reads models; the command receives them as one `models_dir` (warehouse.models.model_dirs)."""
+
+    @functools.wraps(command)
+    def with_models_dir(*args, models=None, bundled_models=True, **kwargs):
+        from warehouse.models import model_dirs
+
+        return command(*args, models_dir=model_dirs(models, bundled=bundled_models), **kwargs)
+
+    with_models_dir = click.option(
+        "--no-bundled-models", "bundled_models", flag_value=False, default=True,
+        help="Use only the --models directory, not the models that ship with mementos.")(with_models_dir)
+    return click.option(
+        "--models", metavar="DIR", envvar="MEMENTOS_MODELS", show_envvar=True,
+        help="A directory of your own models (NAME.sql files), used on top of the bundled models: a model "
+             "of yours with the same name as a bundled one replaces it.")(with_models_dir)
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
@@ -147,10 +167,11 @@ def sample(traces, out, seed, overwrite, quiet):
                    "written as Parquet under PATH.data/models/ (every selected model is rebuilt; warehouse.md (Spark)).")
 @click.option("--spark-master", default="local[*]", show_default=True,
               help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
+@models_options
 @quiet_option
 @json_option
-def build(db, select, full_refresh, engine, spark_master, quiet, as_json):
-    """Build the SQL models in models/ into the warehouse, in dependency order.
+def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models_dir):
+    """Build the SQL models (the bundled ones, and yours with --models) into the warehouse, in dependency order.
 
     Only models that are new, changed (their SQL, ignoring layout and comments,
     or their version), fed by newly ingested data, or downstream of one of
@@ -163,11 +184,13 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json):
     if engine == "spark":
         from warehouse.spark_engine import build as run_spark_build
 
-        report = run_spark_build(db, select=list(select) or None, master=spark_master, echo=echo)
+        report = run_spark_build(db, select=list(select) or None, models_dir=models_dir, master=spark_master,
+                                 echo=echo)
     else:
         from warehouse.engine import build as run_build
 
-        report = run_build(db, select=list(select) or None, full_refresh=full_refresh, echo=echo)
+        report = run_build(db, select=list(select) or None, full_refresh=full_refresh, models_dir=models_dir,
+                           echo=echo)
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -182,8 +205,9 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json):
 @db_option("DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).", dir_okay=True)
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="spark: which models transpile to Spark SQL (and if not, the function), and their last Spark build.")
+@models_options
 @json_option
-def models(db, engine, as_json):
+def models(db, engine, as_json, models_dir):
     """List the models: kind, version, grain, state, rows and last build.
 
     State is `fresh` (built from its current SQL and data), `stale` (with the
@@ -194,17 +218,17 @@ def models(db, engine, as_json):
             raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
         from warehouse.spark_engine import transpile_report
 
-        click.echo(transpile_report(db))
+        click.echo(transpile_report(db, models_dir=models_dir))
         return
     if as_json:
         from warehouse.engine import models_json
 
-        _print_json({"db": db, "models": models_json(db)})
+        _print_json({"db": db, "models": models_json(db, models_dir)})
         return
     from warehouse.console import print_styled
     from warehouse.engine import models_report
 
-    print_styled(models_report(db), "models")
+    print_styled(models_report(db, models_dir), "models")
 
 
 @main.command()
@@ -253,8 +277,9 @@ def sql(query, db, fmt, file, max_rows, write):
               help="Also show this trace side by side (e.g. OpenMementos:17). Repeatable.")
 @click.option("--outliers", default=10, show_default=True, type=click.IntRange(min=0),
               help="How many of the top outlier traces to list, each with its trace view.")
+@models_options
 @quiet_option
-def report(db, out, traces, outliers, quiet):
+def report(db, out, traces, outliers, quiet, models_dir):
     """Write one self-contained HTML report of the warehouse.
 
     \b
@@ -273,7 +298,7 @@ def report(db, out, traces, outliers, quiet):
     """
     from warehouse.report import write_report
 
-    result = write_report(db, out, traces=traces, outliers=outliers, echo=_notes(quiet))
+    result = write_report(db, out, traces=traces, outliers=outliers, models_dir=models_dir, echo=_notes(quiet))
     click.echo(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
 
 
@@ -314,9 +339,10 @@ def show(trace_id, db):
                    "e.g. ratio_high,duplicate).")
 @click.option("--overwrite", is_flag=True, help="Delete whatever else is in --out, so it holds only this export.")
 @click.option("--allow-empty", is_flag=True, help="Write the files even when every example is left out (else an error).")
+@models_options
 @quiet_option
 def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged, exclude_outliers, overwrite,
-           allow_empty, quiet):
+           allow_empty, quiet, models_dir):
     """Write the KIND training set as chat messages, one file per split.
 
     \b
@@ -336,7 +362,7 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
                         include_flagged=include_flagged,
                         exclude_outliers=exclude_outliers,
-                        overwrite=overwrite, allow_empty=allow_empty, echo=_notes(quiet),
+                        overwrite=overwrite, allow_empty=allow_empty, models_dir=models_dir, echo=_notes(quiet),
                         progress=_stderr_is_terminal() and not quiet)
     click.echo(result.format())
 

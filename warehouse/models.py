@@ -196,15 +196,35 @@ def audit_refs(audit: Audit, where: str) -> set[str]:
     return table_refs(tree) - {"__this__"}
 
 
-def discover(models_dir: str | Path | None = None) -> dict[str, Model]:
-    """Every model in `models_dir` (default: the repository's models/), by name."""
-    directory = Path(models_dir) if models_dir is not None else MODELS_DIR
-    if not directory.is_dir():
-        raise ModelError(f"{directory}: no such models directory")
+def model_dirs(user: str | Path | None = None, bundled: bool = True) -> list[Path] | None:
+    """The model directories a command reads, in the order `discover` layers them: the bundled
+    models, then `user`'s (`--models DIR` / $MEMENTOS_MODELS), whose models replace bundled ones
+    of the same name; with bundled=False (`--no-bundled-models`) `user`'s alone. None: the bundled
+    models only (discover's default)."""
+    if user is None:
+        if not bundled:
+            raise ModelError("--no-bundled-models needs a models directory of your own: pass --models DIR "
+                             "or set MEMENTOS_MODELS")
+        return None
+    user = Path(user)
+    if not user.is_dir():
+        raise ModelError(f"{user}: no such models directory (from --models or MEMENTOS_MODELS); give a "
+                         f"directory of NAME.sql model files (warehouse.md, \"Your own models\")")
+    return [MODELS_DIR, user] if bundled else [user]
+
+
+def discover(models_dir: str | Path | list[str | Path] | None = None) -> dict[str, Model]:
+    """Every model in `models_dir` (default: the bundled models/), by name. A list of directories
+    is read in order, a model replacing one of the same name from an earlier directory."""
+    directories = [Path(d) for d in models_dir] if isinstance(models_dir, (list, tuple)) else \
+        [Path(models_dir) if models_dir is not None else MODELS_DIR]
     models = {}
-    for path in sorted(directory.glob("*.sql")):
-        model = load_model(path)
-        models[model.name] = model
+    for directory in directories:
+        if not directory.is_dir():
+            raise ModelError(f"{directory}: no such models directory")
+        for path in sorted(directory.glob("*.sql")):
+            model = load_model(path)
+            models[model.name] = model
     return models
 
 

@@ -78,29 +78,29 @@ def report_models(project) -> list[str]:
     return [name for name in project.order if name in needed]
 
 
-def stale_models(db: str | Path) -> list[tuple[str, str]]:
+def stale_models(db: str | Path, models_dir=None) -> list[tuple[str, str]]:
     """(model, why) for every model the report needs that is not fresh, in dependency order."""
     from warehouse.engine import existing_objects, load_project, model_states
 
     with storage.connect(db, read_only=True) as con:
-        project = load_project(None, set(existing_objects(con)))
+        project = load_project(models_dir, set(existing_objects(con)))
         states = model_states(con, project)
     return [(name, states[name].reason or states[name].state) for name in report_models(project)
             if states[name].state != "fresh"]
 
 
-def ensure_built(db: str | Path, echo=print) -> float:
+def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
     """Build the stale models the report needs first, saying so; returns the seconds it took."""
     from warehouse.engine import build
 
-    stale = stale_models(db)
+    stale = stale_models(db, models_dir)
     if not stale:
         return 0.0
     listed = ", ".join(f"{name} ({why})" for name, why in stale[:4])
     more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
     echo(f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
          f"building first: {listed}{more}")
-    result = build(db, select=[name for name, _ in stale])
+    result = build(db, select=[name for name, _ in stale], models_dir=models_dir)
     if not result.ok:
         raise WarehouseError("the report needs these models, and their build failed:\n" + result.format())
     built = len(result.by_status("built"))
@@ -113,8 +113,8 @@ def ensure_built(db: str | Path, echo=print) -> float:
 
 
 def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
-           outliers: int = DEFAULT_OUTLIERS) -> ReportData:
-    """Everything the report shows, from a warehouse whose models are built."""
+           outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
+    """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build)."""
     from warehouse.engine import data_version, existing_objects
 
     con.execute("SET enable_progress_bar = false")
@@ -291,7 +291,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
         positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
         outlier_total=outlier_total,
-        outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con))
+        outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con, models_dir))
 
 
 def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
@@ -330,12 +330,12 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
     return rows, has_tokens
 
 
-def model_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
+def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:
     """Each model the report reads (and its upstream), with the version and fingerprint of its last build."""
     from warehouse.engine import existing_objects, last_builds, load_project, model_states
 
     objects = existing_objects(con)
-    project = load_project(None, set(objects))
+    project = load_project(models_dir, set(objects))
     states = model_states(con, project)
     lasts = last_builds(con, objects)
     out = []
@@ -396,7 +396,7 @@ class ReportResult:
 
 
 def write_report(db: str | Path, out: str | Path = "report.html", traces: list[str] | tuple[str, ...] = (),
-                 outliers: int = DEFAULT_OUTLIERS, echo=print) -> ReportResult:
+                 outliers: int = DEFAULT_OUTLIERS, models_dir=None, echo=print) -> ReportResult:
     """Build the stale models, gather, plot, render, and write `out` (atomically)."""
     from warehouse import plots
 
@@ -404,10 +404,10 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     db = Path(db)
     out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
     guard.require_warehouse(db)
-    timings = {"build": ensure_built(db, echo)}
+    timings = {"build": ensure_built(db, echo, models_dir)}
     t = time.monotonic()
     with storage.connect(db, read_only=True) as con:
-        data = gather(con, str(db), list(traces), outliers)
+        data = gather(con, str(db), list(traces), outliers, models_dir=models_dir)
     timings["queries"] = time.monotonic() - t
     t = time.monotonic()
     data.plots = plots.render_all(data)

@@ -5,18 +5,18 @@ table; domain_compression carries the averages it needs. Numbers from golden_mod
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 from foundation import storage  # noqa: E402
+from foundation.resources import resource_dir
 import pytest
 
 from golden_models_data import ingest_golden
+from warehouse import card
 from warehouse.engine import build
 from warehouse.query import execute
 from warehouse.report import card_rows
 
-QUERY = Path(__file__).resolve().parent.parent / "sql" / "queries" / "card_comparison.sql"
+QUERY = resource_dir("queries") / "card_comparison.sql"
 APPROX = dict(rel=1e-9, abs=1e-12)
 STATISTICS = {
     "memento/block ratio (chars)": "median of per-block ratios",
@@ -26,11 +26,13 @@ STATISTICS = {
     "memento tokens per trace": "average over traces",
     "trace-level compression (x)": "ratio of the averages per trace",
 }
-CARD = {("memento/block ratio (chars)", "science"): 0.23, ("memento/block ratio (chars)", "code"): 0.18,
-        ("memento/block ratio (chars)", "math"): 0.16, ("memento/block ratio (chars)", "all"): None,
-        ("tokens per block", "all"): 1150, ("tokens per memento", "all"): 194,
-        ("block tokens per trace", "all"): 10900, ("memento tokens per trace", "all"): 1850,
-        ("trace-level compression (x)", "all"): 6.0}
+FIGURES = card.figures()  # the card's figures, from models/card_figures.sql
+# the rows, in order: the ratio per domain (most traces first, then the total, which the card has no ratio
+# for), then the figures over every trace; each with the card's figure
+CARD = {**{(card.RATIO_CHARS, d): FIGURES.get((card.RATIO_CHARS, d)) for d in ("science", "code", "math", "all")},
+        **{(m, "all"): FIGURES[m, "all"] for m in (card.TOKENS_PER_BLOCK, card.TOKENS_PER_MEMENTO,
+                                                   card.BLOCK_TOKENS_PER_TRACE, card.MEMENTO_TOKENS_PER_TRACE,
+                                                   card.TRACE_COMPRESSION)}}
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +75,15 @@ def test_each_row_uses_the_cards_statistic_and_says_so(golden):
         report = {r.measure: r for r in card_rows(con)[0]}
     # ratios: medians, as the card states them; math (59/399 + 19/99) / 2 = 0.1699
     assert rows["memento/block ratio (chars)", "math"]["warehouse"] == 0.17
-    assert rows["memento/block ratio (chars)", "math"]["difference"] == 0.01
+    assert rows["memento/block ratio (chars)", "math"]["difference"] == round((59 / 399 + 19 / 99) / 2 - CARD[
+        "memento/block ratio (chars)", "math"], 3)
     for domain, median in medians.items():
         row = rows["memento/block ratio (chars)", domain]
         assert row["warehouse"] == row["warehouse_median"] == round(median, 3)
     # token figures: averages (213 memento tokens over 29 blocks and 10 traces), the median beside them
     assert rows["tokens per memento", "all"]["warehouse"] == round(213 / 29) == 7
     assert rows["memento tokens per trace", "all"]["warehouse"] == round(21.3) == 21
-    assert rows["memento tokens per trace", "all"]["difference"] == 21 - 1850
+    assert rows["memento tokens per trace", "all"]["difference"] == 21 - CARD["memento tokens per trace", "all"]
     assert rows["tokens per block", "all"]["warehouse_median"] == round(all_row[2])
     # the same figures as the report's card table, which compares averages too
     for measure, report_measure in [("tokens per block", "block length (tokens)"),

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from warehouse.card import CARD_MEDIAN_RATIO_CHARS, CARD_TRACE_COMPRESSION
+from warehouse import card
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, ReportData
 
 WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
@@ -62,8 +62,8 @@ def ratio_axis_end(ratio_hist: dict[str, list[int]]) -> float:
     """Where the ratio axis ends: one bin past the last bin any domain has blocks in (and past the
     card's medians), so data that ends near 0.5 does not sit in the left half of an axis running to 1."""
     last = max((i for counts in ratio_hist.values() for i, c in enumerate(counts) if c), default=0)
-    card = max(CARD_MEDIAN_RATIO_CHARS.values(), default=0.0)
-    return max((last + 2) * RATIO_BIN, card + RATIO_BIN)
+    highest = max(card.median_ratio_chars().values(), default=0.0)
+    return max((last + 2) * RATIO_BIN, highest + RATIO_BIN)
 
 
 def ratio_distribution(data: ReportData) -> str:
@@ -80,8 +80,8 @@ def ratio_distribution(data: ReportData) -> str:
         shares = [100.0 * c / total for c in counts]
         color = _color(data.plot_domains, domain)
         ax.stairs(shares, edges, color=color, linewidth=1.6, label=f"{label(domain)} ({total:,} blocks)")
-        if domain in CARD_MEDIAN_RATIO_CHARS:
-            ax.axvline(CARD_MEDIAN_RATIO_CHARS[domain], color=color, linestyle=":", linewidth=1.2)
+        if domain in card.median_ratio_chars():
+            ax.axvline(card.median_ratio_chars()[domain], color=color, linestyle=":", linewidth=1.2)
     ax.set_xlabel("memento chars / block chars (ratio; the last bin holds everything ≥ 1)")
     ax.set_ylabel(f"share of the domain's blocks (%, bins of {RATIO_BIN})")
     ax.set_xlim(0, ratio_axis_end(data.ratio_hist))
@@ -155,7 +155,8 @@ def compression_per_domain(data: ReportData) -> str:
     ax.bxp(boxes, showfliers=False, patch_artist=True,
            boxprops={"facecolor": "#cfe2f3"}, medianprops={"color": "#d62728", "linewidth": 1.6})
     if unit == "tokens":
-        ax.axhline(CARD_TRACE_COMPRESSION, color="#333", linestyle=":", linewidth=1.2, label="card: ~6×")
+        ax.axhline(card.overall(card.TRACE_COMPRESSION), color="#333", linestyle=":", linewidth=1.2,
+                   label=f"card: ~{card.overall(card.TRACE_COMPRESSION):g}×")
         ax.legend(fontsize=8)
     ax.set_xlabel("domain (traces); box: quartiles, whiskers: 5th and 95th percentiles")
     ax.set_ylabel(f"compression (×, total block {unit} / total memento {unit})")

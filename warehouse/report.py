@@ -30,11 +30,7 @@ import duckdb
 from foundation import storage
 from foundation.errors import WarehouseError
 from foundation.resources import resource_dir
-from warehouse import guard
-from warehouse.card import (
-    CARD_BLOCK_TOKENS_PER_TRACE, CARD_MEDIAN_RATIO_CHARS, CARD_MEMENTO_TOKENS_PER_TRACE, CARD_TOKENS_PER_BLOCK,
-    CARD_TOKENS_PER_MEMENTO, CARD_TRACE_COMPRESSION,
-)
+from warehouse import card, guard
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
 from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
 
@@ -165,7 +161,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
                    count(*) FILTER (WHERE link = 'unlinked' AND trace_id IS NULL) AS unlinked_full
             FROM full_alignment""")
 
-    card, has_tokens = card_rows(con)
+    card_table, has_tokens = card_rows(con)
 
     # plots -----------------------------------------------------------------
     plot_domains = [r[0] for r in con.execute(
@@ -286,7 +282,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     return ReportData(
         db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con, objects),
         totals=totals, datasets=datasets, runs=runs, domains=domains, issues=issues, alignment=alignment,
-        card=card, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
+        card=card_table, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
         blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
         compression_unit=compression_unit, inference=inference, inference_total=inference_total,
         positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
@@ -310,20 +306,21 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
         return f"median {v:,.0f}" if v is not None else ""
 
     rows = []
-    for domain, card in CARD_MEDIAN_RATIO_CHARS.items():
-        rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", card,
+    for domain, figure in card.median_ratio_chars().items():
+        rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", figure,
                             ratios.get(domain), "", 3))
+    overall = card.overall
     rows += [
-        CardRow("block length (tokens)", "average", CARD_TOKENS_PER_BLOCK, per_block.get("block"),
+        CardRow("block length (tokens)", "average", overall(card.TOKENS_PER_BLOCK), per_block.get("block"),
                 med("median_tokens_per_block"), 0),
-        CardRow("memento length (tokens)", "average", CARD_TOKENS_PER_MEMENTO, per_block.get("memento"),
+        CardRow("memento length (tokens)", "average", overall(card.TOKENS_PER_MEMENTO), per_block.get("memento"),
                 med("median_tokens_per_memento"), 0),
-        CardRow("block tokens per trace", "average", CARD_BLOCK_TOKENS_PER_TRACE, per_trace.get("block"),
+        CardRow("block tokens per trace", "average", overall(card.BLOCK_TOKENS_PER_TRACE), per_trace.get("block"),
                 med("median_block_tokens_per_trace"), 0),
-        CardRow("memento tokens per trace", "average", CARD_MEMENTO_TOKENS_PER_TRACE, per_trace.get("memento"),
-                med("median_memento_tokens_per_trace"), 0),
+        CardRow("memento tokens per trace", "average", overall(card.MEMENTO_TOKENS_PER_TRACE),
+                per_trace.get("memento"), med("median_memento_tokens_per_trace"), 0),
         CardRow("trace-level compression (block tokens / memento tokens, x)", "ratio of the averages",
-                CARD_TRACE_COMPRESSION, _ratio(per_trace.get("block"), per_trace.get("memento")),
+                overall(card.TRACE_COMPRESSION), _ratio(per_trace.get("block"), per_trace.get("memento")),
                 (f"median per trace {all_row['median_compression_tokens']:.2f}"
                  if all_row.get("median_compression_tokens") is not None else ""), 2),
     ]

@@ -1,11 +1,12 @@
--- The warehouse's compression figures beside the OpenMementos card's, each computed
--- with the statistic the card states (the `statistic` column says which):
---   * memento/block char ratio per domain, math 0.16, code 0.18, science 0.23: medians
---     of the per-block ratios (median_ratio_chars);
---   * ~1,150 tokens per block and ~194 per memento: averages over all blocks;
---   * ~10,900 block tokens -> ~1,850 memento tokens per trace: averages over traces;
---   * ~6x trace-level compression: the ratio of those two averages (10,900 / 1,850),
---     not the median of the per-trace compressions.
+-- The warehouse's compression figures beside the OpenMementos card's (the model
+-- card_figures holds them), each computed with the statistic the card states (the
+-- `statistic` column says which):
+--   * memento/block char ratio per domain: medians of the per-block ratios
+--     (median_ratio_chars);
+--   * tokens per block and per memento: averages over all blocks;
+--   * block and memento tokens per trace: averages over traces;
+--   * trace-level compression: the ratio of those two averages, not the median of
+--     the per-trace compressions.
 -- `warehouse_median` is the warehouse's median of the same measure (for the compression:
 -- the median per trace), shown beside it: token counts are skewed, so their averages sit
 -- above their medians. The card's token figures are overall (the `all` row, is_total: a domain
@@ -13,18 +14,11 @@
 -- card does not list get a NULL card figure. `traces` and `flagged_traces` say what each
 -- figure covers (flagged traces are left out of every figure). Token figures are NULL in a
 -- warehouse ingested with --no-tokens.
-WITH card_ratio AS (
-    SELECT 'math' AS domain, 0.16 AS card
-    UNION ALL SELECT 'code', 0.18
-    UNION ALL SELECT 'science', 0.23
-),
-figures AS (
+WITH figures AS (
     SELECT
         1 AS row_order,
         'memento/block ratio (chars)' AS measure,
         d.domain,
-        'median of per-block ratios' AS statistic,
-        CAST(c.card AS DOUBLE) AS card,
         d.median_ratio_chars AS warehouse,
         d.median_ratio_chars AS warehouse_median,
         3 AS digits,
@@ -32,38 +26,41 @@ figures AS (
         d.flagged_traces,
         d.is_total
     FROM domain_compression AS d
-    LEFT JOIN card_ratio AS c ON c.domain = d.domain AND NOT d.is_total
     UNION ALL
-    SELECT 2, 'tokens per block', domain, 'average over blocks', 1150,
+    SELECT 2, 'tokens per block', domain,
            avg_tokens_per_block, median_tokens_per_block, 0, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
     UNION ALL
-    SELECT 3, 'tokens per memento', domain, 'average over blocks', 194,
+    SELECT 3, 'tokens per memento', domain,
            avg_tokens_per_memento, median_tokens_per_memento, 0, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
     UNION ALL
-    SELECT 4, 'block tokens per trace', domain, 'average over traces', 10900,
+    SELECT 4, 'block tokens per trace', domain,
            avg_block_tokens_per_trace, median_block_tokens_per_trace, 0, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
     UNION ALL
-    SELECT 5, 'memento tokens per trace', domain, 'average over traces', 1850,
+    SELECT 5, 'memento tokens per trace', domain,
            avg_memento_tokens_per_trace, median_memento_tokens_per_trace, 0, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
     UNION ALL
-    SELECT 6, 'trace-level compression (x)', domain, 'ratio of the averages per trace', 6.0,
+    SELECT 6, 'trace-level compression (x)', domain,
            CAST(avg_block_tokens_per_trace AS DOUBLE) / NULLIF(avg_memento_tokens_per_trace, 0),
            median_compression_tokens, 2, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
 )
 SELECT
-    measure,
-    domain,
-    statistic,
-    card,
-    round(warehouse, digits) AS warehouse,
-    round(warehouse - card, digits) AS difference,
-    round(warehouse_median, digits) AS warehouse_median,
-    traces,
-    flagged_traces
-FROM figures
-ORDER BY row_order, is_total, traces DESC, domain;
+    f.measure,
+    f.domain,
+    s.statistic,
+    c.card,
+    round(f.warehouse, f.digits) AS warehouse,
+    round(f.warehouse - c.card, f.digits) AS difference,
+    round(f.warehouse_median, f.digits) AS warehouse_median,
+    f.traces,
+    f.flagged_traces
+FROM figures AS f
+JOIN (SELECT DISTINCT measure, statistic FROM card_figures) AS s ON s.measure = f.measure
+-- the per-domain figures beside each domain's row; the overall ones beside the total row
+-- (a domain whose label is 'all' is not the total: is_total tells them apart)
+LEFT JOIN card_figures AS c ON c.measure = f.measure AND c.domain = f.domain AND f.is_total = (c.domain = 'all')
+ORDER BY f.row_order, f.is_total, f.traces DESC, f.domain;

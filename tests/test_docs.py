@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from golden_models_data import ingest_golden
-from warehouse import card, storage
+from foundation import storage
+from warehouse import card
 from warehouse.engine import build, load_project
 
 REPO = Path(__file__).resolve().parent.parent

@@ -74,6 +74,13 @@ def _fix_percentiles(tree: exp.Expression, model: str, where: str) -> exp.Expres
     (linear interpolation between the two nearest ranks, as DuckDB's quantile_cont)."""
 
     def fix(node: exp.Expression) -> exp.Expression:
+        # quantile_cont(x, [p, ...])[i]: DuckDB's lists count from 1, Spark's arrays from 0, and
+        # sqlglot shifts the index only when it knows the indexed thing is a list
+        if (isinstance(node, exp.Bracket) and isinstance(node.this, exp.PercentileCont)
+                and isinstance(node.this.args.get("expression"), exp.Array) and len(node.expressions) == 1
+                and node.expressions[0].is_int):
+            quantile = exp.Quantile(this=node.this.this.copy(), quantile=node.this.expression.copy())
+            return exp.Bracket(this=quantile, expressions=[exp.Literal.number(int(node.expressions[0].name) - 1)])
         if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont):
             order = node.expression.expressions if isinstance(node.expression, exp.Order) else []
             if len(order) == 1 and not order[0].args.get("desc") and node.this.args.get("expression") is None:

@@ -409,6 +409,79 @@ def summarize_tokens(stored, user: pa.Array, assistant: pa.Array) -> pa.Array:
     return pa.array(out, pa.int64())
 
 
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_TAIL_WINDOW = 200  # how far back from a segment's end a piece boundary is looked for
+
+
+def _starts_a_piece(content: str, at: int) -> bool:
+    """cl100k's pre-tokenizer always starts a piece here: at the start, or between a newline and a letter,
+    digit or punctuation mark (no piece runs from a newline into anything but whitespace)."""
+    if at == 0:
+        return True
+    c = content[at]
+    return content[at - 1] == "\n" and (c.isalnum() or c in _ASCII_PUNCTUATION)
+
+
+def _count_plan(content: str | None, spans: list[dict] | None, stored: int | None):
+    """How to get tokens(content) from `stored`, the sum of the stored counts of the segments that the
+    spans locate in it: (stored, texts to add, texts to subtract), or None to count it as written.
+
+    Each segment whose start begins a piece (_starts_a_piece) and that has a piece boundary near its
+    end (foundation.tokens' boundaries) is split there: its head comes from `stored` less the count of
+    its tail; the tails, the markup and separators between segments, and any segment that cannot be
+    split are counted as written. Every cut is a piece boundary both in the content and in the segment
+    alone, so the counts add up exactly."""
+    from foundation.tokens import _PIECE_BOUNDARY
+
+    if stored is None or content is None or spans is None:
+        return None
+    plus, minus, at = [], [], 0
+    for span in sorted(spans, key=lambda x: x["start"]):
+        start, end = span["start"], span["end"]
+        if start < at or end < start or end > len(content):
+            return None
+        if start == end:
+            continue
+        cut = None
+        if _starts_a_piece(content, start):
+            for m in _PIECE_BOUNDARY.finditer(content, max(start + 1, end - _TAIL_WINDOW), end):
+                cut = m.start()
+        if cut is None:  # counted as written, within the text between heads
+            minus.append(content[start:end])
+            continue
+        plus.append(content[at:start])
+        minus.append(content[cut:end])
+        at = cut
+    plus.append(content[at:])
+    return stored, plus, minus
+
+
+def spans_tokens(stored, user: pa.Array, assistant: pa.Array, spans: pa.Array | None) -> pa.Array:
+    """rendered_tokens of memento, compressed and plain examples, tokenizing only what the stored counts
+    do not cover: the user turn, the markup and separators, and a few words at each segment's end
+    (_count_plan). `stored` is the view's n_tokens: the stored counts of exactly the segments in `spans`."""
+    from foundation.tokens import count_tokens
+
+    if spans is None:
+        return rendered_tokens(user, assistant)
+    users, assistants = user.to_pylist(), assistant.to_pylist()
+    plans = [_count_plan(a, sp, n) for a, sp, n in zip(assistants, spans.to_pylist(), stored.to_pylist())]
+    texts, where = [], []
+    for i, plan in enumerate(plans):
+        if plan is None:
+            texts.append(assistants[i] or "")
+            where.append((i, 1))
+        else:
+            texts += plan[1] + plan[2]
+            where += [(i, 1)] * len(plan[1]) + [(i, -1)] * len(plan[2])
+    out = [0 if plan is None else plan[0] for plan in plans]
+    for (i, sign), n in zip(where, count_tokens(texts)):
+        out[i] = None if out[i] is None or n is None else out[i] + sign * n
+    for i, n in enumerate(count_tokens(u or "" for u in users)):
+        out[i] = None if out[i] is None or n is None or users[i] is None or assistants[i] is None else out[i] + n
+    return pa.array(out, pa.int64())
+
+
 def _within(n_tokens: pa.Array, max_tokens: int | None) -> tuple[pa.Array, int]:
     """Which examples --max-tokens keeps (n_tokens <= max_tokens; an unknown count is not kept), and how
     many it leaves out (reason too_long)."""
@@ -1056,7 +1129,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                     columns["block_idx"] = plan.column("block_idx")
                 columns.update({c: plan.column(c) for c in LABELS})
                 columns["n_tokens"] = n_tokens = (summarize_tokens(plan.column("n_tokens"), user, assistant)
-                                                  if per_block else rendered_tokens(user, assistant))
+                                                  if per_block else
+                                                  spans_tokens(plan.column("n_tokens"), user, assistant, spans))
                 if spans is not None:
                     columns["spans"] = spans
                 table = pa.table(columns).cast(schema)

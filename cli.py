@@ -331,7 +331,7 @@ def show(trace_id, db):
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment; same seed, same files.")
 @click.option("--domain", help="Only traces of this domain ('(unknown)' for traces without one).")
 @click.option("--max-tokens", type=click.IntRange(min=1),
-              help="Leave out examples longer than N cl100k tokens (segment tokens; see warehouse.md (Export)).")
+              help="Leave out examples longer than N cl100k tokens (the whole example as written; see warehouse.md (Export)).")
 @click.option("--include-flagged", is_flag=True, help="Keep flagged traces (with whatever the parser recovered).")
 @click.option("--exclude-outliers", "exclude_outliers", is_flag=False, flag_value="all", default=None,
               metavar="[REASONS]",

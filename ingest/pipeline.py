@@ -77,7 +77,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically."""
     started = time.monotonic()
     started_at = datetime.now()
-    dataset = name or sources.default_name(source)
+    dataset = sources.dataset_name(name, source)
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
     workers = (os.cpu_count() or 1) if workers is None else workers
     db = Path(db)

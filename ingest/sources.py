@@ -56,6 +56,19 @@ def default_name(source: str) -> str:
     return Path(stripped).stem if os.path.isfile(stripped) else Path(stripped).name or stripped
 
 
+def dataset_name(name: str | None, source: str) -> str:
+    """The dataset's name: `name` (--name) when given, which must hold a visible character and no control
+    characters (an empty --name was once silently replaced by the default), else default_name(source)."""
+    if name is None:
+        return default_name(source)
+    if not name.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise SourceError(
+            f"--name {name!r} is not a dataset name: a name is text with at least one character that is not "
+            f"a space, and no control characters such as newlines or tabs; leave out --name to use "
+            f"{default_name(source)!r} (the last part of SOURCE)")
+    return name
+
+
 def resolve(source: str, config: str) -> list[SourceFile]:
     """All data files to read, in order: every `default` file, then every `full` file."""
     wanted = configs_for(config)
@@ -186,6 +199,17 @@ def expected_columns(config: str) -> dict[str, str]:
 
 def check_schema(schema: pa.Schema, sf: SourceFile) -> None:
     """Raise a SourceError naming the file if a needed column is missing or mistyped."""
+    try:
+        _check_columns(schema, sf)
+    except SourceError:
+        if sf.builder == "json" and os.path.isfile(sf.path):
+            line, why = _first_mistyped_json_line(sf.path, sf.config)
+            if line is not None:
+                raise SourceError(f"{sf.path}, line {line}: {why}; fix or remove that line and ingest again") from None
+        raise
+
+
+def _check_columns(schema: pa.Schema, sf: SourceFile) -> None:
     for name, expected in expected_columns(sf.config).items():
         if name not in schema.names:
             raise SourceError(
@@ -288,6 +312,8 @@ def _read_error(sf: SourceFile, rows_before: int, exc: Exception) -> str:
     where = f"{sf.path}"
     if sf.builder == "json" and os.path.isfile(sf.path):
         line, why = _first_bad_json_line(sf.path)
+        if line is None:
+            line, why = _first_mistyped_json_line(sf.path, sf.config)
         if line is not None:
             return f"{where}, line {line}: {why}; fix or remove that line and ingest again"
     cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -316,4 +342,46 @@ def _first_bad_json_line(path: str) -> tuple[int | None, str]:
                 json.dumps(value, ensure_ascii=False).encode("utf-8")
             except UnicodeEncodeError:
                 return number, "a string holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text"
+    return None, ""
+
+
+_JSON_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "an array",
+                    dict: "an object", type(None): "null"}
+_JSON_TYPES_ALLOWED = {
+    "string": lambda v: v is None or isinstance(v, str),
+    "integer or string": lambda v: v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)),
+    "list<string>": lambda v: v is None or (isinstance(v, list) and all(x is None or isinstance(x, str) for x in v)),
+    "list<list<int>>": lambda v: v is None or (isinstance(v, list) and all(
+        x is None or (isinstance(x, list) and all(y is None or (isinstance(y, int) and not isinstance(y, bool))
+                                                  for y in x)) for x in v)),
+}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _first_mistyped_json_line(path: str, config: str) -> tuple[int | None, str]:
+    """The first line whose value in a known column has a type the column does not take, or a type
+    other than the column's earlier lines (Arrow then gives the column a type like extension<arrow.json>)."""
+    expected = {**expected_columns(config), **OPTIONAL_COLUMNS}
+    first_seen: dict[str, tuple[int, str]] = {}
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return None, ""  # not a type problem: _first_bad_json_line reports it
+            if not isinstance(value, dict):
+                return None, ""
+            for name, wanted in expected.items():
+                if name not in value or value[name] is None:
+                    continue
+                got = _json_type(value[name])
+                if not _JSON_TYPES_ALLOWED[wanted](value[name]):
+                    return number, f"column {name!r} holds {got}; expected {wanted}"
+                earlier = first_seen.setdefault(name, (number, got))
+                if earlier[1] != got:
+                    return number, (f"column {name!r} holds {got} where line {earlier[0]} holds {earlier[1]}; "
+                                    f"use one type for the column in every line")
     return None, ""

@@ -1,6 +1,6 @@
 /*
 name: compression_breakdown
-version: 2
+version: 3
 kind: table
 grain: [dimension, value]
 description: >
@@ -12,7 +12,11 @@ description: >
   memento/block ratio in chars and in tokens (per block), tokens per block and
   per memento, and the trace-level compression (block tokens / memento tokens);
   and the averages of tokens per block, per memento and per trace (the card
-  states its token figures as averages, its ratios as medians).
+  states its token figures as averages, its ratios as medians); and the
+  OpenMementos tutorial's statistic: the median over traces of each trace's
+  memento/block ratio (total memento / total block size), in chars and in words.
+  value_order lists the values of a dimension: numbers (such as difficulties '3',
+  '10') in numeric order first, then other labels alphabetically.
   domain_compression, compression_by_source and compression_by_difficulty are
   its slices. Quantiles are continuous (interpolated).
 audits:
@@ -86,6 +90,8 @@ trace_level AS (
         quantile_cont(c.compression_tokens, 0.1) AS p10_compression_tokens,
         quantile_cont(c.compression_tokens, 0.9) AS p90_compression_tokens,
         quantile_cont(c.compression_chars, 0.5) AS median_compression_chars,
+        quantile_cont(c.ratio_chars, 0.5) AS median_trace_ratio_chars,
+        quantile_cont(c.ratio_words, 0.5) AS median_trace_ratio_words,
         quantile_cont(c.block_tokens, 0.5) AS median_block_tokens_per_trace,
         quantile_cont(c.memento_tokens, 0.5) AS median_memento_tokens_per_trace,
         avg(c.block_tokens) AS avg_block_tokens_per_trace,
@@ -99,6 +105,11 @@ SELECT
     t.value,
     -- the dimension is the model's own word, never data: it tells the total row from a label 'all'
     t.dimension = 'all' AS is_total,
+    -- where the value comes when its dimension is listed: numbers in numeric order, then labels
+    CAST(row_number() OVER (PARTITION BY t.dimension ORDER BY
+        CASE WHEN regexp_matches(t.value, '^-?[0-9]+(\.[0-9]+)?$') THEN 0 ELSE 1 END,
+        CASE WHEN regexp_matches(t.value, '^-?[0-9]+(\.[0-9]+)?$') THEN CAST(t.value AS DOUBLE) END,
+        t.value) AS INTEGER) AS value_order,
     t.traces,
     t.flagged_traces,
     coalesce(b.blocks, 0) AS blocks,
@@ -113,6 +124,8 @@ SELECT
     b.median_block_chars,
     b.median_memento_chars,
     t.median_compression_chars,
+    t.median_trace_ratio_chars,
+    t.median_trace_ratio_words,
     b.avg_tokens_per_block,
     b.avg_tokens_per_memento,
     t.avg_block_tokens_per_trace,

@@ -1,18 +1,21 @@
 /*
 name: compression_by_difficulty
-version: 2
+version: 3
 kind: view
 grain: [difficulty, is_total]
 description: >
   compression_breakdown by difficulty, with an 'all' row for all analysed traces
   together (is_total true; a difficulty whose label is 'all' has is_total false): traces (analysed) and flagged_traces (left out, counted apart), then
-  medians and p10/p90 of the card's measures.
+  medians and p10/p90 of the card's measures. Listed by difficulty_order: numeric
+  difficulties in numeric order ('3' before '10'), then other labels alphabetically,
+  then the 'all' row.
 audits:
   - not_null: [is_total, traces, flagged_traces]
 */
 SELECT
     value AS difficulty,
     is_total,
+    value_order AS difficulty_order,
     traces,
     flagged_traces,
     blocks,
@@ -27,6 +30,8 @@ SELECT
     median_block_chars,
     median_memento_chars,
     median_compression_chars,
+    median_trace_ratio_chars,
+    median_trace_ratio_words,
     p10_ratio_chars,
     p90_ratio_chars,
     p10_ratio_tokens,
@@ -45,3 +50,4 @@ SELECT
     p90_memento_chars
 FROM compression_breakdown
 WHERE dimension IN ('difficulty', 'all')
+ORDER BY is_total, difficulty_order

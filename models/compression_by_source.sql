@@ -1,6 +1,6 @@
 /*
 name: compression_by_source
-version: 2
+version: 3
 kind: view
 grain: [source, is_total]
 description: >
@@ -27,6 +27,8 @@ SELECT
     median_block_chars,
     median_memento_chars,
     median_compression_chars,
+    median_trace_ratio_chars,
+    median_trace_ratio_words,
     p10_ratio_chars,
     p90_ratio_chars,
     p10_ratio_tokens,

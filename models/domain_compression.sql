@@ -1,6 +1,6 @@
 /*
 name: domain_compression
-version: 2
+version: 3
 kind: view
 grain: [domain, is_total]
 description: >
@@ -31,6 +31,8 @@ SELECT
     median_block_chars,
     median_memento_chars,
     median_compression_chars,
+    median_trace_ratio_chars,
+    median_trace_ratio_words,
     avg_tokens_per_block,
     avg_tokens_per_memento,
     avg_block_tokens_per_trace,

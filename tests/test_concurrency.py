@@ -144,6 +144,19 @@ def test_ingest_while_a_reader_has_the_file_open_says_so_and_changes_nothing(db,
     assert not storage.is_locked(db)
 
 
+def test_ingest_blocked_by_a_reader_fails_before_reading_any_source_row(db, base, tmp_path):
+    """#16 item 9: the source's second line is not JSON, so an ingest that read the source before it found
+    the reader would fail with that line's error; the busy message shows it stopped before the first batch."""
+    source = tmp_path / "unreadable_after_row_1.jsonl"
+    source.write_text((base / "new.jsonl").read_text().splitlines()[0] + "\n" + "{not json\n" * 5000)
+    before, dirs = snapshot(db), run_dirs(db)
+    with reader_holding(db) as reader:
+        message = one_line_error(cli("ingest", source, "--db", db, "--name", "t", "--workers", 0, "--no-progress"))
+    assert message == (f"Error: the warehouse {db} is open in another process (pid {reader.pid}), e.g. a query, "
+                       f"report or export still reading it; retry when it finishes")
+    assert snapshot(db) == before and run_dirs(db) == dirs
+
+
 def test_reader_arriving_during_an_ingest_fails_its_load_cleanly(db, base):
     """The ingest has done its work outside DuckDB when a reader opens the file: the load fails, nothing is left."""
     before, dirs = snapshot(db), run_dirs(db)

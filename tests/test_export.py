@@ -16,8 +16,8 @@ from conftest import REPO, memento, row, write_jsonl
 from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
 from ingest.pipeline import run_ingest
 from ingest.tokens import count_tokens
-from warehouse.export import (CARD, MANIFEST, REASONS, export, near_duplicate_groups, normalize_problem,
-                              parse_splits, problem_key, split_of)
+from warehouse.export import (CARD, MANIFEST, REASONS, SUMMARIZE_INSTRUCTION, export, near_duplicate_groups,
+                              normalize_problem, parse_splits, problem_key, split_of)
 from foundation.errors import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
@@ -131,12 +131,13 @@ def test_the_record_columns_and_token_counts(hand_db, tmp_path):
     first = read_jsonl(tmp_path / "m" / "train.jsonl")[0]
     assert list(first) == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens", "spans"]
     assert (first["trace_id"], first["domain"], first["source"], first["difficulty"]) == ("hand:0", "math", "unit", "3")
-    texts = [b for pair in SIX_SEVENS for b in pair] + ["The answer is 42."]
-    assert first["n_tokens"] == sum(count_tokens(texts))
+    # the whole example as written: the problem, and the response with its markup (was: the segments only, 29)
+    assert first["n_tokens"] == sum(count_tokens([m["content"] for m in first["messages"]])) == 92
     export(hand_db, "summarize", tmp_path / "s", splits=ONE_SPLIT)
     first = read_jsonl(tmp_path / "s" / "train.jsonl")[0]
     assert list(first) == ["messages", "trace_id", "block_idx", "domain", "source", "difficulty", "status", "n_tokens"]
-    assert first["n_tokens"] == sum(count_tokens(SIX_SEVENS[0]))
+    assert first["messages"][0]["content"] == SUMMARIZE_INSTRUCTION + "\n\n" + SIX_SEVENS[0][0]
+    assert first["n_tokens"] == sum(count_tokens([SUMMARIZE_INSTRUCTION + "\n\n" + SIX_SEVENS[0][0], SIX_SEVENS[0][1]]))
 
 
 def test_spans_cut_each_segment_out_of_the_assistant_turn(hand_db, tmp_path):
@@ -334,7 +335,10 @@ def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
     assert manifest["left_out"]["flagged"] > 0 and manifest["left_out"]["duplicate"] >= 0
     assert {s: manifest["splits"][s]["rows"] for s in manifest["splits"]} == \
         {s: len(read_jsonl(tmp_path / "out" / f"{s}.jsonl")) for s in ("train", "validation", "test")}
-    assert manifest["splits"]["train"]["tokens"] is None  # ingested without tokens
+    # ingested without tokens, yet counted: n_tokens is made at export
+    train_tokens = [r["n_tokens"] for r in read_jsonl(tmp_path / "out" / "train.jsonl")]
+    assert (manifest["splits"]["train"]["tokens"]["min"], manifest["splits"]["train"]["tokens"]["max"]) == (
+        min(train_tokens), max(train_tokens))
 
 
 def test_same_seed_gives_byte_identical_files(sample_db, tmp_path):
@@ -697,7 +701,45 @@ def test_empty_examples_are_left_out_and_counted(tmp_path):
     assert memento_kind.left_out["empty"] == 2
 
 
-def test_max_tokens_needs_token_counts(sample_db, tmp_path):
-    with pytest.raises(WarehouseError, match="--max-tokens needs token counts"):
-        export(sample_db, "memento", tmp_path / "o", max_tokens=1000)
-    assert not (tmp_path / "o" / "train.jsonl").exists()
+@pytest.fixture(scope="module")
+def sample_db_with_tokens(tmp_path_factory):
+    from mementos_sample import write_sample
+
+    tmp = tmp_path_factory.mktemp("export_sample_tokens")
+    write_sample(tmp / "sample", 150, seed=5)
+    db = tmp / "w.duckdb"
+    run_ingest(str(tmp / "sample"), db, name="sample", workers=0, progress=False)
+    return db
+
+
+@pytest.mark.parametrize("kind,at_least", [("memento", 140), ("compressed", 140), ("plain", 140),
+                                           ("summarize", 500)])
+def test_n_tokens_from_stored_counts_is_the_count_of_the_rendered_example(sample_db_with_tokens, tmp_path, kind,
+                                                                          at_least):
+    """With ingest's counts, the export tokenizes only what they do not cover (the problem or instruction,
+    the markup and separators, each segment's last words) and adds the stored counts where the cuts are
+    piece boundaries (warehouse/export.py _count_plan): every record's n_tokens is still exact."""
+    export(sample_db_with_tokens, kind, tmp_path / "s", splits=ONE_SPLIT)
+    records = read_jsonl(tmp_path / "s" / "train.jsonl")
+    assert len(records) > at_least
+    assert [r["n_tokens"] for r in records] == [sum(count_tokens([m["content"] for m in r["messages"]]))
+                                                for r in records]
+
+
+@pytest.mark.parametrize("kind", ["memento", "compressed", "plain", "summarize"])
+def test_n_tokens_is_the_count_of_the_whole_rendered_example_and_max_tokens_keeps_exactly_those(sample_db, tmp_path,
+                                                                                                  kind):
+    """#15: n_tokens counts the problem (or instruction and block), the markup and the separators, not a lower
+    bound from the segments' stored counts; --max-tokens N keeps exactly the examples with n_tokens <= N.
+    sample_db was ingested with --no-tokens: the counts are made at export (--max-tokens was an error there)."""
+    every = export(sample_db, kind, tmp_path / "all", splits=ONE_SPLIT)
+    records = read_jsonl(tmp_path / "all" / "train.jsonl")
+    counted = [sum(count_tokens([m["content"] for m in r["messages"]])) for r in records]
+    assert [r["n_tokens"] for r in records] == counted
+    limit = sorted(counted)[len(counted) // 2]  # the median: about half are left out
+    some = export(sample_db, kind, tmp_path / "some", splits=ONE_SPLIT, max_tokens=limit)
+    kept = read_jsonl(tmp_path / "some" / "train.jsonl")
+    assert kept == [r for r in records if r["n_tokens"] <= limit]
+    assert some.left_out["too_long"] == sum(n > limit for n in counted)
+    assert {k: v for k, v in some.left_out.items() if k != "too_long"} == {
+        k: v for k, v in every.left_out.items() if k != "too_long"}

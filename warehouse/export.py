@@ -74,10 +74,10 @@ MANIFEST_VERSION = 2
 LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
 SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "
                          "value and decision needed to continue the reasoning without the block.")
-TOKEN_DEFINITION = ("cl100k_base tokens of the segments the example is made of, as counted at ingest "
-                    "(segments.n_tokens): memento = blocks + mementos + answer, compressed = mementos + answer, "
-                    "plain = blocks + answer, summarize = the block + its memento; the problem, the "
-                    "instruction, markup and separators are not counted")
+TOKEN_DEFINITION = ("cl100k_base tokens of the whole example as written: the user turn's content (the problem, "
+                    "or for summarize the instruction, a blank line and the block) plus the assistant turn's "
+                    "content (markup, separators and answer included), each counted as ordinary text "
+                    "(encode_ordinary); a chat template's role markers are not counted")
 CHUNK_CHARS = 32_000_000  # response chars fetched per chunk (plus one trace at most)
 CHUNK_TRACES = 20_000
 ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on chunk boundaries
@@ -371,6 +371,124 @@ def _messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:
     roles = pa.array(["user", "assistant"] * n, pa.string())
     values = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
     return pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()), values).cast(MESSAGES_TYPE)
+
+
+def rendered_tokens(user: pa.Array, assistant: pa.Array) -> pa.Array:
+    """Each example's n_tokens: cl100k_base tokens of its user content plus its assistant content, as
+    written (foundation.tokens.count_tokens: exact, encode_ordinary's count). None when a text has no exact
+    count (over a million characters with no place to cut it, see count_tokens)."""
+    from foundation.tokens import count_tokens
+
+    counts = [None if u is None or a is None else u + a
+              for u, a in zip(count_tokens(t or "" for t in user.to_pylist()),
+                              count_tokens(t or "" for t in assistant.to_pylist()))]
+    return pa.array(counts, pa.int64())
+
+
+def summarize_tokens(stored, user: pa.Array, assistant: pa.Array) -> pa.Array:
+    """rendered_tokens of summarize examples, from the counts ingest stored where that is exact.
+
+    The user turn is SUMMARIZE_INSTRUCTION + blank line + block, and cl100k's pre-tokenizer always ends
+    a piece between a newline and a letter (foundation/tokens.py), so when the block starts with a letter
+    its count is tokens(instruction + blank line) + tokens(block); the assistant turn is the memento.
+    `stored` is the view's n_tokens (block + memento, as counted at ingest); the other rows (no stored
+    counts, a block that starts with something else) are counted as written."""
+    from foundation.tokens import count_tokens
+
+    prefix = SUMMARIZE_INSTRUCTION + "\n\n"
+    [head] = count_tokens([prefix])
+    users, assistants = user.to_pylist(), assistant.to_pylist()
+    stored = stored.to_pylist()
+    todo = [i for i, (u, n) in enumerate(zip(users, stored))
+            if n is None or u is None or not u.startswith(prefix) or not u[len(prefix):len(prefix) + 1].isalpha()]
+    counted = rendered_tokens(pa.array([users[i] for i in todo], pa.string()),
+                              pa.array([assistants[i] for i in todo], pa.string())).to_pylist()
+    out = [None if n is None else head + n for n in stored]
+    for i, n in zip(todo, counted):
+        out[i] = n
+    return pa.array(out, pa.int64())
+
+
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_TAIL_WINDOW = 200  # how far back from a segment's end a piece boundary is looked for
+
+
+def _starts_a_piece(content: str, at: int) -> bool:
+    """cl100k's pre-tokenizer always starts a piece here: at the start, or between a newline and a letter,
+    digit or punctuation mark (no piece runs from a newline into anything but whitespace)."""
+    if at == 0:
+        return True
+    c = content[at]
+    return content[at - 1] == "\n" and (c.isalnum() or c in _ASCII_PUNCTUATION)
+
+
+def _count_plan(content: str | None, spans: list[dict] | None, stored: int | None):
+    """How to get tokens(content) from `stored`, the sum of the stored counts of the segments that the
+    spans locate in it: (stored, texts to add, texts to subtract), or None to count it as written.
+
+    Each segment whose start begins a piece (_starts_a_piece) and that has a piece boundary near its
+    end (foundation.tokens' boundaries) is split there: its head comes from `stored` less the count of
+    its tail; the tails, the markup and separators between segments, and any segment that cannot be
+    split are counted as written. Every cut is a piece boundary both in the content and in the segment
+    alone, so the counts add up exactly."""
+    from foundation.tokens import _PIECE_BOUNDARY
+
+    if stored is None or content is None or spans is None:
+        return None
+    plus, minus, at = [], [], 0
+    for span in sorted(spans, key=lambda x: x["start"]):
+        start, end = span["start"], span["end"]
+        if start < at or end < start or end > len(content):
+            return None
+        if start == end:
+            continue
+        cut = None
+        if _starts_a_piece(content, start):
+            for m in _PIECE_BOUNDARY.finditer(content, max(start + 1, end - _TAIL_WINDOW), end):
+                cut = m.start()
+        if cut is None:  # counted as written, within the text between heads
+            minus.append(content[start:end])
+            continue
+        plus.append(content[at:start])
+        minus.append(content[cut:end])
+        at = cut
+    plus.append(content[at:])
+    return stored, plus, minus
+
+
+def spans_tokens(stored, user: pa.Array, assistant: pa.Array, spans: pa.Array | None) -> pa.Array:
+    """rendered_tokens of memento, compressed and plain examples, tokenizing only what the stored counts
+    do not cover: the user turn, the markup and separators, and a few words at each segment's end
+    (_count_plan). `stored` is the view's n_tokens: the stored counts of exactly the segments in `spans`."""
+    from foundation.tokens import count_tokens
+
+    if spans is None:
+        return rendered_tokens(user, assistant)
+    users, assistants = user.to_pylist(), assistant.to_pylist()
+    plans = [_count_plan(a, sp, n) for a, sp, n in zip(assistants, spans.to_pylist(), stored.to_pylist())]
+    texts, where = [], []
+    for i, plan in enumerate(plans):
+        if plan is None:
+            texts.append(assistants[i] or "")
+            where.append((i, 1))
+        else:
+            texts += plan[1] + plan[2]
+            where += [(i, 1)] * len(plan[1]) + [(i, -1)] * len(plan[2])
+    out = [0 if plan is None else plan[0] for plan in plans]
+    for (i, sign), n in zip(where, count_tokens(texts)):
+        out[i] = None if out[i] is None or n is None else out[i] + sign * n
+    for i, n in enumerate(count_tokens(u or "" for u in users)):
+        out[i] = None if out[i] is None or n is None or users[i] is None or assistants[i] is None else out[i] + n
+    return pa.array(out, pa.int64())
+
+
+def _within(n_tokens: pa.Array, max_tokens: int | None) -> tuple[pa.Array, int]:
+    """Which examples --max-tokens keeps (n_tokens <= max_tokens; an unknown count is not kept), and how
+    many it leaves out (reason too_long)."""
+    if max_tokens is None:
+        return pa.array([True] * len(n_tokens), pa.bool_()), 0
+    keep = pc.fill_null(pc.less_equal(n_tokens, max_tokens), False)
+    return keep, len(keep) - (pc.sum(keep).as_py() or 0)
 
 
 def _has_text(texts: pa.Array) -> pa.Array:
@@ -869,9 +987,7 @@ ranked AS (
 SELECT * EXCLUDE (pre, copy),
     coalesce(pre, CASE
         WHEN copy > 1 THEN 'duplicate'
-        WHEN $max_tokens IS NOT NULL AND n_tokens > $max_tokens THEN 'too_long'
-    END) AS reason,
-    pre IS NULL AND n_tokens IS NULL AS tokens_missing
+    END) AS reason
 FROM ranked
 """
 
@@ -969,7 +1085,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     schema = output_schema(kind)
     writers: dict[str, _SplitWriter] = {}
     index = {name: i for i, (name, _) in enumerate(split_list)}
-    empty = copies = 0
+    empty = copies = too_long = 0
     card_tmp = out / f".{CARD}.{os.getpid()}{TMP_SUFFIX}"
     manifest_tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
     try:
@@ -979,16 +1095,11 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
             _outliers(con, True if exclude_outliers is True else list(exclude_outliers or ()))
-            con.execute(_plan_sql(view, per_block),
-                        {"include_flagged": include_flagged, "domain": domain, "max_tokens": max_tokens})
+            con.execute(_plan_sql(view, per_block), {"include_flagged": include_flagged, "domain": domain})
             counts = dict(con.execute("SELECT coalesce(reason, ''), count(*) FROM __export_plan GROUP BY ALL").fetchall())
             outlier_counts = dict(con.execute(
                 "SELECT outlier_reason, count(*) FROM __export_plan WHERE reason = 'outlier' "
                 "GROUP BY ALL ORDER BY ALL").fetchall())
-            [(missing,)] = con.execute("SELECT count(*) FROM __export_plan WHERE tokens_missing").fetchall()
-            if max_tokens is not None and missing:
-                raise WarehouseError(f"--max-tokens needs token counts, and {missing:,} examples have none "
-                                     f"(the data was ingested with --no-tokens); re-ingest with tokens")
             [(text_chars,)] = con.execute("SELECT coalesce(sum(response_chars), 0) FROM (SELECT DISTINCT trace_id, "
                                           "response_chars FROM __export_plan WHERE reason IS NULL)").fetchall()
             problems = con.sql("SELECT DISTINCT problem FROM traces WHERE trace_id IN "
@@ -1017,12 +1128,17 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 if per_block:
                     columns["block_idx"] = plan.column("block_idx")
                 columns.update({c: plan.column(c) for c in LABELS})
-                columns["n_tokens"] = plan.column("n_tokens")
+                columns["n_tokens"] = n_tokens = (summarize_tokens(plan.column("n_tokens"), user, assistant)
+                                                  if per_block else
+                                                  spans_tokens(plan.column("n_tokens"), user, assistant, spans))
                 if spans is not None:
                     columns["spans"] = spans
                 table = pa.table(columns).cast(schema)
-                keep = pc.and_(_has_text(user), _has_text(assistant))
-                empty += len(keep) - pc.sum(keep).as_py() if len(keep) else 0
+                keep, long = _within(n_tokens, max_tokens)
+                too_long += long
+                fits = keep
+                keep = pc.and_(keep, pc.and_(_has_text(user), _has_text(assistant)))
+                empty += (pc.sum(fits).as_py() or 0) - (pc.sum(keep).as_py() or 0) if len(keep) else 0
                 if copied is not None and len(keep):
                     copies += pc.sum(pc.and_(keep, copied)).as_py() or 0
                     keep = pc.and_(keep, pc.invert(copied))
@@ -1038,7 +1154,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             encoder.close()
         for w in writers.values():
             w.close()
-        left_out = {reason: counts.get(reason, 0) for reason in REASONS} | {"empty": empty, "copied": copies}
+        left_out = {reason: counts.get(reason, 0) for reason in REASONS} | {"too_long": too_long, "empty": empty,
+                                                                             "copied": copies}
         if not allow_empty and not any(w.rows for w in writers.values()):
             why = ", ".join(f"{n:,} {reason}" for reason, n in left_out.items() if n) or "the view has no rows"
             raise WarehouseError(f"export {kind} would write no examples: of {sum(counts.values()):,} candidates, "

@@ -32,6 +32,30 @@ def plain(value) -> Text:
     return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s))
 
 
+# A long text is shown as its first SHOW_HEAD_CHARS and last SHOW_TAIL_CHARS characters with a mark
+# between saying how many are left out: rich's wrapping of one Text is quadratic in its lines (a 1 MB
+# block took 4.5 s, a 4 MB one 76 s), and a terminal page of a megabyte is not read anyway.
+SHOW_HEAD_CHARS = 8_000
+SHOW_TAIL_CHARS = 2_000
+# The pairs table is printed this many rows at a time, so that what rich holds at once is bounded,
+# and shows at most the first SHOW_HEAD_PAIRS and last SHOW_TAIL_PAIRS pairs (a mark says how many
+# are left out), so that the time to print a trace is bounded whatever its length.
+PAIRS_PER_TABLE = 20
+SHOW_HEAD_PAIRS = 160
+SHOW_TAIL_PAIRS = 40
+
+
+def clipped(value) -> Text:
+    """Data as inert text (see plain), at most SHOW_HEAD_CHARS + SHOW_TAIL_CHARS characters of it."""
+    s = "" if value is None else str(value)
+    left_out = len(s) - SHOW_HEAD_CHARS - SHOW_TAIL_CHARS
+    if left_out <= 0:
+        return plain(s)
+    text = plain(s[:SHOW_HEAD_CHARS])
+    text.append(f" ⟦… {left_out:,} characters not shown; `mementos sql` prints them …⟧ ", style="italic dim")
+    return text.append_text(plain(s[-SHOW_TAIL_CHARS:]))
+
+
 def _num(v, digits: int = 0) -> str:
     if v is None:
         return "–"
@@ -39,6 +63,12 @@ def _num(v, digits: int = 0) -> str:
 
 
 def render(view: TraceView) -> Group:
+    return Group(*parts(view))
+
+
+def parts(view: TraceView) -> list:
+    """What `show` prints, one renderable after the other, each of a bounded size (clipped texts, at
+    most PAIRS_PER_TABLE pairs per table), so that printing them one by one takes linear time."""
     trace_id = plain(view.trace_id)
     trace_id.stylize("bold")
     head = Text()
@@ -53,18 +83,18 @@ def render(view: TraceView) -> Group:
     if view.compression_tokens is not None:
         summary.append(f" ({view.compression_tokens:.2f}×)", style="dim")
 
-    parts = [head, summary,
-             Panel(plain(view.problem), title="problem", title_align="left", border_style="dim")]
+    out = [head, summary,
+           Panel(clipped(view.problem), title="problem", title_align="left", border_style="dim")]
     if view.flagged:
-        parts += flagged_parts(view)
-    parts.append(pairs_table(view) if view.pairs else
-                 Text("(no block/memento pairs recovered)", style="italic dim"))
+        out += flagged_parts(view)
+    out += (pairs_tables(view) if view.pairs else
+            [Text("(no block/memento pairs recovered)", style="italic dim")])
     answer_title = "answer" + (f" ({view.answer_tokens:,} tokens)" if view.answer_tokens is not None else "")
     no_answer = ("(no answer recovered: see the parse issues above)" if view.flagged
                  else "(no answer: the think section is never closed)")
-    answer = plain(view.answer) if view.answer is not None else Text(no_answer, style="italic dim")
-    parts.append(Panel(answer, title=answer_title, title_align="left", border_style="green"))
-    return Group(*parts)
+    answer = clipped(view.answer) if view.answer is not None else Text(no_answer, style="italic dim")
+    out.append(Panel(answer, title=answer_title, title_align="left", border_style="green"))
+    return out
 
 
 ISSUE_STYLE = "bold white on red"
@@ -84,7 +114,7 @@ def flagged_parts(view: TraceView) -> list:
     raw = Text()
     for piece, issue in view.marked_response():
         if issue is None:
-            raw.append_text(plain(piece))
+            raw.append_text(clipped(piece))
         else:
             raw.append(f"⟦{issue.code}⟧", style=ISSUE_STYLE)
     if not view.response:
@@ -97,15 +127,46 @@ def flagged_parts(view: TraceView) -> list:
 
 
 def pairs_table(view: TraceView) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True, pad_edge=False)
-    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    return _pairs_table(view.pairs, _pairs_widths(view.pairs), show_header=True)
+
+
+def pairs_tables(view: TraceView) -> list:
+    """The pairs table as tables of PAIRS_PER_TABLE rows with the same column widths, the header on the first;
+    past SHOW_HEAD_PAIRS + SHOW_TAIL_PAIRS pairs, the middle ones are left out with a line saying so."""
+    pairs = view.pairs
+    left_out = len(pairs) - SHOW_HEAD_PAIRS - SHOW_TAIL_PAIRS
+    runs = [pairs] if left_out <= 0 else [pairs[:SHOW_HEAD_PAIRS], pairs[-SHOW_TAIL_PAIRS:]]
+    widths = _pairs_widths(pairs[:SHOW_HEAD_PAIRS] + pairs[-SHOW_TAIL_PAIRS:])
+    out: list = []
+    for n, run in enumerate(runs):
+        if n:
+            first, last = pairs[SHOW_HEAD_PAIRS].block_idx, pairs[-SHOW_TAIL_PAIRS - 1].block_idx
+            out.append(Text(f"⟦… {left_out:,} pairs not shown (blocks {first:,} to {last:,}); "
+                            f"`mementos sql` prints them …⟧", style="italic dim"))
+        out += [_pairs_table(run[at:at + PAIRS_PER_TABLE], widths, show_header=n == 0 and at == 0)
+                for at in range(0, len(run), PAIRS_PER_TABLE)]
+    return out
+
+
+def _pairs_widths(pairs) -> dict[str, int]:
+    """Widths of the narrow columns over all pairs, so that every chunk of the table lines up."""
+    return {"#": max(len("#"), *(len(str(p.block_idx)) for p in pairs)),
+            "tokens": max(len("tokens"), *(len(_num(p.block_tokens)) for p in pairs),
+                          *(len(f"→ {_num(p.memento_tokens)}") for p in pairs)),
+            "ratio": max(len("ratio"), *(len(_num(p.ratio_tokens, 3)) for p in pairs),
+                         *(len(f"{_num(p.ratio_chars, 3)} ch") for p in pairs))}
+
+
+def _pairs_table(pairs, widths: dict[str, int], show_header: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True, pad_edge=False, show_header=show_header)
+    table.add_column("#", justify="right", style="dim", no_wrap=True, width=widths["#"])
     table.add_column("block", ratio=3, overflow="fold")  # long words wrap: nothing is cut
     table.add_column("memento", ratio=2, overflow="fold")
-    table.add_column("tokens", justify="right", no_wrap=True)
-    table.add_column("ratio", justify="right", no_wrap=True)
-    for p in view.pairs:
-        block = plain(p.block) if p.block is not None else Text("(no block)", style="italic dim")
-        memento = plain(p.memento) if p.memento is not None else Text("(no memento)", style="italic dim")
+    table.add_column("tokens", justify="right", no_wrap=True, width=widths["tokens"])
+    table.add_column("ratio", justify="right", no_wrap=True, width=widths["ratio"])
+    for p in pairs:
+        block = clipped(p.block) if p.block is not None else Text("(no block)", style="italic dim")
+        memento = clipped(p.memento) if p.memento is not None else Text("(no memento)", style="italic dim")
         tokens = Text(f"{_num(p.block_tokens)}\n→ {_num(p.memento_tokens)}")
         ratio = Text(f"{_num(p.ratio_tokens, 3)}\n{_num(p.ratio_chars, 3)} ch")
         table.add_row(str(p.block_idx), block, memento, tokens, ratio)
@@ -116,4 +177,5 @@ def show(db, trace_id: str, console: Console | None = None) -> None:
     """Print one trace side by side; a WarehouseError if there is no such trace."""
     view = trace_view(db, trace_id)
     console = console or Console(highlight=False)
-    console.print(render(view))
+    for part in parts(view):  # one at a time: rich renders a whole renderable in memory before writing it
+        console.print(part)

@@ -1,6 +1,6 @@
 /*
 name: compression_breakdown
-version: 3
+version: 4
 kind: table
 grain: [dimension, value]
 description: >
@@ -37,7 +37,12 @@ audits:
         FROM {this} AS a
         WHERE a.is_total AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
 */
-WITH block_level AS (
+-- Over every block (2M at full scale) in four groupings, quantile_cont holds each grouping's
+-- values in memory and cannot spill: as separate calls these 18 held 1.3 GB, more than the
+-- build's memory. The ratios use one list-form call per column (DuckDB computes identical
+-- calls once); the sizes, whole numbers with a few thousand distinct values, are counted
+-- per value (an aggregate that spills) and their quantiles read off the running counts.
+WITH block_level_ratios AS (
     SELECT
         CASE WHEN GROUPING(domain) = 0 THEN 'domain'
              WHEN GROUPING(source) = 0 THEN 'source'
@@ -48,28 +53,85 @@ WITH block_level AS (
              WHEN GROUPING(difficulty) = 0 THEN difficulty
              ELSE 'all' END AS value,
         count(*) AS blocks,
-        quantile_cont(ratio_chars, 0.5) AS median_ratio_chars,
-        quantile_cont(ratio_chars, 0.1) AS p10_ratio_chars,
-        quantile_cont(ratio_chars, 0.9) AS p90_ratio_chars,
-        quantile_cont(ratio_tokens, 0.5) AS median_ratio_tokens,
-        quantile_cont(ratio_tokens, 0.1) AS p10_ratio_tokens,
-        quantile_cont(ratio_tokens, 0.9) AS p90_ratio_tokens,
-        quantile_cont(block_tokens, 0.5) AS median_tokens_per_block,
-        quantile_cont(block_tokens, 0.1) AS p10_tokens_per_block,
-        quantile_cont(block_tokens, 0.9) AS p90_tokens_per_block,
-        quantile_cont(memento_tokens, 0.5) AS median_tokens_per_memento,
-        quantile_cont(memento_tokens, 0.1) AS p10_tokens_per_memento,
-        quantile_cont(memento_tokens, 0.9) AS p90_tokens_per_memento,
-        quantile_cont(block_chars, 0.5) AS median_block_chars,
-        quantile_cont(block_chars, 0.1) AS p10_block_chars,
-        quantile_cont(block_chars, 0.9) AS p90_block_chars,
-        quantile_cont(memento_chars, 0.5) AS median_memento_chars,
-        quantile_cont(memento_chars, 0.1) AS p10_memento_chars,
-        quantile_cont(memento_chars, 0.9) AS p90_memento_chars,
+        quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[2] AS median_ratio_chars,
+        quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[1] AS p10_ratio_chars,
+        quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[3] AS p90_ratio_chars,
+        quantile_cont(ratio_tokens, [0.1, 0.5, 0.9])[2] AS median_ratio_tokens,
+        quantile_cont(ratio_tokens, [0.1, 0.5, 0.9])[1] AS p10_ratio_tokens,
+        quantile_cont(ratio_tokens, [0.1, 0.5, 0.9])[3] AS p90_ratio_tokens,
         avg(block_tokens) AS avg_tokens_per_block,
         avg(memento_tokens) AS avg_tokens_per_memento
     FROM block_pairs
     GROUP BY GROUPING SETS ((domain), (source), (difficulty), ())
+),
+size_counts AS (
+    -- how many blocks have each size, per grouping and measure
+    SELECT dimension, value, measure, x, count(*) AS c
+    FROM (
+        SELECT
+            g.dimension,
+            CASE g.dimension WHEN 'domain' THEN p.domain WHEN 'source' THEN p.source
+                             WHEN 'difficulty' THEN p.difficulty ELSE 'all' END AS value,
+            m.measure,
+            CASE m.measure
+                        WHEN 'block_tokens' THEN p.block_tokens
+                        WHEN 'memento_tokens' THEN p.memento_tokens
+                        WHEN 'block_chars' THEN p.block_chars
+                        WHEN 'memento_chars' THEN p.memento_chars
+            END AS x
+        FROM block_pairs AS p
+        CROSS JOIN (SELECT 'domain' AS dimension UNION ALL SELECT 'source' UNION ALL SELECT 'difficulty'
+                    UNION ALL SELECT 'all') AS g
+        CROSS JOIN (SELECT 'block_tokens' AS measure UNION ALL SELECT 'memento_tokens'
+                    UNION ALL SELECT 'block_chars' UNION ALL SELECT 'memento_chars') AS m
+    )
+    WHERE x IS NOT NULL
+    GROUP BY dimension, value, measure, x
+),
+size_ranks AS (
+    -- the sizes in ascending order: ranks below .. below + c - 1 (from 0) hold size x
+    SELECT
+        dimension, value, measure, CAST(x AS DOUBLE) AS x, c,
+        sum(c) OVER (PARTITION BY dimension, value, measure ORDER BY x ROWS UNBOUNDED PRECEDING) - c AS below,
+        sum(c) OVER (PARTITION BY dimension, value, measure) AS n
+    FROM size_counts
+),
+size_quantiles AS (
+    -- quantile_cont's definition: with rn = (n - 1) * p, the size at rank floor(rn) plus
+    -- (rn - floor(rn)) times the step to the size at rank ceil(rn)
+    SELECT
+        dimension,
+        value,
+        measure,
+        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.1 AS DOUBLE)) AND floor((n - 1) * CAST(0.1 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.1 AS DOUBLE)) AND ceil((n - 1) * CAST(0.1 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.1 AS DOUBLE)) AND floor((n - 1) * CAST(0.1 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.1 AS DOUBLE) - floor((n - 1) * CAST(0.1 AS DOUBLE))) AS p10,
+        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.5 AS DOUBLE)) AND floor((n - 1) * CAST(0.5 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.5 AS DOUBLE)) AND ceil((n - 1) * CAST(0.5 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.5 AS DOUBLE)) AND floor((n - 1) * CAST(0.5 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.5 AS DOUBLE) - floor((n - 1) * CAST(0.5 AS DOUBLE))) AS median,
+        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.9 AS DOUBLE)) AND floor((n - 1) * CAST(0.9 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.9 AS DOUBLE)) AND ceil((n - 1) * CAST(0.9 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.9 AS DOUBLE)) AND floor((n - 1) * CAST(0.9 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.9 AS DOUBLE) - floor((n - 1) * CAST(0.9 AS DOUBLE))) AS p90
+    FROM size_ranks
+    GROUP BY dimension, value, measure, n
+),
+block_level_sizes AS (
+    SELECT
+        dimension,
+        value,
+        max(CASE WHEN measure = 'block_tokens' THEN p10 END) AS p10_tokens_per_block,
+        max(CASE WHEN measure = 'block_tokens' THEN median END) AS median_tokens_per_block,
+        max(CASE WHEN measure = 'block_tokens' THEN p90 END) AS p90_tokens_per_block,
+        max(CASE WHEN measure = 'memento_tokens' THEN p10 END) AS p10_tokens_per_memento,
+        max(CASE WHEN measure = 'memento_tokens' THEN median END) AS median_tokens_per_memento,
+        max(CASE WHEN measure = 'memento_tokens' THEN p90 END) AS p90_tokens_per_memento,
+        max(CASE WHEN measure = 'block_chars' THEN p10 END) AS p10_block_chars,
+        max(CASE WHEN measure = 'block_chars' THEN median END) AS median_block_chars,
+        max(CASE WHEN measure = 'block_chars' THEN p90 END) AS p90_block_chars,
+        max(CASE WHEN measure = 'memento_chars' THEN p10 END) AS p10_memento_chars,
+        max(CASE WHEN measure = 'memento_chars' THEN median END) AS median_memento_chars,
+        max(CASE WHEN measure = 'memento_chars' THEN p90 END) AS p90_memento_chars
+    FROM size_quantiles
+    GROUP BY dimension, value
+),
+block_level AS (
+    SELECT r.*, s.p10_tokens_per_block, s.median_tokens_per_block, s.p90_tokens_per_block, s.p10_tokens_per_memento, s.median_tokens_per_memento, s.p90_tokens_per_memento, s.p10_block_chars, s.median_block_chars, s.p90_block_chars, s.p10_memento_chars, s.median_memento_chars, s.p90_memento_chars
+    FROM block_level_ratios AS r
+    LEFT JOIN block_level_sizes AS s ON s.dimension = r.dimension AND s.value IS NOT DISTINCT FROM r.value
 ),
 trace_level AS (
     SELECT
@@ -83,12 +145,12 @@ trace_level AS (
              ELSE 'all' END AS value,
         CAST(sum(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS traces,
         CAST(sum(CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END) AS BIGINT) AS flagged_traces,
-        quantile_cont(c.n_blocks, 0.5) AS median_blocks_per_trace,
-        quantile_cont(c.n_blocks, 0.1) AS p10_blocks_per_trace,
-        quantile_cont(c.n_blocks, 0.9) AS p90_blocks_per_trace,
-        quantile_cont(c.compression_tokens, 0.5) AS median_compression_tokens,
-        quantile_cont(c.compression_tokens, 0.1) AS p10_compression_tokens,
-        quantile_cont(c.compression_tokens, 0.9) AS p90_compression_tokens,
+        quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[2] AS median_blocks_per_trace,
+        quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[1] AS p10_blocks_per_trace,
+        quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[3] AS p90_blocks_per_trace,
+        quantile_cont(c.compression_tokens, [0.1, 0.5, 0.9])[2] AS median_compression_tokens,
+        quantile_cont(c.compression_tokens, [0.1, 0.5, 0.9])[1] AS p10_compression_tokens,
+        quantile_cont(c.compression_tokens, [0.1, 0.5, 0.9])[3] AS p90_compression_tokens,
         quantile_cont(c.compression_chars, 0.5) AS median_compression_chars,
         quantile_cont(c.ratio_chars, 0.5) AS median_trace_ratio_chars,
         quantile_cont(c.ratio_words, 0.5) AS median_trace_ratio_words,

@@ -90,28 +90,31 @@ repeat_candidates AS (
     ) AS g ON g.trace_id = p.trace_id AND g.block_words = p.block_words
 ),
 repeats AS (
+    -- a semi join keeps the candidates' texts only: the plain join built its table from the
+    -- segments side (every block text; DuckDB cannot estimate the view's rows)
     SELECT
-        c.trace_id,
+        s.trace_id,
         count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '\s+', ' ', 'g')))) AS repeated_blocks
-    FROM repeat_candidates AS c
-    JOIN segments AS s ON s.trace_id = c.trace_id AND s.block_idx = c.block_idx AND s.kind = 'block'
-    GROUP BY c.trace_id
+    FROM segments AS s
+    SEMI JOIN repeat_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
+    WHERE s.kind = 'block'
+    GROUP BY s.trace_id
 ),
 copy_candidates AS (
     -- a memento of at least 80% of its block's chars (or longer)
     SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
 ),
 copy_texts AS (
-    -- one pass over the candidates' segments (a join of segments with itself first would read them all)
+    -- one pass over the candidates' segments (a semi join, for the reason given at repeats)
     SELECT
-        c.trace_id,
-        c.block_idx,
+        s.trace_id,
+        s.block_idx,
         max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
         max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
-    FROM copy_candidates AS c
-    JOIN segments AS s ON s.trace_id = c.trace_id AND s.block_idx = c.block_idx
+    FROM segments AS s
+    SEMI JOIN copy_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
     WHERE s.kind IN ('block', 'summary')
-    GROUP BY c.trace_id, c.block_idx
+    GROUP BY s.trace_id, s.block_idx
 ),
 copies AS (
     -- the memento is contained in its block (or the block in it): copied, not compressed

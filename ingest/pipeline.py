@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from foundation import catalog, layout, storage
+from foundation import catalog, disk, layout, storage
 from foundation.faults import checkpoint
 from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened
@@ -86,6 +86,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     summary = IngestSummary(run_id, dataset, str(db), config)
     with storage.write_lock(db, f"ingest {source} --name {dataset}"):
+        free_before = disk.free_bytes(root)
         with storage.connect(db, read_only=False) as con:
             storage.ensure_schema(con, db)
             parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
@@ -105,8 +106,12 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                     PARSER_VERSION, ENCODING if with_tokens else None), summary.counts)
                 checkpoint("ingest.after_commit")
                 parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
-        except BaseException:
+        except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)
+            _remove_spool(layout.run_dir(root, layout.SPOOL, dataset, run_id))
+            if disk.is_disk_full(exc):
+                raise disk.disk_full(disk.failed_path(exc, root), free_before=free_before,
+                                     done="the warehouse is unchanged (this run's files were removed)") from None
             raise
     summary.seconds = time.monotonic() - started
     return summary
@@ -177,5 +182,7 @@ def _remove_spool(spool: Path) -> None:
     for directory in (spool, spool.parent, spool.parent.parent):
         try:
             directory.rmdir()
-        except OSError:  # missing, or not empty: another dataset's run is spooling
+        except FileNotFoundError:  # removed already (a failed run's directory goes first)
+            continue
+        except OSError:  # not empty: another dataset's run is spooling
             return

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from cli import main
 from conftest import memento, row, write_hub_dir
 from foundation import layout, storage
+from mementos_sample import write_sample
 from warehouse.guard import NOT_A_WAREHOUSE
 
 
@@ -280,6 +281,23 @@ def test_build_on_a_full_disk_is_one_line_and_leaves_the_file_byte_identical(tmp
     assert fingerprint(db) == before  # same bytes, no WAL, no DuckDB temp directory beside it
     (mnt / "filler").unlink()
     assert build(db).ok  # and the warehouse works
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])  # 0: Parquet written in the process; 2: batches spooled to workers
+def test_ingest_on_a_full_disk_is_one_line_and_leaves_the_warehouse_as_it_was(tmp_path, small_disk, workers):
+    mnt, fill = small_disk
+    src = tmp_path / "src"
+    write_sample(src, traces=60, seed=3)  # ~2.5 MB of responses: more than is left
+    db = mnt / "w.duckdb"
+    assert invoke("ingest", src, "--db", db, "--no-tokens", "-q").exit_code == 0
+    before = fingerprint(db)
+    fill(leave=300_000)
+    result = invoke("ingest", src, "--db", db, "--no-tokens", "-q", "--workers", workers)
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: disk full writing {layout.data_dir(db)}: needs more than the ")
+    assert "the warehouse is unchanged (this run's files were removed); free some space" in result.output
+    (mnt / "filler").unlink()
+    assert fingerprint(db) == before  # no run directory, no spool directory, the same DuckDB file
 
 
 def test_report_on_a_full_disk_is_one_line_and_keeps_the_old_report(built, small_disk):

@@ -1,8 +1,9 @@
-"""Build the SQL models: dependency order, freshness, build-audit-swap, build records.
+"""Build the SQL models on DuckDB: the project, the plan executed, build-audit-swap, build records.
 
 `build(db)` rebuilds every model that is new, changed, or downstream of one
-that is, and nothing else. A build is one transaction around all the models it
-rebuilds, in dependency order::
+that is, and nothing else: warehouse/planner.py decides (from the project, the
+selection and model_builds); this module executes its plan. A build is one
+transaction around all the models it rebuilds, in dependency order::
 
     BEGIN
     for each model to rebuild, parents first:
@@ -42,9 +43,10 @@ from foundation import storage
 from foundation.errors import CycleError, ModelError, WarehouseError
 from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
-from warehouse import guard
+from warehouse import guard, planner
 from warehouse.audits import AuditFailure, quote, run_audit, unique
 from warehouse.models import Model, discover, fingerprint
+from warehouse.planner import LastBuild, ModelState
 
 BUILDS_TABLE = "model_builds"
 BUILDS_DDL = f"""
@@ -80,14 +82,7 @@ class Project:
     fingerprints: dict[str, str]
 
     def descendants(self, name: str) -> set[str]:
-        out: set[str] = set()
-        stack = [name]
-        while stack:
-            for child in self.children[stack.pop()]:
-                if child not in out:
-                    out.add(child)
-                    stack.append(child)
-        return out
+        return planner.descendants(self, name)
 
 
 def topo_order(parents: dict[str, list[str]]) -> list[str]:
@@ -158,24 +153,6 @@ def load_project(models_dir: str | Path | None = None, known_tables: set[str] | 
 # State: what is built, what is fresh
 
 
-@dataclass
-class LastBuild:
-    version: str
-    fingerprint: str
-    data_version: str | None
-    rows: int | None
-    seconds: float
-    built_at: datetime
-
-
-@dataclass
-class ModelState:
-    name: str
-    state: str  # 'fresh' | 'stale' | 'never built'
-    reason: str  # why it is stale or never built; '' when fresh
-    last: LastBuild | None
-
-
 def existing_objects(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Tables and views of the warehouse's main schema: name -> 'table' | 'view'."""
     rows = con.execute(
@@ -205,36 +182,27 @@ def last_builds(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> dict
     return {r[0]: LastBuild(*r[1:]) for r in rows}
 
 
-def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, ModelState]:
+def duckdb_state(con: duckdb.DuckDBPyConnection) -> planner.State:
+    """What the warehouse has built, for the planner: model_builds, its tables and views, its data."""
     objects = existing_objects(con)
-    lasts = last_builds(con, objects)
-    current_data = data_version(con, objects)
-    states: dict[str, ModelState] = {}
-    for name in project.order:
-        model = project.models[name]
-        last = lasts.get(name)
-        state, reason = "stale", ""
-        stale_parents = [p for p in project.parents[name] if states[p].state != "fresh"]
-        if last is None:
-            state, reason = "never built", ""
-        elif name not in objects or objects[name] != model.kind:
-            reason = f"the {model.kind} is missing from the warehouse"
-        elif stale_parents:
-            reason = f"upstream {stale_parents[0]} is {states[stale_parents[0]].state}"
-        elif last.fingerprint != project.fingerprints[name]:
-            # parents are fresh here, so their fingerprints are the recorded ones: the change is this model's
-            reason = (f"version {last.version} -> {model.version}" if last.version != model.version
-                      else "definition changed")
-        elif model.kind == "table" and project.base_refs[name] and last.data_version != current_data:
-            reason = "new data ingested since"
-        else:
-            newer = [p for p in project.parents[name] if states[p].last and states[p].last.built_at > last.built_at]
-            if newer:
-                reason = f"upstream {newer[0]} was rebuilt since"
-            else:
-                state = "fresh"
-        states[name] = ModelState(name, state, reason, last)
-    return states
+    return planner.State(last_builds(con, objects), objects, data_version(con, objects))
+
+
+def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, ModelState]:
+    return planner.model_states(project, duckdb_state(con))
+
+
+def plan_build(db: str | Path, needs: list[str] | tuple[str, ...],
+               models_dir: str | Path | None = None) -> tuple[Project, planner.Plan]:
+    """What a build of the models `needs` and everything they read would do now (read only):
+    `report` and `export` ask this, then build the plan's models."""
+    guard.require_warehouse(db)
+    with storage.connect(db, read_only=True) as con:
+        project = load_project(models_dir, set(existing_objects(con)))
+        unknown = [n for n in needs if n not in project.models]
+        if unknown:
+            raise WarehouseError(f"no model {unknown[0]!r} in the models directory; models: {', '.join(project.order)}")
+        return project, planner.plan(project, duckdb_state(con), planner.upstream(project, needs))
 
 
 # ---------------------------------------------------------------------------
@@ -305,23 +273,7 @@ class BuildReport:
         }
 
 
-def parse_select(project: Project, select: list[str] | tuple[str, ...] | str | None) -> set[str]:
-    """`NAME` selects a model, `NAME+` the model and everything downstream of it."""
-    if not select:
-        return set(project.models)
-    if isinstance(select, str):
-        select = [select]
-    chosen: set[str] = set()
-    for item in select:
-        for part in item.replace(",", " ").split():
-            name = part.rstrip("+").lower()
-            if name not in project.models:
-                raise WarehouseError(f"--select {part}: no model named {name!r}; "
-                                     f"models: {', '.join(project.order)}")
-            chosen.add(name)
-            if part.endswith("+"):
-                chosen |= project.descendants(name)
-    return chosen
+parse_select = planner.select  # `NAME` and `NAME+` (planner.select)
 
 
 def build(db: str | Path, select=None, full_refresh: bool = False,
@@ -359,9 +311,8 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     storage.ensure_schema(con, db)
     objects = existing_objects(con)
     project = load_project(models_dir, set(objects))
-    selected = parse_select(project, select)
-    states = model_states(con, project)
-    current_data = data_version(con, objects)
+    state = duckdb_state(con)
+    steps = planner.plan(project, state, parse_select(project, select), full_refresh).steps
     build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     report = BuildReport(str(db), [])
     done: dict[str, str] = {}  # model -> its ModelResult.status in this run
@@ -369,37 +320,26 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     con.execute("BEGIN TRANSACTION")
     con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
     try:
-        for name in project.order:
-            if name not in selected:
-                continue
-            state = states[name]
-            upstream_broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
-            upstream_built = [p for p in project.parents[name] if done.get(p) in ("built", "rolled back")]
-            missing = [p for p in project.parents[name]
-                       if p not in selected and states[p].state == "never built"]
-            if upstream_broken:
-                result = ModelResult(name, "skipped",
-                                     f"upstream {upstream_broken[0]} {done[upstream_broken[0]]}")
-            elif missing:
-                result = ModelResult(name, "skipped", f"upstream {missing[0]} was never built; "
-                                                      f"select {missing[0]}+ or build everything")
-            elif full_refresh or state.state != "fresh" or upstream_built:
-                if failed is not None:
-                    result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
-                else:
-                    reason = ("--full-refresh" if full_refresh
-                              else state.reason or state.state if state.state != "fresh"
-                              else f"upstream {upstream_built[0]} rebuilt")
-                    if echo:
-                        echo(f"  building {name} ...")
-                    result = build_model(con, project.models[name], project.fingerprints[name],
-                                         current_data, build_id, reason)
-                    if result.status == "failed":
-                        failed = result
-                        _roll_back(con, report, done, result, project.models[name],
-                                   project.fingerprints[name], current_data, build_id)
-            else:
+        for step in steps:
+            name = step.model
+            broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
+            if broken:
+                result = ModelResult(name, "skipped", f"upstream {broken[0]} {done[broken[0]]}")
+            elif step.action == planner.SKIP:
+                result = ModelResult(name, "skipped", step.reason)
+            elif step.action == planner.FRESH:
                 result = ModelResult(name, "fresh")
+            elif failed is not None:
+                result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
+            else:
+                if echo:
+                    echo(f"  building {name} ...")
+                result = build_model(con, project.models[name], project.fingerprints[name],
+                                     state.data_version, build_id, step.reason)
+                if result.status == "failed":
+                    failed = result
+                    _roll_back(con, report, done, result, project.models[name],
+                               project.fingerprints[name], state.data_version, build_id)
             done[name] = result.status
             report.results.append(result)
         if failed is None:

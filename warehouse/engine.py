@@ -194,14 +194,11 @@ def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, 
 
 def plan_build(db: str | Path, needs: list[str] | tuple[str, ...],
                models_dir: str | Path | None = None) -> tuple[Project, planner.Plan]:
-    """What a build of the models `needs` and everything they read would do now (read only):
-    `report` and `export` ask this, then build the plan's models."""
+    """What a build of the models `needs` and everything they read would do now (read only; names
+    that are not models are left out): `report` and `export` ask this, then build the plan's models."""
     guard.require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
         project = load_project(models_dir, set(existing_objects(con)))
-        unknown = [n for n in needs if n not in project.models]
-        if unknown:
-            raise WarehouseError(f"no model {unknown[0]!r} in the models directory; models: {', '.join(project.order)}")
         return project, planner.plan(project, duckdb_state(con), planner.upstream(project, needs))
 
 

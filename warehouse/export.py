@@ -499,38 +499,23 @@ def _has_text(texts: pa.Array) -> pa.Array:
 # Models: build what is stale
 
 
-def ancestors(project: engine.Project, name: str) -> set[str]:
-    out: set[str] = set()
-    stack = [name]
-    while stack:
-        for parent in project.parents[stack.pop()]:
-            if parent not in out:
-                out.add(parent)
-                stack.append(parent)
-    return out
-
-
 def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], None] | None = None) -> dict:
-    """Build `model` and the models it reads when any is not fresh; {name: {version, fingerprint}}."""
-    with storage.connect(db, read_only=True) as con:
-        objects = engine.existing_objects(con)
-        project = engine.load_project(models_dir, set(objects))
-        if model not in project.models:
-            raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
-        needed = ancestors(project, model) | {model}
-        states = engine.model_states(con, project)
-    stale = [n for n in project.order if n in needed and states[n].state != "fresh"]
-    if stale:
+    """Build `model` and the models it reads when any is not fresh (the planner says which);
+    {name: {version, fingerprint}} of them all."""
+    project, plan = engine.plan_build(db, [model], models_dir=models_dir)
+    if model not in project.models:
+        raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
+    needed = [s.model for s in plan.steps]
+    if plan.to_build:
         if echo:
-            echo(f"export: building {', '.join(stale)} first")
-        report = engine.build(db, select=sorted(needed), models_dir=models_dir)
+            echo(f"export: building {', '.join(plan.to_build)} first")
+        report = engine.build(db, select=needed, models_dir=models_dir)
         if echo:
             echo(report.format())
         if not report.ok:
             raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
                                  + report.format())
-    return {n: {"version": project.models[n].version, "fingerprint": project.fingerprints[n]}
-            for n in project.order if n in needed}
+    return {n: {"version": project.models[n].version, "fingerprint": project.fingerprints[n]} for n in needed}
 
 
 # ---------------------------------------------------------------------------

@@ -74,22 +74,13 @@ def report_models(project) -> list[str]:
     return [name for name in project.order if name in needed]
 
 
-def stale_models(db: str | Path, models_dir=None) -> list[tuple[str, str]]:
-    """(model, why) for every model the report needs that is not fresh, in dependency order."""
-    from warehouse.engine import existing_objects, load_project, model_states
-
-    with storage.connect(db, read_only=True) as con:
-        project = load_project(models_dir, set(existing_objects(con)))
-        states = model_states(con, project)
-    return [(name, states[name].reason or states[name].state) for name in report_models(project)
-            if states[name].state != "fresh"]
-
-
 def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
-    """Build the stale models the report needs first, saying so; returns the seconds it took."""
-    from warehouse.engine import build
+    """Build the models the report needs that are not fresh (the planner says which), saying so;
+    returns the seconds it took."""
+    from warehouse.engine import build, plan_build
 
-    stale = stale_models(db, models_dir)
+    _, plan = plan_build(db, REPORT_MODELS, models_dir=models_dir)
+    stale = [(s.model, s.reason) for s in plan.steps if s.action == "build"]
     if not stale:
         return 0.0
     listed = ", ".join(f"{name} ({why})" for name, why in stale[:4])

@@ -1,0 +1,138 @@
+"""The build planner (warehouse/planner.py) on a toy project, without a database: exact plans.
+
+The toy project: a (table, reads traces) -> b (table) -> c (view); d (table, reads traces).
+The state is written by hand, as an engine would report it (model_builds on DuckDB,
+_build.json on Spark)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from warehouse import planner
+from warehouse.engine import load_project
+from warehouse.planner import BUILD, FRESH, SKIP, LastBuild, State, Step
+from warehouse.storage import WarehouseError
+
+
+def header(name, kind="table"):
+    return f"/*\nname: {name}\nversion: 1\nkind: {kind}\ngrain: [trace_id]\ndescription: toy model {name}\n*/\n"
+
+
+TOY = {
+    "a": header("a") + "SELECT trace_id, n_blocks FROM traces",
+    "b": header("b") + "SELECT trace_id, n_blocks * 2 AS x FROM a",
+    "c": header("c", kind="view") + "SELECT trace_id FROM b",
+    "d": header("d") + "SELECT trace_id FROM traces WHERE n_blocks > 0",
+}
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+
+
+def project_of(tmp_path: Path, models: dict[str, str], name: str = "models"):
+    directory = tmp_path / name
+    directory.mkdir(exist_ok=True)
+    for name, text in models.items():
+        (directory / f"{name}.sql").write_text(text)
+    return load_project(directory)
+
+
+def state_after_build(project, data="run-1", **overrides) -> State:
+    """Every model built once, in order, a second apart, on `data`; overrides: name -> LastBuild."""
+    builds = {name: LastBuild("1", project.fingerprints[name], data, 3, 0.1, T0 + timedelta(seconds=i))
+              for i, name in enumerate(project.order)}
+    builds.update(overrides)
+    present = {name: project.models[name].kind for name in project.order}
+    return State(builds, present, data)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return project_of(tmp_path, TOY)
+
+
+def test_fresh_models_are_not_built(toy):
+    plan = planner.plan(toy, state_after_build(toy))
+    assert plan.steps == [Step("a", FRESH), Step("b", FRESH), Step("c", FRESH), Step("d", FRESH)]
+
+
+def test_never_built_project_builds_everything_parents_first(toy):
+    plan = planner.plan(toy, State({}, {}, "run-1"))
+    assert plan.steps == [Step("a", BUILD, "never built"), Step("b", BUILD, "never built"),
+                          Step("c", BUILD, "never built"), Step("d", BUILD, "never built")]
+
+
+def test_changed_sql_is_rebuilt_and_so_is_everything_downstream(tmp_path, toy):
+    before = state_after_build(toy)
+    edited = project_of(tmp_path, {**TOY, "a": TOY["a"].replace("n_blocks FROM", "n_blocks + 0 AS n_blocks FROM")})
+    plan = planner.plan(edited, before)
+    assert plan.steps == [Step("a", BUILD, "definition changed"), Step("b", BUILD, "upstream a is stale"),
+                          Step("c", BUILD, "upstream b is stale"), Step("d", FRESH)]
+
+
+def test_layout_only_edit_changes_nothing(tmp_path, toy):
+    before = state_after_build(toy)
+    relaid = project_of(tmp_path, {**TOY, "d": TOY["d"].replace("SELECT trace_id", "select\n    trace_id  -- kept\n")})
+    assert planner.plan(relaid, before).to_build == []
+
+
+def test_downstream_of_a_model_rebuilt_since_is_rebuilt(toy):
+    later = LastBuild("1", toy.fingerprints["a"], "run-1", 3, 0.1, T0 + timedelta(hours=1))  # a alone, after b
+    plan = planner.plan(toy, state_after_build(toy, a=later))
+    assert plan.steps == [Step("a", FRESH), Step("b", BUILD, "upstream a was rebuilt since"),
+                          Step("c", BUILD, "upstream b is stale"), Step("d", FRESH)]
+
+
+def test_new_data_makes_tables_that_read_base_tables_stale_and_views_only_where_they_are_stored(tmp_path, toy):
+    duckdb_state = state_after_build(toy)
+    duckdb_state.data_version = "run-2"
+    assert planner.plan(toy, duckdb_state).steps == [
+        Step("a", BUILD, "new data ingested since"), Step("b", BUILD, "upstream a is stale"),
+        Step("c", BUILD, "upstream b is stale"), Step("d", BUILD, "new data ingested since")]
+    views = project_of(tmp_path, {"v": header("v", kind="view") + "SELECT trace_id FROM traces"}, "views")
+    on_duckdb = state_after_build(views)
+    on_duckdb.data_version = "run-2"
+    on_spark = State(on_duckdb.builds, {"v": "table"}, "run-2", materialised=True, engine=" on Spark")
+    assert planner.plan(views, on_duckdb).steps == [Step("v", FRESH)]
+    assert planner.plan(views, on_spark).steps == [Step("v", BUILD, "new data ingested since")]
+
+
+def test_missing_table_is_rebuilt(toy):
+    state = state_after_build(toy)
+    del state.present["d"]
+    assert planner.plan(toy, state).step("d") == Step("d", BUILD, "the table is missing from the warehouse")
+
+
+def test_version_bump_says_so(tmp_path, toy):
+    before = state_after_build(toy)
+    bumped = project_of(tmp_path, {**TOY, "d": TOY["d"].replace("version: 1", "version: 2")})
+    assert planner.plan(bumped, before).step("d") == Step("d", BUILD, "version 1 -> 2")
+
+
+def test_name_plus_selects_the_model_and_everything_downstream(toy):
+    assert planner.select(toy, ["a+"]) == {"a", "b", "c"}
+    assert planner.select(toy, "b+, d") == {"b", "c", "d"}
+    assert planner.select(toy, None) == {"a", "b", "c", "d"}
+
+
+def test_selected_model_whose_unselected_parent_was_never_built_is_skipped(toy):
+    plan = planner.plan(toy, State({}, {}, "run-1"), planner.select(toy, ["b+"]))
+    assert plan.steps == [Step("b", SKIP, "upstream a was never built; select a+ or build everything"),
+                          Step("c", SKIP, "upstream b skipped")]
+
+
+def test_full_refresh_builds_every_selected_model(toy):
+    plan = planner.plan(toy, state_after_build(toy), planner.select(toy, ["b+"]), full_refresh=True)
+    assert plan.steps == [Step("b", BUILD, "--full-refresh"), Step("c", BUILD, "--full-refresh")]
+
+
+def test_upstream_is_what_a_command_reading_a_model_needs(toy):
+    assert planner.upstream(toy, ["c"]) == {"a", "b", "c"}
+    assert planner.upstream(toy, ["c", "not_a_model"]) == {"a", "b", "c"}
+
+
+def test_unknown_name_is_an_error_naming_the_closest_models(toy):
+    with pytest.raises(WarehouseError) as caught:
+        planner.select(toy, ["bb+"])
+    assert str(caught.value) == "--select bb+: no model named 'bb'; did you mean b? models: a, b, c, d"

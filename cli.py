@@ -185,7 +185,7 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
         from warehouse.spark_engine import build as run_spark_build
 
         report = run_spark_build(db, select=list(select) or None, models_dir=models_dir, master=spark_master,
-                                 echo=echo)
+                                 echo=echo, full_refresh=full_refresh)
     else:
         from warehouse.engine import build as run_build
 

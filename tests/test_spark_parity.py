@@ -224,6 +224,27 @@ def test_failing_audit_keeps_the_previous_parquet(tmp_path, spark, warehouse):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
 
 
+def test_second_build_skips_fresh_models_and_rebuilds_what_changed(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    _write_model(models, "fresh_parent", "SELECT trace_id, n_blocks FROM traces")
+    _write_model(models, "fresh_child", "SELECT trace_id, n_blocks * 2 AS doubled FROM fresh_parent")
+    first = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert [(r.name, r.status, r.reason) for r in first.results] == [
+        ("fresh_parent", "built", "never built"), ("fresh_child", "built", "never built")]
+    second = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert [(r.name, r.status) for r in second.results] == [("fresh_parent", "fresh"), ("fresh_child", "fresh")]
+
+    _write_model(models, "fresh_child", "SELECT trace_id, n_blocks * 3 AS tripled FROM fresh_parent")
+    third = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    assert [(r.name, r.status, r.reason) for r in third.results] == [
+        ("fresh_parent", "fresh", ""), ("fresh_child", "built", "definition changed")]
+    parts = storage.data_dir(warehouse) / "models" / "fresh_child" / "*.parquet"
+    with storage.connect(warehouse) as con:
+        [(tripled,)] = con.execute("SELECT sum(tripled) FROM read_parquet(?)", [str(parts)]).fetchall()
+        [(blocks,)] = con.execute("SELECT sum(n_blocks) FROM traces").fetchall()
+    assert tripled == 3 * blocks
+
+
 def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, warehouse):
     models = tmp_path / "models"
     _write_model(models, "per_dataset", "SELECT dataset, count(*) AS traces FROM traces GROUP BY dataset",

@@ -1,6 +1,6 @@
 """Built-in functions of Apache Spark 4.3.0, as `SHOW FUNCTIONS` lists them (591 names).
 
-warehouse/spark_engine.py checks every function call of a transpiled model against
+warehouse/spark/transpile.py checks every function call of a transpiled model against
 this list, so `mementos models --engine spark` can say which models run on Spark
 without starting it. Regenerate with `python -m warehouse.spark_engine --write-function-list`
 when the pinned pyspark changes.

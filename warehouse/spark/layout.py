@@ -1,0 +1,173 @@
+"""Where the Spark engine reads and writes: the Parquet root, the run directories of the base tables,
+`PATH.data/models/<model>/` with its `_build.json`, and the file operations on them (Hadoop's
+FileSystem API, so a local path, hdfs:// or s3a:// alike). warehouse.md (Spark, "The Parquet layout").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+from foundation import catalog, storage
+from foundation.errors import WarehouseError
+from foundation.layout import MODELS_SUBDIR
+from warehouse.guard import require_warehouse
+
+MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
+PARQUET_TABLES = tuple(catalog.STORES)  # the stored tables' directories; ingest_runs lives only in DuckDB
+
+
+@dataclass
+class Layout:
+    root: str  # the Parquet root as a URI (file:///.../PATH.data, hdfs://..., s3a://...)
+    db: Path | None  # the DuckDB file, when there is one: it says which run of each dataset is committed
+
+    @property
+    def models_root(self) -> str:
+        return f"{self.root}/{MODELS_SUBDIR}"
+
+    def model_dir(self, name: str) -> str:
+        return f"{self.models_root}/{name}"
+
+
+def _has_scheme(path: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None or path.startswith("file:")
+
+
+def layout_for(db: str | Path) -> Layout:
+    """`--db` is the DuckDB file (its Parquet root is PATH.data beside it), a Parquet root
+    directory, or a Parquet root URI."""
+    text = str(db)
+    if _has_scheme(text):
+        return Layout(text.rstrip("/"), None)
+    path = Path(text)
+    if path.is_dir():
+        return Layout(path.resolve().as_uri(), None)
+    if not path.exists():
+        raise WarehouseError(f"no warehouse at {path}; create one with `mementos ingest SOURCE --db {path}` first")
+    require_warehouse(path)
+    root = storage.data_dir(path)
+    if not root.is_dir():
+        raise WarehouseError(f"the warehouse {path} has no Parquet directory {root}; nothing was ingested yet")
+    return Layout(root.resolve().as_uri(), path)
+
+
+def local_root(db: str | Path) -> Path | None:
+    text = str(db)
+    if text.startswith("file:"):
+        from urllib.parse import urlparse
+        return Path(urlparse(text).path)
+    if _has_scheme(text):
+        return None
+    path = Path(text)
+    return path if path.is_dir() else storage.data_dir(path)
+
+
+def read_local_manifest(root: Path | None, name: str) -> dict | None:
+    try:
+        return json.loads((root / MODELS_SUBDIR / name / MANIFEST).read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def committed_runs(db: Path) -> dict[str, str]:
+    """dataset -> its committed run, from the DuckDB file's ingest_runs."""
+    from foundation.catalog import current_runs
+
+    with storage.connect(db, read_only=True) as con:
+        try:
+            return current_runs(con)
+        except Exception as exc:  # no ingest_runs table: nothing ingested
+            raise WarehouseError(f"the warehouse {db} has no ingest runs: {str(exc).splitlines()[0]}") from None
+
+
+
+class FileSystem:
+    """The few file operations a build needs, through Hadoop's FileSystem (local, HDFS, S3...)."""
+
+    def __init__(self, spark, root: str):
+        jvm = spark.sparkContext._jvm
+        self._path = jvm.org.apache.hadoop.fs.Path
+        self.fs = self._path(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(self._path(path)))
+
+    def delete(self, path: str) -> None:
+        self.fs.delete(self._path(path), True)
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self.fs.rename(self._path(src), self._path(dst)):
+            raise WarehouseError(f"cannot rename {src} to {dst}")
+
+    def mkdirs(self, path: str) -> None:
+        self.fs.mkdirs(self._path(path))
+
+    def list_dirs(self, path: str) -> list[str]:
+        """Names of the subdirectories of `path` ([] when it does not exist)."""
+        if not self.exists(path):
+            return []
+        return sorted(s.getPath().getName() for s in self.fs.listStatus(self._path(path)) if s.isDirectory())
+
+    def has_parquet(self, path: str) -> bool:
+        found = self.fs.globStatus(self._path(f"{path}/*.parquet"))
+        return found is not None and len(found) > 0
+
+    def read_text(self, path: str) -> str | None:
+        """The UTF-8 text of the file at `path`, or None when there is none."""
+        if not self.exists(path):
+            return None
+        stream = self.fs.open(self._path(path))
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+
+    def write_text(self, path: str, text: str) -> None:
+        out = self.fs.create(self._path(path), True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+
+
+def base_table_dirs(fs: FileSystem, layout: Layout) -> dict[str, list[str]]:
+    """The run directories Spark reads for every base table: `<root>/<table>/<dataset-slug>/<run_id>`.
+
+    With the DuckDB file, exactly the committed run of each dataset (ingest_runs); with a bare
+    Parquet root, the one run directory of each dataset, and an error when an interrupted
+    ingest left a second one.
+    """
+    from foundation.layout import dataset_slug
+
+    dirs: dict[str, list[str]] = {}
+    if layout.db is not None:
+        runs = {dataset_slug(d): r for d, r in committed_runs(layout.db).items()}
+        for table in PARQUET_TABLES:
+            candidates = [f"{layout.root}/{table}/{slug}/{run}" for slug, run in sorted(runs.items())]
+            dirs[table] = [d for d in candidates if fs.has_parquet(d)]
+        return dirs
+    for table in PARQUET_TABLES:
+        dirs[table] = []
+        for slug in fs.list_dirs(f"{layout.root}/{table}"):
+            run_ids = fs.list_dirs(f"{layout.root}/{table}/{slug}")
+            if len(run_ids) > 1:
+                raise WarehouseError(
+                    f"{layout.root}/{table}/{slug} holds {len(run_ids)} runs ({', '.join(run_ids)}): an interrupted "
+                    f"ingest left one behind. Build with --db PATH.duckdb (ingest_runs says which is committed), "
+                    f"or run any ingest to clean up")
+            dirs[table] += [f"{layout.root}/{table}/{slug}/{r}" for r in run_ids
+                            if fs.has_parquet(f"{layout.root}/{table}/{slug}/{r}")]
+    return dirs
+
+
+
+def data_version(dirs: dict[str, list[str]]) -> str:
+    """Identity of the base tables' contents: the run directories read."""
+    runs = sorted({"/".join(d.rsplit("/", 2)[-2:]) for ds in dirs.values() for d in ds})
+    return sha256(repr(runs).encode()).hexdigest()[:16] if runs else "empty"
+

@@ -1,0 +1,111 @@
+"""The SparkSession: starting it, and the base tables it sees (temp views over ingest's Parquet).
+
+Also regenerates warehouse/spark_functions.py (`python -m warehouse.spark_engine --write-function-list`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from foundation import catalog, storage
+from foundation.errors import WarehouseError
+from warehouse.spark.layout import Layout
+
+DEFAULT_CONF = {
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "mementos build"):
+    """A SparkSession on `master` (local[*], local[2], spark://host:7077, yarn, k8s://...)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from pyspark.sql import SparkSession
+    except ImportError:
+        raise WarehouseError("the Spark engine needs pyspark: pip install '.[spark]' (and Java 17 or newer)") from None
+    # pyspark logs every analysis error with a stack trace before raising it; the build reports it itself
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(f"cannot start Spark on {master}: {text} "
+                             f"(pyspark {_installed_pyspark()} needs Java 17 or newer: `java -version`)") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _installed_pyspark() -> str:
+    try:
+        import pyspark
+        return pyspark.__version__
+    except ImportError:
+        return "?"
+
+
+
+def _arrow_to_spark_schema(schema):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql.pandas.types import from_arrow_schema
+        return from_arrow_schema(schema)
+
+
+
+def register_base_tables(spark, layout: Layout, table_dirs: dict[str, list[str]]) -> dict[str, int]:
+    """Temp views over the stored tables' run directories (`base_table_dirs`), with sql/schema.sql's
+    types, and the base views over them (sql/views.spark.sql); returns the directories read per table."""
+    schemas = catalog.store_schemas()
+    registered = {}
+    for directory, dirs in table_dirs.items():
+        schema = _arrow_to_spark_schema(schemas[directory])
+        if dirs:
+            df = spark.read.schema(schema).parquet(*dirs)
+        else:
+            df = spark.createDataFrame([], schema)
+        df.createOrReplaceTempView(catalog.STORES[directory])
+        registered[directory] = len(dirs)
+    linked = catalog.LINKED_FULL_TRACES.format(min_by="min_by", stored_traces="stored_traces",
+                                               stored_full_traces="stored_full_traces")
+    spark.sql(f"SELECT * FROM {linked}").createOrReplaceTempView("linked_full_traces")
+    for name, sql in catalog.view_templates("spark").items():
+        spark.sql(sql).createOrReplaceTempView(name)
+    if layout.db is not None:  # ingest_runs is small and lives only in DuckDB: copy it in for models that read it
+        with storage.connect(layout.db, read_only=True) as con:
+            table = con.sql("SELECT * FROM ingest_runs").to_arrow_table()
+        spark.createDataFrame(table.to_pylist(), _arrow_to_spark_schema(table.schema)).createOrReplaceTempView(
+            "ingest_runs")
+    return registered
+
+
+
+def write_function_list(path: str | Path | None = None) -> Path:
+    """Regenerate warehouse/spark_functions.py from the installed pyspark's SHOW FUNCTIONS."""
+    import textwrap
+
+    path = Path(path) if path else Path(__file__).parent.parent / "spark_functions.py"
+    spark = spark_session("local[1]", app_name="mementos function list")
+    try:
+        names = sorted({r[0] for r in spark.sql("SHOW FUNCTIONS").collect()})
+        version = spark.version
+    finally:
+        spark.stop()
+    body = textwrap.fill(" ".join(names), width=100, break_long_words=False, break_on_hyphens=False)
+    path.write_text(
+        f'"""Built-in functions of Apache Spark {version}, as `SHOW FUNCTIONS` lists them ({len(names)} names).\n\n'
+        "warehouse/spark/transpile.py checks every function call of a transpiled model against\n"
+        "this list, so `mementos models --engine spark` can say which models run on Spark\n"
+        "without starting it. Regenerate with `python -m warehouse.spark_engine --write-function-list`\n"
+        'when the pinned pyspark changes.\n"""\n\n'
+        f'SPARK_VERSION = "{version}"\n\nSPARK_FUNCTIONS = frozenset("""\n{body}\n""".split())\n'
+    )

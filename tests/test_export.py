@@ -718,7 +718,7 @@ def test_n_tokens_from_stored_counts_is_the_count_of_the_rendered_example(sample
                                                                           at_least):
     """With ingest's counts, the export tokenizes only what they do not cover (the problem or instruction,
     the markup and separators, each segment's last words) and adds the stored counts where the cuts are
-    piece boundaries (warehouse/export.py _count_plan): every record's n_tokens is still exact."""
+    piece boundaries (warehouse/export_tokens.py _count_plan): every record's n_tokens is still exact."""
     export(sample_db_with_tokens, kind, tmp_path / "s", splits=ONE_SPLIT)
     records = read_jsonl(tmp_path / "s" / "train.jsonl")
     assert len(records) > at_least

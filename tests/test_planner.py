@@ -14,7 +14,7 @@ import pytest
 from warehouse import planner
 from warehouse.engine import load_project
 from warehouse.planner import BUILD, FRESH, SKIP, LastBuild, State, Step
-from warehouse.storage import WarehouseError
+from foundation.errors import WarehouseError
 
 
 def header(name, kind="table"):

@@ -40,7 +40,7 @@ from pathlib import Path
 import duckdb
 
 from foundation import storage
-from foundation.errors import CycleError, ModelError, WarehouseError
+from foundation.errors import CycleError, ModelError
 from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
 from warehouse import guard, planner

@@ -23,14 +23,21 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable, Protocol
 
 from foundation.errors import WarehouseError
 
-if TYPE_CHECKING:
-    from warehouse.engine import Project
-
 BUILD, FRESH, SKIP = "build", "fresh", "skip"
+
+
+class Project(Protocol):
+    """What the planner reads of a project (engine.Project, from engine.load_project)."""
+    models: dict  # name -> models.Model (its kind and version)
+    order: list[str]  # dependency order: parents before children
+    parents: dict[str, list[str]]  # model -> models it reads
+    children: dict[str, list[str]]
+    base_refs: dict[str, list[str]]  # model -> non-model tables it reads
+    fingerprints: dict[str, str]
 
 
 @dataclass

@@ -71,7 +71,7 @@ def main() -> None:
           f"{', ' + ', '.join(args.conf) if args.conf else ''})", flush=True)
     try:
         for i in range(args.spark_builds):
-            report = spark_engine.build(db, spark=spark)
+            report = spark_engine.build(db, spark=spark, full_refresh=True)
             assert report.ok, report.format()
             print(f"spark build {i + 1}      {report.seconds:7.1f} s  ({'cold' if i == 0 else 'warm'}, "
                   f"load {os.getloadavg()[0]:.1f})", flush=True)

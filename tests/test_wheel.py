@@ -59,7 +59,7 @@ def venv(tmp_path_factory, wheel) -> Path:
                              check=True, capture_output=True, text=True).stdout.strip()
     deps = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
     (Path(purelib) / "mementos-test-deps.pth").write_text("".join(f"{d}\n" for d in deps))
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed",
                     "--quiet", str(wheel)], check=True)
     return env
 
@@ -80,6 +80,14 @@ def test_the_wheel_ships_the_sql_models_and_template(wheel):
                 | {f"warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()})
     assert expected - names == set()
     assert not any(n.startswith(("sql/", "models/")) for n in names)  # no generic top-level packages
+
+
+def test_the_wheel_ships_every_module_of_the_packages(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {p.split(".")[0] for p in SETUPTOOLS["packages"] if p not in SETUPTOOLS.get("package-dir", {})}
+    modules = {str(p.relative_to(REPO)) for top in tops for p in (REPO / top).rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert modules - names == set()  # a subpackage missing from pyproject's list is missing from the wheel
 
 
 def test_the_installed_commands_run_from_any_directory(venv, tmp_path):

@@ -79,6 +79,12 @@ def test_card_ratios_are_block_medians_per_domain(data):
     assert (c.card, c.statistic, c.diff) == (math, "median", pytest.approx(c.ours - math, **APPROX))
 
 
+def test_card_ratio_rows_give_the_tutorials_median_of_per_trace_ratios(data):
+    # code traces 2, 3, 5: memento chars / block chars per trace 31/159, (23+5)/(19+59), 31/159 -> median 31/159
+    note = card(data, "memento/block ratio, code").ours_note
+    assert note.startswith(f"median of per-trace ratios {31 / 159:.3f} (chars), ") and note.endswith(" (words)")
+
+
 def test_card_token_figures_are_averages_as_on_the_card(data):
     assert card(data, "block length").ours == pytest.approx(4061 / 29, **APPROX)
     assert card(data, "memento length").ours == pytest.approx(213 / 29, **APPROX)

@@ -285,6 +285,10 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
     """This warehouse's figures beside the card's, each computed as the card states it."""
     ratios = dict(con.execute(
         "SELECT domain, median_ratio_chars FROM domain_compression WHERE NOT is_total").fetchall())
+    # the tutorial's figure: the median over traces of each trace's memento/block ratio
+    per_trace_ratios = {d: (c, w) for d, c, w in con.execute(
+        "SELECT domain, median_trace_ratio_chars, median_trace_ratio_words FROM domain_compression "
+        "WHERE NOT is_total").fetchall()}
     all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE is_total")
     per_block = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento, "
                                  "count(block_tokens) AS with_tokens FROM block_pairs")
@@ -298,8 +302,11 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
 
     rows = []
     for domain, figure in card.median_ratio_chars().items():
+        chars, words = per_trace_ratios.get(domain, (None, None))
+        note = (f"median of per-trace ratios {chars:.3f} (chars), {words:.3f} (words)"
+                if chars is not None and words is not None else "")
         rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", figure,
-                            ratios.get(domain), "", 3))
+                            ratios.get(domain), note, 3))
     overall = card.overall
     rows += [
         CardRow("block length (tokens)", "average", overall(card.TOKENS_PER_BLOCK), per_block.get("block"),

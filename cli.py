@@ -82,6 +82,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except WarehouseError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            from foundation.storage import out_of_memory
+
+            if (error := out_of_memory(exc)) is None:
+                raise
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

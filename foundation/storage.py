@@ -83,7 +83,16 @@ def is_locked(db: str | Path) -> bool:
         os.close(fd)
 
 
-MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "3GB")  # DuckDB's buffer pool, per connection
+MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "600MB")  # DuckDB's buffer pool, per connection
+
+
+def out_of_memory(exc: BaseException) -> WarehouseError | None:
+    """DuckDB's out-of-memory error as one line saying what to change, or None for other errors."""
+    if not isinstance(exc, duckdb.OutOfMemoryException):
+        return None
+    first = str(exc).strip().splitlines()[0]
+    return WarehouseError(f"{first}; DuckDB may use {MEMORY_LIMIT} here (MEMENTOS_MEMORY_LIMIT): set it higher, "
+                          f"e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
 
 
 def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -112,9 +121,10 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # the segment texts: outlier_traces held 1.6 GB at 20,000 traces, 0.17 GB without it.
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
     # DuckDB's buffer pool defaults to 80% of the machine: a full-scale build (228,557 traces)
-    # then peaked at 17.9 GB. Beyond the limit DuckDB spills to PATH.tmp, but not every operator
-    # can: some models' list and quantile aggregates failed under 512-800 MB at that scale, and
-    # the build passed under 3 GB (3.5 GB peak RSS; bench/RESULTS.md). MEMENTOS_MEMORY_LIMIT sets it.
+    # then peaked at 17.9 GB, and at 3.5 GB under a 3 GB limit. Beyond the limit DuckDB spills to
+    # PATH.tmp; the models are written so that what cannot spill (quantile states) stays small,
+    # and the full-scale build passes under 600 MB (1.2 GB peak RSS: DuckDB's vectors and
+    # Python sit outside the pool) and fails under 400 MB. MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder

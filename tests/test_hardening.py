@@ -330,3 +330,14 @@ def test_export_on_a_full_disk_is_one_line_and_replaces_nothing(built, small_dis
     assert f"(0 KB free now); nothing was replaced and no temporary file is left in {out}" in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the old export, and nothing else
     assert fingerprint(built) == before
+
+
+def test_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch):
+    db = ingest(tmp_path, rows_of())
+    monkeypatch.setattr(storage, "MEMORY_LIMIT", "2MB")  # what MEMENTOS_MEMORY_LIMIT=2MB sets
+    result = invoke("build", "--db", db)
+    assert result.exit_code == 1
+    [failed] = [line for line in result.output.splitlines() if "Out of Memory Error" in line]
+    assert failed.endswith("; DuckDB may use 2MB here (MEMENTOS_MEMORY_LIMIT): set it higher, "
+                           "e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
+    assert "Traceback" not in result.output

@@ -367,13 +367,15 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_d
         con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
     except duckdb.Error as exc:
         result.error = f"{model.where}: {_first_line(exc)}"
+        if (error := storage.out_of_memory(exc)) is not None:
+            result.error = f"{model.where}: {error}"
     if result.error is None:
         checkpoint("build.after_create")
         audits = [unique(model.grain)] + model.audits
         try:
             result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
         except duckdb.Error as exc:
-            result.error = f"{model.where}: an audit does not run: {_first_line(exc)}"
+            result.error = f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or _first_line(exc)}"
     if result.error is not None or result.failures:
         result.seconds = time.monotonic() - t0
         return result

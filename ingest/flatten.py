@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ingest.full_config import check_full_row
 from ingest.parser import parse_response
-from ingest.tokens import count_tokens
+from foundation.tokens import count_tokens
 
 
 @dataclass(frozen=True)

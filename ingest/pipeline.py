@@ -30,7 +30,7 @@ from foundation.faults import checkpoint
 from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened
 from ingest.parser import PARSER_VERSION
-from ingest.tokens import ENCODING
+from foundation.tokens import ENCODING
 from ingest.worker import Spooled, Task
 from ingest.worker_pool import InProcess, WorkerPool
 
@@ -107,8 +107,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 checkpoint("ingest.after_commit")
                 parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
         except BaseException as exc:
-            parquet_writer.remove_run(root, dataset, run_id)
-            _remove_spool(layout.run_dir(root, layout.SPOOL, dataset, run_id))
+            parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
             if disk.is_disk_full(exc):
                 raise disk.disk_full(disk.failed_path(exc, root), free_before=free_before,
                                      done="the warehouse is unchanged (this run's files were removed)") from None

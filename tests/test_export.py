@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import REPO, memento, row, write_jsonl
 from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
 from ingest.pipeline import run_ingest
-from ingest.tokens import count_tokens
+from foundation.tokens import count_tokens
 from warehouse.export import (CARD, MANIFEST, REASONS, SUMMARIZE_INSTRUCTION, export, near_duplicate_groups,
                               normalize_problem, parse_splits, problem_key, split_of)
 from foundation.errors import WarehouseError

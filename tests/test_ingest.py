@@ -208,7 +208,7 @@ def test_duplicate_full_rows_link_to_the_first_default_trace(tmp_path):
 
 def test_a_block_of_over_a_million_characters_is_counted_not_fatal(tmp_path):
     """The tokenizer refuses such texts; ingest counts them in parts (issue: one segment aborted the run)."""
-    from ingest.tokens import count_tokens
+    from foundation.tokens import count_tokens
 
     block = "the same reasoning again\n" * 48_000  # 1,200,000 characters
     db = tmp_path / "w.duckdb"

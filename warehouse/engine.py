@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import storage
+from foundation import disk, storage
 from foundation.errors import CycleError, ModelError
 from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
@@ -277,7 +277,7 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
           models_dir: str | Path | None = None, echo=None) -> BuildReport:
     """Build the selected models that need it, in dependency order. See the module docstring.
 
-    A full disk is one line (guard.disk_full); the build is then rolled back and the
+    A full disk is one line (disk.disk_full); the build is then rolled back and the
     DuckDB file put back byte for byte (guard.undo_failed_write)."""
     started = time.monotonic()
     db = Path(db)
@@ -290,12 +290,12 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
                 with storage.connect(db, read_only=False) as con:
                     report = _build_models(con, db, select, full_refresh, models_dir, echo)
             except BaseException as exc:
-                if guard.is_disk_full(exc):  # nothing was committed: put the file back, under the lock
+                if disk.is_disk_full(exc):  # nothing was committed: put the file back, under the lock
                     guard.undo_failed_write(before)
                 raise
     except BaseException as exc:
-        if guard.is_disk_full(exc):
-            raise guard.disk_full(guard.failed_path(exc, db), free_before=before.free,
+        if disk.is_disk_full(exc):
+            raise disk.disk_full(disk.failed_path(exc, db), free_before=before.free,
                                   done="the build was rolled back, the warehouse is as it was") from None
         raise
     report.seconds = time.monotonic() - started

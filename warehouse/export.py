@@ -17,7 +17,7 @@ the spans of the response it is made of. They hold no text. One export is::
              `.NAME.<pid>.export-tmp` beside the final NAME
     finish   fsync the temp files and the new card's and manifest's temp files (everything
              that takes space is written before anything is replaced; a full disk up to
-             here is one line, guard.disk_full, and removes every temp file), delete the
+             here is one line, disk.disk_full, and removes every temp file), delete the
              old manifest.json, os.replace each temp file
              into place, write README.md (the dataset card), delete what the earlier export
              listed and this one did not write, then write manifest.json (temp + replace) last
@@ -52,7 +52,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from foundation import storage
+from foundation import disk, storage
 from foundation.errors import WarehouseError
 from foundation.faults import checkpoint
 from warehouse import engine, guard
@@ -320,7 +320,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         _check_domain(db, domain)
 
     guard.make_dir(out)
-    free_before = guard.free_bytes(out)
+    free_before = disk.free_bytes(out)
     remove_leftovers(out)
     listed, unknown = check_directory(out, overwrite, db)
     if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
@@ -447,8 +447,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         card_tmp.unlink(missing_ok=True)
         manifest_tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
-        if guard.is_disk_full(exc):
-            raise guard.disk_full(guard.failed_path(exc, out), free_before=free_before,
+        if disk.is_disk_full(exc):
+            raise disk.disk_full(disk.failed_path(exc, out), free_before=free_before,
                                   done=f"nothing was replaced and no temporary file is left in {out}") from None
         raise
     finally:

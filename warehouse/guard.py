@@ -8,10 +8,7 @@
   temp directory, the Parquet directory), and must not sit below an existing
   file. They only check (call them before any work); `make_dir` then creates
   the directories, with a one-line error if it cannot.
-* `disk_full(path, ...)`: an ENOSPC as one line naming the path, the space
-  needed and the space free; `is_disk_full(exc)` recognises one, from Python
-  (OSError) or from DuckDB (its IO errors carry the OS's message), and
-  `failed_path(exc, default)` finds the file it was writing.
+* A full disk is one line (`foundation/disk.py`, which ingest uses too).
 * `file_state(db)` / `undo_failed_write(state)`: what a writer that failed and
   committed nothing leaves behind (an empty WAL, DuckDB's temp directory, blocks
   written past the end of the file) is removed, so the file is byte-identical.
@@ -24,8 +21,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from foundation import layout, storage
+from foundation.disk import disk_full, free_bytes, is_disk_full
 from foundation.errors import WarehouseError
 
 NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
@@ -138,12 +135,6 @@ def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = 
     _check_parents(out, option)
     refuse_warehouse_paths(db, [out, *(out / n for n in names)], option)
     return out
-
-
-# ---------------------------------------------------------------------------
-# Disk full: foundation/disk.py (ingest uses it too); the names stay importable from here
-
-from foundation.disk import disk_full, failed_path, free_bytes, is_disk_full  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import storage
+from foundation import disk, storage
 from foundation.errors import WarehouseError
 from foundation.resources import resource_dir
 from warehouse import card, guard
@@ -428,8 +428,8 @@ def write_atomically(out: Path, body: bytes) -> None:
         tmp.replace(out)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and guard.is_disk_full(exc):
-            raise guard.disk_full(out, len(body), done=f"{out} is unchanged") from None
+        if isinstance(exc, OSError) and disk.is_disk_full(exc):
+            raise disk.disk_full(out, len(body), done=f"{out} is unchanged") from None
         if isinstance(exc, OSError):
             raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
         raise

@@ -173,7 +173,9 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
         segs.setdefault(r["trace_id"], []).append(r)
     views = {}
     for h in heads:
-        _cut_segment_texts(segs.get(h["trace_id"], []), h.pop("whole_response"), h)
+        response = h.pop("whole_response")
+        _cut_segment_texts(segs.get(h["trace_id"], []), response)
+        h["response"] = response if h["status"] != "ok" else None  # the raw response: flagged traces only
         pairs: dict[int, Pair] = {}
         answer, answer_tokens = None, None
         for s in segs.get(h["trace_id"], []):
@@ -194,13 +196,11 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
     return views
 
 
-def _cut_segment_texts(segs: list[dict], response: str | None, head: dict) -> None:
+def _cut_segment_texts(segs: list[dict], response: str | None) -> None:
     """Each segment's `text`, cut from its response by its character offsets (the segments view's
-    definition: Python slices by code point, as DuckDB's substring does), in time linear in the response;
-    `head["response"]` is the raw response for a flagged trace only."""
+    definition: Python slices by code point, as DuckDB's substring does), in time linear in the response."""
     for s in segs:
         s["text"] = None if response is None else response[s["char_start"]:s["char_end"]]
-    head["response"] = response if head["status"] != "ok" else None
 
 
 def trace_view(db: str | Path, trace_id: str) -> TraceView:

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from foundation import storage
-from warehouse import engine
+from warehouse import engine, planner
 from foundation.errors import CycleError, ModelError
 from warehouse.engine import build, list_models, load_project
 from warehouse.models import load_model
@@ -84,7 +84,7 @@ def test_dependencies_come_from_the_sql_and_ctes_are_not_tables(toy_models):
     project = load_project(toy_models)
     assert project.parents == {"a": [], "b": ["a"], "c": ["b"], "d": []}
     assert project.base_refs["a"] == ["traces"] and project.base_refs["b"] == []
-    assert project.descendants("a") == {"b", "c"}
+    assert planner.descendants(project, "a") == {"b", "c"}
 
 
 def test_fingerprint_ignores_layout_comments_and_keyword_case(toy_models):

@@ -81,9 +81,6 @@ class Project:
     base_refs: dict[str, list[str]]  # model -> non-model tables it reads
     fingerprints: dict[str, str]
 
-    def descendants(self, name: str) -> set[str]:
-        return planner.descendants(self, name)
-
 
 def topo_order(parents: dict[str, list[str]]) -> list[str]:
     """Parents before children, ties by name; a cycle raises CycleError naming it."""
@@ -270,8 +267,6 @@ class BuildReport:
         }
 
 
-parse_select = planner.select  # `NAME` and `NAME+` (planner.select)
-
 
 def build(db: str | Path, select=None, full_refresh: bool = False,
           models_dir: str | Path | None = None, echo=None) -> BuildReport:
@@ -309,7 +304,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     objects = existing_objects(con)
     project = load_project(models_dir, set(objects))
     state = duckdb_state(con)
-    steps = planner.plan(project, state, parse_select(project, select), full_refresh).steps
+    steps = planner.plan(project, state, planner.select(project, select), full_refresh).steps
     build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     report = BuildReport(str(db), [])
     done: dict[str, str] = {}  # model -> its ModelResult.status in this run

@@ -22,7 +22,7 @@ from foundation import storage
 from foundation.errors import WarehouseError
 from warehouse import planner
 from warehouse.audits import SHOW_ROWS, Audit, AuditFailure
-from warehouse.engine import BuildReport, ModelResult, Project, load_project, parse_select
+from warehouse.engine import BuildReport, ModelResult, Project, load_project
 from warehouse.models import Model
 from warehouse.planner import LastBuild, State
 from warehouse.spark.layout import MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for
@@ -87,7 +87,7 @@ def build(db: str | Path, select=None, models_dir: str | Path | None = None, mas
     started = time.monotonic()
     layout = layout_for(db)
     project = load_project(models_dir)
-    selected = parse_select(project, select)
+    selected = planner.select(project, select)
     spark_models, untranspiled = transpile_project(project)
     command = "build --engine spark" + (f" --select {' '.join(select) if not isinstance(select, str) else select}"
                                         if select else "") + (" --full-refresh" if full_refresh else "")

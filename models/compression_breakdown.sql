@@ -96,35 +96,48 @@ size_ranks AS (
         sum(c) OVER (PARTITION BY dimension, value, measure) AS n
     FROM size_counts
 ),
-size_quantiles AS (
+size_positions AS (
     -- quantile_cont's definition: with rn = (n - 1) * p, the size at rank floor(rn) plus
     -- (rn - floor(rn)) times the step to the size at rank ceil(rn)
+    SELECT DISTINCT
+        k.dimension, k.value, k.measure, p.q,
+        floor((k.n - 1) * p.q) AS lo,
+        ceil((k.n - 1) * p.q) AS hi,
+        (k.n - 1) * p.q - floor((k.n - 1) * p.q) AS frac
+    FROM size_ranks AS k
+    CROSS JOIN (SELECT CAST(0.1 AS DOUBLE) AS q UNION ALL SELECT CAST(0.5 AS DOUBLE)
+                UNION ALL SELECT CAST(0.9 AS DOUBLE)) AS p
+),
+size_quantiles AS (
     SELECT
-        dimension,
-        value,
-        measure,
-        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.1 AS DOUBLE)) AND floor((n - 1) * CAST(0.1 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.1 AS DOUBLE)) AND ceil((n - 1) * CAST(0.1 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.1 AS DOUBLE)) AND floor((n - 1) * CAST(0.1 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.1 AS DOUBLE) - floor((n - 1) * CAST(0.1 AS DOUBLE))) AS p10,
-        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.5 AS DOUBLE)) AND floor((n - 1) * CAST(0.5 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.5 AS DOUBLE)) AND ceil((n - 1) * CAST(0.5 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.5 AS DOUBLE)) AND floor((n - 1) * CAST(0.5 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.5 AS DOUBLE) - floor((n - 1) * CAST(0.5 AS DOUBLE))) AS median,
-        min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.9 AS DOUBLE)) AND floor((n - 1) * CAST(0.9 AS DOUBLE)) < below + c) + (min(x) FILTER (WHERE below <= ceil((n - 1) * CAST(0.9 AS DOUBLE)) AND ceil((n - 1) * CAST(0.9 AS DOUBLE)) < below + c) - min(x) FILTER (WHERE below <= floor((n - 1) * CAST(0.9 AS DOUBLE)) AND floor((n - 1) * CAST(0.9 AS DOUBLE)) < below + c)) * ((n - 1) * CAST(0.9 AS DOUBLE) - floor((n - 1) * CAST(0.9 AS DOUBLE))) AS p90
-    FROM size_ranks
-    GROUP BY dimension, value, measure, n
+        s.dimension,
+        s.value,
+        s.measure,
+        s.q,
+        min(r.x) FILTER (WHERE r.below <= s.lo AND s.lo < r.below + r.c)
+            + (min(r.x) FILTER (WHERE r.below <= s.hi AND s.hi < r.below + r.c)
+               - min(r.x) FILTER (WHERE r.below <= s.lo AND s.lo < r.below + r.c)) * s.frac AS quantile
+    FROM size_positions AS s
+    JOIN size_ranks AS r
+        ON r.dimension = s.dimension AND r.value IS NOT DISTINCT FROM s.value AND r.measure = s.measure
+    GROUP BY s.dimension, s.value, s.measure, s.q, s.frac
 ),
 block_level_sizes AS (
     SELECT
         dimension,
         value,
-        max(CASE WHEN measure = 'block_tokens' THEN p10 END) AS p10_tokens_per_block,
-        max(CASE WHEN measure = 'block_tokens' THEN median END) AS median_tokens_per_block,
-        max(CASE WHEN measure = 'block_tokens' THEN p90 END) AS p90_tokens_per_block,
-        max(CASE WHEN measure = 'memento_tokens' THEN p10 END) AS p10_tokens_per_memento,
-        max(CASE WHEN measure = 'memento_tokens' THEN median END) AS median_tokens_per_memento,
-        max(CASE WHEN measure = 'memento_tokens' THEN p90 END) AS p90_tokens_per_memento,
-        max(CASE WHEN measure = 'block_chars' THEN p10 END) AS p10_block_chars,
-        max(CASE WHEN measure = 'block_chars' THEN median END) AS median_block_chars,
-        max(CASE WHEN measure = 'block_chars' THEN p90 END) AS p90_block_chars,
-        max(CASE WHEN measure = 'memento_chars' THEN p10 END) AS p10_memento_chars,
-        max(CASE WHEN measure = 'memento_chars' THEN median END) AS median_memento_chars,
-        max(CASE WHEN measure = 'memento_chars' THEN p90 END) AS p90_memento_chars
+        max(CASE WHEN measure = 'block_tokens' AND q = CAST(0.1 AS DOUBLE) THEN quantile END) AS p10_tokens_per_block,
+        max(CASE WHEN measure = 'block_tokens' AND q = CAST(0.5 AS DOUBLE) THEN quantile END) AS median_tokens_per_block,
+        max(CASE WHEN measure = 'block_tokens' AND q = CAST(0.9 AS DOUBLE) THEN quantile END) AS p90_tokens_per_block,
+        max(CASE WHEN measure = 'memento_tokens' AND q = CAST(0.1 AS DOUBLE) THEN quantile END) AS p10_tokens_per_memento,
+        max(CASE WHEN measure = 'memento_tokens' AND q = CAST(0.5 AS DOUBLE) THEN quantile END) AS median_tokens_per_memento,
+        max(CASE WHEN measure = 'memento_tokens' AND q = CAST(0.9 AS DOUBLE) THEN quantile END) AS p90_tokens_per_memento,
+        max(CASE WHEN measure = 'block_chars' AND q = CAST(0.1 AS DOUBLE) THEN quantile END) AS p10_block_chars,
+        max(CASE WHEN measure = 'block_chars' AND q = CAST(0.5 AS DOUBLE) THEN quantile END) AS median_block_chars,
+        max(CASE WHEN measure = 'block_chars' AND q = CAST(0.9 AS DOUBLE) THEN quantile END) AS p90_block_chars,
+        max(CASE WHEN measure = 'memento_chars' AND q = CAST(0.1 AS DOUBLE) THEN quantile END) AS p10_memento_chars,
+        max(CASE WHEN measure = 'memento_chars' AND q = CAST(0.5 AS DOUBLE) THEN quantile END) AS median_memento_chars,
+        max(CASE WHEN measure = 'memento_chars' AND q = CAST(0.9 AS DOUBLE) THEN quantile END) AS p90_memento_chars
     FROM size_quantiles
     GROUP BY dimension, value
 ),

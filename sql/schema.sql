@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS stored_traces (
     domain         VARCHAR,
     source         VARCHAR,
     difficulty     VARCHAR,            -- kept as it comes (integers become their decimal text)
-    content_hash   VARCHAR NOT NULL,   -- blake2b-128 of problem and response: equal hash = exact duplicate
+    content_hash   VARCHAR NOT NULL,   -- xxh3-128 of problem and response: equal hash = exact duplicate
     status         VARCHAR NOT NULL,   -- 'ok' | 'flagged'
     response_chars BIGINT  NOT NULL,   -- length(response), kept so sizes never decompress the text
     problem_tokens INTEGER,            -- cl100k_base tokens of the problem; NULL with --no-tokens

@@ -20,7 +20,7 @@ import xxhash
 
 from ingest.full_config import check_full_row
 from ingest.parser import parse_response
-from ingest.vector_parser import parse_well_formed
+from ingest.vector_parser import parse_well_formed, single_array
 from foundation.tokens import count_tokens
 
 
@@ -202,7 +202,7 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
     one by one, by the reference parser, which also gives their issues."""
     schema = schemas["traces"]
     n = batch.num_rows
-    response_col = _arrow_column(batch, "response", pa.string())
+    response_col = single_array(_arrow_column(batch, "response", pa.string()))
     fast = parse_well_formed(response_col)
     slow_rows = np.flatnonzero(~fast.ok)
     slow_responses = response_col.take(slow_rows).to_pylist() if len(slow_rows) else []
@@ -265,7 +265,7 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
         "content_hash": pa.array(content_hashes(_arrow_column(batch, "problem", pa.string()), response_col),
                                  pa.string()),
         "status": pa.array(status.tolist(), pa.string()),
-        "response_chars": pc.utf8_length(response_col).fill_null(0).cast(schema.field("response_chars").type),
+        "response_chars": pa.array(fast.response_chars, schema.field("response_chars").type),
         "problem_tokens": problem_tokens,
         "segments": pa.ListArray.from_arrays(pa.array(seg_offsets, pa.int32()), seg_values,
                                              type=schema.field("segments").type),

@@ -14,7 +14,6 @@ generated and hostile texts.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,10 +39,10 @@ _MAX_WHITESPACE = 16
 _TRIM = np.zeros(256, bool)
 _TRIM[[ord(c) for c in " \t\r\n"]] = True
 
-# str.split()'s whitespace (str.isspace): the ASCII bytes here, the rest as UTF-8 sequences.
-_SPACE = np.zeros(256, bool)
-_SPACE[[c for c in range(128) if chr(c).isspace()]] = True
-_WIDE_SPACES = [chr(c).encode() for c in range(128, sys.maxunicode + 1) if chr(c).isspace()]
+# str.split()'s whitespace (str.isspace): ASCII 9-13 and 28-32 (see _space_mask), and these UTF-8
+# sequences. Every one is below U+3001 (tests/test_vector_parser.py checks all of Unicode).
+_WIDE_SPACE_BELOW = 0x3001
+_WIDE_SPACES = [chr(c).encode() for c in range(128, _WIDE_SPACE_BELOW) if chr(c).isspace()]
 _WIDE_SPACE_LEADS = sorted({s[0] for s in _WIDE_SPACES})
 
 
@@ -52,6 +51,7 @@ class WellFormed:
     """Segments of the responses the fast path took, in row order, each row's in response order."""
 
     ok: np.ndarray  # bool per response: taken here (status 'ok', no issues)
+    response_chars: np.ndarray  # per response, taken or not: its length in code points (0 for NULL)
     row: np.ndarray  # per segment: index of its response in the batch
     kind: np.ndarray  # per segment: 0 block, 1 summary, 2 answer
     block_idx: np.ndarray  # per segment: pair index (-1 for the answer)
@@ -76,7 +76,8 @@ class WellFormed:
         return cut.to_pylist()[0::2]
 
 
-def _as_single_array(responses: pa.Array | pa.ChunkedArray) -> pa.Array:
+def single_array(responses: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The column as one string array (the fast path reads one buffer)."""
     if isinstance(responses, pa.ChunkedArray):
         responses = responses.combine_chunks() if responses.num_chunks != 1 else responses.chunk(0)
     if responses.type not in (pa.string(), pa.large_string()):
@@ -86,7 +87,8 @@ def _as_single_array(responses: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _none(n: int) -> WellFormed:
     empty = np.zeros(0, np.int64)
-    return WellFormed(np.zeros(n, bool), empty, empty, empty, empty, empty, empty, empty, empty, None)
+    return WellFormed(np.zeros(n, bool), np.zeros(n, np.int64), empty, empty, empty, empty, empty, empty, empty,
+                      empty, None)
 
 
 def _find_tokens(data: np.ndarray, row_end: np.ndarray):
@@ -160,7 +162,7 @@ def _word_counts(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
 
 def parse_well_formed(responses: pa.Array | pa.ChunkedArray) -> WellFormed:
     """Segments of every response of the batch that is a well-formed memento trace (see module doc)."""
-    arr = _as_single_array(responses)
+    arr = single_array(responses)
     n = len(arr)
     if n == 0:
         return _none(0)
@@ -212,14 +214,18 @@ def parse_well_formed(responses: pa.Array | pa.ChunkedArray) -> WellFormed:
     kind = np.where(is_answer, 2, np.where(seg_code == _BS, 0, 1)).astype(np.int8)
     block_idx = np.where(is_answer, -1, (local[opener][keep] - 1) // 4)
 
+    # Code points = bytes that do not continue a UTF-8 sequence.
     row_first = row_start[seg_row]
+    response_chars = row_end - row_start
     if data.max(initial=0) >= 0x80:
         continuation = np.flatnonzero((data & 0xC0) == 0x80)
         base = row_first - np.searchsorted(continuation, row_first)
         char_start = start - np.searchsorted(continuation, start) - base
         char_end = end - np.searchsorted(continuation, end) - base
+        response_chars -= np.diff(np.searchsorted(continuation, np.append(row_start, len(data))))
     else:
         char_start, char_end = start - row_first, end - row_first
-    return WellFormed(ok=ok, row=seg_row, kind=kind, block_idx=block_idx, char_start=char_start,
-                      char_end=char_end, n_words=_word_counts(data, start, end),
+    response_chars[~valid] = 0  # a NULL's slot may still span bytes
+    return WellFormed(ok=ok, response_chars=response_chars, row=seg_row, kind=kind, block_idx=block_idx,
+                      char_start=char_start, char_end=char_end, n_words=_word_counts(data, start, end),
                       byte_start=start + lo, byte_end=end + lo, data=buffer)

@@ -8,6 +8,8 @@ generated texts, sliced so that they start at a non-zero offset as ingest's do.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -19,7 +21,7 @@ from ingest.flatten import BatchOrigin, content_hashes, flatten_default
 from ingest.parser import (
     BLOCK_END, BLOCK_START, MARKUP, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, WHITESPACE, parse_response,
 )
-from ingest.vector_parser import parse_well_formed
+from ingest.vector_parser import _WIDE_SPACE_BELOW, _space_mask, parse_well_formed
 from test_parser_fuzz import _answer, _content, _mixture, _text, _valid
 
 KINDS = ("block", "summary", "answer")
@@ -43,6 +45,7 @@ def batch_of(responses: list[str | None]) -> pa.Array:
 
 def assert_agrees(responses: list[str | None]) -> np.ndarray:
     fast = parse_well_formed(batch_of(responses))
+    assert fast.response_chars.tolist() == [len(r or "") for r in responses]
     texts = iter(fast.texts())
     for i, response in enumerate(responses):
         if not fast.ok[i]:
@@ -76,6 +79,14 @@ def test_wide_spaces_split_words_as_str_split_does():
     response = f"<think><|block_start|>{block}<|block_end|><|summary_start|>s<|summary_end|></think>"
     fast = parse_well_formed(batch_of([response]))
     assert fast.n_words.tolist() == [6, 1, 0]
+
+
+def test_every_wide_space_of_unicode_is_known():
+    assert all(not chr(c).isspace() for c in range(_WIDE_SPACE_BELOW, sys.maxunicode + 1))
+
+
+def test_the_ascii_space_mask_is_str_isspace():
+    assert _space_mask(np.arange(128, dtype=np.uint8)).tolist() == [chr(c).isspace() for c in range(128)]
 
 
 def test_a_whitespace_gap_longer_than_the_fast_path_looks_is_left_to_the_reference():

@@ -21,7 +21,7 @@ from ingest.flatten import BatchOrigin, content_hashes, flatten_default
 from ingest.parser import (
     BLOCK_END, BLOCK_START, MARKUP, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, WHITESPACE, parse_response,
 )
-from ingest.vector_parser import _WIDE_SPACE_BELOW, _space_mask, parse_well_formed
+from ingest.vector_parser import _WIDE_SPACE_BELOW, _set_bits_in_ranges, _space_mask, parse_well_formed
 from test_parser_fuzz import _answer, _content, _mixture, _text, _valid
 
 KINDS = ("block", "summary", "answer")
@@ -127,6 +127,16 @@ def test_content_hash_tells_null_from_empty_and_reads_sliced_columns():
 
 
 # --- properties ----------------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), max_size=80), st.lists(st.integers(0, 80), max_size=12))
+def test_set_bits_in_ranges_counts_as_count_nonzero(bits, cuts):
+    bits = np.array(bits, bool)
+    cuts = sorted(min(c, len(bits)) for c in cuts)
+    start, end = np.array(cuts[0::2][:len(cuts) // 2], np.int64), np.array(cuts[1::2], np.int64)
+    want = [np.count_nonzero(bits[a:b]) for a, b in zip(start, end)]
+    assert _set_bits_in_ranges(bits, start, end).tolist() == want
+
 
 _sep = st.text(alphabet=WHITESPACE, max_size=3)
 _pairs = st.lists(st.tuples(_content, _content), min_size=1, max_size=5)

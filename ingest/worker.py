@@ -58,10 +58,31 @@ _WORKER: dict = {}
 
 def init_worker(root: str, with_tokens: bool, schemas: dict[str, pa.Schema] | None = None, worker_id: int = 0) -> None:
     _exit_with_parent()
+    reuse_freed_memory()
     # Schemas come from the ingest process: a worker that opens no DuckDB is ~30 MB smaller.
     _WORKER.clear()
     _WORKER.update(root=Path(root), with_tokens=with_tokens,
                    schemas=schemas or _base_schemas(), worker_id=worker_id, writers={})
+
+
+# glibc's malloc hands each batch's NumPy arrays (a few MB each) back to the kernel when they are
+# freed and faults the pages in again for the next batch: 0.85 of 3.7 CPU-s of flattening 20,000
+# traces was system time. Keeping up to this much freed memory for reuse brings it to 0.2-0.3 s;
+# the peak RSS is the same (bench/flatten_only.py, 313 vs 311 MB).
+_MALLOC_KEEP_BYTES = 256 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def reuse_freed_memory() -> None:
+    """Ask glibc to keep freed memory for the next batch (a no-op where there is no glibc)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, _MALLOC_KEEP_BYTES)
+    except (OSError, AttributeError):
+        pass
 
 
 def _exit_with_parent() -> None:

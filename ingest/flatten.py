@@ -192,6 +192,36 @@ _KINDS = pa.array(["block", "summary", "answer"], pa.string())
 _KIND_CODE = {"block": 0, "summary": 1, "answer": 2}
 
 
+@dataclass
+class _Rest:
+    """The reference parser's output for the rows the fast path left, as flat columns."""
+
+    segments: tuple = field(default_factory=lambda: ([], [], [], [], [], []))  # row, kind, block_idx, start, end, text
+    issue_rows: list = field(default_factory=list)
+    issue_cols: tuple = field(default_factory=lambda: ([], [], []))  # code, char_offset, detail
+
+
+def _parse_rest(responses: pa.Array, rows: np.ndarray, status: np.ndarray, issue_counts: Counter) -> _Rest:
+    rest = _Rest()
+    seg_row, kinds, block_idx, starts, ends, texts = rest.segments
+    for i, response in zip(rows.tolist(), responses.take(rows).to_pylist() if len(rows) else []):
+        parsed = parse_response(response)
+        status[i] = parsed.status
+        for seg in parsed.segments:
+            seg_row.append(i)
+            kinds.append(_KIND_CODE[seg.kind])
+            block_idx.append(-1 if seg.block_idx is None else seg.block_idx)
+            starts.append(seg.char_start)
+            ends.append(seg.char_end)
+            texts.append(seg.text)
+        for issue in parsed.issues:
+            rest.issue_rows.append(i)
+            for column, value in zip(rest.issue_cols, (issue.code, issue.char_offset, issue.detail)):
+                column.append(value)
+            issue_counts[issue.code] += 1
+    return rest
+
+
 @_gc_paused()
 def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.Schema],
                     with_tokens: bool) -> Flattened:
@@ -204,28 +234,11 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
     n = batch.num_rows
     response_col = single_array(_arrow_column(batch, "response", pa.string()))
     fast = parse_well_formed(response_col)
-    slow_rows = np.flatnonzero(~fast.ok)
-    slow_responses = response_col.take(slow_rows).to_pylist() if len(slow_rows) else []
     out = Flattened(tables={}, rows=n, input_bytes=_response_bytes(batch))
     status = np.full(n, "ok", dtype=object)
-    seg_row, kinds, block_idx, starts, ends, texts = [], [], [], [], [], []
-    issue_rows, issue_cols = [], ([], [], [])
-    for i, response in zip(slow_rows.tolist(), slow_responses):
-        parsed = parse_response(response)
-        status[i] = parsed.status
-        for seg in parsed.segments:
-            seg_row.append(i)
-            kinds.append(_KIND_CODE[seg.kind])
-            block_idx.append(-1 if seg.block_idx is None else seg.block_idx)
-            starts.append(seg.char_start)
-            ends.append(seg.char_end)
-            texts.append(seg.text)
-        for issue in parsed.issues:
-            issue_rows.append(i)
-            issue_cols[0].append(issue.code)
-            issue_cols[1].append(issue.char_offset)
-            issue_cols[2].append(issue.detail)
-            out.issue_counts[issue.code] += 1
+    rest = _parse_rest(response_col, np.flatnonzero(~fast.ok), status, out.issue_counts)
+    seg_row, kinds, block_idx, starts, ends, texts = rest.segments
+    issue_rows, issue_cols = rest.issue_rows, rest.issue_cols
     out.flagged = int(np.count_nonzero(status == "flagged"))
     out.ok = n - out.flagged
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -85,7 +86,8 @@ TOKEN_DEFINITION = ("cl100k_base tokens of the whole example as written: the use
                     "(encode_ordinary); a chat template's role markers are not counted")
 CHUNK_CHARS = 32_000_000  # response chars fetched per chunk (plus one trace at most)
 CHUNK_TRACES = 20_000
-MEMORY_LIMIT = os.environ.get("MEMENTOS_EXPORT_MEMORY", "1GB")  # DuckDB's, for the export's queries
+PLAN_ROW_GROUP_ROWS = 4096  # the plan file's row groups: a chunk reads the few that hold its rows
+SLICE_CHARS = 4_000_000  # response chars of the traces whose records are built and written at a time
 
 
 # ---------------------------------------------------------------------------
@@ -215,9 +217,9 @@ def _outliers(con, selected: bool | Sequence[str]) -> list[str]:
 
 
 def _plan_sql(view: str, per_block: bool) -> str:
+    """Every candidate with its reason to be left out (NULL: kept), in (dataset, source_row[, block_idx]) order."""
     block = ", block_idx" if per_block else ""
     return f"""
-CREATE TEMP TABLE __export_plan AS
 WITH candidates AS (
     SELECT v.*, o.reason AS outlier_reason,
         CASE
@@ -238,7 +240,21 @@ SELECT * EXCLUDE (pre, copy),
         WHEN copy > 1 THEN 'duplicate'
     END) AS reason
 FROM ranked
+ORDER BY dataset, source_row{block}
 """
+
+
+def _write_plan(con, sql: str, params: dict, path: Path) -> None:
+    """The plan into a Parquet file in the export's spill directory, in order, and the temp view __export_plan
+    over it: a temp table would keep every candidate's spans in memory for the whole export (~136 MB at
+    228,557 traces), and a chunk's rows are read from the row groups that hold them."""
+    con.execute("SET preserve_insertion_order = true")  # the file in the query's order
+    try:
+        con.sql(sql, params=params).write_parquet(str(path), row_group_size=PLAN_ROW_GROUP_ROWS)
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    quoted = str(path).replace("'", "''")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW __export_plan AS SELECT * FROM read_parquet('{quoted}')")
 
 
 # Kept traces cut into chunks of consecutive source rows: a new chunk starts every CHUNK_CHARS
@@ -340,11 +356,11 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     try:
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
-            con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             runs = _ingest_runs(con)
             _outliers(con, True if exclude_outliers is True else list(exclude_outliers or ()))
-            con.execute(_plan_sql(view, per_block), {"include_flagged": include_flagged, "domain": domain})
+            _write_plan(con, _plan_sql(view, per_block), {"include_flagged": include_flagged, "domain": domain},
+                        spill / "plan.parquet")
             counts = dict(con.execute("SELECT coalesce(reason, ''), count(*) FROM __export_plan GROUP BY ALL").fetchall())
             outlier_counts = dict(con.execute(
                 "SELECT outlier_reason, count(*) FROM __export_plan WHERE reason = 'outlier' "
@@ -358,7 +374,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             chunks = con.execute(_chunks_sql()).fetchall()
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
-            encoder.execute("SET memory_limit = ?", [MEMORY_LIMIT])
+            if storage.MEMORY_LIMIT:  # the warehouse connection's limit (MEMENTOS_MEMORY_LIMIT) for this one too
+                encoder.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])
             for name, _ in split_list:
                 writers[name] = SplitWriter(out / f"{name}.{fmt}", fmt, schema, encoder)
             order = "source_row, block_idx" if per_block else "source_row"
@@ -369,32 +386,18 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                 params = {"dataset": dataset, "first": first, "last": last}
                 plan = con.sql(plan_query, params=params).to_arrow_table()
                 texts = con.sql(_TEXTS_SQL, params=params).to_arrow_table()
-                at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row"))
+                at = pc.index_in(plan.column("source_row"), value_set=texts.column("source_row")).to_numpy()
                 trace_split = pa.array([index[split_of(p, seed, split_list, groups)]
                                         for p in texts.column("problem").to_pylist()], pa.int8())
-                user, assistant, spans, copied = turns(kind, plan, texts, at)
-                columns = {"messages": messages_array(user, assistant), "trace_id": plan.column("trace_id")}
-                if per_block:
-                    columns["block_idx"] = plan.column("block_idx")
-                columns.update({c: plan.column(c) for c in LABELS})
-                columns["n_tokens"] = n_tokens = (summarize_tokens(plan.column("n_tokens"), user, assistant)
-                                                  if per_block else
-                                                  spans_tokens(plan.column("n_tokens"), user, assistant, spans))
-                if spans is not None:
-                    columns["spans"] = spans
-                table = pa.table(columns).cast(schema)
-                keep, long = within_max_tokens(n_tokens, max_tokens)
-                too_long += long
-                fits = keep
-                keep = pc.and_(keep, pc.and_(has_text(user), has_text(assistant)))
-                empty += (pc.sum(fits).as_py() or 0) - (pc.sum(keep).as_py() or 0) if len(keep) else 0
-                if copied is not None and len(keep):
-                    copies += pc.sum(pc.and_(keep, copied)).as_py() or 0
-                    keep = pc.and_(keep, pc.invert(copied))
-                splits_of_rows = trace_split.take(at)
-                for name, i in index.items():
-                    writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
-                del plan, texts, user, assistant, spans, columns, table
+                for start, stop in _slices(plan.column("response_chars").to_numpy(), at, SLICE_CHARS):
+                    # the slice's traces only: what is built from them below is a few copies of SLICE_CHARS
+                    rows, at_rows = np.unique(at[start:stop], return_inverse=True)
+                    rows = pa.array(rows)
+                    counted = _write_rows(kind, plan.slice(start, stop - start), texts.take(rows),
+                                          pa.array(at_rows, pa.int64()), trace_split.take(rows), schema, writers,
+                                          index, max_tokens)
+                    too_long, empty, copies = too_long + counted[0], empty + counted[1], copies + counted[2]
+                del plan, texts
                 checkpoint("export.mid_write")
                 if bar is not None:
                     bar.update(last - first + 1)
@@ -455,6 +458,52 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
                         time.monotonic() - started, int(text_chars), filters, outlier_counts, near)
+
+
+def _slices(response_chars, at, slice_chars: int) -> list[tuple[int, int]]:
+    """A chunk's plan rows (in order, each trace's rows together; `at` is each row's trace) cut at trace
+    boundaries into [start, stop) ranges of about `slice_chars` response characters each."""
+    out, start, chars = [], 0, 0
+    for i in range(len(at)):
+        if i and at[i] != at[i - 1]:
+            if chars >= slice_chars:
+                out.append((start, i))
+                start, chars = i, 0
+        if not i or at[i] != at[i - 1]:
+            chars += int(response_chars[i])
+    if start < len(at):
+        out.append((start, len(at)))
+    return out
+
+
+def _write_rows(kind: str, plan: pa.Table, texts: pa.Table, at: pa.Array, trace_split: pa.Array, schema: pa.Schema,
+                writers: dict[str, SplitWriter], index: dict[str, int], max_tokens: int | None) -> tuple[int, int, int]:
+    """The records of `plan`'s rows (whole traces; `at` gives each row's trace in `texts`, `trace_split` each
+    trace's split) appended to their splits' files; (too_long, empty, copied) of them."""
+    per_block = kind == "summarize"
+    user, assistant, spans, copied = turns(kind, plan, texts, at)
+    columns = {"messages": messages_array(user, assistant), "trace_id": plan.column("trace_id")}
+    if per_block:
+        columns["block_idx"] = plan.column("block_idx")
+    columns.update({c: plan.column(c) for c in LABELS})
+    columns["n_tokens"] = n_tokens = (summarize_tokens(plan.column("n_tokens"), user, assistant)
+                                      if per_block else
+                                      spans_tokens(plan.column("n_tokens"), user, assistant, spans))
+    if spans is not None:
+        columns["spans"] = spans
+    table = pa.table(columns).cast(schema)
+    keep, too_long = within_max_tokens(n_tokens, max_tokens)
+    fits = keep
+    keep = pc.and_(keep, pc.and_(has_text(user), has_text(assistant)))
+    empty = (pc.sum(fits).as_py() or 0) - (pc.sum(keep).as_py() or 0) if len(keep) else 0
+    copies = 0
+    if copied is not None and len(keep):
+        copies = pc.sum(pc.and_(keep, copied)).as_py() or 0
+        keep = pc.and_(keep, pc.invert(copied))
+    splits_of_rows = trace_split.take(at)
+    for name, i in index.items():
+        writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
+    return too_long, empty, copies
 
 
 def _progress(enabled: bool, total: int, kind: str):

@@ -35,10 +35,10 @@ class HashingFile:
         self.size = 0
 
     def write(self, data) -> int:
-        data = bytes(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._f.write(data)
+        view = memoryview(data).cast("B")  # no copy of what the writer hands over (bytes, a pyarrow Buffer)
+        self.sha256.update(view)
+        self.size += view.nbytes
+        return self._f.write(view)
 
     def tell(self) -> int:
         return self.size

@@ -685,6 +685,30 @@ def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypat
         assert files_of(tmp_path / f"big-{fmt}") == files_of(tmp_path / f"small-{fmt}")
 
 
+@pytest.mark.parametrize("kind", ["memento", "summarize"])
+def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
+    """A chunk's records are built and written a slice of traces at a time; slices of one trace each give the
+    same files as one slice per chunk."""
+    import warehouse.export as export_module
+
+    export(sample_db, kind, tmp_path / "whole", splits="train=0.9,test=0.1")
+    monkeypatch.setattr(export_module, "SLICE_CHARS", 1)  # every trace a slice of its own
+    export(sample_db, kind, tmp_path / "sliced", splits="train=0.9,test=0.1")
+    assert files_of(tmp_path / "whole") == files_of(tmp_path / "sliced")
+
+
+def test_slices_cut_at_trace_boundaries():
+    """Plan rows of one trace (summarize: one per block) stay in one slice; a slice closes once it holds
+    slice_chars response chars."""
+    import numpy as np
+
+    from warehouse.export import _slices
+
+    at = np.array([0, 0, 0, 1, 2, 2, 3])  # each plan row's trace
+    chars = np.array([5, 5, 5, 3, 4, 4, 9])  # each row's trace's response chars
+    assert _slices(chars, at, 7) == [(0, 4), (4, 7)]
+
+
 def test_empty_examples_are_left_out_and_counted(tmp_path):
     rows = [row(memento([("b", "s")]), problem="   "),            # no problem
             row("", problem="Empty response."),                    # flagged: empty_response

@@ -1,7 +1,7 @@
 /*
 name: inference_summary
-version: 3
-kind: view
+version: 4
+kind: table
 grain: [domain, k, is_total]
 description: >
   inference_simulation summarised per domain and k, with domain 'all' for all

@@ -1,7 +1,7 @@
 /*
 name: retention_summary
-version: 1
-kind: view
+version: 2
+kind: table
 grain: [domain, is_total]
 description: >
   memento_retention per domain, with an 'all' row for every pair (is_total

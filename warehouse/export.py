@@ -40,6 +40,7 @@ files, what the directory may hold), export_card.py (README.md).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -251,6 +252,10 @@ def _write_plan(con, sql: str, params: dict, path: Path) -> None:
     con.execute("SET preserve_insertion_order = true")  # the file in the query's order
     try:
         con.sql(sql, params=params).write_parquet(str(path), row_group_size=PLAN_ROW_GROUP_ROWS)
+    except duckdb.Error as exc:
+        if disk.is_disk_full(exc):  # as an OSError naming the file, like the split files' (disk.failed_path)
+            raise OSError(errno.ENOSPC, str(exc).strip().splitlines()[0], str(path)) from None
+        raise
     finally:
         con.execute("SET preserve_insertion_order = false")
     quoted = str(path).replace("'", "''")

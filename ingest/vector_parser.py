@@ -159,24 +159,23 @@ def _word_counts(data: np.ndarray, start: np.ndarray, end: np.ndarray, ascii_onl
 
 
 def _set_bits_in_ranges(bits: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """How many of `bits` are set in each [start, end); the ranges are in order and do not overlap.
-
-    Counted on the bits packed eight to a byte: whole bytes by popcount, summed between
-    consecutive range ends, plus the set bits before each end in its own byte.
-    """
+    """How many of `bits` are set in each [start, end), counted 64 bits at a time: the set bits
+    before a position are those of the whole words before it plus those below it in its word."""
     if not len(start):
         return np.zeros(0, np.int64)
-    packed = np.append(np.packbits(bits), np.uint8(0))  # element 8k+j is bit 7-j of byte k
-    ones = np.bitwise_count(packed)
-    bounds = np.empty(2 * len(start), np.int64)
-    bounds[0::2], bounds[1::2] = start // 8, end // 8
-    between = np.add.reduceat(ones, bounds, dtype=np.int64)[0::2]
-    between[bounds[0::2] == bounds[1::2]] = 0  # reduceat gives an element, not 0, for an empty stretch
+    packed = np.packbits(bits, bitorder="little")  # bit p is bit p % 64 of word p // 64 (little-endian words)
+    padded = np.zeros(8 * (len(packed) // 8 + 1), np.uint8)  # a spare word: `end` may be len(bits)
+    padded[:len(packed)] = packed
+    words = padded.view("<u8")
+    words_before = np.zeros(len(words) + 1, np.int64)
+    np.cumsum(np.bitwise_count(words), out=words_before[1:])
 
-    def before(x):  # set bits of x's byte that come before x
-        return np.bitwise_count(packed[x // 8].astype(np.int64) >> (8 - x % 8)).astype(np.int64)
+    def before(x):
+        word = x // 64
+        below = (np.uint64(1) << (x % 64).astype(np.uint64)) - np.uint64(1)
+        return words_before[word] + np.bitwise_count(words[word] & below)
 
-    return between - before(start) + before(end)
+    return before(end) - before(start)
 
 
 def parse_well_formed(responses: pa.Array | pa.ChunkedArray) -> WellFormed:

@@ -113,15 +113,19 @@ def test_plain_duckdb_reads_it_from_its_folder(tmp_path):
     assert out.stdout.strip() == "[('memo',)]"
 
 
-def test_segment_text_of_ascii_and_multibyte_responses(tmp_path):
-    """ASCII responses are cut as bytes, the others by characters: both give response[start:end]."""
-    rows = [row(memento([("plain ascii block", "m1")])),
-            row(memento([("café au lait, 中文 and 😀 emoji", "mémento 😀")]))]
+def test_segment_text_in_either_half_of_ascii_and_multibyte_responses(tmp_path):
+    """A segment in the response's second half is cut counting from its end: every segment,
+    the last (the answer) too, is response[start:end], with multi-byte characters on both sides."""
+    rows = [row(memento([("plain ascii block", "m1"), ("second block", "m2")], answer="ascii answer")),
+            row(memento([("café au lait, 中文 and 😀 emoji", "mémento 😀"), ("ß then ü", "m ✓")],
+                        answer="ünïcode 42 😀"))]
     db = tmp_path / "w.duckdb"
     ingest(write_jsonl(tmp_path / "in.jsonl", rows), db, name="t")
-    got = execute(db, "SELECT trace_id, kind, text FROM segments WHERE kind <> 'answer' ORDER BY trace_id, char_start").rows
+    got = execute(db, "SELECT trace_id, kind, text FROM segments ORDER BY trace_id, char_start").rows
     assert got == [("t:0", "block", "plain ascii block"), ("t:0", "summary", "m1"),
-                   ("t:1", "block", "café au lait, 中文 and 😀 emoji"), ("t:1", "summary", "mémento 😀")]
+                   ("t:0", "block", "second block"), ("t:0", "summary", "m2"), ("t:0", "answer", "ascii answer"),
+                   ("t:1", "block", "café au lait, 中文 and 😀 emoji"), ("t:1", "summary", "mémento 😀"),
+                   ("t:1", "block", "ß then ü"), ("t:1", "summary", "m ✓"), ("t:1", "answer", "ünïcode 42 😀")]
 
 
 def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):

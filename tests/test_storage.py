@@ -144,7 +144,7 @@ def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     assert db.read_bytes() == before and not layout.data_dir(db).exists()
 
 
-def test_connections_default_to_a_500_mb_buffer_pool(tmp_path):
+def test_connections_default_to_a_600_mb_buffer_pool(tmp_path):
     """The pool the full-scale build passes under (foundation/storage.py), when MEMENTOS_MEMORY_LIMIT is unset."""
     db = tmp_path / "w.duckdb"
     ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")
@@ -152,4 +152,4 @@ def test_connections_default_to_a_500_mb_buffer_pool(tmp_path):
             "print(storage.connect(sys.argv[1]).execute(\"SELECT current_setting('memory_limit')\").fetchone()[0])")
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_MEMORY_LIMIT"}
     out = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "476.8 MiB"
+    assert out.stdout.strip() == "572.2 MiB"

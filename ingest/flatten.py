@@ -20,7 +20,7 @@ import xxhash
 
 from ingest.full_config import check_full_row
 from ingest.parser import parse_response
-from ingest.vector_parser import parse_well_formed, single_array
+from ingest.vector_parser import parse_well_formed, range_word_counts, single_array, utf8_offsets
 from foundation.tokens import count_tokens
 
 
@@ -57,8 +57,7 @@ def _utf8_values(col: pa.ChunkedArray | pa.Array) -> list:
     values = []
     for arr in chunks:
         n = len(arr)
-        offset_type = np.int64 if arr.type == pa.large_string() else np.int32
-        offsets = np.frombuffer(arr.buffers()[1], offset_type)[arr.offset:arr.offset + n + 1].tolist()
+        offsets = utf8_offsets(arr).tolist()
         data = memoryview(arr.buffers()[2] or b"")
         valid = [True] * n if arr.null_count == 0 else arr.is_valid().to_pylist()
         values.extend(data[offsets[k]:offsets[k + 1]] if valid[k] else None for k in range(n))
@@ -119,42 +118,6 @@ def _gc_paused():
             gc.enable()
 
 
-def _ascii_space(data: np.ndarray) -> np.ndarray:
-    """Python's str.isspace() for ASCII bytes: \t \n \v \f \r (9-13), the separators \x1c-\x1f and space (28-32)."""
-    return ((data - np.uint8(9)) < 5) | ((data - np.uint8(28)) < 5)
-
-
-def _word_counts_chunk(texts: pa.StringArray) -> np.ndarray:
-    """len(t.split()) for every t, vectorised over the UTF-8 buffer.
-
-    A word starts at a non-space byte that follows a space byte or starts its
-    text. Bytes >= 0x80 count as non-space, which is exact for every text but
-    those with non-ASCII whitespace (U+0085, U+00A0, U+2000.., U+3000), so
-    texts that are not pure ASCII are recounted with Arrow's Unicode split,
-    whose whitespace is exactly str.isspace().
-    """
-    n = len(texts)
-    counts = np.zeros(n, dtype=np.int64)
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset:texts.offset + n + 1]
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    if hi > lo:
-        space = _ascii_space(np.frombuffer(texts.buffers()[2], dtype=np.uint8)[lo:hi])
-        starts = ~space
-        starts[1:] &= space[:-1]
-        begin = offsets[:-1][offsets[1:] > offsets[:-1]] - lo  # first byte of every non-empty text
-        starts[begin] = ~space[begin]
-        positions = np.flatnonzero(starts)
-        counts = np.searchsorted(positions, offsets[1:] - lo) - np.searchsorted(positions, offsets[:-1] - lo)
-    not_ascii = pc.invert(pc.string_is_ascii(texts)).fill_null(False)
-    if pc.any(not_ascii).as_py():
-        where = pc.indices_nonzero(not_ascii)
-        trimmed = pc.utf8_trim_whitespace(texts.take(where))
-        exact = pc.if_else(pc.equal(pc.binary_length(trimmed), 0), 0,
-                           pc.list_value_length(pc.utf8_split_whitespace(trimmed)))
-        counts[where.to_numpy()] = exact.to_numpy(zero_copy_only=False)
-    return counts
-
-
 _WORD_COUNT_SLICE = 1024  # texts per step: the byte masks stay a few MB
 
 
@@ -166,10 +129,15 @@ def word_counts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
         chunks = [texts]
     parts = [np.zeros(0, dtype=np.int64)]
     for chunk in chunks:
-        if chunk.type != pa.string():
-            chunk = chunk.cast(pa.string())
+        chunk = single_array(chunk)
         for at in range(0, len(chunk), _WORD_COUNT_SLICE):
-            parts.append(_word_counts_chunk(chunk.slice(at, _WORD_COUNT_SLICE)))
+            piece = chunk.slice(at, _WORD_COUNT_SLICE)
+            offsets = utf8_offsets(piece)
+            data = np.frombuffer(piece.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]]
+            counts = range_word_counts(data, offsets[:-1] - offsets[0], offsets[1:] - offsets[0])
+            if piece.null_count:  # a NULL's slot may still span bytes
+                counts[~np.asarray(piece.is_valid())] = 0
+            parts.append(counts)
     return pa.array(np.concatenate(parts), pa.int32())
 
 

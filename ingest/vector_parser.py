@@ -85,6 +85,12 @@ def single_array(responses: pa.Array | pa.ChunkedArray) -> pa.Array:
     return responses
 
 
+def utf8_offsets(arr: pa.Array) -> np.ndarray:
+    """Where each value of a string array starts and ends in its data buffer (n + 1 offsets, int64)."""
+    offset_type = np.int64 if arr.type == pa.large_string() else np.int32
+    return np.frombuffer(arr.buffers()[1], offset_type)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+
+
 def _none(n: int) -> WellFormed:
     empty = np.zeros(0, np.int64)
     return WellFormed(np.zeros(n, bool), np.zeros(n, np.int64), empty, empty, empty, empty, empty, empty, empty,
@@ -146,8 +152,12 @@ def _space_mask(data: np.ndarray, ascii_only: bool = False) -> np.ndarray:
     return space
 
 
-def _word_counts(data: np.ndarray, start: np.ndarray, end: np.ndarray, ascii_only: bool) -> np.ndarray:
-    """len(text.split()) of every range [start, end) of the buffer."""
+def range_word_counts(data: np.ndarray, start: np.ndarray, end: np.ndarray,
+                      ascii_only: bool | None = None) -> np.ndarray:
+    """len(text.split()) of every range [start, end) of a UTF-8 buffer; the ranges are in order
+    and do not overlap. `ascii_only` says the buffer has no byte >= 0x80 (found out if None)."""
+    if ascii_only is None:
+        ascii_only = data.max(initial=0) < 0x80
     space = _space_mask(data, ascii_only)
     # A word starts at a non-space byte after a space byte, or at a range's first byte if it is not a space.
     after_space = np.zeros(len(data), bool)
@@ -184,8 +194,7 @@ def parse_well_formed(responses: pa.Array | pa.ChunkedArray) -> WellFormed:
     n = len(arr)
     if n == 0:
         return _none(0)
-    offset_type = np.int64 if arr.type == pa.large_string() else np.int32
-    offsets = np.frombuffer(arr.buffers()[1], offset_type)[arr.offset:arr.offset + n + 1].astype(np.int64)
+    offsets = utf8_offsets(arr)
     lo, hi = int(offsets[0]), int(offsets[-1])
     buffer = arr.buffers()[2]
     if buffer is None or hi == lo:
@@ -246,5 +255,6 @@ def parse_well_formed(responses: pa.Array | pa.ChunkedArray) -> WellFormed:
         char_start, char_end = start - row_first, end - row_first
     response_chars[~valid] = 0  # a NULL's slot may still span bytes
     return WellFormed(ok=ok, response_chars=response_chars, row=seg_row, kind=kind, block_idx=block_idx,
-                      char_start=char_start, char_end=char_end, n_words=_word_counts(data, start, end, ascii_only),
+                      char_start=char_start, char_end=char_end,
+                      n_words=range_word_counts(data, start, end, ascii_only),
                       byte_start=start + lo, byte_end=end + lo, data=buffer)

@@ -33,12 +33,11 @@ def _work(args: tuple[list[str], int, int, int, bool]) -> tuple[int, int, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from foundation.catalog import store_schemas
     from ingest.flatten import BatchOrigin, flatten_default
     from ingest.worker import reuse_freed_memory
 
     reuse_freed_memory()  # as ingest's workers do
-    from foundation.catalog import store_schemas
-
     schemas = store_schemas()
     rows = nbytes = segs = 0
     seq = 0

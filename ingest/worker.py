@@ -66,9 +66,9 @@ def init_worker(root: str, with_tokens: bool, schemas: dict[str, pa.Schema] | No
 
 
 # glibc's malloc hands each batch's NumPy arrays (a few MB each) back to the kernel when they are
-# freed and faults the pages in again for the next batch: 0.85 of 3.7 CPU-s of flattening 20,000
-# traces was system time. Keeping up to this much freed memory for reuse brings it to 0.2-0.3 s;
-# the peak RSS is the same (bench/flatten_only.py, 313 vs 311 MB).
+# freed and faults the pages in again for the next batch: flattening 20,000 traces on one worker
+# spent 0.83-0.91 s in the kernel. Keeping up to this much freed memory for reuse brings it to
+# 0.38-0.58 s with the same peak RSS (bench/flatten_only.py --workers 1, 313-314 MB both ways).
 _MALLOC_KEEP_BYTES = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 

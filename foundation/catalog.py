@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from foundation.errors import WarehouseError
+from foundation.layout import run_dir, run_key
 from foundation.resources import resource_dir
 
 SQL_DIR = resource_dir("sql")
@@ -105,6 +106,27 @@ LINKED_FULL_TRACES = """(SELECT f.*, d.trace_id
     LEFT JOIN (SELECT dataset, content_hash, {min_by}(trace_id, source_row) AS trace_id
                FROM {stored_traces} GROUP BY dataset, content_hash) AS d
       ON d.dataset = f.dataset AND d.content_hash = f.content_hash)"""
+
+
+def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
+    """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
+    out: dict[str, list[str]] = {}
+    for directory in STORES:
+        out[directory] = [run_key(d, r) for d, r in sorted(runs.items())
+                          if any(run_dir(root, directory, d, r).glob("*.parquet"))]
+    return out
+
+
+def trace_range_views(con: duckdb.DuckDBPyConnection, root: Path, dataset: str, first_row: int,
+                      last_row: int) -> dict[str, str]:
+    """The SELECT of each base view that reads only stored_traces (traces, segments), over the
+    rows of `dataset` from source row `first_row` to `last_row`: DuckDB skips the row groups whose
+    source_row statistics lie outside, so a batch of a batched model reads its own rows only."""
+    src = sources(root.name, committed_run_dirs(root, current_runs(con)))
+    src["stored_traces"] = (f"(SELECT * FROM {src['stored_traces']} WHERE dataset = {_quote(dataset)} "
+                            f"AND source_row BETWEEN {int(first_row)} AND {int(last_row)})")
+    return {name: template.format(**src) for name, template in view_templates().items()
+            if set(re.findall(r"\{(\w+)\}", template)) == {"stored_traces"}}
 
 
 def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:

@@ -18,7 +18,7 @@ import duckdb
 from foundation import catalog
 from foundation.errors import ReconciliationError
 from foundation.faults import checkpoint
-from foundation.layout import run_dir, run_key
+from foundation.layout import run_dir
 
 
 @dataclass
@@ -38,18 +38,9 @@ class RunRecord:
     token_encoding: str | None
 
 
-def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
-    """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
-    out: dict[str, list[str]] = {}
-    for directory in catalog.STORES:
-        out[directory] = [run_key(d, r) for d, r in sorted(runs.items())
-                          if any(run_dir(root, directory, d, r).glob("*.parquet"))]
-    return out
-
-
 def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """(Re)create the base views over the committed runs, inside the caller's transaction."""
-    catalog.create_views(con, root.name, committed_run_dirs(root, catalog.current_runs(con)))
+    catalog.create_views(con, root.name, catalog.committed_run_dirs(root, catalog.current_runs(con)))
 
 
 def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:

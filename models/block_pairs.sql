@@ -3,6 +3,7 @@ name: block_pairs
 version: 1
 kind: table
 grain: [trace_id, block_idx]
+batch_traces: 20000
 description: >
   Each block of an analysed trace with its memento (the summary written right
   after it): chars, words and tokens of both, and the memento/block ratio in

@@ -3,6 +3,7 @@ name: memento_retention
 version: 1
 kind: table
 grain: [trace_id, block_idx]
+batch_traces: 20000
 description: >
   Is a memento "sufficiently informative"? For every block/memento pair of an
   analysed trace: the distinct numbers and simple results of the block

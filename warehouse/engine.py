@@ -45,6 +45,7 @@ from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
 from warehouse import guard, planner
 from warehouse.audits import AuditFailure, quote, run_audit, unique
+from warehouse.batches import BATCH_TABLE, batch_sql, trace_batches
 from warehouse.models import Model, discover, fingerprint
 from warehouse.planner import LastBuild, ModelState
 
@@ -326,7 +327,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
             else:
                 if echo:
                     echo(f"  building {name} ...")
-                result = build_model(con, project.models[name], project.fingerprints[name],
+                result = build_model(con, db, project.models[name], project.fingerprints[name],
                                      state.data_version, build_id, step.reason)
                 if result.status == "failed":
                     failed = result
@@ -346,7 +347,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     return report
 
 
-def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_data: str,
+def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, fp: str, current_data: str,
                 build_id: str, reason: str) -> ModelResult:
     """Build one model into a new table, audit it, swap it in, record it; inside the build's transaction.
 
@@ -359,7 +360,7 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_d
     con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
     con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
     try:
-        con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
+        _create(con, db, model, tmp, kind)
     except duckdb.Error as exc:
         result.error = f"{model.where}: {_first_line(exc)}"
         if (error := storage.out_of_memory(exc)) is not None:
@@ -384,6 +385,18 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, fp: str, current_d
     _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
     result.status, result.rows = "built", rows
     return result
+
+
+def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, tmp: str, kind: str) -> None:
+    """CREATE the model's new table or view; a batched model (warehouse/batches.py) a batch at a time."""
+    batches = trace_batches(con, model.batch_traces) if model.batch_traces else []
+    if not batches:
+        con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
+        return
+    for i, (dataset, first_row, last_row) in enumerate(batches):
+        sql = batch_sql(con, db, model.sql, model.body_refs, dataset, first_row, last_row)
+        con.execute(f"CREATE TABLE {quote(tmp)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(tmp)}\n{sql}")
+    con.execute(f"DROP TABLE temp.{BATCH_TABLE}")
 
 
 def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[str, str], result: ModelResult,

@@ -8,6 +8,7 @@ SELECT (see warehouse.md (Models), "The engine")::
     version: 1
     kind: table            # table | view
     grain: [trace_id, block_idx]
+    batch_traces: 20000    # optional, tables only: built this many traces at a time
     description: Each block with its memento.
     audits:
       - not_null: [block_chars, memento_chars]
@@ -39,7 +40,7 @@ from warehouse.audits import Audit, parse_audits
 MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"
 KINDS = ("table", "view")
-HEADER_KEYS = {"name", "version", "kind", "grain", "description", "audits"}
+HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -56,6 +57,8 @@ class Model:
     path: Path
     refs: set[str] = field(default_factory=set)  # tables the body and custom audits read (lower case)
     normalized_sql: str = ""
+    batch_traces: int | None = None  # built this many traces at a time (warehouse/batches.py)
+    body_refs: set[str] = field(default_factory=set)  # tables the body alone reads
 
     @property
     def where(self) -> str:
@@ -123,6 +126,14 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
         raise ModelError(f"{where}: kind must be table or view, not {header['kind']!r}")
     header["version"] = str(header["version"])
     header["grain"] = _as_list(header["grain"], "grain", where)
+    batch = header.get("batch_traces")
+    if batch is not None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ModelError(f"{where}: batch_traces must be a whole number of traces (e.g. 20000), not {batch!r}")
+        if header["kind"] != "table":
+            raise ModelError(f"{where}: batch_traces is for tables; a view is not built, so it has nothing to batch")
+        if "trace_id" not in header["grain"]:
+            raise ModelError(f"{where}: batch_traces needs trace_id in the grain: each row must belong to one trace")
     header["description"] = " ".join(str(header["description"]).split())
     return header
 
@@ -176,7 +187,8 @@ def load_model(path: Path) -> Model:
     header = parse_header(header_text, where, path.stem)
     tree = parse_body(body, where)
     audits = parse_audits(header.get("audits"), where)
-    refs = table_refs(tree)
+    body_refs = table_refs(tree)
+    refs = set(body_refs)
     for audit in audits:
         if audit.sql is not None:
             refs |= audit_refs(audit, where)
@@ -184,6 +196,7 @@ def load_model(path: Path) -> Model:
         name=header["name"], version=header["version"], kind=header["kind"], grain=header["grain"],
         description=header["description"], audits=audits, sql=body.strip().rstrip(";").strip(),
         path=path, refs=refs, normalized_sql=normalize_sql(tree),
+        batch_traces=header.get("batch_traces"), body_refs=body_refs,
     )
 
 

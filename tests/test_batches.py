@@ -1,0 +1,95 @@
+"""Batched models (warehouse/batches.py): built a batch of traces at a time, the same table."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from foundation import storage
+from foundation.errors import ModelError
+from ingest.pipeline import run_ingest
+from warehouse import batches
+from warehouse.engine import build
+from warehouse.models import MODELS_DIR, discover, load_model
+
+SMALL_BATCH = 37  # traces: several batches per dataset, cutting through the run files' row groups
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory) -> dict[str, Path]:
+    """The same two datasets built twice: with the bundled models, and with every batched model at SMALL_BATCH."""
+    from mementos_sample import write_sample
+
+    d = tmp_path_factory.mktemp("batches")
+    write_sample(d / "a", 150, seed=3, progress=False)
+    write_sample(d / "b", 100, seed=4, progress=False)
+    db = d / "whole" / "w.duckdb"
+    run_ingest(str(d / "a"), db, config="all", name="a", workers=0, progress=False, with_tokens=False)
+    run_ingest(str(d / "b"), db, config="all", name="b", workers=0, progress=False, with_tokens=False)
+    shutil.copytree(db.parent, d / "batched")
+    small = d / "small_models"
+    shutil.copytree(MODELS_DIR, small)
+    for path in small.glob("*.sql"):
+        path.write_text(path.read_text().replace("batch_traces: 20000", f"batch_traces: {SMALL_BATCH}"))
+    assert build(db).ok
+    assert build(d / "batched" / "w.duckdb", models_dir=small).ok
+    return {"whole": db, "batched": d / "batched" / "w.duckdb", "small_models": small}
+
+
+def batched_model_names() -> list[str]:
+    return sorted(name for name, model in discover().items() if model.batch_traces)
+
+
+def test_the_bundled_batched_models():
+    assert batched_model_names() == ["block_pairs", "memento_retention"]
+
+
+def test_trace_batches_cut_each_dataset_every_n_traces(warehouses):
+    with storage.connect(warehouses["whole"], read_only=True) as con:
+        got = batches.trace_batches(con, 60)
+    assert got == [("a", 0, 59), ("a", 60, 119), ("a", 120, 149), ("b", 0, 59), ("b", 60, 99)]
+
+
+@pytest.mark.parametrize("name", batched_model_names())
+def test_a_batched_build_gives_the_unbatched_table(warehouses, name):
+    with storage.connect(warehouses["batched"], read_only=True) as con:
+        con.execute(f"ATTACH '{warehouses['whole']}' AS whole (READ_ONLY)")
+        [(rows,)] = con.execute(f"SELECT count(*) FROM {name}").fetchall()
+        missing = con.execute(f"SELECT count(*) FROM (FROM whole.{name} EXCEPT ALL FROM {name})").fetchall()
+        extra = con.execute(f"SELECT count(*) FROM (FROM {name} EXCEPT ALL FROM whole.{name})").fetchall()
+    assert (rows > 0, missing, extra) == (True, [(0,)], [(0,)])
+
+
+def test_a_batch_reads_the_rows_of_its_traces_only(warehouses):
+    model = load_model(warehouses["small_models"] / "block_pairs.sql")
+    db = warehouses["whole"]
+    ids = [f"b:{i}" for i in range(10, 20)]
+    with storage.connect(db, read_only=True) as con:
+        sql = batches.batch_sql(con, db, model.sql, model.body_refs, "b", 10, 19)
+        got = con.execute(f"SELECT DISTINCT trace_id FROM ({sql}) ORDER BY ALL").fetchall()
+        expected = con.execute("SELECT DISTINCT trace_id FROM block_pairs WHERE trace_id IN $ids ORDER BY ALL",
+                               {"ids": ids}).fetchall()
+    assert (got, len(got) >= 8) == (expected, True)
+
+
+def _write_model(tmp_path: Path, header: str) -> Path:
+    path = tmp_path / "m.sql"
+    path.write_text(f"/*\nname: m\nversion: 1\n{header}\ndescription: d\n*/\nSELECT trace_id FROM traces\n")
+    return path
+
+
+def test_batch_traces_on_a_view_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="batch_traces is for tables"):
+        load_model(_write_model(tmp_path, "kind: view\ngrain: [trace_id]\nbatch_traces: 10"))
+
+
+def test_batch_traces_needs_trace_id_in_the_grain(tmp_path):
+    with pytest.raises(ModelError, match="needs trace_id in the grain"):
+        load_model(_write_model(tmp_path, "kind: table\ngrain: [domain]\nbatch_traces: 10"))
+
+
+def test_batch_traces_must_be_a_whole_number(tmp_path):
+    with pytest.raises(ModelError, match=r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"):
+        load_model(_write_model(tmp_path, "kind: table\ngrain: [trace_id]\nbatch_traces: many"))

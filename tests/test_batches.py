@@ -63,11 +63,12 @@ def test_a_batched_build_gives_the_unbatched_table(warehouses, name):
 
 
 def test_a_batch_reads_the_rows_of_its_traces_only(warehouses):
-    model = load_model(warehouses["small_models"] / "block_pairs.sql")
+    models = discover(warehouses["small_models"])
+    views = {name: m for name, m in models.items() if m.kind == "view"}
     db = warehouses["whole"]
     ids = [f"b:{i}" for i in range(10, 20)]
     with storage.connect(db, read_only=True) as con:
-        sql = batches.batch_sql(con, db, model.sql, model.body_refs, "b", 10, 19)
+        sql = batches.batch_sql(con, db, models["block_pairs"], views, "b", 10, 19)
         got = con.execute(f"SELECT DISTINCT trace_id FROM ({sql}) ORDER BY ALL").fetchall()
         expected = con.execute("SELECT DISTINCT trace_id FROM block_pairs WHERE trace_id IN $ids ORDER BY ALL",
                                {"ids": ids}).fetchall()

@@ -28,6 +28,7 @@ import duckdb
 
 from foundation import catalog
 from foundation.layout import data_dir
+from warehouse.models import Model
 
 BATCH_TABLE = "__batch_traces"  # the trace_ids of the batch being built (a temp table)
 
@@ -53,21 +54,36 @@ def _has_trace_id(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         "AND column_name = 'trace_id' AND NOT internal", [name]).fetchall())
 
 
-def batch_sql(con: duckdb.DuckDBPyConnection, db: Path, sql: str, refs: set[str],
+def batch_sql(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
               dataset: str, first_row: int, last_row: int) -> str:
-    """The model's `sql` over the traces of `dataset` with source rows first_row..last_row; fills
-    the temp table BATCH_TABLE with their trace_ids first."""
+    """`model`'s SELECT over the traces of `dataset` with source rows first_row..last_row; fills the
+    temp table BATCH_TABLE with their trace_ids first. `views`: the project's view models, by name."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT trace_id FROM traces "
                 f"WHERE dataset = ? AND source_row BETWEEN ? AND ?", [dataset, first_row, last_row])
     ranged = catalog.trace_range_views(con, data_dir(db), dataset, first_row, last_row)
-    relations = {}
+    relations: dict[str, str] = {}
+    _shadow(con, model.body_refs, views, ranged, relations)
+    if not relations:
+        return model.sql
+    ctes = ",\n".join(f"{_quote(name)} AS NOT MATERIALIZED ({select})" for name, select in relations.items())
+    return f"WITH {ctes}\nSELECT * FROM (\n{model.sql}\n)"
+
+
+def _shadow(con: duckdb.DuckDBPyConnection, refs: set[str], views: dict[str, Model], ranged: dict[str, str],
+            relations: dict[str, str]) -> None:
+    """Add to `relations` (in order: a relation after those it reads) the batch's SELECT of each of `refs`.
+
+    A view model with trace_id in its grain is inlined, its own inputs shadowed first, so that a
+    batch does not read the whole corpus through it (block_pairs reads analysed_traces, which
+    reads all_traces, which reads traces)."""
     for name in sorted(refs):
+        if name in relations:
+            continue
         if name in ranged:
             relations[name] = ranged[name]
+        elif name in views and "trace_id" in views[name].grain:
+            _shadow(con, views[name].body_refs, views, ranged, relations)
+            relations[name] = views[name].sql
         elif "." not in name and _has_trace_id(con, name):
             relations[name] = (f"SELECT * FROM main.{_quote(name)} "
-                               f"WHERE trace_id IN (SELECT trace_id FROM temp.{BATCH_TABLE})")
-    if not relations:
-        return sql
-    ctes = ",\n".join(f"{_quote(name)} AS NOT MATERIALIZED ({select})" for name, select in relations.items())
-    return f"WITH {ctes}\nSELECT * FROM (\n{sql}\n)"
+                                f"WHERE trace_id IN (SELECT trace_id FROM temp.{BATCH_TABLE})")

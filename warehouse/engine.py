@@ -309,6 +309,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     report = BuildReport(str(db), [])
     done: dict[str, str] = {}  # model -> its ModelResult.status in this run
+    views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batched models
     failed: ModelResult | None = None  # the model that stopped the build
     con.execute("BEGIN TRANSACTION")
     con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
@@ -327,7 +328,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
             else:
                 if echo:
                     echo(f"  building {name} ...")
-                result = build_model(con, db, project.models[name], project.fingerprints[name],
+                result = build_model(con, db, project.models[name], views, project.fingerprints[name],
                                      state.data_version, build_id, step.reason)
                 if result.status == "failed":
                     failed = result
@@ -347,8 +348,8 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     return report
 
 
-def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, fp: str, current_data: str,
-                build_id: str, reason: str) -> ModelResult:
+def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model], fp: str,
+                current_data: str, build_id: str, reason: str) -> ModelResult:
     """Build one model into a new table, audit it, swap it in, record it; inside the build's transaction.
 
     Returns a 'failed' result (the transaction left for the caller to roll back) when the
@@ -360,7 +361,7 @@ def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, fp: str,
     con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
     con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
     try:
-        _create(con, db, model, tmp, kind)
+        _create(con, db, model, views, tmp, kind)
     except duckdb.Error as exc:
         result.error = f"{model.where}: {_first_line(exc)}"
         if (error := storage.out_of_memory(exc)) is not None:
@@ -387,14 +388,15 @@ def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, fp: str,
     return result
 
 
-def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, tmp: str, kind: str) -> None:
+def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model], tmp: str,
+            kind: str) -> None:
     """CREATE the model's new table or view; a batched model (warehouse/batches.py) a batch at a time."""
     batches = trace_batches(con, model.batch_traces) if model.batch_traces else []
     if not batches:
         con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
         return
     for i, (dataset, first_row, last_row) in enumerate(batches):
-        sql = batch_sql(con, db, model.sql, model.body_refs, dataset, first_row, last_row)
+        sql = batch_sql(con, db, model, views, dataset, first_row, last_row)
         con.execute(f"CREATE TABLE {quote(tmp)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(tmp)}\n{sql}")
     con.execute(f"DROP TABLE temp.{BATCH_TABLE}")
 

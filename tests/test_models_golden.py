@@ -339,7 +339,7 @@ ALIGN_COLUMNS = "link, trace_id, full_trace_id, aligned, first_disagreeing_block
 @pytest.fixture(scope="module")
 def alignment(tmp_path_factory):
     db = ingest_alignment(tmp_path_factory.mktemp("align"))
-    report = build(db, select=["full_alignment"])
+    report = build(db, select=["full_links+"])  # full_alignment and the models it is built from
     assert report.ok, report.format()
     con = storage.connect(db)
     yield con

@@ -1,0 +1,89 @@
+/*
+name: block_agreement
+version: 1
+kind: table
+grain: [trace_id]
+batch_traces: 20000
+description: >
+  The comparison half of full_alignment: for every default trace linked to a
+  full row (full_links) that has a block or a summary on either side, the blocks
+  of its markup against the full row's (full_block_digests), by block_idx after
+  collapsing whitespace: how many block indexes were compared and agree, the
+  first that disagrees and how (block_text, summary_text, missing_in_full,
+  missing_in_default). Batched: each trace's row comes from its own rows.
+audits:
+  - not_null: [blocks_compared, blocks_agreeing]
+  - accepted_values: {column: disagreement, values: [block_text, summary_text, missing_in_full, missing_in_default]}
+*/
+WITH links AS (
+    SELECT trace_id FROM full_links WHERE link <> 'unlinked'
+),
+-- Texts are compared by the md5 of each with runs of whitespace made one space and
+-- trimmed, computed as the texts stream past, so no join holds a text. A text with no
+-- tab, newline, form feed or CR, no two spaces in a row and no space at either end is
+-- its own normal form, so only the others go through the regex.
+default_side AS (
+    -- the default markup of each linked trace, one row per block index
+    SELECT
+        l.trace_id,
+        s.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN 1 ELSE 0 END) AS has_block,
+        max(CASE WHEN s.kind = 'summary' THEN 1 ELSE 0 END) AS has_summary,
+        max(CASE WHEN s.kind = 'block' THEN
+            CASE WHEN contains(s.text, '  ') OR contains(s.text, chr(9)) OR contains(s.text, chr(10)) OR contains(s.text, chr(12))
+                  OR contains(s.text, chr(13)) OR starts_with(s.text, ' ') OR ends_with(s.text, ' ')
+             THEN md5(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) ELSE md5(s.text) END
+        END) AS block_md5,
+        max(CASE WHEN s.kind = 'summary' THEN
+            CASE WHEN contains(s.text, '  ') OR contains(s.text, chr(9)) OR contains(s.text, chr(10)) OR contains(s.text, chr(12))
+                  OR contains(s.text, chr(13)) OR starts_with(s.text, ' ') OR ends_with(s.text, ' ')
+             THEN md5(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) ELSE md5(s.text) END
+        END) AS summary_md5
+    FROM segments AS s
+    JOIN links AS l ON l.trace_id = s.trace_id
+    WHERE s.kind IN ('block', 'summary')
+    GROUP BY l.trace_id, s.block_idx
+),
+full_side AS (
+    SELECT trace_id, block_idx, has_block, has_summary, block_md5, summary_md5 FROM full_block_digests
+),
+compared AS (
+    SELECT
+        coalesce(d.trace_id, f.trace_id) AS trace_id,
+        coalesce(d.block_idx, f.block_idx) AS block_idx,
+        CASE
+            WHEN f.trace_id IS NULL THEN 'missing_in_full'
+            WHEN d.trace_id IS NULL THEN 'missing_in_default'
+            WHEN NOT (d.has_block = 0 AND f.has_block = 0) AND coalesce(d.block_md5 = f.block_md5, FALSE) = FALSE
+                THEN 'block_text'
+            WHEN NOT (d.has_summary = 0 AND f.has_summary = 0) AND coalesce(d.summary_md5 = f.summary_md5, FALSE) = FALSE
+                THEN 'summary_text'
+        END AS disagreement
+    FROM default_side AS d
+    FULL OUTER JOIN full_side AS f ON f.trace_id = d.trace_id AND f.block_idx = d.block_idx
+),
+first_disagreement AS (
+    SELECT
+        trace_id,
+        block_idx,
+        disagreement,
+        row_number() OVER (PARTITION BY trace_id ORDER BY block_idx) AS nth
+    FROM compared
+    WHERE disagreement IS NOT NULL
+),
+counts AS (
+    SELECT
+        trace_id,
+        count(*) AS blocks_compared,
+        CAST(sum(CASE WHEN disagreement IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS blocks_agreeing
+    FROM compared
+    GROUP BY trace_id
+)
+SELECT
+    c.trace_id,
+    c.blocks_compared,
+    c.blocks_agreeing,
+    fd.block_idx AS first_disagreeing_block,
+    fd.disagreement
+FROM counts AS c
+LEFT JOIN first_disagreement AS fd ON fd.trace_id = c.trace_id AND fd.nth = 1

@@ -1,0 +1,124 @@
+/*
+name: full_links
+version: 1
+kind: table
+grain: [trace_id, full_trace_id]
+description: >
+  The link half of full_alignment: every default trace of a dataset ingested
+  with the full config, and every full row, linked one to one: by content hash
+  (the n-th default copy of a hash with the n-th full copy, by source_row), else
+  by the same problem with whitespace runs made one space (the nearest source
+  row, chosen by both sides), else unlinked; with both rows' source row, status
+  and counts, and whether their content hashes are equal (NULL when unlinked).
+  Flagged rows of either config are included, with both statuses.
+audits:
+  - not_null: [dataset, link]
+  - accepted_values: {column: link, values: [hash, problem, unlinked]}
+  - custom:
+      name: linked_rows_have_both_sides
+      sql: >
+        SELECT * FROM {this}
+        WHERE (link = 'unlinked') <> (trace_id IS NULL OR full_trace_id IS NULL)
+           OR (trace_id IS NULL AND full_trace_id IS NULL)
+  - custom:
+      name: each_side_once
+      sql: >
+        SELECT trace_id, count(*) AS n_rows FROM {this} WHERE trace_id IS NOT NULL GROUP BY trace_id HAVING count(*) > 1
+        UNION ALL
+        SELECT full_trace_id, count(*) FROM {this} WHERE full_trace_id IS NOT NULL GROUP BY full_trace_id HAVING count(*) > 1
+*/
+WITH default_rows AS (
+    -- default traces of the datasets that have full rows
+    SELECT
+        trace_id,
+        dataset,
+        source_row,
+        content_hash,
+        problem,
+        status,
+        n_blocks,
+        row_number() OVER (PARTITION BY dataset, content_hash ORDER BY source_row) AS hash_nth
+    FROM traces
+    WHERE dataset IN (SELECT dataset FROM full_traces)
+),
+full_rows AS (
+    SELECT
+        full_trace_id,
+        dataset,
+        source_row,
+        content_hash,
+        problem,
+        status,
+        n_blocks,
+        n_summaries,
+        row_number() OVER (PARTITION BY dataset, content_hash ORDER BY source_row) AS hash_nth
+    FROM full_traces
+),
+hash_links AS (
+    SELECT d.trace_id, f.full_trace_id
+    FROM default_rows AS d
+    JOIN full_rows AS f
+        ON f.dataset = d.dataset AND f.content_hash = d.content_hash AND f.hash_nth = d.hash_nth
+),
+default_left AS (
+    SELECT d.trace_id, d.dataset, d.source_row, trim(regexp_replace(d.problem, '\s+', ' ', 'g')) AS problem_key
+    FROM default_rows AS d
+    LEFT JOIN hash_links AS h ON h.trace_id = d.trace_id
+    WHERE h.trace_id IS NULL AND d.problem IS NOT NULL
+),
+full_left AS (
+    SELECT f.full_trace_id, f.dataset, f.source_row, trim(regexp_replace(f.problem, '\s+', ' ', 'g')) AS problem_key
+    FROM full_rows AS f
+    LEFT JOIN hash_links AS h ON h.full_trace_id = f.full_trace_id
+    WHERE h.full_trace_id IS NULL AND f.problem IS NOT NULL
+),
+problem_candidates AS (
+    -- every same-problem pair left over, ranked from each side: nearest source row first, then the lower
+    SELECT
+        d.trace_id,
+        f.full_trace_id,
+        row_number() OVER (PARTITION BY f.full_trace_id
+                           ORDER BY abs(d.source_row - f.source_row), d.source_row) AS rank_for_full,
+        row_number() OVER (PARTITION BY d.trace_id
+                           ORDER BY abs(d.source_row - f.source_row), f.source_row) AS rank_for_default
+    FROM default_left AS d
+    JOIN full_left AS f ON f.dataset = d.dataset AND f.problem_key = d.problem_key
+),
+links AS (
+    SELECT trace_id, full_trace_id, 'hash' AS link FROM hash_links
+    UNION ALL
+    -- linked when each is the other's nearest: one to one, and no pair steals a closer one's partner
+    SELECT trace_id, full_trace_id, 'problem' AS link
+    FROM problem_candidates
+    WHERE rank_for_full = 1 AND rank_for_default = 1
+),
+every_row AS (
+    SELECT trace_id, full_trace_id, link
+    FROM links
+    UNION ALL
+    SELECT d.trace_id, CAST(NULL AS VARCHAR), 'unlinked'
+    FROM default_rows AS d
+    LEFT JOIN links AS l ON l.trace_id = d.trace_id
+    WHERE l.trace_id IS NULL
+    UNION ALL
+    SELECT CAST(NULL AS VARCHAR), f.full_trace_id, 'unlinked'
+    FROM full_rows AS f
+    LEFT JOIN links AS l ON l.full_trace_id = f.full_trace_id
+    WHERE l.full_trace_id IS NULL
+)
+SELECT
+    r.trace_id,
+    r.full_trace_id,
+    coalesce(d.dataset, f.dataset) AS dataset,
+    r.link,
+    d.source_row AS default_source_row,
+    f.source_row AS full_source_row,
+    d.status AS default_status,
+    f.status AS full_status,
+    d.n_blocks AS default_blocks,
+    f.n_blocks AS full_blocks,
+    f.n_summaries AS full_summaries,
+    CASE WHEN r.link <> 'unlinked' THEN d.content_hash = f.content_hash END AS same_content_hash
+FROM every_row AS r
+LEFT JOIN default_rows AS d ON d.trace_id = r.trace_id
+LEFT JOIN full_rows AS f ON f.full_trace_id = r.full_trace_id

@@ -119,14 +119,17 @@ def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]
 
 def trace_range_views(con: duckdb.DuckDBPyConnection, root: Path, dataset: str, first_row: int,
                       last_row: int) -> dict[str, str]:
-    """The SELECT of each base view that reads only stored_traces (traces, segments), over the
-    rows of `dataset` from source row `first_row` to `last_row`: DuckDB skips the row groups whose
-    source_row statistics lie outside, so a batch of a batched model reads its own rows only."""
+    """The SELECT of each base view whose trace_id is a default trace's (traces, segments,
+    parse_issues) over the traces of `dataset` from source row `first_row` to `last_row`: DuckDB
+    skips the row groups whose source_row statistics lie outside, so a batch of a batched model
+    reads its own rows only. parse_issues keeps its default rows: a full row's issues carry its
+    full_trace_id, which is no default trace's."""
     src = sources(root.name, committed_run_dirs(root, current_runs(con)))
     src["stored_traces"] = (f"(SELECT * FROM {src['stored_traces']} WHERE dataset = {_quote(dataset)} "
                             f"AND source_row BETWEEN {int(first_row)} AND {int(last_row)})")
+    src["stored_full_traces"] = _empty("full_traces")
     return {name: template.format(**src) for name, template in view_templates().items()
-            if set(re.findall(r"\{(\w+)\}", template)) == {"stored_traces"}}
+            if set(re.findall(r"\{(\w+)\}", template)) <= {"stored_traces", "stored_full_traces"}}
 
 
 def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:

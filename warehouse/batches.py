@@ -9,10 +9,11 @@ engine runs
     SELECT * FROM (<the model's SELECT>)
 
 and appends the rows to the new table: a CTE shadows the table of the same name
-everywhere inside the query. `traces` and `segments` are the base views over the
-Parquet of the batch's source rows only (DuckDB skips the other row groups by their
-source_row statistics); any other relation with a trace_id column keeps the rows of
-the batch's traces; a relation without one is read whole.
+everywhere inside the query. `traces`, `segments` and `parse_issues` are the base
+views over the Parquet of the batch's source rows only (DuckDB skips the other row
+groups by their source_row statistics); a view model with trace_id in its grain is
+inlined, its own inputs shadowed; any other relation with a trace_id column keeps
+the rows of the batch's traces; a relation without one is read whole.
 
 So a batched model must give each trace's rows from that trace's rows alone (no
 statistic over all traces, no join between traces): then the union of the batches

@@ -1,8 +1,9 @@
 /*
 name: export_base
-version: 2
-kind: view
+version: 3
+kind: table
 grain: [trace_id]
+batch_traces: 20000
 description: >
   One row per ingested trace (ok or flagged): what the export_* views pick
   their examples from. The labels as all_traces gives them ('(unknown)' for a
@@ -13,8 +14,10 @@ description: >
   end} in block order, and the answer's start and end (NULL without an answer segment);
   0-based, end-exclusive character offsets, so response[start:end] is the
   segment's text. No text is copied here: `mementos export` reads problem and
-  response from traces and cuts the segments out of the response, so the views
-  aggregate only integers and stay small. Token sums are cl100k as counted at
+  response from traces and cuts the segments out of the response, so the table
+  holds only integers and labels. A table built a batch of traces at a time
+  (version 3; a view before): every export reads it instead of grouping every
+  segment again. Token sums are cl100k as counted at
   ingest, NULL when ingested with --no-tokens. warehouse.md (Export) defines the kinds.
 audits:
   - not_null: [dataset, source_row, domain, source, difficulty, status, content_hash, response_chars]

@@ -1,8 +1,9 @@
 /*
 name: export_summarize
-version: 1
-kind: view
+version: 2
+kind: table
 grain: [trace_id, block_idx]
+batch_traces: 20000
 description: >
   Export kind `summarize`, one example per block that has a non-empty memento:
   the user turn is a fixed instruction, a blank line and the block's text; the
@@ -12,7 +13,9 @@ description: >
   is exactly: 'Write the memento of this reasoning block: a short summary that
   keeps every result, value and decision needed to continue the reasoning
   without the block.' n_tokens = block + memento (the instruction not counted).
-  Flagged traces contribute the complete pairs the parser recovered.
+  Flagged traces contribute the complete pairs the parser recovered. A table
+  built a batch of traces at a time (version 2; a view before, whose audits
+  joined every block with its memento at once).
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, block_start, memento_start]
   - accepted_range: {column: block_idx, min: 0}

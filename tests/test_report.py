@@ -205,6 +205,37 @@ def test_models_section(data):
         assert m["state"] == "fresh" and re.fullmatch(r"[0-9a-f]{8,}", m["fingerprint"]) and m["built_at"]
 
 
+def test_trace_counts_sum_the_dataset_domain_status_rows():
+    """The overview's totals, datasets and domains from one (dataset, domain, status, traces) row per group: most
+    traces first, ties by name; a dataset's domains are the distinct ones it has."""
+    counts = [("b", "math", "ok", 3), ("b", "math", "flagged", 1), ("a", "code", "ok", 2),
+              ("a", "math", "ok", 2), ("b", "(unknown)", "ok", 2)]
+    totals, datasets, domains = report._trace_counts(counts)
+    assert totals == {"traces": 10, "ok": 9, "flagged": 1, "datasets": 2}
+    assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "domains": 2},
+                        {"dataset": "a", "traces": 4, "ok": 4, "flagged": 0, "domains": 2}]
+    assert domains == [{"domain": "math", "traces": 6, "ok": 5, "flagged": 1},
+                       {"domain": "(unknown)", "traces": 2, "ok": 2, "flagged": 0},
+                       {"domain": "code", "traces": 2, "ok": 2, "flagged": 0}]
+
+
+def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monkeypatch):
+    """DuckDB caches what it reads up to its pool: the report's queries get REPORT_MEMORY_LIMIT (64 MB), then the
+    connection has the pool every command has again."""
+    monkeypatch.delenv("MEMENTOS_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(storage, "MEMORY_LIMIT", "600MB")
+
+    def limit(con):
+        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    with storage.connect(golden_db) as con:
+        con.execute("SET memory_limit = '600MB'")
+        with report._small_pool(con):
+            during = limit(con)
+        after = limit(con)
+    assert (during, after) == ("61.0 MiB", "572.2 MiB")
+
+
 def test_unknown_trace_is_an_error(golden_db):
     with storage.connect(golden_db) as con:
         with pytest.raises(WarehouseError, match="no trace 'golden:99'.*golden:0"):

@@ -697,6 +697,40 @@ def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, tmp_path, monkeypa
     assert files_of(tmp_path / "whole") == files_of(tmp_path / "sliced")
 
 
+def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept_examples(hand_db, tmp_path):
+    """The ordered plan (its window and sort) carries no spans: only keys, response_chars and reasons; the view's
+    rows, spans included, are written unsorted for the kept examples only."""
+    from foundation import storage
+    from warehouse.export import _outliers, _write_plan
+
+    export(hand_db, "memento", tmp_path / "built", splits=ONE_SPLIT)  # builds the view
+    with storage.connect(hand_db, read_only=True) as con:
+        _outliers(con, [])
+        _write_plan(con, "export_memento", False, {"include_flagged": False, "domain": None}, tmp_path)
+        plan = con.execute("SELECT * FROM __export_plan").fetchall()
+        plan_columns = [d[0] for d in con.description]
+        kept = con.execute("SELECT trace_id, len(blocks), reason FROM __export_kept ORDER BY trace_id").fetchall()
+    assert plan_columns == ["trace_id", "dataset", "source_row", "response_chars", "outlier_reason", "reason"]
+    assert [(r[0], r[-1]) for r in plan] == [("hand:0", None), ("hand:1", None), ("hand:2", "duplicate"),
+                                             ("hand:3", "flagged"), ("hand:4", None), ("hand:5", None)]
+    assert kept == [("hand:0", 2, None), ("hand:1", 1, None), ("hand:4", 1, None), ("hand:5", 1, None)]
+
+
+@pytest.mark.parametrize("kind", ["memento", "summarize"])
+def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
+    """The kept examples' rows are written in whatever order DuckDB gives them; each chunk sorts its own, so
+    the reverse order gives the same files."""
+    import warehouse.export as export_module
+
+    export(sample_db, kind, tmp_path / "as_is", splits="train=0.9,test=0.1")
+    kept_sql = export_module._kept_sql
+    monkeypatch.setattr(export_module, "_kept_sql",
+                        lambda view, per_block: kept_sql(view, per_block) + " ORDER BY v.source_row DESC")
+    monkeypatch.setattr(export_module, "CHUNK_CHARS", 400_000)  # many chunks, each reading its rows
+    export(sample_db, kind, tmp_path / "reversed", splits="train=0.9,test=0.1")
+    assert files_of(tmp_path / "as_is") == files_of(tmp_path / "reversed")
+
+
 def test_slices_cut_at_trace_boundaries():
     """Plan rows of one trace (summarize: one per block) stay in one slice; a slice closes once it holds
     slice_chars response chars."""

@@ -86,7 +86,7 @@ TOKEN_DEFINITION = ("cl100k_base tokens of the whole example as written: the use
                     "or for summarize the instruction, a blank line and the block) plus the assistant turn's "
                     "content (markup, separators and answer included), each counted as ordinary text "
                     "(encode_ordinary); a chat template's role markers are not counted")
-CHUNK_CHARS = 32_000_000  # response chars fetched per chunk (plus one trace at most)
+CHUNK_CHARS = 16_000_000  # response chars fetched per chunk (plus one trace at most)
 CHUNK_TRACES = 20_000
 PLAN_ROW_GROUP_ROWS = 4096  # the plan file's row groups: a chunk reads the few that hold its rows
 SLICE_CHARS = 4_000_000  # response chars of the traces whose records are built and written at a time
@@ -388,6 +388,9 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
         with storage.connect(db, read_only=True) as con:
             spill.mkdir(exist_ok=True)
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
+            # every chunk reads `traces`: its files' metadata (125-trace row groups, ~45 MiB parsed at 228,557
+            # traces) once for the export, not once a chunk (peak RSS 610 -> 596 MiB, 15% less time)
+            con.execute("SET parquet_metadata_cache = true")
             runs = _ingest_runs(con)
             _outliers(con, True if exclude_outliers is True else list(exclude_outliers or ()))
             _write_plan(con, view, per_block, {"include_flagged": include_flagged, "domain": domain}, spill)

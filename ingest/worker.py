@@ -1,8 +1,10 @@
 """The worker side of ingest: batches in, rows appended to the worker's Parquet files, counts out.
 
-Each worker writes one file per stored table for the whole run, a row group per
-batch (`part-<config>-<worker>.parquet`), so a run has a few large files however
-many batches it read; `finish` closes them (their footers make them readable).
+Each worker writes one file per stored table for the whole run
+(`part-<config>-<worker>.parquet`), its batches gathered into row groups of a few
+thousand rows (ingest.parquet_writer), so a run has a few large files however many
+batches it read; `finish` writes the last row groups and closes them (their footers
+make them readable).
 
 Kept apart from `ingest.pipeline` so that a spawned worker imports only what it
 runs (Arrow, the parser, the flattener, the tokenizer), not DuckDB or `datasets`:
@@ -124,11 +126,16 @@ def process(task: Task) -> Flattened:
     return flat
 
 
-def finish() -> None:
-    """Close the worker's files (written as they are, a row group per batch)."""
+def finish(complete: bool = True) -> None:
+    """Close the worker's files: with their last row groups, or (complete=False, the run failed)
+    without writing what is still pending."""
     writers = _WORKER.get("writers") or {}
     while writers:
-        writers.popitem()[1].close()
+        writer = writers.popitem()[1]
+        if complete:
+            writer.close()
+        else:
+            writer.abandon()
 
 
 def worker_main(worker_id: int, initargs: tuple, tasks, results) -> None:

@@ -32,7 +32,7 @@ class InProcess:
         worker.finish()
 
     def abort(self) -> None:
-        worker.finish()
+        worker.finish(complete=False)
 
 
 class WorkerPool:

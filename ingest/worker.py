@@ -1,8 +1,8 @@
 """The worker side of ingest: batches in, rows appended to the worker's Parquet files, counts out.
 
 Each worker writes one file per stored table for the whole run
-(`part-<config>-<worker>.parquet`), its batches gathered into row groups of a few
-thousand rows (ingest.parquet_writer), so a run has a few large files however many
+(`part-<config>-<worker>.parquet`), its batches gathered into row groups of up to
+500 rows (ingest.parquet_writer), so a run has a few large files however many
 batches it read; `finish` writes the last row groups and closes them (their footers
 make them readable).
 

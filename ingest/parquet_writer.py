@@ -55,7 +55,8 @@ class RunFileWriter:
         self.max_rows, self.max_bytes = max_rows, max_bytes
         self._pending: list[pa.Table] = []
         self._pending_rows = self._pending_bytes = 0
-        self._writer = pq.ParquetWriter(self.path, schema, compression="zstd",
+        self._sink = pa.OSFile(str(self.path), "wb")
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd",
                                         use_dictionary=short, write_statistics=short)
 
     def write(self, table: pa.Table) -> None:
@@ -73,13 +74,24 @@ class RunFileWriter:
 
     def close(self) -> None:
         """Write the last row group and the footer (the file is readable from then on)."""
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._writer.close()
+        except BaseException:
+            self.abandon()  # a full disk: don't keep the file open (nor the mount busy)
+            raise
+        self._sink.close()
 
     def abandon(self) -> None:
-        """Close without writing what is pending: the run failed and its files are being removed."""
+        """Close the file without writing what is pending: the run failed and its files are
+        being removed (a footer that cannot be written, on a full disk, is let go)."""
         self._pending.clear()
-        self._writer.close()
+        try:
+            self._writer.close()
+        except Exception:
+            self._writer.is_open = False  # pyarrow's flag: else its __del__ tries the footer again
+        finally:
+            self._sink.close()
 
     def _flush(self) -> None:
         if self._pending_rows:
@@ -96,7 +108,7 @@ def _within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:
         return []
     if table.num_rows == 1 or (table.num_rows <= max_rows and table.nbytes <= max_bytes):
         return [table]
-    half = table.num_rows // 2
+    half = max_rows if table.num_rows > max_rows else table.num_rows // 2
     return _within(table.slice(0, half), max_rows, max_bytes) + _within(table.slice(half), max_rows, max_bytes)
 
 

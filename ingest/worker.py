@@ -144,16 +144,25 @@ def worker_main(worker_id: int, initargs: tuple, tasks, results) -> None:
     while True:
         task = tasks.get()
         if task is None:
-            finish()
+            try:
+                finish()  # writes the last row groups: a full disk can fail here too
+            except BaseException as exc:
+                _put_error(results, -1, exc)
+                return
             results.put(("closed", worker_id, None))
             return
         try:
             results.put(("done", task.seq, process(task)))
-        except BaseException as exc:  # the ingest process re-raises it
-            try:
-                results.put(("error", task.seq, exc))
-            except Exception:  # not picklable: keep its words
-                results.put(("error", task.seq, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        except BaseException as exc:
+            _put_error(results, task.seq, exc)
+
+
+def _put_error(results, seq: int, exc: BaseException) -> None:
+    """Hand the exception to the ingest process, which re-raises it."""
+    try:
+        results.put(("error", seq, exc))
+    except Exception:  # not picklable: keep its words
+        results.put(("error", seq, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _base_schemas() -> dict[str, pa.Schema]:

@@ -70,10 +70,3 @@ def test_a_row_larger_than_the_byte_bound_is_a_row_group_of_its_own(tmp_path, ba
     pf = write(tmp_path, batches[:2], max_rows=50, max_bytes=1)
     assert row_groups(pf) == [1] * 20
 
-
-def test_abandon_writes_no_pending_rows(tmp_path, batches):
-    writer = RunFileWriter(tmp_path, "traces", "d", "r1", "default-0", batches[0].schema, max_rows=50)
-    for batch in batches[:7]:
-        writer.write(batch)
-    writer.abandon()
-    assert pq.ParquetFile(writer.path).metadata.num_rows == 50

@@ -46,7 +46,7 @@ SCATTER_SAMPLE = 3000
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
                  "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
                  "compression_by_position")
-REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
+REPORT_MEMORY_LIMIT = "128MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
 LEAST_INFORMATIVE = 10  # mementos listed in the retention section
 MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
 

@@ -124,8 +124,9 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # then peaked at 17.9 GB, and at 3.5 GB under a 3 GB limit. Beyond the limit DuckDB spills to
     # PATH.tmp; the models are written so that what cannot spill (quantile states) stays small.
     # The full-scale build passed under 500 MB once (823 MiB peak RSS) and failed in full_alignment
-    # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB,
-    # 907-940 MiB peak RSS (DuckDB's vectors and Python sit outside the pool). MEMENTOS_MEMORY_LIMIT sets it.
+    # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB.
+    # With the batched models (warehouse/batches.py) the build peaks at 826 MiB at 228,557 traces
+    # and 702-755 at 20,000 (DuckDB's vectors and Python sit outside the pool). MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder

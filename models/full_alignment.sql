@@ -14,17 +14,12 @@ description: >
   disagrees (block_text, summary_text, missing_in_full, missing_in_default,
   extra_summary: the full row has more summaries than block ranges,
   response_differs: every block agrees but the content hashes differ).
-  Flagged rows of either config are included, with both statuses.
+  Flagged rows of either config are included, with both statuses. Its rows are
+  full_links' (audited there: linked_rows_have_both_sides, each_side_once).
 audits:
   - not_null: [dataset, link]
   - accepted_values: {column: link, values: [hash, problem, unlinked]}
   - accepted_values: {column: disagreement, values: [block_text, summary_text, missing_in_full, missing_in_default, extra_summary, response_differs]}
-  - custom:
-      name: linked_rows_have_both_sides
-      sql: >
-        SELECT * FROM {this}
-        WHERE (link = 'unlinked') <> (trace_id IS NULL OR full_trace_id IS NULL)
-           OR (trace_id IS NULL AND full_trace_id IS NULL)
   - custom:
       name: aligned_iff_linked_without_disagreement
       sql: >
@@ -32,12 +27,6 @@ audits:
         WHERE (link = 'unlinked') <> (aligned IS NULL)
            OR aligned <> (disagreement IS NULL)
            OR (first_disagreeing_block IS NOT NULL AND disagreement IS NULL)
-  - custom:
-      name: each_side_once
-      sql: >
-        SELECT trace_id, count(*) AS n_rows FROM {this} WHERE trace_id IS NOT NULL GROUP BY trace_id HAVING count(*) > 1
-        UNION ALL
-        SELECT full_trace_id, count(*) FROM {this} WHERE full_trace_id IS NOT NULL GROUP BY full_trace_id HAVING count(*) > 1
 */
 -- Linking (full_links) and comparing (block_agreement, built a batch of traces at a time over
 -- full_block_digests) are their own models: this one puts them together.

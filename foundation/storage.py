@@ -86,13 +86,14 @@ def is_locked(db: str | Path) -> bool:
 MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "600MB")  # DuckDB's buffer pool, per connection
 
 
-def out_of_memory(exc: BaseException) -> WarehouseError | None:
-    """DuckDB's out-of-memory error as one line saying what to change, or None for other errors."""
+def out_of_memory(exc: BaseException, limit: str | None = None) -> WarehouseError | None:
+    """DuckDB's out-of-memory error as one line saying what to change, or None for other errors.
+    `limit`: the pool the failed query had, when the command set another than MEMORY_LIMIT."""
     if not isinstance(exc, duckdb.OutOfMemoryException):
         return None
     first = str(exc).strip().splitlines()[0]
-    return WarehouseError(f"{first}; DuckDB may use {MEMORY_LIMIT} here (MEMENTOS_MEMORY_LIMIT): set it higher, "
-                          f"e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
+    return WarehouseError(f"{first}; DuckDB may use {limit or MEMORY_LIMIT} here (MEMENTOS_MEMORY_LIMIT): set it "
+                          f"higher, e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
 
 
 def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:

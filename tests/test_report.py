@@ -236,6 +236,16 @@ def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monke
     assert (during, after) == ("122.0 MiB", "572.2 MiB")
 
 
+def test_out_of_memory_in_the_small_pool_names_its_limit(golden_db, tmp_path, monkeypatch):
+    monkeypatch.delenv("MEMENTOS_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(report, "REPORT_MEMORY_LIMIT", "1MB")
+    with pytest.raises(WarehouseError) as info:
+        report.write_report(golden_db, tmp_path / "r.html", echo=lambda *_: None)
+    assert str(info.value).endswith("; DuckDB may use 1MB here (MEMENTOS_MEMORY_LIMIT): set it higher, "
+                                    "e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_unknown_trace_is_an_error(golden_db):
     with storage.connect(golden_db) as con:
         with pytest.raises(WarehouseError, match="no trace 'golden:99'.*golden:0"):

@@ -448,9 +448,7 @@ def _small_pool(con: duckdb.DuckDBPyConnection):
     try:
         yield
     except duckdb.OutOfMemoryException as exc:
-        raise WarehouseError(f"{str(exc).strip().splitlines()[0]}; the report's queries may use "
-                             f"{REPORT_MEMORY_LIMIT}: set MEMENTOS_MEMORY_LIMIT (e.g. 600MB) for more, and run "
-                             f"the report again") from None
+        raise storage.out_of_memory(exc, REPORT_MEMORY_LIMIT) from None
     finally:
         con.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])  # what storage.connect set
 

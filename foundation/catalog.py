@@ -108,6 +108,14 @@ LINKED_FULL_TRACES = """(SELECT f.*, d.trace_id
       ON d.dataset = f.dataset AND d.content_hash = f.content_hash)"""
 
 
+@lru_cache(maxsize=1)
+def trace_range_view_names() -> tuple[str, ...]:
+    """The base views trace_range_views renders: those over the stored tables themselves (traces,
+    segments, parse_issues), not over the full rows linked to their default traces."""
+    return tuple(name for name, template in view_templates().items()
+                 if set(re.findall(r"\{(\w+)\}", template)) <= {"stored_traces", "stored_full_traces"})
+
+
 def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
     """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
     out: dict[str, list[str]] = {}
@@ -117,19 +125,22 @@ def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]
     return out
 
 
-def trace_range_views(con: duckdb.DuckDBPyConnection, root: Path, dataset: str, first_row: int,
-                      last_row: int) -> dict[str, str]:
+def committed_sources(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, str]:
+    """`sources` of the committed runs of the warehouse whose data directory is `root`."""
+    return sources(root.name, committed_run_dirs(root, current_runs(con)))
+
+
+def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:
     """The SELECT of each base view whose trace_id is a default trace's (traces, segments,
-    parse_issues) over the traces of `dataset` from source row `first_row` to `last_row`: DuckDB
-    skips the row groups whose source_row statistics lie outside, so a batch of a batched model
-    reads its own rows only. parse_issues keeps its default rows: a full row's issues carry its
-    full_trace_id, which is no default trace's."""
-    src = sources(root.name, committed_run_dirs(root, current_runs(con)))
-    src["stored_traces"] = (f"(SELECT * FROM {src['stored_traces']} WHERE dataset = {_quote(dataset)} "
-                            f"AND source_row BETWEEN {int(first_row)} AND {int(last_row)})")
-    src["stored_full_traces"] = _empty("full_traces")
-    return {name: template.format(**src) for name, template in view_templates().items()
-            if set(re.findall(r"\{(\w+)\}", template)) <= {"stored_traces", "stored_full_traces"}}
+    parse_issues) over the traces of `dataset` from source row `first_row` to `last_row`, from the
+    sources `src` (committed_sources): DuckDB skips the row groups whose source_row statistics lie
+    outside, so a batch of a batched model reads its own rows only. parse_issues keeps its default
+    rows: a full row's issues carry its full_trace_id, which is no default trace's."""
+    ranged = dict(src)
+    ranged["stored_traces"] = (f"(SELECT * FROM {src['stored_traces']} WHERE dataset = {_quote(dataset)} "
+                               f"AND source_row BETWEEN {int(first_row)} AND {int(last_row)})")
+    ranged["stored_full_traces"] = _empty("full_traces")
+    return {name: view_templates()[name].format(**ranged) for name in trace_range_view_names()}
 
 
 def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:

@@ -68,7 +68,7 @@ def test_a_batch_reads_the_rows_of_its_traces_only(warehouses):
     db = warehouses["whole"]
     ids = [f"b:{i}" for i in range(10, 20)]
     with storage.connect(db, read_only=True) as con:
-        sql = batches.batch_sql(con, db, models["block_pairs"], views, "b", 10, 19)
+        sql = next(batches.batch_queries(con, db, models["block_pairs"], views, [("b", 10, 19)]))
         got = con.execute(f"SELECT DISTINCT trace_id FROM ({sql}) ORDER BY ALL").fetchall()
         expected = con.execute("SELECT DISTINCT trace_id FROM block_pairs WHERE trace_id IN $ids ORDER BY ALL",
                                {"ids": ids}).fetchall()

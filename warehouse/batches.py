@@ -23,15 +23,18 @@ batched model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
 from foundation import catalog
 from foundation.layout import data_dir
+from warehouse.audits import quote
 from warehouse.models import Model
 
 BATCH_TABLE = "__batch_traces"  # the trace_ids of the batch being built (a temp table)
+RANGED = None  # in a shadowing plan: the relation is a base view rendered over the batch's source rows
 
 
 def trace_batches(con: duckdb.DuckDBPyConnection, size: int) -> list[tuple[str, int, int]]:
@@ -45,8 +48,26 @@ def trace_batches(con: duckdb.DuckDBPyConnection, size: int) -> list[tuple[str, 
         ORDER BY dataset, batch""", [size]).fetchall()
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def batch_queries(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
+                  batches: list[tuple[str, int, int]]) -> Iterator[str]:
+    """For each (dataset, first_row, last_row) of `batches`: fill the temp table BATCH_TABLE with the
+    batch's trace_ids and yield `model`'s SELECT over them. What shadows each relation the model
+    reads is decided once; only the base views' source-row range changes from batch to batch.
+    `views`: the project's view models, by name. The temp table is dropped after the last batch."""
+    plan: dict[str, str | None] = {}
+    _shadow(con, model.body_refs, views, plan)
+    src = catalog.committed_sources(con, data_dir(db))
+    for dataset, first_row, last_row in batches:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT trace_id FROM traces "
+                    f"WHERE dataset = ? AND source_row BETWEEN ? AND ?", [dataset, first_row, last_row])
+        if not plan:
+            yield model.sql
+            continue
+        ranged = catalog.trace_range_views(src, dataset, first_row, last_row)
+        ctes = ",\n".join(f"{quote(name)} AS NOT MATERIALIZED ({ranged[name] if select is RANGED else select})"
+                           for name, select in plan.items())
+        yield f"WITH {ctes}\nSELECT * FROM (\n{model.sql}\n)"
+    con.execute(f"DROP TABLE IF EXISTS temp.{BATCH_TABLE}")
 
 
 def _has_trace_id(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -55,36 +76,22 @@ def _has_trace_id(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         "AND column_name = 'trace_id' AND NOT internal", [name]).fetchall())
 
 
-def batch_sql(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
-              dataset: str, first_row: int, last_row: int) -> str:
-    """`model`'s SELECT over the traces of `dataset` with source rows first_row..last_row; fills the
-    temp table BATCH_TABLE with their trace_ids first. `views`: the project's view models, by name."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT trace_id FROM traces "
-                f"WHERE dataset = ? AND source_row BETWEEN ? AND ?", [dataset, first_row, last_row])
-    ranged = catalog.trace_range_views(con, data_dir(db), dataset, first_row, last_row)
-    relations: dict[str, str] = {}
-    _shadow(con, model.body_refs, views, ranged, relations)
-    if not relations:
-        return model.sql
-    ctes = ",\n".join(f"{_quote(name)} AS NOT MATERIALIZED ({select})" for name, select in relations.items())
-    return f"WITH {ctes}\nSELECT * FROM (\n{model.sql}\n)"
-
-
-def _shadow(con: duckdb.DuckDBPyConnection, refs: set[str], views: dict[str, Model], ranged: dict[str, str],
-            relations: dict[str, str]) -> None:
-    """Add to `relations` (in order: a relation after those it reads) the batch's SELECT of each of `refs`.
+def _shadow(con: duckdb.DuckDBPyConnection, refs: set[str], views: dict[str, Model],
+            plan: dict[str, str | None]) -> None:
+    """Add to `plan` (in order: a relation after those it reads) what a batch reads for each of `refs`:
+    RANGED for a base view rendered over the batch's source rows, else the SELECT.
 
     A view model with trace_id in its grain is inlined, its own inputs shadowed first, so that a
     batch does not read the whole corpus through it (block_pairs reads analysed_traces, which
     reads all_traces, which reads traces)."""
     for name in sorted(refs):
-        if name in relations:
+        if name in plan:
             continue
-        if name in ranged:
-            relations[name] = ranged[name]
+        if name in catalog.trace_range_view_names():
+            plan[name] = RANGED
         elif name in views and "trace_id" in views[name].grain:
-            _shadow(con, views[name].body_refs, views, ranged, relations)
-            relations[name] = views[name].sql
+            _shadow(con, views[name].body_refs, views, plan)
+            plan[name] = views[name].sql
         elif "." not in name and _has_trace_id(con, name):
-            relations[name] = (f"SELECT * FROM main.{_quote(name)} "
-                                f"WHERE trace_id IN (SELECT trace_id FROM temp.{BATCH_TABLE})")
+            plan[name] = (f"SELECT * FROM main.{quote(name)} "
+                          f"WHERE trace_id IN (SELECT trace_id FROM temp.{BATCH_TABLE})")

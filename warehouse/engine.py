@@ -45,7 +45,7 @@ from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
 from warehouse import guard, planner
 from warehouse.audits import AuditFailure, quote, run_audit, unique
-from warehouse.batches import BATCH_TABLE, batch_sql, trace_batches
+from warehouse.batches import batch_queries, trace_batches
 from warehouse.models import Model, discover, fingerprint
 from warehouse.planner import LastBuild, ModelState
 
@@ -395,10 +395,8 @@ def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[
     if not batches:
         con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
         return
-    for i, (dataset, first_row, last_row) in enumerate(batches):
-        sql = batch_sql(con, db, model, views, dataset, first_row, last_row)
+    for i, sql in enumerate(batch_queries(con, db, model, views, batches)):
         con.execute(f"CREATE TABLE {quote(tmp)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(tmp)}\n{sql}")
-    con.execute(f"DROP TABLE temp.{BATCH_TABLE}")
 
 
 def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[str, str], result: ModelResult,

@@ -3,6 +3,7 @@ name: inference_simulation
 version: 2
 kind: table
 grain: [trace_id, k]
+batch_traces: 20000
 description: >
   Memento-style inference replayed on each analysed trace, for k = 1, 2, 4, 8,
   against two baselines: the same memento trace with nothing evicted, and the

@@ -1,6 +1,6 @@
 /*
 name: outlier_traces
-version: 2
+version: 3
 kind: table
 grain: [trace_id]
 description: >
@@ -81,60 +81,6 @@ group_ratios AS (
     FROM trace_compression
     GROUP BY dataset, domain
 ),
-repeat_candidates AS (
-    -- only blocks that share their word count with another block of the trace can repeat one
-    SELECT p.trace_id, p.block_idx
-    FROM block_pairs AS p
-    JOIN (
-        SELECT trace_id, block_words FROM block_pairs GROUP BY trace_id, block_words HAVING count(*) > 1
-    ) AS g ON g.trace_id = p.trace_id AND g.block_words = p.block_words
-),
-repeats AS (
-    -- a semi join keeps the candidates' texts only: the plain join built its table from the
-    -- segments side (every block text; DuckDB cannot estimate the view's rows)
-    SELECT
-        s.trace_id,
-        count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '\s+', ' ', 'g')))) AS repeated_blocks
-    FROM segments AS s
-    SEMI JOIN repeat_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
-    WHERE s.kind = 'block'
-    GROUP BY s.trace_id
-),
-copy_candidates AS (
-    -- a memento of at least 80% of its block's chars (or longer)
-    SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
-),
-copy_texts AS (
-    -- one pass over the candidates' segments (a semi join, for the reason given at repeats)
-    SELECT
-        s.trace_id,
-        s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
-        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
-    FROM segments AS s
-    SEMI JOIN copy_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
-    WHERE s.kind IN ('block', 'summary')
-    GROUP BY s.trace_id, s.block_idx
-),
-copies AS (
-    -- the memento is contained in its block (or the block in it): copied, not compressed
-    SELECT trace_id, count(*) AS mementos_copying_block
-    FROM copy_texts
-    WHERE strpos(block_text, memento_text) > 0 OR strpos(memento_text, block_text) > 0
-    GROUP BY trace_id
-),
-answers AS (
-    -- the answer without the markup strings; empty when nothing but whitespace is left
-    -- (computed as the texts stream past; the IN keeps the join's table to trace ids)
-    SELECT
-        trace_id,
-        regexp_matches(
-            replace(replace(replace(replace(replace(replace(text, '<think>', ''), '</think>', ''),
-                '<|block_start|>', ''), '<|block_end|>', ''), '<|summary_start|>', ''), '<|summary_end|>', ''),
-            '^\s*$') AS bare_answer_empty
-    FROM segments
-    WHERE kind = 'answer' AND trace_id IN (SELECT trace_id FROM analysed_traces)
-),
 duplicates AS (
     SELECT
         trace_id,
@@ -159,17 +105,17 @@ flags AS (
         z.max_block_z,
         c.answer_chars,
         c.mementos_longer_than_block,
-        CASE WHEN c.trace_id IS NULL THEN NULL ELSE coalesce(cp.mementos_copying_block, 0) END AS mementos_copying_block,
-        CASE WHEN c.trace_id IS NULL THEN NULL ELSE coalesce(r.repeated_blocks, 0) END AS repeated_blocks,
+        x.mementos_copying_block,
+        x.repeated_blocks,
         CASE WHEN z.ratio_z > 3.5 THEN 1 ELSE 0 END AS f_ratio_high,
         CASE WHEN z.ratio_z < -3.5 THEN 1 ELSE 0 END AS f_ratio_low,
         CASE WHEN c.mementos_longer_than_block > 0 THEN 1 ELSE 0 END AS f_memento_longer,
-        CASE WHEN cp.mementos_copying_block > 0 THEN 1 ELSE 0 END AS f_memento_copies,
+        CASE WHEN x.mementos_copying_block > 0 THEN 1 ELSE 0 END AS f_memento_copies,
         CASE WHEN z.blocks_z > 3.5 THEN 1 ELSE 0 END AS f_many_blocks,
         CASE WHEN z.blocks_z < -3.5 THEN 1 ELSE 0 END AS f_few_blocks,
         CASE WHEN z.max_block_z > 3.5 THEN 1 ELSE 0 END AS f_long_block,
-        CASE WHEN r.repeated_blocks > 0 THEN 1 ELSE 0 END AS f_repeated,
-        CASE WHEN c.trace_id IS NOT NULL AND coalesce(a.bare_answer_empty, TRUE) THEN 1 ELSE 0 END AS f_empty_answer,
+        CASE WHEN x.repeated_blocks > 0 THEN 1 ELSE 0 END AS f_repeated,
+        CASE WHEN x.answer_empty THEN 1 ELSE 0 END AS f_empty_answer,
         CASE WHEN dup.copy_number > 1 THEN 1 ELSE 0 END AS f_duplicate,
         CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END AS f_flagged
     FROM all_traces AS t
@@ -177,9 +123,8 @@ flags AS (
     LEFT JOIN trace_compression AS c ON c.trace_id = t.trace_id
     LEFT JOIN z_scores AS z ON z.trace_id = t.trace_id
     LEFT JOIN group_ratios AS g ON g.dataset = c.dataset AND g.domain = c.domain
-    LEFT JOIN repeats AS r ON r.trace_id = t.trace_id
-    LEFT JOIN copies AS cp ON cp.trace_id = t.trace_id
-    LEFT JOIN answers AS a ON a.trace_id = t.trace_id
+    -- the checks that read texts, one row per analysed trace (a batched model)
+    LEFT JOIN trace_text_checks AS x ON x.trace_id = t.trace_id
 ),
 listed AS (
     SELECT

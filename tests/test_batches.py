@@ -43,7 +43,8 @@ def batched_model_names() -> list[str]:
 
 
 def test_the_bundled_batched_models():
-    assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize", "memento_retention"]
+    assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
+                                    "inference_simulation", "memento_retention", "trace_text_checks"]
 
 
 def test_trace_batches_cut_each_dataset_every_n_traces(warehouses):

@@ -1,0 +1,83 @@
+/*
+name: trace_text_checks
+version: 1
+kind: table
+grain: [trace_id]
+batch_traces: 20000
+description: >
+  The checks of outlier_traces that read the texts, for every analysed trace
+  (every row of trace_compression): repeated_blocks (blocks whose text,
+  lowercased with whitespace collapsed, repeats an earlier block of the trace),
+  mementos_copying_block (mementos of at least 80% of their block's chars that
+  are contained in their block, or contain it), answer_empty (no answer, or only
+  whitespace and markup). Each trace's checks read its own texts only, so the
+  model is built a batch of traces at a time; outlier_traces, which judges each
+  trace against all the others, reads these counts and no text.
+audits:
+  - not_null: [repeated_blocks, mementos_copying_block, answer_empty]
+  - accepted_range: {column: repeated_blocks, min: 0}
+  - accepted_range: {column: mementos_copying_block, min: 0}
+*/
+WITH repeat_candidates AS (
+    -- only blocks that share their word count with another block of the trace can repeat one
+    SELECT p.trace_id, p.block_idx
+    FROM block_pairs AS p
+    JOIN (
+        SELECT trace_id, block_words FROM block_pairs GROUP BY trace_id, block_words HAVING count(*) > 1
+    ) AS g ON g.trace_id = p.trace_id AND g.block_words = p.block_words
+),
+repeats AS (
+    -- a semi join keeps the candidates' texts only: the plain join built its table from the
+    -- segments side (every block text; DuckDB cannot estimate the view's rows)
+    SELECT
+        s.trace_id,
+        count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '\s+', ' ', 'g')))) AS repeated_blocks
+    FROM segments AS s
+    SEMI JOIN repeat_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
+    WHERE s.kind = 'block'
+    GROUP BY s.trace_id
+),
+copy_candidates AS (
+    -- a memento of at least 80% of its block's chars (or longer)
+    SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
+),
+copy_texts AS (
+    -- one pass over the candidates' segments (a semi join, for the reason given at repeats)
+    SELECT
+        s.trace_id,
+        s.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
+        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
+    FROM segments AS s
+    SEMI JOIN copy_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
+    WHERE s.kind IN ('block', 'summary')
+    GROUP BY s.trace_id, s.block_idx
+),
+copies AS (
+    -- the memento is contained in its block (or the block in it): copied, not compressed
+    SELECT trace_id, count(*) AS mementos_copying_block
+    FROM copy_texts
+    WHERE strpos(block_text, memento_text) > 0 OR strpos(memento_text, block_text) > 0
+    GROUP BY trace_id
+),
+answers AS (
+    -- the answer without the markup strings; empty when nothing but whitespace is left
+    -- (computed as the texts stream past; the IN keeps the join's table to trace ids)
+    SELECT
+        trace_id,
+        regexp_matches(
+            replace(replace(replace(replace(replace(replace(text, '<think>', ''), '</think>', ''),
+                '<|block_start|>', ''), '<|block_end|>', ''), '<|summary_start|>', ''), '<|summary_end|>', ''),
+            '^\s*$') AS bare_answer_empty
+    FROM segments
+    WHERE kind = 'answer' AND trace_id IN (SELECT trace_id FROM trace_compression)
+)
+SELECT
+    c.trace_id,
+    coalesce(r.repeated_blocks, 0) AS repeated_blocks,
+    coalesce(cp.mementos_copying_block, 0) AS mementos_copying_block,
+    coalesce(a.bare_answer_empty, TRUE) AS answer_empty
+FROM trace_compression AS c
+LEFT JOIN repeats AS r ON r.trace_id = c.trace_id
+LEFT JOIN copies AS cp ON cp.trace_id = c.trace_id
+LEFT JOIN answers AS a ON a.trace_id = c.trace_id

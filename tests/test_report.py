@@ -220,7 +220,7 @@ def test_trace_counts_sum_the_dataset_domain_status_rows():
 
 
 def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monkeypatch):
-    """DuckDB caches what it reads up to its pool: the report's queries get REPORT_MEMORY_LIMIT (128 MB), then the
+    """DuckDB caches what it reads up to its pool: the report's queries get REPORT_MEMORY_LIMIT (64 MB), then the
     connection has the pool every command has again."""
     monkeypatch.delenv("MEMENTOS_MEMORY_LIMIT", raising=False)
     monkeypatch.setattr(storage, "MEMORY_LIMIT", "600MB")
@@ -233,7 +233,7 @@ def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monke
         with report._small_pool(con):
             during = limit(con)
         after = limit(con)
-    assert (during, after) == ("122.0 MiB", "572.2 MiB")
+    assert (during, after) == ("61.0 MiB", "572.2 MiB")
 
 
 def test_out_of_memory_in_the_small_pool_names_its_limit(golden_db, tmp_path, monkeypatch):

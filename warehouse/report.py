@@ -46,7 +46,7 @@ SCATTER_SAMPLE = 3000
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
                  "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
                  "compression_by_position")
-REPORT_MEMORY_LIMIT = "128MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
+REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
 LEAST_INFORMATIVE = 10  # mementos listed in the retention section
 MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
 
@@ -438,9 +438,11 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
 @contextmanager
 def _small_pool(con: duckdb.DuckDBPyConnection):
     """DuckDB's pool at REPORT_MEMORY_LIMIT while the report's queries run (MEMENTOS_MEMORY_LIMIT, when set,
-    still decides). They aggregate model tables and read a few traces; with the pool every command has
-    (600 MB) DuckDB kept each table block it read cached: 359 MiB peak RSS at 228,557 traces against 182 at
-    20,000. The pool is the database's, shared with any other connection of this process to it: put back after."""
+    still decides). They aggregate model tables and read a few traces, each from its own row group; DuckDB keeps
+    each table block it reads cached up to its pool, so the pool is what grows with the corpus: with the 600 MB
+    every command has, 359 MiB peak RSS at 228,557 traces against 182 at 20,000; with 128 MB 256 against 204;
+    with 64 MB 217-223 against 203-205. The pool is the database's, shared with any other connection of this
+    process to it: put back after."""
     if "MEMENTOS_MEMORY_LIMIT" in os.environ:
         yield
         return

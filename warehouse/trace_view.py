@@ -13,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import storage
+from foundation import catalog, storage
+from foundation.layout import data_dir
 from foundation.errors import WarehouseError
 from warehouse import guard
 
@@ -145,7 +146,7 @@ class TraceView:
 
 
 def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, TraceView]:
-    """The side-by-side views of the given traces, looked up by trace_id (one scan for all of them).
+    """The side-by-side views of the given traces, looked up by trace_id.
 
     Reads the base tables (traces, segments, parse_issues) for these traces only,
     by SQL name and column, so it works on a warehouse whose models were never
@@ -156,21 +157,33 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
     if not ids:
         return {}
     marks = ", ".join("?" for _ in ids)
-    heads = _dicts(con, f"SELECT trace_id, dataset, domain, source, difficulty, status, problem, "
-                        f"response AS whole_response FROM traces WHERE trace_id IN ({marks})", ids)
+    # Where each trace is (no text read), then each trace's rows from the base views over its own
+    # source row: DuckDB reads the one row group whose source_row statistics hold it. A filter on
+    # trace_id read the response column of every row group (500 responses each) to find 14 traces:
+    # more than the report's 64 MB pool at 20,000 traces.
+    located = con.execute(f"SELECT trace_id, dataset, source_row FROM traces WHERE trace_id IN ({marks})",
+                          ids).fetchall()
+    if not located:
+        return {}
+    [(path,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    src = catalog.committed_sources(con, data_dir(path))
+    heads: list[dict] = []
     issues: dict[str, list[IssueMark]] = {}
-    for r in _dicts(con, f"SELECT trace_id, code, char_offset, detail FROM parse_issues "
-                         f"WHERE config = 'default' AND trace_id IN ({marks}) "
-                         f"ORDER BY trace_id, char_offset NULLS FIRST, code", ids):
-        issues.setdefault(r["trace_id"], []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
-    # segments is a view that cuts each text out of its response: filtering on trace_id
-    # first means only these traces' responses are read. Offsets only: the view's `text` re-reads the
-    # whole response for every segment (quadratic in a long trace: 20 s for a 4.5 MB one of 1,000
-    # blocks), so the texts are cut here (_cut_segment_texts).
     segs: dict[str, list[dict]] = {}
-    for r in _dicts(con, f"SELECT trace_id, kind, block_idx, char_start, char_end, n_chars, n_tokens FROM segments "
-                         f"WHERE trace_id IN ({marks}) ORDER BY trace_id, block_idx NULLS LAST, kind", ids):
-        segs.setdefault(r["trace_id"], []).append(r)
+    for trace_id, dataset, source_row in located:
+        ranged = catalog.trace_range_views(src, dataset, source_row, source_row)
+        with_views = "WITH " + ", ".join(f"{name} AS ({ranged[name]})" for name in ranged) + "\n"
+        heads += _dicts(con, with_views + "SELECT trace_id, dataset, domain, source, difficulty, status, problem, "
+                                          "response AS whole_response FROM traces WHERE trace_id = ?", [trace_id])
+        for r in _dicts(con, with_views + "SELECT trace_id, code, char_offset, detail FROM parse_issues "
+                                          "WHERE config = 'default' AND trace_id = ? "
+                                          "ORDER BY char_offset NULLS FIRST, code", [trace_id]):
+            issues.setdefault(trace_id, []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
+        # Offsets only: the view's `text` re-reads the whole response for every segment (quadratic in a
+        # long trace: 20 s for a 4.5 MB one of 1,000 blocks), so the texts are cut here (_cut_segment_texts).
+        segs[trace_id] = _dicts(con, with_views + "SELECT trace_id, kind, block_idx, char_start, char_end, n_chars, "
+                                                  "n_tokens FROM segments WHERE trace_id = ? "
+                                                  "ORDER BY block_idx NULLS LAST, kind", [trace_id])
     views = {}
     for h in heads:
         response = h.pop("whole_response")

@@ -126,8 +126,9 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # PATH.tmp; the models are written so that what cannot spill (quantile states) stays small.
     # The full-scale build passed under 500 MB once (823 MiB peak RSS) and failed in full_alignment
     # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB.
-    # With the batched models (warehouse/batches.py) the build peaks at 826 MiB at 228,557 traces
-    # and 702-755 at 20,000 (DuckDB's vectors and Python sit outside the pool). MEMENTOS_MEMORY_LIMIT sets it.
+    # With the batched models (warehouse/batches.py) the build peaks at 861-875 MiB at 228,557 traces
+    # and 736-796 at 20,000 (bench/RESULTS.md, 2026-12-02; DuckDB's vectors, its allocator's freed
+    # pages and Python sit outside the pool). MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder
@@ -135,6 +136,18 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     search = [str(db.resolve().parent), os.getcwd()]
     con.execute("SET file_search_path = ?", [",".join(dict.fromkeys(search))])
     return con
+
+
+def release_freed_memory(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> None:
+    """Give back to the system what DuckDB's allocator kept from finished queries.
+
+    jemalloc keeps the pages a query freed for the next one, so a big query leaves its
+    peak resident: ~70 MiB after the export's plan at 228,557 traces. Setting the buffer
+    pool's limit, even to the value it has, makes DuckDB flush its allocator (RSS 294 ->
+    223 MiB there). `limit`: the connection's limit, when the command set another than
+    MEMORY_LIMIT."""
+    value = limit or MEMORY_LIMIT or con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute("SET memory_limit = ?", [value])
 
 
 def _lock_conflict(db: Path, error: str, read_only: bool) -> str:

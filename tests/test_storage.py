@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import memento, row, write_jsonl
 from ingest.pipeline import run_ingest
-from foundation import layout
+from foundation import layout, storage
 from warehouse.query import execute
 from mementos_sample import write_sample
 
@@ -153,3 +154,11 @@ def test_connections_default_to_a_600_mb_buffer_pool(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_MEMORY_LIMIT"}
     out = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "572.2 MiB"
+
+
+def test_releasing_freed_memory_leaves_the_pool_limit_as_it_was():
+    """release_freed_memory sets the limit again to flush DuckDB's allocator; the limit itself must not change."""
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '64MB'")
+    storage.release_freed_memory(con, "64MB")
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"

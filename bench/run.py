@@ -32,7 +32,8 @@ the second: ingest runs one worker per core, each mapping the same duckdb, pyarr
 numpy libraries, which a summed RSS counts once per process (~110 MiB each with
 duckdb and pyarrow imported, on a kernel that maps file pages in large folios:
 RssFile, Linux 6.18). PSS would split those pages with whatever else maps them,
-this script included, so it is not used. For one process both figures are its RSS. Ratios: ours against the matching peer, and MB/s against the floor's.
+this script included, so it is not used. For one process both figures are its RSS.
+Ratios: ours against the matching peer, and MB/s against the floor's.
 With two sizes it prints how peak RSS and time per trace change between them.
 
 bench/RESULTS.md gets the machine, the date and the tables between its
@@ -96,14 +97,14 @@ class Result:
     cpu_seconds: float | None = None
     peak_rss: int | None = None  # bytes, summed over the process tree
     peak_files_once: int | None = None  # bytes: the tree's anonymous RSS plus its largest file-backed RSS
+    note: str = ""
+    output: str = ""
+    ok: bool = True
 
     @property
     def peak_memory(self) -> int | None:
         """What the memory targets judge: RSS with file pages counted once where measured, else RSS."""
         return self.peak_files_once if self.peak_files_once is not None else self.peak_rss
-    note: str = ""
-    output: str = ""
-    ok: bool = True
 
 
 @dataclass

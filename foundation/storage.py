@@ -138,15 +138,15 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     return con
 
 
-def release_freed_memory(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> None:
-    """Give back to the system what DuckDB's allocator kept from finished queries.
+def release_freed_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Give back to the system what DuckDB's allocator kept from finished queries, on a
+    connection with the pool every command has (connect).
 
     jemalloc keeps the pages a query freed for the next one, so a big query leaves its
     peak resident: ~70 MiB after the export's plan at 228,557 traces. Setting the buffer
     pool's limit, even to the value it has, makes DuckDB flush its allocator (RSS 294 ->
-    223 MiB there). `limit`: the connection's limit, when the command set another than
-    MEMORY_LIMIT."""
-    value = limit or MEMORY_LIMIT or con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    223 MiB there)."""
+    value = MEMORY_LIMIT or con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     con.execute("SET memory_limit = ?", [value])
 
 

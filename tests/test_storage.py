@@ -156,9 +156,10 @@ def test_connections_default_to_a_600_mb_buffer_pool(tmp_path):
     assert out.stdout.strip() == "572.2 MiB"
 
 
-def test_releasing_freed_memory_leaves_the_pool_limit_as_it_was():
+def test_releasing_freed_memory_leaves_the_pool_limit_as_it_was(monkeypatch):
     """release_freed_memory sets the limit again to flush DuckDB's allocator; the limit itself must not change."""
+    monkeypatch.setattr(storage, "MEMORY_LIMIT", "64MB")
     con = duckdb.connect()
     con.execute("SET memory_limit = '64MB'")
-    storage.release_freed_memory(con, "64MB")
+    storage.release_freed_memory(con)
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"

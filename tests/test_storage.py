@@ -156,10 +156,30 @@ def test_connections_default_to_a_600_mb_buffer_pool(tmp_path):
     assert out.stdout.strip() == "572.2 MiB"
 
 
-def test_releasing_freed_memory_leaves_the_pool_limit_as_it_was(monkeypatch):
-    """release_freed_memory sets the limit again to flush DuckDB's allocator; the limit itself must not change."""
+def test_releasing_memory_leaves_the_pool_limit_as_it_was(monkeypatch):
+    """release_memory lowers the limit to evict, then sets it again; the limit itself must not change."""
     monkeypatch.setattr(storage, "MEMORY_LIMIT", "64MB")
     con = duckdb.connect()
     con.execute("SET memory_limit = '64MB'")
-    storage.release_freed_memory(con)
+    storage.release_memory(con)
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"
+
+
+@pytest.mark.parametrize("evict_to", ["1MB", "1B"])
+def test_releasing_memory_evicts_a_table_written_in_the_open_transaction(tmp_path, monkeypatch, evict_to):
+    """The build's tables, written in its one transaction, leave the pool (spilled to PATH.tmp)
+    and read back whole: 3,000,000 rows of 60 characters. Evicting down to 1 byte fails, as
+    something is always pinned: it evicts all the same, and the transaction goes on."""
+    monkeypatch.setattr(storage, "MEMORY_LIMIT", "400MB")
+    monkeypatch.setattr(storage, "EVICT_TO", evict_to)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("SET memory_limit = '400MB'")
+    con.execute("BEGIN TRANSACTION")
+    con.execute("CREATE TEMP TABLE t AS SELECT range AS i, repeat('x', 50) || range AS s FROM range(3000000)")
+    held = "SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'"
+    assert con.execute(held).fetchone()[0] > 100 * 2**20
+    storage.release_memory(con)
+    assert con.execute(held).fetchone()[0] <= 32 * 2**20
+    assert con.execute("SELECT count(*), sum(length(s)) FROM t").fetchone() == (3000000, 3000000 * 50 + 19888890)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "381.4 MiB"
+    con.execute("COMMIT")

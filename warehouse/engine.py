@@ -385,9 +385,8 @@ def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: d
     result.seconds = time.monotonic() - t0
     _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
     result.status, result.rows = "built", rows
-    # what the model's queries freed goes back to the system before the next model: the
-    # build's peak RSS 875 -> 861 MiB at 228,557 traces, 796 -> 736-785 at 20,000
-    storage.release_freed_memory(con)
+    # the next model starts from an empty pool whatever the corpus size (storage.release_memory)
+    storage.release_memory(con)
     return result
 
 
@@ -400,7 +399,7 @@ def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[
         return
     for i, sql in enumerate(batch_queries(con, db, model, views, batches)):
         con.execute(f"CREATE TABLE {quote(tmp)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(tmp)}\n{sql}")
-        storage.release_freed_memory(con)
+        storage.release_memory(con)
 
 
 def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[str, str], result: ModelResult,

@@ -126,9 +126,10 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # PATH.tmp; the models are written so that what cannot spill (quantile states) stays small.
     # The full-scale build passed under 500 MB once (823 MiB peak RSS) and failed in full_alignment
     # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB.
-    # With the batched models (warehouse/batches.py) the build peaks at 861-875 MiB at 228,557 traces
-    # and 736-796 at 20,000 (bench/RESULTS.md, 2026-12-02; DuckDB's vectors, its allocator's freed
-    # pages and Python sit outside the pool). MEMENTOS_MEMORY_LIMIT sets it.
+    # With the batched models (warehouse/batches.py) and the pool emptied between them
+    # (release_memory) the build peaks at 749-755 MiB at 228,557 traces and 710-735 at 20,000
+    # (bench/RESULTS.md, 2026-12-02; DuckDB's vectors and Python sit outside the pool).
+    # MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder
@@ -149,8 +150,8 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
     read (dropped, as they are on disk) and the blocks of tables written in an open
     transaction (spilled to PATH.tmp, read back when needed). Otherwise they stay until the
     pool is full, so a later query starts from a fuller pool the larger the corpus: in the
-    build, after memento_retention's batches, 262-283 MiB at 228,557 traces against 192 at
-    20,000, and 143-164 at both sizes with the eviction. Setting the limit back, even to the
+    build, after memento_retention's batches, 258-283 MiB at 228,557 traces against 192 at
+    20,000; 150-181 and 143 with the eviction. Setting the limit back, even to the
     value it had, makes DuckDB flush its allocator too (jemalloc keeps the pages a query
     freed for the next one: after the export's plan at full scale RSS 294 -> 223 MiB)."""
     value = MEMORY_LIMIT or con.execute("SELECT current_setting('memory_limit')").fetchone()[0]

@@ -127,7 +127,7 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
     # The full-scale build passed under 500 MB once (823 MiB peak RSS) and failed in full_alignment
     # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB.
     # With the batched models (warehouse/batches.py) and the pool emptied between them
-    # (release_memory) the build peaks at 749-755 MiB at 228,557 traces and 710-735 at 20,000
+    # (release_memory) the build peaks at 749-755 MiB at 228,557 traces and 708-735 at 20,000
     # (bench/RESULTS.md, 2026-12-02; DuckDB's vectors and Python sit outside the pool).
     # MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:

@@ -408,9 +408,6 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             groups, near = near_duplicate_groups((b.column(0).to_pylist() for b in
                                                   problems.to_arrow_reader(GROUP_BATCH_ROWS)), seed)
             chunks = con.execute(_chunks_sql()).fetchall()
-            # each chunk starts from an empty pool: the plan's blocks and the chunks' cached reads are more,
-            # and held longer, the larger the corpus (peak 627 -> 535 MiB at 228,557 traces, 508 at 20,000)
-            storage.release_memory(con)
 
             encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
             if storage.MEMORY_LIMIT:  # the warehouse connection's limit (MEMENTOS_MEMORY_LIMIT) for this one too
@@ -422,6 +419,9 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                           f"AND source_row BETWEEN $first AND $last ORDER BY {order}")
             bar = _progress(progress, sum(last - first + 1 for _, first, last in chunks), kind)
             for dataset, first, last in chunks:
+                # each chunk starts from an empty pool: the plan's blocks and the chunks' cached reads are
+                # more, and held longer, the larger the corpus (peak 627 -> 535 MiB at 228,557 traces)
+                storage.release_memory(con)
                 params = {"dataset": dataset, "first": first, "last": last}
                 plan = con.sql(plan_query, params=params).to_arrow_table()
                 texts = con.sql(_TEXTS_SQL, params=params).to_arrow_table()
@@ -437,7 +437,6 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
                                           index, max_tokens)
                     too_long, empty, copies = too_long + counted[0], empty + counted[1], copies + counted[2]
                 del plan, texts
-                storage.release_memory(con)
                 checkpoint("export.mid_write")
                 if bar is not None:
                     bar.update(last - first + 1)

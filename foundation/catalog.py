@@ -73,7 +73,13 @@ def store_schemas() -> dict[str, "pyarrow.Schema"]:
 
 
 def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ingest_runs, or give one written before runs were numbered its run_seq (in the order
+    they finished, as their committed run was chosen then)."""
     con.execute(_statements()["ingest_runs"])
+    con.execute("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS run_seq BIGINT")
+    con.execute("UPDATE ingest_runs SET run_seq = n.seq FROM (SELECT run_id, row_number() OVER "
+                "(ORDER BY finished_at, run_id) AS seq FROM ingest_runs) AS n "
+                "WHERE ingest_runs.run_id = n.run_id AND ingest_runs.run_seq IS NULL").fetchall()
 
 
 def _empty(directory: str) -> str:
@@ -152,10 +158,14 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: d
 
 
 def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """The committed run of every dataset: the latest run recorded for it."""
-    rows = con.execute(
-        "SELECT dataset, arg_max(run_id, finished_at) FROM ingest_runs GROUP BY dataset"
-    ).fetchall()
+    """The committed run of every dataset: the last one committed (run_seq, never a clock: a
+    clock set back must not make an older run current). A catalog written before runs were
+    numbered, read by a reader, falls back to the order they finished in."""
+    [(numbered,)] = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = 'ingest_runs' AND column_name = 'run_seq'").fetchall()
+    order = "run_seq" if numbered else "finished_at"
+    rows = con.execute(f"SELECT dataset, arg_max(run_id, {order}) FROM ingest_runs GROUP BY dataset").fetchall()
     return dict(rows)
 
 

@@ -2,12 +2,15 @@
 
 A warehouse `PATH` (any file name, e.g. om.duckdb) is, side by side in one folder:
 
-    PATH                     the DuckDB file: base views, ingest_runs, models, model_builds
-    PATH.wal                 DuckDB's write-ahead log
-    PATH.tmp/                DuckDB's temp (spill) directory
-    PATH.lock                the writer lock (an flock; the JSON inside says who holds it)
-    PATH.data/               the Parquet files:
+    PATH                     the published catalog (a DuckDB file: base views, ingest_runs, models,
+                             model_builds): a hard link to the newest snapshot below
+    PATH.data/               everything else, written only by the one writer:
+      _warehouse.json                   whose folder this is (the warehouse id), written first
+      _writer.lock                      the writer lock (an flock; the JSON inside says who holds it)
+      _snapshots/<seq>.duckdb, .json    the catalogs published so far and still kept, and what each names
+      _tmp/                             the writer's DuckDB spill directory
       <table>/<dataset slug>/<run_id>/part-<config>-<worker>.parquet   (table: traces | full_traces)
+      <table>/<dataset slug>/<run_id>/_mementos_run.json   the marker: written by this warehouse
       _spool/<dataset slug>/<run_id>/   batches on their way to an ingest worker
       models/<model>/                   Spark-built models (`build --engine spark`)
 """
@@ -31,17 +34,42 @@ def data_dir(db: str | Path) -> Path:
     return db.with_name(db.name + ".data")
 
 
+WAREHOUSE_MARKER = "_warehouse.json"  # PATH.data/_warehouse.json
+RUN_MARKER = "_mementos_run.json"  # in every run directory ingest creates
+SNAPSHOTS = "_snapshots"
+
+
 def lock_path(db: str | Path) -> Path:
-    return Path(str(db) + ".lock")
+    """The writer lock, inside the data directory: readers never create it."""
+    return data_dir(db) / "_writer.lock"
 
 
 def wal_path(db: str | Path) -> Path:
+    """DuckDB's write-ahead log of a database file (readers and the snapshot writer leave none)."""
     return Path(str(db) + ".wal")
 
 
 def temp_dir(db: str | Path) -> Path:
-    """Where DuckDB spills for a writer of this warehouse (and where a file database spills anyway)."""
-    return Path(str(db) + ".tmp")
+    """Where DuckDB spills for the writer of this warehouse; emptied when a write starts."""
+    return data_dir(db) / "_tmp"
+
+
+def warehouse_marker(db: str | Path) -> Path:
+    return data_dir(db) / WAREHOUSE_MARKER
+
+
+def snapshot_dir(db: str | Path) -> Path:
+    return data_dir(db) / SNAPSHOTS
+
+
+def snapshot_file(db: str | Path, seq: int) -> Path:
+    """The catalog of snapshot `seq` (PATH is a hard link to the published one)."""
+    return snapshot_dir(db) / f"{seq:08d}.duckdb"
+
+
+def snapshot_manifest(db: str | Path, seq: int) -> Path:
+    """What snapshot `seq` names: its run directories and their files with sizes."""
+    return snapshot_dir(db) / f"{seq:08d}.json"
 
 
 def dataset_slug(dataset: str) -> str:

@@ -1,9 +1,10 @@
-"""Where a warehouse lives on disk, who may write it, and how to open it.
+"""Who may write a warehouse, and how to open it.
 
-A warehouse is three things side by side:
-  PATH               the DuckDB file: views over the Parquet files, ingest_runs, models
-  PATH.data/         the Parquet files ingest stores (see warehouse.md, "On disk")
-  PATH.lock          held (flock) by the one process writing the warehouse
+A warehouse is two things side by side (warehouse.md, "On disk"):
+  PATH               the published catalog: a DuckDB file of views over the Parquet files,
+                     ingest_runs, models (foundation/snapshots.py publishes it)
+  PATH.data/         the Parquet files, the snapshots, and the writer lock (held, with flock,
+                     by the one process writing the warehouse)
 Every path is composed by foundation/layout.py.
 """
 
@@ -13,9 +14,12 @@ import fcntl
 import json
 import os
 import re
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import errno
 
 import duckdb
 
@@ -49,8 +53,15 @@ def write_lock(db: str | Path, command: str):
     JSON inside only tells others who holds it.
     """
     path = lock_path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # O_NOFOLLOW: a planted symlink must not make the writer truncate the file it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise WarehouseError(f"{path} is a symbolic link, not the warehouse's lock file; remove it "
+                                 f"(`rm {path}`) and run the command again") from None
+        raise WarehouseError(f"cannot write the warehouse {db}: {exc.strerror} ({path}); "
+                             f"{_what_to_do(exc)}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,11 +78,21 @@ def write_lock(db: str | Path, command: str):
         os.close(fd)
 
 
+def _what_to_do(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return "it is on a read-only file system: copy the warehouse folder somewhere writable"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "you may read it but not write it: ask its owner, or copy the warehouse folder"
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: free some space and run the command again"
+    return "check the folder and run the command again"
+
+
 def is_locked(db: str | Path) -> bool:
     path = lock_path(db)
-    if not path.exists():
+    if not path.is_file() or path.is_symlink():
         return False
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -96,18 +117,28 @@ def out_of_memory(exc: BaseException, limit: str | None = None) -> WarehouseErro
                           f"higher, e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
 
 
-def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file, turning lock and missing-file errors into plain messages.
+def reader_temp_dir() -> Path:
+    """Where a reader spills: outside the warehouse folder, one directory per process, since a read
+    must leave the folder unchanged and two DuckDB instances must not share temp files."""
+    return Path(tempfile.gettempdir()) / f"mementos-{os.getuid()}" / str(os.getpid())
+
+
+def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, turning lock and missing-file errors into plain messages.
 
     Every connection looks for the base views' Parquet files in the warehouse's
     folder first (see catalog), so the warehouse works from any working directory.
+    `warehouse`: the warehouse PATH whose folder that is, when `db` is another file
+    (the writer's staged snapshot, foundation/snapshots.py); it spills to the warehouse's
+    temp directory. A reader spills outside the folder (reader_temp_dir).
     """
     db = Path(db)
+    warehouse = Path(warehouse) if warehouse is not None else db
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
-        config = {} if read_only else {"temp_directory": str(temp_dir(db))}  # where a file database spills anyway
-        con = duckdb.connect(str(db), read_only=read_only, config=config)
+        spill = reader_temp_dir() if read_only else temp_dir(warehouse)
+        con = duckdb.connect(str(db), read_only=read_only, config={"temp_directory": str(spill)})
     except duckdb.ConnectionException:  # open in this process with another configuration: share it
         con = duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
@@ -134,7 +165,7 @@ def connect(db: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
     # The base views name their Parquet files relative to the warehouse's folder
     # (so it can be moved): look there first, then where relative paths usually resolve.
-    search = [str(db.resolve().parent), os.getcwd()]
+    search = [str(warehouse.resolve().parent), os.getcwd()]
     con.execute("SET file_search_path = ?", [",".join(dict.fromkeys(search))])
     return con
 
@@ -181,7 +212,8 @@ def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
-    """`ingest_runs`, and the base views (empty until a run is committed) when they are missing."""
+    """`ingest_runs` (with its run_seq), and the base views (empty until a run is committed) when
+    they are missing; on the writer's staged snapshot of the warehouse `db`."""
     catalog.check_not_legacy(con, Path(db))
     catalog.ensure_ingest_runs(con)
     [(views,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = 'traces' "

@@ -1,16 +1,17 @@
 """Commit a finished run: point the base views at its Parquet files and record it, in one transaction.
 
-Nothing is copied into DuckDB: the run's files are the storage. Until COMMIT,
-readers see the views over the previous runs; if anything fails (a
-reconciliation mismatch, a kill), the transaction never commits and the run's
-directory is a leftover that the next write removes.
+Nothing is copied into DuckDB: the run's files are the storage. The connection is
+the writer's staged snapshot (foundation/snapshots.py), which readers see only once
+it is published; if anything fails (a reconciliation mismatch, a kill), the
+transaction never commits, nothing is published, and the run's directory is a
+leftover that the next write removes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -47,12 +48,14 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
     """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote."""
     con.execute("BEGIN TRANSACTION")
     try:
-        finished = datetime.now()
+        finished = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
+        # run_seq orders the runs, never a clock: a clock set back must not make this run older
         con.execute(
             "INSERT INTO ingest_runs BY NAME SELECT ? AS run_id, ? AS dataset, ? AS source, ? AS config, "
             "? AS started_at, ? AS finished_at, ? AS rows_read, ? AS rows_ok, ? AS rows_flagged, "
             "? AS default_rows, ? AS full_rows, ? AS input_bytes, ? AS parser_version, "
-            "? AS token_encoding, ? AS seconds",
+            "? AS token_encoding, ? AS seconds, "
+            "(SELECT coalesce(max(run_seq), 0) + 1 FROM ingest_runs) AS run_seq",
             [run.run_id, run.dataset, run.source, run.config, run.started_at, finished, run.rows_read,
              run.rows_ok, run.rows_flagged, run.default_rows, run.full_rows, run.input_bytes,
              run.parser_version, run.token_encoding, (finished - run.started_at).total_seconds()],

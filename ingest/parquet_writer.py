@@ -11,7 +11,7 @@ source rows and min/max statistics on `source_row` (readers prune on them).
 
 A run's directory is invisible to readers until the run is committed in DuckDB
 (ingest_runs names the current run of each dataset); anything else found there
-is a leftover of an interrupted run and is removed by `remove_stale_runs`.
+is a leftover of an interrupted run, reclaimed by the next write (foundation/snapshots.py).
 """
 
 from __future__ import annotations
@@ -113,22 +113,11 @@ def _within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:
 
 
 def remove_run(root: Path, dataset: str, run_id: str) -> None:
+    """A failed run's directories (and its dataset's, when that was all they held)."""
     for table_dir in root.iterdir() if root.exists() else ():
-        shutil.rmtree(table_dir / dataset_slug(dataset) / run_id, ignore_errors=True)
-
-
-def remove_stale_runs(root: Path, current_runs: dict[str, str]) -> list[Path]:
-    """Delete run directories that are not the committed run of their dataset."""
-    keep = {(dataset_slug(d), r) for d, r in current_runs.items()}
-    removed = []
-    if not root.exists():
-        return removed
-    for table_dir in (p for p in root.iterdir() if p.is_dir() and p.name != MODELS_SUBDIR):
-        for slug_dir in (p for p in table_dir.iterdir() if p.is_dir()):
-            for rdir in (p for p in slug_dir.iterdir() if p.is_dir()):
-                if (slug_dir.name, rdir.name) not in keep:
-                    shutil.rmtree(rdir, ignore_errors=True)
-                    removed.append(rdir)
-            if not any(slug_dir.iterdir()):
-                slug_dir.rmdir()
-    return removed
+        slug_dir = table_dir / dataset_slug(dataset)
+        shutil.rmtree(slug_dir / run_id, ignore_errors=True)
+        try:
+            slug_dir.rmdir()
+        except OSError:  # missing, or another run of the dataset is there
+            pass

@@ -19,13 +19,13 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from foundation import catalog, disk, layout, storage
+from foundation import catalog, disk, layout, snapshots
 from foundation.faults import checkpoint
 from ingest import loader, parquet_writer, sources
 from ingest.flatten import BatchOrigin, Flattened
@@ -76,22 +76,19 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                progress: bool = True, on_event: Callable[[str], None] | None = None) -> IngestSummary:
     """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically."""
     started = time.monotonic()
-    started_at = datetime.now()
+    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     dataset = sources.dataset_name(name, source)
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
     workers = (os.cpu_count() or 1) if workers is None else workers
-    db = Path(db)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    root = layout.data_dir(db)
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    summary = IngestSummary(run_id, dataset, str(db), config)
-    with storage.write_lock(db, f"ingest {source} --name {dataset}"):
+    with snapshots.writing(db, f"ingest {source} --name {dataset}") as writer:
+        db, root = writer.db, writer.root
+        summary = IngestSummary(run_id, dataset, str(db), config)
         free_before = disk.free_bytes(root)
-        with storage.connect(db, read_only=False) as con:
-            storage.ensure_schema(con, db)
-            parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
         try:
             checkpoint("ingest.start")
+            for table in catalog.STORES:  # marked first: only what this warehouse wrote is ever reclaimed
+                snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
             for cfg in sources.configs_for(config):
                 total = sum(f.rows or 0 for f in files if f.config == cfg) or None
                 if total is not None and limit is not None:
@@ -99,13 +96,12 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
                             summary, progress, total)
             checkpoint("ingest.before_load")
-            with storage.connect(db, read_only=False) as con:
-                loader.load_run(con, root, loader.RunRecord(
+            with writer.stage() as stage:  # published when the block ends: readers see the run from then on
+                loader.load_run(stage.con, root, loader.RunRecord(
                     run_id, dataset, source, config, started_at, summary.rows_read, summary.rows_ok,
                     summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,
                     PARSER_VERSION, ENCODING if with_tokens else None), summary.counts)
-                checkpoint("ingest.after_commit")
-                parquet_writer.remove_stale_runs(root, catalog.current_runs(con))
+            checkpoint("ingest.after_commit")
         except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
             if disk.is_disk_full(exc):

@@ -55,5 +55,6 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     input_bytes       BIGINT NOT NULL,    -- UTF-8 bytes of response text read
     parser_version    VARCHAR NOT NULL,
     token_encoding    VARCHAR,            -- 'cl100k_base', or NULL with --no-tokens
-    seconds           DOUBLE NOT NULL
+    seconds           DOUBLE NOT NULL,
+    run_seq           BIGINT              -- 1, 2, ... in the order runs were committed: the latest of a dataset is its committed run
 );

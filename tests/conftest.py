@@ -13,6 +13,9 @@ import pytest
 # Tests never reach the hub; local directories go through the same `datasets` code.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# A superseded snapshot is reclaimed at the next write once no reader holds it; the grace period
+# that covers a reader between opening the catalog and locking it is tested on its own.
+os.environ.setdefault("MEMENTOS_RECLAIM_GRACE", "0")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EXAMPLES = REPO.parent / "shared" / "fixtures" / "memento-examples"

@@ -1,12 +1,10 @@
-"""Concurrent use: one writer at a time, readers in between, and a clear message instead of a lock traceback.
+"""Concurrent use: readers never wait for a writer, writers exclude each other (warehouse.md, "Snapshots").
 
-An ingest is held at a named point with MEMENTOS_STOP_AT (foundation/faults.py
-stops the process with SIGSTOP there); the test then runs other commands
-against the warehouse and lets the ingest finish with SIGCONT.
-
-Ingest opens DuckDB only at its start and for the final load, so readers can
-read during most of an ingest; while it holds DuckDB's own file lock
-(ingest.before_commit), readers get the busy message.
+A writer (ingest, build, sql --write) works on a staged copy of the catalog and publishes it with
+one rename; readers (sql, show, report, export, models, plain DuckDB, mementos.connect) read the
+snapshot published when they opened the warehouse. A command is held at a named point with
+MEMENTOS_STOP_AT (foundation/faults.py stops the process with SIGSTOP there); the test then runs
+other commands against the warehouse and lets it finish with SIGCONT.
 """
 
 from __future__ import annotations
@@ -19,22 +17,27 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from cli import main
 from conftest import REPO, memento, row, write_jsonl
 from ingest.pipeline import run_ingest
-from foundation import storage
+from foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
+    """A warehouse of 3 traces with its models built (report and export have nothing to build)."""
+    from warehouse.engine import build
+
     d = tmp_path_factory.mktemp("base")
     write_jsonl(d / "old.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(3)])
     write_jsonl(d / "new.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(5)])
     run_ingest(str(d / "old.jsonl"), d / "wh" / "w.duckdb", name="t", workers=0, progress=False, with_tokens=False)
+    assert build(d / "wh" / "w.duckdb").ok
     return d
 
 
@@ -78,37 +81,79 @@ def ingest_held_at(point: str, source: Path, db: Path):
             raise
 
 
+class Reader:
+    """Another process holding a read-only connection (`mementos.connect`) open; `ask` runs a query on it."""
+
+    CODE = ("import sys, mementos; con = mementos.connect(sys.argv[1]); print('ready', flush=True)\n"
+            "for line in sys.stdin:\n"
+            "    print(con.execute(line).fetchall(), flush=True)\n")
+
+    def __init__(self, db: Path):
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, str(db)], cwd=REPO, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def ask(self, query: str) -> str:
+        self.proc.stdin.write(query + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 @contextmanager
 def reader_holding(db: Path):
-    """Another process with a read-only DuckDB connection open until the block ends."""
-    code = ("import sys; from foundation import storage; con = storage.connect(sys.argv[1]); "
-            "con.execute('SELECT count(*) FROM traces').fetchall(); print('ready', flush=True); sys.stdin.read()")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    reader = Reader(db)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        yield reader
+    finally:
+        reader.close()
+
+
+@contextmanager
+def build_held_at(point: str, db: Path, models: Path):
+    """A build subprocess stopped (SIGSTOP) at `point`, resumed on exit."""
+    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
+    env["MEMENTOS_STOP_AT"] = f"{point}@1"
+    code = ("import sys; from warehouse.engine import build; "
+            "sys.exit(not build(sys.argv[1], models_dir=sys.argv[2], full_refresh=True).ok)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(models)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), proc.stderr.read()
         yield proc
     finally:
-        proc.stdin.close()
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+        try:
+            proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
 
 
-def test_while_ingest_holds_duckdb_every_command_gets_the_busy_message(db, base, tmp_path):
+READS = (["sql", "SELECT count(*) AS n FROM traces", "--format", "csv"], ["models"], ["show", "t:0"])
+
+
+def test_while_an_ingest_publishes_readers_read_the_last_snapshot_and_writers_are_told(db, base, tmp_path):
     before = snapshot(db)
     with ingest_held_at("ingest.before_commit", base / "new.jsonl", db) as writer:
+        for args in READS:
+            result = cli(*args, "--db", db)
+            assert result.exit_code == 0, (args, result.output)
+        assert cli("sql", "SELECT count(*) AS n FROM traces", "--db", db, "--format", "csv").output.split() == ["n", "3"]
+        assert cli("report", "--db", db, "--out", tmp_path / "r.html").exit_code == 0
+        assert cli("export", "memento", "--db", db, "--out", tmp_path / "export").exit_code == 0
         expected = f"Error: the warehouse {db} is being written by `ingest {base / 'new.jsonl'} --name t` (pid {writer.pid}"
-        for args in (
-            ["sql", "SELECT count(*) FROM traces", "--db", db],
-            ["report", "--db", db, "--out", tmp_path / "r.html"],
-            ["export", "memento", "--db", db, "--out", tmp_path / "export"],
-            ["build", "--db", db],
-            ["sql", "DELETE FROM traces", "--db", db, "--write"],
-            ["ingest", base / "old.jsonl", "--db", db, "--name", "other", "--workers", 0, "--no-progress"],
-        ):
+        for args in (["build", "--db", db], ["sql", "DELETE FROM model_builds", "--db", db, "--write"],
+                     ["ingest", base / "old.jsonl", "--db", db, "--name", "other", "--workers", 0, "--no-progress"]):
             message = one_line_error(cli(*args))
             assert message.startswith(expected) and message.endswith("retry when it finishes"), (args, message)
-        assert not (tmp_path / "r.html").exists()
-        assert storage.is_locked(db)
+        assert storage.is_locked(db) and snapshot(db) == before
     assert writer.returncode == 0, writer.stderr
     assert snapshot(db)["traces"] == 5 and snapshot(db)["_runs"] != before["_runs"]
     assert not storage.is_locked(db)
@@ -132,43 +177,40 @@ def test_two_readers_at_once(db):
         assert result.exit_code == 0 and result.output.split() == ["n", "3"], result.output
 
 
-def test_ingest_while_a_reader_has_the_file_open_says_so_and_changes_nothing(db, base):
-    before, dirs = snapshot(db), run_dirs(db)
+def test_an_ingest_publishes_while_a_reader_keeps_its_snapshot(db, base):
     with reader_holding(db) as reader:
-        message = one_line_error(cli("ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0,
-                                     "--no-progress"))
-    # Not "being written by" the ingest itself: the lock file names the ingest, DuckDB names the reader.
-    assert message == (f"Error: the warehouse {db} is open in another process (pid {reader.pid}), e.g. a query, "
-                       f"report or export still reading it; retry when it finishes")
-    assert snapshot(db) == before and run_dirs(db) == dirs
-    assert not storage.is_locked(db)
+        assert reader.ask("SELECT count(*) FROM traces") == "[(3,)]"
+        run_ingest(str(base / "new.jsonl"), db, name="t", workers=0, progress=False, with_tokens=False)
+        assert snapshot(db)["traces"] == 5  # a new reader sees the new snapshot
+        assert reader.ask("SELECT count(*), count(DISTINCT run_id) FROM traces") == "[(3, 1)]"  # the old one's
+    assert run_dirs(db) != committed_dirs(db)  # the old run stays until a write finds no reader of it
 
 
-def test_ingest_blocked_by_a_reader_fails_before_reading_any_source_row(db, base, tmp_path):
-    """#16 item 9: the source's second line is not JSON, so an ingest that read the source before it found
-    the reader would fail with that line's error; the busy message shows it stopped before the first batch."""
-    source = tmp_path / "unreadable_after_row_1.jsonl"
-    source.write_text((base / "new.jsonl").read_text().splitlines()[0] + "\n" + "{not json\n" * 5000)
-    before, dirs = snapshot(db), run_dirs(db)
+def test_a_long_reader_keeps_reading_while_two_builds_and_an_ingest_publish(db, base):
+    """Its files are not deleted under it: reclamation skips a snapshot whose catalog a process has open."""
+    from warehouse.engine import build
+
     with reader_holding(db) as reader:
-        message = one_line_error(cli("ingest", source, "--db", db, "--name", "t", "--workers", 0, "--no-progress"))
-    assert message == (f"Error: the warehouse {db} is open in another process (pid {reader.pid}), e.g. a query, "
-                       f"report or export still reading it; retry when it finishes")
-    assert snapshot(db) == before and run_dirs(db) == dirs
+        first = reader.ask("SELECT count(*), sum(n_blocks) FROM trace_compression")
+        for _ in range(2):
+            assert build(db, full_refresh=True).ok
+        run_ingest(str(base / "new.jsonl"), db, name="t", workers=0, progress=False, with_tokens=False)
+        assert build(db).ok
+        assert reader.ask("SELECT count(*), sum(n_blocks) FROM trace_compression") == first
+        assert reader.ask("SELECT count(*) FROM segments WHERE length(text) > 0") == "[(9,)]"  # the Parquet is read
+    run_ingest(str(base / "new.jsonl"), db, name="t", workers=0, progress=False, with_tokens=False)
+    assert run_dirs(db) == committed_dirs(db)  # the reader gone, the next write reclaims its snapshot
+    assert len(list(layout.snapshot_dir(db).glob("*.duckdb"))) == 1
 
 
-def test_reader_arriving_during_an_ingest_fails_its_load_cleanly(db, base):
-    """The ingest has done its work outside DuckDB when a reader opens the file: the load fails, nothing is left."""
-    before, dirs = snapshot(db), run_dirs(db)
+def test_reader_arriving_during_an_ingest_does_not_stop_it(db, base):
     with ingest_held_at("ingest.before_load", base / "new.jsonl", db) as writer:
         with reader_holding(db) as reader:
             os.kill(writer.pid, signal.SIGCONT)
-            _, stderr = writer.communicate(timeout=120)  # the load fails while the reader has the file open
-    assert writer.returncode == 1
-    assert stderr.strip().splitlines() == [
-        f"Error: the warehouse {db} is open in another process (pid {reader.pid}), e.g. a query, report or export "
-        f"still reading it; retry when it finishes"]
-    assert snapshot(db) == before and run_dirs(db) == dirs == committed_dirs(db)
+            writer.communicate(timeout=120)
+            assert reader.ask("SELECT count(*) FROM traces") == "[(3,)]"
+    assert writer.returncode == 0
+    assert snapshot(db)["traces"] == 5
 
 
 def test_a_raw_duckdb_writer_is_reported_by_pid(db):
@@ -185,29 +227,49 @@ def test_a_raw_duckdb_writer_is_reported_by_pid(db):
         proc.wait(timeout=60)
 
 
-def test_while_a_build_holds_the_warehouse_others_get_the_busy_message(db, base, tmp_path):
-    """A build held just before its commit (one for the whole build): readers and writers are told `build` is writing."""
+def test_during_a_build_readers_and_plain_duckdb_read_and_writers_are_told(db, base, tmp_path):
     shutil.copytree(REPO / "models", tmp_path / "models")  # edits to models/ meanwhile cannot break this
-    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    env["MEMENTOS_STOP_AT"] = "build.before_commit@1"  # the build's single COMMIT
-    code = "import sys; from warehouse.engine import build; sys.exit(not build(sys.argv[1], models_dir=sys.argv[2]).ok)"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(tmp_path / "models")], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, status = os.waitpid(proc.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), proc.stderr.read()
-        expected = f"Error: the warehouse {db} is being written by `build` (pid {proc.pid}"
-        for args in (["sql", "SELECT count(*) FROM traces", "--db", db],
-                     ["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress"],
+    with build_held_at("build.before_commit", db, tmp_path / "models") as proc:
+        for args in READS:
+            result = cli(*args, "--db", db)
+            assert result.exit_code == 0, (args, result.output)
+        # plain DuckDB started in the warehouse's folder reads everything, models included
+        code = ("import duckdb; con = duckdb.connect('w.duckdb', read_only=True); "
+                "print(con.execute('SELECT (SELECT count(*) FROM segments), (SELECT count(*) FROM block_pairs)')"
+                ".fetchall())")
+        plain = subprocess.run([sys.executable, "-c", code], cwd=db.parent, capture_output=True, text=True)
+        assert plain.stdout.strip() == "[(9, 3)]", plain.stderr
+        expected = f"Error: the warehouse {db} is being written by `build --full-refresh` (pid {proc.pid}"
+        for args in (["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress"],
                      ["build", "--db", db]):
             assert one_line_error(cli(*args)).startswith(expected), args
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-        try:
-            proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
     assert proc.returncode == 0, proc.stderr
     assert not storage.is_locked(db)
+
+
+def folder_state(folder: Path) -> list[tuple[str, int, int]]:
+    """Every path under `folder` with its size and modification time in nanoseconds."""
+    return sorted((str(p.relative_to(folder)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_a_read_leaves_the_warehouse_folder_unchanged(db, tmp_path):
+    import mementos
+
+    before = folder_state(db.parent)
+    for args in (*READS, ["report", "--out", tmp_path / "r.html"], ["export", "memento", "--out", tmp_path / "x"],
+                 ["sql", "SELECT * FROM segments ORDER BY ALL", "--format", "csv"]):
+        result = cli(*args, "--db", db)
+        assert result.exit_code == 0, (args, result.output)
+    with mementos.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM traces").fetchall() == [(3,)]
+    assert folder_state(db.parent) == before  # no WAL, lock, temp file or changed byte
+
+
+def test_mementos_connect_works_from_any_working_directory(db, tmp_path, monkeypatch):
+    import mementos
+
+    monkeypatch.chdir(tmp_path)
+    with mementos.connect(os.path.relpath(db, tmp_path)) as con:
+        assert con.execute("SELECT count(*) FROM segments").fetchall() == [(9,)]
+        with pytest.raises(duckdb.InvalidInputException, match="read-only"):
+            con.execute("CREATE TABLE x AS SELECT 1")

@@ -119,12 +119,11 @@ def test_kill_after_commit_keeps_the_new_data_and_next_run_cleans(wh):
 
 
 @pytest.mark.slow
-def test_kill_before_commit_of_the_first_ingest_leaves_an_empty_warehouse(base, tmp_path):
+def test_kill_before_commit_of_the_first_ingest_publishes_no_warehouse(base, tmp_path):
     db = tmp_path / "fresh.duckdb"
     proc = cli_ingest(base / "new", db, kill_at="ingest.before_commit")
     assert proc.returncode == -signal.SIGKILL
-    state = snapshot(db)
-    assert all(v == 0 for k, v in state.items() if not k.startswith("_")) and state["_runs"] == []
+    assert not db.exists()  # nothing was published; the data folder it made is its own leftover
     assert_recovers(db, base / "new", expect_traces=7)
 
 

@@ -42,7 +42,7 @@ def write_models(directory: Path, models: dict[str, str]) -> Path:
 
 def add_run(con, run_id: str) -> None:
     con.execute("INSERT INTO ingest_runs VALUES (?, 'toy', 'toy.jsonl', 'default', now(), now(), 3, 3, 0, 3, 0, 0, "
-                "'1', NULL, 0.1)", [run_id])
+                "'1', NULL, 0.1, (SELECT max(run_seq) + 1 FROM ingest_runs))", [run_id])
 
 
 @pytest.fixture

@@ -14,13 +14,14 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("foundation", "ingest", "warehouse", "mementos_sample")
+PACKAGES = ("foundation", "ingest", "warehouse", "mementos_sample", "mementos")
 # What each top-level part may import besides itself (third-party and standard modules aside).
 ALLOWED = {
     "cli": {"foundation", "ingest", "warehouse", "mementos_sample"},
     "ingest": {"foundation"},
     "warehouse": {"foundation"},
     "mementos_sample": {"foundation"},
+    "mementos": {"foundation"},  # the Python API: `mementos.connect`
     "foundation": set(),
 }
 PARTS = set(ALLOWED)

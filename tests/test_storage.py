@@ -26,9 +26,11 @@ def ingest(source, db, **kw):
 
 
 def disk_bytes(db: Path) -> int:
-    """The DuckDB file (and WAL) plus everything under its data directory."""
+    """The DuckDB file (and WAL) plus everything under its data directory, each file once as `du`
+    counts it (the published catalog is a hard link to its snapshot in the data directory)."""
     files = [db, Path(str(db) + ".wal")] + [p for p in layout.data_dir(db).rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files if p.exists())
+    inodes = {(s.st_dev, s.st_ino): s.st_size for s in (p.stat() for p in files if p.exists())}
+    return sum(inodes.values())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,9 @@ def test_reingesting_a_name_does_not_grow_the_warehouse(sample, tmp_path):
     for _ in range(3):
         ingest(sample, db, config="all", name="sample")
         sizes.append(disk_bytes(db))
-    assert max(sizes) <= 1.05 * once + DUCKDB_BLOCK, (once, sizes)
+    # each write copies the catalog and checkpoints the copy: DuckDB's free-block reuse makes the copy
+    # alternate between two sizes two blocks apart (798,720 and 1,323,008 bytes here); it does not grow
+    assert max(sizes) <= 1.05 * once + 2 * DUCKDB_BLOCK, (once, sizes)
     assert len(list((layout.data_dir(db) / "traces").glob("*/*"))) == 1  # the old run's directory is gone
 
 

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import disk, storage
-from foundation.errors import CycleError, ModelError
+from foundation import catalog, disk, snapshots, storage
+from foundation.errors import CycleError, ModelError, WarehouseBusy
 from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
 from warehouse import guard, planner
@@ -164,9 +164,7 @@ def data_version(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> str
     """Identity of the base tables' contents: the committed ingest run of every dataset."""
     if "ingest_runs" not in objects:
         return "empty"
-    runs = con.execute(
-        "SELECT dataset, arg_max(run_id, finished_at) FROM ingest_runs GROUP BY dataset ORDER BY dataset"
-    ).fetchall()
+    runs = sorted(catalog.current_runs(con).items())
     return hashlib.sha256(repr(runs).encode()).hexdigest()[:16] if runs else "empty"
 
 
@@ -273,29 +271,47 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
           models_dir: str | Path | None = None, echo=None) -> BuildReport:
     """Build the selected models that need it, in dependency order. See the module docstring.
 
-    A full disk is one line (disk.disk_full); the build is then rolled back and the
-    DuckDB file put back byte for byte (guard.undo_failed_write)."""
+    The build works on the writer's staged snapshot (foundation/snapshots.py) and publishes it
+    when it ends, so readers keep reading the last published state meanwhile. A build with
+    nothing to do publishes nothing. A full disk is one line (disk.disk_full); the staged
+    snapshot is then dropped and the warehouse is as it was."""
     started = time.monotonic()
-    db = Path(db)
+    db = snapshots.resolve(db)
     guard.require_warehouse(db)
     command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
-    before = guard.file_state(db)
+    free = disk.free_bytes(db.parent)
     try:
-        with storage.write_lock(db, command + (" --full-refresh" if full_refresh else "")):
-            try:
-                with storage.connect(db, read_only=False) as con:
-                    report = _build_models(con, db, select, full_refresh, models_dir, echo)
-            except BaseException as exc:
-                if disk.is_disk_full(exc):  # nothing was committed: put the file back, under the lock
-                    guard.undo_failed_write(before)
-                raise
+        with snapshots.writing(db, command + (" --full-refresh" if full_refresh else "")) as writer:
+            with writer.stage() as stage:
+                report = _build_models(stage.con, db, select, full_refresh, models_dir, echo)
+                stage.publish = any(r.status in ("built", "failed") for r in report.results)
     except BaseException as exc:
         if disk.is_disk_full(exc):
-            raise disk.disk_full(disk.failed_path(exc, db), free_before=before.free,
+            raise disk.disk_full(disk.failed_path(exc, db), free_before=free,
                                   done="the build was rolled back, the warehouse is as it was") from None
         raise
     report.seconds = time.monotonic() - started
     return report
+
+
+def build_for_reader(db: str | Path, select: list[str], models_dir=None, what: str = "report",
+                     echo=None) -> BuildReport | None:
+    """Build the stale models a reading command needs (`report`, `export`). When another process
+    is writing the warehouse, read them as last published instead, if they all exist: readers never
+    wait for a writer (foundation/snapshots.py). None when nothing was built."""
+    try:
+        return build(db, select=select, models_dir=models_dir)
+    except WarehouseBusy as busy:
+        with storage.connect(snapshots.resolve(db), read_only=True) as con:
+            objects = existing_objects(con)
+        missing = [m for m in select if m not in objects]
+        if missing:
+            raise WarehouseBusy(f"{what} needs {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}, "
+                                f"never built, and {str(busy).removeprefix('the warehouse ')}") from None
+        if echo:
+            echo(f"{what}: not rebuilding {', '.join(select[:3])}{' and more' if len(select) > 3 else ''} "
+                 f"({busy}); reading them as last published")
+        return None
 
 
 def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh: bool, models_dir,

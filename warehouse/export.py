@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from foundation import disk, storage
+from foundation import catalog, disk, storage
 from foundation.errors import WarehouseError
 from foundation.faults import checkpoint
 from warehouse import engine, guard
@@ -106,10 +106,10 @@ def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], N
     if plan.to_build:
         if echo:
             echo(f"export: building {', '.join(plan.to_build)} first")
-        report = engine.build(db, select=needed, models_dir=models_dir)
-        if echo:
+        report = engine.build_for_reader(db, needed, models_dir, "export", echo)
+        if report is not None and echo:
             echo(report.format())
-        if not report.ok:
+        if report is not None and not report.ok:
             raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
                                  + report.format())
     return {n: {"version": project.models[n].version, "fingerprint": project.fingerprints[n]} for n in needed}
@@ -329,9 +329,8 @@ def _check_domain(db: Path, domain: str) -> None:
 def _ingest_runs(con) -> list[dict]:
     rows = con.execute(
         "SELECT dataset, run_id, source, config, CAST(finished_at AS VARCHAR), default_rows, parser_version, "
-        "token_encoding FROM ingest_runs QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY finished_at DESC) = 1 "
-        "ORDER BY dataset"
-    ).fetchall()
+        "token_encoding FROM ingest_runs WHERE list_contains(?, run_id) ORDER BY dataset",
+        [list(catalog.current_runs(con).values())]).fetchall()
     keys = ("dataset", "run_id", "source", "config", "finished_at", "traces", "parser_version", "token_encoding")
     return [dict(zip(keys, r)) for r in rows]
 

@@ -9,20 +9,15 @@
   file. They only check (call them before any work); `make_dir` then creates
   the directories, with a one-line error if it cannot.
 * A full disk is one line (`foundation/disk.py`, which ingest uses too).
-* `file_state(db)` / `undo_failed_write(state)`: what a writer that failed and
-  committed nothing leaves behind (an empty WAL, DuckDB's temp directory, blocks
-  written past the end of the file) is removed, so the file is byte-identical.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from foundation import layout, storage
-from foundation.disk import disk_full, free_bytes, is_disk_full
+from foundation import layout, snapshots, storage
+from foundation.disk import disk_full, is_disk_full
 from foundation.errors import WarehouseError
 
 NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
@@ -38,9 +33,10 @@ def require_warehouse(db: str | Path) -> None:
     """Refuse anything that is not a mementos warehouse, leaving it byte-identical.
 
     A warehouse is a DuckDB file with every base table (storage.BASE_TABLES) as a
-    table or a view. The file is only ever opened read-only.
+    table or a view, whose published snapshot is whole (snapshots.verify: every file it
+    names is there, with its size). The file is only ever opened read-only.
     """
-    db = Path(db)
+    db = snapshots.resolve(db)
     if not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
     if db.is_dir():
@@ -56,10 +52,11 @@ def require_warehouse(db: str | Path) -> None:
         found = {name for (name,) in con.execute(
             "SELECT lower(table_name) FROM information_schema.tables "
             "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall()}
-    missing = [t for t in storage.BASE_TABLES if t not in found]
-    if missing:
-        listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
+        missing = [t for t in storage.BASE_TABLES if t not in found]
+        if missing:
+            listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
+        snapshots.verify(con, db)
 
 
 # ---------------------------------------------------------------------------
@@ -135,58 +132,3 @@ def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = 
     _check_parents(out, option)
     refuse_warehouse_paths(db, [out, *(out / n for n in names)], option)
     return out
-
-
-# ---------------------------------------------------------------------------
-# A failed write leaves the DuckDB file as it was
-
-HEADER_BYTES = 3 * 4096  # DuckDB's main header and its two database headers: rewritten only by a checkpoint
-
-
-@dataclass
-class FileState:
-    db: Path
-    size: int
-    header: bytes
-    wal: bool  # did the WAL exist
-    tmp: bool  # did DuckDB's temp directory exist
-    free: int | None  # free bytes on its filesystem
-
-    @property
-    def wal_path(self) -> Path:
-        return layout.wal_path(self.db)
-
-    @property
-    def tmp_path(self) -> Path:
-        return layout.temp_dir(self.db)
-
-
-def _header(db: Path) -> bytes:
-    with open(db, "rb") as f:
-        return f.read(HEADER_BYTES)
-
-
-def file_state(db: str | Path) -> FileState:
-    """Take before a write: what undo_failed_write needs to put the file back."""
-    db = Path(db)
-    state = FileState(db, db.stat().st_size, _header(db), False, False, free_bytes(db))
-    state.wal, state.tmp = state.wal_path.exists(), state.tmp_path.exists()
-    return state
-
-
-def undo_failed_write(state: FileState) -> None:
-    """After a write that committed nothing, with its connection closed: remove what it left.
-
-    An empty WAL that did not exist and DuckDB's temp directory (if it did not
-    exist) are deleted. Blocks a rolled-back transaction wrote past the end of the
-    file are cut off, but only when no checkpoint ran (the headers are unchanged)
-    and the WAL is empty: then nothing on disk refers to them.
-    """
-    wal = state.wal_path
-    wal_empty = not wal.exists() or wal.stat().st_size == 0
-    if not state.wal and wal.exists() and wal_empty:
-        wal.unlink()
-    if not state.tmp and state.tmp_path.is_dir():
-        shutil.rmtree(state.tmp_path, ignore_errors=True)
-    if wal_empty and state.db.stat().st_size > state.size and _header(state.db) == state.header:
-        os.truncate(state.db, state.size)

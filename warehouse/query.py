@@ -34,7 +34,7 @@ from typing import TextIO
 
 import duckdb
 
-from foundation import layout, storage
+from foundation import layout, snapshots, storage
 from foundation.errors import WarehouseError
 from warehouse.guard import require_warehouse
 
@@ -85,11 +85,12 @@ def read_query_file(path: str | Path) -> str:
 
 @contextmanager
 def _open(db: str | Path, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The connection: under the writer lock with `write`, locked down (`lock_down`) without."""
+    """The connection: with `write`, the writer's staged snapshot (published when the statements
+    succeed, foundation/snapshots.py); without, the published one, locked down (`lock_down`)."""
     require_warehouse(db)
     if write:
-        with storage.write_lock(db, "sql --write"), storage.connect(db, read_only=False) as con:
-            yield con
+        with snapshots.writing(db, "sql --write") as writer, writer.stage() as stage:
+            yield stage.con
     else:
         with storage.connect(db, read_only=True) as con:
             lock_down(con, db)

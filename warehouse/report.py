@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import disk, storage
+from foundation import catalog, disk, storage
 from foundation.errors import WarehouseError
 from foundation.resources import resource_dir
 from warehouse import card, guard
@@ -79,7 +79,7 @@ def report_models(project) -> list[str]:
 def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
     """Build the models the report needs that are not fresh (the planner says which), saying so;
     returns the seconds it took."""
-    from warehouse.engine import build, plan_build
+    from warehouse.engine import build_for_reader, plan_build
 
     _, plan = plan_build(db, REPORT_MODELS, models_dir=models_dir)
     stale = [(s.model, s.reason) for s in plan.steps if s.action == "build"]
@@ -89,7 +89,9 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
     more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
     echo(f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
          f"building first: {listed}{more}")
-    result = build(db, select=[name for name, _ in stale], models_dir=models_dir)
+    result = build_for_reader(db, [name for name, _ in stale], models_dir, "report", echo)
+    if result is None:
+        return 0.0
     if not result.ok:
         raise WarehouseError("the report needs these models, and their build failed:\n" + result.format())
     built = len(result.by_status("built"))
@@ -123,8 +125,8 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     runs = _dicts(con, """
         SELECT run_id, dataset, source, config, started_at, finished_at, rows_read, rows_ok, rows_flagged,
                default_rows, full_rows, input_bytes, parser_version, token_encoding, seconds,
-               finished_at = max(finished_at) OVER (PARTITION BY dataset) AS current
-        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
+               list_contains($current, run_id) AS current
+        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""", {"current": list(catalog.current_runs(con).values())})
     for d in domains:
         d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
     # parse issues per config and code, one config at a time (the view's two, sql/views.sql): a query over both

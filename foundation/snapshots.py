@@ -1,0 +1,530 @@
+"""Snapshots: readers never wait for a writer (warehouse.md, "Snapshots").
+
+A write never changes a file that a reader may have open. The one writer (under the
+writer lock) copies the published catalog PATH to PATH.data/_snapshots/<seq>.duckdb,
+changes the copy (views over new run directories, new model tables), checkpoints and
+closes it, writes <seq>.json (every file the snapshot names, with its size), and
+publishes it with one rename: a hard link to it, made beside PATH, replaces PATH.
+A reader opens PATH and keeps the catalog it opened (on Linux an open file outlives its
+replacement); DuckDB's lock on that file, which every connection takes, read-only ones
+too, tells a later writer the reader is still there.
+
+Reclamation, at the start and the end of every write: a superseded snapshot goes when no
+process holds a lock on its catalog and it was superseded at least GRACE seconds ago (a
+reader between opening PATH and locking it is not seen); then every run directory that no
+kept snapshot names and that this warehouse provably wrote (a deleted snapshot named it, or
+its marker carries this warehouse's id) is deleted. Nothing else is ever deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import struct
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from foundation import catalog, layout, storage
+from foundation.errors import WarehouseError
+from foundation.faults import checkpoint
+
+FORMAT = 2  # 1: the DuckDB file written in place, before snapshots
+INFO_TABLE = "snapshot_info"
+INFO_DDL = f"""CREATE TABLE IF NOT EXISTS {INFO_TABLE} (
+    warehouse_id VARCHAR NOT NULL,   -- the id in PATH.data/_warehouse.json
+    seq          BIGINT NOT NULL,    -- this snapshot's number: PATH.data/_snapshots/<seq>.duckdb
+    data_dir     VARCHAR NOT NULL,   -- the data directory's name when it was published
+    published_at TIMESTAMP NOT NULL  -- UTC
+)"""
+GRACE_ENV = "MEMENTOS_RECLAIM_GRACE"
+DEFAULT_GRACE = 10.0  # seconds
+
+
+def grace_seconds() -> float:
+    raw = os.environ.get(GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_GRACE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise WarehouseError(f"{GRACE_ENV}={raw!r} is not a number of seconds; unset it or give e.g. {GRACE_ENV}=10")
+    return value
+
+
+def resolve(db: str | Path) -> Path:
+    """The warehouse's path with a symlinked file resolved, once: the data directory, the lock
+    and the views are all composed from the real file's name and folder."""
+    db = Path(db)
+    return db.resolve() if db.is_symlink() else db
+
+
+@dataclass
+class Info:
+    warehouse_id: str
+    seq: int
+    data_dir: str
+
+
+def read_info(con: duckdb.DuckDBPyConnection) -> Info | None:
+    """The published snapshot's row of snapshot_info; None for a catalog written in place (format 1)."""
+    [(exists,)] = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                              f"AND schema_name = 'main' AND table_name = '{INFO_TABLE}'").fetchall()
+    if not exists:
+        return None
+    rows = con.execute(f"SELECT warehouse_id, seq, data_dir FROM {INFO_TABLE}").fetchall()
+    return Info(*rows[0]) if rows else None
+
+
+def _marker_id(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("warehouse_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# What a reader checks: the snapshot is whole
+
+
+def verify(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+    """Refuse, in one line, a snapshot whose data is not all there: the data directory missing or
+    renamed, or a file the snapshot names missing or of another size (names and sizes only)."""
+    db = Path(db)
+    root = layout.data_dir(db)
+    info = read_info(con)
+    if info is not None and info.data_dir != root.name:
+        if (db.parent / info.data_dir).is_dir() and not root.exists():
+            raise WarehouseError(
+                f"{db} keeps its data in {info.data_dir}/, but a warehouse's data folder is named after its file "
+                f"({root.name}/): rename {db.parent / info.data_dir} to {root} too (move or rename the two together)")
+        if _marker_id(layout.warehouse_marker(db)) == info.warehouse_id:
+            raise WarehouseError(
+                f"{db} was renamed from {info.data_dir.removesuffix('.data')}; run one write to point it at "
+                f"{root.name}/, e.g. `mementos build --db {db}`, then read it again")
+    names = catalog.committed_run_dirs(root, catalog.current_runs(con)) if root.is_dir() else {}
+    if not root.is_dir():
+        if any(names.values()) or _has_runs(con):
+            raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
+                                 f"copy {root.name}/ from where {db.name} came from, or ingest again into a new warehouse")
+        return
+    manifest = _manifest(db, info.seq) if info is not None else None
+    problems = []
+    if manifest is not None:
+        for rel, size in manifest["files"].items():
+            path = root / rel
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                problems.append((rel, "missing"))
+                continue
+            if actual != size:
+                problems.append((rel, f"{actual:,} bytes where {size:,} were written"))
+    else:  # a catalog written in place: every committed run must still have its directory
+        for dataset, run_id in catalog.current_runs(con).items():
+            if not any(any(layout.run_dir(root, t, dataset, run_id).glob("*.parquet")) for t in catalog.STORES):
+                problems.append((f"traces/{layout.run_key(dataset, run_id)}/", "missing"))
+    if problems:
+        rel, what = problems[0]
+        dataset = _dataset_of(con, rel)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise WarehouseError(
+            f"{db} is damaged: {root.name}/{rel} is {what}{more}; nothing was read. Repair it by ingesting "
+            f"dataset {dataset!r} again: `mementos ingest SOURCE --db {db} --name {dataset}`")
+
+
+def _has_runs(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(catalog.current_runs(con))
+
+
+def _dataset_of(con: duckdb.DuckDBPyConnection, rel: str) -> str:
+    """The dataset whose run directory holds the file `rel` (table/slug/run/file)."""
+    parts = rel.split("/")
+    for dataset, run_id in catalog.current_runs(con).items():
+        if len(parts) >= 3 and parts[1] == layout.dataset_slug(dataset) and parts[2] == run_id:
+            return dataset
+    return parts[1] if len(parts) > 1 else rel
+
+
+def _manifest(db: Path, seq: int) -> dict | None:
+    try:
+        return json.loads(layout.snapshot_manifest(db, seq).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# The writer
+
+
+def check_writable(db: Path) -> tuple[Info | None, bool]:
+    """Refuse, before anything is written, a PATH or PATH.data that is not this warehouse's.
+    Returns the published snapshot's Info (None: none yet, or written in place) and whether
+    the data directory must be created."""
+    root = layout.data_dir(db)
+    if db.is_dir():
+        raise WarehouseError(f"{db} is a directory; give the warehouse's file name, e.g. --db {db / 'warehouse.duckdb'}")
+    if db.exists():
+        info = _published_info(db)
+        marker = _marker_id(layout.warehouse_marker(db))
+        if info is None:  # written in place by an earlier mementos: its folder is adopted
+            return None, not root.exists()
+        if root.exists() and marker != info.warehouse_id:
+            raise WarehouseError(
+                f"{root} is not {db.name}'s data folder (it belongs to another warehouse, or is a link to one); "
+                f"nothing was written: give {db.name} its own folder, or use --db with the warehouse that owns it")
+        if not root.exists() and (db.parent / info.data_dir).is_dir():
+            raise WarehouseError(
+                f"{db} keeps its data in {info.data_dir}/, but a warehouse's data folder is named after its file "
+                f"({root.name}/): rename {db.parent / info.data_dir} to {root} too (move or rename the two together)")
+        if not root.exists():
+            raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
+                                 f"copy it there, or ingest into a new warehouse")
+        return info, False
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise WarehouseError(f"{root} exists and is not a folder this warehouse made; nothing was written: "
+                             f"move it away or choose another --db")
+    if root.is_dir() and any(root.iterdir()):
+        marker = _marker_id(layout.warehouse_marker(db))
+        if marker is None:
+            raise WarehouseError(f"{root} exists and was not made by mementos (it has no {layout.WAREHOUSE_MARKER}); "
+                                 f"nothing was written: move it away or choose another --db")
+        if any(layout.snapshot_dir(db).glob("*.json")):
+            raise WarehouseError(
+                f"{root} holds a warehouse whose file {db.name} is gone (moved or deleted?); nothing was written: "
+                f"put the file back, move the folder with it, or choose another --db")
+        # else: the leftover of a first write that never published: ours to reuse
+    return None, not root.exists()
+
+
+def _published_info(db: Path) -> Info | None:
+    """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
+    with open(db, "rb") as f:
+        head = f.read(12)
+    if head[8:12] != b"DUCK":
+        raise WarehouseError(f"{db} is not a mementos warehouse ({'an empty file' if not head else 'not a DuckDB file'}); "
+                             f"nothing was written: choose another --db")
+    with storage.connect(db, read_only=True) as con:
+        catalog.check_not_legacy(con, db)
+        found = {n for (n,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND NOT internal").fetchall()}
+        if not set(storage.BASE_TABLES) <= found:
+            mine = sorted(found & set(storage.BASE_TABLES))
+            raise WarehouseError(
+                f"{db} is a DuckDB database but not a mementos warehouse (it lacks "
+                f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
+                f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
+                f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
+        return read_info(con)
+
+
+class Stage:
+    """The staged copy of the catalog that a write changes; `publish = False` drops it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seq: int):
+        self.con, self.seq, self.publish = con, seq, True
+
+
+@dataclass
+class Writer:
+    db: Path
+    warehouse_id: str
+    seq: int  # the published snapshot (0: none yet, or a catalog written in place)
+
+    @property
+    def root(self) -> Path:
+        return layout.data_dir(self.db)
+
+    @contextmanager
+    def stage(self) -> Iterator[Stage]:
+        """A writable copy of the published catalog; published when the block ends without an
+        error (and `publish` is still true), removed otherwise. The caller commits its own work."""
+        seq = self.seq + 1
+        staged = layout.snapshot_file(self.db, seq)
+        _remove_snapshot(self.db, seq)  # a leftover of a write that never published
+        staged.parent.mkdir(exist_ok=True)
+        try:
+            if self.db.exists():
+                shutil.copyfile(self.db, staged)
+            con = storage.connect(staged, read_only=False, warehouse=self.db)
+        except BaseException:
+            _remove_snapshot(self.db, seq)
+            raise
+        stage = Stage(con, seq)
+        try:
+            storage.ensure_schema(con, self.db)
+            info = read_info(con)
+            if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
+                catalog.create_views(con, self.root.name,
+                                     catalog.committed_run_dirs(self.root, catalog.current_runs(con)))
+            yield stage
+            if not stage.publish:
+                raise _Discard
+            con.execute(INFO_DDL)
+            con.execute(f"DELETE FROM {INFO_TABLE}")
+            con.execute(f"INSERT INTO {INFO_TABLE} VALUES (?, ?, ?, ?)",
+                        [self.warehouse_id, seq, self.root.name, _utcnow()])
+            runs = catalog.committed_run_dirs(self.root, catalog.current_runs(con))
+            con.execute("CHECKPOINT")
+            con.close()
+        except _Discard:
+            con.close()
+            _remove_snapshot(self.db, seq)
+            return
+        except BaseException:
+            con.close()
+            _remove_snapshot(self.db, seq)
+            raise
+        try:
+            self._publish(seq, staged, runs)
+        except BaseException:
+            if not _is_published(self.db, staged):
+                _remove_snapshot(self.db, seq)
+            raise
+        self.seq = seq
+
+    def _publish(self, seq: int, staged: Path, runs: dict[str, list[str]]) -> None:
+        files = {}
+        for table, keys in runs.items():
+            for key in keys:
+                for f in sorted((self.root / table / key).glob("*.parquet")):
+                    files[f"{table}/{key}/{f.name}"] = f.stat().st_size
+        manifest = {"format": FORMAT, "warehouse_id": self.warehouse_id, "seq": seq,
+                    "published_at": _utcnow().isoformat(), "runs": [f"{t}/{k}" for t, ks in runs.items() for k in ks],
+                    "files": files}
+        _write_json(layout.snapshot_manifest(self.db, seq), manifest)
+        _fsync(staged)
+        checkpoint("snapshot.before_publish")
+        link = self.db.with_name(f".{self.db.name}.publish-{uuid.uuid4().hex[:12]}")
+        try:
+            os.link(staged, link)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise WarehouseError(f"{self.root} is on another file system than {self.db}; the catalog is "
+                                     f"published with a hard link: keep the two in one folder on one disk") from None
+            raise
+        try:
+            os.replace(link, self.db)  # the publish: readers opening PATH from now on see `seq`
+        except BaseException:
+            link.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.db.parent)
+        checkpoint("snapshot.after_publish")
+
+
+class _Discard(Exception):
+    pass
+
+
+def _is_published(db: Path, staged: Path) -> bool:
+    try:
+        return os.path.samefile(db, staged)
+    except OSError:
+        return False
+
+
+@contextmanager
+def writing(db: str | Path, command: str) -> Iterator[Writer]:
+    """Hold the writer lock on the warehouse `db` (created when missing) for a write; reclaim
+    what no snapshot needs before and after. A first write that fails removes the folder it made."""
+    db = resolve(db)
+    info, create = check_writable(db)
+    root = layout.data_dir(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir()
+    try:
+        with storage.write_lock(db, command):
+            warehouse_id = info.warehouse_id if info else (_marker_id(layout.warehouse_marker(db)) or uuid.uuid4().hex)
+            if _marker_id(layout.warehouse_marker(db)) != warehouse_id:
+                _write_json(layout.warehouse_marker(db), {"format": FORMAT, "warehouse_id": warehouse_id})
+            writer = Writer(db, warehouse_id, info.seq if info else 0)
+            if info is not None:
+                _relink_published(db, info.seq)
+            elif db.exists():
+                _adopt_runs(db, warehouse_id)
+            shutil.rmtree(layout.temp_dir(db), ignore_errors=True)  # spill files of a killed writer
+            reclaim(writer)
+            yield writer
+            reclaim(writer)
+            shutil.rmtree(layout.temp_dir(db), ignore_errors=True)
+    except BaseException:
+        if create and not db.exists():  # nothing was ever published: the folder this write made goes
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _relink_published(db: Path, seq: int) -> None:
+    """Make the published snapshot's file the catalog's own inode again, where a copy of the folder
+    (cp -r, copytree) made them two files: readers lock PATH's inode, and reclamation probes it there."""
+    snap = layout.snapshot_file(db, seq)
+    if _is_published(db, snap):
+        return
+    snap.parent.mkdir(exist_ok=True)
+    link = snap.with_name(f".{snap.name}.{uuid.uuid4().hex[:12]}")
+    os.link(db, link)
+    os.replace(link, snap)
+
+
+def _adopt_runs(db: Path, warehouse_id: str) -> None:
+    """A catalog written in place by an earlier mementos names its committed runs: mark them, so that
+    they can be reclaimed once a later snapshot no longer names them."""
+    with storage.connect(db, read_only=True) as con:
+        runs = catalog.current_runs(con)
+    root = layout.data_dir(db)
+    for dataset, run_id in runs.items():
+        for table in catalog.STORES:
+            directory = layout.run_dir(root, table, dataset, run_id)
+            if directory.is_dir() and not (directory / layout.RUN_MARKER).exists():
+                _write_json(directory / layout.RUN_MARKER, {"warehouse_id": warehouse_id, "run_id": run_id})
+
+
+def mark_run(directory: Path, warehouse_id: str, run_id: str) -> None:
+    """Create a run directory with the marker that lets this warehouse delete it later."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(directory / layout.RUN_MARKER, {"warehouse_id": warehouse_id, "run_id": run_id})
+
+
+# ---------------------------------------------------------------------------
+# Reclamation
+
+
+def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
+    """Delete the snapshots nothing can read any more and the run directories no kept snapshot
+    names (see the module docstring); under the writer lock. Returns what was deleted."""
+    grace = grace_seconds() if grace is None else grace
+    db, root = writer.db, writer.root
+    sdir = layout.snapshot_dir(db)
+    seqs = sorted(int(p.stem) for p in sdir.glob("*.*") if p.stem.isdigit()) if sdir.is_dir() else []
+    manifests = {s: _manifest(db, s) for s in seqs}
+    published_at = {s: m.get("published_at") for s, m in manifests.items() if m}
+    kept, dropped = {writer.seq}, []
+    open_here = _inodes_open_here()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for seq in sorted(set(seqs) - {writer.seq}):
+        path = layout.snapshot_file(db, seq)
+        if seq > writer.seq or not path.exists():
+            dropped.append(seq)  # staged and never published, or a manifest without its catalog
+            continue
+        later = [published_at[s] for s in published_at if seq < s <= writer.seq and published_at[s]]
+        superseded = datetime.fromisoformat(min(later)) if later else now
+        if _in_use(path, open_here) or (now - superseded).total_seconds() < grace:
+            kept.add(seq)
+        else:
+            dropped.append(seq)
+    if writer.seq and manifests.get(writer.seq) is None:
+        return []  # the published catalog's manifest is missing: what it names is unknown, keep all
+    keep = {r for s in kept if manifests.get(s) for r in manifests[s]["runs"]}
+    named_by_dropped = {r for s in dropped if manifests.get(s) for r in manifests[s]["runs"]}
+    removed = []
+    for table in catalog.STORES:
+        for slug_dir in _subdirs(root / table):
+            for run in _subdirs(slug_dir):
+                key = f"{table}/{slug_dir.name}/{run.name}"
+                if key in keep:
+                    continue
+                if key in named_by_dropped or _marker_id(run / layout.RUN_MARKER) == writer.warehouse_id:
+                    shutil.rmtree(run, ignore_errors=True)
+                    removed.append(run)
+            if slug_dir.is_dir() and not any(slug_dir.iterdir()):
+                slug_dir.rmdir()
+    spool = root / layout.SPOOL
+    if spool.is_dir() and not spool.is_symlink():  # batches of a killed ingest; only the writer spools
+        shutil.rmtree(spool, ignore_errors=True)
+    for seq in dropped:
+        _remove_snapshot(db, seq)
+    return removed
+
+
+def _subdirs(path: Path) -> list[Path]:
+    if not path.is_dir() or path.is_symlink():
+        return []
+    return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]
+
+
+def _in_use(path: Path, open_here: set[tuple[int, int]]) -> bool:
+    """Does any process hold a lock on this catalog (every DuckDB connection does)? An open file
+    description lock is refused while any other lock is held, this process's included; a
+    connection of this process is looked up first, as closing our probe would drop its lock."""
+    try:
+        st = path.stat()
+        if (st.st_dev, st.st_ino) in open_here:
+            return True
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return True  # cannot tell: keep it
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _inodes_open_here() -> set[tuple[int, int]]:
+    out = set()
+    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        out.add((st.st_dev, st.st_ino))
+    return out
+
+
+def _remove_snapshot(db: Path, seq: int) -> None:
+    staged = layout.snapshot_file(db, seq)
+    for path in (staged, layout.wal_path(staged), layout.snapshot_manifest(db, seq)):
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Write a small JSON file whole or not at all (temp file made exclusively, fsynced, renamed)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -85,9 +85,18 @@ class _Group(click.Group):
         except Exception as exc:
             from foundation.storage import out_of_memory
 
-            if (error := out_of_memory(exc)) is None:
+            if (error := out_of_memory(exc) or _damaged_file(exc)) is None:
                 raise
             raise click.ClickException(str(error)) from None
+
+
+def _damaged_file(exc: Exception) -> str | None:
+    """A Parquet file of the warehouse that DuckDB cannot read (corrupted in place, same size) as one line."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if type(exc).__module__.lstrip("_").startswith("duckdb") and ".parquet" in first:
+        return (f"a data file cannot be read ({first}); the warehouse's files are damaged: ingest the dataset "
+                f"that file belongs to again (`mementos ingest SOURCE --db DB --name NAME`)")
+    return None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -171,10 +171,12 @@ def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 def check_not_legacy(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     """A warehouse written before the base tables became views holds them as tables: say what to do."""
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_name IN "
-        "('traces', 'segments') AND table_schema = 'main'").fetchall()
-    if rows:
+    # all three, as that layout had them: a user's own database with a `traces` table is no warehouse
+    [(found,)] = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_name IN "
+        "('traces', 'segments', 'ingest_runs') AND table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    if found == 3:
         raise WarehouseError(
             f"{db} was written by an earlier mementos that kept the texts inside the DuckDB file; "
             f"ingest again into a new warehouse (e.g. `mementos ingest SOURCE --db new.duckdb`) and remove the old one")

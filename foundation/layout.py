@@ -29,8 +29,12 @@ def data_dir(db: str | Path) -> Path:
     """The Parquet directory beside the DuckDB file: warehouse.duckdb -> warehouse.duckdb.data/.
 
     Named after the whole file name, so `w.duckdb` and `w.db` in one folder never share one.
+    A symlinked DuckDB file is resolved here, so every path composed from it (the lock, the
+    spill directory, the snapshots, the views' file names) is the real warehouse's.
     """
     db = Path(db)
+    if db.is_symlink():
+        db = db.resolve()
     return db.with_name(db.name + ".data")
 
 

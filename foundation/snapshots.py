@@ -98,13 +98,16 @@ def _marker_id(path: Path) -> str | None:
 # What a reader checks: the snapshot is whole
 
 
-def verify(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+def verify(con: duckdb.DuckDBPyConnection, db: str | Path, writing: bool = False,
+           repairing: str | None = None) -> None:
     """Refuse, in one line, a snapshot whose data is not all there: the data directory missing or
-    renamed, or a file the snapshot names missing or of another size (names and sizes only)."""
+    renamed, or a file the snapshot names missing or of another size (names and sizes only).
+    `writing`: a writer, which re-points a renamed warehouse's views itself; `repairing`: the
+    dataset an ingest replaces, whose damaged files are what it repairs."""
     db = Path(db)
     root = layout.data_dir(db)
     info = read_info(con)
-    if info is not None and info.data_dir != root.name:
+    if info is not None and info.data_dir != root.name and not (writing and root.is_dir()):
         if (db.parent / info.data_dir).is_dir() and not root.exists():
             raise WarehouseError(
                 f"{db} keeps its data in {info.data_dir}/, but a warehouse's data folder is named after its file "
@@ -135,6 +138,8 @@ def verify(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
         for dataset, run_id in catalog.current_runs(con).items():
             if not any(any(layout.run_dir(root, t, dataset, run_id).glob("*.parquet")) for t in catalog.STORES):
                 problems.append((f"traces/{layout.run_key(dataset, run_id)}/", "missing"))
+    if repairing is not None:
+        problems = [(rel, what) for rel, what in problems if _dataset_of(con, rel) != repairing]
     if problems:
         rel, what = problems[0]
         dataset = _dataset_of(con, rel)
@@ -168,15 +173,16 @@ def _manifest(db: Path, seq: int) -> dict | None:
 # The writer
 
 
-def check_writable(db: Path) -> tuple[Info | None, bool]:
-    """Refuse, before anything is written, a PATH or PATH.data that is not this warehouse's.
+def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None, bool]:
+    """Refuse, before anything is written, a PATH or PATH.data that is not this warehouse's, or a
+    damaged snapshot (verify; `repairing`: the dataset an ingest replaces).
     Returns the published snapshot's Info (None: none yet, or written in place) and whether
     the data directory must be created."""
     root = layout.data_dir(db)
     if db.is_dir():
         raise WarehouseError(f"{db} is a directory; give the warehouse's file name, e.g. --db {db / 'warehouse.duckdb'}")
     if db.exists():
-        info = _published_info(db)
+        info = _published_info(db, repairing)
         marker = _marker_id(layout.warehouse_marker(db))
         if info is None:  # written in place by an earlier mementos: its folder is adopted
             return None, not root.exists()
@@ -208,7 +214,7 @@ def check_writable(db: Path) -> tuple[Info | None, bool]:
     return None, not root.exists()
 
 
-def _published_info(db: Path) -> Info | None:
+def _published_info(db: Path, repairing: str | None) -> Info | None:
     """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
     with open(db, "rb") as f:
         head = f.read(12)
@@ -228,7 +234,10 @@ def _published_info(db: Path) -> Info | None:
                 f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
                 f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
                 f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
-        return read_info(con)
+        info = read_info(con)
+        if info is None or info.data_dir == layout.data_dir(db).name or layout.data_dir(db).is_dir():
+            verify(con, db, writing=True, repairing=repairing)
+        return info
 
 
 class Stage:
@@ -337,11 +346,12 @@ def _is_published(db: Path, staged: Path) -> bool:
 
 
 @contextmanager
-def writing(db: str | Path, command: str) -> Iterator[Writer]:
+def writing(db: str | Path, command: str, repairing: str | None = None) -> Iterator[Writer]:
     """Hold the writer lock on the warehouse `db` (created when missing) for a write; reclaim
-    what no snapshot needs before and after. A first write that fails removes the folder it made."""
+    what no snapshot needs before and after. A first write that fails removes the folder it made.
+    `repairing`: the dataset an ingest replaces (its damaged files do not stop it)."""
     db = resolve(db)
-    info, create = check_writable(db)
+    info, create = check_writable(db, repairing)
     root = layout.data_dir(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     if create:

@@ -81,7 +81,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
     workers = (os.cpu_count() or 1) if workers is None else workers
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    with snapshots.writing(db, f"ingest {source} --name {dataset}") as writer:
+    with snapshots.writing(db, f"ingest {source} --name {dataset}", repairing=dataset) as writer:
         db, root = writer.db, writer.root
         summary = IngestSummary(run_id, dataset, str(db), config)
         free_before = disk.free_bytes(root)

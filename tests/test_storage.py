@@ -143,6 +143,7 @@ def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     with duckdb.connect(str(db)) as con:
         con.execute("CREATE TABLE traces (trace_id VARCHAR)")
         con.execute("CREATE TABLE segments (trace_id VARCHAR)")
+        con.execute("CREATE TABLE ingest_runs (run_id VARCHAR)")
     before = db.read_bytes()
     with pytest.raises(WarehouseError, match="ingest again into a new warehouse"):
         ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")

@@ -277,7 +277,7 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
     snapshot is then dropped and the warehouse is as it was."""
     started = time.monotonic()
     db = snapshots.resolve(db)
-    guard.require_warehouse(db)
+    guard.require_warehouse(db, writing=True)
     command = "build" + (f" --select {' '.join(select) if not isinstance(select, str) else select}" if select else "")
     free = disk.free_bytes(db.parent)
     try:

@@ -29,12 +29,13 @@ def _not_a_warehouse(db: Path, why: str) -> WarehouseError:
     return WarehouseError(f"{db}: {NOT_A_WAREHOUSE} ({why})")
 
 
-def require_warehouse(db: str | Path) -> None:
+def require_warehouse(db: str | Path, writing: bool = False) -> None:
     """Refuse anything that is not a mementos warehouse, leaving it byte-identical.
 
     A warehouse is a DuckDB file with every base table (storage.BASE_TABLES) as a
     table or a view, whose published snapshot is whole (snapshots.verify: every file it
-    names is there, with its size). The file is only ever opened read-only.
+    names is there, with its size; `writing`: for a writer, which may re-point a renamed
+    warehouse). The file is only ever opened read-only.
     """
     db = snapshots.resolve(db)
     if not db.exists():
@@ -56,7 +57,7 @@ def require_warehouse(db: str | Path) -> None:
         if missing:
             listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
-        snapshots.verify(con, db)
+        snapshots.verify(con, db, writing=writing)
 
 
 # ---------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def read_query_file(path: str | Path) -> str:
 def _open(db: str | Path, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     """The connection: with `write`, the writer's staged snapshot (published when the statements
     succeed, foundation/snapshots.py); without, the published one, locked down (`lock_down`)."""
-    require_warehouse(db)
+    require_warehouse(db, writing=write)
     if write:
         with snapshots.writing(db, "sql --write") as writer, writer.stage() as stage:
             yield stage.con

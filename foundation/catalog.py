@@ -91,17 +91,16 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sources(data_dir_name: str, run_dirs: dict[str, list[str]]) -> dict[str, str]:
-    """The FROM clause of each stored table: read_parquet over the given run directories
-    (paths relative to the warehouse's folder), or a typed empty SELECT when there are none."""
+def sources(root: Path, run_dirs: dict[str, list[str]]) -> dict[str, str]:
+    """The FROM clause of each stored table: read_parquet over the Parquet files of the given run
+    directories of the data directory `root`, each named (relative to the warehouse's folder), or a
+    typed empty SELECT when there are none. Named, not globbed: a snapshot reads exactly the files
+    it was published with, and a folder name with glob characters (`w[1].duckdb`) is no pattern."""
     out = {}
     for directory, table in STORES.items():
-        dirs = run_dirs.get(directory) or []
-        if dirs:
-            globs = ", ".join(_quote(f"{data_dir_name}/{directory}/{d}/*.parquet") for d in dirs)
-            out[table] = f"read_parquet([{globs}])"
-        else:
-            out[table] = _empty(directory)
+        files = [f"{root.name}/{directory}/{d}/{f.name}" for d in run_dirs.get(directory) or []
+                 for f in sorted((root / directory / d).glob("*.parquet"))]
+        out[table] = f"read_parquet([{', '.join(map(_quote, files))}])" if files else _empty(directory)
     return out
 
 
@@ -133,7 +132,7 @@ def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]
 
 def committed_sources(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, str]:
     """`sources` of the committed runs of the warehouse whose data directory is `root`."""
-    return sources(root.name, committed_run_dirs(root, current_runs(con)))
+    return sources(root, committed_run_dirs(root, current_runs(con)))
 
 
 def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:
@@ -149,9 +148,10 @@ def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_ro
     return {name: view_templates()[name].format(**ranged) for name in trace_range_view_names()}
 
 
-def create_views(con: duckdb.DuckDBPyConnection, data_dir_name: str, run_dirs: dict[str, list[str]]) -> None:
-    """CREATE OR REPLACE every base view over `run_dirs` ({'traces': ['<slug>/<run_id>', ...], ...})."""
-    src = sources(data_dir_name, run_dirs)
+def create_views(con: duckdb.DuckDBPyConnection, root: Path, run_dirs: dict[str, list[str]]) -> None:
+    """CREATE OR REPLACE every base view over the files of `run_dirs` ({'traces': ['<slug>/<run_id>', ...],
+    ...}) in the data directory `root`."""
+    src = sources(root, run_dirs)
     src["linked_full_traces"] = LINKED_FULL_TRACES.format(min_by="arg_min", **src)
     for name, template in view_templates().items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")

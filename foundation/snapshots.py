@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -179,6 +180,7 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
     Returns the published snapshot's Info (None: none yet, or written in place) and whether
     the data directory must be created."""
     root = layout.data_dir(db)
+    storage.refuse_backslash(db)
     if db.is_dir():
         raise WarehouseError(f"{db} is a directory; give the warehouse's file name, e.g. --db {db / 'warehouse.duckdb'}")
     if db.exists():
@@ -277,7 +279,7 @@ class Writer:
             storage.ensure_schema(con, self.db)
             info = read_info(con)
             if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
-                catalog.create_views(con, self.root.name,
+                catalog.create_views(con, self.root,
                                      catalog.committed_run_dirs(self.root, catalog.current_runs(con)))
             yield stage
             if not stage.publish:
@@ -456,6 +458,8 @@ def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
         shutil.rmtree(spool, ignore_errors=True)
     for seq in dropped:
         _remove_snapshot(db, seq)
+    for link in db.parent.glob(f".{glob.escape(db.name)}.publish-*"):  # a writer killed between link and rename
+        link.unlink(missing_ok=True)
     return removed
 
 

@@ -117,6 +117,14 @@ def out_of_memory(exc: BaseException, limit: str | None = None) -> WarehouseErro
                           f"higher, e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
 
 
+def refuse_backslash(db: Path) -> None:
+    """DuckDB reads a backslash in a file path as a folder separator (as on Windows), so it would
+    open another file than the one named."""
+    if "\\" in str(db):
+        raise WarehouseError(f"{db}: DuckDB reads the backslash in this path as a folder separator; "
+                             f"choose a path without one")
+
+
 def reader_temp_dir() -> Path:
     """Where a reader spills: outside the warehouse folder, one directory per process, since a read
     must leave the folder unchanged and two DuckDB instances must not share temp files."""
@@ -134,6 +142,7 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
     """
     db = Path(db)
     warehouse = Path(warehouse) if warehouse is not None else db
+    refuse_backslash(warehouse)
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
@@ -219,4 +228,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
     [(views,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = 'traces' "
                              "AND database_name = current_database()").fetchall()
     if not views:
-        catalog.create_views(con, data_dir(db).name, {})
+        catalog.create_views(con, data_dir(db), {})

@@ -41,7 +41,7 @@ class RunRecord:
 
 def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """(Re)create the base views over the committed runs, inside the caller's transaction."""
-    catalog.create_views(con, root.name, catalog.committed_run_dirs(root, catalog.current_runs(con)))
+    catalog.create_views(con, root, catalog.committed_run_dirs(root, catalog.current_runs(con)))
 
 
 def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:

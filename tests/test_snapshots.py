@@ -273,3 +273,19 @@ def test_a_killed_build_leaves_no_spill_files_after_the_next_write(wh, src):
     (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1000)
     ingest(src, wh)
     assert not spill.exists()
+
+
+@pytest.mark.parametrize("name", ["w[1].duckdb", "it's *.duckdb"])
+def test_glob_and_quote_characters_in_the_path_are_plain_characters(tmp_path, src, name):
+    db = tmp_path / name
+    ingest(src, db)
+    result = cli("sql", "SELECT count(*) AS n FROM segments", "--db", db, "--format", "csv")
+    assert result.output.split() == ["n", "9"], result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name + ".data", "src.jsonl"])  # no stray lock
+
+
+def test_a_backslash_in_the_path_is_refused_before_anything_is_written(tmp_path, src):
+    db = tmp_path / "w\\b.duckdb"
+    assert one_line(cli("ingest", src, "--db", db, "--workers", 0, "--no-progress")) == (
+        f"Error: {db}: DuckDB reads the backslash in this path as a folder separator; choose a path without one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.jsonl"]

@@ -1,0 +1,131 @@
+"""kill -9 of a writer at each named crash point while readers loop: no reader errors, and every
+reader sees one published state, never a mix (foundation/snapshots.py).
+
+A reader process opens the warehouse again and again (`mementos.connect`) and records what one
+query over the base views and a model returns; the writer is a real `python cli.py` subprocess
+killed with SIGKILL at a point (MEMENTOS_KILL_AT, foundation/faults.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, memento, row, write_jsonl
+from ingest.pipeline import run_ingest
+from warehouse_state import committed_dirs, run_dirs
+
+READER = """
+import os, sys, mementos
+stop, seen, errors = sys.argv[2], set(), []
+while not os.path.exists(stop):
+    try:
+        with mementos.connect(sys.argv[1]) as con:
+            seen.add(con.execute("SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM segments), "
+                                 "(SELECT count(*) FROM trace_compression)").fetchall()[0])
+    except Exception as exc:
+        errors.append(repr(exc))
+print(sorted(seen))
+print(errors[:3])
+"""
+
+STATE_OLD = (3, 9, 3)  # 3 traces of 3 segments each, models built over them
+STATE_INGESTED = (5, 15, 3)  # the new run published, the models not yet rebuilt
+STATE_BUILT = (5, 15, 5)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    from warehouse.engine import build
+
+    d = tmp_path_factory.mktemp("base")
+    write_jsonl(d / "old.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(3)])
+    write_jsonl(d / "new.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(5)])
+    run_ingest(str(d / "old.jsonl"), d / "wh" / "w.duckdb", name="t", workers=0, progress=False, with_tokens=False)
+    assert build(d / "wh" / "w.duckdb").ok
+    return d
+
+
+@pytest.fixture
+def db(base, tmp_path) -> Path:
+    shutil.copytree(base / "wh", tmp_path / "wh")
+    return tmp_path / "wh" / "w.duckdb"
+
+
+def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:
+    """Run `run_writer()` while `readers` reader processes loop; (states seen, reader errors)."""
+    stop = db.parent.parent / "stop"
+    procs = [subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(readers)]
+    try:
+        time.sleep(1.0)  # the readers are reading
+        run_writer()
+        time.sleep(0.5)
+    finally:
+        stop.touch()
+    seen, errors = set(), []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        states, errs = out.strip().splitlines()
+        seen |= set(eval(states))
+        errors += eval(errs)
+    stop.unlink()
+    return seen, errors
+
+
+def writer(args: list, kill_at: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
+    if kill_at:
+        env["MEMENTOS_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+INGEST_POINTS = ["ingest.start", "ingest.mid_write", "ingest.before_load", "ingest.publish.views",
+                 "ingest.before_commit", "snapshot.before_publish", "snapshot.after_publish", "ingest.after_commit"]
+PUBLISHED_AT = {"snapshot.after_publish", "ingest.after_commit"}  # killed after the rename: the new state
+# make test runs one point of each writer (about 9 s each); make test-slow runs every point.
+FAST_INGEST, FAST_BUILD = "snapshot.before_publish", "snapshot.after_publish"
+
+
+@pytest.mark.parametrize("point", [p if p == FAST_INGEST else pytest.param(p, marks=pytest.mark.slow)
+                                   for p in INGEST_POINTS])
+def test_ingest_killed_while_readers_loop(db, base, point):
+    args = ["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress", "--no-tokens"]
+    results = []
+    seen, errors = with_readers(db, lambda: results.append(writer(args, point)))
+    assert results[0].returncode == -signal.SIGKILL, results[0].stderr
+    assert errors == []
+    assert seen <= {STATE_OLD, STATE_INGESTED} and STATE_OLD in seen
+    if point not in PUBLISHED_AT:
+        assert STATE_INGESTED not in seen
+    assert writer(args, None).returncode == 0  # the next write cleans up after the killed one
+    assert run_dirs(db) == committed_dirs(db)
+
+
+BUILD_POINTS = ["build.after_create", "build.before_swap", "build.before_commit", "snapshot.before_publish",
+                "snapshot.after_publish"]
+
+
+@pytest.mark.parametrize("point", [p if p == FAST_BUILD else pytest.param(p, marks=pytest.mark.slow)
+                                   for p in BUILD_POINTS])
+def test_build_killed_while_readers_loop(db, base, point):
+    assert writer(["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress",
+                   "--no-tokens"], None).returncode == 0
+    results = []
+    seen, errors = with_readers(db, lambda: results.append(writer(["build", "--db", db], point)))
+    assert results[0].returncode == -signal.SIGKILL, results[0].stderr
+    assert errors == []
+    assert seen <= {STATE_INGESTED, STATE_BUILT} and STATE_INGESTED in seen
+    if point != "snapshot.after_publish":
+        assert STATE_BUILT not in seen
+    assert writer(["build", "--db", db], None).returncode == 0
+    assert not list(db.parent.glob(f".{db.name}.publish-*"))  # no link left beside the catalog

@@ -63,9 +63,17 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _say(text: str, err: bool = False) -> None:
+    """Print a message for people. Data in it (dataset names, paths, trace ids, DuckDB's errors quoting
+    values) has its control characters escaped, so that it cannot drive the terminal."""
+    from warehouse.console import escape_controls
+
+    click.echo(escape_controls(text), err=err)
+
+
 def _notes(quiet: bool):
     """Where a command's notes go: stderr, or nowhere with --quiet."""
-    return (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    return (lambda line: None) if quiet else (lambda line: _say(line, err=True))
 
 
 def _print_json(value) -> None:
@@ -81,7 +89,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except WarehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            from warehouse.console import escape_controls
+
+            raise click.ClickException(escape_controls(str(exc))) from None
         except Exception as exc:
             from foundation.storage import out_of_memory
 
@@ -141,7 +151,7 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
     if as_json:  # the summary's fields (a Counter becomes a plain object)
         _print_json({key: dict(value) if isinstance(value, dict) else value for key, value in vars(summary).items()})
     else:
-        click.echo(format_ingest_summary(summary))
+        _say(format_ingest_summary(summary))
 
 
 @main.command()
@@ -160,7 +170,7 @@ def sample(traces, out, seed, overwrite, quiet):
 
     result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
                           overwrite=overwrite)
-    click.echo(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
+    _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 
 @main.command()
@@ -224,7 +234,7 @@ def models(db, engine, as_json, models_dir):
             raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
         from warehouse.spark_engine import transpile_report
 
-        click.echo(transpile_report(db, models_dir=models_dir))
+        _say(transpile_report(db, models_dir=models_dir))
         return
     if as_json:
         from warehouse.engine import models_json
@@ -305,7 +315,7 @@ def report(db, out, traces, outliers, quiet, models_dir):
     from warehouse.report import write_report
 
     result = write_report(db, out, traces=traces, outliers=outliers, models_dir=models_dir, echo=_notes(quiet))
-    click.echo(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
+    _say(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
 
 
 @main.command()
@@ -370,7 +380,7 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
                         exclude_outliers=exclude_outliers,
                         overwrite=overwrite, allow_empty=allow_empty, models_dir=models_dir, echo=_notes(quiet),
                         progress=_stderr_is_terminal() and not quiet)
-    click.echo(result.format())
+    _say(result.format())
 
 
 if __name__ == "__main__":

@@ -112,3 +112,22 @@ def test_ingest_summary_says_flagged_per_config(tmp_path):
     assert result.exit_code == 0, result.output
     flagged = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("flagged"))
     assert flagged.split() == ["flagged", "2", "(1", "default", "traces,", "1", "full", "rows)"]
+
+
+def test_build_and_models_output_escapes_control_characters():
+    """An audit failure prints the offending rows: data, which must not drive the terminal."""
+    import io
+
+    from warehouse.console import print_styled
+
+    out = io.StringIO()
+    print_styled("  FAILED   m  audit: 'x\x1b]52;c;cHduZWQ=\x07'", "build", file=out)
+    assert out.getvalue() == "  FAILED   m  audit: 'x\\x1b]52;c;cHduZWQ=\\x07'\n"
+
+
+def test_a_summary_that_names_the_warehouse_escapes_control_characters(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")]))])
+    db = tmp_path / "w\x1b]0;pwned\x07.duckdb"  # a file name may hold any character but / and NUL
+    result = invoke("ingest", src, "--db", db, "--name", "t", "--workers", "0", "--no-tokens")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith(f"ingested 't' into {tmp_path}/w\\x1b]0;pwned\\x07.duckdb (run ")

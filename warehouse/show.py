@@ -8,12 +8,11 @@ its offset, then whatever the parser recovered.
 
 Data never goes through rich's markup parser: every piece of it is a
 rich.text.Text, and control characters (an ESC could drive the terminal) are
-shown as visible escapes such as \\x1b.
+shown as visible escapes such as \\x1b (warehouse.console.escape_controls, which
+`sql` uses too).
 """
 
 from __future__ import annotations
-
-import re
 
 from rich import box
 from rich.console import Console, Group
@@ -21,15 +20,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from warehouse.console import escape_controls
 from warehouse.trace_view import TraceView, trace_view
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def plain(value) -> Text:
     """Data as inert text: no markup, no control characters."""
     s = "" if value is None else str(value)
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s))
+    return Text(escape_controls(s))
 
 
 # A long text is shown as its first SHOW_HEAD_CHARS and last SHOW_TAIL_CHARS characters with a mark

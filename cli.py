@@ -55,7 +55,8 @@ def models_options(command):
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
-                            help="No progress bars and no notes on stderr (errors are still printed).")
+                            help="Print nothing but errors: no progress bar, notes or closing summary "
+                                 "(--json still prints its object).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 
 
@@ -150,7 +151,7 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
                          workers=workers, progress=progress)
     if as_json:  # the summary's fields (a Counter becomes a plain object)
         _print_json({key: dict(value) if isinstance(value, dict) else value for key, value in vars(summary).items()})
-    else:
+    elif not quiet:
         _say(format_ingest_summary(summary))
 
 
@@ -170,7 +171,8 @@ def sample(traces, out, seed, overwrite, quiet):
 
     result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
                           overwrite=overwrite)
-    _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
+    if not quiet:
+        _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 
 @main.command()
@@ -209,10 +211,10 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
                            echo=echo)
     if as_json:
         _print_json(report.to_dict())
-    else:
+    elif not quiet or not report.ok:  # a failed build is an error: --quiet prints it, on stderr
         from warehouse.console import print_styled
 
-        print_styled(report.format(), "build")
+        print_styled(report.format(), "build", file=sys.stderr if quiet else None)
     if not report.ok:
         raise SystemExit(1)
 
@@ -252,8 +254,9 @@ def models(db, engine, as_json, models_dir):
 @db_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False),
-              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY; "
+                   "`-` reads it from stdin.")
 @click.option("--max-rows", type=click.IntRange(min=0), metavar="N",
               help="Print at most N rows of each result; 0 for all [default: 40 in the table format, "
                    "all in csv and json].")
@@ -268,14 +271,19 @@ def sql(query, db, fmt, file, max_rows, write):
     outside it can be read or written, and COPY, EXPORT DATABASE, ATTACH and
     INSTALL are refused. Rows are streamed: the table format shows the first 40
     and says how many were left out; csv and json write every row with bounded
-    memory, e.g. to a pipe. Values are printed as DuckDB prints them.
+    memory, e.g. to a pipe. Values are printed as DuckDB prints them; the table
+    format shows control characters in them as escapes (\\x1b).
+    Without QUERY or --file, the query is read from stdin when that is not a terminal.
     Tables to query: the base tables (traces, segments, parse_issues, ...), the
     models (see `mementos models`) and model_builds. Saved queries live in sql/queries/.
-    Example:
+    Examples:
       mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
+      echo "SELECT count(*) FROM traces" | mementos sql --db om.duckdb
     """
     from warehouse.query import write_sql
 
+    if query is None and file is None and not sys.stdin.isatty():  # `echo "SELECT 1" | mementos sql`
+        file = "-"
     try:
         write_sql(db, query, sys.stdout, fmt=fmt, file=file, write=write, max_rows=max_rows)
         sys.stdout.flush()
@@ -315,13 +323,17 @@ def report(db, out, traces, outliers, quiet, models_dir):
     from warehouse.report import write_report
 
     result = write_report(db, out, traces=traces, outliers=outliers, models_dir=models_dir, echo=_notes(quiet))
-    _say(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
+    if not quiet:
+        _say(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
 
 
 @main.command()
 @click.argument("trace_id")
 @db_option()
-def show(trace_id, db):
+@click.option("--pager/--no-pager", default=True, show_default=True,
+              help="On a terminal, page the output (as git does: $PAGER, else less -FRX); never when stdout "
+                   "is not a terminal.")
+def show(trace_id, db, pager):
     """Print trace TRACE_ID side by side in the terminal: each block beside its memento.
 
     TRACE_ID is `dataset:row` (e.g. OpenMementos:17; `mementos sql "SELECT
@@ -332,7 +344,7 @@ def show(trace_id, db):
     """
     from warehouse.show import show as show_trace
 
-    show_trace(db, trace_id)
+    show_trace(db, trace_id, pager=pager and sys.stdout.isatty())
 
 
 @main.command()
@@ -380,7 +392,8 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
                         exclude_outliers=exclude_outliers,
                         overwrite=overwrite, allow_empty=allow_empty, models_dir=models_dir, echo=_notes(quiet),
                         progress=_stderr_is_terminal() and not quiet)
-    _say(result.format())
+    if not quiet:
+        _say(result.format())
 
 
 if __name__ == "__main__":

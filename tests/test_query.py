@@ -265,3 +265,25 @@ def test_an_error_quoting_a_value_escapes_it(db):
     result = CliRunner().invoke(main, ["sql", "SELECT CAST('\x1b]0;pwned\x07' AS INTEGER)", "--db", str(db)])
     assert (result.exit_code, result.output) == (
         1, "Error: the query failed: Conversion Error: Could not convert string '\\x1b]0;pwned\\x07' to INT32\n")
+
+
+# ---------------------------------------------------------------------------
+# The query from stdin (issue 27, item 18)
+
+
+@pytest.mark.parametrize("args", [[], ["--file", "-"]], ids=["piped", "file-dash"])
+def test_cli_reads_the_query_from_stdin(db, args):
+    result = CliRunner().invoke(main, ["sql", "--db", str(db), "--format", "csv", *args],
+                                input="SELECT count(*) AS n FROM traces;\n")
+    assert (result.exit_code, result.output) == (0, "n\n11\n")
+
+
+def test_cli_with_nothing_on_stdin_says_how_to_give_a_query(db):
+    result = CliRunner().invoke(main, ["sql", "--db", str(db)], input="")
+    assert (result.exit_code, result.output) == (
+        1, "Error: no query given: pass QUERY, --file q.sql, or the query on stdin (echo 'SELECT 1' | mementos sql)\n")
+
+
+def test_cli_query_and_file_dash_are_not_both_given(db):
+    result = CliRunner().invoke(main, ["sql", "SELECT 1", "--db", str(db), "--file", "-"], input="SELECT 2")
+    assert (result.exit_code, result.output) == (1, "Error: give QUERY or --file, not both\n")

@@ -31,6 +31,26 @@ def is_terminal(out) -> bool:
     return bool(isatty and isatty())
 
 
+def page(chunks) -> None:
+    """Show the text (an iterable of strings, streamed) through a pager, as git does: $PAGER, else `less`,
+    with LESS=-FRX when LESS is unset (quit when it fits one screen, pass colours, leave the text on screen
+    after quitting). click strips the colours when the pager does not take them, and writes straight to
+    stdout when stdin or stdout is not a terminal. The text holds no control characters from the data:
+    those are escaped before they get here."""
+    import os
+
+    import click
+
+    had = os.environ.get("LESS")
+    if had is None:
+        os.environ["LESS"] = "-FRX"
+    try:
+        click.echo_via_pager(chunks)
+    finally:
+        if had is None:
+            os.environ.pop("LESS", None)
+
+
 STYLES = {
     "built": "green", "fresh": "green", "stale": "yellow", "skipped": "yellow",
     "FAILED": "bold red", "failed": "bold red", "undone": "red", "never built": "dim",

@@ -75,7 +75,15 @@ class QueryResult:
     rows: list[tuple]
 
 
+NO_QUERY = "no query given: pass QUERY, --file q.sql, or the query on stdin (echo 'SELECT 1' | mementos sql)"
+
+
 def read_query_file(path: str | Path) -> str:
+    """The query in the file; `-` is stdin."""
+    if str(path) == "-":
+        import sys
+
+        return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -123,7 +131,7 @@ def statements(con: duckdb.DuckDBPyConnection, query: str, write: bool) -> list:
     except duckdb.Error as exc:
         raise WarehouseError(_explain(exc, write)) from None
     if not parsed:
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     if not write:
         for i, statement in enumerate(parsed, 1):
             refused = _refused_type(con, statement)
@@ -353,7 +361,7 @@ def write_sql(db: str | Path, query: str | None = None, out: TextIO | None = Non
         raise WarehouseError(f"--max-rows must be 0 (all rows) or more, not {max_rows}")
     text = read_query_file(file) if file else query
     if not text or not text.strip():
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     with _open(db, write) as con:
         parsed = statements(con, text, write)
         with_rows = [i for i, s in enumerate(parsed, 1) if _type(s) in ROW_TYPES]
@@ -389,7 +397,7 @@ def run_sql(db: str | Path, query: str | None = None, fmt: str = "table", file: 
 def execute(db: str | Path, query: str, write: bool = False) -> QueryResult:
     """Run `query` (one or more statements, in order); the last one's rows as Python values."""
     if not query or not query.strip():
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     with _open(db, write) as con:
         result = QueryResult([], [])
         for statement in statements(con, query, write):

@@ -14,13 +14,15 @@ shown as visible escapes such as \\x1b (warehouse.console.escape_controls, which
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from warehouse.console import escape_controls
+from warehouse.console import escape_controls, page
 from warehouse.trace_view import TraceView, trace_view
 
 
@@ -171,9 +173,24 @@ def _pairs_table(pairs, widths: dict[str, int], show_header: bool) -> Table:
     return table
 
 
-def show(db, trace_id: str, console: Console | None = None) -> None:
-    """Print one trace side by side; a WarehouseError if there is no such trace."""
+def show(db, trace_id: str, console: Console | None = None, pager: bool = False) -> None:
+    """Print one trace side by side; a WarehouseError if there is no such trace.
+
+    With `pager`, the text goes through the terminal's pager (warehouse.console.page), rendered for the
+    terminal's width and colours; the caller asks for it only when stdout is a terminal."""
     view = trace_view(db, trace_id)
     console = console or Console(highlight=False)
+    if pager:
+        page(rendered(console, parts(view)))
+        return
     for part in parts(view):  # one at a time: rich renders a whole renderable in memory before writing it
         console.print(part)
+
+
+def rendered(console: Console, renderables) -> Iterator[str]:
+    """Each renderable as the text `console` would print (with its escape codes for colour), one at a time,
+    so that the pager gets the first screen at once and memory stays bounded."""
+    for renderable in renderables:
+        with console.capture() as capture:
+            console.print(renderable)
+        yield capture.get()

@@ -309,9 +309,10 @@ def report(db, out, traces, outliers, quiet, models_dir):
     \b
     It contains: an overview (datasets, ingest runs, traces per domain, flagged
     traces by parse-issue code); this warehouse's figures beside the
-    OpenMementos card's, with the difference; five plots (ratio per domain,
+    OpenMementos card's, with the difference; six plots (ratio per domain,
     blocks per trace, block vs memento length, trace-level compression, peak
-    context against k in the inference simulation); the top outlier traces
+    context against k in the inference simulation, ratio by block position);
+    memento retention; the top outlier traces
     with their reasons; trace views (each block beside its memento, tokens and
     ratio per pair, then the answer) for a typical trace of each domain, each
     listed outlier and every --trace; and the model versions and fingerprints.

@@ -55,7 +55,8 @@ def models_options(command):
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
-                            help="No progress bars and no notes on stderr (errors are still printed).")
+                            help="Print nothing but errors: no progress bar, notes or closing summary "
+                                 "(--json still prints its object).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 
 
@@ -63,9 +64,17 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _say(text: str, err: bool = False) -> None:
+    """Print a message for people. Data in it (dataset names, paths, trace ids, DuckDB's errors quoting
+    values) has its control characters escaped, so that it cannot drive the terminal."""
+    from warehouse.console import escape_controls
+
+    click.echo(escape_controls(text), err=err)
+
+
 def _notes(quiet: bool):
     """Where a command's notes go: stderr, or nowhere with --quiet."""
-    return (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    return (lambda line: None) if quiet else (lambda line: _say(line, err=True))
 
 
 def _print_json(value) -> None:
@@ -81,7 +90,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except WarehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            from warehouse.console import escape_controls
+
+            raise click.ClickException(escape_controls(str(exc))) from None
         except Exception as exc:
             from foundation.storage import out_of_memory
 
@@ -149,8 +160,8 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
                          workers=workers, progress=progress)
     if as_json:  # the summary's fields (a Counter becomes a plain object)
         _print_json({key: dict(value) if isinstance(value, dict) else value for key, value in vars(summary).items()})
-    else:
-        click.echo(format_ingest_summary(summary))
+    elif not quiet:
+        _say(format_ingest_summary(summary))
 
 
 @main.command()
@@ -169,7 +180,8 @@ def sample(traces, out, seed, overwrite, quiet):
 
     result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
                           overwrite=overwrite)
-    click.echo(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
+    if not quiet:
+        _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 
 
 @main.command()
@@ -208,10 +220,10 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
                            echo=echo)
     if as_json:
         _print_json(report.to_dict())
-    else:
+    elif not quiet or not report.ok:  # a failed build is an error: --quiet prints it, on stderr
         from warehouse.console import print_styled
 
-        print_styled(report.format(), "build")
+        print_styled(report.format(), "build", file=sys.stderr if quiet else None)
     if not report.ok:
         raise SystemExit(1)
 
@@ -233,7 +245,7 @@ def models(db, engine, as_json, models_dir):
             raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
         from warehouse.spark_engine import transpile_report
 
-        click.echo(transpile_report(db, models_dir=models_dir))
+        _say(transpile_report(db, models_dir=models_dir))
         return
     if as_json:
         from warehouse.engine import models_json
@@ -251,8 +263,9 @@ def models(db, engine, as_json, models_dir):
 @db_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False),
-              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY; "
+                   "`-` reads it from stdin.")
 @click.option("--max-rows", type=click.IntRange(min=0), metavar="N",
               help="Print at most N rows of each result; 0 for all [default: 40 in the table format, "
                    "all in csv and json].")
@@ -267,14 +280,19 @@ def sql(query, db, fmt, file, max_rows, write):
     outside it can be read or written, and COPY, EXPORT DATABASE, ATTACH and
     INSTALL are refused. Rows are streamed: the table format shows the first 40
     and says how many were left out; csv and json write every row with bounded
-    memory, e.g. to a pipe. Values are printed as DuckDB prints them.
+    memory, e.g. to a pipe. Values are printed as DuckDB prints them; the table
+    format shows control characters in them as escapes (\\x1b).
+    Without QUERY or --file, the query is read from stdin when that is not a terminal.
     Tables to query: the base tables (traces, segments, parse_issues, ...), the
     models (see `mementos models`) and model_builds. Saved queries live in sql/queries/.
-    Example:
+    Examples:
       mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
+      echo "SELECT count(*) FROM traces" | mementos sql --db om.duckdb
     """
     from warehouse.query import write_sql
 
+    if query is None and file is None and not sys.stdin.isatty():  # `echo "SELECT 1" | mementos sql`
+        file = "-"
     try:
         write_sql(db, query, sys.stdout, fmt=fmt, file=file, write=write, max_rows=max_rows)
         sys.stdout.flush()
@@ -300,9 +318,10 @@ def report(db, out, traces, outliers, quiet, models_dir):
     \b
     It contains: an overview (datasets, ingest runs, traces per domain, flagged
     traces by parse-issue code); this warehouse's figures beside the
-    OpenMementos card's, with the difference; five plots (ratio per domain,
+    OpenMementos card's, with the difference; six plots (ratio per domain,
     blocks per trace, block vs memento length, trace-level compression, peak
-    context against k in the inference simulation); the top outlier traces
+    context against k in the inference simulation, ratio by block position);
+    memento retention; the top outlier traces
     with their reasons; trace views (each block beside its memento, tokens and
     ratio per pair, then the answer) for a typical trace of each domain, each
     listed outlier and every --trace; and the model versions and fingerprints.
@@ -314,13 +333,17 @@ def report(db, out, traces, outliers, quiet, models_dir):
     from warehouse.report import write_report
 
     result = write_report(db, out, traces=traces, outliers=outliers, models_dir=models_dir, echo=_notes(quiet))
-    click.echo(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
+    if not quiet:
+        _say(f"wrote {result.out} ({result.bytes / 1e6:.1f} MB, {result.views} trace views) in {result.seconds:.1f} s")
 
 
 @main.command()
 @click.argument("trace_id")
 @db_option()
-def show(trace_id, db):
+@click.option("--pager/--no-pager", default=True, show_default=True,
+              help="On a terminal, page the output (as git does: $PAGER, else less -FRX); never when stdout "
+                   "is not a terminal.")
+def show(trace_id, db, pager):
     """Print trace TRACE_ID side by side in the terminal: each block beside its memento.
 
     TRACE_ID is `dataset:row` (e.g. OpenMementos:17; `mementos sql "SELECT
@@ -331,7 +354,7 @@ def show(trace_id, db):
     """
     from warehouse.show import show as show_trace
 
-    show_trace(db, trace_id)
+    show_trace(db, trace_id, pager=pager and sys.stdout.isatty())
 
 
 @main.command()
@@ -379,7 +402,8 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
                         exclude_outliers=exclude_outliers,
                         overwrite=overwrite, allow_empty=allow_empty, models_dir=models_dir, echo=_notes(quiet),
                         progress=_stderr_is_terminal() and not quiet)
-    click.echo(result.format())
+    if not quiet:
+        _say(result.format())
 
 
 if __name__ == "__main__":

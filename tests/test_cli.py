@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
@@ -95,12 +96,33 @@ def test_build_and_models_json_and_colour(tmp_path):
     assert "\x1b[32mfresh\x1b[0m" in coloured.stdout
 
 
-def test_quiet_report_prints_only_its_result(tmp_path):
+@pytest.mark.parametrize("command", [
+    ["ingest", "{src}", "--name", "t", "--workers", "0"],
+    ["sample", "--traces", "3", "--out", "{tmp}/sample"],
+    ["build", "--select", "all_traces+"],
+    ["report", "--out", "{tmp}/r.html"],
+    ["export", "plain", "--out", "{tmp}/export", "--include-flagged"],
+], ids=lambda c: c[0])
+def test_quiet_prints_nothing_but_errors(tmp_path, command):
+    """-q printed build's model list (25 lines), and the summary of every command."""
     assert _ingested(tmp_path).exit_code == 0
-    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "r.html"), "--quiet"],
+    src = tmp_path / "in.jsonl"
+    args = [a.format(src=src, tmp=tmp_path) for a in command] + ["-q"]
+    result = CliRunner().invoke(main, args, env={"MEMENTOS_DB": str(tmp_path / "w.duckdb")})
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_quiet_build_that_fails_prints_the_failure_on_stderr(tmp_path):
+    assert _ingested(tmp_path).exit_code == 0
+    models = tmp_path / "my_models"
+    models.mkdir()
+    (models / "twice.sql").write_text("/*\nname: twice\nversion: 1\nkind: table\ngrain: [trace_id]\n"
+                                      "description: every trace twice, so its grain is not unique\n*/\n"
+                                      "SELECT trace_id FROM traces UNION ALL SELECT trace_id FROM traces\n")
+    result = CliRunner().invoke(main, ["build", "--models", str(models), "--no-bundled-models", "-q"],
                                 env={"MEMENTOS_DB": str(tmp_path / "w.duckdb")})
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "" and result.stdout.startswith(f"wrote {tmp_path / 'r.html'}")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[0] == "  FAILED   twice  the previous table is kept"
 
 
 def test_ingest_summary_says_flagged_per_config(tmp_path):
@@ -112,3 +134,22 @@ def test_ingest_summary_says_flagged_per_config(tmp_path):
     assert result.exit_code == 0, result.output
     flagged = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("flagged"))
     assert flagged.split() == ["flagged", "2", "(1", "default", "traces,", "1", "full", "rows)"]
+
+
+def test_build_and_models_output_escapes_control_characters():
+    """An audit failure prints the offending rows: data, which must not drive the terminal."""
+    import io
+
+    from warehouse.console import print_styled
+
+    out = io.StringIO()
+    print_styled("  FAILED   m  audit: 'x\x1b]52;c;cHduZWQ=\x07'", "build", file=out)
+    assert out.getvalue() == "  FAILED   m  audit: 'x\\x1b]52;c;cHduZWQ=\\x07'\n"
+
+
+def test_a_summary_that_names_the_warehouse_escapes_control_characters(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")]))])
+    db = tmp_path / "w\x1b]0;pwned\x07.duckdb"  # a file name may hold any character but / and NUL
+    result = invoke("ingest", src, "--db", db, "--name", "t", "--workers", "0", "--no-tokens")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith(f"ingested 't' into {tmp_path}/w\\x1b]0;pwned\\x07.duckdb (run ")

@@ -141,3 +141,46 @@ def test_the_cards_figures_are_those_of_card_figures():
     card_lines = [line for line in DOC.splitlines() if "card" in line]
     quoted = [q for line in card_lines for q in re.findall(r"~\d[\d,]*×?", line)]
     assert len(quoted) >= 10 and sorted(set(quoted) - overall) == []
+
+
+# ---------------------------------------------------------------------------
+# The README and the --help texts agree with the code (issue 27, item 17)
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def test_the_readme_asks_for_the_python_pyproject_requires():
+    import tomllib
+
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert required == ">=3.11"
+    assert re.findall(r"Python (3\.\d+)\+", README) == ["3.11"]
+
+
+def test_every_show_example_in_the_readme_names_a_dataset_its_example_ingests():
+    """`show OpenMementos:17` failed on the demo, whose dataset is `sample` (the Makefile's --name)."""
+    demo = re.search(r"ingest \S+ --db \$\(DEMO_DIR\)/warehouse\.duckdb .*--name (\w+)",
+                     (REPO / "Makefile").read_text()).group(1)
+    ingested = {demo} | {source.rsplit("/", 1)[-1] for source in re.findall(r"mementos ingest (\S+)", README)}
+    shown = re.findall(r"mementos show (\S+):\d+", README)
+    assert demo == "sample" and "sample" in shown
+    assert sorted(set(shown) - ingested) == []
+
+
+def test_the_readme_has_an_export_example():
+    assert re.findall(r"^\.venv/bin/mementos export (\w+) --out \S+", README, flags=re.M) == ["memento"]
+
+
+def test_the_number_of_plots_is_said_as_there_are():
+    """README, warehouse.md and `report --help` said "five plots" where the report draws six."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from warehouse.plots import PLOTS
+
+    report_help = CliRunner().invoke(main, ["report", "--help"]).output
+    said = [(name, word) for name, text in (("README.md", README), ("warehouse.md", DOC), ("report --help", report_help))
+            for word in re.findall(rf"\b({'|'.join(NUMBERS)}) (?:plots|images)\b", " ".join(text.split()), flags=re.I)]
+    assert {name for name, _ in said} == {"README.md", "warehouse.md", "report --help"}
+    assert sorted({word.lower() for _, word in said}) == [NUMBERS[len(PLOTS)]] == ["six"]

@@ -221,3 +221,69 @@ def test_cli_max_rows(db):
     result = CliRunner().invoke(main, ["sql", "SELECT range AS i FROM range(10)", "--db", str(db), "--max-rows", "2"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "(10 rows, first 2 shown; --max-rows N shows more, --max-rows 0 all)"
+
+
+# ---------------------------------------------------------------------------
+# Terminal escapes in the data (issue 27, item 12): shown in the table format, kept in csv/json to a pipe
+
+# A value that would write "pwned" to the reader's clipboard (OSC 52), a column name that would set the
+# window title (OSC 0), and a C1 CSI (U+009B) that would clear the screen; the tab stays data.
+PLANTED = "SELECT 'copy\x1b]52;c;cHduZWQ=\x07me' AS \"title\x1b]0;pwned\x07\", 'a\tb\x9b2J' AS t"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_table_format_shows_terminal_escapes_instead_of_sending_them(db):
+    assert run_sql(db, PLANTED) == ("title\\x1b]0;pwned\\x07         t\n"
+                                    "----------------------------  ----------\n"
+                                    "copy\\x1b]52;c;cHduZWQ=\\x07me  a\\tb\\x9b2J\n"
+                                    "(1 row)")
+
+
+def test_csv_and_json_to_a_pipe_keep_the_data_byte_for_byte(db):
+    assert run_sql(db, PLANTED, fmt="csv") == "title\x1b]0;pwned\x07,t\ncopy\x1b]52;c;cHduZWQ=\x07me,a\tb\x9b2J"
+    assert json.loads(run_sql(db, PLANTED, fmt="json")) == [
+        {"title\x1b]0;pwned\x07": "copy\x1b]52;c;cHduZWQ=\x07me", "t": "a\tb\x9b2J"}]
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("csv", "title\\x1b]0;pwned\\x07,t\ncopy\\x1b]52;c;cHduZWQ=\\x07me,a\tb\\x9b2J\n"),
+    ("json", '[\n{"title\\u001b]0;pwned\\u0007": "copy\\u001b]52;c;cHduZWQ=\\u0007me", "t": "a\\tb\\u009b2J"}\n]\n'),
+])
+def test_csv_and_json_on_a_terminal_escape_control_characters(db, fmt, expected):
+    from warehouse.query import write_sql
+
+    out = _Terminal()
+    write_sql(db, PLANTED, out, fmt=fmt)
+    assert out.getvalue() == expected
+
+
+def test_an_error_quoting_a_value_escapes_it(db):
+    result = CliRunner().invoke(main, ["sql", "SELECT CAST('\x1b]0;pwned\x07' AS INTEGER)", "--db", str(db)])
+    assert (result.exit_code, result.output) == (
+        1, "Error: the query failed: Conversion Error: Could not convert string '\\x1b]0;pwned\\x07' to INT32\n")
+
+
+# ---------------------------------------------------------------------------
+# The query from stdin (issue 27, item 18)
+
+
+@pytest.mark.parametrize("args", [[], ["--file", "-"]], ids=["piped", "file-dash"])
+def test_cli_reads_the_query_from_stdin(db, args):
+    result = CliRunner().invoke(main, ["sql", "--db", str(db), "--format", "csv", *args],
+                                input="SELECT count(*) AS n FROM traces;\n")
+    assert (result.exit_code, result.output) == (0, "n\n11\n")
+
+
+def test_cli_with_nothing_on_stdin_says_how_to_give_a_query(db):
+    result = CliRunner().invoke(main, ["sql", "--db", str(db)], input="")
+    assert (result.exit_code, result.output) == (
+        1, "Error: no query given: pass QUERY, --file q.sql, or the query on stdin (echo 'SELECT 1' | mementos sql)\n")
+
+
+def test_cli_query_and_file_dash_are_not_both_given(db):
+    result = CliRunner().invoke(main, ["sql", "SELECT 1", "--db", str(db), "--file", "-"], input="SELECT 2")
+    assert (result.exit_code, result.output) == (1, "Error: give QUERY or --file, not both\n")

@@ -459,3 +459,43 @@ def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
                  if t.get_visible() and t.get_text()]
         assert len(boxes) >= 2
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def _plot_data(**values):
+    from warehouse import plots
+
+    data = plots.ReportData.__new__(plots.ReportData)
+    data.__dict__.update(values)
+    return data
+
+
+@pytest.mark.parametrize("hist, xlabel, right", [
+    ({1: 3, 30: 1}, "blocks per trace (count)", 30.5),  # the demo's longest trace has 30 blocks: no 40 bin
+    ({1: 3, 40: 1}, "blocks per trace (count; the last point, 40, holds 40 or more)", 40.5),
+])
+def test_the_blocks_per_trace_axis_says_its_last_bin_holds_more_only_when_it_reaches_it(hist, xlabel, right):
+    from warehouse import plots
+
+    fig = plots.blocks_per_trace_figure(_plot_data(blocks_hist={"math": hist}, plot_domains=["math"]))
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_xlim()) == (xlabel, (0.5, right))
+
+
+def test_the_peak_context_legend_is_drawn_outside_the_lines():
+    """Its 9 entries (3 for all domains, 2 per domain) sat inside the axes, over the lines below 4,000 tokens."""
+    from warehouse import plots
+
+    def by_k(no, with_, plain):
+        return {k: (no, with_ * k, plain) for k in (1, 2, 4, 8)}
+
+    data = _plot_data(plot_domains=["math", "science", "code"], inference_total=by_k(9_900, 1_100, 8_000),
+                      inference={"math": by_k(13_500, 1_300, 0), "science": by_k(5_900, 700, 0),
+                                 "code": by_k(9_700, 1_000, 0)})
+    fig = plots.peak_context_figure(data)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    [legend] = fig.legends
+    assert fig.axes[0].get_legend() is None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "all domains", "math", "science", "code", "with eviction", "no eviction", "plain chain of thought (all domains)"]
+    assert not legend.get_window_extent(renderer).overlaps(fig.axes[0].get_window_extent(renderer))

@@ -203,6 +203,70 @@ def test_the_page_fits_a_390_px_screen(browser, reports):
         context.close()
 
 
+# Each table cell that holds text (not a number: class "n"), with every trace view open: how wide it is
+# against 8 characters of its own font ("0" x 8, measured in the cell), and every word of it (separated by
+# whitespace or a slash) whose letters land on more than one line.
+CELLS = r"""() => {
+  document.querySelectorAll('details.trace').forEach(d => d.open = true);
+  const narrow = [], broken = [];
+  for (const cell of document.querySelectorAll('td:not(.n), th:not(.n)')) {
+    if (!cell.textContent.trim()) continue;
+    const probe = document.createElement('span');
+    probe.textContent = '0'.repeat(8);
+    probe.style.cssText = 'position: absolute; visibility: hidden; white-space: nowrap; font: inherit';
+    cell.appendChild(probe);
+    const eight = probe.getBoundingClientRect().width;
+    probe.remove();
+    const style = getComputedStyle(cell);
+    const width = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    if (width < eight - 0.5) narrow.push(cell.textContent.trim().slice(0, 40));
+    const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      for (const word of node.data.matchAll(/[^\s\/]+\/?/g)) {  // a path may wrap after a slash
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return {narrow, broken};
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_table_text_is_never_squeezed_or_broken_inside_a_word(browser, reports, width):
+    """At 390 px text columns were 26-41 px wide (1-3 characters a line; the card table 4,246 px tall) and at
+    1280 px the ingest runs broke `datase|t` and `cl100k_bas|e`: a text cell is at least 8 characters wide
+    and wraps at spaces only, the table scrolling sideways in its own box instead."""
+    clean, _, _ = reports
+    context, page, _, _ = open_page(browser, clean, width=width)
+    try:
+        assert page.locator("td:not(.n)").count() > 100
+        assert page.evaluate(CELLS) == {"narrow": [], "broken": []}
+    finally:
+        context.close()
+
+
+def test_each_table_scrolls_in_its_own_box_with_its_first_column_in_view(browser, reports):
+    clean, _, _ = reports
+    context, page, _, _ = open_page(browser, clean, width=390)
+    try:
+        tables = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t => [
+            t.parentElement.className, getComputedStyle(t.parentElement).overflowX,
+            getComputedStyle(t.querySelector('tr > :first-child')).position])""")
+        assert len(tables) >= 9 and {tuple(t) for t in tables} == {("scroll", "auto", "sticky")}
+        # the card comparison is wider than the screen: scrolled to its end, its first column stays at the left
+        card = page.locator("h2#card ~ .scroll").first
+        card.evaluate("box => box.scrollLeft = box.scrollWidth")
+        assert card.evaluate("box => box.scrollLeft") > 100
+        first = card.locator("td").first.bounding_box()
+        assert first["x"] == pytest.approx(card.bounding_box()["x"] + 1, abs=1)  # inside the box's border
+    finally:
+        context.close()
+
+
 def test_printed_blocks_are_not_clipped(browser, reports):
     clean, _, _ = reports
     context, page, _, _ = open_page(browser, clean)

@@ -97,14 +97,14 @@ def test_the_installed_commands_run_from_any_directory(venv, tmp_path):
                                              "print(cli.__file__); print(r.resource_dir('models'))")
     for path in where.split():
         assert Path(path).is_relative_to(venv) and not Path(path).is_relative_to(REPO), path
-    assert "wrote 60 traces" in _run(venv, work, "mementos", "sample", "--traces", "60", "--out", "s", "--seed", "3",
-                                     "--quiet")
+    # stderr is not a terminal: no progress bars; each command's closing summary on stdout says it worked
+    assert "wrote 60 traces" in _run(venv, work, "mementos", "sample", "--traces", "60", "--out", "s", "--seed", "3")
     assert "(60 default, 60 full)" in _run(venv, work, "mementos", "ingest", "s", "--db", "w.duckdb", "--config",
-                                           "all", "--workers", "1", "--quiet")
+                                           "all", "--workers", "1")
     models = len(list((REPO / "models").glob("*.sql")))
-    assert f"build w.duckdb: {models} built" in _run(venv, work, "mementos", "build", "--db", "w.duckdb", "--quiet")
-    assert "wrote report.html" in _run(venv, work, "mementos", "report", "--db", "w.duckdb", "--quiet")
+    assert f"build w.duckdb: {models} built" in _run(venv, work, "mementos", "build", "--db", "w.duckdb")
+    assert "wrote report.html" in _run(venv, work, "mementos", "report", "--db", "w.duckdb")
     assert "manifest: ex/manifest.json" in _run(venv, work, "mementos", "export", "memento", "--db", "w.duckdb", "--out",
-                                                "ex", "--quiet")
+                                                "ex")
     assert sorted(p.name for p in (work / "ex").iterdir()) == ["README.md", "manifest.json", "test.jsonl",
                                                                "train.jsonl", "validation.jsonl"]

@@ -15,6 +15,7 @@ import io
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from warehouse import card
@@ -92,8 +93,13 @@ def ratio_distribution(data: ReportData) -> str:
 
 def blocks_per_trace(data: ReportData) -> str:
     title = "Blocks per trace per domain (analysed traces)"
+    fig = blocks_per_trace_figure(data, title)
+    return _empty(title, "no analysed traces") if fig is None else _to_uri(fig)
+
+
+def blocks_per_trace_figure(data: ReportData, title: str = "") -> Figure | None:
     if not any(data.blocks_hist.values()):
-        return _empty(title, "no analysed traces")
+        return None
     fig, ax = _figure(title)
     top = 0
     for domain in data.plot_domains:
@@ -105,12 +111,16 @@ def blocks_per_trace(data: ReportData) -> str:
         top = max(top, xs[-1])
         ax.plot(xs, [100.0 * hist.get(x, 0) / total for x in xs], marker="o", markersize=3, linewidth=1.4,
                 color=_color(data.plot_domains, domain), label=f"{label(domain)} ({total:,} traces)")
-
-    ax.set_xlabel(f"blocks per trace (count; {MAX_BLOCKS_BIN} holds {MAX_BLOCKS_BIN} or more)")
+    # The axis ends at the largest count drawn; the last bin (MAX_BLOCKS_BIN, which holds the longer traces
+    # too) is said so only when the axis reaches it.
+    if top >= MAX_BLOCKS_BIN:
+        ax.set_xlabel(f"blocks per trace (count; the last point, {MAX_BLOCKS_BIN}, holds {MAX_BLOCKS_BIN} or more)")
+    else:
+        ax.set_xlabel("blocks per trace (count)")
     ax.set_ylabel("share of the domain's traces (%)")
     ax.set_xlim(0.5, top + 0.5)
     ax.legend(fontsize=8)
-    return _to_uri(fig)
+    return fig
 
 
 def block_vs_memento(data: ReportData) -> str:
@@ -166,23 +176,26 @@ def compression_per_domain(data: ReportData) -> str:
 
 def peak_context(data: ReportData) -> str:
     title = "Peak context in the inference simulation (median over traces)"
+    fig = peak_context_figure(data, title)
+    return _empty(title, "no token counts (ingested with --no-tokens) or no analysed traces") if fig is None \
+        else _to_uri(fig)
+
+
+def peak_context_figure(data: ReportData, title: str = "") -> Figure | None:
     # (name, color, line width, k -> (no eviction, with, plain CoT)): the total first, then the plotted domains
     lines = [("all domains", "#000000", 2.2, data.inference_total)]
     lines += [(label(d), _color(data.plot_domains, d), 1.3, data.inference[d])
               for d in data.plot_domains if d in data.inference]
     lines = [line for line in lines if any(v[1] is not None for v in line[3].values())]
     if not lines:
-        return _empty(title, "no token counts (ingested with --no-tokens) or no analysed traces")
+        return None
     fig, ax = _figure(title)
     for name, color, width, by_k in lines:
         ks = sorted(by_k)
-        ax.plot(ks, [by_k[k][1] for k in ks], marker="o", color=color, linewidth=width,
-                label=f"{name}, with eviction")
-        ax.plot(ks, [by_k[k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--",
-                label=f"{name}, no eviction")
+        ax.plot(ks, [by_k[k][1] for k in ks], marker="o", color=color, linewidth=width)
+        ax.plot(ks, [by_k[k][0] for k in ks], color=color, linewidth=width * 0.8, linestyle="--")
         if by_k is data.inference_total:
-            ax.plot(ks, [by_k[k][2] for k in ks], color=color, linewidth=width * 0.8, linestyle=":",
-                    label=f"{name}, plain chain of thought")
+            ax.plot(ks, [by_k[k][2] for k in ks], color=color, linewidth=width * 0.8, linestyle=":")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks([1, 2, 4, 8])
@@ -190,8 +203,16 @@ def peak_context(data: ReportData) -> str:
     ax.set_ylabel("peak context (tokens, cl100k_base, with markup)")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.legend(fontsize=7, ncol=2)
-    return _to_uri(fig)
+    # The lines fill the axes from 2,000 to 14,000 tokens at every k, so no corner is free: one legend
+    # below the axes, a colour per line (domain) and a style per kind of peak, instead of one entry per
+    # line (3 + 2 per domain) drawn over them.
+    handles = [Line2D([], [], color=color, linewidth=width, label=name) for name, color, width, _ in lines]
+    handles += [Line2D([], [], color="#555", marker="o", label="with eviction"),
+                Line2D([], [], color="#555", linestyle="--", label="no eviction"),
+                Line2D([], [], color="#555", linestyle=":", label="plain chain of thought (all domains)")]
+    fig.set_layout_engine("constrained")
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    return fig
 
 
 def ratio_by_position(data: ReportData) -> str:

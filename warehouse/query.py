@@ -13,6 +13,8 @@ Statements run in order and each result is printed. Values are printed as DuckDB
 prints them (cast to VARCHAR by DuckDB), rows are streamed: the table format shows
 the first `max_rows` rows (40 by default) and says how many were left out; csv and
 json write every row, a batch at a time, so memory stays bounded whatever the size.
+The table format shows control characters from the data as escapes (\\x1b), so that a value
+cannot drive the terminal; csv and json keep them byte for byte, except on a terminal.
 Errors from DuckDB come back as one WarehouseError line.
 """
 
@@ -36,6 +38,7 @@ import duckdb
 
 from foundation import layout, snapshots, storage
 from foundation.errors import WarehouseError
+from warehouse.console import CONTROL, escape_controls, is_terminal
 from warehouse.guard import require_warehouse
 
 FORMATS = ("table", "csv", "json")
@@ -72,7 +75,15 @@ class QueryResult:
     rows: list[tuple]
 
 
+NO_QUERY = "no query given: pass QUERY, --file q.sql, or the query on stdin (echo 'SELECT 1' | mementos sql)"
+
+
 def read_query_file(path: str | Path) -> str:
+    """The query in the file; `-` is stdin."""
+    if str(path) == "-":
+        import sys
+
+        return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -121,7 +132,7 @@ def statements(con: duckdb.DuckDBPyConnection, query: str, write: bool) -> list:
     except duckdb.Error as exc:
         raise WarehouseError(_explain(exc, write)) from None
     if not parsed:
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     if not write:
         for i, statement in enumerate(parsed, 1):
             refused = _refused_type(con, statement)
@@ -217,12 +228,34 @@ def _plain(value):
     return str(value)
 
 
+def _visible(text: str) -> str:
+    """Text for the table format: newlines and tabs as \\n and \\t (they would break the layout), every
+    other control character escaped (they would drive the terminal: console.escape_controls)."""
+    return escape_controls(text.replace("\n", "\\n").replace("\t", "\\t"))
+
+
 def _cell(value: str | None) -> str:
-    """A VARCHAR value as a table cell: NULL spelled out, newlines visible, long values cut."""
+    """A VARCHAR value as a table cell: NULL spelled out, control characters visible, long values cut."""
     if value is None:
         return "NULL"
-    text = value.replace("\n", "\\n")
+    text = _visible(value)
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+
+
+class _Escaping:
+    """A text stream that writes to `out` with control characters escaped, the way `escape` writes them."""
+
+    def __init__(self, out: TextIO, escape):
+        self.out, self.escape = out, escape
+
+    def write(self, text: str) -> int:
+        return self.out.write(self.escape(text))
+
+
+def _json_escape(text: str) -> str:
+    """Control characters as JSON escapes (\\u001b): the same JSON, with nothing raw for a terminal to obey.
+    json.dumps already escapes C0 inside strings; this catches DEL and C1 (U+0080-U+009F)."""
+    return CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _as_text(rel):
@@ -257,13 +290,14 @@ def _table(rel, out: TextIO, max_rows: int | None) -> None:
         batches, more, total = _batches(text), False, None
     first = next(batches, [])
     # Widths come from the first batch (cells are cut at MAX_CELL, so later rows rarely exceed them).
-    widths = [max([len(name)] + [len(_cell(row[c])) for row in first]) for c, name in enumerate(columns)]
+    names = [_visible(name) for name in columns]
+    widths = [max([len(name)] + [len(_cell(row[c])) for row in first]) for c, name in enumerate(names)]
 
     def line(values):
         return "  ".join(v.rjust(w) if numeric[c] else v.ljust(w)
                          for c, (v, w) in enumerate(zip(values, widths))).rstrip()
 
-    out.write(line(columns) + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    out.write(line(names) + "\n" + "  ".join("-" * w for w in widths) + "\n")
     shown = 0
     for batch in itertools.chain([first], batches):
         for row in batch:
@@ -277,8 +311,12 @@ def _table(rel, out: TextIO, max_rows: int | None) -> None:
         out.write(f"({total:,} {noun})\n")
 
 
+# csv and json are data: to a pipe or a file they are written byte for byte; only on a terminal, where they
+# are read, are control characters escaped.
+
+
 def _csv(rel, out: TextIO, max_rows: int | None) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(_Escaping(out, escape_controls) if is_terminal(out) else out, lineterminator="\n")
     writer.writerow(rel.columns)
     text = _as_text(rel)
     for batch in _batches(text.limit(max_rows) if max_rows else text):
@@ -287,6 +325,8 @@ def _csv(rel, out: TextIO, max_rows: int | None) -> None:
 
 def _json(rel, out: TextIO, max_rows: int | None) -> None:
     columns = list(rel.columns)
+    if is_terminal(out):
+        out = _Escaping(out, _json_escape)
     out.write("[")
     first = True
     for batch in _batches(rel.limit(max_rows) if max_rows else rel):
@@ -322,7 +362,7 @@ def write_sql(db: str | Path, query: str | None = None, out: TextIO | None = Non
         raise WarehouseError(f"--max-rows must be 0 (all rows) or more, not {max_rows}")
     text = read_query_file(file) if file else query
     if not text or not text.strip():
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     with _open(db, write) as con:
         parsed = statements(con, text, write)
         with_rows = [i for i, s in enumerate(parsed, 1) if _type(s) in ROW_TYPES]
@@ -358,7 +398,7 @@ def run_sql(db: str | Path, query: str | None = None, fmt: str = "table", file: 
 def execute(db: str | Path, query: str, write: bool = False) -> QueryResult:
     """Run `query` (one or more statements, in order); the last one's rows as Python values."""
     if not query or not query.strip():
-        raise WarehouseError("no query given: pass QUERY or --file q.sql")
+        raise WarehouseError(NO_QUERY)
     with _open(db, write) as con:
         result = QueryResult([], [])
         for statement in statements(con, query, write):

@@ -8,12 +8,13 @@ its offset, then whatever the parser recovered.
 
 Data never goes through rich's markup parser: every piece of it is a
 rich.text.Text, and control characters (an ESC could drive the terminal) are
-shown as visible escapes such as \\x1b.
+shown as visible escapes such as \\x1b (warehouse.console.escape_controls, which
+`sql` uses too).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 
 from rich import box
 from rich.console import Console, Group
@@ -21,15 +22,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from warehouse.console import escape_controls, page
 from warehouse.trace_view import TraceView, trace_view
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def plain(value) -> Text:
     """Data as inert text: no markup, no control characters."""
     s = "" if value is None else str(value)
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s))
+    return Text(escape_controls(s))
 
 
 # A long text is shown as its first SHOW_HEAD_CHARS and last SHOW_TAIL_CHARS characters with a mark
@@ -173,9 +173,24 @@ def _pairs_table(pairs, widths: dict[str, int], show_header: bool) -> Table:
     return table
 
 
-def show(db, trace_id: str, console: Console | None = None) -> None:
-    """Print one trace side by side; a WarehouseError if there is no such trace."""
+def show(db, trace_id: str, console: Console | None = None, pager: bool = False) -> None:
+    """Print one trace side by side; a WarehouseError if there is no such trace.
+
+    With `pager`, the text goes through the terminal's pager (warehouse.console.page), rendered for the
+    terminal's width and colours; the caller asks for it only when stdout is a terminal."""
     view = trace_view(db, trace_id)
     console = console or Console(highlight=False)
+    if pager:
+        page(rendered(console, parts(view)))
+        return
     for part in parts(view):  # one at a time: rich renders a whole renderable in memory before writing it
         console.print(part)
+
+
+def rendered(console: Console, renderables) -> Iterator[str]:
+    """Each renderable as the text `console` would print (with its escape codes for colour), one at a time,
+    so that the pager gets the first screen at once and memory stays bounded."""
+    for renderable in renderables:
+        with console.capture() as capture:
+            console.print(renderable)
+        yield capture.get()

@@ -22,6 +22,9 @@ every step runs as a subprocess:
     export memento   `cli.py export memento`
     sql              `cli.py sql` of every segment's ids, offsets and counts as CSV (millions of rows
                      at full scale), written to /dev/null
+    readers          (20,000 traces and fewer) how long `cli.py sql "SELECT count(*) FROM traces"` takes
+                     when started 5 s into a re-ingest (--config all) and into a `build --full-refresh`
+                     of the same warehouse: readers never wait for a writer (foundation/snapshots.py)
 
 For each: wall seconds, CPU seconds of the process tree, traces/s, MB/s of
 response text (UTF-8 bytes), and the peak memory of the process tree: psutil polls the
@@ -70,6 +73,9 @@ sys.path.insert(0, str(REPO))
 
 STEPS = ("floor", "peer", "peer_tokens", "flatten", "ingest", "ingest_tokens", "ingest_all", "build", "report",
          "export", "sql")
+EXTRA_STEPS = ("readers",)  # not a row of the table: see reader_waits
+READERS_UP_TO = 20_000  # the re-ingest and rebuild it needs cost ~13 min more at full scale
+READER_TARGET_S = 2.0
 FULL_SCALE = 228_557  # OpenMementos' traces
 LABELS = {
     "floor": "floor: DuckDB sum(length(response))",
@@ -117,6 +123,7 @@ class SizeRun:
     results: dict[str, Result] = field(default_factory=dict)
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    reader_waits: dict[str, tuple[float, bool]] = field(default_factory=dict)  # writer -> (reader s, answered)
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +227,8 @@ def warehouse_bytes(db: Path) -> int:
     """The DuckDB file (and WAL) plus its data directory (the models Spark wrote are not ingest's)."""
     data = Path(str(db) + ".data")
     files = [db, Path(str(db) + ".wal")] + [p for p in data.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files if p.exists())
+    # each file once, as `du` counts it: the published catalog is a hard link to its snapshot
+    return sum({(s.st_dev, s.st_ino): s.st_size for s in (p.stat() for p in files if p.exists())}.values())
 
 
 def warm_cache(sample: Path) -> None:
@@ -298,11 +306,35 @@ def run_size(traces: int, seed: int, steps: tuple[str, ...], workers: int | None
             shutil.rmtree(Path(str(stem) + ".data"), ignore_errors=True)
             for suffix in ("", ".wal", ".lock"):
                 Path(str(stem) + suffix).unlink(missing_ok=True)
+    if "readers" in steps and db.exists() and traces <= READERS_UP_TO:
+        run.reader_waits = reader_waits(db, sample, env)
+        for what, (seconds, ok) in run.reader_waits.items():
+            print(f"  {'sql reader during ' + what:46s} {seconds:8.2f} s{'' if ok else '  [failed]'}", flush=True)
     _check_outputs(run)
     run.load_after = os.getloadavg()
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return run
+
+
+def reader_waits(db: Path, sample: Path, env: dict, delay: float = 5.0) -> dict[str, tuple[float, bool]]:
+    """Wall seconds of a `sql` reader started `delay` s into a re-ingest and into a full rebuild of `db`,
+    and whether it answered while the writer was still running."""
+    out = {}
+    writers = {"ingest": [PY, "cli.py", "ingest", str(sample), "--db", str(db), "--config", "all", "--no-progress"],
+               "build": [PY, "cli.py", "build", "--db", str(db), "--full-refresh"]}
+    for what, cmd in writers.items():
+        writer = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        t0 = time.monotonic()
+        reader = subprocess.run([PY, "cli.py", "sql", "SELECT count(*) FROM traces", "--db", str(db)], cwd=REPO,
+                                env={**os.environ, **env}, capture_output=True, text=True)
+        seconds = time.monotonic() - t0
+        during = writer.poll() is None
+        writer.wait()
+        out[what] = (seconds, reader.returncode == 0 and during and writer.returncode == 0)
+    return out
 
 
 def _check_outputs(run: SizeRun) -> None:
@@ -461,6 +493,14 @@ def targets(runs: list[SizeRun]) -> str:
         else:
             cells.append(cell(r.seconds < 10, f"{r.seconds:.1f} s"))
     lines.append("| report < 10 s at 100,000 traces and more | " + " | ".join(cells) + " |")
+    for what in ("ingest", "build"):
+        cells = []
+        for run in runs:
+            wait = run.reader_waits.get(what)
+            cells.append("n/a" if wait is None else cell(wait[1] and wait[0] < READER_TARGET_S,
+                                                         f"{wait[0]:.2f} s" + ("" if wait[1] else " (failed)")))
+        lines.append(f"| a `sql` reader started during {'a re-ingest' if what == 'ingest' else 'a full rebuild'} "
+                     f"answers < {READER_TARGET_S:.0f} s | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -520,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--traces", type=int, help="one size of N traces (default: two sizes, see --sizes)")
     ap.add_argument("--sizes", default=f"20000,{FULL_SCALE}", help=f"comma-separated sizes [20000,{FULL_SCALE}]")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    ap.add_argument("--steps", default=",".join(STEPS + EXTRA_STEPS),
+                    help=f"comma-separated subset of {','.join(STEPS + EXTRA_STEPS)}")
     ap.add_argument("--workers", type=int, help="ingest worker processes [ingest's default: one per core]")
     ap.add_argument("--keep", action="store_true", help="keep the warehouses under bench/.cache/work-N/")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")

@@ -5,6 +5,7 @@ labels that look like the total row, and a full disk."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -92,6 +93,23 @@ def test_export_out_in_the_warehouse_is_refused(built, target):
     result = invoke("export", "memento", "--db", built, "--out", out)
     assert result.exit_code == 1 and result.output.startswith(f"Error: --out {out} would write ")
     assert fingerprint(built) == before
+
+
+@pytest.mark.parametrize("out_is", ["its_folder", "an_ancestor"])
+def test_export_out_that_holds_the_warehouse_is_refused_even_with_overwrite(built, tmp_path, out_is):
+    """`--out .` from the warehouse's folder, or any folder above it (`--out $HOME`), with --overwrite: the
+    export would replace that folder whole. In its folder a manifest.json names the warehouse's files too."""
+    (tmp_path / "work" / "om").mkdir(parents=True)
+    db = _copy_warehouse(built, tmp_path / "work" / "om")
+    out = {"its_folder": db.parent, "an_ancestor": tmp_path}[out_is]
+    (db.parent / "manifest.json").write_text(json.dumps({"splits": {"a": {"file": db.name},
+                                                                    "b": {"file": layout.data_dir(db).name}}}))
+    before = fingerprint(db)
+    result = invoke("export", "memento", "--db", db, "--out", out, "--overwrite")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {out} holds the warehouse's DuckDB file {db}; export into a directory "
+                             f"that does not hold the warehouse (the export replaces the directory whole)\n")
+    assert fingerprint(db) == before
 
 
 # ---------------------------------------------------------------------------

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -130,6 +133,55 @@ def test_export_out_below_a_file_is_one_line(built, tmp_path):
     result = invoke("export", "memento", "--db", built, "--out", tmp_path / "out" / "sets")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: --out {tmp_path / 'out' / 'sets'}: {tmp_path / 'out'} is a file, ")
+
+
+def test_report_out_to_a_named_pipe_writes_into_it(built, tmp_path):
+    """A FIFO (as /dev/stdout is, piped) is written to, not replaced by a regular file."""
+    fifo = tmp_path / "r.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    result = invoke("report", "--db", built, "--out", fifo)
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert got and got[0].startswith(b"<!DOCTYPE html>") and got[0].rstrip().endswith(b"</html>")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["r.fifo"]
+
+
+def test_report_out_dev_null_stays_a_character_device(built):
+    before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode)
+    result = invoke("report", "--db", built, "--out", "/dev/null")
+    assert result.exit_code == 0, result.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+
+
+def test_report_never_writes_through_a_planted_temp_name(built, tmp_path):
+    """`r.html.tmp -> victim.txt` (the temp name the report used): the temp file has a random name and is
+    created exclusively, so the victim is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in ("r.html.tmp", ".r.html.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    result = invoke("report", "--db", built, "--out", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "r.html").read_bytes().startswith(b"<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.html.tmp", "r.html", "r.html.tmp", "victim.txt"]
+
+
+def test_report_out_that_is_a_symlink_is_refused(built, tmp_path):
+    """Replacing the link would leave its target stale; writing through it would write wherever it points."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "r.html").symlink_to(victim)
+    result = invoke("report", "--db", built, "--out", tmp_path / "r.html")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {tmp_path / 'r.html'} is a symbolic link to {victim}; give the path "
+                             f"of the file itself\n")
+    assert victim.read_text() == "precious" and (tmp_path / "r.html").is_symlink()
 
 
 # ---------------------------------------------------------------------------

@@ -396,9 +396,10 @@ def test_export_on_a_full_disk_is_one_line_and_replaces_nothing(built, small_dis
     fill(leave=0)
     result = invoke("export", "memento", "--db", built, "--out", out, "--format", fmt, "--seed", "7")
     assert result.exit_code == 1 and result.output.count("\n") == 1
-    assert result.output.startswith(f"Error: disk full writing {out}/")
-    assert f"(0 KB free now); nothing was replaced and no temporary file is left in {out}" in result.output
+    assert result.output.startswith(f"Error: disk full writing {out}")
+    assert "(0 KB free now); nothing was replaced and no temporary file is left; " in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the old export, and nothing else
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler", "sets"]  # no stage left beside it
     assert fingerprint(built) == before
 
 

@@ -754,6 +754,25 @@ def test_load_dataset_of_the_directory_gives_exactly_the_splits(hand_db, tmp_pat
     assert rows["hand:0"]["spans"][0] == {"kind": "block", "block_idx": 0, "start": 8, "end": 26}
 
 
+def test_an_empty_split_is_left_out_of_the_card_and_the_command_says_so(hand_db, tmp_path):
+    """`datasets` cannot load a split of no rows (zero-byte JSON Lines, Parquet with no row group or an empty
+    one: all "corresponds to no data"), so load_dataset(DIR) has no validation split; the command's output says
+    so, not only the card."""
+    import datasets
+
+    from cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["export", "memento", "--db", str(hand_db), "--out", str(out),
+                                       "--split", "train=1,validation=0"])
+    assert result.exit_code == 0, result.output
+    assert ("empty: not in README.md's configs, so load_dataset(DIR) has no 'validation' split (datasets cannot "
+            "load a split of no rows)") in result.output
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert list(ds) == ["train"] and ds["train"].num_rows == 4
+    assert (out / "validation.jsonl").read_bytes() == b""
+
+
 # ---------------------------------------------------------------------------
 # CLI wiring
 

@@ -149,6 +149,9 @@ class ExportResult:
                       if t else "tokens -")
             lines.append(f"  {name:<{width}}  {s['rows']:>10,} examples  {s['traces']:>9,} traces  "
                          f"{s['bytes'] / 1e6:9.1f} MB  {tokens}")
+            if not s["rows"]:  # said here, not only in the card: a training script's ds[name] would fail
+                lines.append(f"  {'':<{width}}  empty: not in {CARD}'s configs, so load_dataset(DIR) has no "
+                             f"{name!r} split (datasets cannot load a split of no rows)")
         left = [f"{n:,} {reason}" for reason, n in self.left_out.items() if n]
         lines.append("  left out: " + (", ".join(left) if left else "nothing")
                      + f" (of {self.candidates:,} candidate examples)")

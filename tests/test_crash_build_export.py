@@ -136,5 +136,6 @@ def test_export_killed_leaves_the_warehouse_and_previous_files_as_they_were(stat
     assert snapshot(db) == before and not storage.is_locked(db)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in files} == files
     export(db, "memento", out, splits="train=0.7,test=0.3", models_dir=states["models"])
-    assert sorted(p.name for p in out.iterdir()) == sorted(files)  # leftovers (.export-tmp, spill) removed
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".export-tmp")]  # the killed export's stage removed
     assert snapshot(db) == before

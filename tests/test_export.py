@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -474,7 +475,7 @@ def test_an_export_of_nothing_is_an_error_unless_allow_empty(hand_db, tmp_path):
                                              r"1 flagged, 1 duplicate, 4 too_long; change the filters, or pass "
                                              r"--allow-empty"):
         export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, max_tokens=1)
-    assert list((tmp_path / "o").iterdir()) == []  # the temp files are gone, nothing else was written
+    assert list(tmp_path.iterdir()) == []  # no directory, no stage beside it: nothing was written
     result = export(hand_db, "memento", tmp_path / "o", splits=ONE_SPLIT, max_tokens=1, allow_empty=True)
     assert result.rows == 0 and (tmp_path / "o" / "train.jsonl").read_bytes() == b""
 
@@ -502,6 +503,21 @@ def test_manifest_fields(hand_db, tmp_path):
 # Crashes
 
 
+def stages(out: Path) -> list[Path]:
+    """The stages of exports into `out`: the directories beside it the export writes into."""
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.name.endswith(".export-tmp")]
+
+
+def complete_export(out: Path) -> str:
+    """The split fractions of the export `out` holds, once every file its manifest lists is there with the
+    sha256 it lists, and nothing else is."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    files = {s["file"]: s["sha256"] for s in manifest["splits"].values()} | {CARD: manifest["card_sha256"]}
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, MANIFEST])
+    assert {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in files} == files
+    return ",".join(f"{name}={fraction:g}" for name, fraction in manifest["filters"]["split"].items())
+
+
 @pytest.mark.parametrize("point", ["export.mid_write", "export.before_rename"])
 def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
     out = tmp_path / "out"
@@ -509,17 +525,68 @@ def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
            "--split", ONE_SPLIT]
     proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
-    assert not (out / "train.jsonl").exists() and not (out / MANIFEST).exists()
-    assert any(p.name.endswith(".export-tmp") for p in out.iterdir())  # the partial file is aside
+    assert not out.exists()  # nothing is at DIR until the whole export is
+    assert len(stages(out)) == 1  # the partial files are aside, in the stage
 
     # a second export over a complete one: killed, the previous files stay as they were
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-    assert not any(p.name.endswith(".export-tmp") for p in out.iterdir())  # leftovers removed
+    assert stages(out) == []  # the killed export's stage was removed
     before = files_of(out)
     proc = subprocess.run(cmd[:-1] + ["train=0.5,test=0.5"], cwd=REPO, env={**os.environ, "MEMENTOS_KILL_AT": point},
                           capture_output=True)
     assert proc.returncode == -9
-    assert {k: v for k, v in files_of(out).items() if not k.endswith(".export-tmp")} == before
+    assert files_of(out) == before and complete_export(out) == "train=1"
+
+
+EXPORT_IN_A_PROCESS = ("import sys, warehouse.output as output; output.EXCHANGE = sys.argv[3] == 'exchange'; "
+                       "from warehouse.export import export; export(sys.argv[1], 'memento', sys.argv[2], "
+                       "splits='a=0.7,b=0.3')")
+
+
+@pytest.mark.parametrize("point, publish, holds", [
+    ("export.before_rename", "exchange", "train=0.5,test=0.5"),   # everything written, nothing swapped
+    ("export.after_swap", "exchange", "a=0.7,b=0.3"),             # swapped, the old export not yet removed
+    ("export.between_renames", "renames", None),                  # no RENAME_EXCHANGE: the old one set aside
+    ("export.after_swap", "renames", "a=0.7,b=0.3"),
+])
+def test_export_killed_in_its_publish_leaves_one_complete_export(hand_db, tmp_path, point, publish, holds):
+    """The export is swapped in whole: killed anywhere in the publish, DIR holds the old complete export or
+    the new complete one (never a mix); with two renames, killed between them, DIR is missing until the next
+    export puts the old one back. The next export removes the stage, which holds the marker."""
+    from warehouse.output import remove_leftovers
+
+    out = tmp_path / "out"
+    export(hand_db, "memento", out, splits="train=0.5,test=0.5")
+    proc = subprocess.run([sys.executable, "-c", EXPORT_IN_A_PROCESS, str(hand_db), str(out), publish], cwd=REPO,
+                          env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert len(stages(out)) == 1
+    if holds is None:
+        assert not out.exists()
+        remove_leftovers(out)  # what the next export does first
+        holds = "train=0.5,test=0.5"
+    assert complete_export(out) == holds
+    export(hand_db, "memento", out, splits="c=1")
+    assert complete_export(out) == "c=1" and stages(out) == []
+
+
+def test_a_stage_is_removed_only_when_it_holds_the_marker(hand_db, tmp_path):
+    """A killed export's stage (its process gone, its marker inside) is removed by the next export; a
+    directory of the same shape of name without the marker is someone's, and stays."""
+    from warehouse.output import MARKER, _marker_text
+
+    out = tmp_path / "out"
+    dead = 4194305  # above Linux's largest pid: no such process
+    stage = tmp_path / f".out.{dead}.k2j4h5g6.export-tmp"
+    (stage / "new").mkdir(parents=True)
+    (stage / "new" / "train.jsonl").write_text("partial")
+    (stage / MARKER).write_text(_marker_text(out, dead))
+    mine = tmp_path / f".out.{dead}.abcdefgh.export-tmp"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "photos" / "a.jpg").write_bytes(b"jpeg")
+    export(hand_db, "memento", out, splits=ONE_SPLIT)
+    assert not stage.exists()
+    assert (mine / "photos" / "a.jpg").read_bytes() == b"jpeg"
 
 
 # ---------------------------------------------------------------------------
@@ -596,6 +663,50 @@ def test_files_no_manifest_lists_stop_the_export_unless_overwrite(hand_db, tmp_p
         export(hand_db, "plain", stray, splits=ONE_SPLIT)
 
 
+def test_a_manifest_found_in_out_deletes_nothing_it_does_not_describe(hand_db, tmp_path):
+    """A manifest.json planted in DIR naming a user's folder and a file that is not what it says: the export
+    stops in one line and both are intact (before, the folder was deleted recursively)."""
+    out = tmp_path / "out"
+    (out / "photos" / "2024").mkdir(parents=True)
+    (out / "photos" / "2024" / "a.jpg").write_bytes(b"jpeg")
+    (out / "notes.txt").write_text("mine")
+    (out / MANIFEST).write_text(json.dumps({"splits": {"train": {"file": "photos"},
+                                                       "test": {"file": "notes.txt", "sha256": "0" * 64}}}))
+    with pytest.raises(WarehouseError) as failed:
+        export(hand_db, "memento", out, splits=ONE_SPLIT)
+    assert str(failed.value) == (
+        f"--out {out} holds files that are not part of an earlier export (notes.txt (not the bytes manifest.json "
+        f"lists), photos (a directory, which no export writes)); export into a new or empty directory, or pass "
+        f"--overwrite to delete them")
+    assert (out / "photos" / "2024" / "a.jpg").read_bytes() == b"jpeg" and (out / "notes.txt").read_text() == "mine"
+
+
+def test_an_earlier_export_file_changed_since_is_not_replaced(hand_db, tmp_path):
+    """Only the bytes an earlier export wrote are replaced: a split file edited since stops the export."""
+    out = tmp_path / "out"
+    export(hand_db, "memento", out, splits=ONE_SPLIT)
+    with open(out / "train.jsonl", "a") as f:
+        f.write('{"my": "own example"}\n')
+    before = files_of(out)
+    with pytest.raises(WarehouseError, match=r"^--out .*out holds files that are not part of an earlier export "
+                                             r"\(train\.jsonl \(not the bytes manifest\.json lists\)\); "):
+        export(hand_db, "memento", out, splits=ONE_SPLIT, seed=4)
+    assert files_of(out) == before
+
+
+def test_a_planted_temp_name_is_never_written_through(hand_db, tmp_path):
+    """Links planted at the names temp files had (`.NAME.PID.export-tmp`) point at a victim: the export writes
+    its files exclusively into a fresh stage, and the links go with the old directory (--overwrite)."""
+    out = tmp_path / "out"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out.mkdir()
+    for name in ("train.jsonl", CARD, MANIFEST):
+        (out / f".{name}.{os.getpid()}.export-tmp").symlink_to(victim)
+    export(hand_db, "memento", out, splits=ONE_SPLIT, overwrite=True)
+    assert victim.read_text() == "precious" and complete_export(out) == "train=1"
+
+
 def test_the_dataset_card(tmp_path):
     """The card's YAML header: configs with the split files, features, split sizes, the source's licence."""
     import yaml
@@ -641,6 +752,25 @@ def test_load_dataset_of_the_directory_gives_exactly_the_splits(hand_db, tmp_pat
     rows = {r["trace_id"]: r for name in ("train", "validation") for r in ds[name]}
     assert rows["hand:0"]["messages"] == hand_expected("plain")["hand:0"]
     assert rows["hand:0"]["spans"][0] == {"kind": "block", "block_idx": 0, "start": 8, "end": 26}
+
+
+def test_an_empty_split_is_left_out_of_the_card_and_the_command_says_so(hand_db, tmp_path):
+    """`datasets` cannot load a split of no rows (zero-byte JSON Lines, Parquet with no row group or an empty
+    one: all "corresponds to no data"), so load_dataset(DIR) has no validation split; the command's output says
+    so, not only the card."""
+    import datasets
+
+    from cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["export", "memento", "--db", str(hand_db), "--out", str(out),
+                                       "--split", "train=1,validation=0"])
+    assert result.exit_code == 0, result.output
+    assert ("empty: not in README.md's configs, so load_dataset(DIR) has no 'validation' split (datasets cannot "
+            "load a split of no rows)") in result.output
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert list(ds) == ["train"] and ds["train"].num_rows == 4
+    assert (out / "validation.jsonl").read_bytes() == b""
 
 
 # ---------------------------------------------------------------------------

@@ -5,10 +5,14 @@ labels that look like the total row, and a full disk."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -94,6 +98,23 @@ def test_export_out_in_the_warehouse_is_refused(built, target):
     assert fingerprint(built) == before
 
 
+@pytest.mark.parametrize("out_is", ["its_folder", "an_ancestor"])
+def test_export_out_that_holds_the_warehouse_is_refused_even_with_overwrite(built, tmp_path, out_is):
+    """`--out .` from the warehouse's folder, or any folder above it (`--out $HOME`), with --overwrite: the
+    export would replace that folder whole. In its folder a manifest.json names the warehouse's files too."""
+    (tmp_path / "work" / "om").mkdir(parents=True)
+    db = _copy_warehouse(built, tmp_path / "work" / "om")
+    out = {"its_folder": db.parent, "an_ancestor": tmp_path}[out_is]
+    (db.parent / "manifest.json").write_text(json.dumps({"splits": {"a": {"file": db.name},
+                                                                    "b": {"file": layout.data_dir(db).name}}}))
+    before = fingerprint(db)
+    result = invoke("export", "memento", "--db", db, "--out", out, "--overwrite")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {out} holds the warehouse's DuckDB file {db}; export into a directory "
+                             f"that does not hold the warehouse (the export replaces the directory whole)\n")
+    assert fingerprint(db) == before
+
+
 # ---------------------------------------------------------------------------
 # 7. Output paths below a file, or of the wrong kind
 
@@ -112,6 +133,55 @@ def test_export_out_below_a_file_is_one_line(built, tmp_path):
     result = invoke("export", "memento", "--db", built, "--out", tmp_path / "out" / "sets")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: --out {tmp_path / 'out' / 'sets'}: {tmp_path / 'out'} is a file, ")
+
+
+def test_report_out_to_a_named_pipe_writes_into_it(built, tmp_path):
+    """A FIFO (as /dev/stdout is, piped) is written to, not replaced by a regular file."""
+    fifo = tmp_path / "r.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    result = invoke("report", "--db", built, "--out", fifo)
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert got and got[0].startswith(b"<!DOCTYPE html>") and got[0].rstrip().endswith(b"</html>")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["r.fifo"]
+
+
+def test_report_out_dev_null_stays_a_character_device(built):
+    before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode)
+    result = invoke("report", "--db", built, "--out", "/dev/null")
+    assert result.exit_code == 0, result.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+
+
+def test_report_never_writes_through_a_planted_temp_name(built, tmp_path):
+    """`r.html.tmp -> victim.txt` (the temp name the report used): the temp file has a random name and is
+    created exclusively, so the victim is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in ("r.html.tmp", ".r.html.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    result = invoke("report", "--db", built, "--out", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "r.html").read_bytes().startswith(b"<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.html.tmp", "r.html", "r.html.tmp", "victim.txt"]
+
+
+def test_report_out_that_is_a_symlink_is_refused(built, tmp_path):
+    """Replacing the link would leave its target stale; writing through it would write wherever it points."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "r.html").symlink_to(victim)
+    result = invoke("report", "--db", built, "--out", tmp_path / "r.html")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --out {tmp_path / 'r.html'} is a symbolic link to {victim}; give the path "
+                             f"of the file itself\n")
+    assert victim.read_text() == "precious" and (tmp_path / "r.html").is_symlink()
 
 
 # ---------------------------------------------------------------------------
@@ -326,9 +396,10 @@ def test_export_on_a_full_disk_is_one_line_and_replaces_nothing(built, small_dis
     fill(leave=0)
     result = invoke("export", "memento", "--db", built, "--out", out, "--format", fmt, "--seed", "7")
     assert result.exit_code == 1 and result.output.count("\n") == 1
-    assert result.output.startswith(f"Error: disk full writing {out}/")
-    assert f"(0 KB free now); nothing was replaced and no temporary file is left in {out}" in result.output
+    assert result.output.startswith(f"Error: disk full writing {out}")
+    assert "(0 KB free now); nothing was replaced and no temporary file is left; " in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the old export, and nothing else
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler", "sets"]  # no stage left beside it
     assert fingerprint(built) == before
 
 

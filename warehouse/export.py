@@ -14,14 +14,11 @@ the spans of the response it is made of. They hold no text. One export is::
              laid out (texts cut out of the response at the spans, markup from
              ingest/parser.py); each example goes to its split (a hash of the seed and the
              whitespace-normalised problem, the smallest of its near-duplicate group's, found
-             before the stream) and is appended to that split's temp file
-             `.NAME.<pid>.export-tmp` beside the final NAME
-    finish   fsync the temp files and the new card's and manifest's temp files (everything
-             that takes space is written before anything is replaced; a full disk up to
-             here is one line, disk.disk_full, and removes every temp file), delete the
-             old manifest.json, os.replace each temp file
-             into place, write README.md (the dataset card), delete what the earlier export
-             listed and this one did not write, then write manifest.json (temp + replace) last
+             before the stream) and is appended to that split's file in the stage, a fresh
+             directory beside DIR (output.Stage)
+    finish   fsync the split files, write README.md (the dataset card) and manifest.json into the
+             stage (a full disk up to here is one line, disk.disk_full, and removes the stage),
+             then swap the stage in for DIR with one rename and remove the old export
 
 Why chunks and not one ORDER BY: in DuckDB 2.0.1 a sort whose payload holds the
 responses (~40 KB each) does not spill to disk (out of memory at any limit below
@@ -36,7 +33,7 @@ This module is the command: the plan and chunk queries, the stream, the manifest
 The rest, by job: export_records.py (the records' columns and messages per kind),
 export_splits.py (split fractions, near-duplicate groups), export_tokens.py (each
 record's exact n_tokens, --max-tokens), export_files.py (the split writers, temp
-files, what the directory may hold), export_card.py (README.md).
+files, what the directory may hold), export_card.py (README.md), output.py (the stage and its swap).
 """
 
 from __future__ import annotations
@@ -44,7 +41,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,13 +56,13 @@ from foundation.errors import WarehouseError
 from foundation.faults import checkpoint
 from warehouse import engine, guard
 from warehouse.export_card import CARD, dataset_card
-from warehouse.export_files import (MANIFEST, TMP_SUFFIX, SplitWriter, check_directory, remove_leftovers,
-                                    remove_paths, write_synced)
+from warehouse.export_files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
 from warehouse.export_records import (LABELS, LAYOUT_VERSION, SUMMARIZE_INSTRUCTION, has_text, messages_array,
                                       output_schema, turns)
 from warehouse.export_splits import (DEFAULT_SPLITS, GROUP_BATCH_ROWS, near_duplicate_groups,
                                      normalize_problem, parse_splits, problem_key, split_of)
 from warehouse.export_tokens import spans_tokens, summarize_tokens, within_max_tokens
+from warehouse.output import Stage, remove_leftovers
 
 __all__ = ["CARD", "MANIFEST", "REASONS", "SUMMARIZE_INSTRUCTION", "KINDS", "FORMATS", "DEFAULT_SPLITS", "export", "ensure_models",
            "ExportResult", "near_duplicate_groups", "normalize_problem", "parse_splits", "problem_key", "split_of"]
@@ -81,7 +77,7 @@ FORMATS = ("jsonl", "parquet")
 # Why an example is left out, in the order the reasons are tried: each is counted under the first that applies.
 REASONS = ("flagged", "domain", "outlier", "duplicate", "too_long", "empty", "copied")
 OUTLIER_MODEL = "outlier_traces"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 TOKEN_DEFINITION = ("cl100k_base tokens of the whole example as written: the user turn's content (the problem, "
                     "or for summarize the instruction, a blank line and the block) plus the assistant turn's "
                     "content (markup, separators and answer included), each counted as ordinary text "
@@ -153,6 +149,9 @@ class ExportResult:
                       if t else "tokens -")
             lines.append(f"  {name:<{width}}  {s['rows']:>10,} examples  {s['traces']:>9,} traces  "
                          f"{s['bytes'] / 1e6:9.1f} MB  {tokens}")
+            if not s["rows"]:  # said here, not only in the card: a training script's ds[name] would fail
+                lines.append(f"  {'':<{width}}  empty: not in {CARD}'s configs, so load_dataset(DIR) has no "
+                             f"{name!r} split (datasets cannot load a split of no rows)")
         left = [f"{n:,} {reason}" for reason, n in self.left_out.items() if n]
         lines.append("  left out: " + (", ".join(left) if left else "nothing")
                      + f" (of {self.candidates:,} candidate examples)")
@@ -351,13 +350,14 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     if max_tokens is not None and max_tokens < 1:
         raise WarehouseError(f"--max-tokens {max_tokens}: must be at least 1")
     finals = [f"{name}.{fmt}" for name, _ in split_list] + [CARD, MANIFEST]
-    spill = out / f".spill.{os.getpid()}{TMP_SUFFIX}"
-    # not over the warehouse, not below a file: checked before any work
-    guard.output_dir(db, out, finals + [f".{n}.{os.getpid()}{TMP_SUFFIX}" for n in finals] + [spill.name])
+    # not over the warehouse, not holding it, not below a file: checked before any work
+    guard.output_dir(db, out, finals)
     guard.require_warehouse(db)
     view = KINDS[kind]
     per_block = kind == "summarize"
-    check_directory(out, overwrite, db)  # before any build: stop early on a directory that is not an export
+    real = Path(os.path.realpath(out))  # a link to the export directory stays a link; its target is replaced
+    remove_leftovers(real)  # stages of killed exports into DIR (an old export set aside goes back first)
+    seen = check_directory(out, overwrite)  # before any build: stop early on a directory that is not an export
     models = ensure_models(db, view, models_dir=models_dir, echo=echo)
     if exclude_outliers:
         models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
@@ -365,10 +365,8 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     if domain is not None:
         _check_domain(db, domain)
 
-    guard.make_dir(out)
-    free_before = disk.free_bytes(out)
-    remove_leftovers(out)
-    listed, unknown = check_directory(out, overwrite, db)
+    guard.make_dir(real.parent)
+    free_before = disk.free_bytes(real.parent)
     if isinstance(exclude_outliers, str):  # the command line's value: "all" or REASONS, comma-separated
         exclude_outliers = exclude_outliers == "all" or [r.strip() for r in exclude_outliers.split(",") if r.strip()]
     outliers = (None if not exclude_outliers else "all" if exclude_outliers is True else list(exclude_outliers))
@@ -381,11 +379,10 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
     writers: dict[str, SplitWriter] = {}
     index = {name: i for i, (name, _) in enumerate(split_list)}
     empty = copies = too_long = 0
-    card_tmp = out / f".{CARD}.{os.getpid()}{TMP_SUFFIX}"
-    manifest_tmp = out / f".{MANIFEST}.{os.getpid()}{TMP_SUFFIX}"
+    stage = Stage(real, shown=out)
+    spill = stage.spill
     try:
         with storage.connect(db, read_only=True) as con:
-            spill.mkdir(exist_ok=True)
             con.execute("SET temp_directory = ?", [str(spill)])  # a bound value: --out may hold quotes
             # every chunk reads `traces`: its files' metadata once for the export, not once a chunk (with
             # 125-trace row groups, ~45 MiB parsed at 228,557 traces: peak RSS 610 -> 596 MiB, 15% less time)
@@ -412,7 +409,7 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             if storage.MEMORY_LIMIT:  # the warehouse connection's limit (MEMENTOS_MEMORY_LIMIT) for this one too
                 encoder.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])
             for name, _ in split_list:
-                writers[name] = SplitWriter(out / f"{name}.{fmt}", fmt, schema, encoder)
+                writers[name] = SplitWriter(stage.new / f"{name}.{fmt}", out / f"{name}.{fmt}", fmt, schema, encoder)
             order = "source_row, block_idx" if per_block else "source_row"
             plan_query = (f"SELECT * FROM __export_kept WHERE dataset = $dataset "
                           f"AND source_row BETWEEN $first AND $last ORDER BY {order}")
@@ -468,32 +465,21 @@ def export(db: str | Path, kind: str, out: str | Path, fmt: str = "jsonl", split
             "splits": split_info,
             "card": CARD,
         }
-        # Everything that takes space is written before anything is replaced: a full disk
-        # (or a kill) up to here leaves the files in `out` as they were.
-        write_synced(card_tmp, dataset_card(manifest, schema))
-        write_synced(manifest_tmp, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        # the card's sha256 too: the next export replaces only files that are exactly what this one wrote
+        manifest["card_sha256"] = write_synced(stage.new / CARD, dataset_card(manifest, schema))
+        write_synced(stage.new / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         checkpoint("export.before_rename")
-        (out / MANIFEST).unlink(missing_ok=True)  # a manifest on disk always describes the files beside it
-        for w in writers.values():
-            os.replace(w.tmp, w.final)
-        os.replace(card_tmp, out / CARD)
-        # what an earlier export listed and this one did not write (other split names, another format),
-        # and with --overwrite whatever else was there: the directory is now this export only
-        ours = {w.final.name for w in writers.values()} | {CARD, MANIFEST}
-        remove_paths([out / name for name in sorted(listed - ours)] + [p for p in unknown if p.name not in ours])
-        os.replace(manifest_tmp, out / MANIFEST)
+        if not overwrite:
+            check_unchanged(out, seen)  # nothing put in DIR since it was checked is deleted by the swap
+        stage.publish()  # DIR is now this export only: the old directory, whatever it held, is removed
     except BaseException as exc:
         for w in writers.values():
             w.abandon()
-        card_tmp.unlink(missing_ok=True)
-        manifest_tmp.unlink(missing_ok=True)
-        shutil.rmtree(spill, ignore_errors=True)
+        stage.discard()
         if disk.is_disk_full(exc):
-            raise disk.disk_full(disk.failed_path(exc, out), free_before=free_before,
-                                  done=f"nothing was replaced and no temporary file is left in {out}") from None
+            raise disk.disk_full(stage.public(disk.failed_path(exc, stage.spill)), free_before=free_before,
+                                  done="nothing was replaced and no temporary file is left") from None
         raise
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
     return ExportResult(kind, fmt, out, view, manifest["candidates"], left_out, split_info,
                         time.monotonic() - started, int(text_chars), filters, outlier_counts, near)
 

@@ -1,14 +1,13 @@
-"""The files of an export directory: each split written to a temp file beside its target (sha256, size
-and token statistics while writing), leftovers of killed exports, and what the directory may hold
-(what an earlier export's manifest lists, and anything else)."""
+"""The files of an export directory: each split written into the export's stage (output.Stage; sha256, size
+and token statistics while writing), and what the directory it replaces may hold (what an earlier export
+wrote, checked against its manifest's sha256, and anything else)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
-import shutil
+import stat
 from array import array
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,20 +16,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from foundation import storage
 from foundation.errors import WarehouseError
+from warehouse.output import create_exclusive
 
 MANIFEST = "manifest.json"
 ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on chunk boundaries
-TMP_SUFFIX = ".export-tmp"
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(TMP_SUFFIX) + "$")
 
 
 class HashingFile:
     """A binary file that hashes and counts what is written to it (ParquetWriter accepts it)."""
 
     def __init__(self, path: Path):
-        self._f = open(path, "wb")
+        self._f = create_exclusive(path)
         self.sha256 = hashlib.sha256()
         self.size = 0
 
@@ -72,9 +69,9 @@ class SplitWriter:
     the schema's order, UTF-8); Parquet is zstd, in row groups of exactly ROW_GROUP_ROWS.
     """
 
-    def __init__(self, final: Path, fmt: str, schema: pa.Schema, encoder):
-        self.final, self.fmt, self.schema, self.encoder = final, fmt, schema, encoder
-        self.tmp = final.with_name(f".{final.name}.{os.getpid()}{TMP_SUFFIX}")
+    def __init__(self, tmp: Path, final: Path, fmt: str, schema: pa.Schema, encoder):
+        """`tmp`: the file in the stage; `final`: where it will be (what errors name)."""
+        self.tmp, self.final, self.fmt, self.schema, self.encoder = tmp, final, fmt, schema, encoder
         self.file = HashingFile(self.tmp)
         self.rows = 0
         self.traces = 0
@@ -176,74 +173,105 @@ def _quantile(sorted_values, q: float) -> float:
     return int(value) if value == int(value) else round(value, 2)
 
 
-def _pid_alive(pid: int) -> bool:
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _earlier_export(out: Path) -> dict[str, str | None] | None:
+    """{name: sha256 or None} of what an earlier export's manifest says it wrote (its split files, its card);
+    None when there is no readable manifest. Only plain names inside `out` count."""
+    path = out / MANIFEST
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_leftovers(out: Path) -> list[Path]:
-    """Temp files and spill directories of exports into `out` that were killed; returns what was removed."""
-    removed = []
-    for path in sorted(out.iterdir()) if out.is_dir() else ():
-        m = _TMP_RE.match(path.name)
-        if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
-def _listed_by_manifest(out: Path) -> set[str] | None:
-    """The names an earlier export's manifest lists (its split files, its card, itself); None when the
-    manifest is missing or unreadable. Only plain names inside `out` count."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        names = {s["file"] for s in manifest["splits"].values()} | {MANIFEST}
+        if path.is_symlink() or not path.is_file():
+            return None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = {s["file"]: s.get("sha256") for s in manifest["splits"].values()}
         if manifest.get("card"):
-            names.add(manifest["card"])
+            files[manifest["card"]] = manifest.get("card_sha256")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
+    return {n: h if isinstance(h, str) else None for n, h in files.items()
+            if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..", MANIFEST)}
 
 
-def check_directory(out: Path, overwrite: bool, db: Path | None = None) -> tuple[set[str], list[Path]]:
-    """What is in `out` before an export: the names the earlier manifest lists, and everything else (files
-    and directories, but not export temp files, which remove_leftovers handles). Anything else stops the
-    export unless `overwrite` (it is then deleted once the new export is in place); the warehouse `db`
-    itself, its data directory and its lock are never deleted."""
+def _not_as_written(path: Path, sha256: str | None) -> str | None:
+    """Why `path`, listed by the earlier manifest, is not exactly what that export wrote (None: it is)."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link, which no export writes"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, which no export writes"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if sha256 is None:
+        return "manifest.json has no sha256 for it"
+    if _sha256(path) != sha256:
+        return "not the bytes manifest.json lists"
+    return None
+
+
+def entries(out: Path) -> dict[str, tuple]:
+    """What is in `out` (name -> type, inode, size, mtime): taken when it is checked, compared before the
+    export replaces it."""
+    result = {}
+    for p in sorted(out.iterdir()) if out.is_dir() else ():
+        st = p.lstat()
+        result[p.name] = (stat.S_IFMT(st.st_mode), st.st_ino, st.st_size, st.st_mtime_ns)
+    return result
+
+
+def check_directory(out: Path, overwrite: bool, option: str = "--out") -> dict[str, tuple]:
+    """`out` before an export replaces it whole: only what an earlier export wrote (its manifest, and the
+    regular files it lists with their sha256) may be replaced. Anything else stops the export unless
+    `overwrite`. Returns `entries(out)` as checked. (An `out` that holds the warehouse was refused before,
+    by guard.output_dir, --overwrite or not.)"""
     if not out.is_dir():
-        return set(), []
-    listed = _listed_by_manifest(out) or set()
-    unknown = [p for p in sorted(out.iterdir()) if p.name not in listed and not _TMP_RE.match(p.name)]
-    if db is not None:
-        own = {q.resolve() for q in (db, storage.data_dir(db), storage.lock_path(db), Path(f"{db}.wal"))}
-        if any(p.resolve() in own for p in unknown):
-            raise WarehouseError(f"--out {out} holds the warehouse {db} (or its data): export into a directory "
-                                 f"of its own")
-    if unknown and not overwrite:
-        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        why = ("no earlier export's manifest.json lists them" if (out / MANIFEST).exists()
-               else "there is no manifest.json of an earlier export")
-        raise WarehouseError(f"--out {out} holds files that are not part of an earlier export ({names}{more}; "
-                             f"{why}); export into a new or empty directory, or pass --overwrite to delete them")
-    return listed, unknown
-
-
-def remove_paths(paths) -> None:
-    for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+        return {}
+    seen = entries(out)
+    earlier = _earlier_export(out)
+    ours = {MANIFEST} if earlier is not None else set()
+    unknown = []  # (label, listed by the manifest)
+    for name in seen:
+        path = out / name
+        if name in ours:
+            continue
+        if earlier is not None and name in earlier:
+            why = _not_as_written(path, earlier[name])
+            if why is None:
+                continue
+            unknown.append((f"{name} ({why})", True))
         else:
-            path.unlink(missing_ok=True)
+            unknown.append((name + ("/" if path.is_dir() and not path.is_symlink() else ""), False))
+    if unknown and not overwrite:
+        names = ", ".join(label for label, _ in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        why = ("" if all(listed for _, listed in unknown[:5])
+               else "; no earlier export's manifest.json lists them" if earlier is not None
+               else "; there is no manifest.json of an earlier export")
+        raise WarehouseError(f"{option} {out} holds files that are not part of an earlier export ({names}{more}"
+                             f"{why}); export into a new or empty directory, or pass --overwrite to delete them")
+    return seen
 
 
-def write_synced(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+def check_unchanged(out: Path, seen: dict[str, tuple], option: str = "--out") -> None:
+    """Right before the swap: `out` holds what check_directory saw, so nothing added since is deleted."""
+    now = entries(out)
+    if now != seen:
+        changed = sorted(n for n in now.keys() | seen.keys() if now.get(n) != seen.get(n))
+        raise WarehouseError(f"{option} {out} changed while the export ran ({', '.join(changed[:5])}"
+                             f"{' and more' if len(changed) > 5 else ''}); nothing was replaced; run the export "
+                             f"again")
+
+
+def write_synced(path: Path, text: str) -> str:
+    """Write a new file (never through anything already there); its sha256."""
+    data = text.encode("utf-8")
+    with create_exclusive(path) as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    return hashlib.sha256(data).hexdigest()

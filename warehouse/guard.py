@@ -6,7 +6,8 @@
 * `output_file(db, out)` / `output_dir(db, out, names)`: `--out` may not be, or be
   inside, a part of the warehouse (the DuckDB file, its WAL, its lock, DuckDB's
   temp directory, the Parquet directory), and must not sit below an existing
-  file. They only check (call them before any work); `make_dir` then creates
+  file; a directory may not hold any of them either, at any depth (an export
+  replaces it whole). They only check (call them before any work); `make_dir` then creates
   the directories, with a one-line error if it cannot.
 * A full disk is one line (`foundation/disk.py`, which ingest uses too).
 """
@@ -115,21 +116,27 @@ def make_dir(path: Path, option: str = "--out") -> None:
         raise WarehouseError(f"{option}: cannot create the directory {path}: {exc.strerror}") from None
 
 
-def output_file(db: str | Path, out: str | Path, option: str = "--out", temp_suffix: str = ".tmp") -> Path:
-    """Check a file a command will write (and its temp file beside it)."""
+def output_file(db: str | Path, out: str | Path, option: str = "--out") -> Path:
+    """Check a file a command will write (its temp file goes in the same folder, so the same check covers it)."""
     out = Path(out)
     if out.is_dir():
         raise WarehouseError(f"{option} {out} is a directory; give a file name (e.g. {out / 'report.html'})")
     _check_parents(out, option)
-    refuse_warehouse_paths(db, [out, out.with_name(out.name + temp_suffix)], option)
+    refuse_warehouse_paths(db, [out], option)
     return out
 
 
 def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = "--out") -> Path:
-    """Check a directory a command will write the files `names` into."""
+    """Check a directory a command will write the files `names` into. The export replaces the directory
+    whole, so it may not hold any part of the warehouse either, at any depth."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise WarehouseError(f"{option} {out} is a file; give a directory (the export writes one file per split)")
     _check_parents(out, option)
     refuse_warehouse_paths(db, [out, *(out / n for n in names)], option)
+    resolved = out.resolve()
+    for part, what, _ in _protected(Path(db)):
+        if resolved in part.resolve().parents:
+            raise WarehouseError(f"{option} {out} holds the warehouse's {what} {part}; export into a directory "
+                                 f"that does not hold the warehouse (the export replaces the directory whole)")
     return out

@@ -12,7 +12,9 @@ Three steps, each a function that tests can call on its own:
     plots.render_all(data)              six PNGs, base64 data: URIs (warehouse/plots.py)
     render_html(data) -> str            Jinja2, autoescape on (templates/report.html.j2)
 
-`write_report(db, out)` runs the three and writes the file. Nothing in the page
+`write_report(db, out)` runs the three and writes the file (warehouse/output.py: a
+temp file of a random name, renamed over a regular file; a device or pipe written
+as it is). Nothing in the page
 loads anything from the network: CSS is inline, images are data: URIs, and
 there is no script.
 """
@@ -28,11 +30,12 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog, disk, storage
+from foundation import catalog, storage
 from foundation.errors import WarehouseError
 from foundation.resources import resource_dir
 from warehouse import card, guard
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
+from warehouse.output import write_file
 from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
 
 TEMPLATES = resource_dir("templates")
@@ -431,7 +434,7 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     t = time.monotonic()
     body = render_html(data).encode("utf-8")
     guard.make_dir(out.parent)
-    write_atomically(out, body)
+    write_file(out, body)  # atomically over a file; a device or pipe (/dev/null, a FIFO) written as it is
     timings["render"] = time.monotonic() - t
     seconds = time.monotonic() - t0
     return ReportResult(out, len(body), seconds, timings, len(data.views))
@@ -455,22 +458,3 @@ def _small_pool(con: duckdb.DuckDBPyConnection):
         raise storage.out_of_memory(exc, REPORT_MEMORY_LIMIT) from None
     finally:
         con.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])  # what storage.connect set
-
-
-def write_atomically(out: Path, body: bytes) -> None:
-    """Write `out.tmp`, then rename it over `out`. On any failure the temp file is removed and `out`
-    is as it was; a full disk is one line with the path and the size needed."""
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(out)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and disk.is_disk_full(exc):
-            raise disk.disk_full(out, len(body), done=f"{out} is unchanged") from None
-        if isinstance(exc, OSError):
-            raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
-        raise

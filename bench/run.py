@@ -570,9 +570,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [args.traces] if args.traces else [int(s) for s in args.sizes.split(",") if s.strip()]
     steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
-    unknown = set(steps) - set(STEPS)
+    unknown = set(steps) - set(STEPS + EXTRA_STEPS)
     if unknown:
-        ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
+        ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS + EXTRA_STEPS)}")
     started, t0 = dt.datetime.now(), time.monotonic()
     runs = [run_size(n, args.seed, steps, args.workers, args.keep) for n in sizes]
     text = render(runs, started, time.monotonic() - t0)

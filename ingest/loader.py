@@ -66,7 +66,10 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
         checkpoint("ingest.before_commit")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a COMMIT that failed (a full disk) ended the transaction already: the first error counts
         raise
 
 

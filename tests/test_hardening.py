@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from conftest import memento, row, write_hub_dir
+from conftest import REPO, memento, row, write_hub_dir, write_jsonl
 from foundation import layout, storage
 from mementos_sample import write_sample
 from warehouse.guard import NOT_A_WAREHOUSE
@@ -412,3 +412,62 @@ def test_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch):
     assert failed.endswith("; DuckDB may use 2MB here (MEMENTOS_MEMORY_LIMIT): set it higher, "
                            "e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("room", ["none", "the_copy"])  # the staged catalog does not fit / it fits, its commit does not
+def test_disk_full_at_the_ingests_commit_is_one_line_and_publishes_nothing(tmp_path, small_disk, room):
+    """The ingest is held once its Parquet is written (MEMENTOS_STOP_AT), the disk filled, then resumed."""
+    import os
+    import signal
+
+    mnt, fill = small_disk
+    src = write_jsonl(tmp_path / "in.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(40)])
+    db = mnt / "w.duckdb"
+    assert invoke("ingest", src, "--db", db, "--no-tokens", "-q", "--name", "t").exit_code == 0
+    before = fingerprint(db)
+    env = {**os.environ, "MEMENTOS_STOP_AT": "ingest.before_load@1"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ingest", str(src), "--db", str(db), "--name", "u",
+                             "--workers", "0", "--no-progress", "--no-tokens"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    fill(leave=8192 if room == "none" else db.stat().st_size + 64 * 1024)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    (mnt / "filler").unlink()
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("Error: disk full writing ") and "the warehouse is unchanged" in err
+    assert fingerprint(db) == before
+
+
+def test_a_read_only_file_system_is_one_line_for_every_writer_and_readers_still_read(tmp_path, small_disk):
+    mnt, _ = small_disk
+    src = write_jsonl(tmp_path / "in.jsonl", [row(memento([("b", "s")]))])
+    db = mnt / "w.duckdb"
+    assert invoke("ingest", src, "--db", db, "--no-tokens", "-q", "--name", "t").exit_code == 0
+    assert subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True).returncode == 0
+    try:
+        before = fingerprint(db)
+        for args in (["ingest", src, "--db", db, "--no-tokens", "-q"], ["build", "--db", db],
+                     ["sql", "CREATE TABLE x AS SELECT 1", "--db", db, "--write"],
+                     ["report", "--db", db, "--out", mnt / "r.html"],
+                     ["export", "memento", "--db", db, "--out", mnt / "x"],
+                     ["sample", "--traces", 3, "--out", mnt / "s"]):
+            result = invoke(*args)
+            assert result.exit_code == 1 and result.output.count("\n") == 1, (args, result.output)
+            assert result.output.startswith("Error: ") and "ead-only file system" in result.output, (args, result.output)
+        result = invoke("sql", "SELECT count(*) AS n FROM traces", "--db", db, "--format", "csv")
+        assert result.output.split() == ["n", "1"], result.output
+        assert fingerprint(db) == before
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+
+
+def test_sample_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk):
+    mnt, fill = small_disk
+    fill(leave=0)
+    result = invoke("sample", "--traces", 50, "--out", mnt / "s")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: disk full writing {mnt}/")
+    assert f"nothing was written to {mnt / 's'}; free some space" in result.output
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler"]

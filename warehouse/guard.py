@@ -97,12 +97,17 @@ def refuse_warehouse_paths(db: str | Path, paths: list[Path], option: str = "--o
 
 
 def _check_parents(path: Path, option: str) -> None:
-    """Every existing ancestor of `path` must be a directory."""
+    """Every existing ancestor of `path` must be a directory, and the nearest one writable: said
+    before any work, not after a build."""
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise WarehouseError(f"{option} {path}: {parent} is a file, not a directory; "
                                      f"choose a path whose parents are directories")
+            if not os.access(parent, os.W_OK):
+                read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+                why = "is on a read-only file system" if read_only else "is not writable for you"
+                raise WarehouseError(f"{option} {path}: {parent} {why}; choose a folder you can write")
             return
 
 

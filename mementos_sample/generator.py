@@ -769,14 +769,30 @@ def _shard_name(config_dir: str, i: int, n: int) -> str:
     return f"{config_dir}/train-{i:05d}-of-{n:05d}.parquet"
 
 
-def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    # Dictionary and statistics only on the small columns: on 40 KB strings they
-    # cost time and are useless. No timestamps are written, so bytes are stable.
-    small = ["domain", "source", "difficulty"]
-    return pq.ParquetWriter(
-        path, schema, compression="zstd", use_dictionary=["domain", "source"],
-        write_statistics=small,
-    )
+class _writer:
+    """A shard's Parquet writer over a file it closes itself, also when the writer's close fails
+    (a full disk): pyarrow would leave the file open until the writer is collected."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.sink = pa.OSFile(str(path), "wb")
+        # Dictionary and statistics only on the small columns: on 40 KB strings they
+        # cost time and are useless. No timestamps are written, so bytes are stable.
+        small = ["domain", "source", "difficulty"]
+        try:
+            self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd", use_dictionary=["domain", "source"],
+                                           write_statistics=small)
+        except BaseException:
+            self.sink.close()
+            raise
+
+    def write_table(self, table: pa.Table, row_group_size: int) -> None:
+        self.writer.write_table(table, row_group_size=row_group_size)
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.sink.close()
 
 
 def _readme(params: dict, summary: SampleSummary) -> str:
@@ -988,8 +1004,10 @@ def _generate_rows(tmp: Path, traces: int, seed: int, shard_rows: int, progress:
                     f.result()
             finally:
                 wait(pending)  # never close a writer under a running write
-                wd.close()
-                wf.close()
+                try:
+                    wd.close()
+                finally:  # also when the first close fails (a full disk): no file is left open
+                    wf.close()
             if progress:
                 print(f"\rsample: {row_idx:,}/{traces:,} traces, shard {shard + 1}/{n_shards}",
                       end="" if shard + 1 < n_shards else "\n", file=sys.stderr, flush=True)

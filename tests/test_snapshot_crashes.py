@@ -20,6 +20,7 @@ import pytest
 
 from conftest import REPO, memento, row, write_jsonl
 from ingest.pipeline import run_ingest
+from foundation import layout
 from warehouse_state import committed_dirs, run_dirs
 
 READER = """
@@ -89,43 +90,57 @@ def writer(args: list, kill_at: str | None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def state(db: Path) -> tuple[int, int, int]:
+    import mementos
+
+    with mementos.connect(db) as con:
+        return con.execute("SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM segments), "
+                           "(SELECT count(*) FROM trace_compression)").fetchall()[0]
+
+
+# In the order they are passed; the last ones are after the publish's rename, so the new state stays.
 INGEST_POINTS = ["ingest.start", "ingest.mid_write", "ingest.before_load", "ingest.publish.views",
                  "ingest.before_commit", "snapshot.before_publish", "snapshot.after_publish", "ingest.after_commit"]
-PUBLISHED_AT = {"snapshot.after_publish", "ingest.after_commit"}  # killed after the rename: the new state
-# make test runs one point of each writer (about 9 s each); make test-slow runs every point.
-FAST_INGEST, FAST_BUILD = "snapshot.before_publish", "snapshot.after_publish"
+BUILD_POINTS = ["build.after_create", "build.before_swap", "build.before_commit", "snapshot.before_publish",
+                "snapshot.after_publish"]
+PUBLISHED = {"snapshot.after_publish", "ingest.after_commit"}
 
 
-@pytest.mark.parametrize("point", [p if p == FAST_INGEST else pytest.param(p, marks=pytest.mark.slow)
-                                   for p in INGEST_POINTS])
-def test_ingest_killed_while_readers_loop(db, base, point):
+def test_ingest_killed_at_each_point_while_readers_loop(db, base):
+    """One killed ingest after another (each cleans up after the one before), readers looping throughout."""
     args = ["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress", "--no-tokens"]
-    results = []
-    seen, errors = with_readers(db, lambda: results.append(writer(args, point)))
-    assert results[0].returncode == -signal.SIGKILL, results[0].stderr
+    after = {}
+
+    def kill_each():
+        for point in INGEST_POINTS:
+            result = writer(args, point)
+            assert result.returncode == -signal.SIGKILL, (point, result.stderr)
+            after[point] = state(db)
+
+    seen, errors = with_readers(db, kill_each)
     assert errors == []
-    assert seen <= {STATE_OLD, STATE_INGESTED} and STATE_OLD in seen
-    if point not in PUBLISHED_AT:
-        assert STATE_INGESTED not in seen
-    assert writer(args, None).returncode == 0  # the next write cleans up after the killed one
+    assert after == {p: STATE_INGESTED if INGEST_POINTS.index(p) >= INGEST_POINTS.index("snapshot.after_publish")
+                     else STATE_OLD for p in INGEST_POINTS}
+    assert seen == {STATE_OLD, STATE_INGESTED}  # never a mix of the two
+    assert writer(args, None).returncode == 0  # the next write cleans up after the killed ones
     assert run_dirs(db) == committed_dirs(db)
 
 
-BUILD_POINTS = ["build.after_create", "build.before_swap", "build.before_commit", "snapshot.before_publish",
-                "snapshot.after_publish"]
-
-
-@pytest.mark.parametrize("point", [p if p == FAST_BUILD else pytest.param(p, marks=pytest.mark.slow)
-                                   for p in BUILD_POINTS])
-def test_build_killed_while_readers_loop(db, base, point):
+def test_build_killed_at_each_point_while_readers_loop(db, base):
     assert writer(["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress",
                    "--no-tokens"], None).returncode == 0
-    results = []
-    seen, errors = with_readers(db, lambda: results.append(writer(["build", "--db", db], point)))
-    assert results[0].returncode == -signal.SIGKILL, results[0].stderr
+    after = {}
+
+    def kill_each():
+        for point in BUILD_POINTS:
+            result = writer(["build", "--db", db], point)
+            assert result.returncode == -signal.SIGKILL, (point, result.stderr)
+            after[point] = state(db)
+
+    seen, errors = with_readers(db, kill_each)
     assert errors == []
-    assert seen <= {STATE_INGESTED, STATE_BUILT} and STATE_INGESTED in seen
-    if point != "snapshot.after_publish":
-        assert STATE_BUILT not in seen
+    assert after == {p: STATE_BUILT if p in PUBLISHED else STATE_INGESTED for p in BUILD_POINTS}
+    assert seen == {STATE_INGESTED, STATE_BUILT}
     assert writer(["build", "--db", db], None).returncode == 0
     assert not list(db.parent.glob(f".{db.name}.publish-*"))  # no link left beside the catalog
+    assert len(list(layout.snapshot_dir(db).glob("*.duckdb"))) == 1

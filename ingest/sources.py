@@ -138,6 +138,8 @@ def _from_hub_layout(source: str, wanted: tuple[str, ...], where: str) -> list[S
                 f"and data/train-* (default) and full/train-* (full) files"
             ) from None
         except Exception as exc:  # network, auth, malformed card: all reported the same way
+            if _out_of_memory(exc):
+                raise  # not the card's fault: the CLI says what to change
             if os.path.isdir(source):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise SourceError(
@@ -270,9 +272,17 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
     except SourceError:
         raise
     except Exception as exc:
+        if _out_of_memory(exc):
+            raise  # not the file's fault: the CLI says what to change
         raise SourceError(_read_error(sf, rows_before, exc)) from None
     if rows_before == 0:
         raise SourceError(f"{sf.path}: the file has no rows; remove it or regenerate it")
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """Memory the reader could not get (Arrow's ArrowMemoryError is a MemoryError), or a thread it could not
+    start under an address-space cap: foundation.storage.out_of_memory words these for the CLI."""
+    return isinstance(exc, MemoryError) or "can't start new thread" in str(exc)
 
 
 _DATASETS_READ_LOGGERS = ("datasets.packaged_modules.parquet.parquet", "datasets.packaged_modules.json.json")

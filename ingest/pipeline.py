@@ -79,6 +79,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     started_at = datetime.now()
     dataset = sources.dataset_name(name, source)
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
+    sources.check_db(files, db)
     workers = (os.cpu_count() or 1) if workers is None else workers
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)

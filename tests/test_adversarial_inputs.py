@@ -110,3 +110,130 @@ def test_a_bad_mementos_memory_limit_is_one_line_in_every_command(built, tmp_pat
         assert result.returncode == 1 and result.stderr.count("\n") == 1, (args, result.stderr)
         assert result.stderr.startswith(f"Error: MEMENTOS_MEMORY_LIMIT={value!r} {why}"), (args, result.stderr)
     assert not (tmp_path / "new.duckdb").exists() and not (tmp_path / "sample").exists()
+
+
+# ---------------------------------------------------------------------------
+# 9. Inputs
+
+
+def _model(directory: Path, name: str, select: str, grain: str = "trace_id") -> None:
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.sql").write_text(f"/*\nname: {name}\nversion: 1\nkind: table\ngrain: [{grain}]\n"
+                                           f"description: A planted model.\n*/\n{select}\n")
+
+
+def _statuses(db: Path) -> list[tuple]:
+    from warehouse.query import execute
+
+    return execute(db, "SELECT t.trace_id, status, list(code ORDER BY code) FILTER (WHERE code IS NOT NULL) "
+                       "FROM traces t LEFT JOIN parse_issues USING (trace_id) GROUP BY ALL ORDER BY ALL").rows
+
+
+def test_an_all_null_response_column_flags_its_rows(tmp_path):
+    """A file whose responses are all missing has a `response` column of Arrow type null: each row is flagged
+    empty_response, as a single missing response is, and the ingest goes on."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "nulls.parquet"
+    pq.write_table(pa.table({"problem": ["p0", "p1"], "response": pa.nulls(2)}), src)
+    assert pa.types.is_null(pq.read_schema(src).field("response").type)
+    result = invoke("ingest", src, "--db", tmp_path / "w.duckdb", "--workers", "0", "--no-tokens", "-q")
+    assert result.exit_code == 0, result.output
+    assert _statuses(tmp_path / "w.duckdb") == [("nulls:0", "flagged", ["empty_response"]),
+                                               ("nulls:1", "flagged", ["empty_response"])]
+
+
+def test_a_string_view_response_column_is_read_as_text(tmp_path):
+    """Polars and DuckDB write Arrow's string_view; pyarrow's binary_length has no kernel for it. The rows are
+    parsed as if the column were plain strings: one well-formed trace (through worker processes), one flagged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "views.parquet"
+    responses = [memento([("a b c d", "a b")]), "no markup at all"]
+    pq.write_table(pa.table({"problem": pa.array(["p0", "p1"], pa.string_view()),
+                             "response": pa.array(responses, pa.string_view())}), src)
+    result = invoke("ingest", src, "--db", tmp_path / "w.duckdb", "--workers", "1", "--no-tokens", "-q")
+    assert result.exit_code == 0, result.output
+    assert _statuses(tmp_path / "w.duckdb") == [("views:0", "ok", None),
+                                               ("views:1", "flagged", ["no_blocks", "no_think"])]
+
+
+def test_ingest_refuses_a_db_that_is_its_own_source_before_writing(tmp_path):
+    """`ingest X.parquet --db X.parquet`: DuckDB opened the Parquet file as a database and ingest failed with a
+    Catalog traceback, leaving X.parquet.lock and X.parquet.data/ behind. Now one line, and nothing is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "x.parquet"
+    pq.write_table(pa.Table.from_pylist(rows_of()), src)
+    before = src.read_bytes()
+    result = invoke("ingest", src, "--db", src, "--no-tokens", "-q")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output == (f"Error: --db {src} is one of the files ingest reads (default config); the warehouse "
+                             f"is a DuckDB file of its own: give a new name, e.g. --db {tmp_path / 'x.duckdb'}\n")
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_sql_update_extensions_is_refused_in_one_line(built):
+    """UPDATE EXTENSIONS has a statement type (29) DuckDB's Python enum does not name: reading `.type` raised
+    ValueError. It is refused like any statement that is not known to be read-only."""
+    result = invoke("sql", "UPDATE EXTENSIONS", "--db", built)
+    assert result.exit_code == 1
+    assert result.output == ("Error: runs a kind of statement DuckDB's Python API cannot name (such as UPDATE "
+                             "EXTENSIONS), and `sql` without --write changes nothing on disk; pass --write to run it "
+                             "(it then takes the writer lock)\n")
+
+
+def test_a_model_named_with_the_engine_prefix_is_refused(built, tmp_path):
+    """__build_zz beside zz: the engine builds zz as __build_zz, so one would drop or replace the other."""
+    mine = tmp_path / "mine"
+    _model(mine, "zz", "SELECT trace_id FROM traces")
+    _model(mine, "__build_zz", "SELECT trace_id FROM traces")
+    before = built.read_bytes()
+    result = invoke("build", "--db", built, "--models", mine)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {mine / '__build_zz.sql'}: model name '__build_zz' starts with __, which is "
+                             f"reserved for the engine's working tables (it builds NAME as __build_NAME); rename "
+                             f"the file and its name\n")
+    assert built.read_bytes() == before
+
+
+def test_a_user_outlier_traces_without_the_report_columns_is_named_before_the_report(tmp_path):
+    """A model of yours replacing outlier_traces with only trace_id and reasons built, then the report failed with
+    a Binder traceback; now one line names the file and every column the report reads that it lacks."""
+    db = ingest(tmp_path, rows_of())
+    mine = tmp_path / "mine"
+    _model(mine, "outlier_traces", "SELECT trace_id, 'mine' AS reasons, 1 AS n_reasons, status, dataset, domain "
+                                   "FROM traces WHERE status = 'flagged'")
+    out = tmp_path / "r.html"
+    result = invoke("report", "--db", db, "--models", mine, "--out", out, "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output == (f"Error: {mine / 'outlier_traces.sql'}: the report reads the columns issue_codes, "
+                             f"duplicate_of, n_blocks, ratio_chars, domain_median_ratio_chars, ratio_z, blocks_z, "
+                             f"max_block_chars, max_block_z, answer_chars of outlier_traces, which this model does not "
+                             f"have; add them to its SELECT (warehouse.md, \"Your own models\"), or leave the model "
+                             f"out of --models\n")
+    assert not out.exists()
+
+
+def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
+    """REPORT_COLUMNS is complete: with every model it names cut down to exactly those columns, gather runs."""
+    import shutil
+
+    from foundation import layout, storage
+    from warehouse.engine import existing_objects
+    from warehouse.report import REPORT_COLUMNS, gather
+
+    db = tmp_path / built.name  # the base views name their Parquet directory by the file's name
+    shutil.copy(built, db)
+    shutil.copytree(layout.data_dir(built), layout.data_dir(db))
+    with storage.connect(db, read_only=False) as con:
+        objects = existing_objects(con)
+        for model, columns in REPORT_COLUMNS.items():
+            con.execute(f"CREATE TABLE cut AS SELECT {', '.join(columns)} FROM {model}")
+            con.execute(f"DROP {objects[model].upper()} {model}")
+            con.execute(f"ALTER TABLE cut RENAME TO {model}")
+        data = gather(con, str(db), ["a:0"])
+    assert data.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]

@@ -46,6 +46,32 @@ SCATTER_SAMPLE = 3000
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
                  "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
                  "compression_by_position")
+# The columns `gather` reads of each model (its queries and card_rows; a model of yours replacing one must have
+# them): checked first, so a missing one is named rather than a Binder error in the middle of the report.
+REPORT_COLUMNS = {
+    "block_pairs": ("domain", "ratio_chars", "block_chars", "memento_chars", "block_tokens", "memento_tokens"),
+    "trace_compression": ("trace_id", "domain", "n_blocks", "ratio_chars", "compression_chars",
+                          "compression_tokens", "block_tokens", "memento_tokens"),
+    "domain_compression": ("domain", "is_total", "median_ratio_chars", "median_trace_ratio_chars",
+                           "median_trace_ratio_words"),
+    "inference_summary": ("domain", "is_total", "k", "traces", "median_peak_no_eviction",
+                          "median_peak_with_eviction", "median_peak_plain_cot", "p90_peak_with_eviction",
+                          "median_saved_fraction_vs_no_eviction", "median_saved_fraction_vs_plain_cot",
+                          "median_kv_saved_fraction_vs_plain_cot", "share_fits_8k_plain_cot",
+                          "share_fits_8k_with_eviction", "share_fits_16k_plain_cot", "share_fits_16k_with_eviction",
+                          "share_fits_32k_plain_cot", "share_fits_32k_with_eviction"),
+    "compression_by_position": ("domain", "is_total", "position_order", "median_ratio_chars"),
+    "retention_summary": ("domain", "is_total", "pairs", "pairs_with_numbers", "median_numbers_kept_fraction",
+                          "p10_numbers_kept_fraction", "p90_numbers_kept_fraction", "share_keeping_every_number",
+                          "median_word_recall", "p10_word_recall", "p90_word_recall"),
+    "memento_retention": ("trace_id", "block_idx", "domain", "block_chars", "memento_chars", "block_numbers",
+                          "numbers_kept", "numbers_kept_fraction", "block_content_words", "content_words_kept",
+                          "word_recall"),
+    "outlier_traces": ("trace_id", "dataset", "domain", "status", "reasons", "n_reasons", "issue_codes",
+                       "duplicate_of", "n_blocks", "ratio_chars", "domain_median_ratio_chars", "ratio_z", "blocks_z",
+                       "max_block_chars", "max_block_z", "answer_chars"),
+    "full_alignment": ("trace_id", "full_trace_id", "link", "aligned"),
+}
 REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
 LEAST_INFORMATIVE = 10  # mementos listed in the retention section
 MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
@@ -112,6 +138,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     if missing:
         raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
                              f"run `mementos build --db {db}` (the report command does it for you)")
+    check_columns(con, models_dir)
 
     # traces per dataset, domain and status: one pass over `traces` (all_traces, a view, would also join
     # every trace's issue codes), from which the totals, datasets and domains are summed
@@ -275,6 +302,25 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
         outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con, models_dir))
+
+
+def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
+    """Every column of REPORT_COLUMNS in its model's table, or one line naming the model's file and what it lacks."""
+    found: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT lower(table_name), lower(column_name) FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall():
+        found.setdefault(table, set()).add(column)
+    for model, columns in REPORT_COLUMNS.items():
+        lacking = [c for c in columns if model in found and c not in found[model]]
+        if lacking:
+            from warehouse.models import discover
+
+            where = getattr(discover(models_dir).get(model), "where", f"models/{model}.sql")
+            raise WarehouseError(
+                f"{where}: the report reads the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)} of "
+                f"{model}, which this model does not have; add {'them' if len(lacking) > 1 else 'it'} to its SELECT "
+                f"(warehouse.md, \"Your own models\"), or leave the model out of --models")
 
 
 def _trace_counts(counts: list[tuple]) -> tuple[dict, list[dict], list[dict]]:

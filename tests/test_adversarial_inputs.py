@@ -237,3 +237,51 @@ def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
             con.execute(f"ALTER TABLE cut RENAME TO {model}")
         data = gather(con, str(db), ["a:0"])
     assert data.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]
+
+
+# ---------------------------------------------------------------------------
+# 10. Nothing to analyse
+
+
+def _full_only(tmp_path: Path) -> Path:
+    from conftest import full_row
+    from ingest.pipeline import run_ingest
+
+    rows = [full_row([["One step.", "Two steps."], ["Three."]], ["a", "b"], problem=f"Q{i}?") for i in range(3)]
+    src = write_hub_dir(tmp_path / "src", rows, full_rows=rows)
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(src), db, config="full", name="f", with_tokens=False, workers=0, progress=False)
+    return db
+
+
+def _nothing_written(tmp_path: Path) -> Path:
+    """The warehouse an ingest leaves when it fails on its first row: base views, and no run."""
+    from conftest import write_jsonl
+
+    db = tmp_path / "w.duckdb"
+    src = write_jsonl(tmp_path / "bad.jsonl", [{"problem": "p", "response": 5}])
+    assert invoke("ingest", src, "--db", db, "--workers", "0", "-q").exit_code == 1
+    return db
+
+
+@pytest.mark.parametrize("make, how", [(_full_only, "its ingest runs read the full config only"),
+                                       (_nothing_written, "no ingest has written any")])
+def test_a_warehouse_without_default_traces_builds_and_reports_nothing_to_analyse(tmp_path, make, how):
+    """compression_breakdown's total row summed no trace to NULL, failing its not_null audit, so build and
+    report failed. Now every model builds empty (the total row counts 0 traces) and the report says why."""
+    from warehouse.engine import build
+    from warehouse.query import execute
+
+    db = make(tmp_path)
+    result = build(db)
+    assert result.ok and not result.by_status("failed"), result.format()
+    assert execute(db, "SELECT dimension, traces, flagged_traces, blocks FROM compression_breakdown").rows == \
+        [("all", 0, 0, 0)]
+    out = tmp_path / "r.html"
+    result = invoke("report", "--db", db, "--out", out)
+    assert result.exit_code == 0, result.output
+    reason = (f"This warehouse holds no traces of the default config ({how}); ingest the responses with "
+              f"`mementos ingest SOURCE --config default` (or --config all).")
+    assert result.output.startswith(f"report: nothing to analyse: {reason}\nwrote {out} ")
+    assert (f'<p class="nothing" id="nothing-to-analyse"><strong>Nothing to analyse.</strong> {reason} The figures, '
+            f'plots and tables below are empty.</p>') in out.read_text()

@@ -469,6 +469,8 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
         with _small_pool(con):
             data = gather(con, str(db), list(traces), outliers, models_dir=models_dir)
     timings["queries"] = time.monotonic() - t
+    if data.nothing_to_analyse:
+        echo(f"report: nothing to analyse: {data.nothing_to_analyse}")
     t = time.monotonic()
     data.plots = plots.render_all(data)
     timings["plots"] = time.monotonic() - t

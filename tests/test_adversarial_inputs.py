@@ -285,3 +285,96 @@ def test_a_warehouse_without_default_traces_builds_and_reports_nothing_to_analys
     assert result.output.startswith(f"report: nothing to analyse: {reason}\nwrote {out} ")
     assert (f'<p class="nothing" id="nothing-to-analyse"><strong>Nothing to analyse.</strong> {reason} The figures, '
             f'plots and tables below are empty.</p>') in out.read_text()
+
+
+# ---------------------------------------------------------------------------
+# 11. One 50 MB response
+
+# VmHWM, not ru_maxrss: Linux carries the forking process's peak (pytest's, here) over into ru_maxrss
+PEAK_RSS = """import re, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    kib = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+    print(f"peak rss {int(kib) * 1024}", file=sys.stderr)
+"""
+
+
+def run_measured(*args) -> tuple[subprocess.CompletedProcess, int]:
+    """`python cli.py ARGS` with DuckDB's default pools (MEMENTOS_MEMORY_LIMIT unset), and its peak RSS in bytes."""
+    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_MEMORY_LIMIT"}
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(REPO / "cli.py"), *map(str, args)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    peak = int(result.stderr.rsplit("peak rss ", 1)[1])
+    return result, peak
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory) -> tuple[Path, str]:
+    """A warehouse (with tokens, all models built) holding one trace with a 50 MB block, and three small ones."""
+    from ingest.pipeline import run_ingest
+    from warehouse.engine import build
+
+    tmp = tmp_path_factory.mktemp("huge")
+    block = "".join(f"step {i}: x = {i * 7 % 1000}, so y = {i % 97}\n" for i in range(1_700_000))[:50_000_000]
+    assert len(block) == 50_000_000 and block == block.strip()  # 49,990,000 characters between head and tail
+    response = memento([(block, "x and y, step by step")])
+    src = write_hub_dir(tmp / "src", [row(response, problem="The long one?")] + rows_of())
+    db = tmp / "w.duckdb"
+    run_ingest(str(src), db, config="default", name="big", with_tokens=True, workers=0, progress=False)
+    assert build(db).ok
+    return db, response
+
+
+def test_export_of_a_50_mb_response_fits_the_default_pool_and_1_gib(huge, tmp_path):
+    """DuckDB's to_json asked for 512 MiB to encode the 50 MB row (six bytes a character, rounded up to a power of
+    two), more than the 600 MB pool; such rows are now encoded by export_json, the same bytes."""
+    import json
+
+    db, response = huge
+    result, peak = run_measured("export", "memento", "--db", db, "--out", tmp_path / "sets", "--split", "train=1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert peak < 2**30, peak
+    records = [json.loads(line) for line in (tmp_path / "sets" / "train.jsonl").read_text().splitlines()]
+    [record] = [r for r in records if r["trace_id"] == "big:0"]
+    assert record["messages"] == [{"role": "user", "content": "The long one?"},
+                                  {"role": "assistant", "content": response}]
+
+
+def test_summarize_export_of_a_50_mb_block_fits_1_gib(huge, tmp_path):
+    """Whether a memento copies its block split the 50 MB block into 8 million words: 1.3 GB. A memento shorter
+    than the block's non-whitespace characters cannot hold it, and is now told so without the split."""
+    db, _ = huge
+    result, peak = run_measured("export", "summarize", "--db", db, "--out", tmp_path / "sets", "--split", "train=1",
+                                "-q")
+    assert result.returncode == 0, result.stderr
+    assert peak < 2**30, peak
+
+
+def test_export_json_writes_what_duckdb_to_json_writes():
+    """export_json's lines equal DuckDB's to_json over the export's schemas: every character that is escaped,
+    non-ASCII text, NULLs in every position, empty lists and numbers."""
+    import duckdb
+    import pyarrow as pa
+
+    from warehouse import export_json
+    from warehouse.export_records import output_schema
+
+    every = "".join(chr(c) for c in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff \\\" \\u0041 /"
+    spans = [{"kind": "block", "block_idx": 0, "start": 0, "end": 5}, {"kind": "answer", "block_idx": None,
+                                                                        "start": 6, "end": 2**40}]
+    con = duckdb.connect()
+    for kind in ("memento", "summarize"):
+        schema = output_schema(kind)
+        rows = []
+        for i, text in enumerate([every, "", None, "plain"]):
+            record = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": every}],
+                      "trace_id": f"t:{i}", "block_idx": i if i % 2 else None, "n_tokens": None if i == 1 else 7,
+                      "spans": spans if i == 0 else [] if i == 1 else None}
+            rows.append({f.name: record.get(f.name, text) for f in schema})
+        table = pa.Table.from_pylist(rows, schema)
+        con.register("rows", table)
+        fields = ", ".join(f"'{f.name}': \"{f.name}\"" for f in schema)
+        expected = "".join(line + "\n" for (line,) in con.execute(f"SELECT to_json({{{fields}}}) FROM rows").fetchall())
+        assert b"".join(export_json.lines(table)).decode("utf-8") == expected, kind

@@ -352,6 +352,22 @@ def test_summarize_export_of_a_50_mb_block_fits_1_gib(huge, tmp_path):
     assert peak < 2**30, peak
 
 
+def test_report_showing_a_50_mb_trace_fits_its_pool_and_1_gib(huge, tmp_path):
+    """The report read the whole response into its 64 MB pool (DuckDB asked for 64 MiB at once) and would have
+    written all 50 MB into the page; now the pool holds the longest shown response while it is read, and the
+    block is shown as `show` shows it: head, tail, and the query that prints the rest."""
+    db, _ = huge
+    out = tmp_path / "r.html"
+    result, peak = run_measured("report", "--db", db, "--out", out, "--trace", "big:0", "-q")
+    assert result.returncode == 0, result.stderr
+    assert peak < 2**30, peak
+    page = out.read_text()
+    assert out.stat().st_size < 2_000_000
+    assert ('<span class="gap">⟦… 49,990,000 characters not shown; <code>mementos sql --format csv</code> prints '
+            'them: <code>SELECT text FROM segments WHERE trace_id = &#39;big:0&#39; AND kind = &#39;block&#39; AND '
+            'block_idx = 0</code> …⟧</span>') in page
+
+
 def test_export_json_writes_what_duckdb_to_json_writes():
     """export_json's lines equal DuckDB's to_json over the export's schemas: every character that is escaped,
     non-ASCII text, NULLs in every position, empty lists and numbers."""

@@ -20,6 +20,7 @@ there is no script.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from foundation.errors import WarehouseError
 from foundation.resources import resource_dir
 from warehouse import card, guard
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
-from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
+from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, clip, trace_views
 
 TEMPLATES = resource_dir("templates")
 
@@ -283,7 +284,8 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         why.setdefault(o["trace_id"], []).append("outlier: " + ", ".join(o["reasons"]))
     for tid in extra_traces:
         why.setdefault(tid, []).append("chosen with --trace")
-    found = trace_views(con, list(why))
+    with _pool_for_texts(con, list(why)):
+        found = trace_views(con, list(why))
     unknown = [t for t in extra_traces if t not in found]
     if unknown:
         raise WarehouseError(_no_trace(con, unknown[0], db))
@@ -422,6 +424,7 @@ def _environment():
     env.filters["pct"] = lambda v, digits=1: "–" if v is None else f"{100 * v:.{digits}f}%"
     env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
     env.filters["mb"] = lambda v: "–" if v is None else f"{v / 1e6:,.1f} MB"
+    env.filters["clip"] = clip
     return env
 
 
@@ -501,6 +504,35 @@ def _small_pool(con: duckdb.DuckDBPyConnection):
         raise storage.out_of_memory(exc, REPORT_MEMORY_LIMIT) from None
     finally:
         con.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])  # what storage.connect set
+
+
+@contextmanager
+def _pool_for_texts(con: duckdb.DuckDBPyConnection, trace_ids: list[str]):
+    """A pool that holds the longest response of the traces shown, while they are read, when the report's
+    REPORT_MEMORY_LIMIT is in force: DuckDB reads a text whole, into one allocation of the next power of two
+    of its bytes (a 50 MB response asked for 64 MiB of a 64 MB pool). Each trace is read on its own and its
+    text is needed in Python anyway; the pool is put back after."""
+    if "MEMENTOS_MEMORY_LIMIT" in os.environ or not trace_ids:
+        yield
+        return
+    marks = ", ".join("?" for _ in trace_ids)
+    [(chars,)] = con.execute(f"SELECT max(response_chars) FROM traces WHERE trace_id IN ({marks})",
+                             trace_ids).fetchall()
+    need = _size_bytes(REPORT_MEMORY_LIMIT) + 8 * (chars or 0)  # up to 4 bytes a character, doubled
+    if need <= _size_bytes(REPORT_MEMORY_LIMIT) + 16 * 2**20:  # an ordinary trace fits as it is
+        yield
+        return
+    con.execute("SET memory_limit = ?", [f"{need // 2**20}MiB"])
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = ?", [REPORT_MEMORY_LIMIT])
+
+
+def _size_bytes(size: str) -> int:
+    """'64MB' -> 64,000,000: the sizes this module sets (decimal units, as DuckDB reads them)."""
+    number, unit = re.fullmatch(r"(\d+)\s*([KMG]B)", size.strip(), re.IGNORECASE).groups()
+    return int(number) * {"KB": 10**3, "MB": 10**6, "GB": 10**9}[unit.upper()]
 
 
 def write_atomically(out: Path, body: bytes) -> None:

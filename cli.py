@@ -127,6 +127,12 @@ def main():
     Set MEMENTOS_DB once instead of passing --db to every command:
       export MEMENTOS_DB=om.duckdb
     """
+    import os
+
+    if os.environ.get("MEMENTOS_MEMORY_LIMIT"):  # judged once here, not as a DuckDB error in every command
+        from foundation.storage import check_memory_limit
+
+        check_memory_limit()
 
 
 @main.command()

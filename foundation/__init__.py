@@ -10,3 +10,11 @@
 The layers (tests/test_layers.py checks them): cli.py -> ingest | warehouse | mementos_sample
 -> foundation; nothing imports cli.py, and ingest and warehouse never import each other.
 """
+
+import os
+
+# OpenBLAS (numpy's, and scipy's, which datasketch imports) starts a thread per core when it loads; under an
+# address-space cap (`ulimit -v`) a thread it cannot start leaves it spinning in blas_thread_init forever, and
+# nothing here multiplies matrices. Set before anything imports numpy: every entry point imports foundation
+# first (cli.py, ingest workers), and spawned workers inherit the environment.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -107,13 +107,71 @@ def is_locked(db: str | Path) -> bool:
 MEMORY_LIMIT = os.environ.get("MEMENTOS_MEMORY_LIMIT", "600MB")  # DuckDB's buffer pool, per connection
 
 
+def check_memory_limit(value: str | None = None) -> None:
+    """Refuse a MEMENTOS_MEMORY_LIMIT DuckDB cannot take (`abc`, `0`, `0MB`), in one line, before a command
+    opens the warehouse: DuckDB itself judges it, on a throwaway in-memory database."""
+    value = MEMORY_LIMIT if value is None else value
+    if not value:  # set but empty: DuckDB's own default, as connect does
+        return
+    with duckdb.connect() as con:
+        try:
+            con.execute("SET memory_limit = ?", [value])
+            con.execute("SELECT sum(i) FROM range(100000) AS t(i)").fetchall()  # 0MB or 1KB fail here
+            return
+        except duckdb.OutOfMemoryException:
+            why = "is too small for DuckDB to run any query"
+        except duckdb.Error as exc:
+            why = f"is not a size DuckDB accepts ({str(exc).strip().splitlines()[0].split(': ', 1)[-1]})"
+    raise WarehouseError(f"MEMENTOS_MEMORY_LIMIT={value!r} {why}: set it to a size such as 600MB or 2GB "
+                         f"(DuckDB's buffer pool; 600MB when unset), or unset it")
+
+
+def address_space_cap() -> int | None:
+    """The cap on this process's address space or data segment in bytes (`ulimit -v`, `ulimit -d`), if any."""
+    import resource
+
+    caps = [resource.getrlimit(which)[0] for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA)]
+    caps = [cap for cap in caps if cap != resource.RLIM_INFINITY]
+    return min(caps) if caps else None
+
+
+# DuckDB's own pool is full: "failed to allocate data of size 32.0 KiB (8.0 KiB/0 bytes used)"; any other
+# out-of-memory error of DuckDB's is the system refusing it memory ("Allocation failure", "bad allocation").
+_POOL_FULL = re.compile(r"\([^()]*/[^()]* used\)")
+# A shared library that cannot be mapped, or a thread that cannot start, for want of memory.
+_NO_MEMORY = re.compile(r"failed to map segment|cannot allocate memory|can't start new thread", re.IGNORECASE)
+
+
 def out_of_memory(exc: BaseException, limit: str | None = None) -> WarehouseError | None:
-    """DuckDB's out-of-memory error as one line saying what to change, or None for other errors.
+    """An out-of-memory error (DuckDB's, Python's MemoryError, a library or thread that cannot be loaded or
+    started for want of memory) as one line saying what to change, or None for other errors.
     `limit`: the pool the failed query had, when the command set another than MEMORY_LIMIT."""
-    if not isinstance(exc, duckdb.OutOfMemoryException):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        first = text
+    elif isinstance(exc, MemoryError):
+        first = f"out of memory ({text})" if text else "out of memory"
+    elif isinstance(exc, (ImportError, OSError, RuntimeError)) and _NO_MEMORY.search(text):
+        first = f"out of memory ({text})"
+    elif isinstance(exc, SystemError) and address_space_cap() is not None:
+        # a C extension whose allocation failed without saying so (sqlglot's parser, under `ulimit -v`)
+        first = f"out of memory, most likely ({type(exc).__name__}: {text})"
+    else:
         return None
-    first = str(exc).strip().splitlines()[0]
-    return WarehouseError(f"{first}; DuckDB may use {limit or MEMORY_LIMIT} here (MEMENTOS_MEMORY_LIMIT): set it "
+    pool = limit or MEMORY_LIMIT or "80% of RAM"
+    cap = address_space_cap()
+    if cap is not None and not _POOL_FULL.search(text):
+        # The cap counts address space reserved, not memory used: DuckDB's threads, glibc's arenas and the
+        # libraries reserve a few GiB (`export` on 2 cores: 2.9 GiB reserved, 0.45 GiB resident).
+        return WarehouseError(f"{first}; this process may reserve only {cap / 2**30:.1f} GiB of address space "
+                              f"(`ulimit -v` or `ulimit -d`), and DuckDB, Python and their threads reserve several "
+                              f"times what they use: raise or remove that limit (to bound memory, use "
+                              f"MEMENTOS_MEMORY_LIMIT, DuckDB's pool: {pool} here), and run the command again")
+    if not isinstance(exc, duckdb.OutOfMemoryException):
+        return WarehouseError(f"{first}; the machine has no memory to spare: free some (or ingest with fewer "
+                              f"--workers; MEMENTOS_MEMORY_LIMIT lowers DuckDB's pool, {pool} here), and run "
+                              f"the command again")
+    return WarehouseError(f"{first}; DuckDB may use {pool} here (MEMENTOS_MEMORY_LIMIT): set it "
                           f"higher, e.g. MEMENTOS_MEMORY_LIMIT=2GB, and run the command again")
 
 

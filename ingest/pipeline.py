@@ -79,6 +79,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     dataset = sources.dataset_name(name, source)
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
+    sources.check_db(files, db)
     workers = (os.cpu_count() or 1) if workers is None else workers
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     with snapshots.writing(db, f"ingest {source} --name {dataset}", repairing=dataset) as writer:

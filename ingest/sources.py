@@ -86,6 +86,23 @@ def resolve(source: str, config: str) -> list[SourceFile]:
     return files
 
 
+def check_db(files: list[SourceFile], db: str | Path) -> None:
+    """Refuse a --db that is one of the source's files, or an existing file that is not DuckDB's: DuckDB opens a
+    Parquet file as a database of its own, and ingest failed halfway with a lock and a data directory beside it."""
+    db = Path(db)
+    if not db.is_file():
+        return
+    for f in files:
+        if not f.path.startswith(("hf://", "http://", "https://")) and os.path.samefile(f.path, db):
+            raise SourceError(f"--db {db} is one of the files ingest reads ({f.config} config); the warehouse is a "
+                              f"DuckDB file of its own: give a new name, e.g. --db {db.with_suffix('.duckdb')}")
+    with open(db, "rb") as handle:
+        head = handle.read(12)
+    if head and head[8:12] != b"DUCK":  # bytes 8-11 of every DuckDB file (warehouse/guard.py reads them too)
+        raise SourceError(f"--db {db} exists and is not a DuckDB file; give the warehouse's file, or a new name "
+                          f"for one, e.g. --db {db.with_suffix('.duckdb')}")
+
+
 def _builder_for(path: str) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in BUILDER_BY_SUFFIX:
@@ -138,6 +155,8 @@ def _from_hub_layout(source: str, wanted: tuple[str, ...], where: str) -> list[S
                 f"and data/train-* (default) and full/train-* (full) files"
             ) from None
         except Exception as exc:  # network, auth, malformed card: all reported the same way
+            if _out_of_memory(exc):
+                raise  # not the card's fault: the CLI says what to change
             if os.path.isdir(source):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise SourceError(
@@ -266,13 +285,41 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
                 check_schema(table.schema, sf)
             _check_utf8(table, sf, rows_before)
             rows_before += table.num_rows
-            yield table
+            yield _plain_text(table)
     except SourceError:
         raise
     except Exception as exc:
+        if _out_of_memory(exc):
+            raise  # not the file's fault: the CLI says what to change
         raise SourceError(_read_error(sf, rows_before, exc)) from None
     if rows_before == 0:
         raise SourceError(f"{sf.path}: the file has no rows; remove it or regenerate it")
+
+
+def _plain_text(table: pa.Table) -> pa.Table:
+    """Text columns as Arrow's `string`, which the parser and writers read: a column with no value in the batch
+    has type `null` (an all-null `response` is a row to flag, not a crash), and Polars and DuckDB write
+    `string_view`, which pyarrow's compute functions do not all take."""
+    def plain(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_null(t) or pa.types.is_string_view(t):
+            return pa.string()
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return (pa.list_ if pa.types.is_list(t) else pa.large_list)(plain(t.value_type))
+        return t
+
+    for name in TEXT_COLUMNS:
+        if name not in table.column_names:
+            continue
+        column = table.column(name)
+        if (wanted := plain(column.type)) != column.type:
+            table = table.set_column(table.column_names.index(name), name, column.cast(wanted))
+    return table
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """Memory the reader could not get (Arrow's ArrowMemoryError is a MemoryError), or a thread it could not
+    start under an address-space cap: foundation.storage.out_of_memory words these for the CLI."""
+    return isinstance(exc, MemoryError) or "can't start new thread" in str(exc)
 
 
 _DATASETS_READ_LOGGERS = ("datasets.packaged_modules.parquet.parquet", "datasets.packaged_modules.json.json")

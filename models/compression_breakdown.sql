@@ -156,8 +156,9 @@ trace_level AS (
              WHEN GROUPING(t.source) = 0 THEN t.source
              WHEN GROUPING(t.difficulty) = 0 THEN t.difficulty
              ELSE 'all' END AS value,
-        CAST(sum(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS traces,
-        CAST(sum(CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END) AS BIGINT) AS flagged_traces,
+        -- coalesce: with no trace at all (only full rows ingested) the total row sums nothing, and is 0 traces
+        coalesce(CAST(sum(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END) AS BIGINT), 0) AS traces,
+        coalesce(CAST(sum(CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END) AS BIGINT), 0) AS flagged_traces,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[2] AS median_blocks_per_trace,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[1] AS p10_blocks_per_trace,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[3] AS p90_blocks_per_trace,

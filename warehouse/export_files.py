@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from foundation.errors import WarehouseError
+from warehouse import export_json
 from warehouse.output import create_exclusive
 
 MANIFEST = "manifest.json"
@@ -108,13 +109,18 @@ class SplitWriter:
             self.tokens_missing = True
         self.tokens.extend(v for v in tokens.to_pylist() if v is not None)
         if self._parquet is None:
-            self.encoder.register("__export_rows", table)
-            lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
-            self.encoder.unregister("__export_rows")
-            lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), pa.scalar(""))
-            offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
-            start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
-            self.file.write(memoryview(lines.buffers()[2])[start:end])
+            for part, big in export_json.runs(table):  # rows too big for DuckDB's to_json: export_json
+                if big:
+                    for piece in export_json.lines(part):
+                        self.file.write(piece)
+                    continue
+                self.encoder.register("__export_rows", part)
+                lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
+                self.encoder.unregister("__export_rows")
+                lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), pa.scalar(""))
+                offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
+                start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+                self.file.write(memoryview(lines.buffers()[2])[start:end])
             return
         self._pending.append(table)
         self._pending_rows += table.num_rows

@@ -43,6 +43,9 @@ KINDS = ("table", "view")
 HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# The engine's working tables: NAME is built as __build_NAME (engine.TMP_PREFIX), batches read __batch_traces,
+# exports fill __export_*. A model called __build_zz beside zz would be dropped as zz's leftover, or swapped over it.
+RESERVED_PREFIX = "__"
 
 
 @dataclass
@@ -122,6 +125,9 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
         raise ModelError(f"{where}: header name {name!r} differs from the file name; they must be equal")
     if not NAME_RE.match(name):
         raise ModelError(f"{where}: model name {name!r} must be lower-case letters, digits and _")
+    if name.startswith(RESERVED_PREFIX):
+        raise ModelError(f"{where}: model name {name!r} starts with {RESERVED_PREFIX}, which is reserved for the "
+                         f"engine's working tables (it builds NAME as __build_NAME); rename the file and its name")
     if header["kind"] not in KINDS:
         raise ModelError(f"{where}: kind must be table or view, not {header['kind']!r}")
     header["version"] = str(header["version"])

@@ -60,7 +60,8 @@ _WHAT = {"COPY": "COPY (it reads or writes files)", "EXPORT": "EXPORT DATABASE (
          "ATTACH": "ATTACH (it opens another database file, possibly for writing)",
          "COPY_DATABASE": "COPY FROM DATABASE", "EXTENSION": "INSTALL (it writes the extension directory)",
          "PREPARE": "PREPARE", "EXECUTE": "EXECUTE", "VACUUM": "VACUUM", "DETACH": "DETACH",
-         "LOAD": "INSTALL or LOAD (extensions)"}
+         "LOAD": "INSTALL or LOAD (extensions)",
+         "UNKNOWN": "a kind of statement DuckDB's Python API cannot name (such as UPDATE EXTENSIONS)"}
 _LEADING = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
 _EXPLAIN = re.compile(_LEADING + r"EXPLAIN\b\s*(?:ANALY[SZ]E\b)?\s*(?:\([^)]*\))?\s*(?:ANALY[SZ]E\b)?",
                       re.IGNORECASE | re.DOTALL)
@@ -145,7 +146,11 @@ def statements(con: duckdb.DuckDBPyConnection, query: str, write: bool) -> list:
 
 
 def _type(statement) -> str:
-    return statement.type.name if hasattr(statement.type, "name") else str(statement.type).split(".")[-1]
+    try:
+        kind = statement.type
+    except ValueError:  # a type DuckDB's Python enum lacks ("29 is not a valid StatementType": UPDATE EXTENSIONS)
+        return "UNKNOWN"
+    return kind.name if hasattr(kind, "name") else str(kind).split(".")[-1]
 
 
 def _refused_type(con, statement) -> str | None:

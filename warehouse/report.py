@@ -22,6 +22,7 @@ there is no script.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from foundation.resources import resource_dir
 from warehouse import card, guard
 from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
 from warehouse.output import write_file
-from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, trace_views
+from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, clip, trace_views
 
 TEMPLATES = resource_dir("templates")
 
@@ -49,6 +50,32 @@ SCATTER_SAMPLE = 3000
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
                  "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
                  "compression_by_position")
+# The columns `gather` reads of each model (its queries and card_rows; a model of yours replacing one must have
+# them): checked first, so a missing one is named rather than a Binder error in the middle of the report.
+REPORT_COLUMNS = {
+    "block_pairs": ("domain", "ratio_chars", "block_chars", "memento_chars", "block_tokens", "memento_tokens"),
+    "trace_compression": ("trace_id", "domain", "n_blocks", "ratio_chars", "compression_chars",
+                          "compression_tokens", "block_tokens", "memento_tokens"),
+    "domain_compression": ("domain", "is_total", "median_ratio_chars", "median_trace_ratio_chars",
+                           "median_trace_ratio_words"),
+    "inference_summary": ("domain", "is_total", "k", "traces", "median_peak_no_eviction",
+                          "median_peak_with_eviction", "median_peak_plain_cot", "p90_peak_with_eviction",
+                          "median_saved_fraction_vs_no_eviction", "median_saved_fraction_vs_plain_cot",
+                          "median_kv_saved_fraction_vs_plain_cot", "share_fits_8k_plain_cot",
+                          "share_fits_8k_with_eviction", "share_fits_16k_plain_cot", "share_fits_16k_with_eviction",
+                          "share_fits_32k_plain_cot", "share_fits_32k_with_eviction"),
+    "compression_by_position": ("domain", "is_total", "position_order", "median_ratio_chars"),
+    "retention_summary": ("domain", "is_total", "pairs", "pairs_with_numbers", "median_numbers_kept_fraction",
+                          "p10_numbers_kept_fraction", "p90_numbers_kept_fraction", "share_keeping_every_number",
+                          "median_word_recall", "p10_word_recall", "p90_word_recall"),
+    "memento_retention": ("trace_id", "block_idx", "domain", "block_chars", "memento_chars", "block_numbers",
+                          "numbers_kept", "numbers_kept_fraction", "block_content_words", "content_words_kept",
+                          "word_recall"),
+    "outlier_traces": ("trace_id", "dataset", "domain", "status", "reasons", "n_reasons", "issue_codes",
+                       "duplicate_of", "n_blocks", "ratio_chars", "domain_median_ratio_chars", "ratio_z", "blocks_z",
+                       "max_block_chars", "max_block_z", "answer_chars"),
+    "full_alignment": ("trace_id", "full_trace_id", "link", "aligned"),
+}
 REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
 LEAST_INFORMATIVE = 10  # mementos listed in the retention section
 MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
@@ -117,6 +144,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     if missing:
         raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
                              f"run `mementos build --db {db}` (the report command does it for you)")
+    check_columns(con, models_dir)
 
     # traces per dataset, domain and status: one pass over `traces` (all_traces, a view, would also join
     # every trace's issue codes), from which the totals, datasets and domains are summed
@@ -261,7 +289,8 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         why.setdefault(o["trace_id"], []).append("outlier: " + ", ".join(o["reasons"]))
     for tid in extra_traces:
         why.setdefault(tid, []).append("chosen with --trace")
-    found = trace_views(con, list(why))
+    with _pool_for_texts(con, list(why)):
+        found = trace_views(con, list(why))
     unknown = [t for t in extra_traces if t not in found]
     if unknown:
         raise WarehouseError(_no_trace(con, unknown[0], db))
@@ -280,6 +309,25 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
         outlier_total=outlier_total,
         outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con, models_dir))
+
+
+def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
+    """Every column of REPORT_COLUMNS in its model's table, or one line naming the model's file and what it lacks."""
+    found: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT lower(table_name), lower(column_name) FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall():
+        found.setdefault(table, set()).add(column)
+    for model, columns in REPORT_COLUMNS.items():
+        lacking = [c for c in columns if model in found and c not in found[model]]
+        if lacking:
+            from warehouse.models import discover
+
+            where = getattr(discover(models_dir).get(model), "where", f"models/{model}.sql")
+            raise WarehouseError(
+                f"{where}: the report reads the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)} of "
+                f"{model}, which this model does not have; add {'them' if len(lacking) > 1 else 'it'} to its SELECT "
+                f"(warehouse.md, \"Your own models\"), or leave the model out of --models")
 
 
 def _trace_counts(counts: list[tuple]) -> tuple[dict, list[dict], list[dict]]:
@@ -381,6 +429,7 @@ def _environment():
     env.filters["pct"] = lambda v, digits=1: "–" if v is None else f"{100 * v:.{digits}f}%"
     env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
     env.filters["mb"] = lambda v: "–" if v is None else f"{v / 1e6:,.1f} MB"
+    env.filters["clip"] = clip
     return env
 
 
@@ -428,6 +477,8 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
         with _small_pool(con):
             data = gather(con, str(db), list(traces), outliers, models_dir=models_dir)
     timings["queries"] = time.monotonic() - t
+    if data.nothing_to_analyse:
+        echo(f"report: nothing to analyse: {data.nothing_to_analyse}")
     t = time.monotonic()
     data.plots = plots.render_all(data)
     timings["plots"] = time.monotonic() - t
@@ -458,3 +509,32 @@ def _small_pool(con: duckdb.DuckDBPyConnection):
         raise storage.out_of_memory(exc, REPORT_MEMORY_LIMIT) from None
     finally:
         con.execute("SET memory_limit = ?", [storage.MEMORY_LIMIT])  # what storage.connect set
+
+
+@contextmanager
+def _pool_for_texts(con: duckdb.DuckDBPyConnection, trace_ids: list[str]):
+    """A pool that holds the longest response of the traces shown, while they are read, when the report's
+    REPORT_MEMORY_LIMIT is in force: DuckDB reads a text whole, into one allocation of the next power of two
+    of its bytes (a 50 MB response asked for 64 MiB of a 64 MB pool). Each trace is read on its own and its
+    text is needed in Python anyway; the pool is put back after."""
+    if "MEMENTOS_MEMORY_LIMIT" in os.environ or not trace_ids:
+        yield
+        return
+    marks = ", ".join("?" for _ in trace_ids)
+    [(chars,)] = con.execute(f"SELECT max(response_chars) FROM traces WHERE trace_id IN ({marks})",
+                             trace_ids).fetchall()
+    need = _size_bytes(REPORT_MEMORY_LIMIT) + 8 * (chars or 0)  # up to 4 bytes a character, doubled
+    if need <= _size_bytes(REPORT_MEMORY_LIMIT) + 16 * 2**20:  # an ordinary trace fits as it is
+        yield
+        return
+    con.execute("SET memory_limit = ?", [f"{need // 2**20}MiB"])
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = ?", [REPORT_MEMORY_LIMIT])
+
+
+def _size_bytes(size: str) -> int:
+    """'64MB' -> 64,000,000: the sizes this module sets (decimal units, as DuckDB reads them)."""
+    number, unit = re.fullmatch(r"(\d+)\s*([KMG]B)", size.strip(), re.IGNORECASE).groups()
+    return int(number) * {"KB": 10**3, "MB": 10**6, "GB": 10**9}[unit.upper()]

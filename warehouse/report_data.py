@@ -65,3 +65,14 @@ class ReportData:
     models: list[dict]
     plots: dict[str, str] = field(default_factory=dict)  # name -> data: URI, filled by plots.render_all
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def nothing_to_analyse(self) -> str:
+        """Why every figure is empty (no trace is analysed), in a sentence; '' when some trace is."""
+        if self.totals.get("ok"):
+            return ""
+        if not self.totals.get("traces"):
+            how = ("its ingest runs read the full config only" if self.runs else "no ingest has written any")
+            return (f"This warehouse holds no traces of the default config ({how}); ingest the responses with "
+                    f"`mementos ingest SOURCE --config default` (or --config all).")
+        return "Every trace is flagged, and the figures count analysed traces only; the parse issues below say why."

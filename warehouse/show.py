@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from warehouse.console import escape_controls, page
-from warehouse.trace_view import TraceView, trace_view
+from warehouse.trace_view import HEAD_CHARS, TAIL_CHARS, TraceView, trace_view
 
 
 def plain(value) -> Text:
@@ -34,9 +34,10 @@ def plain(value) -> Text:
 
 # A long text is shown as its first SHOW_HEAD_CHARS and last SHOW_TAIL_CHARS characters with a mark
 # between saying how many are left out: rich's wrapping of one Text is quadratic in its lines (a 1 MB
-# block took 4.5 s, a 4 MB one 76 s), and a terminal page of a megabyte is not read anyway.
-SHOW_HEAD_CHARS = 8_000
-SHOW_TAIL_CHARS = 2_000
+# block took 4.5 s, a 4 MB one 76 s), and a terminal page of a megabyte is not read anyway. The report's
+# trace views clip the same (trace_view.HEAD_CHARS).
+SHOW_HEAD_CHARS = HEAD_CHARS
+SHOW_TAIL_CHARS = TAIL_CHARS
 # The pairs table is printed this many rows at a time, so that what rich holds at once is bounded,
 # and shows at most the first SHOW_HEAD_PAIRS and last SHOW_TAIL_PAIRS pairs (a mark says how many
 # are left out), so that the time to print a trace is bounded whatever its length.

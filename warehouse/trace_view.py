@@ -19,6 +19,29 @@ from foundation.errors import WarehouseError
 from warehouse import guard
 
 
+# A long text is shown as its first HEAD_CHARS and last TAIL_CHARS characters, with a note between saying how
+# many are left out and how to print them: by `mementos show` (rich's wrapping is quadratic in the lines of a
+# text) and in the report's trace views (a 50 MB block made a 50 MB page). Nobody reads a megabyte on a page.
+HEAD_CHARS = 8_000
+TAIL_CHARS = 2_000
+
+
+@dataclass
+class Clipped:
+    head: str
+    left_out: int  # characters between head and tail; 0 when the text is shown whole (as head)
+    tail: str
+
+
+def clip(text: str | None) -> Clipped:
+    """`text` as its head, the number of characters left out, and its tail (see HEAD_CHARS)."""
+    text = text or ""
+    left_out = len(text) - HEAD_CHARS - TAIL_CHARS
+    if left_out <= 0:
+        return Clipped(text, 0, "")
+    return Clipped(text[:HEAD_CHARS], left_out, text[-TAIL_CHARS:])
+
+
 def _ratio(num, den) -> float | None:
     if num is None or den is None or den == 0:
         return None
@@ -105,6 +128,15 @@ class TraceView:
         if at < len(text):
             pieces.append((text[at:], None))
         return pieces
+
+    def rest_sql(self, what: str, block_idx: int | None = None) -> str:
+        """The query that prints a whole text of this trace: 'problem' or 'response' (of traces), or a
+        segment's ('block', 'summary' or 'answer')."""
+        trace_id = "'" + self.trace_id.replace("'", "''") + "'"
+        if what in ("problem", "response"):
+            return f"SELECT {what} FROM traces WHERE trace_id = {trace_id}"
+        at = f" AND block_idx = {block_idx}" if block_idx is not None else ""
+        return f"SELECT text FROM segments WHERE trace_id = {trace_id} AND kind = '{what}'{at}"
 
     @property
     def summary_line(self) -> str:

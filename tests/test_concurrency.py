@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from conftest import REPO, memento, row, write_jsonl
+from conftest import REPO, built_old_and_new
 from ingest.pipeline import run_ingest
 from foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
@@ -31,14 +31,7 @@ from warehouse_state import committed_dirs, run_dirs, snapshot
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     """A warehouse of 3 traces with its models built (report and export have nothing to build)."""
-    from warehouse.engine import build
-
-    d = tmp_path_factory.mktemp("base")
-    write_jsonl(d / "old.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(3)])
-    write_jsonl(d / "new.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(5)])
-    run_ingest(str(d / "old.jsonl"), d / "wh" / "w.duckdb", name="t", workers=0, progress=False, with_tokens=False)
-    assert build(d / "wh" / "w.duckdb").ok
-    return d
+    return built_old_and_new(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture

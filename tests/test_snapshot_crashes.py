@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, memento, row, write_jsonl
-from ingest.pipeline import run_ingest
+from conftest import REPO, built_old_and_new
 from foundation import layout
 from warehouse_state import committed_dirs, run_dirs
 
@@ -44,14 +43,7 @@ STATE_BUILT = (5, 15, 5)
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    from warehouse.engine import build
-
-    d = tmp_path_factory.mktemp("base")
-    write_jsonl(d / "old.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(3)])
-    write_jsonl(d / "new.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(5)])
-    run_ingest(str(d / "old.jsonl"), d / "wh" / "w.duckdb", name="t", workers=0, progress=False, with_tokens=False)
-    assert build(d / "wh" / "w.duckdb").ok
-    return d
+    return built_old_and_new(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture

@@ -203,14 +203,6 @@ def test_ingest_into_a_users_duckdb_file_is_refused_before_anything_is_written(t
     assert db.read_bytes() == before and not layout.data_dir(db).exists()
 
 
-def test_a_source_that_is_the_db_itself_is_refused(tmp_path, src):
-    target = tmp_path / "x.jsonl"
-    shutil.copy(src, target)
-    message = one_line(cli("ingest", target, "--db", target, "--workers", 0, "--no-progress"))
-    assert message.startswith(f"Error: {target} is not a mementos warehouse (not a DuckDB file)")
-    assert target.read_bytes() == src.read_bytes()
-
-
 def test_a_failed_first_ingest_leaves_nothing_behind(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"problem": "p", "nothing": 1}])
     db = tmp_path / "new" / "w.duckdb"

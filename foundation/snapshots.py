@@ -183,6 +183,9 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
     storage.refuse_backslash(db)
     if db.is_dir():
         raise WarehouseError(f"{db} is a directory; give the warehouse's file name, e.g. --db {db / 'warehouse.duckdb'}")
+    if root.is_symlink():  # its runs and marker may be another warehouse's; hard links need one file system
+        raise WarehouseError(f"{root} is a symbolic link; nothing was written: a warehouse's data folder must be a "
+                             f"real folder beside {db.name} (move the folder there instead of linking it)")
     if db.exists():
         info = _published_info(db, repairing)
         marker = _marker_id(layout.warehouse_marker(db))
@@ -200,7 +203,7 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
             raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
                                  f"copy it there, or ingest into a new warehouse")
         return info, False
-    if root.is_symlink() or (root.exists() and not root.is_dir()):
+    if root.exists() and not root.is_dir():
         raise WarehouseError(f"{root} exists and is not a folder this warehouse made; nothing was written: "
                              f"move it away or choose another --db")
     if root.is_dir() and any(root.iterdir()):
@@ -357,7 +360,10 @@ def writing(db: str | Path, command: str, repairing: str | None = None) -> Itera
     root = layout.data_dir(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     if create:
-        root.mkdir()
+        try:
+            root.mkdir()
+        except FileExistsError:  # another first write made it a moment ago: it owns it, and the lock says so
+            create = False
     try:
         with storage.write_lock(db, command):
             warehouse_id = info.warehouse_id if info else (_marker_id(layout.warehouse_marker(db)) or uuid.uuid4().hex)

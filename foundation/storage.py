@@ -205,6 +205,8 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
         raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
     try:
         spill = reader_temp_dir() if read_only else temp_dir(warehouse)
+        # DuckDB creates the spill directory when it first spills, but not its parents
+        spill.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(db), read_only=read_only, config={"temp_directory": str(spill)})
     except duckdb.ConnectionException:  # open in this process with another configuration: share it
         con = duckdb.connect(str(db), read_only=read_only)

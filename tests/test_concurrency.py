@@ -266,3 +266,28 @@ def test_mementos_connect_works_from_any_working_directory(db, tmp_path, monkeyp
         assert con.execute("SELECT count(*) FROM segments").fetchall() == [(9,)]
         with pytest.raises(duckdb.InvalidInputException, match="read-only"):
             con.execute("CREATE TABLE x AS SELECT 1")
+
+
+def test_a_report_that_needs_a_model_never_built_says_so_while_a_writer_runs(tmp_path, base):
+    """Read as last published, a report needs its models to exist: one never built is one line naming the writer."""
+    db = tmp_path / "fresh" / "w.duckdb"
+    run_ingest(str(base / "old.jsonl"), db, name="t", workers=0, progress=False, with_tokens=False)
+    with ingest_held_at("ingest.mid_write", base / "new.jsonl", db) as writer:
+        message = one_line_error(cli("report", "--db", db, "--out", tmp_path / "r.html"))
+    assert message.startswith("Error: report needs all_traces, analysed_traces, block_pairs and more, never built, "
+                              f"and {db} is being written by `ingest {base / 'new.jsonl'} --name t` (pid {writer.pid}")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_reader_spills_outside_the_warehouse_folder(db):
+    """A reader that outgrows its pool spills to the system's temp directory, made if missing (the full-scale
+    report once failed: DuckDB creates its spill directory, not the parents)."""
+    import mementos
+
+    before = folder_state(db.parent)
+    shutil.rmtree(storage.reader_temp_dir().parent, ignore_errors=True)  # as on a machine where none ran yet
+    with mementos.connect(db) as con:
+        con.execute("SET memory_limit = '20MB'")
+        assert con.execute("SELECT max(x) FROM (SELECT range AS x FROM range(20000000) ORDER BY x DESC LIMIT 19000000)"
+                           ).fetchall() == [(19999999,)]
+    assert folder_state(db.parent) == before

@@ -295,10 +295,12 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
 
 
 def build_for_reader(db: str | Path, select: list[str], models_dir=None, what: str = "report",
-                     echo=None) -> BuildReport | None:
-    """Build the stale models a reading command needs (`report`, `export`). When another process
-    is writing the warehouse, read them as last published instead, if they all exist: readers never
-    wait for a writer (foundation/snapshots.py). None when nothing was built."""
+                     echo=None, announce: str | None = None) -> BuildReport | None:
+    """Build the stale models a reading command needs (`report`, `export`), first echoing `announce`.
+    When another process is writing the warehouse, read them as last published instead, if they all
+    exist: readers never wait for a writer (foundation/snapshots.py). None when nothing was built."""
+    if announce and echo and not storage.is_locked(snapshots.resolve(db)):
+        echo(announce)
     try:
         return build(db, select=select, models_dir=models_dir)
     except WarehouseBusy as busy:

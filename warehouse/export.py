@@ -100,9 +100,8 @@ def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], N
         raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
     needed = [s.model for s in plan.steps]
     if plan.to_build:
-        if echo:
-            echo(f"export: building {', '.join(plan.to_build)} first")
-        report = engine.build_for_reader(db, needed, models_dir, "export", echo)
+        report = engine.build_for_reader(db, needed, models_dir, "export", echo,
+                                         announce=f"export: building {', '.join(plan.to_build)} first")
         if report is not None and echo:
             echo(report.format())
         if report is not None and not report.ok:

@@ -117,9 +117,9 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
         return 0.0
     listed = ", ".join(f"{name} ({why})" for name, why in stale[:4])
     more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
-    echo(f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
-         f"building first: {listed}{more}")
-    result = build_for_reader(db, [name for name, _ in stale], models_dir, "report", echo)
+    result = build_for_reader(db, [name for name, _ in stale], models_dir, "report", echo,
+                              announce=f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or "
+                                       f"never built, building first: {listed}{more}")
     if result is None:
         return 0.0
     if not result.ok:

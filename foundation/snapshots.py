@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import struct
-import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,18 +34,11 @@ from typing import Iterator
 
 import duckdb
 
-from foundation import catalog, layout, storage
+from foundation import catalog, layout, published, storage
 from foundation.errors import WarehouseError
 from foundation.faults import checkpoint
 
 FORMAT = 2  # 1: the DuckDB file written in place, before snapshots
-INFO_TABLE = "snapshot_info"
-INFO_DDL = f"""CREATE TABLE IF NOT EXISTS {INFO_TABLE} (
-    warehouse_id VARCHAR NOT NULL,   -- the id in PATH.data/_warehouse.json
-    seq          BIGINT NOT NULL,    -- this snapshot's number: PATH.data/_snapshots/<seq>.duckdb
-    data_dir     VARCHAR NOT NULL,   -- the data directory's name when it was published
-    published_at TIMESTAMP NOT NULL  -- UTC
-)"""
 GRACE_ENV = "MEMENTOS_RECLAIM_GRACE"
 DEFAULT_GRACE = 10.0  # seconds
 
@@ -71,110 +63,11 @@ def resolve(db: str | Path) -> Path:
     return db.resolve() if db.is_symlink() else db
 
 
-@dataclass
-class Info:
-    warehouse_id: str
-    seq: int
-    data_dir: str
-
-
-def read_info(con: duckdb.DuckDBPyConnection) -> Info | None:
-    """The published snapshot's row of snapshot_info; None for a catalog written in place (format 1)."""
-    [(exists,)] = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                              f"AND schema_name = 'main' AND table_name = '{INFO_TABLE}'").fetchall()
-    if not exists:
-        return None
-    rows = con.execute(f"SELECT warehouse_id, seq, data_dir FROM {INFO_TABLE}").fetchall()
-    return Info(*rows[0]) if rows else None
-
-
-def _marker_id(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text()).get("warehouse_id")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-# ---------------------------------------------------------------------------
-# What a reader checks: the snapshot is whole
-
-
-def verify(con: duckdb.DuckDBPyConnection, db: str | Path, writing: bool = False,
-           repairing: str | None = None) -> None:
-    """Refuse, in one line, a snapshot whose data is not all there: the data directory missing or
-    renamed, or a file the snapshot names missing or of another size (names and sizes only).
-    `writing`: a writer, which re-points a renamed warehouse's views itself; `repairing`: the
-    dataset an ingest replaces, whose damaged files are what it repairs."""
-    db = Path(db)
-    root = layout.data_dir(db)
-    info = read_info(con)
-    if info is not None and info.data_dir != root.name and not (writing and root.is_dir()):
-        if (db.parent / info.data_dir).is_dir() and not root.exists():
-            raise WarehouseError(
-                f"{db} keeps its data in {info.data_dir}/, but a warehouse's data folder is named after its file "
-                f"({root.name}/): rename {db.parent / info.data_dir} to {root} too (move or rename the two together)")
-        if _marker_id(layout.warehouse_marker(db)) == info.warehouse_id:
-            raise WarehouseError(
-                f"{db} was renamed from {info.data_dir.removesuffix('.data')}; run one write to point it at "
-                f"{root.name}/, e.g. `mementos build --db {db}`, then read it again")
-    names = catalog.committed_run_dirs(root, catalog.current_runs(con)) if root.is_dir() else {}
-    if not root.is_dir():
-        if any(names.values()) or _has_runs(con):
-            raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
-                                 f"copy {root.name}/ from where {db.name} came from, or ingest again into a new warehouse")
-        return
-    manifest = _manifest(db, info.seq) if info is not None else None
-    problems = []
-    if manifest is not None:
-        for rel, size in manifest["files"].items():
-            path = root / rel
-            try:
-                actual = path.stat().st_size
-            except OSError:
-                problems.append((rel, "missing"))
-                continue
-            if actual != size:
-                problems.append((rel, f"{actual:,} bytes where {size:,} were written"))
-    else:  # a catalog written in place: every committed run must still have its directory
-        for dataset, run_id in catalog.current_runs(con).items():
-            if not any(any(layout.run_dir(root, t, dataset, run_id).glob("*.parquet")) for t in catalog.STORES):
-                problems.append((f"traces/{layout.run_key(dataset, run_id)}/", "missing"))
-    if repairing is not None:
-        problems = [(rel, what) for rel, what in problems if _dataset_of(con, rel) != repairing]
-    if problems:
-        rel, what = problems[0]
-        dataset = _dataset_of(con, rel)
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise WarehouseError(
-            f"{db} is damaged: {root.name}/{rel} is {what}{more}; nothing was read. Repair it by ingesting "
-            f"dataset {dataset!r} again: `mementos ingest SOURCE --db {db} --name {dataset}`")
-
-
-def _has_runs(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(catalog.current_runs(con))
-
-
-def _dataset_of(con: duckdb.DuckDBPyConnection, rel: str) -> str:
-    """The dataset whose run directory holds the file `rel` (table/slug/run/file)."""
-    parts = rel.split("/")
-    for dataset, run_id in catalog.current_runs(con).items():
-        if len(parts) >= 3 and parts[1] == layout.dataset_slug(dataset) and parts[2] == run_id:
-            return dataset
-    return parts[1] if len(parts) > 1 else rel
-
-
-def _manifest(db: Path, seq: int) -> dict | None:
-    try:
-        return json.loads(layout.snapshot_manifest(db, seq).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 # ---------------------------------------------------------------------------
 # The writer
 
 
-def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None, bool]:
+def check_writable(db: Path, repairing: str | None = None) -> tuple[published.Info | None, bool]:
     """Refuse, before anything is written, a PATH or PATH.data that is not this warehouse's, or a
     damaged snapshot (verify; `repairing`: the dataset an ingest replaces).
     Returns the published snapshot's Info (None: none yet, or written in place) and whether
@@ -188,7 +81,7 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
                              f"real folder beside {db.name} (move the folder there instead of linking it)")
     if db.exists():
         info = _published_info(db, repairing)
-        marker = _marker_id(layout.warehouse_marker(db))
+        marker = published.marker_id(layout.warehouse_marker(db))
         if info is None:  # written in place by an earlier mementos: its folder is adopted
             return None, not root.exists()
         if root.exists() and marker != info.warehouse_id:
@@ -207,7 +100,7 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
         raise WarehouseError(f"{root} exists and is not a folder this warehouse made; nothing was written: "
                              f"move it away or choose another --db")
     if root.is_dir() and any(root.iterdir()):
-        marker = _marker_id(layout.warehouse_marker(db))
+        marker = published.marker_id(layout.warehouse_marker(db))
         if marker is None:
             raise WarehouseError(f"{root} exists and was not made by mementos (it has no {layout.WAREHOUSE_MARKER}); "
                                  f"nothing was written: move it away or choose another --db")
@@ -219,7 +112,7 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[Info | None,
     return None, not root.exists()
 
 
-def _published_info(db: Path, repairing: str | None) -> Info | None:
+def _published_info(db: Path, repairing: str | None) -> published.Info | None:
     """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
     with open(db, "rb") as f:
         head = f.read(12)
@@ -239,9 +132,9 @@ def _published_info(db: Path, repairing: str | None) -> Info | None:
                 f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
                 f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
                 f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
-        info = read_info(con)
+        info = published.read_info(con)
         if info is None or info.data_dir == layout.data_dir(db).name or layout.data_dir(db).is_dir():
-            verify(con, db, writing=True, repairing=repairing)
+            published.verify(con, db, writing=True, repairing=repairing)
         return info
 
 
@@ -280,16 +173,16 @@ class Writer:
         stage = Stage(con, seq)
         try:
             storage.ensure_schema(con, self.db)
-            info = read_info(con)
+            info = published.read_info(con)
             if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
                 catalog.create_views(con, self.root,
                                      catalog.committed_run_dirs(self.root, catalog.current_runs(con)))
             yield stage
             if not stage.publish:
                 raise _Discard
-            con.execute(INFO_DDL)
-            con.execute(f"DELETE FROM {INFO_TABLE}")
-            con.execute(f"INSERT INTO {INFO_TABLE} VALUES (?, ?, ?, ?)",
+            con.execute(published.INFO_DDL)
+            con.execute(f"DELETE FROM {published.INFO_TABLE}")
+            con.execute(f"INSERT INTO {published.INFO_TABLE} VALUES (?, ?, ?, ?)",
                         [self.warehouse_id, seq, self.root.name, _utcnow()])
             runs = catalog.committed_run_dirs(self.root, catalog.current_runs(con))
             con.execute("CHECKPOINT")
@@ -366,8 +259,9 @@ def writing(db: str | Path, command: str, repairing: str | None = None) -> Itera
             create = False
     try:
         with storage.write_lock(db, command):
-            warehouse_id = info.warehouse_id if info else (_marker_id(layout.warehouse_marker(db)) or uuid.uuid4().hex)
-            if _marker_id(layout.warehouse_marker(db)) != warehouse_id:
+            marker = published.marker_id(layout.warehouse_marker(db))
+            warehouse_id = info.warehouse_id if info else (marker or uuid.uuid4().hex)
+            if marker != warehouse_id:
                 _write_json(layout.warehouse_marker(db), {"format": FORMAT, "warehouse_id": warehouse_id})
             writer = Writer(db, warehouse_id, info.seq if info else 0)
             if info is not None:
@@ -427,7 +321,7 @@ def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
     db, root = writer.db, writer.root
     sdir = layout.snapshot_dir(db)
     seqs = sorted(int(p.stem) for p in sdir.glob("*.*") if p.stem.isdigit()) if sdir.is_dir() else []
-    manifests = {s: _manifest(db, s) for s in seqs}
+    manifests = {s: published.manifest(db, s) for s in seqs}
     published_at = {s: m.get("published_at") for s, m in manifests.items() if m}
     kept, dropped = {writer.seq}, []
     open_here = _inodes_open_here()
@@ -454,7 +348,7 @@ def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
                 key = f"{table}/{slug_dir.name}/{run.name}"
                 if key in keep:
                     continue
-                if key in named_by_dropped or _marker_id(run / layout.RUN_MARKER) == writer.warehouse_id:
+                if key in named_by_dropped or published.marker_id(run / layout.RUN_MARKER) == writer.warehouse_id:
                     shutil.rmtree(run, ignore_errors=True)
                     removed.append(run)
             if slug_dir.is_dir() and not any(slug_dir.iterdir()):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import snapshots, storage
+from foundation import published, snapshots, storage
 from foundation.errors import WarehouseError
 
 __all__ = ["connect", "WarehouseError"]
@@ -28,7 +28,7 @@ def connect(db: str | Path) -> duckdb.DuckDBPyConnection:
     db = snapshots.resolve(db)
     con = storage.connect(db, read_only=True)
     try:
-        snapshots.verify(con, db)
+        published.verify(con, db)
     except BaseException:
         con.close()
         raise

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from foundation import layout, snapshots, storage
+from foundation import layout, published, snapshots, storage
 from foundation.disk import disk_full, is_disk_full
 from foundation.errors import WarehouseError
 
@@ -34,7 +34,7 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
     """Refuse anything that is not a mementos warehouse, leaving it byte-identical.
 
     A warehouse is a DuckDB file with every base table (storage.BASE_TABLES) as a
-    table or a view, whose published snapshot is whole (snapshots.verify: every file it
+    table or a view, whose published snapshot is whole (published.verify: every file it
     names is there, with its size; `writing`: for a writer, which may re-point a renamed
     warehouse). The file is only ever opened read-only.
     """
@@ -58,7 +58,7 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
         if missing:
             listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
-        snapshots.verify(con, db, writing=writing)
+        published.verify(con, db, writing=writing)
 
 
 # ---------------------------------------------------------------------------

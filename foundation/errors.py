@@ -6,6 +6,12 @@ The CLI prints any WarehouseError as one line: what, where, what to do next.
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line for a one-line error: its first line, else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class WarehouseError(Exception):
     """An error meant for the person at the terminal: what, where, what to do."""
 

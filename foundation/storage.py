@@ -24,7 +24,7 @@ import errno
 import duckdb
 
 from foundation import catalog
-from foundation.errors import WarehouseBusy, WarehouseError
+from foundation.errors import WarehouseBusy, WarehouseError, first_line
 from foundation.layout import data_dir, lock_path, temp_dir
 
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
@@ -121,7 +121,7 @@ def check_memory_limit(value: str | None = None) -> None:
         except duckdb.OutOfMemoryException:
             why = "is too small for DuckDB to run any query"
         except duckdb.Error as exc:
-            why = f"is not a size DuckDB accepts ({str(exc).strip().splitlines()[0].split(': ', 1)[-1]})"
+            why = f"is not a size DuckDB accepts ({first_line(exc).split(': ', 1)[-1]})"
     raise WarehouseError(f"MEMENTOS_MEMORY_LIMIT={value!r} {why}: set it to a size such as 600MB or 2GB "
                          f"(DuckDB's buffer pool; 600MB when unset), or unset it")
 

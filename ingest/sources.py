@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from foundation.errors import SourceError
+from foundation.errors import SourceError, first_line
 
 CONFIGS = ("default", "full")
 DEFAULT_COLUMNS = {"problem": "string", "response": "string"}
@@ -363,7 +363,7 @@ def _read_error(sf: SourceFile, rows_before: int, exc: Exception) -> str:
             line, why = _first_mistyped_json_line(sf.path, sf.config)
         if line is not None:
             return f"{where}, line {line}: {why}; fix or remove that line and ingest again"
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    cause = first_line(exc)
     return (
         f"{where}: cannot be read as {kind} after {rows_before} rows ({cause}); "
         f"check that the file is complete and really {kind}, or leave it out of SOURCE"

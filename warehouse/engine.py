@@ -40,7 +40,7 @@ from pathlib import Path
 import duckdb
 
 from foundation import catalog, disk, snapshots, storage
-from foundation.errors import CycleError, ModelError, WarehouseBusy
+from foundation.errors import CycleError, ModelError, WarehouseBusy, first_line
 from foundation.faults import checkpoint
 from foundation.storage import BASE_TABLES
 from warehouse import guard, planner
@@ -381,7 +381,7 @@ def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: d
     try:
         _create(con, db, model, views, tmp, kind)
     except duckdb.Error as exc:
-        result.error = f"{model.where}: {_first_line(exc)}"
+        result.error = f"{model.where}: {first_line(exc)}"
         if (error := storage.out_of_memory(exc)) is not None:
             result.error = f"{model.where}: {error}"
     if result.error is None:
@@ -390,7 +390,7 @@ def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: d
         try:
             result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
         except duckdb.Error as exc:
-            result.error = f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or _first_line(exc)}"
+            result.error = f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or first_line(exc)}"
     if result.error is not None or result.failures:
         result.seconds = time.monotonic() - t0
         return result
@@ -431,11 +431,6 @@ def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[s
     detail = result.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in result.failures)
     _record(con, build_id, model, fp, current_data, "error" if result.error else "audit_failed",
             None, result.seconds, detail)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _record(con, build_id, model: Model, fp, current_data, status, rows, seconds, detail) -> None:

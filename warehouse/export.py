@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from foundation import catalog, disk, storage
-from foundation.errors import WarehouseError
+from foundation.errors import WarehouseError, first_line
 from foundation.faults import checkpoint
 from warehouse import engine, guard
 from warehouse.export_card import CARD, dataset_card
@@ -267,7 +267,7 @@ def _write_parquet(con, sql: str, params: dict, path: Path, ordered: bool) -> st
         con.sql(sql, params=params).write_parquet(str(path), row_group_size=PLAN_ROW_GROUP_ROWS)
     except duckdb.Error as exc:
         if disk.is_disk_full(exc):  # as an OSError naming the file, like the split files' (disk.failed_path)
-            raise OSError(errno.ENOSPC, str(exc).strip().splitlines()[0], str(path)) from None
+            raise OSError(errno.ENOSPC, first_line(exc), str(path)) from None
         raise
     finally:
         con.execute("SET preserve_insertion_order = false")

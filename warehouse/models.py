@@ -33,7 +33,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from foundation.errors import ModelError
+from foundation.errors import ModelError, first_line
 from foundation.resources import resource_dir
 from warehouse.audits import Audit, parse_audits
 
@@ -110,7 +110,7 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
     try:
         header = yaml.safe_load(header_text)
     except yaml.YAMLError as exc:
-        raise ModelError(f"{where}: the header is not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ModelError(f"{where}: the header is not valid YAML ({first_line(exc)})") from None
     if not isinstance(header, dict):
         raise ModelError(f"{where}: the header must be YAML `key: value` lines")
     unknown = sorted(set(header) - HEADER_KEYS)
@@ -150,7 +150,7 @@ def parse_body(sql: str, where: str) -> exp.Expression:
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         at = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
-        desc = first.get("description") or str(exc).splitlines()[0]
+        desc = first.get("description") or first_line(exc)
         raise ModelError(f"{where}: the SQL does not parse{at}: {desc}") from None
     if len(statements) != 1:
         raise ModelError(f"{where}: the body must be exactly one SELECT; found {len(statements)} statements")
@@ -211,7 +211,7 @@ def audit_refs(audit: Audit, where: str) -> set[str]:
     try:
         tree = sqlglot.parse_one(audit.sql.replace("{this}", "__this__"), read=DIALECT)
     except sqlglot.errors.ParseError as exc:
-        raise ModelError(f"{where}: audit {audit.name!r}: the SQL does not parse ({str(exc).splitlines()[0]})") from None
+        raise ModelError(f"{where}: audit {audit.name!r}: the SQL does not parse ({first_line(exc)})") from None
     return table_refs(tree) - {"__this__"}
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from foundation import storage
-from foundation.errors import WarehouseError
+from foundation.errors import WarehouseError, first_line
 from warehouse import planner
 from warehouse.audits import SHOW_ROWS, Audit, AuditFailure
 from warehouse.engine import BuildReport, ModelResult, Project, load_project
@@ -30,14 +30,9 @@ from warehouse.spark.session import register_base_tables, spark_session
 from warehouse.spark.transpile import SparkModel, TranspileError, spark_schema, transpile_model, transpile_project
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
     """A Spark error as one line, naming the function when Spark says which one it lacks or rejects."""
-    text = _first_line(exc)
+    text = first_line(exc)
     condition = getattr(exc, "getCondition", lambda: None)() or ""
     func = None
     if condition.startswith(("UNRESOLVED_ROUTINE", "WRONG_NUM_ARGS")):

@@ -12,7 +12,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from foundation import catalog, storage
-from foundation.errors import WarehouseError
+from foundation.errors import WarehouseError, first_line
 from foundation.layout import MODELS_SUBDIR
 from warehouse.guard import require_warehouse
 
@@ -81,7 +81,7 @@ def committed_runs(db: Path) -> dict[str, str]:
         try:
             return current_runs(con)
         except Exception as exc:  # no ingest_runs table: nothing ingested
-            raise WarehouseError(f"the warehouse {db} has no ingest runs: {str(exc).splitlines()[0]}") from None
+            raise WarehouseError(f"the warehouse {db} has no ingest runs: {first_line(exc)}") from None
 
 
 

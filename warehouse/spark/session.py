@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from foundation import catalog, storage
-from foundation.errors import WarehouseError
+from foundation.errors import WarehouseError, first_line
 from warehouse.spark.layout import Layout
 
 DEFAULT_CONF = {
@@ -38,7 +38,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, 
             warnings.simplefilter("ignore", FutureWarning)
             spark = builder.getOrCreate()
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise WarehouseError(f"cannot start Spark on {master}: {text} "
                              f"(pyspark {_installed_pyspark()} needs Java 17 or newer: `java -version`)") from None
     spark.sparkContext.setLogLevel("ERROR")

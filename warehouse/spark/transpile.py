@@ -15,7 +15,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
-from foundation.errors import TranspileError
+from foundation.errors import TranspileError, first_line
 from warehouse.audits import Audit, unique
 from warehouse.engine import Project, load_project
 from warehouse.models import DIALECT, Model
@@ -118,7 +118,7 @@ def _fix_lists(tree: exp.Expression, model: str, where: str) -> exp.Expression:
             target.replace(sqlglot.parse_one(replacement, read=TARGET))
         except ParseError as exc:
             raise TranspileError(model, where, "list", f"function list/array_agg: cannot rewrite it for Spark "
-                                 f"({str(exc).splitlines()[0]})") from None
+                                 f"({first_line(exc)})") from None
     return tree
 
 
@@ -165,7 +165,7 @@ def transpile_sql(sql: str, model: str, where: str, schema=None) -> str:
     try:
         tree = sqlglot.parse_one(sql, read=DIALECT)
     except ParseError as exc:
-        raise TranspileError(model, where, None, f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
+        raise TranspileError(model, where, None, f"the SQL does not parse ({first_line(exc)})") from None
     tree = _fix_percentiles(tree, model, where)
     tree = _fix_list_lengths(tree, schema)
     tree = _fix_lists(tree, model, where)
@@ -174,7 +174,7 @@ def transpile_sql(sql: str, model: str, where: str, schema=None) -> str:
     try:
         return tree.sql(dialect=TARGET, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
-        detail = str(exc).strip().splitlines()[0]
+        detail = first_line(exc)
         func = re.search(r"expression '(\w+)'", detail)
         raise TranspileError(model, where, func.group(1) if func else None,
                              f"sqlglot cannot write it for Spark: {detail}") from None

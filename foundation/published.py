@@ -55,9 +55,10 @@ def marker_id(path: Path) -> str | None:
 
 
 def verify(con: duckdb.DuckDBPyConnection, db: str | Path, writing: bool = False,
-           repairing: str | None = None) -> None:
+           repairing: str | None = None) -> Info | None:
     """Refuse, in one line, a snapshot whose data is not all there: the data directory missing or
     renamed, or a file the snapshot names missing or of another size (names and sizes only).
+    Returns the snapshot's Info (read_info).
     `writing`: a writer, which re-points a renamed warehouse's views itself; `repairing`: the
     dataset an ingest replaces, whose damaged files are what it repairs."""
     db = Path(db)
@@ -72,12 +73,11 @@ def verify(con: duckdb.DuckDBPyConnection, db: str | Path, writing: bool = False
             raise WarehouseError(
                 f"{db} was renamed from {info.data_dir.removesuffix('.data')}; run one write to point it at "
                 f"{root.name}/, e.g. `mementos build --db {db}`, then read it again")
-    names = catalog.committed_run_dirs(root, catalog.current_runs(con)) if root.is_dir() else {}
+    runs = catalog.current_runs(con)
     if not root.is_dir():
-        if any(names.values()) or _has_runs(con):
-            raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
-                                 f"copy {root.name}/ from where {db.name} came from, or ingest again into a new warehouse")
-        return
+        if runs:
+            raise no_data_folder(db)
+        return info
     listed = manifest(db, info.seq) if info is not None else None
     problems = []
     if listed is not None:
@@ -91,28 +91,31 @@ def verify(con: duckdb.DuckDBPyConnection, db: str | Path, writing: bool = False
             if actual != size:
                 problems.append((rel, f"{actual:,} bytes where {size:,} were written"))
     else:  # a catalog written in place: every committed run must still have its directory
-        for dataset, run_id in catalog.current_runs(con).items():
+        for dataset, run_id in runs.items():
             if not any(any(layout.run_dir(root, t, dataset, run_id).glob("*.parquet")) for t in catalog.STORES):
                 problems.append((f"traces/{layout.run_key(dataset, run_id)}/", "missing"))
     if repairing is not None:
-        problems = [(rel, what) for rel, what in problems if _dataset_of(con, rel) != repairing]
+        problems = [(rel, what) for rel, what in problems if _dataset_of(runs, rel) != repairing]
     if problems:
         rel, what = problems[0]
-        dataset = _dataset_of(con, rel)
+        dataset = _dataset_of(runs, rel)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise WarehouseError(
             f"{db} is damaged: {root.name}/{rel} is {what}{more}; nothing was read. Repair it by ingesting "
             f"dataset {dataset!r} again: `mementos ingest SOURCE --db {db} --name {dataset}`")
+    return info
 
 
-def _has_runs(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(catalog.current_runs(con))
+def no_data_folder(db: Path) -> WarehouseError:
+    root = layout.data_dir(db)
+    return WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
+                          f"copy {root.name}/ from where {db.name} came from, or ingest again into a new warehouse")
 
 
-def _dataset_of(con: duckdb.DuckDBPyConnection, rel: str) -> str:
-    """The dataset whose run directory holds the file `rel` (table/slug/run/file)."""
+def _dataset_of(runs: dict[str, str], rel: str) -> str:
+    """The dataset (of the committed `runs`) whose run directory holds the file `rel` (table/slug/run/file)."""
     parts = rel.split("/")
-    for dataset, run_id in catalog.current_runs(con).items():
+    for dataset, run_id in runs.items():
         if len(parts) >= 3 and parts[1] == layout.dataset_slug(dataset) and parts[2] == run_id:
             return dataset
     return parts[1] if len(parts) > 1 else rel

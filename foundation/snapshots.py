@@ -88,13 +88,8 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[published.In
             raise WarehouseError(
                 f"{root} is not {db.name}'s data folder (it belongs to another warehouse, or is a link to one); "
                 f"nothing was written: give {db.name} its own folder, or use --db with the warehouse that owns it")
-        if not root.exists() and (db.parent / info.data_dir).is_dir():
-            raise WarehouseError(
-                f"{db} keeps its data in {info.data_dir}/, but a warehouse's data folder is named after its file "
-                f"({root.name}/): rename {db.parent / info.data_dir} to {root} too (move or rename the two together)")
-        if not root.exists():
-            raise WarehouseError(f"{db} has no data folder {root.name}/ beside it (was the file copied without it?): "
-                                 f"copy it there, or ingest into a new warehouse")
+        if not root.exists():  # a catalog without runs (verify has refused one with runs)
+            raise published.no_data_folder(db)
         return info, False
     if root.exists() and not root.is_dir():
         raise WarehouseError(f"{root} exists and is not a folder this warehouse made; nothing was written: "
@@ -114,17 +109,11 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[published.In
 
 def _published_info(db: Path, repairing: str | None) -> published.Info | None:
     """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
-    with open(db, "rb") as f:
-        head = f.read(12)
-    if head[8:12] != b"DUCK":
-        raise WarehouseError(f"{db} is not a mementos warehouse ({'an empty file' if not head else 'not a DuckDB file'}); "
-                             f"nothing was written: choose another --db")
+    if why := storage.not_duckdb(db):
+        raise WarehouseError(f"{db} is not a mementos warehouse ({why}); nothing was written: choose another --db")
     with storage.connect(db, read_only=True) as con:
         catalog.check_not_legacy(con, db)
-        found = {n for (n,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-            "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND NOT internal").fetchall()}
+        found = storage.main_relations(con)
         if not set(storage.BASE_TABLES) <= found:
             mine = sorted(found & set(storage.BASE_TABLES))
             raise WarehouseError(
@@ -132,17 +121,15 @@ def _published_info(db: Path, repairing: str | None) -> published.Info | None:
                 f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
                 f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
                 f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
-        info = published.read_info(con)
-        if info is None or info.data_dir == layout.data_dir(db).name or layout.data_dir(db).is_dir():
-            published.verify(con, db, writing=True, repairing=repairing)
-        return info
+        return published.verify(con, db, writing=True, repairing=repairing)
 
 
+@dataclass
 class Stage:
     """The staged copy of the catalog that a write changes; `publish = False` drops it."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, seq: int):
-        self.con, self.seq, self.publish = con, seq, True
+    con: duckdb.DuckDBPyConnection
+    publish: bool = True
 
 
 @dataclass
@@ -170,7 +157,7 @@ class Writer:
         except BaseException:
             _remove_snapshot(self.db, seq)
             raise
-        stage = Stage(con, seq)
+        stage = Stage(con)
         try:
             storage.ensure_schema(con, self.db)
             info = published.read_info(con)
@@ -178,23 +165,21 @@ class Writer:
                 catalog.create_views(con, self.root,
                                      catalog.committed_run_dirs(self.root, catalog.current_runs(con)))
             yield stage
-            if not stage.publish:
-                raise _Discard
-            con.execute(published.INFO_DDL)
-            con.execute(f"DELETE FROM {published.INFO_TABLE}")
-            con.execute(f"INSERT INTO {published.INFO_TABLE} VALUES (?, ?, ?, ?)",
-                        [self.warehouse_id, seq, self.root.name, _utcnow()])
-            runs = catalog.committed_run_dirs(self.root, catalog.current_runs(con))
-            con.execute("CHECKPOINT")
-            con.close()
-        except _Discard:
-            con.close()
-            _remove_snapshot(self.db, seq)
-            return
+            if stage.publish:
+                con.execute(published.INFO_DDL)
+                con.execute(f"DELETE FROM {published.INFO_TABLE}")
+                con.execute(f"INSERT INTO {published.INFO_TABLE} VALUES (?, ?, ?, ?)",
+                            [self.warehouse_id, seq, self.root.name, _utcnow()])
+                runs = catalog.committed_run_dirs(self.root, catalog.current_runs(con))
+                con.execute("CHECKPOINT")
         except BaseException:
             con.close()
             _remove_snapshot(self.db, seq)
             raise
+        con.close()
+        if not stage.publish:
+            _remove_snapshot(self.db, seq)
+            return
         try:
             self._publish(seq, staged, runs)
         except BaseException:
@@ -215,25 +200,27 @@ class Writer:
         _write_json(layout.snapshot_manifest(self.db, seq), manifest)
         _fsync(staged)
         checkpoint("snapshot.before_publish")
-        link = self.db.with_name(f".{self.db.name}.publish-{uuid.uuid4().hex[:12]}")
-        try:
-            os.link(staged, link)
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                raise WarehouseError(f"{self.root} is on another file system than {self.db}; the catalog is "
-                                     f"published with a hard link: keep the two in one folder on one disk") from None
-            raise
-        try:
-            os.replace(link, self.db)  # the publish: readers opening PATH from now on see `seq`
-        except BaseException:
-            link.unlink(missing_ok=True)
-            raise
+        # the publish: readers opening PATH from now on see `seq`
+        _replace_by_link(staged, self.db, self.db.with_name(f".{self.db.name}.publish-{uuid.uuid4().hex[:12]}"))
         _fsync_dir(self.db.parent)
         checkpoint("snapshot.after_publish")
 
 
-class _Discard(Exception):
-    pass
+def _replace_by_link(source: Path, target: Path, link: Path) -> None:
+    """Make `target` another name of `source`'s file in one step: a hard link named `link`, renamed onto it."""
+    try:
+        os.link(source, link)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise WarehouseError(f"{source.parent} is on another file system than {target.parent}; the catalog is "
+                                 f"published with a hard link: keep the warehouse's file and its data folder "
+                                 f"in one folder on one disk") from None
+        raise
+    try:
+        os.replace(link, target)
+    except BaseException:
+        link.unlink(missing_ok=True)
+        raise
 
 
 def _is_published(db: Path, staged: Path) -> bool:
@@ -286,9 +273,7 @@ def _relink_published(db: Path, seq: int) -> None:
     if _is_published(db, snap):
         return
     snap.parent.mkdir(exist_ok=True)
-    link = snap.with_name(f".{snap.name}.{uuid.uuid4().hex[:12]}")
-    os.link(db, link)
-    os.replace(link, snap)
+    _replace_by_link(db, snap, snap.with_name(f".{snap.name}.{uuid.uuid4().hex[:12]}"))
 
 
 def _adopt_runs(db: Path, warehouse_id: str) -> None:
@@ -301,7 +286,7 @@ def _adopt_runs(db: Path, warehouse_id: str) -> None:
         for table in catalog.STORES:
             directory = layout.run_dir(root, table, dataset, run_id)
             if directory.is_dir() and not (directory / layout.RUN_MARKER).exists():
-                _write_json(directory / layout.RUN_MARKER, {"warehouse_id": warehouse_id, "run_id": run_id})
+                mark_run(directory, warehouse_id, run_id)
 
 
 def mark_run(directory: Path, warehouse_id: str, run_id: str) -> None:

@@ -28,6 +28,24 @@ from foundation.errors import WarehouseBusy, WarehouseError, first_line
 from foundation.layout import data_dir, lock_path, temp_dir
 
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
+DUCKDB_MAGIC, MAGIC_OFFSET = b"DUCK", 8  # bytes 8-11 of every DuckDB database file
+
+
+def not_duckdb(db: Path) -> str | None:
+    """Why the file `db` is no DuckDB database ('an empty file', 'not a DuckDB file'), or None: its first
+    bytes only, so a file of any size is judged without opening it in DuckDB. OSError if it cannot be read."""
+    with open(db, "rb") as f:
+        head = f.read(MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    if head[MAGIC_OFFSET:] == DUCKDB_MAGIC:
+        return None
+    return "not a DuckDB file" if head else "an empty file"
+
+
+def main_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables and views of the database's main schema, lower case: is it a warehouse (BASE_TABLES)?"""
+    return {name for (name,) in con.execute(
+        "SELECT lower(table_name) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall()}
 
 
 def _holder(db: str | Path) -> str:

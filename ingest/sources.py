@@ -87,8 +87,8 @@ def resolve(source: str, config: str) -> list[SourceFile]:
 
 
 def check_db(files: list[SourceFile], db: str | Path) -> None:
-    """Refuse a --db that is one of the source's files, or an existing file that is not DuckDB's: DuckDB opens a
-    Parquet file as a database of its own, and ingest failed halfway with a lock and a data directory beside it."""
+    """Refuse a --db that is one of the source's files, naming it (any other file that is not a warehouse is
+    refused by the writer, foundation/snapshots.py, before anything is written)."""
     db = Path(db)
     if not db.is_file():
         return
@@ -96,11 +96,6 @@ def check_db(files: list[SourceFile], db: str | Path) -> None:
         if not f.path.startswith(("hf://", "http://", "https://")) and os.path.samefile(f.path, db):
             raise SourceError(f"--db {db} is one of the files ingest reads ({f.config} config); the warehouse is a "
                               f"DuckDB file of its own: give a new name, e.g. --db {db.with_suffix('.duckdb')}")
-    with open(db, "rb") as handle:
-        head = handle.read(12)
-    if head and head[8:12] != b"DUCK":  # bytes 8-11 of every DuckDB file (warehouse/guard.py reads them too)
-        raise SourceError(f"--db {db} exists and is not a DuckDB file; give the warehouse's file, or a new name "
-                          f"for one, e.g. --db {db.with_suffix('.duckdb')}")
 
 
 def _builder_for(path: str) -> str:

@@ -22,8 +22,6 @@ from foundation.disk import disk_full, is_disk_full
 from foundation.errors import WarehouseError
 
 NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
-DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
-MAGIC_OFFSET = 8
 
 
 def _not_a_warehouse(db: Path, why: str) -> WarehouseError:
@@ -44,16 +42,13 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
     if db.is_dir():
         raise _not_a_warehouse(db, "it is a directory")
     try:
-        with open(db, "rb") as f:
-            head = f.read(MAGIC_OFFSET + len(DUCKDB_MAGIC))
+        why = storage.not_duckdb(db)
     except OSError as exc:
         raise WarehouseError(f"cannot read the warehouse {db}: {exc.strerror}") from None
-    if head[MAGIC_OFFSET:] != DUCKDB_MAGIC:
-        raise _not_a_warehouse(db, "not a DuckDB file" if head else "an empty file")
+    if why:
+        raise _not_a_warehouse(db, why)
     with storage.connect(db, read_only=True) as con:
-        found = {name for (name,) in con.execute(
-            "SELECT lower(table_name) FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+        found = storage.main_relations(con)
         missing = [t for t in storage.BASE_TABLES if t not in found]
         if missing:
             listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

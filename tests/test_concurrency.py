@@ -53,25 +53,31 @@ def one_line_error(result) -> str:
 
 
 @contextmanager
-def ingest_held_at(point: str, source: Path, db: Path):
-    """An ingest subprocess stopped (SIGSTOP) at `point`; resumed on exit, and its result checked by the caller."""
+def held_at(point: str, args: list[str], timeout: float):
+    """A subprocess (`python ARGS`) stopped (SIGSTOP) at `point`, its first pass; resumed on exit, and its
+    result checked by the caller."""
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    env["MEMENTOS_STOP_AT"] = f"{point}@1"  # the first pass only
-    proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ingest", str(source), "--db", str(db),
-                             "--name", "t", "--workers", "0", "--no-progress", "--no-tokens"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env["MEMENTOS_STOP_AT"] = f"{point}@1"
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         _, status = os.waitpid(proc.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), f"the ingest ended before reaching {point}: {proc.stderr.read()}"
+        assert os.WIFSTOPPED(status), f"{args[0]} ended before reaching {point}: {proc.stderr.read()}"
         yield proc
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
         try:
-            proc.communicate(timeout=120)
+            proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+
+
+def ingest_held_at(point: str, source: Path, db: Path):
+    """An ingest of `source` as dataset 't' held at `point` (held_at)."""
+    return held_at(point, [str(REPO / "cli.py"), "ingest", str(source), "--db", str(db), "--name", "t",
+                           "--workers", "0", "--no-progress", "--no-tokens"], timeout=120)
 
 
 class Reader:
@@ -106,27 +112,11 @@ def reader_holding(db: Path):
         reader.close()
 
 
-@contextmanager
 def build_held_at(point: str, db: Path, models: Path):
-    """A build subprocess stopped (SIGSTOP) at `point`, resumed on exit."""
-    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    env["MEMENTOS_STOP_AT"] = f"{point}@1"
+    """A `build --full-refresh` of the models in `models` held at `point` (held_at)."""
     code = ("import sys; from warehouse.engine import build; "
             "sys.exit(not build(sys.argv[1], models_dir=sys.argv[2], full_refresh=True).ok)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(models)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, status = os.waitpid(proc.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), proc.stderr.read()
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-        try:
-            proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+    return held_at(point, ["-c", code, str(db), str(models)], timeout=300)
 
 
 READS = (["sql", "SELECT count(*) AS n FROM traces", "--format", "csv"], ["models"], ["show", "t:0"])

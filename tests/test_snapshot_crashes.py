@@ -9,16 +9,14 @@ killed with SIGKILL at a point (MEMENTOS_KILL_AT, foundation/faults.py).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import REPO, built_old_and_new
+from conftest import REPO
+from test_concurrency import base, db  # noqa: F401  (fixtures: the built 3-trace warehouse, a copy per test)
 from foundation import layout
 from warehouse_state import committed_dirs, run_dirs
 
@@ -39,17 +37,6 @@ print(errors[:3])
 STATE_OLD = (3, 9, 3)  # 3 traces of 3 segments each, models built over them
 STATE_INGESTED = (5, 15, 3)  # the new run published, the models not yet rebuilt
 STATE_BUILT = (5, 15, 5)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return built_old_and_new(tmp_path_factory.mktemp("base"))
-
-
-@pytest.fixture
-def db(base, tmp_path) -> Path:
-    shutil.copytree(base / "wh", tmp_path / "wh")
-    return tmp_path / "wh" / "w.duckdb"
 
 
 def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import resource  # at start-up: under `ulimit -v` the out-of-memory message could not load it later
 import tempfile
 import time
 from contextlib import contextmanager
@@ -146,8 +147,6 @@ def check_memory_limit(value: str | None = None) -> None:
 
 def address_space_cap() -> int | None:
     """The cap on this process's address space or data segment in bytes (`ulimit -v`, `ulimit -d`), if any."""
-    import resource
-
     caps = [resource.getrlimit(which)[0] for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA)]
     caps = [cap for cap in caps if cap != resource.RLIM_INFINITY]
     return min(caps) if caps else None

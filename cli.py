@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 
 def _version(ctx, _param, value):
@@ -41,7 +41,7 @@ def models_options(command):
 
     @functools.wraps(command)
     def with_models_dir(*args, models=None, bundled_models=True, **kwargs):
-        from warehouse.models import model_dirs
+        from mementos.warehouse.models import model_dirs
 
         return command(*args, models_dir=model_dirs(models, bundled=bundled_models), **kwargs)
 
@@ -67,7 +67,7 @@ def _stderr_is_terminal() -> bool:
 def _say(text: str, err: bool = False) -> None:
     """Print a message for people. Data in it (dataset names, paths, trace ids, DuckDB's errors quoting
     values) has its control characters escaped, so that it cannot drive the terminal."""
-    from warehouse.console import escape_controls
+    from mementos.warehouse.console import escape_controls
 
     click.echo(escape_controls(text), err=err)
 
@@ -90,11 +90,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except WarehouseError as exc:
-            from warehouse.console import escape_controls
+            from mementos.warehouse.console import escape_controls
 
             raise click.ClickException(escape_controls(str(exc))) from None
         except Exception as exc:
-            from foundation.storage import out_of_memory
+            from mementos.foundation.storage import out_of_memory
 
             if (error := out_of_memory(exc) or _damaged_file(exc)) is None:
                 raise
@@ -130,7 +130,7 @@ def main():
     import os
 
     if os.environ.get("MEMENTOS_MEMORY_LIMIT"):  # judged once here, not as a DuckDB error in every command
-        from foundation.storage import check_memory_limit
+        from mementos.foundation.storage import check_memory_limit
 
         check_memory_limit()
 
@@ -157,8 +157,8 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
     globs with the same columns. Broken traces are kept and flagged, never dropped.
     An ingest that fails or is interrupted leaves the warehouse as it was.
     """
-    from ingest.pipeline import run_ingest
-    from warehouse.summaries import format_ingest_summary
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.warehouse.summaries import format_ingest_summary
 
     if progress is None:
         progress = _stderr_is_terminal() and not quiet
@@ -182,7 +182,7 @@ def sample(traces, out, seed, overwrite, quiet):
     About 1% of its traces are broken in the ways real traces break, so the
     flagging path runs on every demo.
     """
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
                           overwrite=overwrite)
@@ -215,19 +215,19 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
     """
     echo = _notes(quiet) if _stderr_is_terminal() and not quiet else None
     if engine == "spark":
-        from warehouse.spark_engine import build as run_spark_build
+        from mementos.warehouse.spark_engine import build as run_spark_build
 
         report = run_spark_build(db, select=list(select) or None, models_dir=models_dir, master=spark_master,
                                  echo=echo, full_refresh=full_refresh)
     else:
-        from warehouse.engine import build as run_build
+        from mementos.warehouse.engine import build as run_build
 
         report = run_build(db, select=list(select) or None, full_refresh=full_refresh, models_dir=models_dir,
                            echo=echo)
     if as_json:
         _print_json(report.to_dict())
     elif not quiet or not report.ok:  # a failed build is an error: --quiet prints it, on stderr
-        from warehouse.console import print_styled
+        from mementos.warehouse.console import print_styled
 
         print_styled(report.format(), "build", file=sys.stderr if quiet else None)
     if not report.ok:
@@ -249,17 +249,17 @@ def models(db, engine, as_json, models_dir):
     if engine == "spark":
         if as_json:
             raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
-        from warehouse.spark_engine import transpile_report
+        from mementos.warehouse.spark_engine import transpile_report
 
         _say(transpile_report(db, models_dir=models_dir))
         return
     if as_json:
-        from warehouse.engine import models_json
+        from mementos.warehouse.engine import models_json
 
         _print_json({"db": db, "models": models_json(db, models_dir)})
         return
-    from warehouse.console import print_styled
-    from warehouse.engine import models_report
+    from mementos.warehouse.console import print_styled
+    from mementos.warehouse.engine import models_report
 
     print_styled(models_report(db, models_dir), "models")
 
@@ -295,7 +295,7 @@ def sql(query, db, fmt, file, max_rows, write):
       mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
       echo "SELECT count(*) FROM traces" | mementos sql --db om.duckdb
     """
-    from warehouse.query import write_sql
+    from mementos.warehouse.query import write_sql
 
     if query is None and file is None and not sys.stdin.isatty():  # `echo "SELECT 1" | mementos sql`
         file = "-"
@@ -336,7 +336,7 @@ def report(db, out, traces, outliers, quiet, models_dir):
     with no network: CSS and images are inline, there is no script, and every
     text from the data is escaped.
     """
-    from warehouse.report import write_report
+    from mementos.warehouse.report import write_report
 
     result = write_report(db, out, traces=traces, outliers=outliers, models_dir=models_dir, echo=_notes(quiet))
     if not quiet:
@@ -358,7 +358,7 @@ def show(trace_id, db, pager):
     ratio (in tokens, and in chars), then the answer: the report's trace view
     without a browser. Reads the warehouse only; works before any build.
     """
-    from warehouse.show import show as show_trace
+    from mementos.warehouse.show import show as show_trace
 
     show_trace(db, trace_id, pager=pager and sys.stdout.isatty())
 
@@ -401,7 +401,7 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     Files are written aside and renamed into place when complete; DIR then holds
     this export only (split files, README.md dataset card, manifest.json).
     """
-    from warehouse.export import export as run_export
+    from mementos.warehouse.export import export as run_export
 
     result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
                         include_flagged=include_flagged,

@@ -33,9 +33,9 @@ def _work(args: tuple[list[str], int, int, int, bool]) -> tuple[int, int, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from foundation.catalog import store_schemas
-    from ingest.flatten import BatchOrigin, flatten_default
-    from ingest.worker import reuse_freed_memory
+    from mementos.foundation.catalog import store_schemas
+    from mementos.ingest.flatten import BatchOrigin, flatten_default
+    from mementos.ingest.worker import reuse_freed_memory
 
     reuse_freed_memory()  # as ingest's workers do
     schemas = store_schemas()
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sample", type=Path)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    from ingest.pipeline import BATCH_ROWS
+    from mementos.ingest.pipeline import BATCH_ROWS
 
     ap.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=f"rows per batch [ingest's: {BATCH_ROWS}]")
     ap.add_argument("--tokens", action="store_true")

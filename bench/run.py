@@ -190,14 +190,14 @@ def measure(cmd: list[str], env: dict | None = None, timeout: float | None = Non
 
 
 def sample_dir(traces: int, seed: int) -> Path:
-    from mementos_sample import GENERATOR_VERSION
+    from mementos.sample import GENERATOR_VERSION
 
     return CACHE / f"sample-{traces}-seed{seed}-g{GENERATOR_VERSION}"
 
 
 def ensure_sample(traces: int, seed: int) -> Path:
     """The cached corpus; write_sample renames a finished sample into place, so one that exists is whole."""
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     out = sample_dir(traces, seed)
     if not (out / "README.md").exists():

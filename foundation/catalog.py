@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
-from foundation.errors import WarehouseError
-from foundation.layout import run_dir, run_key
-from foundation.resources import resource_dir
+from mementos.foundation.errors import WarehouseError
+from mementos.foundation.layout import run_dir, run_key
+from mementos.foundation.resources import resource_dir
 
 SQL_DIR = resource_dir("sql")
 SCHEMA_SQL = SQL_DIR / "schema.sql"

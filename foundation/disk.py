@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 _DUCKDB_ENOSPC = ("no space left on device", "disk quota exceeded")
 

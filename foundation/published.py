@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog, layout
-from foundation.errors import WarehouseError
+from mementos.foundation import catalog, layout
+from mementos.foundation.errors import WarehouseError
 
 INFO_TABLE = "snapshot_info"
 INFO_DDL = f"""CREATE TABLE IF NOT EXISTS {INFO_TABLE} (

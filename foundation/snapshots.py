@@ -34,9 +34,9 @@ from typing import Iterator
 
 import duckdb
 
-from foundation import catalog, layout, published, storage
-from foundation.errors import WarehouseError
-from foundation.faults import checkpoint
+from mementos.foundation import catalog, layout, published, storage
+from mementos.foundation.errors import WarehouseError
+from mementos.foundation.faults import checkpoint
 
 FORMAT = 2  # 1: the DuckDB file written in place, before snapshots
 GRACE_ENV = "MEMENTOS_RECLAIM_GRACE"

@@ -24,9 +24,9 @@ import errno
 
 import duckdb
 
-from foundation import catalog
-from foundation.errors import WarehouseBusy, WarehouseError, first_line
-from foundation.layout import data_dir, lock_path, temp_dir
+from mementos.foundation import catalog
+from mementos.foundation.errors import WarehouseBusy, WarehouseError, first_line
+from mementos.foundation.layout import data_dir, lock_path, temp_dir
 
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
 DUCKDB_MAGIC, MAGIC_OFFSET = b"DUCK", 8  # bytes 8-11 of every DuckDB database file

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from ingest.full_config import check_full_row
-from ingest.parser import parse_response
-from ingest.vector_parser import parse_well_formed, range_word_counts, single_array, utf8_offsets
-from foundation.tokens import count_tokens
+from mementos.ingest.full_config import check_full_row
+from mementos.ingest.parser import parse_response
+from mementos.ingest.vector_parser import parse_well_formed, range_word_counts, single_array, utf8_offsets
+from mementos.foundation.tokens import count_tokens
 
 
 @dataclass(frozen=True)

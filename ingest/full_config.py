@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from ingest.parser import parse_response
+from mementos.ingest.parser import parse_response
 
 BLOCK_RANGE_INVALID = "block_range_invalid"
 BLOCK_RANGES_OVERLAP = "block_ranges_overlap"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog
-from foundation.errors import ReconciliationError
-from foundation.faults import checkpoint
-from foundation.layout import run_dir
+from mementos.foundation import catalog
+from mementos.foundation.errors import ReconciliationError
+from mementos.foundation.faults import checkpoint
+from mementos.foundation.layout import run_dir
 
 
 @dataclass

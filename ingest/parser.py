@@ -25,7 +25,7 @@ from typing import NamedTuple
 PARSER_VERSION = "1.0.0"
 
 # The markup strings are defined once, in foundation/markup.py; the parser is their reader.
-from foundation.markup import (  # noqa: E402
+from mementos.foundation.markup import (  # noqa: E402
     BLOCK_END, BLOCK_START, MARKUP, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN,
 )
 

@@ -25,14 +25,14 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from foundation import catalog, disk, layout, snapshots
-from foundation.faults import checkpoint
-from ingest import loader, parquet_writer, sources
-from ingest.flatten import BatchOrigin, Flattened
-from ingest.parser import PARSER_VERSION
-from foundation.tokens import ENCODING
-from ingest.worker import Spooled, Task
-from ingest.worker_pool import InProcess, WorkerPool
+from mementos.foundation import catalog, disk, layout, snapshots
+from mementos.foundation.faults import checkpoint
+from mementos.ingest import loader, parquet_writer, sources
+from mementos.ingest.flatten import BatchOrigin, Flattened
+from mementos.ingest.parser import PARSER_VERSION
+from mementos.foundation.tokens import ENCODING
+from mementos.ingest.worker import Spooled, Task
+from mementos.ingest.worker_pool import InProcess, WorkerPool
 
 BATCH_ROWS = 125
 

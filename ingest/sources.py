@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from foundation.errors import SourceError, first_line
+from mementos.foundation.errors import SourceError, first_line
 
 CONFIGS = ("default", "full")
 DEFAULT_COLUMNS = {"problem": "string", "response": "string"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from foundation.markup import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
+from mementos.foundation.markup import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
 
 # Token codes are indexes into TOKENS; a well-formed response's tokens read
 # THINK_OPEN (BLOCK_START BLOCK_END SUMMARY_START SUMMARY_END)+ THINK_CLOSE.

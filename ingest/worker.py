@@ -23,9 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc
 
-from foundation.faults import checkpoint
-from ingest import parquet_writer
-from ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
+from mementos.foundation.faults import checkpoint
+from mementos.ingest import parquet_writer
+from mementos.ingest.flatten import BatchOrigin, Flattened, flatten_default, flatten_full
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,6 @@ def _put_error(results, seq: int, exc: BaseException) -> None:
 
 
 def _base_schemas() -> dict[str, pa.Schema]:
-    from foundation.catalog import store_schemas  # DuckDB: only when the ingest process did not pass them
+    from mementos.foundation.catalog import store_schemas  # DuckDB: only when the ingest process did not pass them
 
     return store_schemas()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import queue
 
-from foundation.errors import WorkerDied
-from ingest import worker
+from mementos.foundation.errors import WorkerDied
+from mementos.ingest import worker
 
 POLL_S = 0.2  # how often a wait for results checks that every worker is alive
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import published, snapshots, storage
-from foundation.errors import WarehouseError
+from mementos.foundation import published, snapshots, storage
+from mementos.foundation.errors import WarehouseError
 
 __all__ = ["connect", "WarehouseError"]
 

@@ -93,8 +93,8 @@ def shared_examples() -> Path:
 def built_old_and_new(d: Path) -> Path:
     """`d/wh/w.duckdb`: dataset 't' from old.jsonl (3 one-block traces) with every model built, and
     new.jsonl (5 traces, the same 3 first) beside it to ingest next; returns `d`."""
-    from ingest.pipeline import run_ingest
-    from warehouse.engine import build
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.warehouse.engine import build
 
     write_jsonl(d / "old.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(3)])
     write_jsonl(d / "new.jsonl", [row(memento([(f"b{i}", "s")]), problem=f"p{i}") for i in range(5)])

@@ -91,7 +91,7 @@ def write_corpus(root: Path) -> Path:
 
 def ingest_golden(tmp: Path, with_tokens: bool = True) -> Path:
     """Ingest the corpus (both configs) into tmp/golden.duckdb; returns the db path."""
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_corpus(tmp / "golden_src")
     db = tmp / "golden.duckdb"
@@ -140,7 +140,7 @@ def alignment_corpus() -> tuple[list[dict], list[dict]]:
 
 def ingest_alignment(tmp: Path) -> Path:
     """Ingest the alignment corpus (both configs, no tokens) into tmp/align.duckdb; returns the db path."""
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     default, full = alignment_corpus()
     src = write_hub_dir(tmp / "align_src", default, full)
@@ -185,7 +185,7 @@ def outlier_corpus() -> list[dict]:
 
 def ingest_outliers(tmp: Path) -> Path:
     """Ingest the outlier corpus (default config, no tokens) into tmp/outl.duckdb; returns the db path."""
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_hub_dir(tmp / "outl_src", outlier_corpus())
     db = tmp / "outl.duckdb"
@@ -221,7 +221,7 @@ def retention_corpus() -> list[dict]:
 
 def ingest_retention(tmp: Path) -> Path:
     """Ingest the retention corpus (default config, no tokens) into tmp/ret.duckdb; returns the db path."""
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_hub_dir(tmp / "ret_src", retention_corpus())
     db = tmp / "ret.duckdb"

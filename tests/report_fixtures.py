@@ -57,7 +57,7 @@ def write_hostile(root: Path, n: int = 4) -> Path:
 
 def ingest_hostile(src_root: Path, db: Path, n: int = 4) -> list[str]:
     """Ingest the hostile dataset into db (beside whatever is there); returns its trace ids."""
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     write_hostile(src_root, n)
     run_ingest(str(src_root), db, config="default", name=DATASET, with_tokens=True, workers=0, progress=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import REPO, memento, row, write_hub_dir
 
 
@@ -35,7 +35,7 @@ def run_cli(*args, env: dict | None = None, ulimit_kib: int | None = None, timeo
 
 
 def ingest(tmp_path: Path, rows: list[dict], name: str = "a") -> Path:
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_hub_dir(tmp_path / f"src-{name}", rows)
     db = tmp_path / "w.duckdb"
@@ -50,7 +50,7 @@ def rows_of(domains=("math", "code", "math")) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    from warehouse.engine import build
+    from mementos.warehouse.engine import build
 
     db = ingest(tmp_path_factory.mktemp("built"), rows_of())
     assert build(db).ok
@@ -79,16 +79,16 @@ def test_a_memory_error_is_one_line(tmp_path, monkeypatch, command):
         raise MemoryError()
 
     if command == "ingest":
-        monkeypatch.setattr("ingest.worker.process", no_memory)
+        monkeypatch.setattr("mementos.ingest.worker.process", no_memory)
         src = write_hub_dir(tmp_path / "src", rows_of())
         args = ["ingest", src, "--db", tmp_path / "w.duckdb", "--workers", "0", "--no-tokens", "-q"]
     else:
         db = ingest(tmp_path, rows_of())
         if command == "build":
-            monkeypatch.setattr("warehouse.engine._create", no_memory)
+            monkeypatch.setattr("mementos.warehouse.engine._create", no_memory)
             args = ["build", "--db", db]
         else:
-            monkeypatch.setattr("warehouse.export.near_duplicate_groups", no_memory)
+            monkeypatch.setattr("mementos.warehouse.export.near_duplicate_groups", no_memory)
             args = ["export", "memento", "--db", db, "--out", tmp_path / "sets", "-q"]
     result = invoke(*args)
     assert result.exit_code == 1 and "Traceback" not in result.output
@@ -123,7 +123,7 @@ def _model(directory: Path, name: str, select: str, grain: str = "trace_id") -> 
 
 
 def _statuses(db: Path) -> list[tuple]:
-    from warehouse.query import execute
+    from mementos.warehouse.query import execute
 
     return execute(db, "SELECT t.trace_id, status, list(code ORDER BY code) FILTER (WHERE code IS NOT NULL) "
                        "FROM traces t LEFT JOIN parse_issues USING (trace_id) GROUP BY ALL ORDER BY ALL").rows
@@ -222,9 +222,9 @@ def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
     """REPORT_COLUMNS is complete: with every model it names cut down to exactly those columns, gather runs."""
     import shutil
 
-    from foundation import layout, storage
-    from warehouse.engine import existing_objects
-    from warehouse.report import REPORT_COLUMNS, gather
+    from mementos.foundation import layout, storage
+    from mementos.warehouse.engine import existing_objects
+    from mementos.warehouse.report import REPORT_COLUMNS, gather
 
     db = tmp_path / built.name  # the base views name their Parquet directory by the file's name
     shutil.copy(built, db)
@@ -245,7 +245,7 @@ def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
 
 def _full_only(tmp_path: Path) -> Path:
     from conftest import full_row
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     rows = [full_row([["One step.", "Two steps."], ["Three."]], ["a", "b"], problem=f"Q{i}?") for i in range(3)]
     src = write_hub_dir(tmp_path / "src", rows, full_rows=rows)
@@ -261,8 +261,8 @@ def _full_only(tmp_path: Path) -> Path:
 def test_a_warehouse_without_default_traces_builds_and_reports_nothing_to_analyse(tmp_path, make, how):
     """compression_breakdown's total row summed no trace to NULL, failing its not_null audit, so build and
     report failed. Now every model builds empty (the total row counts 0 traces) and the report says why."""
-    from warehouse.engine import build
-    from warehouse.query import execute
+    from mementos.warehouse.engine import build
+    from mementos.warehouse.query import execute
 
     db = make(tmp_path)
     result = build(db)
@@ -305,8 +305,8 @@ def run_measured(*args) -> tuple[subprocess.CompletedProcess, int]:
 @pytest.fixture(scope="module")
 def huge(tmp_path_factory) -> tuple[Path, str]:
     """A warehouse (with tokens, all models built) holding one trace with a 50 MB block, and three small ones."""
-    from ingest.pipeline import run_ingest
-    from warehouse.engine import build
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.warehouse.engine import build
 
     tmp = tmp_path_factory.mktemp("huge")
     block = "".join(f"step {i}: x = {i * 7 % 1000}, so y = {i % 97}\n" for i in range(1_700_000))[:50_000_000]
@@ -366,8 +366,8 @@ def test_export_json_writes_what_duckdb_to_json_writes():
     import duckdb
     import pyarrow as pa
 
-    from warehouse import export_json
-    from warehouse.export_records import output_schema
+    from mementos.warehouse import export_json
+    from mementos.warehouse.export_records import output_schema
 
     every = "".join(chr(c) for c in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff \\\" \\u0041 /"
     spans = [{"kind": "block", "block_idx": 0, "start": 0, "end": 5}, {"kind": "answer", "block_idx": None,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from foundation import storage
-from foundation.errors import ModelError
-from ingest.pipeline import run_ingest
-from warehouse import batches
-from warehouse.engine import build
-from warehouse.models import MODELS_DIR, discover, load_model
+from mementos.foundation import storage
+from mementos.foundation.errors import ModelError
+from mementos.ingest.pipeline import run_ingest
+from mementos.warehouse import batches
+from mementos.warehouse.engine import build
+from mementos.warehouse.models import MODELS_DIR, discover, load_model
 
 SMALL_BATCH = 37  # traces: several batches per dataset, cutting through the run files' row groups
 
@@ -20,7 +20,7 @@ SMALL_BATCH = 37  # traces: several batches per dataset, cutting through the run
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory) -> dict[str, Path]:
     """The same two datasets built twice: with the bundled models, and with every batched model at SMALL_BATCH."""
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     d = tmp_path_factory.mktemp("batches")
     write_sample(d / "a", 150, seed=3, progress=False)

@@ -6,15 +6,15 @@ table; domain_compression carries the averages it needs. Numbers from golden_mod
 from __future__ import annotations
 
 import duckdb
-from foundation import storage  # noqa: E402
-from foundation.resources import resource_dir
+from mementos.foundation import storage  # noqa: E402
+from mementos.foundation.resources import resource_dir
 import pytest
 
 from golden_models_data import ingest_golden
-from warehouse import card
-from warehouse.engine import build
-from warehouse.query import execute
-from warehouse.report import card_rows
+from mementos.warehouse import card
+from mementos.warehouse.engine import build
+from mementos.warehouse.query import execute
+from mementos.warehouse.report import card_rows
 
 QUERY = resource_dir("queries") / "card_comparison.sql"
 APPROX = dict(rel=1e-9, abs=1e-12)

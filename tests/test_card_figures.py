@@ -10,11 +10,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-import mementos_sample as sample
-from foundation import storage
-from ingest.pipeline import run_ingest
-from warehouse import card
-from warehouse.engine import build
+from mementos import sample
+from mementos.foundation import storage
+from mementos.ingest.pipeline import run_ingest
+from mementos.warehouse import card
+from mementos.warehouse.engine import build
 
 CARD_MEDIAN_RATIO_CHARS = card.median_ratio_chars()  # math 0.16, code 0.18, science 0.23
 TRACES = 2000

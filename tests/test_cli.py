@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import memento, row, write_jsonl
 
 
@@ -140,7 +140,7 @@ def test_build_and_models_output_escapes_control_characters():
     """An audit failure prints the offending rows: data, which must not drive the terminal."""
     import io
 
-    from warehouse.console import print_styled
+    from mementos.warehouse.console import print_styled
 
     out = io.StringIO()
     print_styled("  FAILED   m  audit: 'x\x1b]52;c;cHduZWQ=\x07'", "build", file=out)

@@ -21,10 +21,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import REPO, built_old_and_new
-from ingest.pipeline import run_ingest
-from foundation import layout, storage
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 
@@ -171,7 +171,7 @@ def test_an_ingest_publishes_while_a_reader_keeps_its_snapshot(db, base):
 
 def test_a_long_reader_keeps_reading_while_two_builds_and_an_ingest_publish(db, base):
     """Its files are not deleted under it: reclamation skips a snapshot whose catalog a process has open."""
-    from warehouse.engine import build
+    from mementos.warehouse.engine import build
 
     with reader_holding(db) as reader:
         first = reader.ask("SELECT count(*), sum(n_blocks) FROM trace_compression")

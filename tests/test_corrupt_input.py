@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import CARD, REPO, memento, row, write_hub_dir, write_jsonl, write_parquet
-from ingest.pipeline import run_ingest
+from mementos.ingest.pipeline import run_ingest
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 GOOD = [row(memento([(f"block {i}", f"memo {i}")]), problem=f"p{i}") for i in range(40)]

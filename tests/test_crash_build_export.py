@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from ingest.pipeline import run_ingest
-from foundation import storage
-from warehouse import engine
-from warehouse.engine import build, list_models
-from warehouse.export import export
-from mementos_sample import write_sample
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import storage
+from mementos.warehouse import engine
+from mementos.warehouse.engine import build, list_models
+from mementos.warehouse.export import export
+from mementos.sample import write_sample
 from warehouse_state import snapshot
 
 

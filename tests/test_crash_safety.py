@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl
-from ingest.pipeline import run_ingest
-from foundation import storage
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 # Every point an ingest passes with --config all on a source that fills all six dataset tables.

@@ -29,13 +29,13 @@ def _normal(name: str) -> str:
 
 
 def project_sources() -> tuple[set[str], list[Path]]:
-    """The project's top-level import names and its .py files, from pyproject.toml's setuptools config."""
-    modules = set(SETUPTOOLS.get("py-modules", []))
-    packages = {p.split(".")[0] for p in SETUPTOOLS.get("packages", [])}
-    files = [REPO / f"{m}.py" for m in sorted(modules)]
-    for package in sorted(packages):
-        files += sorted((REPO / package).rglob("*.py"))
-    return modules | packages, files
+    """The project's top-level import names and its .py files, from pyproject.toml's setuptools config
+    (each package's folder is its package-dir entry, else its dotted name as a path)."""
+    mapped = SETUPTOOLS.get("package-dir", {})
+    packages = SETUPTOOLS["packages"]
+    folders = {REPO / mapped.get(p, p.replace(".", "/")) for p in packages}
+    files = {path.resolve() for folder in folders for path in folder.rglob("*.py")}  # mementos/cli.py is cli.py
+    return {p.split(".")[0] for p in packages}, sorted(files)
 
 
 def imported(files: list[Path]) -> dict[str, str]:
@@ -75,7 +75,7 @@ RUNTIME = third_party(imported(FILES), OWN)
 
 
 def test_the_project_sources_are_found():
-    assert {"cli", "ingest", "warehouse"} <= OWN and REPO / "cli.py" in FILES and REPO / "warehouse" / "engine.py" in FILES
+    assert OWN == {"mementos"} and REPO / "cli.py" in FILES and REPO / "warehouse" / "engine.py" in FILES
 
 
 def test_every_package_the_installed_code_imports_is_a_runtime_dependency():

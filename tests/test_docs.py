@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from golden_models_data import ingest_golden
-from foundation import storage
-from warehouse import card
-from warehouse.engine import build, load_project
+from mementos.foundation import storage
+from mementos.warehouse import card
+from mementos.warehouse.engine import build, load_project
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "warehouse.md").read_text(encoding="utf-8")
@@ -176,8 +176,8 @@ def test_the_number_of_plots_is_said_as_there_are():
     """README, warehouse.md and `report --help` said "five plots" where the report draws six."""
     from click.testing import CliRunner
 
-    from cli import main
-    from warehouse.plots import PLOTS
+    from mementos.cli import main
+    from mementos.warehouse.plots import PLOTS
 
     report_help = CliRunner().invoke(main, ["report", "--help"]).output
     said = [(name, word) for name, text in (("README.md", README), ("warehouse.md", DOC), ("report --help", report_help))

@@ -11,12 +11,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from foundation import storage
-from warehouse import engine, planner
-from foundation.errors import CycleError, ModelError
-from warehouse.engine import build, list_models, load_project
-from warehouse.models import load_model
-from foundation.errors import WarehouseError
+from mementos.foundation import storage
+from mementos.warehouse import engine, planner
+from mementos.foundation.errors import CycleError, ModelError
+from mementos.warehouse.engine import build, list_models, load_project
+from mementos.warehouse.models import load_model
+from mementos.foundation.errors import WarehouseError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def add_run(con, run_id: str) -> None:
 def toy_db(tmp_path) -> Path:
     """Three ok traces with 1, 2 and 3 blocks: toy:0, toy:1, toy:2."""
     from conftest import memento, row, write_jsonl
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     source = write_jsonl(tmp_path / "toy.jsonl", [row(memento([(f"block {j}", f"memento {j}") for j in range(n)]))
                                                   for n in (1, 2, 3)])

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO, memento, row, write_jsonl
-from ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
-from ingest.pipeline import run_ingest
-from foundation.tokens import count_tokens
-from warehouse.export import (CARD, MANIFEST, REASONS, SUMMARIZE_INSTRUCTION, export, near_duplicate_groups,
+from mementos.ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation.tokens import count_tokens
+from mementos.warehouse.export import (CARD, MANIFEST, REASONS, SUMMARIZE_INSTRUCTION, export, near_duplicate_groups,
                               normalize_problem, parse_splits, problem_key, split_of)
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
                "decision needed to continue the reasoning without the block.")
@@ -88,7 +88,7 @@ def hand_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory):
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("export_sample")
     write_sample(tmp / "sample", 400, seed=3)
@@ -553,7 +553,7 @@ def test_export_killed_in_its_publish_leaves_one_complete_export(hand_db, tmp_pa
     """The export is swapped in whole: killed anywhere in the publish, DIR holds the old complete export or
     the new complete one (never a mix); with two renames, killed between them, DIR is missing until the next
     export puts the old one back. The next export removes the stage, which holds the marker."""
-    from warehouse.output import remove_leftovers
+    from mementos.warehouse.output import remove_leftovers
 
     out = tmp_path / "out"
     export(hand_db, "memento", out, splits="train=0.5,test=0.5")
@@ -573,7 +573,7 @@ def test_export_killed_in_its_publish_leaves_one_complete_export(hand_db, tmp_pa
 def test_a_stage_is_removed_only_when_it_holds_the_marker(hand_db, tmp_path):
     """A killed export's stage (its process gone, its marker inside) is removed by the next export; a
     directory of the same shape of name without the marker is someone's, and stays."""
-    from warehouse.output import MARKER, _marker_text
+    from mementos.warehouse.output import MARKER, _marker_text
 
     out = tmp_path / "out"
     dead = 4194305  # above Linux's largest pid: no such process
@@ -711,7 +711,7 @@ def test_the_dataset_card(tmp_path):
     """The card's YAML header: configs with the split files, features, split sizes, the source's licence."""
     import yaml
 
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     write_sample(tmp_path / "src", 30, seed=2)  # a hub-layout directory whose card says `license: mit`
     db = tmp_path / "w.duckdb"
@@ -760,7 +760,7 @@ def test_an_empty_split_is_left_out_of_the_card_and_the_command_says_so(hand_db,
     so, not only the card."""
     import datasets
 
-    from cli import main
+    from mementos.cli import main
 
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["export", "memento", "--db", str(hand_db), "--out", str(out),
@@ -778,7 +778,7 @@ def test_an_empty_split_is_left_out_of_the_card_and_the_command_says_so(hand_db,
 
 
 def test_cli_export(hand_db, tmp_path):
-    from cli import main
+    from mementos.cli import main
 
     result = CliRunner().invoke(main, ["export", "plain", "--db", str(hand_db), "--out", str(tmp_path / "o"),
                                        "--format", "parquet", "--split", "train=1", "--seed", "3",
@@ -805,7 +805,7 @@ def test_cli_export(hand_db, tmp_path):
 def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch):
     """Texts are fetched chunk by chunk; small chunks (row groups then straddle many of them) give the same
     files as one chunk."""
-    import warehouse.export as export_module
+    import mementos.warehouse.export as export_module
 
     for fmt in ("jsonl", "parquet"):
         export(sample_db, "summarize", tmp_path / f"big-{fmt}", fmt=fmt, splits="train=0.9,test=0.1")
@@ -819,7 +819,7 @@ def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypat
 def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
     """A chunk's records are built and written a slice of traces at a time; slices of one trace each give the
     same files as one slice per chunk."""
-    import warehouse.export as export_module
+    import mementos.warehouse.export as export_module
 
     export(sample_db, kind, tmp_path / "whole", splits="train=0.9,test=0.1")
     monkeypatch.setattr(export_module, "SLICE_CHARS", 1)  # every trace a slice of its own
@@ -830,8 +830,8 @@ def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, tmp_path, monkeypa
 def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept_examples(hand_db, tmp_path):
     """The ordered plan (its window and sort) carries no spans: only keys, response_chars and reasons; the view's
     rows, spans included, are written unsorted for the kept examples only."""
-    from foundation import storage
-    from warehouse.export import _outliers, _write_plan
+    from mementos.foundation import storage
+    from mementos.warehouse.export import _outliers, _write_plan
 
     export(hand_db, "memento", tmp_path / "built", splits=ONE_SPLIT)  # builds the view
     with storage.connect(hand_db, read_only=True) as con:
@@ -850,7 +850,7 @@ def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept
 def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
     """The kept examples' rows are written in whatever order DuckDB gives them; each chunk sorts its own, so
     the reverse order gives the same files."""
-    import warehouse.export as export_module
+    import mementos.warehouse.export as export_module
 
     export(sample_db, kind, tmp_path / "as_is", splits="train=0.9,test=0.1")
     kept_sql = export_module._kept_sql
@@ -866,7 +866,7 @@ def test_slices_cut_at_trace_boundaries():
     slice_chars response chars."""
     import numpy as np
 
-    from warehouse.export import _slices
+    from mementos.warehouse.export import _slices
 
     at = np.array([0, 0, 0, 1, 2, 2, 3])  # each plan row's trace
     chars = np.array([5, 5, 5, 3, 4, 4, 9])  # each row's trace's response chars
@@ -891,7 +891,7 @@ def test_empty_examples_are_left_out_and_counted(tmp_path):
 
 @pytest.fixture(scope="module")
 def sample_db_with_tokens(tmp_path_factory):
-    from mementos_sample import write_sample
+    from mementos.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("export_sample_tokens")
     write_sample(tmp / "sample", 150, seed=5)

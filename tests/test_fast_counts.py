@@ -14,8 +14,8 @@ import sys
 import pyarrow as pa
 import pytest
 
-from ingest.flatten import word_counts
-from foundation.tokens import _encoder, count_tokens
+from mementos.ingest.flatten import word_counts
+from mementos.foundation.tokens import _encoder, count_tokens
 
 WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
 ODD = list("ab ÿ€中😀\x00\x08\x0e\x1b\x7f\x1c") + ["\u200b", "\ufeff", "é"]
@@ -79,7 +79,7 @@ def test_token_counts_equal_encode_ordinary(seed):
 # changes the count, on texts short enough for the tokenizer to count whole.
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation.tokens import split_at_boundaries  # noqa: E402
+from mementos.foundation.tokens import split_at_boundaries  # noqa: E402
 
 PIECES = ["word", "Word", " ", "  ", "\n", "\n\n", "\r\n", "\t", "123", "4", "é", "中文", "'s", "'re", ".", "(",
           "<|block_end|>", "😀", "x\u00a0y", "-", "_", "ÿ"]

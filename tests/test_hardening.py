@@ -19,11 +19,11 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import REPO, memento, row, write_hub_dir, write_jsonl
-from foundation import layout, storage
-from mementos_sample import write_sample
-from warehouse.guard import NOT_A_WAREHOUSE
+from mementos.foundation import layout, storage
+from mementos.sample import write_sample
+from mementos.warehouse.guard import NOT_A_WAREHOUSE
 
 
 def invoke(*args):
@@ -31,7 +31,7 @@ def invoke(*args):
 
 
 def ingest(tmp_path: Path, rows: list[dict], with_tokens: bool = False, name: str = "h") -> Path:
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_hub_dir(tmp_path / "src", rows)
     db = tmp_path / "w.duckdb"
@@ -55,7 +55,7 @@ def fingerprint(db: Path) -> dict:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """A small warehouse with every model built (so commands have no build to do first)."""
-    from warehouse.engine import build
+    from mementos.warehouse.engine import build
 
     db = ingest(tmp_path_factory.mktemp("built"), rows_of())
     assert build(db).ok
@@ -241,7 +241,7 @@ def test_report_refuses_other_files_that_are_not_warehouses(tmp_path, kind):
 
 
 def test_the_check_passes_a_warehouse_and_changes_nothing(built):
-    from warehouse.guard import require_warehouse
+    from mementos.warehouse.guard import require_warehouse
 
     before = fingerprint(built)
     require_warehouse(built)
@@ -255,7 +255,7 @@ def test_the_check_passes_a_warehouse_and_changes_nothing(built):
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> Path:
     """A domain, a source and a difficulty literally called 'all', one literally '(unknown)', one missing."""
-    from warehouse.engine import build
+    from mementos.warehouse.engine import build
 
     pairs = [("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]
     long_pairs = [(" ".join(["reasoning"] * 40), "short")]  # so the label 'all' has other figures than the total
@@ -290,7 +290,7 @@ def test_a_label_called_all_is_a_value_and_the_total_row_is_flagged(labelled):
 
 
 def test_the_report_reads_the_total_row_not_the_domain_called_all(labelled, tmp_path):
-    from warehouse import report
+    from mementos.warehouse import report
 
     report.write_report(labelled, tmp_path / "r.html", echo=lambda _: None)
     with storage.connect(labelled) as con:
@@ -337,7 +337,7 @@ def _copy_warehouse(db: Path, to: Path) -> Path:
 
 
 def test_build_on_a_full_disk_is_one_line_and_leaves_the_file_byte_identical(tmp_path, small_disk):
-    from warehouse.engine import build
+    from mementos.warehouse.engine import build
 
     mnt, fill = small_disk
     db = _copy_warehouse(ingest(tmp_path, rows_of()), mnt)  # never built: the first build

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import duckdb
-from foundation import storage  # noqa: E402
+from mementos.foundation import storage  # noqa: E402
 import pytest
 
 from conftest import REPO, full_row, memento, row, write_hub_dir, write_jsonl, write_parquet
-from ingest.pipeline import run_ingest
-from foundation.errors import SourceError
-from foundation.layout import data_dir
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation.errors import SourceError
+from mementos.foundation.layout import data_dir
 
 TABLES = ("traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks", "ingest_runs")
 
@@ -208,7 +208,7 @@ def test_duplicate_full_rows_link_to_the_first_default_trace(tmp_path):
 
 def test_a_block_of_over_a_million_characters_is_counted_not_fatal(tmp_path):
     """The tokenizer refuses such texts; ingest counts them in parts (issue: one segment aborted the run)."""
-    from foundation.tokens import count_tokens
+    from mementos.foundation.tokens import count_tokens
 
     block = "the same reasoning again\n" * 48_000  # 1,200,000 characters
     db = tmp_path / "w.duckdb"

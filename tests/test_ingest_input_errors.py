@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import memento, row
 
 

@@ -14,9 +14,9 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from conftest import memento, row, write_jsonl
-from foundation import layout, storage
+from mementos.foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 EVIL = "x'; DROP TABLE traces; --"

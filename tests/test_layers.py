@@ -1,8 +1,9 @@
 """Dependencies run one way (warehouse.md, "Data flow"): every import of the project's code is checked.
 
-    cli.py  ->  ingest/ | warehouse/ (analytics) | mementos_sample/  ->  foundation/
+    cli.py  ->  ingest/ | warehouse/ (analytics) | sample/  ->  foundation/
 
-`foundation` imports none of the others; `ingest`, `warehouse` and `mementos_sample` import
+All of them install as parts of the one `mementos` package (`mementos.ingest`, ...).
+`foundation` imports none of the others; `ingest`, `warehouse` and `sample` import
 `foundation` and never each other; nothing imports `cli.py`. Every import statement counts,
 including `from x import y` inside a function (a lazy import is still a dependency). Within a
 package, modules import each other without cycles.
@@ -14,14 +15,14 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("foundation", "ingest", "warehouse", "mementos_sample", "mementos")
-# What each top-level part may import besides itself (third-party and standard modules aside).
+PACKAGES = ("foundation", "ingest", "warehouse", "sample")  # repository folders, installed as mementos.<name>
+# What each part may import besides itself (third-party and standard modules aside).
 ALLOWED = {
-    "cli": {"foundation", "ingest", "warehouse", "mementos_sample"},
+    "cli": {"foundation", "ingest", "warehouse", "sample"},
     "ingest": {"foundation"},
     "warehouse": {"foundation"},
-    "mementos_sample": {"foundation"},
-    "mementos": {"foundation"},  # the Python API: `mementos.connect`
+    "sample": {"foundation"},
+    "mementos": {"foundation"},  # mementos/__init__.py, the Python API: `mementos.connect`
     "foundation": set(),
 }
 PARTS = set(ALLOWED)
@@ -29,10 +30,10 @@ PARTS = set(ALLOWED)
 
 def project_files() -> dict[str, Path]:
     """Module name -> file, for cli.py and every module of the packages."""
-    files = {"cli": REPO / "cli.py"}
+    files = {"mementos.cli": REPO / "cli.py", "mementos": REPO / "mementos" / "__init__.py"}
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
-            parts = path.relative_to(REPO).with_suffix("").parts
+            parts = ("mementos",) + path.relative_to(REPO).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             files[name] = path
     return files
@@ -61,7 +62,10 @@ def imports(module: str, source: str, is_package: bool = False) -> list[tuple[in
 
 
 def top(name: str) -> str:
-    return name.split(".")[0]
+    """The part a module belongs to: 'ingest' for mementos.ingest.parser, 'mementos' for the package's
+    own __init__, the first name for anything else (duckdb, os)."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "mementos" and len(parts) > 1 else parts[0]
 
 
 def violations(module: str, path: Path, source: str) -> list[str]:
@@ -82,10 +86,10 @@ def test_every_import_follows_the_layers():
 
 
 def test_a_lazy_import_against_the_layers_is_caught_with_its_file_and_line():
-    source = "import os\n\ndef f():\n    from ingest.loader import load_run\n    return load_run\n"
+    source = "import os\n\ndef f():\n    from mementos.ingest.loader import load_run\n    return load_run\n"
     path = REPO / "warehouse" / "engine.py"
-    assert violations("warehouse.engine", path, source) == [
-        "warehouse/engine.py:4: warehouse -> ingest (imports ingest.loader)"]
+    assert violations("mementos.warehouse.engine", path, source) == [
+        "warehouse/engine.py:4: warehouse -> ingest (imports mementos.ingest.loader)"]
 
 
 def test_no_import_cycles_between_modules_of_a_package():

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 
 import duckdb
-from foundation import storage  # noqa: E402
+from mementos.foundation import storage  # noqa: E402
 import pytest
 
 from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, ingest_retention, words
-from warehouse.engine import build
+from mementos.warehouse.engine import build
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 
@@ -193,7 +193,7 @@ def test_inference_summary_context_budgets(tmp_path):
     8k; with k = 2 it is 3 + 224 + 10,024 = 10,251, over. B fits everywhere."""
     from golden_models_data import _trace
     from conftest import write_hub_dir
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     a, _ = _trace(0, "math", "alpha", 1, [5000, 5000], [100, 100], words(10, "c"))
     b, _ = _trace(1, "math", "alpha", 1, [10], [2], words(2, "c"))

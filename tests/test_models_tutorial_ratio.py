@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import memento, row, write_jsonl
-from ingest.pipeline import run_ingest
-from foundation import storage
-from warehouse.engine import build
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import storage
+from mementos.warehouse.engine import build
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 

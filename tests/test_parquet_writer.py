@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from foundation.catalog import store_schemas
-from ingest.flatten import BatchOrigin, flatten_default
-from ingest.parquet_writer import RunFileWriter
-from mementos_sample import write_sample
+from mementos.foundation.catalog import store_schemas
+from mementos.ingest.flatten import BatchOrigin, flatten_default
+from mementos.ingest.parquet_writer import RunFileWriter
+from mementos.sample import write_sample
 
 BATCH = 10  # rows per batch handed to the writer, as a worker hands it its batches
 

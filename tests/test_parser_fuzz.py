@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ingest.full_config import FULL_ISSUE_CODES, check_full_row, collapse
-from ingest.parser import (
+from mementos.ingest.full_config import FULL_ISSUE_CODES, check_full_row, collapse
+from mementos.ingest.parser import (
     BLOCK_END, BLOCK_START, ISSUE_CODES, MARKUP, MARKUP_IN_ANSWER, SUMMARY_END, SUMMARY_START, THINK_CLOSE,
     THINK_OPEN, WHITESPACE, parse_response,
 )

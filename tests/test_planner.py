@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from warehouse import planner
-from warehouse.engine import load_project
-from warehouse.planner import BUILD, FRESH, SKIP, LastBuild, State, Step
-from foundation.errors import WarehouseError
+from mementos.warehouse import planner
+from mementos.warehouse.engine import load_project
+from mementos.warehouse.planner import BUILD, FRESH, SKIP, LastBuild, State, Step
+from mementos.foundation.errors import WarehouseError
 
 
 def header(name, kind="table"):

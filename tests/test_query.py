@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 
 import duckdb
-from foundation import storage  # noqa: E402
+from mementos.foundation import storage  # noqa: E402
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from golden_models_data import ingest_golden
-from warehouse.engine import build, load_project
-from warehouse.query import execute, run_sql
-from foundation.errors import WarehouseError
+from mementos.warehouse.engine import build, load_project
+from mementos.warehouse.query import execute, run_sql
+from mementos.foundation.errors import WarehouseError
 
 QUERIES = sorted((Path(__file__).resolve().parent.parent / "sql" / "queries").glob("*.sql"))
 
@@ -134,7 +134,7 @@ def _disk_state(db: Path) -> dict:
 ], ids=["copy-over-own-parquet", "copy-over-the-db", "export-database", "attach-read-write",
         "explain-analyze-copy", "copy-as-second-statement", "prepare-copy", "install"])
 def test_read_only_refuses_statements_that_write_files(db, statement):
-    from foundation.layout import data_dir
+    from mementos.foundation.layout import data_dir
 
     before = _disk_state(db)
     query = statement.format(data=data_dir(db), db=db)
@@ -254,7 +254,7 @@ def test_csv_and_json_to_a_pipe_keep_the_data_byte_for_byte(db):
     ("json", '[\n{"title\\u001b]0;pwned\\u0007": "copy\\u001b]52;c;cHduZWQ=\\u0007me", "t": "a\\tb\\u009b2J"}\n]\n'),
 ])
 def test_csv_and_json_on_a_terminal_escape_control_characters(db, fmt, expected):
-    from warehouse.query import write_sql
+    from mementos.warehouse.query import write_sql
 
     out = _Terminal()
     write_sql(db, PLANTED, out, fmt=fmt)

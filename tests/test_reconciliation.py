@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import full_row, memento, row, write_hub_dir
-from ingest import parquet_writer, pipeline
-from foundation.errors import ReconciliationError
-from ingest.pipeline import run_ingest
-from foundation import layout, storage
+from mementos.ingest import parquet_writer, pipeline
+from mementos.foundation.errors import ReconciliationError
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import layout, storage
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 

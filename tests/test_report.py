@@ -23,10 +23,10 @@ from rich.console import Console
 
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
-from foundation import storage
-from warehouse import report, trace_view
-from warehouse.card import median_ratio_chars
-from foundation.errors import WarehouseError
+from mementos.foundation import storage
+from mementos.warehouse import report, trace_view
+from mementos.warehouse.card import median_ratio_chars
+from mementos.foundation.errors import WarehouseError
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 
@@ -296,7 +296,7 @@ def test_rendered_html_escapes_every_payload(hostile_db, tmp_path):
 
 
 def test_show_prints_the_texts_as_text(hostile_db):
-    from warehouse.show import show
+    from mementos.warehouse.show import show
 
     db, ids = hostile_db
     console = Console(record=True, width=200, highlight=False, color_system=None)
@@ -311,7 +311,7 @@ def test_show_prints_the_texts_as_text(hostile_db):
 
 
 def test_cli_report_and_show(hostile_db, tmp_path):
-    from cli import main
+    from mementos.cli import main
 
     db, ids = hostile_db
     runner = CliRunner()
@@ -332,7 +332,7 @@ def test_cli_report_and_show(hostile_db, tmp_path):
 
 def _ingest(tmp_path, rows, with_tokens):
     from conftest import write_hub_dir
-    from ingest.pipeline import run_ingest
+    from mementos.ingest.pipeline import run_ingest
 
     src = write_hub_dir(tmp_path / "src", rows)
     db = tmp_path / "w.duckdb"
@@ -385,7 +385,7 @@ def test_marks_go_at_their_offsets_in_order():
 
 def test_show_of_a_flagged_trace_prints_the_raw_response_and_its_issues(tmp_path):
     from conftest import row
-    from warehouse.show import show
+    from mementos.warehouse.show import show
 
     db = _ingest(tmp_path, [row("<think>a raw chain of thought</think>42")], with_tokens=False)
     console = Console(record=True, width=120, highlight=False, color_system=None)
@@ -432,8 +432,8 @@ def test_a_difference_that_rounds_to_zero_has_no_sign():
 
 def test_ratio_axis_ends_just_past_the_data():
     """Data ending near 0.5 gets an axis to 0.52, not to 1 (the card's medians, up to 0.23, are within)."""
-    from warehouse import plots
-    from warehouse.report_data import RATIO_BIN
+    from mementos.warehouse import plots
+    from mementos.warehouse.report_data import RATIO_BIN
 
     assert RATIO_BIN == 0.02
     counts = [0] * 51
@@ -446,7 +446,7 @@ def test_ratio_axis_ends_just_past_the_data():
     ((2_100, 3_000, 4_400, 6_900), (410, 520, 700, 980)),  # within one decade: minor ticks get labels
 ])
 def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
-    from warehouse import plots
+    from mementos.warehouse import plots
 
     scatter = [("math", b, m) for b in blocks for m in mementos]
     sample = plots.ReportData.__new__(plots.ReportData)
@@ -462,7 +462,7 @@ def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
 
 
 def _plot_data(**values):
-    from warehouse import plots
+    from mementos.warehouse import plots
 
     data = plots.ReportData.__new__(plots.ReportData)
     data.__dict__.update(values)
@@ -474,7 +474,7 @@ def _plot_data(**values):
     ({1: 3, 40: 1}, "blocks per trace (count; the last point, 40, holds 40 or more)", 40.5),
 ])
 def test_the_blocks_per_trace_axis_says_its_last_bin_holds_more_only_when_it_reaches_it(hist, xlabel, right):
-    from warehouse import plots
+    from mementos.warehouse import plots
 
     fig = plots.blocks_per_trace_figure(_plot_data(blocks_hist={"math": hist}, plot_domains=["math"]))
     ax = fig.axes[0]
@@ -483,7 +483,7 @@ def test_the_blocks_per_trace_axis_says_its_last_bin_holds_more_only_when_it_rea
 
 def test_the_peak_context_legend_is_drawn_outside_the_lines():
     """Its 9 entries (3 for all domains, 2 per domain) sat inside the axes, over the lines below 4,000 tokens."""
-    from warehouse import plots
+    from mementos.warehouse import plots
 
     def by_k(no, with_, plain):
         return {k: (no, with_ * k, plain) for k in (1, 2, 4, 8)}

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from report_fixtures import PAYLOADS, hostile_rows, ingest_hostile
-from warehouse.report import write_report
-from warehouse.trace_view import anchor_for
+from mementos.warehouse.report import write_report
+from mementos.warehouse.trace_view import anchor_for
 
 pytestmark = pytest.mark.browser
 
@@ -59,8 +59,8 @@ def browser():
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     """(clean report of the sample, hostile report of sample + hostile dataset, hostile trace ids)."""
-    from ingest.pipeline import run_ingest
-    from mementos_sample import write_sample
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("browser")
     db = tmp / "w.duckdb"

@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mementos_sample import (
+from mementos.sample import (
     DEFECT_KINDS,
     EVERY_KIND_MIN_TRACES,
     FULL_DEFECT_KINDS,
     SampleSummary,
     write_sample,
 )
-from warehouse.card import median_ratio_chars
+from mementos.warehouse.card import median_ratio_chars
 
 N_TRACES = 3000
 SEED = 11
@@ -541,7 +541,7 @@ def test_progress_goes_to_stderr(tmp_path, capsys):
 
 _MEASURE = """
 import json, resource, sys, time
-from mementos_sample import write_sample
+from mementos.sample import write_sample
 t = time.perf_counter()
 s = write_sample(sys.argv[1], int(sys.argv[2]), seed=5)
 u = resource.getrusage(resource.RUSAGE_SELF)

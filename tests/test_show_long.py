@@ -15,10 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from conftest import memento, row, write_jsonl
-from ingest.pipeline import run_ingest
-from foundation import storage
-from warehouse import show
-from warehouse.trace_view import trace_view
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import storage
+from mementos.warehouse import show
+from mementos.warehouse.trace_view import trace_view
 
 
 def ingest(tmp_path, response) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import memento, row, write_jsonl
-from ingest.pipeline import run_ingest
+from mementos.ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parent.parent
 

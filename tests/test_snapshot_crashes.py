@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import REPO
 from test_concurrency import base, db  # noqa: F401  (fixtures: the built 3-trace warehouse, a copy per test)
-from foundation import layout
+from mementos.foundation import layout
 from warehouse_state import committed_dirs, run_dirs
 
 READER = """

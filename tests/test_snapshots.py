@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 import mementos
-from cli import main
+from mementos.cli import main
 from conftest import memento, row, write_jsonl
-from foundation import layout, snapshots
-from foundation.errors import WarehouseError
-from ingest.pipeline import run_ingest
+from mementos.foundation import layout, snapshots
+from mementos.foundation.errors import WarehouseError
+from mementos.ingest.pipeline import run_ingest
 from warehouse_state import committed_dirs, run_dirs, snapshot
 
 

@@ -27,11 +27,11 @@ if shutil.which("java") is None:
 
 import duckdb  # noqa: E402
 
-from ingest.pipeline import run_ingest  # noqa: E402
-from foundation import layout, storage
-from warehouse import engine, spark_engine  # noqa: E402
-from warehouse.models import load_model  # noqa: E402
-from mementos_sample import write_sample  # noqa: E402
+from mementos.ingest.pipeline import run_ingest  # noqa: E402
+from mementos.foundation import layout, storage
+from mementos.warehouse import engine, spark_engine  # noqa: E402
+from mementos.warehouse.models import load_model  # noqa: E402
+from mementos.sample import write_sample  # noqa: E402
 
 TRACES = 2000
 TOKEN_TRACES = 200
@@ -272,7 +272,7 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
 def test_models_command_lists_spark_status(warehouse, spark_report):
     from click.testing import CliRunner
 
-    from cli import main
+    from mementos.cli import main
 
     result = CliRunner().invoke(main, ["models", "--engine", "spark", "--db", str(warehouse)])
     assert result.exit_code == 0, result.output

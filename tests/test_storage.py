@@ -13,10 +13,10 @@ import duckdb
 import pytest
 
 from conftest import memento, row, write_jsonl
-from ingest.pipeline import run_ingest
-from foundation import layout, storage
-from warehouse.query import execute
-from mementos_sample import write_sample
+from mementos.ingest.pipeline import run_ingest
+from mementos.foundation import layout, storage
+from mementos.warehouse.query import execute
+from mementos.sample import write_sample
 
 
 def ingest(source, db, **kw):
@@ -137,7 +137,7 @@ def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     """Base tables stored inside the DuckDB file (before they were views): a clear error, file unchanged."""
     import duckdb
 
-    from foundation.errors import WarehouseError
+    from mementos.foundation.errors import WarehouseError
 
     db = tmp_path / "old.duckdb"
     with duckdb.connect(str(db)) as con:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mementos.cli import main
 from golden_models_data import ingest_golden
-from warehouse.query import execute
+from mementos.warehouse.query import execute
 
 BLOCKS_PER_TRACE = """/*
 name: blocks_per_trace

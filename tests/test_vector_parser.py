@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foundation.catalog import store_schemas
-from ingest.flatten import BatchOrigin, content_hashes, flatten_default
-from ingest.parser import (
+from mementos.foundation.catalog import store_schemas
+from mementos.ingest.flatten import BatchOrigin, content_hashes, flatten_default
+from mementos.ingest.parser import (
     BLOCK_END, BLOCK_START, MARKUP, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, WHITESPACE, parse_response,
 )
-from ingest.vector_parser import _WIDE_SPACE_BELOW, _set_bits_in_ranges, _space_mask, parse_well_formed
+from mementos.ingest.vector_parser import _WIDE_SPACE_BELOW, _set_bits_in_ranges, _space_mask, parse_well_formed
 from test_parser_fuzz import _answer, _content, _mixture, _text, _valid
 
 KINDS = ("block", "summary", "answer")

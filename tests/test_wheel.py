@@ -26,12 +26,13 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 
 
+MAPPED = SETUPTOOLS["package-dir"]  # package -> its folder in the repository
+
+
 def _sources() -> list[str]:
-    """The repository paths the wheel is built from, as pyproject.toml's setuptools config names them."""
-    mapped = SETUPTOOLS.get("package-dir", {})
-    tops = {p.split(".")[0] for p in SETUPTOOLS["packages"] if p not in mapped}
-    return (["pyproject.toml", PYPROJECT["project"]["readme"]] + [f"{m}.py" for m in SETUPTOOLS["py-modules"]]
-            + sorted(tops) + sorted(set(mapped.values())))
+    """The repository paths the wheel is built from: the `mementos` folder (whose cli.py links to
+    ../cli.py), cli.py, and every folder pyproject.toml's package-dir maps into the package."""
+    return ["pyproject.toml", PYPROJECT["project"]["readme"], "cli.py", "mementos"] + sorted(set(MAPPED.values()))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in _sources():
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(REPO / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(REPO / name, src / name)
     out = tmp_path_factory.mktemp("dist")
@@ -74,26 +75,29 @@ def _run(venv: Path, cwd: Path, *args: str) -> str:
 
 def test_the_wheel_ships_the_sql_models_and_template(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = ({f"foundation/bundled/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")}
-                | {f"foundation/bundled/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")}
-                | {f"foundation/bundled/models/{p.name}" for p in (REPO / "models").glob("*.sql")}
-                | {f"warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()})
+    expected = ({f"mementos/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")}
+                | {f"mementos/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")}
+                | {f"mementos/models/{p.name}" for p in (REPO / "models").glob("*.sql")}
+                | {f"mementos/warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()})
     assert expected - names == set()
-    assert not any(n.startswith(("sql/", "models/")) for n in names)  # no generic top-level packages
+
+
+def test_the_wheel_installs_one_import_package_and_nothing_beside_it(wheel):
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"mementos"}
 
 
 def test_the_wheel_ships_every_module_of_the_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    tops = {p.split(".")[0] for p in SETUPTOOLS["packages"] if p not in SETUPTOOLS.get("package-dir", {})}
-    modules = {str(p.relative_to(REPO)) for top in tops for p in (REPO / top).rglob("*.py")
-               if "__pycache__" not in p.parts}
-    assert modules - names == set()  # a subpackage missing from pyproject's list is missing from the wheel
+    modules = {f"{package.replace('.', '/')}/{p.relative_to(REPO / folder)}" for package, folder in MAPPED.items()
+               for p in (REPO / folder).rglob("*.py") if "__pycache__" not in p.parts}
+    assert (modules | {"mementos/__init__.py", "mementos/cli.py"}) - names == set()  # a subpackage pyproject misses
 
 
 def test_the_installed_commands_run_from_any_directory(venv, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = _run(venv, work, "python", "-c", "import cli, foundation.resources as r; "
+    where = _run(venv, work, "python", "-c", "import mementos.cli as cli, mementos.foundation.resources as r; "
                                              "print(cli.__file__); print(r.resource_dir('models'))")
     for path in where.split():
         assert Path(path).is_relative_to(venv) and not Path(path).is_relative_to(REPO), path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from foundation.catalog import current_runs
-from foundation.layout import dataset_slug
-from foundation import layout, storage
+from mementos.foundation.catalog import current_runs
+from mementos.foundation.layout import dataset_slug
+from mementos.foundation import layout, storage
 
 
 def snapshot(db: Path) -> dict:

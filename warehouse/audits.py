@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 SHOW_ROWS = 5
 

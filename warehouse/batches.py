@@ -28,10 +28,10 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog
-from foundation.layout import data_dir
-from warehouse.audits import quote
-from warehouse.models import Model
+from mementos.foundation import catalog
+from mementos.foundation.layout import data_dir
+from mementos.warehouse.audits import quote
+from mementos.warehouse.models import Model
 
 BATCH_TABLE = "__batch_traces"  # the trace_ids of the batch being built (a temp table)
 RANGED = None  # in a shadowing plan: the relation is a base view rendered over the batch's source rows

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import duckdb
 
-from warehouse.models import MODELS_DIR, load_model
+from mementos.warehouse.models import MODELS_DIR, load_model
 
 MODEL = "card_figures"
 RATIO_CHARS = "memento/block ratio (chars)"  # per domain: medians of the per-block ratios

@@ -39,15 +39,15 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog, disk, snapshots, storage
-from foundation.errors import CycleError, ModelError, WarehouseBusy, first_line
-from foundation.faults import checkpoint
-from foundation.storage import BASE_TABLES
-from warehouse import guard, planner
-from warehouse.audits import AuditFailure, quote, run_audit, unique
-from warehouse.batches import batch_queries, trace_batches
-from warehouse.models import Model, discover, fingerprint
-from warehouse.planner import LastBuild, ModelState
+from mementos.foundation import catalog, disk, snapshots, storage
+from mementos.foundation.errors import CycleError, ModelError, WarehouseBusy, first_line
+from mementos.foundation.faults import checkpoint
+from mementos.foundation.storage import BASE_TABLES
+from mementos.warehouse import guard, planner
+from mementos.warehouse.audits import AuditFailure, quote, run_audit, unique
+from mementos.warehouse.batches import batch_queries, trace_batches
+from mementos.warehouse.models import Model, discover, fingerprint
+from mementos.warehouse.planner import LastBuild, ModelState
 
 BUILDS_TABLE = "model_builds"
 BUILDS_DDL = f"""

@@ -51,18 +51,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from foundation import catalog, disk, storage
-from foundation.errors import WarehouseError, first_line
-from foundation.faults import checkpoint
-from warehouse import engine, guard
-from warehouse.export_card import CARD, dataset_card
-from warehouse.export_files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
-from warehouse.export_records import (LABELS, LAYOUT_VERSION, SUMMARIZE_INSTRUCTION, has_text, messages_array,
+from mementos.foundation import catalog, disk, storage
+from mementos.foundation.errors import WarehouseError, first_line
+from mementos.foundation.faults import checkpoint
+from mementos.warehouse import engine, guard
+from mementos.warehouse.export_card import CARD, dataset_card
+from mementos.warehouse.export_files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
+from mementos.warehouse.export_records import (LABELS, LAYOUT_VERSION, SUMMARIZE_INSTRUCTION, has_text, messages_array,
                                       output_schema, turns)
-from warehouse.export_splits import (DEFAULT_SPLITS, GROUP_BATCH_ROWS, near_duplicate_groups,
+from mementos.warehouse.export_splits import (DEFAULT_SPLITS, GROUP_BATCH_ROWS, near_duplicate_groups,
                                      normalize_problem, parse_splits, problem_key, split_of)
-from warehouse.export_tokens import spans_tokens, summarize_tokens, within_max_tokens
-from warehouse.output import Stage, remove_leftovers
+from mementos.warehouse.export_tokens import spans_tokens, summarize_tokens, within_max_tokens
+from mementos.warehouse.output import Stage, remove_leftovers
 
 __all__ = ["CARD", "MANIFEST", "REASONS", "SUMMARIZE_INSTRUCTION", "KINDS", "FORMATS", "DEFAULT_SPLITS", "export", "ensure_models",
            "ExportResult", "near_duplicate_groups", "normalize_problem", "parse_splits", "problem_key", "split_of"]

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from foundation.errors import WarehouseError
-from warehouse import export_json
-from warehouse.output import create_exclusive
+from mementos.foundation.errors import WarehouseError
+from mementos.warehouse import export_json
+from mementos.warehouse.output import create_exclusive
 
 MANIFEST = "manifest.json"
 ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on chunk boundaries

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from foundation.markup import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
+from mementos.foundation.markup import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
 
 LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
 SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "

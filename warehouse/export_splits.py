@@ -8,7 +8,7 @@ import re
 import time
 from array import array
 
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.export_records import SUMMARIZE_INSTRUCTION
+from mementos.warehouse.export_records import SUMMARIZE_INSTRUCTION
 
 
 def rendered_tokens(user: pa.Array, assistant: pa.Array) -> pa.Array:
     """Each example's n_tokens: cl100k_base tokens of its user content plus its assistant content, as
     written (foundation.tokens.count_tokens: exact, encode_ordinary's count). None when a text has no exact
     count (over a million characters with no place to cut it, see count_tokens)."""
-    from foundation.tokens import count_tokens
+    from mementos.foundation.tokens import count_tokens
 
     counts = [None if u is None or a is None else u + a
               for u, a in zip(count_tokens(t or "" for t in user.to_pylist()),
@@ -29,7 +29,7 @@ def summarize_tokens(stored, user: pa.Array, assistant: pa.Array) -> pa.Array:
     its count is tokens(instruction + blank line) + tokens(block); the assistant turn is the memento.
     `stored` is the view's n_tokens (block + memento, as counted at ingest); the other rows (no stored
     counts, a block that starts with something else) are counted as written."""
-    from foundation.tokens import count_tokens
+    from mementos.foundation.tokens import count_tokens
 
     prefix = SUMMARIZE_INSTRUCTION + "\n\n"
     [head] = count_tokens([prefix])
@@ -67,7 +67,7 @@ def _count_plan(content: str | None, spans: list[dict] | None, stored: int | Non
     its tail; the tails, the markup and separators between segments, and any segment that cannot be
     split are counted as written. Every cut is a piece boundary both in the content and in the segment
     alone, so the counts add up exactly."""
-    from foundation.tokens import _PIECE_BOUNDARY
+    from mementos.foundation.tokens import _PIECE_BOUNDARY
 
     if stored is None or content is None or spans is None:
         return None
@@ -96,7 +96,7 @@ def spans_tokens(stored, user: pa.Array, assistant: pa.Array, spans: pa.Array | 
     """rendered_tokens of memento, compressed and plain examples, tokenizing only what the stored counts
     do not cover: the user turn, the markup and separators, and a few words at each segment's end
     (_count_plan). `stored` is the view's n_tokens: the stored counts of exactly the segments in `spans`."""
-    from foundation.tokens import count_tokens
+    from mementos.foundation.tokens import count_tokens
 
     if spans is None:
         return rendered_tokens(user, assistant)

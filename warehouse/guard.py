@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from foundation import layout, published, snapshots, storage
-from foundation.disk import disk_full, is_disk_full
-from foundation.errors import WarehouseError
+from mementos.foundation import layout, published, snapshots, storage
+from mementos.foundation.disk import disk_full, is_disk_full
+from mementos.foundation.errors import WarehouseError
 
 NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
 

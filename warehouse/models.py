@@ -33,9 +33,9 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from foundation.errors import ModelError, first_line
-from foundation.resources import resource_dir
-from warehouse.audits import Audit, parse_audits
+from mementos.foundation.errors import ModelError, first_line
+from mementos.foundation.resources import resource_dir
+from mementos.warehouse.audits import Audit, parse_audits
 
 MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"

@@ -26,9 +26,9 @@ import stat
 import tempfile
 from pathlib import Path
 
-from foundation import disk
-from foundation.errors import WarehouseError
-from foundation.faults import checkpoint
+from mementos.foundation import disk
+from mementos.foundation.errors import WarehouseError
+from mementos.foundation.faults import checkpoint
 
 TMP_SUFFIX = ".export-tmp"
 MARKER = ".mementos-export-stage"  # in every stage: without it a directory is never removed as a leftover

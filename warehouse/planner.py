@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Protocol
 
-from foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError
 
 BUILD, FRESH, SKIP = "build", "fresh", "skip"
 

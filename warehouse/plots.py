@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from warehouse import card
-from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, ReportData
+from mementos.warehouse import card
+from mementos.warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, ReportData
 
 WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]

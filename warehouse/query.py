@@ -36,10 +36,10 @@ from typing import TextIO
 
 import duckdb
 
-from foundation import layout, snapshots, storage
-from foundation.errors import WarehouseError
-from warehouse.console import CONTROL, escape_controls, is_terminal
-from warehouse.guard import require_warehouse
+from mementos.foundation import layout, snapshots, storage
+from mementos.foundation.errors import WarehouseError
+from mementos.warehouse.console import CONTROL, escape_controls, is_terminal
+from mementos.warehouse.guard import require_warehouse
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60  # table format: longer values are cut, with "..."
@@ -205,7 +205,7 @@ def _explain(exc: duckdb.Error, write: bool, db=None) -> str:
 
 
 def _model_named(name: str) -> bool:
-    from warehouse.models import MODELS_DIR
+    from mementos.warehouse.models import MODELS_DIR
 
     return (MODELS_DIR / f"{name}.sql").is_file()
 

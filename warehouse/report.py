@@ -31,13 +31,13 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog, storage
-from foundation.errors import WarehouseError
-from foundation.resources import resource_dir
-from warehouse import card, guard
-from warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
-from warehouse.output import write_file
-from warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, clip, trace_views
+from mementos.foundation import catalog, storage
+from mementos.foundation.errors import WarehouseError
+from mementos.foundation.resources import resource_dir
+from mementos.warehouse import card, guard
+from mementos.warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
+from mementos.warehouse.output import write_file
+from mementos.warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, clip, trace_views
 
 TEMPLATES = resource_dir("templates")
 
@@ -109,7 +109,7 @@ def report_models(project) -> list[str]:
 def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
     """Build the models the report needs that are not fresh (the planner says which), saying so;
     returns the seconds it took."""
-    from warehouse.engine import build_for_reader, plan_build
+    from mementos.warehouse.engine import build_for_reader, plan_build
 
     _, plan = plan_build(db, REPORT_MODELS, models_dir=models_dir)
     stale = [(s.model, s.reason) for s in plan.steps if s.action == "build"]
@@ -136,7 +136,7 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
 def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
            outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
     """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build)."""
-    from warehouse.engine import data_version, existing_objects
+    from mementos.warehouse.engine import data_version, existing_objects
 
     con.execute("SET enable_progress_bar = false")
     objects = existing_objects(con)
@@ -321,7 +321,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
     for model, columns in REPORT_COLUMNS.items():
         lacking = [c for c in columns if model in found and c not in found[model]]
         if lacking:
-            from warehouse.models import discover
+            from mementos.warehouse.models import discover
 
             where = getattr(discover(models_dir).get(model), "where", f"models/{model}.sql")
             raise WarehouseError(
@@ -398,7 +398,7 @@ def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
 
 def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:
     """Each model the report reads (and its upstream), with the version and fingerprint of its last build."""
-    from warehouse.engine import existing_objects, last_builds, load_project, model_states
+    from mementos.warehouse.engine import existing_objects, last_builds, load_project, model_states
 
     objects = existing_objects(con)
     project = load_project(models_dir, set(objects))
@@ -465,7 +465,7 @@ class ReportResult:
 def write_report(db: str | Path, out: str | Path = "report.html", traces: list[str] | tuple[str, ...] = (),
                  outliers: int = DEFAULT_OUTLIERS, models_dir=None, echo=print) -> ReportResult:
     """Build the stale models, gather, plot, render, and write `out` (atomically)."""
-    from warehouse import plots
+    from mementos.warehouse import plots
 
     t0 = time.monotonic()
     db = Path(db)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from warehouse.trace_view import TraceView
+from mementos.warehouse.trace_view import TraceView
 
 RATIO_BIN = 0.02  # histogram bin of the memento/block ratio
 RATIO_MAX = 1.0  # ratios above it go into the last bin

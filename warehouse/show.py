@@ -22,8 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from warehouse.console import escape_controls, page
-from warehouse.trace_view import HEAD_CHARS, TAIL_CHARS, TraceView, trace_view
+from mementos.warehouse.console import escape_controls, page
+from mementos.warehouse.trace_view import HEAD_CHARS, TAIL_CHARS, TraceView, trace_view
 
 
 def plain(value) -> Text:

@@ -28,10 +28,10 @@ reads (hdfs://, s3a://). warehouse.md (Spark) has the details.
 
 from __future__ import annotations
 
-from warehouse.spark.build import build, build_model, spark_state
-from warehouse.spark.layout import MANIFEST, MODELS_SUBDIR, PARQUET_TABLES, Layout, base_table_dirs, layout_for
-from warehouse.spark.session import DEFAULT_CONF, register_base_tables, spark_session, write_function_list
-from warehouse.spark.transpile import (SparkModel, TranspileError, spark_variant, transpile_model,
+from mementos.warehouse.spark.build import build, build_model, spark_state
+from mementos.warehouse.spark.layout import MANIFEST, MODELS_SUBDIR, PARQUET_TABLES, Layout, base_table_dirs, layout_for
+from mementos.warehouse.spark.session import DEFAULT_CONF, register_base_tables, spark_session, write_function_list
+from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_variant, transpile_model,
                                        transpile_project, transpile_report, transpile_sql)
 
 __all__ = ["build", "build_model", "spark_state", "MANIFEST", "MODELS_SUBDIR", "PARQUET_TABLES", "Layout",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 
-from foundation import catalog, storage
-from foundation.layout import data_dir
-from foundation.errors import WarehouseError
-from warehouse import guard
+from mementos.foundation import catalog, storage
+from mementos.foundation.layout import data_dir
+from mementos.foundation.errors import WarehouseError
+from mementos.warehouse import guard
 
 
 # A long text is shown as its first HEAD_CHARS and last TAIL_CHARS characters, with a note between saying how

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from foundation import storage
-from foundation.errors import WarehouseError, first_line
-from warehouse import planner
-from warehouse.audits import SHOW_ROWS, Audit, AuditFailure
-from warehouse.engine import BuildReport, ModelResult, Project, load_project
-from warehouse.models import Model
-from warehouse.planner import LastBuild, State
-from warehouse.spark.layout import MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for
-from warehouse.spark.session import register_base_tables, spark_session
-from warehouse.spark.transpile import SparkModel, TranspileError, spark_schema, transpile_model, transpile_project
+from mementos.foundation import storage
+from mementos.foundation.errors import WarehouseError, first_line
+from mementos.warehouse import planner
+from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
+from mementos.warehouse.engine import BuildReport, ModelResult, Project, load_project
+from mementos.warehouse.models import Model
+from mementos.warehouse.planner import LastBuild, State
+from mementos.warehouse.spark.layout import MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for
+from mementos.warehouse.spark.session import register_base_tables, spark_session
+from mementos.warehouse.spark.transpile import SparkModel, TranspileError, spark_schema, transpile_model, transpile_project
 
 
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
-from foundation import catalog, storage
-from foundation.errors import WarehouseError, first_line
-from foundation.layout import MODELS_SUBDIR
-from warehouse.guard import require_warehouse
+from mementos.foundation import catalog, storage
+from mementos.foundation.errors import WarehouseError, first_line
+from mementos.foundation.layout import MODELS_SUBDIR
+from mementos.warehouse.guard import require_warehouse
 
 MANIFEST = "_build.json"  # beside each model's parts; Spark and DuckDB skip files starting with _
 PARQUET_TABLES = tuple(catalog.STORES)  # the stored tables' directories; ingest_runs lives only in DuckDB
@@ -75,7 +75,7 @@ def read_local_manifest(root: Path | None, name: str) -> dict | None:
 
 def committed_runs(db: Path) -> dict[str, str]:
     """dataset -> its committed run, from the DuckDB file's ingest_runs."""
-    from foundation.catalog import current_runs
+    from mementos.foundation.catalog import current_runs
 
     with storage.connect(db, read_only=True) as con:
         try:
@@ -142,7 +142,7 @@ def base_table_dirs(fs: FileSystem, layout: Layout) -> dict[str, list[str]]:
     Parquet root, the one run directory of each dataset, and an error when an interrupted
     ingest left a second one.
     """
-    from foundation.layout import dataset_slug
+    from mementos.foundation.layout import dataset_slug
 
     dirs: dict[str, list[str]] = {}
     if layout.db is not None:

@@ -9,9 +9,9 @@ import logging
 import warnings
 from pathlib import Path
 
-from foundation import catalog, storage
-from foundation.errors import WarehouseError, first_line
-from warehouse.spark.layout import Layout
+from mementos.foundation import catalog, storage
+from mementos.foundation.errors import WarehouseError, first_line
+from mementos.warehouse.spark.layout import Layout
 
 DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",

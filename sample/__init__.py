@@ -6,7 +6,7 @@ strings, its error class). The logic is in `generator.py`; the text its sentence
 pools are made from is data, in `pools.json`.
 """
 
-from mementos_sample.generator import (  # noqa: F401  (the package's public names)
+from mementos.sample.generator import (  # noqa: F401  (the package's public names)
     DEFECT_KINDS,
     EVERY_KIND_MIN_TRACES,
     FULL_DEFECT_KINDS,

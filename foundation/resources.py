@@ -1,27 +1,27 @@
 """Where the files that ship with mementos are: the SQL of the stored tables and views (sql/),
 the saved queries (sql/queries/), the bundled models (models/) and the report's templates.
 
-pyproject.toml maps the repository's top-level folders into the installed `mementos` package
-(foundation/ to mementos/foundation, sql/ to mementos/sql, ...), so a resource lies at the same
-path relative to foundation/'s parent in a clone (the repository root) and in an installed wheel
-(the package's folder).
+pyproject.toml maps the repository's top-level sql/ and models/ into the installed package as
+mementos.sql and mementos.models, so importlib.resources finds them in a wheel and in a clone
+(an editable install) alike.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from mementos.foundation.errors import WarehouseError
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository root, or the installed `mementos` folder
-RESOURCES = {"sql": ("sql",), "queries": ("sql", "queries"), "models": ("models",),
-             "templates": ("warehouse", "templates")}
+PACKAGES = {"sql": "mementos.sql", "queries": "mementos.sql.queries", "models": "mementos.models",
+            "templates": "mementos.warehouse.templates"}
 
 
 def resource_dir(name: str) -> Path:
     """The directory holding the `name` resource ('sql', 'queries', 'models' or 'templates')."""
-    directory = ROOT.joinpath(*RESOURCES[name])
-    if not directory.is_dir():
-        raise WarehouseError(f"mementos is installed without its {name} files (looked in {directory}); "
-                             "reinstall it from a wheel or a clone")
+    try:
+        directory = Path(str(resources.files(PACKAGES[name])))  # a wheel unpacks to real directories
+    except ModuleNotFoundError as error:
+        raise WarehouseError(f"mementos is installed without its {name} files ({error}); "
+                             "reinstall it from a wheel or a clone") from None
     return directory

@@ -1,0 +1,1 @@
+"""The bundled SQL models, package data of mementos (mementos.models)."""

@@ -1,0 +1,1 @@
+"""Saved ad hoc queries (mementos sql --query NAME), package data of mementos."""

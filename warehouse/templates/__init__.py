@@ -1,0 +1,1 @@
+"""The report's Jinja templates, package data of mementos.warehouse."""

@@ -264,20 +264,33 @@ def models(db, engine, as_json, models_dir):
     print_styled(models_report(db, models_dir), "models")
 
 
+def _list_queries(ctx, _param, value) -> None:
+    """--list-queries: print them before --db is asked for, and exit."""
+    if value and not ctx.resilient_parsing:
+        from mementos.warehouse.saved_queries import queries_listing
+
+        click.echo(queries_listing())
+        ctx.exit()
+
+
 @main.command()
 @click.argument("query", required=False)
 @db_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-              help="Read the query from this file (e.g. sql/queries/card_comparison.sql) instead of QUERY; "
-                   "`-` reads it from stdin.")
+              help="Read the query from this file instead of QUERY; `-` reads it from stdin.")
+@click.option("--query", "saved", metavar="NAME",
+              help="Run the saved query NAME that ships with mementos (e.g. card_comparison); "
+                   "--list-queries lists them.")
+@click.option("--list-queries", is_flag=True, expose_value=False, is_eager=True, callback=_list_queries,
+              help="List the saved queries, with what each shows, and exit.")
 @click.option("--max-rows", type=click.IntRange(min=0), metavar="N",
               help="Print at most N rows of each result; 0 for all [default: 40 in the table format, "
                    "all in csv and json].")
 @click.option("--write", is_flag=True,
               help="Allow statements that change the warehouse or write files (takes the writer lock).")
-def sql(query, db, fmt, file, max_rows, write):
+def sql(query, db, fmt, file, saved, max_rows, write):
     """Run an ad hoc SQL QUERY against the warehouse and print its rows.
 
     \b
@@ -290,14 +303,20 @@ def sql(query, db, fmt, file, max_rows, write):
     format shows control characters in them as escapes (\\x1b).
     Without QUERY or --file, the query is read from stdin when that is not a terminal.
     Tables to query: the base tables (traces, segments, parse_issues, ...), the
-    models (see `mementos models`) and model_builds. Saved queries live in sql/queries/.
+    models (see `mementos models`) and model_builds.
     Examples:
       mementos sql "SELECT domain, median_ratio_chars FROM domain_compression" --db om.duckdb
       echo "SELECT count(*) FROM traces" | mementos sql --db om.duckdb
+      mementos sql --query card_comparison --db om.duckdb
     """
     from mementos.warehouse.query import write_sql
+    from mementos.warehouse.saved_queries import saved_query
 
-    if query is None and file is None and not sys.stdin.isatty():  # `echo "SELECT 1" | mementos sql`
+    if saved is not None:
+        if query is not None or file is not None:
+            raise click.UsageError("give one of QUERY, --file and --query")
+        file = saved_query(saved).path
+    elif query is None and file is None and not sys.stdin.isatty():  # `echo "SELECT 1" | mementos sql`
         file = "-"
     try:
         write_sql(db, query, sys.stdout, fmt=fmt, file=file, write=write, max_rows=max_rows)

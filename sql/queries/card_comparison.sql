@@ -1,6 +1,6 @@
--- The warehouse's compression figures beside the OpenMementos card's (the model
--- card_figures holds them), each computed with the statistic the card states (the
--- `statistic` column says which):
+-- The warehouse's compression figures beside the OpenMementos card's.
+-- The model card_figures holds them, each computed with the statistic the card
+-- states (the `statistic` column says which):
 --   * memento/block char ratio per domain: medians of the per-block ratios
 --     (median_ratio_chars);
 --   * tokens per block and per memento: averages over all blocks;

@@ -1,8 +1,8 @@
--- How much of the peak context memento-style eviction saves, per domain and k
--- (k = blocks kept in full, the one being written included), against the memento
--- trace with nothing evicted and against the plain chain of thought; the KV area
--- saved against the plain chain of thought; and how often the peak fits 8k / 32k.
--- See warehouse.md (Models, The inference simulation) for the definitions.
+-- Peak context saved by memento-style eviction, per domain and k.
+-- k = blocks kept in full, the one being written included. The peak is compared with
+-- the memento trace with nothing evicted and with the plain chain of thought; then the
+-- KV area saved against the plain chain of thought, and how often the peak fits 8k / 32k.
+-- The model inference_summary defines each measure (docs/models.md).
 SELECT
     domain,
     k,

@@ -114,7 +114,7 @@ def reader_holding(db: Path):
 
 def build_held_at(point: str, db: Path, models: Path):
     """A `build --full-refresh` of the models in `models` held at `point` (held_at)."""
-    code = ("import sys; from warehouse.engine import build; "
+    code = ("import sys; from mementos.warehouse.engine import build; "
             "sys.exit(not build(sys.argv[1], models_dir=sys.argv[2], full_refresh=True).ok)")
     return held_at(point, ["-c", code, str(db), str(models)], timeout=300)
 

@@ -66,8 +66,8 @@ def run(code: str, args: list, kill_at: str | None = None) -> subprocess.Complet
                           capture_output=True, text=True, timeout=300)
 
 
-BUILD = "import sys; from warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
-EXPORT = ("import sys; from warehouse.export import export; "
+BUILD = "import sys; from mementos.warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
+EXPORT = ("import sys; from mementos.warehouse.export import export; "
           "export(sys.argv[1], 'memento', sys.argv[2], splits=sys.argv[3], models_dir=sys.argv[4])")
 
 

@@ -257,7 +257,7 @@ def test_build_killed_after_the_parent_swapped_in_keeps_both_old(toy_db, tmp_pat
     models = write_models(tmp_path / "rename", RENAME)
     assert build(toy_db, models_dir=models).ok
     write_models(models, {**RENAMED, "v": RENAMED["v"].replace("max: 3", "max: 30")})
-    code = "import sys; from warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
+    code = "import sys; from mementos.warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
     proc = subprocess.run([sys.executable, "-c", code, str(toy_db), str(models)], cwd=REPO,
                           env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
@@ -370,7 +370,7 @@ def test_build_waits_for_no_one_while_another_writer_holds_the_lock(toy_db, toy_
 def test_killed_build_leaves_the_previous_table(toy_db, toy_models, point):
     build(toy_db, models_dir=toy_models)
     (toy_models / "b.sql").write_text(TOY["b"].replace("n_blocks * 2", "n_blocks * 3"))
-    code = ("import sys; from warehouse.engine import build; "
+    code = ("import sys; from mementos.warehouse.engine import build; "
             f"build(sys.argv[1], models_dir=sys.argv[2])")
     proc = subprocess.run([sys.executable, "-c", code, str(toy_db), str(toy_models)], cwd=REPO,
                           env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True, text=True)

@@ -538,8 +538,8 @@ def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
     assert files_of(out) == before and complete_export(out) == "train=1"
 
 
-EXPORT_IN_A_PROCESS = ("import sys, warehouse.output as output; output.EXCHANGE = sys.argv[3] == 'exchange'; "
-                       "from warehouse.export import export; export(sys.argv[1], 'memento', sys.argv[2], "
+EXPORT_IN_A_PROCESS = ("import sys, mementos.warehouse.output as output; output.EXCHANGE = sys.argv[3] == 'exchange'; "
+                       "from mementos.warehouse.export import export; export(sys.argv[1], 'memento', sys.argv[2], "
                        "splits='a=0.7,b=0.3')")
 
 

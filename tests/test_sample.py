@@ -210,7 +210,7 @@ def test_same_bytes_in_a_fresh_process_with_another_hash_seed(tmp_path):
     # Guards against set/hash-order or pool-building differences between processes.
     write_sample(tmp_path / "here", 60, seed=9, shard_rows=25)
     root = Path(__file__).resolve().parents[1]
-    code = "import sys; from mementos_sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
+    code = "import sys; from mementos.sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env)
     assert file_bytes(tmp_path / "here") == file_bytes(tmp_path / "there")

@@ -154,7 +154,7 @@ def test_connections_default_to_a_600_mb_buffer_pool(tmp_path):
     """The pool the full-scale build passes under (foundation/storage.py), when MEMENTOS_MEMORY_LIMIT is unset."""
     db = tmp_path / "w.duckdb"
     ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")
-    code = ("import sys; from foundation import storage; "
+    code = ("import sys; from mementos.foundation import storage; "
             "print(storage.connect(sys.argv[1]).execute(\"SELECT current_setting('memory_limit')\").fetchone()[0])")
     env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_MEMORY_LIMIT"}
     out = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, env=env, check=True)

@@ -414,93 +414,113 @@ def scaling(small: SizeRun, large: SizeRun) -> str:
     return "\n".join(rows)
 
 
+MEMORY_STEPS = ("ingest", "ingest_tokens", "ingest_all", "build", "report", "export", "sql")
+
+
+def _verdict(ok: bool | None, text: str) -> str:
+    return "n/a" if ok is None else f"{'met' if ok else '**missed**'}: {text}"
+
+
+def _measured(run: SizeRun, step: str) -> Result | None:
+    res = run.results.get(step)
+    return res if res is not None and res.ok and res.seconds else None
+
+
+def _row(name: str, runs: list[SizeRun], cell_of) -> str:
+    return f"| {name} | " + " | ".join(cell_of(run) for run in runs) + " |"
+
+
+def _speedup(ours: str, base: str, want: float, base_name: str):
+    def cell_of(run: SizeRun) -> str:
+        o, b = _measured(run, ours), _measured(run, base)
+        if not (o and b):
+            return _verdict(None, "")
+        return _verdict(b.seconds / o.seconds >= want, f"{b.seconds / o.seconds:.2f}× {base_name}")
+    return cell_of
+
+
+def _floor_share(run: SizeRun) -> str:
+    o, f = _measured(run, "flatten"), _measured(run, "floor")
+    if not (o and f):
+        return _verdict(None, "")
+    return _verdict(f.seconds / o.seconds >= 0.25, f"{100 * f.seconds / o.seconds:.0f}% of floor MB/s")
+
+
+def _size(run: SizeRun) -> str:
+    ok = (None if not run.warehouse_bytes or not run.source_bytes_all
+          else run.warehouse_bytes <= 1.5 * run.source_bytes_all)
+    return _verdict(ok, f"{run.warehouse_bytes / max(run.source_bytes_all, 1):.2f}× "
+                        f"({run.warehouse_bytes / 1e6:,.0f} of {run.source_bytes_all / 1e6:,.0f} MB)")
+
+
+def _peak_memory(step: str):
+    def cell_of(run: SizeRun) -> str:
+        r = _measured(run, step)
+        return _verdict(None, "") if r is None else _verdict(r.peak_memory <= MEMORY_LIMIT, _memory(r))
+    return cell_of
+
+
+def _memory_growth_row(runs: list[SizeRun]) -> str:
+    small, large = runs[0], runs[-1]
+    parts = [(s, b.peak_memory / a.peak_memory - 1) for s in MEMORY_STEPS
+             if (a := _measured(small, s)) and (b := _measured(large, s))]
+    ok = None if not parts else all(abs(x) <= 0.10 for _, x in parts)
+    text = ", ".join(f"{s.replace('_', ' ')} {100 * x:+.0f}%" for s, x in parts)
+    return (f"| peak memory within ±10% from {small.traces:,} to {large.traces:,} | "
+            + " | ".join([_verdict(ok, text)] + [""] * (len(runs) - 1)) + " |")
+
+
+def _full_ingest(run: SizeRun) -> str:
+    r = _measured(run, "ingest_all")
+    if r is None or run.traces < FULL_SCALE:
+        return "n/a" if r is None else f"({r.seconds:.0f} s; the target is at {FULL_SCALE:,})"
+    return _verdict(r.seconds < 300, f"{r.seconds:.0f} s")
+
+
+def _build_share(run: SizeRun) -> str:
+    b, i = _measured(run, "build"), _measured(run, "ingest_all")
+    if not (b and i):
+        return _verdict(None, "")
+    return _verdict(b.seconds < i.seconds / 4, f"{100 * b.seconds / i.seconds:.0f}% of ingest time")
+
+
+def _report_time(run: SizeRun) -> str:
+    r = _measured(run, "report")
+    if r is None:
+        return f"n/a: {(run.results.get('report') or Result('report', note='not run')).note}"
+    if run.traces < 100_000:
+        return f"({r.seconds:.1f} s; the target is at 100,000 and more)"
+    return _verdict(r.seconds < 10, f"{r.seconds:.1f} s")
+
+
+def _reader_wait(what: str):
+    def cell_of(run: SizeRun) -> str:
+        wait = run.reader_waits.get(what)
+        if wait is None:
+            return "n/a"
+        return _verdict(wait[1] and wait[0] < READER_TARGET_S, f"{wait[0]:.2f} s" + ("" if wait[1] else " (failed)"))
+    return cell_of
+
+
 def targets(runs: list[SizeRun]) -> str:
     """The scale issue's targets, each checked at every size."""
     lines = ["| target | " + " | ".join(f"{r.traces:,} traces" for r in runs) + " |",
-             "|---|" + "---|" * len(runs)]
-
-    def cell(ok: bool | None, text: str) -> str:
-        return "n/a" if ok is None else f"{'met' if ok else '**missed**'}: {text}"
-
-    def get(run: SizeRun, step: str) -> Result | None:
-        res = run.results.get(step)
-        return res if res is not None and res.ok and res.seconds else None
-
-    def ratio_row(name: str, ours: str, base: str, want: float, base_name: str):
-        cells = []
-        for run in runs:
-            o, b = get(run, ours), get(run, base)
-            cells.append(cell(None, "") if not (o and b) else
-                         cell(b.seconds / o.seconds >= want, f"{b.seconds / o.seconds:.2f}× {base_name}"))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-
-    ratio_row("ingest --no-tokens ≥ 3× peer throughput (5× the goal)", "ingest", "peer", 3.0, "peer")
-    ratio_row("ingest with tokens ≥ 2.5× peer+tokens", "ingest_tokens", "peer_tokens", 2.5, "peer+tokens")
-    cells = []
-    for run in runs:
-        o, f = get(run, "flatten"), get(run, "floor")
-        cells.append(cell(None, "") if not (o and f) else
-                     cell(f.seconds / o.seconds >= 0.25, f"{100 * f.seconds / o.seconds:.0f}% of floor MB/s"))
-    lines.append("| parse + flatten ≥ 25% of the floor's MB/s | " + " | ".join(cells) + " |")
-    cells = []
-    for run in runs:
-        ok = None if not run.warehouse_bytes or not run.source_bytes_all else \
-            run.warehouse_bytes <= 1.5 * run.source_bytes_all
-        cells.append(cell(ok, f"{run.warehouse_bytes / max(run.source_bytes_all, 1):.2f}× "
-                              f"({run.warehouse_bytes / 1e6:,.0f} of {run.source_bytes_all / 1e6:,.0f} MB)"))
-    lines.append("| warehouse (file + data directory) ≤ 1.5× the source Parquet, both configs | "
-                 + " | ".join(cells) + " |")
-    for step in ("ingest", "ingest_tokens", "ingest_all", "build", "report", "export", "sql"):
-        cells = []
-        for run in runs:
-            r = get(run, step)
-            cells.append(cell(None, "") if r is None else
-                         cell(r.peak_memory <= MEMORY_LIMIT, _memory(r)))
-        lines.append(f"| {LABELS[step].removeprefix('ours: ')}: peak memory ≤ 1 GiB | " + " | ".join(cells) + " |")
+             "|---|" + "---|" * len(runs),
+             _row("ingest --no-tokens ≥ 3× peer throughput (5× the goal)", runs,
+                  _speedup("ingest", "peer", 3.0, "peer")),
+             _row("ingest with tokens ≥ 2.5× peer+tokens", runs,
+                  _speedup("ingest_tokens", "peer_tokens", 2.5, "peer+tokens")),
+             _row("parse + flatten ≥ 25% of the floor's MB/s", runs, _floor_share),
+             _row("warehouse (file + data directory) ≤ 1.5× the source Parquet, both configs", runs, _size)]
+    lines += [_row(f"{LABELS[step].removeprefix('ours: ')}: peak memory ≤ 1 GiB", runs, _peak_memory(step))
+              for step in MEMORY_STEPS]
     if len(runs) >= 2:
-        small, large = runs[0], runs[-1]
-        parts = []
-        for s in ("ingest", "ingest_tokens", "ingest_all", "build", "report", "export", "sql"):
-            a, b = get(small, s), get(large, s)
-            if a and b:
-                parts.append((s, b.peak_memory / a.peak_memory - 1))
-        ok = None if not parts else all(abs(x) <= 0.10 for _, x in parts)
-        text = ", ".join(f"{s.replace('_', ' ')} {100 * x:+.0f}%" for s, x in parts)
-        lines.append(f"| peak memory within ±10% from {small.traces:,} to {large.traces:,} | "
-                     + " | ".join([cell(ok, text)] + [""] * (len(runs) - 1)) + " |")
-    cells = []
-    for run in runs:
-        r = get(run, "ingest_all")
-        if r is None or run.traces < FULL_SCALE:
-            cells.append("n/a" if r is None else f"({r.seconds:.0f} s; the target is at {FULL_SCALE:,})")
-        else:
-            cells.append(cell(r.seconds < 300, f"{r.seconds:.0f} s"))
-    lines.append(f"| ingest --config all with tokens < 5 min at {FULL_SCALE:,} traces | " + " | ".join(cells) + " |")
-    cells = []
-    for run in runs:
-        b, i = get(run, "build"), get(run, "ingest_all")
-        cells.append(cell(None, "") if not (b and i) else
-                     cell(b.seconds < i.seconds / 4, f"{100 * b.seconds / i.seconds:.0f}% of ingest time"))
-    lines.append("| build < 1/4 of ingest-all time | " + " | ".join(cells) + " |")
-    cells = []
-    for run in runs:
-        r = get(run, "report")
-        if r is None:
-            note = (run.results.get("report") or Result("report", note="not run")).note
-            cells.append(f"n/a: {note}")
-        elif run.traces < 100_000:
-            cells.append(f"({r.seconds:.1f} s; the target is at 100,000 and more)")
-        else:
-            cells.append(cell(r.seconds < 10, f"{r.seconds:.1f} s"))
-    lines.append("| report < 10 s at 100,000 traces and more | " + " | ".join(cells) + " |")
-    for what in ("ingest", "build"):
-        cells = []
-        for run in runs:
-            wait = run.reader_waits.get(what)
-            cells.append("n/a" if wait is None else cell(wait[1] and wait[0] < READER_TARGET_S,
-                                                         f"{wait[0]:.2f} s" + ("" if wait[1] else " (failed)")))
-        lines.append(f"| a `sql` reader started during {'a re-ingest' if what == 'ingest' else 'a full rebuild'} "
-                     f"answers < {READER_TARGET_S:.0f} s | " + " | ".join(cells) + " |")
+        lines.append(_memory_growth_row(runs))
+    lines += [_row(f"ingest --config all with tokens < 5 min at {FULL_SCALE:,} traces", runs, _full_ingest),
+              _row("build < 1/4 of ingest-all time", runs, _build_share),
+              _row("report < 10 s at 100,000 traces and more", runs, _report_time)]
+    lines += [_row(f"a `sql` reader started during {'a re-ingest' if what == 'ingest' else 'a full rebuild'} "
+                   f"answers < {READER_TARGET_S:.0f} s", runs, _reader_wait(what)) for what in ("ingest", "build")]
     return "\n".join(lines)
 
 

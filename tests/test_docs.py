@@ -5,7 +5,7 @@
   and nothing else, and docs/models.md has a section for each model and no other; docs/cli.md has the
   --help of every command and of no other;
 * every column warehouse.md lists for a base table (the `Columns: ...` sentences and `| column |` tables
-  under a `### \`name\`` heading) exists with that name in the warehouse built from the golden corpus;
+  under a `### ``name``` heading) exists with that name in the warehouse built from the golden corpus;
 * warehouse.md quotes no measurement: figures live in bench/RESULTS.md;
 * the README asks for the Python pyproject.toml requires and shows examples that work.
 """

@@ -78,9 +78,8 @@ audits:
         FROM {this} AS a
         WHERE a.is_total AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
 */
--- Over every block (2M at full scale) in four groupings, quantile_cont holds each grouping's
--- values in memory and cannot spill: as separate calls these 18 held 1.3 GB, more than the
--- build's memory. The ratios use one list-form call per column (DuckDB computes identical
+-- Over every block in four groupings, quantile_cont holds each grouping's values in memory
+-- and cannot spill: as separate calls these 18 held more than the build's memory. The ratios use one list-form call per column (DuckDB computes identical
 -- calls once); the sizes, whole numbers with a few thousand distinct values, are counted
 -- per value (an aggregate that spills) and their quantiles read off the running counts.
 WITH block_level_ratios AS (

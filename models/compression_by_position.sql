@@ -59,7 +59,7 @@ SELECT
     count(*) AS blocks,
     count(DISTINCT trace_id) AS traces,
     -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
-    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    -- calls once, where separate calls each hold a copy of the column
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[2] AS median_ratio_chars,
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[1] AS p10_ratio_chars,
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[3] AS p90_ratio_chars,

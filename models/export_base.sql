@@ -18,7 +18,7 @@ description: >
   holds only integers and labels. A table built a batch of traces at a time
   (version 3; a view before): every export reads it instead of grouping every
   segment again. Token sums are cl100k as counted at
-  ingest, NULL when ingested with --no-tokens. warehouse.md (Export) defines the kinds.
+  ingest, NULL when ingested with --no-tokens. README.md (Export) describes the kinds.
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)

@@ -12,7 +12,7 @@ description: >
   ingest/parser.py, exactly: '<think>\n' + for each memento
   '<|summary_start|>\n' + memento + '\n<|summary_end|>\n' + '</think>\n\n' +
   answer ('' when there is none). A trace without a memento (only possible when
-  flagged) has nothing to export. n_tokens = mementos + answer. warehouse.md (Export).
+  flagged) has nothing to export. n_tokens = mementos + answer. README.md (Export).
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)

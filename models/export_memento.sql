@@ -12,7 +12,7 @@ description: >
   {block_idx, start, end}) and the answer's start and end are where the
   segments are in the response, which is the assistant turn as it is: the
   export's `spans`, the blocks a stage-2 attention mask hides once their memento
-  is written. `mementos export memento` writes it; warehouse.md (Export).
+  is written. `mementos export memento` writes it; README.md (Export).
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)

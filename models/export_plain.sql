@@ -12,7 +12,7 @@ description: >
   block order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
   texts joined by '\n\n' + '\n</think>\n\n' + answer ('' when there is none). A
   trace without a block (only possible when flagged) has nothing to export.
-  n_tokens = blocks + answer. warehouse.md (Export).
+  n_tokens = blocks + answer. README.md (Export).
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)

@@ -59,7 +59,7 @@ SELECT
     GROUPING(domain) = 1 AS is_total,
     count(*) AS traces,
     -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
-    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    -- calls once, where separate calls each hold a copy of the column
     quantile_cont(peak_tokens_plain_cot, [0.5, 0.9])[1] AS median_peak_plain_cot,
     quantile_cont(peak_tokens_no_eviction, [0.5, 0.9])[1] AS median_peak_no_eviction,
     quantile_cont(peak_tokens_with_eviction, [0.5, 0.9])[1] AS median_peak_with_eviction,

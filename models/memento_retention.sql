@@ -50,7 +50,7 @@ WITH function_words AS (
     ] AS words
 ),
 -- The numbers and words of each text are taken as the text streams past, and only those
--- lists are joined: a join that held the texts took 6 GB at 228,557 traces.
+-- lists are joined: a join that held the texts held all of them at once.
 block_items AS (
     SELECT
         trace_id,

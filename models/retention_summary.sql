@@ -29,7 +29,7 @@ SELECT
     count(*) AS pairs,
     count(numbers_kept_fraction) AS pairs_with_numbers,
     -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
-    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    -- calls once, where separate calls each hold a copy of the column
     quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[2] AS median_numbers_kept_fraction,
     quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[1] AS p10_numbers_kept_fraction,
     quantile_cont(numbers_kept_fraction, [0.1, 0.5, 0.9])[3] AS p90_numbers_kept_fraction,

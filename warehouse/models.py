@@ -1,7 +1,7 @@
 """Model files: discovery, header parsing, dependencies and fingerprints.
 
 A model is one file `models/NAME.sql`: a header comment holding YAML, then one
-SELECT (see warehouse.md (Models), "The engine")::
+SELECT (see warehouse.md, "The model engine")::
 
     /*
     name: block_pairs
@@ -256,7 +256,7 @@ def model_dirs(user: str | Path | None = None, bundled: bool = True) -> list[Pat
     user = Path(user)
     if not user.is_dir():
         raise ModelError(f"{user}: no such models directory (from --models or MEMENTOS_MODELS); give a "
-                         f"directory of NAME.sql model files (warehouse.md, \"Your own models\")")
+                         f"directory of NAME.sql model files (README.md, \"Your own models\")")
     return [MODELS_DIR, user] if bundled else [user]
 
 

@@ -2,7 +2,7 @@
 -- (k = blocks kept in full, the one being written included), against the memento
 -- trace with nothing evicted and against the plain chain of thought; the KV area
 -- saved against the plain chain of thought; and how often the peak fits 8k / 32k.
--- See warehouse.md (Models, The inference simulation) for the definitions.
+-- See warehouse.md ("The inference simulation") for the definitions.
 SELECT
     domain,
     k,

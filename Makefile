@@ -11,7 +11,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_DIR := demo
 DEMO_TRACES ?= 3000
 
-.PHONY: demo test test-slow bench clean venv chromium spark
+.PHONY: demo test test-slow bench docs clean venv chromium spark
 
 venv: $(STAMP)
 
@@ -61,6 +61,11 @@ spark: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# The generated references: docs/cli.md from each command's --help, docs/models.md from the model
+# headers (docs/reference.py); tests/test_docs.py fails when either is stale.
+docs: $(STAMP)
+	$(PY) -m cogapp -r -I docs docs/cli.md docs/models.md
 
 bench: $(STAMP)
 	$(PY) bench/run.py

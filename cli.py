@@ -394,7 +394,7 @@ def show(trace_id, db, pager):
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment; same seed, same files.")
 @click.option("--domain", help="Only traces of this domain ('(unknown)' for traces without one).")
 @click.option("--max-tokens", type=click.IntRange(min=1),
-              help="Leave out examples longer than N cl100k tokens (the whole example as written; see warehouse.md (Export)).")
+              help="Leave out examples longer than N cl100k tokens (the whole example as written; see README.md (Export)).")
 @click.option("--include-flagged", is_flag=True, help="Keep flagged traces (with whatever the parser recovered).")
 @click.option("--exclude-outliers", "exclude_outliers", is_flag=False, flag_value="all", default=None,
               metavar="[REASONS]",
@@ -409,7 +409,7 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     """Write the KIND training set as chat messages, one file per split.
 
     \b
-    Kinds (warehouse.md (Export) has one example record of each):
+    Kinds (README.md, "Export", describes each):
       memento     the problem, then the response with its block and memento markup
       compressed  the problem, then every memento (blocks evicted) and the answer
       summarize   one example per block: instruction + block, then its memento

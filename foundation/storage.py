@@ -135,7 +135,7 @@ def check_memory_limit(value: str | None = None) -> None:
     with duckdb.connect() as con:
         try:
             con.execute("SET memory_limit = ?", [value])
-            con.execute("SELECT sum(i) FROM range(100000) AS t(i)").fetchall()  # 0MB or 1KB fail here
+            con.execute("SELECT sum(i) FROM range(100000) AS t(i)").fetchall()  # a limit too small to run a query fails here
             return
         except duckdb.OutOfMemoryException:
             why = "is too small for DuckDB to run any query"
@@ -179,7 +179,7 @@ def out_of_memory(exc: BaseException, limit: str | None = None) -> WarehouseErro
     cap = address_space_cap()
     if cap is not None and not _POOL_FULL.search(text):
         # The cap counts address space reserved, not memory used: DuckDB's threads, glibc's arenas and the
-        # libraries reserve a few GiB (`export` on 2 cores: 2.9 GiB reserved, 0.45 GiB resident).
+        # libraries reserve several times what is resident.
         return WarehouseError(f"{first}; this process may reserve only {cap / 2**30:.1f} GiB of address space "
                               f"(`ulimit -v` or `ulimit -d`), and DuckDB, Python and their threads reserve several "
                               f"times what they use: raise or remove that limit (to bound memory, use "
@@ -236,16 +236,14 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
     con.execute("SET preserve_insertion_order = false")
     # DuckDB estimates the base views at a fifth of their traces (it cannot see through the
     # unnest of each trace's segments), so its build-side optimizer turned joins around to hash
-    # the segment texts: outlier_traces held 1.6 GB at 20,000 traces, 0.17 GB without it.
+    # the segment texts, which made outlier_traces hold several times the memory it needs.
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
-    # DuckDB's buffer pool defaults to 80% of the machine: a full-scale build (228,557 traces)
-    # then peaked at 17.9 GB, and at 3.5 GB under a 3 GB limit. Beyond the limit DuckDB spills to
-    # PATH.tmp; the models are written so that what cannot spill (quantile states) stays small.
-    # The full-scale build passed under 500 MB once (823 MiB peak RSS) and failed in full_alignment
-    # the next time (462.8 of 476.8 MiB used), so the default keeps 100 MB of margin: 600 MB.
-    # With the batched models (warehouse/batches.py) and the pool emptied between them
-    # (release_memory) the build peaks at 749-755 MiB at 228,557 traces and 708-735 at 20,000
-    # (bench/RESULTS.md, 2026-12-02; DuckDB's vectors and Python sit outside the pool).
+    # DuckDB's buffer pool defaults to most of the machine, and a full-scale build then takes
+    # what it is given. Beyond the limit DuckDB spills; the models are written so that what cannot
+    # spill (quantile states) stays small. The default keeps a margin over the smallest limit the
+    # full-scale build has passed under, once (bench/RESULTS.md). With the batched models
+    # (warehouse/batches.py) and the pool emptied between them (release_memory) the build's memory
+    # barely grows with the corpus; DuckDB's vectors and Python sit outside the pool.
     # MEMENTOS_MEMORY_LIMIT sets it.
     if MEMORY_LIMIT:
         con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
@@ -279,7 +277,7 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
         try:
             other.execute("SET memory_limit = ?", [EVICT_TO])
         except duckdb.OutOfMemoryException:
-            pass  # ~1 MiB is pinned at times between the build's statements; the rest is evicted
+            pass  # a little is pinned at times between the build's statements; the rest is evicted
         other.execute("SET memory_limit = ?", [value])
 
 

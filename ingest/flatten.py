@@ -65,7 +65,7 @@ def _utf8_values(col: pa.ChunkedArray | pa.Array) -> list:
 
 
 def _digest(problem, response) -> str:
-    # xxh3-128: a hash made for equality checks, ~8x blake2b's speed (blake2b was a fifth of flatten's time).
+    # xxh3-128: a hash made for equality checks, several times blake2b's speed (bench/RESULTS.md).
     h = xxhash.xxh3_128()
     for part in (problem, response):
         if part is None:

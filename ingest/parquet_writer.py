@@ -25,18 +25,14 @@ import pyarrow.parquet as pq
 from mementos.foundation.layout import MODELS_SUBDIR, dataset_slug, run_dir
 
 # Long texts: every value differs, so a dictionary never pays and min/max
-# statistics never prune; skipping both makes the write ~20% cheaper.
+# statistics never prune; skipping both makes the write cheaper.
 LONG_TEXT = frozenset({"problem", "response", "sentences", "block_summaries"})
 
 
-# A row group per 125-row batch made 915 row groups per worker file at 228,557 traces, and
-# DuckDB's memory for a scan grows with the row groups: `mementos sql "SELECT count(*) FROM
-# segments"` peaked 115 MiB at 20,000 traces and 150 MiB at 228,557. Rewritten in row groups
-# of 250 / 500 / 1,000 / 2,000 rows, the 228,557-trace files peak 137 / 123-127 / 117-124 /
-# 124 MiB (the bench's segments query: 154 / 147-148 / 151-155 / 153 MiB, against 136-142 at
-# 20,000): 500 rows is as flat as any. A worker holds a row group's rows until it writes
-# them (500 traces of the sample are ~20 MB of Arrow data), so the bytes bound keeps that
-# bounded whatever the traces' lengths.
+# DuckDB's memory for a scan grows with the number of row groups, so a row group per batch made a
+# query's memory grow with the corpus; of the sizes measured (bench/RESULTS.md, "Row groups of 500
+# traces") 500 rows kept it flattest. A worker holds a row group's rows until it writes them, so
+# the bytes bound keeps that bounded whatever the traces' lengths.
 ROW_GROUP_ROWS = 500
 ROW_GROUP_BYTES = 32 << 20
 

@@ -31,7 +31,7 @@ from mementos.foundation.markup import (  # noqa: E402
 
 WHITESPACE = " \t\r\n"
 
-# Issue codes, one per defect. warehouse.md has the table with examples.
+# Issue codes, one per defect. README.md ("Parse issue codes") has the table with examples.
 EMPTY_RESPONSE = "empty_response"
 NO_THINK = "no_think"
 UNCLOSED_THINK = "unclosed_think"

@@ -26,9 +26,9 @@ DEFAULT_COLUMNS = {"problem": "string", "response": "string"}
 OPTIONAL_COLUMNS = {"domain": "string", "source": "string", "difficulty": "integer or string"}
 FULL_COLUMNS = {"sentences": "list<string>", "blocks": "list<list<int>>", "block_summaries": "list<string>"}
 BUILDER_BY_SUFFIX = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
-# Rows per Parquet read, by config (see read_batches). Each read costs datasets ~5 ms whatever its
-# size, which matters for the full config (16-row reads: 8.6 s of CPU per 20,000 rows, 32-row: 6.0 s);
-# for the default config 125-row reads saved ~1 s but raised ingest's peak RSS by ~130 MB.
+# Rows per Parquet read, by config (see read_batches). Each read has a fixed cost in datasets whatever
+# its size, which matters for the full config's many small rows; for the default config larger reads
+# saved little time and raised ingest's peak memory.
 PARQUET_READ_ROWS = {"default": 16, "full": 32}
 
 
@@ -269,9 +269,8 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
     try:
         # Parquet: Arrow's scanner decodes ahead of a slow reader (the workers set the pace) by a
         # number of batches, not bytes: reads of PARQUET_READ_ROWS rows keep that to a few MB of text
-        # (1,000-row reads held ~150 MB in the ingest process); `iter` still yields `batch_rows`.
-        # Smaller reads cost CPU: 16-row reads of the full config took 8.6 s of the ingest process's
-        # CPU per 20,000 rows, 32-row reads 6.0 s (+22 MB), 125-row reads 3.5 s.
+        # (large reads held that much more text in the ingest process); `iter` still yields
+        # `batch_rows`. Smaller reads cost CPU, which is why the full config reads more rows at once.
         sized = ({"batch_size": min(batch_rows, PARQUET_READ_ROWS[sf.config])}
                  if sf.builder == "parquet" else {})
         stream = datasets.load_dataset(sf.builder, data_files=[sf.path], split="train", streaming=True, **sized)

@@ -61,16 +61,16 @@ _WORKER: dict = {}
 def init_worker(root: str, with_tokens: bool, schemas: dict[str, pa.Schema] | None = None, worker_id: int = 0) -> None:
     _exit_with_parent()
     reuse_freed_memory()
-    # Schemas come from the ingest process: a worker that opens no DuckDB is ~30 MB smaller.
+    # Schemas come from the ingest process: a worker that opens no DuckDB is smaller.
     _WORKER.clear()
     _WORKER.update(root=Path(root), with_tokens=with_tokens,
                    schemas=schemas or _base_schemas(), worker_id=worker_id, writers={})
 
 
-# glibc's malloc hands each batch's NumPy arrays (a few MB each) back to the kernel when they are
-# freed and faults the pages in again for the next batch: flattening 20,000 traces on one worker
-# spent 0.83-0.91 s in the kernel. Keeping up to this much freed memory for reuse brings it to
-# 0.38-0.58 s with the same peak RSS (bench/flatten_only.py --workers 1, 313-314 MB both ways).
+# glibc's malloc hands each batch's NumPy arrays back to the kernel when they are freed and faults
+# the pages in again for the next batch, so a worker spent much of its time in the kernel. Keeping
+# up to this much freed memory for reuse roughly halves that with the same peak RSS
+# (bench/flatten_only.py --workers 1).
 _MALLOC_KEEP_BYTES = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 

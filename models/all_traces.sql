@@ -7,6 +7,19 @@ description: >
   Every ingested trace, ok or flagged, with the labels the breakdowns group by
   (a missing domain, source or difficulty becomes '(unknown)') and, for flagged
   traces, the distinct parse issue codes of the default config.
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  source_row: 0-based row of the trace in its input split
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  status: "`ok`, or `flagged` when the response breaks the memento grammar"
+  n_blocks: blocks the parser found in the response
+  n_issues: parse issues of the trace
+  issue_codes: the trace's distinct parse issue codes (default config), sorted, comma-separated; NULL when none
+  content_hash: "xxh3-128 of problem and response: equal hashes are exact duplicates"
+  response_chars: characters of the response
 audits:
   - not_null: [trace_id, dataset, domain, source, difficulty, status, content_hash]
   - accepted_values: {column: status, values: [ok, flagged]}

@@ -11,6 +11,12 @@ description: >
   collapsing whitespace: how many block indexes were compared and agree, the
   first that disagrees and how (block_text, summary_text, missing_in_full,
   missing_in_default). Batched: each trace's row comes from its own rows.
+columns:
+  trace_id: a linked default trace with a block or summary on either side
+  blocks_compared: block indexes present on either side
+  blocks_agreeing: block indexes whose block and summary agree on both sides (whitespace collapsed)
+  first_disagreeing_block: the lowest block_idx that disagrees; NULL when none does
+  disagreement: "what differs at first_disagreeing_block: `missing_in_full`, `missing_in_default`, `block_text` or `summary_text`"
 audits:
   - not_null: [blocks_compared, blocks_agreeing]
   - accepted_values: {column: disagreement, values: [block_text, summary_text, missing_in_full, missing_in_default]}

@@ -8,6 +8,21 @@ description: >
   Each block of an analysed trace with its memento (the summary written right
   after it): chars, words and tokens of both, and the memento/block ratio in
   chars and in tokens. Tokens are cl100k_base, NULL when ingested with --no-tokens.
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  block_idx: 0-based position of the block in its trace; its memento shares it
+  block_chars: characters of the block
+  block_words: whitespace-separated words of the block
+  block_tokens: cl100k_base tokens of the block; NULL without token counts
+  memento_chars: characters of its memento
+  memento_words: whitespace-separated words of its memento
+  memento_tokens: cl100k_base tokens of its memento; NULL without token counts
+  ratio_chars: memento_chars / block_chars
+  ratio_tokens: memento_tokens / block_tokens
 audits:
   - not_null: [dataset, domain, block_chars, memento_chars, ratio_chars]
   - accepted_range: {column: block_chars, min: 1}

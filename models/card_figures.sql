@@ -8,6 +8,11 @@ description: >
   "Block & Summary Statistics"), one row per figure, with the statistic the card states for it;
   domain 'all' for the figures over every trace. The one place they are written: the report
   (warehouse/card.py), sql/queries/card_comparison.sql and the tests read them here.
+columns:
+  measure: the figure, e.g. `tokens per block` or `memento/block ratio (chars)`
+  domain: "`math`, `code` or `science` for the ratios; `all` for the figures over every trace"
+  statistic: how the card computes it, e.g. `median of per-block ratios`, `average over blocks`
+  card: the figure the card publishes
 audits:
   - not_null: [statistic, card]
 */

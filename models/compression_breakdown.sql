@@ -19,6 +19,47 @@ description: >
   '10') in numeric order first, then other labels alphabetically.
   domain_compression, compression_by_source and compression_by_difficulty are
   its slices. Quantiles are continuous (interpolated).
+columns:
+  dimension: "`domain`, `source`, `difficulty`, or `all` on the total row"
+  value: the group's label (`all` on the total row)
+  is_total: true on the one row over all the group's rows (a label reading `all` is not the total)
+  value_order: "listing order within a dimension: numeric labels in numeric order, then the rest alphabetically; 1 on the total row"
+  traces: analysed (ok) traces in the group
+  flagged_traces: flagged traces in the group, left out of every other column
+  blocks: block/memento pairs in the group
+  median_ratio_chars: median over pairs of memento chars / block chars (the card's ratio)
+  median_ratio_tokens: median over pairs of memento tokens / block tokens
+  median_tokens_per_block: median over pairs of a block's tokens
+  median_tokens_per_memento: median over pairs of a memento's tokens
+  median_compression_tokens: median over traces of block tokens / memento tokens
+  median_block_tokens_per_trace: median over traces of a trace's block tokens
+  median_memento_tokens_per_trace: median over traces of a trace's memento tokens
+  median_blocks_per_trace: median over traces of block/memento pairs
+  median_block_chars: median over pairs of a block's chars
+  median_memento_chars: median over pairs of a memento's chars
+  median_compression_chars: median over traces of block chars / memento chars
+  median_trace_ratio_chars: median over traces of memento chars / block chars per trace (the tutorial's statistic)
+  median_trace_ratio_words: median over traces of memento words / block words per trace (the tutorial's statistic)
+  avg_tokens_per_block: average over pairs of a block's tokens (the card's statistic)
+  avg_tokens_per_memento: average over pairs of a memento's tokens (the card's statistic)
+  avg_block_tokens_per_trace: average over traces of a trace's block tokens (the card's statistic)
+  avg_memento_tokens_per_trace: average over traces of a trace's memento tokens (the card's statistic)
+  p10_ratio_chars: 10th percentile of memento/block chars over pairs
+  p90_ratio_chars: 90th percentile of memento/block chars over pairs
+  p10_ratio_tokens: 10th percentile of memento/block tokens over pairs
+  p90_ratio_tokens: 90th percentile of memento/block tokens over pairs
+  p10_tokens_per_block: 10th percentile of a block's tokens over pairs
+  p90_tokens_per_block: 90th percentile of a block's tokens over pairs
+  p10_tokens_per_memento: 10th percentile of a memento's tokens over pairs
+  p90_tokens_per_memento: 90th percentile of a memento's tokens over pairs
+  p10_compression_tokens: 10th percentile of block tokens / memento tokens over traces
+  p90_compression_tokens: 90th percentile of block tokens / memento tokens over traces
+  p10_blocks_per_trace: 10th percentile of pairs per trace over traces
+  p90_blocks_per_trace: 90th percentile of pairs per trace over traces
+  p10_block_chars: 10th percentile of a block's chars over pairs
+  p90_block_chars: 90th percentile of a block's chars over pairs
+  p10_memento_chars: 10th percentile of a memento's chars over pairs
+  p90_memento_chars: 90th percentile of a memento's chars over pairs
 audits:
   - not_null: [is_total, traces, flagged_traces]
   - accepted_values: {column: dimension, values: [domain, source, difficulty, all]}
@@ -37,9 +78,8 @@ audits:
         FROM {this} AS a
         WHERE a.is_total AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
 */
--- Over every block (2M at full scale) in four groupings, quantile_cont holds each grouping's
--- values in memory and cannot spill: as separate calls these 18 held 1.3 GB, more than the
--- build's memory. The ratios use one list-form call per column (DuckDB computes identical
+-- Over every block in four groupings, quantile_cont holds each grouping's values in memory
+-- and cannot spill: as separate calls these 18 held more than the build's memory. The ratios use one list-form call per column (DuckDB computes identical
 -- calls once); the sizes, whole numbers with a few thousand distinct values, are counted
 -- per value (an aggregate that spills) and their quantiles read off the running counts.
 WITH block_level_ratios AS (

@@ -9,6 +9,42 @@ description: >
   medians and p10/p90 of the card's measures. Listed by difficulty_order: numeric
   difficulties in numeric order ('3' before '10'), then other labels alphabetically,
   then the 'all' row.
+columns:
+  difficulty: the difficulty, or `all` on the total row
+  is_total: true on the one row over all the group's rows (a label reading `all` is not the total)
+  difficulty_order: "listing order: numeric difficulties in numeric order, then the rest alphabetically, then the total"
+  traces: analysed (ok) traces in the group
+  flagged_traces: flagged traces in the group, left out of every other column
+  blocks: block/memento pairs in the group
+  median_ratio_chars: median over pairs of memento chars / block chars (the card's ratio)
+  median_ratio_tokens: median over pairs of memento tokens / block tokens
+  median_tokens_per_block: median over pairs of a block's tokens
+  median_tokens_per_memento: median over pairs of a memento's tokens
+  median_compression_tokens: median over traces of block tokens / memento tokens
+  median_block_tokens_per_trace: median over traces of a trace's block tokens
+  median_memento_tokens_per_trace: median over traces of a trace's memento tokens
+  median_blocks_per_trace: median over traces of block/memento pairs
+  median_block_chars: median over pairs of a block's chars
+  median_memento_chars: median over pairs of a memento's chars
+  median_compression_chars: median over traces of block chars / memento chars
+  median_trace_ratio_chars: median over traces of memento chars / block chars per trace (the tutorial's statistic)
+  median_trace_ratio_words: median over traces of memento words / block words per trace (the tutorial's statistic)
+  p10_ratio_chars: 10th percentile of memento/block chars over pairs
+  p90_ratio_chars: 90th percentile of memento/block chars over pairs
+  p10_ratio_tokens: 10th percentile of memento/block tokens over pairs
+  p90_ratio_tokens: 90th percentile of memento/block tokens over pairs
+  p10_tokens_per_block: 10th percentile of a block's tokens over pairs
+  p90_tokens_per_block: 90th percentile of a block's tokens over pairs
+  p10_tokens_per_memento: 10th percentile of a memento's tokens over pairs
+  p90_tokens_per_memento: 90th percentile of a memento's tokens over pairs
+  p10_compression_tokens: 10th percentile of block tokens / memento tokens over traces
+  p90_compression_tokens: 90th percentile of block tokens / memento tokens over traces
+  p10_blocks_per_trace: 10th percentile of pairs per trace over traces
+  p90_blocks_per_trace: 90th percentile of pairs per trace over traces
+  p10_block_chars: 10th percentile of a block's chars over pairs
+  p90_block_chars: 90th percentile of a block's chars over pairs
+  p10_memento_chars: 10th percentile of a memento's chars over pairs
+  p90_memento_chars: 90th percentile of a memento's chars over pairs
 audits:
   - not_null: [is_total, traces, flagged_traces]
 */

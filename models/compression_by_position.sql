@@ -11,6 +11,19 @@ description: >
   and the last block; a trace of one block counts as 'only'. Per position:
   pairs, traces, and the median, p10 and p90 of ratio_chars, the median
   ratio_tokens and the median block and memento tokens.
+columns:
+  domain: the domain, or `all` on the total row
+  position_order: 0 first, 1-10 the middle deciles, 11 last, 12 only (a one-block trace)
+  is_total: true on the one row over all the group's rows (a label reading `all` is not the total)
+  position: "the position's label: `first`, `middle 0-10%` ... `middle 90-100%`, `last`, `only`"
+  blocks: pairs at this position
+  traces: traces with a pair at this position
+  median_ratio_chars: median memento/block chars
+  p10_ratio_chars: 10th percentile of memento/block chars
+  p90_ratio_chars: 90th percentile of memento/block chars
+  median_ratio_tokens: median memento/block tokens
+  median_block_tokens: median tokens of a block
+  median_memento_tokens: median tokens of a memento
 audits:
   - not_null: [is_total, position, blocks, traces]
   - accepted_range: {column: position_order, min: 0, max: 12}
@@ -46,7 +59,7 @@ SELECT
     count(*) AS blocks,
     count(DISTINCT trace_id) AS traces,
     -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
-    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    -- calls once, where separate calls each hold a copy of the column
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[2] AS median_ratio_chars,
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[1] AS p10_ratio_chars,
     quantile_cont(ratio_chars, [0.1, 0.5, 0.9])[3] AS p90_ratio_chars,

@@ -18,7 +18,27 @@ description: >
   holds only integers and labels. A table built a batch of traces at a time
   (version 3; a view before): every export reads it instead of grouping every
   segment again. Token sums are cl100k as counted at
-  ingest, NULL when ingested with --no-tokens. warehouse.md (Export) defines the kinds.
+  ingest, NULL when ingested with --no-tokens. README.md (Export) describes the kinds.
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  source_row: 0-based row of the trace in its input split
+  run_id: the ingest run that wrote the trace
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  status: "`ok`, or `flagged` when the response breaks the memento grammar"
+  issue_codes: the trace's distinct parse issue codes (default config), sorted, comma-separated; NULL when none
+  content_hash: "xxh3-128 of problem and response: equal hashes are exact duplicates"
+  n_blocks: blocks the parser found in the response
+  response_chars: characters of the response
+  blocks: the non-empty blocks as a list of `{block_idx, start, end}` character offsets in the response, in block order
+  mementos: the non-empty mementos as a list of `{block_idx, start, end}` character offsets in the response, in block order
+  answer_start: where the answer starts in the response; NULL without an answer
+  answer_end: where the answer ends (exclusive)
+  block_tokens: tokens of all blocks; NULL when a segment has no count
+  memento_tokens: tokens of all mementos; NULL when a segment has no count
+  answer_tokens: tokens of the answer; NULL when a segment has no count
 audits:
   - not_null: [dataset, source_row, domain, source, difficulty, status, content_hash, response_chars]
   - accepted_values: {column: status, values: [ok, flagged]}

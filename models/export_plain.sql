@@ -12,7 +12,23 @@ description: >
   block order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
   texts joined by '\n\n' + '\n</think>\n\n' + answer ('' when there is none). A
   trace without a block (only possible when flagged) has nothing to export.
-  n_tokens = blocks + answer. warehouse.md (Export).
+  n_tokens = blocks + answer. README.md (Export).
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  source_row: 0-based row of the trace in its input split
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  status: "`ok`, or `flagged` when the response breaks the memento grammar"
+  issue_codes: the trace's distinct parse issue codes (default config), sorted, comma-separated; NULL when none
+  content_hash: "xxh3-128 of problem and response: equal hashes are exact duplicates"
+  response_chars: characters of the response
+  n_blocks: blocks the parser found in the response
+  think_spans: the blocks as a list of `{block_idx, start, end}` character offsets in the response, in block order
+  answer_start: where the answer starts in the response
+  answer_end: where the answer ends (exclusive)
+  n_tokens: tokens of the blocks and answer (the record's own count is made at export)
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, think_spans]
   - custom:

@@ -16,6 +16,23 @@ description: >
   Flagged traces contribute the complete pairs the parser recovered. A table
   built a batch of traces at a time (version 2; a view before, whose audits
   joined every block with its memento at once).
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  block_idx: 0-based position of the block in its trace; its memento shares it
+  dataset: the dataset name given at ingest (`--name`)
+  source_row: 0-based row of the trace in its input split
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  status: "`ok`, or `flagged` when the response breaks the memento grammar"
+  issue_codes: the trace's distinct parse issue codes (default config), sorted, comma-separated; NULL when none
+  content_hash: "xxh3-128 of problem and response: equal hashes are exact duplicates"
+  response_chars: characters of the response
+  block_start: where the block starts in the response
+  block_end: where the block ends (exclusive)
+  memento_start: where its memento starts
+  memento_end: where its memento ends (exclusive)
+  n_tokens: tokens of the block and memento (the record's own count is made at export)
 audits:
   - not_null: [dataset, source_row, domain, status, content_hash, block_start, memento_start]
   - accepted_range: {column: block_idx, min: 0}

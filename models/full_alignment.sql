@@ -16,6 +16,23 @@ description: >
   response_differs: every block agrees but the content hashes differ).
   Flagged rows of either config are included, with both statuses. Its rows are
   full_links' (audited there: linked_rows_have_both_sides, each_side_once).
+columns:
+  trace_id: the default trace; NULL for a full row left unlinked
+  full_trace_id: the full row, `<dataset>:full:<source_row>`; NULL for a default trace left unlinked
+  dataset: the dataset name given at ingest (`--name`)
+  link: "`hash` (same content hash), `problem` (same whitespace-collapsed problem) or `unlinked`"
+  default_source_row: the default trace's row in its split
+  full_source_row: the full row's row in its split
+  default_status: the default trace's status (`ok` or `flagged`)
+  full_status: the full row's status (`ok` or `flagged`)
+  default_blocks: blocks in the default trace's markup
+  full_blocks: block ranges of the full row
+  full_summaries: summaries of the full row
+  blocks_compared: block indexes present on either side
+  blocks_agreeing: block indexes whose block and summary agree on both sides (whitespace collapsed)
+  aligned: linked and no disagreement; NULL when unlinked
+  first_disagreeing_block: the lowest block_idx that disagrees; NULL when none does
+  disagreement: "the first that applies: `missing_in_full`, `missing_in_default`, `block_text`, `summary_text`, `extra_summary`, `response_differs`"
 audits:
   - not_null: [dataset, link]
   - accepted_values: {column: link, values: [hash, problem, unlinked]}

@@ -8,6 +8,13 @@ description: >
   linked to a default trace (full_links), under that trace's trace_id: whether
   it has a block text and a summary, and the md5 of each with runs of whitespace
   made one space and trimmed. One pass over full_blocks; no text is kept.
+columns:
+  trace_id: the default trace the full row is linked to
+  block_idx: 0-based position of the range in the full row's blocks
+  has_block: 1 when the range gives a block text, else 0
+  has_summary: 1 when the range has a summary, else 0
+  block_md5: md5 of the whitespace-collapsed block text; NULL when absent
+  summary_md5: md5 of the whitespace-collapsed summary; NULL when absent
 audits:
   - not_null: [has_block, has_summary]
 */

@@ -11,6 +11,19 @@ description: >
   row, chosen by both sides), else unlinked; with both rows' source row, status
   and counts, and whether their content hashes are equal (NULL when unlinked).
   Flagged rows of either config are included, with both statuses.
+columns:
+  trace_id: the default trace; NULL for a full row left unlinked
+  full_trace_id: the full row, `<dataset>:full:<source_row>`; NULL for a default trace left unlinked
+  dataset: the dataset name given at ingest (`--name`)
+  link: "`hash` (same content hash), `problem` (same whitespace-collapsed problem) or `unlinked`"
+  default_source_row: the default trace's row in its split
+  full_source_row: the full row's row in its split
+  default_status: the default trace's status (`ok` or `flagged`)
+  full_status: the full row's status (`ok` or `flagged`)
+  default_blocks: blocks in the default trace's markup
+  full_blocks: block ranges of the full row
+  full_summaries: summaries of the full row
+  same_content_hash: both sides have the same content hash; NULL when unlinked
 audits:
   - not_null: [dataset, link]
   - accepted_values: {column: link, values: [hash, problem, unlinked]}

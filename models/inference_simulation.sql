@@ -15,7 +15,30 @@ description: >
   (<think> and </think> 3 tokens each, each of the four memento markup strings
   6) and the texts (cl100k_base). Peaks are the largest context; the KV area is
   the sum over generated tokens of the context each attends to (itself
-  included). warehouse.md (Models) has the definition with a worked example.
+  included). warehouse.md ("The inference simulation") has the definition.
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  domain: the trace's domain; `(unknown)` when missing
+  k: "blocks kept in full, the one being written included: 1, 2, 4 or 8"
+  n_blocks: blocks of the trace (n)
+  blocks_evicted: "blocks no longer in full when the answer is written: n - k + 1 when k <= n, else 0"
+  problem_tokens: tokens of the problem, the prompt counted in every context
+  markup_tokens: "tokens of the memento markup: 6 for the think tags, 24 per pair"
+  peak_tokens_plain_cot: context of the plain chain of thought at its end
+  peak_tokens_no_eviction: context of the memento trace at its end, nothing evicted
+  peak_tokens_with_eviction: the largest context over all steps with eviction
+  saved_tokens_vs_no_eviction: peak_tokens_no_eviction - peak_tokens_with_eviction
+  saved_fraction_vs_no_eviction: saved_tokens_vs_no_eviction / peak_tokens_no_eviction
+  saved_tokens_vs_plain_cot: peak_tokens_plain_cot - peak_tokens_with_eviction; negative when mementos cost more than eviction frees
+  saved_fraction_vs_plain_cot: saved_tokens_vs_plain_cot / peak_tokens_plain_cot
+  peak_step: "the earliest step reaching the peak: 0..n-1 for blocks, n for the answer"
+  peak_at_answer: peak_step = n
+  kv_area_plain_cot: sum over generated tokens of the context each attends to, plain chain of thought
+  kv_area_no_eviction: the same for the memento trace without eviction
+  kv_area_with_eviction: the same with eviction
+  kv_saved_fraction_vs_no_eviction: 1 - kv_area_with_eviction / kv_area_no_eviction
+  kv_saved_fraction_vs_plain_cot: 1 - kv_area_with_eviction / kv_area_plain_cot
 audits:
   - accepted_values: {column: k, values: [1, 2, 4, 8]}
   - not_null: [n_blocks, blocks_evicted, markup_tokens]

@@ -12,6 +12,35 @@ description: >
   median fraction of the KV area saved; the share of traces whose peak fits
   8k, 16k and 32k tokens (8,192, 16,384, 32,768) for each of the three; and how
   often the peak is at the answer.
+columns:
+  domain: the domain, or `all` on the total row
+  k: "blocks kept in full: 1, 2, 4 or 8"
+  is_total: true on the one row over all the group's rows (a label reading `all` is not the total)
+  traces: analysed traces with token counts in the group
+  median_peak_plain_cot: median peak context of the plain chain of thought, in tokens
+  median_peak_no_eviction: median peak context of the memento trace without eviction, in tokens
+  median_peak_with_eviction: median peak context of the memento trace with eviction, in tokens
+  p90_peak_plain_cot: 90th percentile of the peak context of the plain chain of thought
+  p90_peak_no_eviction: 90th percentile of the peak context of the memento trace without eviction
+  p90_peak_with_eviction: 90th percentile of the peak context of the memento trace with eviction
+  median_saved_fraction_vs_no_eviction: median of the peak saved by eviction against the memento trace without eviction, as a fraction
+  p10_saved_fraction_vs_no_eviction: 10th percentile of the peak saved by eviction against the memento trace without eviction, as a fraction
+  p90_saved_fraction_vs_no_eviction: 90th percentile of the peak saved by eviction against the memento trace without eviction, as a fraction
+  median_saved_fraction_vs_plain_cot: median of the peak saved by eviction against the plain chain of thought, as a fraction
+  p10_saved_fraction_vs_plain_cot: 10th percentile of the peak saved by eviction against the plain chain of thought, as a fraction
+  p90_saved_fraction_vs_plain_cot: 90th percentile of the peak saved by eviction against the plain chain of thought, as a fraction
+  median_kv_saved_fraction_vs_plain_cot: median KV area saved by eviction against the plain chain of thought, as a fraction
+  median_kv_saved_fraction_vs_no_eviction: median KV area saved by eviction against no eviction, as a fraction
+  share_fits_8k_plain_cot: share of the traces whose peak for the plain chain of thought is at most 8,192 tokens
+  share_fits_8k_no_eviction: share of the traces whose peak for the memento trace without eviction is at most 8,192 tokens
+  share_fits_8k_with_eviction: share of the traces whose peak for the memento trace with eviction is at most 8,192 tokens
+  share_fits_16k_plain_cot: share of the traces whose peak for the plain chain of thought is at most 16,384 tokens
+  share_fits_16k_no_eviction: share of the traces whose peak for the memento trace without eviction is at most 16,384 tokens
+  share_fits_16k_with_eviction: share of the traces whose peak for the memento trace with eviction is at most 16,384 tokens
+  share_fits_32k_plain_cot: share of the traces whose peak for the plain chain of thought is at most 32,768 tokens
+  share_fits_32k_no_eviction: share of the traces whose peak for the memento trace without eviction is at most 32,768 tokens
+  share_fits_32k_with_eviction: share of the traces whose peak for the memento trace with eviction is at most 32,768 tokens
+  share_peaking_at_answer: share of the traces whose peak is reached while the answer is written
 audits:
   - not_null: [is_total, traces]
   - accepted_range: {column: share_fits_8k_with_eviction, min: 0, max: 1}
@@ -30,7 +59,7 @@ SELECT
     GROUPING(domain) = 1 AS is_total,
     count(*) AS traces,
     -- several quantiles of one column are one list-form call, indexed: DuckDB computes the identical
-    -- calls once, where separate calls each hold a copy of the column (1.75 -> 0.77 GB over 2M rows)
+    -- calls once, where separate calls each hold a copy of the column
     quantile_cont(peak_tokens_plain_cot, [0.5, 0.9])[1] AS median_peak_plain_cot,
     quantile_cont(peak_tokens_no_eviction, [0.5, 0.9])[1] AS median_peak_no_eviction,
     quantile_cont(peak_tokens_with_eviction, [0.5, 0.9])[1] AS median_peak_with_eviction,

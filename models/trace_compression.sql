@@ -9,6 +9,29 @@ description: >
   tokens / total memento tokens (the card's ~6x: ~10,900 -> ~1,850 tokens).
   ratio_chars is the inverse view in chars: total memento chars / total block chars,
   ratio_words the same in words (the OpenMementos tutorial's per-trace ratios).
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  dataset: the dataset name given at ingest (`--name`)
+  domain: the trace's domain; `(unknown)` when missing
+  source: the trace's source dataset; `(unknown)` when missing
+  difficulty: the trace's difficulty, as text; `(unknown)` when missing
+  n_blocks: block/memento pairs of the trace
+  block_chars: chars of all blocks
+  memento_chars: chars of all mementos
+  answer_chars: chars of the answer after `</think>`
+  answer_words: words of the answer
+  block_tokens: tokens of all blocks
+  memento_tokens: tokens of all mementos
+  answer_tokens: tokens of the answer
+  max_block_chars: chars of the longest block
+  max_block_tokens: tokens of the longest block
+  mementos_longer_than_block: pairs whose memento has more chars than its block
+  block_words: words of all blocks
+  memento_words: words of all mementos
+  compression_chars: block_chars / memento_chars
+  compression_tokens: block_tokens / memento_tokens
+  ratio_chars: memento_chars / block_chars over the whole trace
+  ratio_words: memento_words / block_words over the whole trace
 audits:
   - not_null: [n_blocks, block_chars, memento_chars, answer_chars, compression_chars]
   - accepted_range: {column: n_blocks, min: 1}

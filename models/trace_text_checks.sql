@@ -13,6 +13,11 @@ description: >
   whitespace and markup). Each trace's checks read its own texts only, so the
   model is built a batch of traces at a time; outlier_traces, which judges each
   trace against all the others, reads these counts and no text.
+columns:
+  trace_id: the trace, `<dataset>:<source_row>`
+  repeated_blocks: block copies beyond the first (lowercased, whitespace collapsed)
+  mementos_copying_block: mementos of at least 80% of their block's chars contained in it, or containing it
+  answer_empty: the answer is missing or holds only whitespace and markup
 audits:
   - not_null: [repeated_blocks, mementos_copying_block, answer_empty]
   - accepted_range: {column: repeated_blocks, min: 0}

@@ -775,7 +775,7 @@ class _writer:
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.sink = pa.OSFile(str(path), "wb")
-        # Dictionary and statistics only on the small columns: on 40 KB strings they
+        # Dictionary and statistics only on the small columns: on long strings they
         # cost time and are useless. No timestamps are written, so bytes are stable.
         small = ["domain", "source", "difficulty"]
         try:
@@ -942,7 +942,7 @@ def _generate(tmp: Path, traces: int, seed: int, shard_rows: int, progress: bool
               broken_rate: float, full_defect_rate: float, every_kind: bool) -> SampleSummary:
     broken_rows, full_rows = _defect_plan(traces, seed, broken_rate, full_defect_rate, every_kind)
     # The rows are acyclic, so the cyclic GC only burns time re-scanning the
-    # millions of live sentence references (~35% of the run); pause it.
+    # millions of live sentence references; pause it.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -17,8 +17,8 @@ FROM {stored_traces};
 -- DuckDB's substring walks the response's characters from the nearer end (a negative start counts
 -- from the end), so a segment in the second half is cut from the end: half the walking. Slicing
 -- the bytes instead (decode(encode(response)[a:b])) walks nothing but copies the whole response
--- for every segment row before cutting: 290 MiB more RSS than the pool on any pass over the texts
--- at 228,557 traces (every row of a 2,048-row vector holds its response's copy).
+-- for every segment row before cutting, outside DuckDB's pool, on any pass over the texts
+-- (every row of a vector holds its response's copy).
 SELECT dataset, trace_id, s.kind, s.block_idx,
        CASE WHEN 2 * s.char_start < response_chars
             THEN substring(response, s.char_start + 1, s.char_end - s.char_start)

@@ -213,7 +213,7 @@ def test_a_user_outlier_traces_without_the_report_columns_is_named_before_the_re
     assert result.output == (f"Error: {mine / 'outlier_traces.sql'}: the report reads the columns issue_codes, "
                              f"duplicate_of, n_blocks, ratio_chars, domain_median_ratio_chars, ratio_z, blocks_z, "
                              f"max_block_chars, max_block_z, answer_chars of outlier_traces, which this model does not "
-                             f"have; add them to its SELECT (warehouse.md, \"Your own models\"), or leave the model "
+                             f"have; add them to its SELECT (README.md, \"Your own models\"), or leave the model "
                              f"out of --models\n")
     assert not out.exists()
 

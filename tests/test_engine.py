@@ -15,7 +15,7 @@ from mementos.foundation import storage
 from mementos.warehouse import engine, planner
 from mementos.foundation.errors import CycleError, ModelError
 from mementos.warehouse.engine import build, list_models, load_project
-from mementos.warehouse.models import load_model
+from mementos.warehouse.models import fingerprint, load_model
 from mementos.foundation.errors import WarehouseError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,6 +297,12 @@ def test_unknown_table_names_the_file(toy_db, toy_models):
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT FROM WHERE (", "does not parse"),
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\naudits:\n  - unique_ish: [a]\n*/ SELECT 1 AS a",
      "unknown audit kind"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\ncolumns: [a] */ SELECT 1 AS a",
+     "`columns` must map each output column to its meaning"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\ncolumns:\n  a:\n*/ SELECT 1 AS a",
+     "`columns`: a needs its meaning as text"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a, b]\ndescription: d\ncolumns:\n  a: the key\n*/ SELECT 1 AS a, 2 AS b",
+     "`columns` lacks the grain column\\(s\\) b"),
 ])
 def test_header_and_body_errors_name_the_file(tmp_path, text, message):
     path = tmp_path / "m.sql"
@@ -312,6 +318,17 @@ def test_header_as_dash_dash_lines(tmp_path):
                     "SELECT 1 AS a, 2 AS b")
     model = load_model(path)
     assert (model.version, model.kind, model.grain, model.refs) == ("2", "view", ["a", "b"], set())
+
+
+def test_columns_are_read_in_order_with_their_meanings_and_are_not_in_the_fingerprint(tmp_path):
+    path = tmp_path / "m.sql"
+    path.write_text("/*\nname: m\nversion: 1\nkind: view\ngrain: [a]\ndescription: d\n"
+                    "columns:\n  A: the key\n  b: \"two: a value\"\n*/\nSELECT 1 AS a, 2 AS b")
+    documented = load_model(path)
+    path.write_text("/*\nname: m\nversion: 1\nkind: view\ngrain: [a]\ndescription: d\n*/\nSELECT 1 AS a, 2 AS b")
+    undocumented = load_model(path)
+    assert documented.columns == {"a": "the key", "b": "two: a value"} and undocumented.columns == {}
+    assert fingerprint(documented, {}) == fingerprint(undocumented, {})
 
 
 def test_select_one_model_or_it_and_its_descendants(toy_db, toy_models):

@@ -170,12 +170,12 @@ def test_spans_cut_each_segment_out_of_the_assistant_turn(hand_db, tmp_path):
 
 
 def _collator_from_the_docs() -> dict:
-    """The code of warehouse.md's "The stage-2 attention mask" section, run as it is written there."""
-    doc = (REPO / "warehouse.md").read_text(encoding="utf-8")
+    """The code of README.md's "The stage-2 attention mask" section, run as it is written there."""
+    doc = (REPO / "README.md").read_text(encoding="utf-8")
     section = doc[doc.index("### The stage-2 attention mask"):]
     code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
     namespace: dict = {}
-    exec(compile(code, "warehouse.md (stage-2 collator)", "exec"), namespace)
+    exec(compile(code, "README.md (stage-2 collator)", "exec"), namespace)
     return namespace
 
 

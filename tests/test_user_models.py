@@ -79,7 +79,7 @@ def test_a_missing_models_directory_is_a_one_line_error(db, tmp_path):
     result = _invoke("build", "--db", str(db), "--models", str(tmp_path / "nowhere"))
     assert result.exit_code == 1
     assert result.output == (f"Error: {tmp_path / 'nowhere'}: no such models directory (from --models or "
-                             f"MEMENTOS_MODELS); give a directory of NAME.sql model files (warehouse.md, "
+                             f"MEMENTOS_MODELS); give a directory of NAME.sql model files (README.md, "
                              f"\"Your own models\")\n")
 
 

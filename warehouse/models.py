@@ -1,7 +1,7 @@
 """Model files: discovery, header parsing, dependencies and fingerprints.
 
 A model is one file `models/NAME.sql`: a header comment holding YAML, then one
-SELECT (see warehouse.md (Models), "The engine")::
+SELECT (see warehouse.md, "The model engine")::
 
     /*
     name: block_pairs
@@ -10,6 +10,9 @@ SELECT (see warehouse.md (Models), "The engine")::
     grain: [trace_id, block_idx]
     batch_traces: 20000    # optional, tables only: built this many traces at a time
     description: Each block with its memento.
+    columns:               # every output column with its meaning (docs/models.md is made from them)
+      trace_id: the trace
+      block_idx: 0-based position of the block in its trace
     audits:
       - not_null: [block_chars, memento_chars]
       - accepted_range: {column: ratio_chars, min: 0}
@@ -40,7 +43,7 @@ from mementos.warehouse.audits import Audit, parse_audits
 MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"
 KINDS = ("table", "view")
-HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "audits"}
+HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "columns", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The engine's working tables: NAME is built as __build_NAME (engine.TMP_PREFIX), batches read __batch_traces,
@@ -61,6 +64,7 @@ class Model:
     refs: set[str] = field(default_factory=set)  # tables the body and custom audits read (lower case)
     normalized_sql: str = ""
     batch_traces: int | None = None  # built this many traces at a time (warehouse/batches.py)
+    columns: dict[str, str] = field(default_factory=dict)  # output column -> its meaning, as the header gives them
     body_refs: set[str] = field(default_factory=set)  # tables the body alone reads
 
     @property
@@ -141,7 +145,31 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
         if "trace_id" not in header["grain"]:
             raise ModelError(f"{where}: batch_traces needs trace_id in the grain: each row must belong to one trace")
     header["description"] = " ".join(str(header["description"]).split())
+    header["columns"] = _columns(header.get("columns"), header["grain"], where)
     return header
+
+
+def _columns(value, grain: list[str], where: str) -> dict[str, str]:
+    """The header's `columns:` (optional for a model of yours; every bundled model has it, tests/test_docs.py
+    checks it against the built relation): a mapping of lower-case column names to one line of meaning that
+    names every grain column."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value:
+        raise ModelError(f"{where}: `columns` must map each output column to its meaning "
+                         f"(`columns:` then lines `  name: what it holds`)")
+    columns = {}
+    for name, meaning in value.items():
+        if not isinstance(name, str) or not NAME_RE.match(name.lower()):
+            raise ModelError(f"{where}: `columns`: {name!r} is not a column name (letters, digits and _)")
+        if not isinstance(meaning, str) or not meaning.strip():
+            raise ModelError(f"{where}: `columns`: {name} needs its meaning as text, e.g. `{name}: what it holds`")
+        columns[name.lower()] = " ".join(meaning.split())
+    undocumented = [g for g in grain if g not in columns]
+    if undocumented:
+        raise ModelError(f"{where}: `columns` lacks the grain column(s) {', '.join(undocumented)}; "
+                         f"list every output column")
+    return columns
 
 
 def parse_body(sql: str, where: str) -> exp.Expression:
@@ -202,7 +230,7 @@ def load_model(path: Path) -> Model:
         name=header["name"], version=header["version"], kind=header["kind"], grain=header["grain"],
         description=header["description"], audits=audits, sql=body.strip().rstrip(";").strip(),
         path=path, refs=refs, normalized_sql=normalize_sql(tree),
-        batch_traces=header.get("batch_traces"), body_refs=body_refs,
+        batch_traces=header.get("batch_traces"), body_refs=body_refs, columns=header["columns"],
     )
 
 
@@ -228,7 +256,7 @@ def model_dirs(user: str | Path | None = None, bundled: bool = True) -> list[Pat
     user = Path(user)
     if not user.is_dir():
         raise ModelError(f"{user}: no such models directory (from --models or MEMENTOS_MODELS); give a "
-                         f"directory of NAME.sql model files (warehouse.md, \"Your own models\")")
+                         f"directory of NAME.sql model files (README.md, \"Your own models\")")
     return [MODELS_DIR, user] if bundled else [user]
 
 

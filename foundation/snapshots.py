@@ -34,7 +34,7 @@ from typing import Iterator
 
 import duckdb
 
-from mementos.foundation import catalog, layout, published, storage
+from mementos.foundation import catalog, durable, layout, published, storage
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.faults import checkpoint
 
@@ -198,11 +198,11 @@ class Writer:
                     "published_at": _utcnow().isoformat(), "runs": [f"{t}/{k}" for t, ks in runs.items() for k in ks],
                     "files": files}
         _write_json(layout.snapshot_manifest(self.db, seq), manifest)
-        _fsync(staged)
+        durable.fsync_file(staged)
         checkpoint("snapshot.before_publish")
         # the publish: readers opening PATH from now on see `seq`
         _replace_by_link(staged, self.db, self.db.with_name(f".{self.db.name}.publish-{uuid.uuid4().hex[:12]}"))
-        _fsync_dir(self.db.parent)
+        durable.fsync_dir(self.db.parent)
         checkpoint("snapshot.after_publish")
 
 
@@ -399,31 +399,5 @@ def _utcnow() -> datetime:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    """Write a small JSON file whole or not at all (temp file made exclusively, fsynced, renamed)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a small JSON file whole or not at all."""
+    durable.write_whole(path, json.dumps(value, indent=1).encode(), mode=0o644)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog, storage
+from mementos.foundation import catalog, formatting, storage
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.resources import resource_dir
 from mementos.warehouse import card, guard
@@ -424,29 +424,13 @@ def _environment():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _fmt_num
-    env.filters["signed"] = _fmt_signed
+    env.filters["num"] = formatting.number
+    env.filters["signed"] = formatting.signed
     env.filters["pct"] = lambda v, digits=1: "–" if v is None else f"{100 * v:.{digits}f}%"
     env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
-    env.filters["mb"] = lambda v: "–" if v is None else f"{v / 1e6:,.1f} MB"
+    env.filters["mb"] = formatting.megabytes
     env.filters["clip"] = clip
     return env
-
-
-def _fmt_num(v, digits: int = 0) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, int) and digits == 0:
-        return f"{v:,}"
-    return f"{v:,.{digits}f}"
-
-
-def _fmt_signed(v, digits: int = 0) -> str:
-    """With its sign, except a difference that rounds to zero: 0.0, never -0.0 or +0.0."""
-    if v is None:
-        return "–"
-    text = f"{v:+,.{digits}f}"
-    return text[1:] if float(text.replace(",", "")) == 0 else text
 
 
 def render_html(data: ReportData) -> str:

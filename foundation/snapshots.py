@@ -35,7 +35,7 @@ from typing import Iterator
 import duckdb
 
 from mementos.foundation import catalog, durable, layout, published, storage
-from mementos.foundation.errors import WarehouseError
+from mementos.foundation.errors import WarehouseError, not_a_warehouse
 from mementos.foundation.faults import checkpoint
 
 FORMAT = 2  # 1: the DuckDB file written in place, before snapshots
@@ -110,17 +110,12 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[published.In
 def _published_info(db: Path, repairing: str | None) -> published.Info | None:
     """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
     if why := storage.not_duckdb(db):
-        raise WarehouseError(f"{db} is not a mementos warehouse ({why}); nothing was written: choose another --db")
+        raise not_a_warehouse(db, why, "nothing was written: choose another --db")
     with storage.connect(db, read_only=True) as con:
         catalog.check_not_legacy(con, db)
-        found = storage.main_relations(con)
-        if not set(storage.BASE_TABLES) <= found:
-            mine = sorted(found & set(storage.BASE_TABLES))
-            raise WarehouseError(
-                f"{db} is a DuckDB database but not a mementos warehouse (it lacks "
-                f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
-                f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
-                f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
+        if why := storage.lacks_base_tables(con):
+            raise not_a_warehouse(db, why, f"nothing was written: ingest into a new file, "
+                                           f"e.g. --db {db.with_name('warehouse.duckdb')}")
         return published.verify(con, db, writing=True, repairing=repairing)
 
 

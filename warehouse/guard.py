@@ -19,13 +19,7 @@ from pathlib import Path
 
 from mementos.foundation import layout, published, snapshots, storage
 from mementos.foundation.disk import disk_full, is_disk_full
-from mementos.foundation.errors import WarehouseError
-
-NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
-
-
-def _not_a_warehouse(db: Path, why: str) -> WarehouseError:
-    return WarehouseError(f"{db}: {NOT_A_WAREHOUSE} ({why})")
+from mementos.foundation.errors import WarehouseError, no_warehouse, not_a_warehouse
 
 
 def require_warehouse(db: str | Path, writing: bool = False) -> None:
@@ -38,21 +32,18 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
     """
     db = snapshots.resolve(db)
     if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+        raise no_warehouse(db)
     if db.is_dir():
-        raise _not_a_warehouse(db, "it is a directory")
+        raise not_a_warehouse(db, "it is a directory")
     try:
         why = storage.not_duckdb(db)
     except OSError as exc:
         raise WarehouseError(f"cannot read the warehouse {db}: {exc.strerror}") from None
     if why:
-        raise _not_a_warehouse(db, why)
+        raise not_a_warehouse(db, why)
     with storage.connect(db, read_only=True) as con:
-        found = storage.main_relations(con)
-        missing = [t for t in storage.BASE_TABLES if t not in found]
-        if missing:
-            listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
+        if why := storage.lacks_base_tables(con):
+            raise not_a_warehouse(db, why)
         published.verify(con, db, writing=writing)
 
 

@@ -153,11 +153,10 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     totals, datasets, domains = _trace_counts(counts)
     totals["blocks"] = con.execute("SELECT count(*) FROM block_pairs").fetchall()[0][0]
 
-    runs = _dicts(con, """
-        SELECT run_id, dataset, source, config, started_at, finished_at, rows_read, rows_ok, rows_flagged,
-               default_rows, full_rows, input_bytes, parser_version, token_encoding, seconds,
-               list_contains($current, run_id) AS current
-        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""", {"current": list(catalog.current_runs(con).values())})
+    runs = _dicts(con, f"""
+        SELECT {', '.join(catalog.RUN_COLUMNS)},
+               run_id IN (SELECT run_id FROM ({catalog.current_runs_sql(con)})) AS current
+        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
     for d in domains:
         d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
     # parse issues per config and code, one config at a time (the view's two, sql/views.sql): a query over both

@@ -164,8 +164,8 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
         progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
                          workers=workers, progress=progress)
-    if as_json:  # the summary's fields (a Counter becomes a plain object)
-        _print_json({key: dict(value) if isinstance(value, dict) else value for key, value in vars(summary).items()})
+    if as_json:
+        _print_json(summary.to_dict())
     elif not quiet:
         _say(format_ingest_summary(summary))
 

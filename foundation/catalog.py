@@ -10,6 +10,8 @@ be moved or copied: `storage.connect` points DuckDB's `file_search_path` there.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -157,16 +159,54 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, run_dirs: dict[str,
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")
 
 
-def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """The committed run of every dataset: the last one committed (run_seq, never a clock: a
-    clock set back must not make an older run current). A catalog written before runs were
-    numbered, read by a reader, falls back to the order they finished in."""
+@dataclass
+class IngestRun:
+    """One row of ingest_runs (sql/schema.sql): an ingest run and its counters. Its fields are the
+    table's columns by name, but run_seq, which insert_run numbers."""
+
+    run_id: str
+    dataset: str
+    source: str
+    config: str  # 'default' | 'full' | 'all'
+    started_at: datetime  # UTC, as every time in the catalog
+    finished_at: datetime | None = None  # when the run was committed
+    rows_read: int = 0  # default rows + full rows
+    rows_ok: int = 0
+    rows_flagged: int = 0
+    default_rows: int = 0
+    full_rows: int = 0
+    input_bytes: int = 0  # UTF-8 bytes of response text read
+    parser_version: str = ""
+    token_encoding: str | None = None  # None: ingested with --no-tokens
+    seconds: float = 0.0  # from started_at to finished_at
+
+
+RUN_COLUMNS = tuple(f.name for f in fields(IngestRun))  # the columns of ingest_runs a run writes, in table order
+
+
+def insert_run(con: duckdb.DuckDBPyConnection, run: IngestRun) -> None:
+    """Record `run` in ingest_runs, by column name, as the newest run of all: run_seq orders the runs,
+    never a clock (a clock set back must not make this run older)."""
+    con.execute(f"INSERT INTO ingest_runs BY NAME SELECT {', '.join(f'${name} AS {name}' for name in RUN_COLUMNS)}, "
+                f"(SELECT coalesce(max(run_seq), 0) + 1 FROM ingest_runs) AS run_seq",
+                {name: getattr(run, name) for name in RUN_COLUMNS})
+
+
+def current_runs_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The one SELECT of the committed runs: every column of ingest_runs, one row per dataset, its last
+    committed run (run_seq, never a clock: a clock set back must not make an older run current). A
+    catalog written before runs were numbered, read by a reader, falls back to the order they finished
+    in (as ensure_ingest_runs numbers them)."""
     [(numbered,)] = con.execute(
         "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
         "AND table_name = 'ingest_runs' AND column_name = 'run_seq'").fetchall()
-    order = "run_seq" if numbered else "finished_at"
-    rows = con.execute(f"SELECT dataset, arg_max(run_id, {order}) FROM ingest_runs GROUP BY dataset").fetchall()
-    return dict(rows)
+    order = "run_seq DESC" if numbered else "finished_at DESC, run_id DESC"
+    return f"SELECT * FROM ingest_runs QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY {order}) = 1"
+
+
+def current_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The committed run of every dataset: dataset -> run_id (current_runs_sql)."""
+    return dict(con.execute(f"SELECT dataset, run_id FROM ({current_runs_sql(con)})").fetchall())
 
 
 def check_not_legacy(con: duckdb.DuckDBPyConnection, db: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from mementos.foundation.errors import WarehouseError
+from mementos.foundation.formatting import size
 
 _DUCKDB_ENOSPC = ("no space left on device", "disk quota exceeded")
 
@@ -43,10 +44,6 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} KB"
-
-
 def disk_full(path: str | Path, needed: int | None = None, free_before: int | None = None,
               done: str = "") -> WarehouseError:
     """The one-line error for a full disk: the path, the space needed, the space free, what was undone.
@@ -55,12 +52,12 @@ def disk_full(path: str | Path, needed: int | None = None, free_before: int | No
     free when the command started, is what it needed more than."""
     path = Path(path)
     if needed:
-        need = f"needs {_mb(needed)}"
+        need = f"needs {size(needed)}"
     elif free_before is not None:
-        need = f"needs more than the {_mb(free_before)} that were free when it started"
+        need = f"needs more than the {size(free_before)} that were free when it started"
     else:
         need = "needs more space"
     free = free_bytes(path)
-    free_text = f" ({_mb(free)} free now)" if free is not None else ""
+    free_text = f" ({size(free)} free now)" if free is not None else ""
     return WarehouseError(f"disk full writing {path}: {need}{free_text}; "
                           f"{done + '; ' if done else ''}free some space and run the command again")

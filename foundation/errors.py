@@ -16,6 +16,17 @@ class WarehouseError(Exception):
     """An error meant for the person at the terminal: what, where, what to do."""
 
 
+def no_warehouse(db) -> WarehouseError:
+    """Nothing at all at `db`, where a command reads a warehouse."""
+    return WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+
+
+def not_a_warehouse(db, why: str, todo: str = "run `mementos ingest` first") -> WarehouseError:
+    """Something at `db` that is no mementos warehouse: the file, why not ('an empty file', a DuckDB file
+    without the base tables...), and what to do (a writer says that it wrote nothing)."""
+    return WarehouseError(f"{db} is not a mementos warehouse ({why}); {todo}")
+
+
 class WarehouseBusy(WarehouseError):
     """Another process holds the writer lock or DuckDB's file lock."""
 

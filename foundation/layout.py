@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 SPOOL = "_spool"  # PATH.data/_spool/<dataset slug>/<run_id>/
-MODELS_SUBDIR = "models"  # PATH.data/models/<model>/ (ingest's remove_stale_runs leaves it alone)
+MODELS_SUBDIR = "models"  # PATH.data/models/<model>/
 
 
 def data_dir(db: str | Path) -> Path:
@@ -74,6 +75,28 @@ def snapshot_file(db: str | Path, seq: int) -> Path:
 def snapshot_manifest(db: str | Path, seq: int) -> Path:
     """What snapshot `seq` names: its run directories and their files with sizes."""
     return snapshot_dir(db) / f"{seq:08d}.json"
+
+
+@dataclass(frozen=True)
+class OwnPart:
+    """A file or folder of a warehouse, which no command may write over or into."""
+
+    path: Path
+    what: str  # as a message names it: "the warehouse's writer lock"
+    tree: bool  # everything below it is the warehouse's too
+
+
+def own_parts(db: str | Path) -> list[OwnPart]:
+    """Every file and folder the warehouse `db` owns: the catalog and its write-ahead log beside it, and
+    the data folder with all it holds (the lock and the spill folder are named apart, for messages)."""
+    db = Path(db)
+    return [
+        OwnPart(db, "DuckDB file", False),
+        OwnPart(wal_path(db), "write-ahead log", False),
+        OwnPart(lock_path(db), "writer lock", False),
+        OwnPart(temp_dir(db), "DuckDB temp directory", True),
+        OwnPart(data_dir(db), "Parquet directory", True),
+    ]
 
 
 def dataset_slug(dataset: str) -> str:

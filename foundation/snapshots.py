@@ -34,8 +34,8 @@ from typing import Iterator
 
 import duckdb
 
-from mementos.foundation import catalog, layout, published, storage
-from mementos.foundation.errors import WarehouseError
+from mementos.foundation import catalog, durable, layout, published, storage
+from mementos.foundation.errors import WarehouseError, not_a_warehouse
 from mementos.foundation.faults import checkpoint
 
 FORMAT = 2  # 1: the DuckDB file written in place, before snapshots
@@ -110,17 +110,12 @@ def check_writable(db: Path, repairing: str | None = None) -> tuple[published.In
 def _published_info(db: Path, repairing: str | None) -> published.Info | None:
     """Open the published catalog read-only for its snapshot_info, refusing a file that is not a warehouse."""
     if why := storage.not_duckdb(db):
-        raise WarehouseError(f"{db} is not a mementos warehouse ({why}); nothing was written: choose another --db")
+        raise not_a_warehouse(db, why, "nothing was written: choose another --db")
     with storage.connect(db, read_only=True) as con:
         catalog.check_not_legacy(con, db)
-        found = storage.main_relations(con)
-        if not set(storage.BASE_TABLES) <= found:
-            mine = sorted(found & set(storage.BASE_TABLES))
-            raise WarehouseError(
-                f"{db} is a DuckDB database but not a mementos warehouse (it lacks "
-                f"{', '.join(t for t in storage.BASE_TABLES if t not in found)}"
-                f"{'; it has its own ' + ', '.join(mine) if mine else ''}); nothing was written: "
-                f"ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
+        if why := storage.lacks_base_tables(con):
+            raise not_a_warehouse(db, why, f"nothing was written: ingest into a new file, "
+                                           f"e.g. --db {db.with_name('warehouse.duckdb')}")
         return published.verify(con, db, writing=True, repairing=repairing)
 
 
@@ -198,11 +193,11 @@ class Writer:
                     "published_at": _utcnow().isoformat(), "runs": [f"{t}/{k}" for t, ks in runs.items() for k in ks],
                     "files": files}
         _write_json(layout.snapshot_manifest(self.db, seq), manifest)
-        _fsync(staged)
+        durable.fsync_file(staged)
         checkpoint("snapshot.before_publish")
         # the publish: readers opening PATH from now on see `seq`
         _replace_by_link(staged, self.db, self.db.with_name(f".{self.db.name}.publish-{uuid.uuid4().hex[:12]}"))
-        _fsync_dir(self.db.parent)
+        durable.fsync_dir(self.db.parent)
         checkpoint("snapshot.after_publish")
 
 
@@ -399,31 +394,5 @@ def _utcnow() -> datetime:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    """Write a small JSON file whole or not at all (temp file made exclusively, fsynced, renamed)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a small JSON file whole or not at all."""
+    durable.write_whole(path, json.dumps(value, indent=1).encode(), mode=0o644)

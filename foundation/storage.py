@@ -25,7 +25,7 @@ import errno
 import duckdb
 
 from mementos.foundation import catalog
-from mementos.foundation.errors import WarehouseBusy, WarehouseError, first_line
+from mementos.foundation.errors import WarehouseBusy, WarehouseError, first_line, no_warehouse
 from mementos.foundation.layout import data_dir, lock_path, temp_dir
 
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
@@ -47,6 +47,18 @@ def main_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in con.execute(
         "SELECT lower(table_name) FROM information_schema.tables "
         "WHERE table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+
+
+def lacks_base_tables(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the DuckDB database `con` is no warehouse, naming the base tables (BASE_TABLES) its main
+    schema lacks and those of theirs it has; None when it has them all."""
+    found = main_relations(con)
+    missing = [t for t in BASE_TABLES if t not in found]
+    if not missing:
+        return None
+    listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    own = [t for t in BASE_TABLES if t in found]
+    return f"a DuckDB file without the tables {listed}" + (f"; it has its own {', '.join(own)}" if own else "")
 
 
 def _holder(db: str | Path) -> str:
@@ -219,7 +231,7 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
     warehouse = Path(warehouse) if warehouse is not None else db
     refuse_backslash(warehouse)
     if read_only and not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}`")
+        raise no_warehouse(db)
     try:
         spill = reader_temp_dir() if read_only else temp_dir(warehouse)
         # DuckDB creates the spill directory when it first spills, but not its parents

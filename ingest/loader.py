@@ -10,33 +10,16 @@ leftover that the next write removes.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 
 from mementos.foundation import catalog
+from mementos.foundation.catalog import IngestRun
 from mementos.foundation.errors import ReconciliationError
 from mementos.foundation.faults import checkpoint
 from mementos.foundation.layout import run_dir
-
-
-@dataclass
-class RunRecord:
-    run_id: str
-    dataset: str
-    source: str
-    config: str
-    started_at: datetime
-    rows_read: int
-    rows_ok: int
-    rows_flagged: int
-    default_rows: int
-    full_rows: int
-    input_bytes: int
-    parser_version: str
-    token_encoding: str | None
 
 
 def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
@@ -44,22 +27,14 @@ def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     catalog.create_views(con, root, catalog.committed_run_dirs(root, catalog.current_runs(con)))
 
 
-def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:
-    """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote."""
+def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:
+    """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote.
+    Stamps the run's finished_at and seconds with the moment it is recorded."""
     con.execute("BEGIN TRANSACTION")
     try:
-        finished = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
-        # run_seq orders the runs, never a clock: a clock set back must not make this run older
-        con.execute(
-            "INSERT INTO ingest_runs BY NAME SELECT ? AS run_id, ? AS dataset, ? AS source, ? AS config, "
-            "? AS started_at, ? AS finished_at, ? AS rows_read, ? AS rows_ok, ? AS rows_flagged, "
-            "? AS default_rows, ? AS full_rows, ? AS input_bytes, ? AS parser_version, "
-            "? AS token_encoding, ? AS seconds, "
-            "(SELECT coalesce(max(run_seq), 0) + 1 FROM ingest_runs) AS run_seq",
-            [run.run_id, run.dataset, run.source, run.config, run.started_at, finished, run.rows_read,
-             run.rows_ok, run.rows_flagged, run.default_rows, run.full_rows, run.input_bytes,
-             run.parser_version, run.token_encoding, (finished - run.started_at).total_seconds()],
-        )
+        run.finished_at = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
+        run.seconds = (run.finished_at - run.started_at).total_seconds()
+        catalog.insert_run(con, run)
         publish_views(con, root)
         checkpoint("ingest.publish.views")
         _reconcile(con, root, run, counts)
@@ -73,7 +48,7 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
         raise
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:
+def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:
     """Every row the workers wrote must be visible through the views, and every segment's
     offsets must lie inside its response. Only counts and offsets are read, never text."""
     by_run, by_dataset = {"run": run.run_id}, {"dataset": run.dataset}

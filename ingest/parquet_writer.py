@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mementos.foundation.layout import MODELS_SUBDIR, dataset_slug, run_dir
+from mementos.foundation.layout import dataset_slug, run_dir
 
 # Long texts: every value differs, so a dictionary never pays and min/max
 # statistics never prune; skipping both makes the write cheaper.

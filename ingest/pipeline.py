@@ -18,7 +18,7 @@ import shutil
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from mementos.foundation import catalog, disk, layout, snapshots
+from mementos.foundation.catalog import IngestRun
 from mementos.foundation.faults import checkpoint
 from mementos.ingest import loader, parquet_writer, sources
 from mementos.ingest.flatten import BatchOrigin, Flattened
@@ -38,21 +39,20 @@ BATCH_ROWS = 125
 
 
 @dataclass
-class IngestSummary:
-    run_id: str
-    dataset: str
-    db: str
-    config: str
-    rows_read: int = 0
-    rows_ok: int = 0
-    rows_flagged: int = 0
-    default_rows: int = 0
-    full_rows: int = 0
-    input_bytes: int = 0
+class IngestSummary(IngestRun):
+    """What an ingest did: its row of ingest_runs (the counters, by the same names), the warehouse it
+    wrote, and what the workers counted. `seconds` is the whole command's, publishing included."""
+
+    db: str = ""
     issue_counts: Counter = field(default_factory=Counter)
     flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
     counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
-    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Every field by name, for --json (a Counter becomes a plain dict; dataclasses.asdict would
+        count a Counter's items instead of copying it)."""
+        return {f.name: dict(value) if isinstance(value := getattr(self, f.name), Counter) else value
+                for f in fields(self)}
 
 
 def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
@@ -84,7 +84,9 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     with snapshots.writing(db, f"ingest {source} --name {dataset}", repairing=dataset) as writer:
         db, root = writer.db, writer.root
-        summary = IngestSummary(run_id, dataset, str(db), config)
+        summary = IngestSummary(run_id=run_id, dataset=dataset, source=source, config=config, started_at=started_at,
+                                parser_version=PARSER_VERSION, token_encoding=ENCODING if with_tokens else None,
+                                db=str(db))
         free_before = disk.free_bytes(root)
         try:
             checkpoint("ingest.start")
@@ -98,10 +100,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                             summary, progress, total)
             checkpoint("ingest.before_load")
             with writer.stage() as stage:  # published when the block ends: readers see the run from then on
-                loader.load_run(stage.con, root, loader.RunRecord(
-                    run_id, dataset, source, config, started_at, summary.rows_read, summary.rows_ok,
-                    summary.rows_flagged, summary.default_rows, summary.full_rows, summary.input_bytes,
-                    PARSER_VERSION, ENCODING if with_tokens else None), summary.counts)
+                loader.load_run(stage.con, root, summary, summary.counts)
             checkpoint("ingest.after_commit")
         except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already

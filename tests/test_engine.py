@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from mementos.foundation import storage
+from mementos.foundation import catalog, storage
 from mementos.warehouse import engine, planner
 from mementos.foundation.errors import CycleError, ModelError
 from mementos.warehouse.engine import build, list_models, load_project
@@ -41,8 +42,9 @@ def write_models(directory: Path, models: dict[str, str]) -> Path:
 
 
 def add_run(con, run_id: str) -> None:
-    con.execute("INSERT INTO ingest_runs VALUES (?, 'toy', 'toy.jsonl', 'default', now(), now(), 3, 3, 0, 3, 0, 0, "
-                "'1', NULL, 0.1, (SELECT max(run_seq) + 1 FROM ingest_runs))", [run_id])
+    now = datetime.now()
+    catalog.insert_run(con, catalog.IngestRun(run_id, "toy", "toy.jsonl", "default", now, finished_at=now, rows_read=3,
+                                              rows_ok=3, default_rows=3, parser_version="1", seconds=0.1))
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from mementos.cli import main
 from conftest import REPO, memento, row, write_hub_dir, write_jsonl
 from mementos.foundation import layout, storage
 from mementos.sample import write_sample
-from mementos.warehouse.guard import NOT_A_WAREHOUSE
 
 
 def invoke(*args):
@@ -224,8 +223,8 @@ def test_every_command_but_ingest_refuses_a_duckdb_file_with_an_unrelated_table(
     before = fingerprint(db)
     result = invoke(*COMMANDS[command](db, tmp_path))
     assert result.exit_code == 1
-    assert result.output == (f"Error: {db}: {NOT_A_WAREHOUSE} "
-                             f"(a DuckDB file without the tables traces, segments, parse_issues and 4 more)\n")
+    assert result.output == (f"Error: {db} is not a mementos warehouse (a DuckDB file without the tables traces, "
+                             f"segments, parse_issues and 4 more); run `mementos ingest` first\n")
     assert fingerprint(db) == before  # no table created, no WAL, no lock file beside it
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "sets").exists()
 
@@ -236,7 +235,7 @@ def test_report_refuses_other_files_that_are_not_warehouses(tmp_path, kind):
     db = make(tmp_path / "x.duckdb")
     before = fingerprint(db)
     result = invoke("report", "--db", db, "--out", tmp_path / "r.html")
-    assert result.output == f"Error: {db}: {NOT_A_WAREHOUSE} ({why})\n"
+    assert result.output == f"Error: {db} is not a mementos warehouse ({why}); run `mementos ingest` first\n"
     assert fingerprint(db) == before
 
 

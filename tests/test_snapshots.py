@@ -198,7 +198,9 @@ def test_ingest_into_a_users_duckdb_file_is_refused_before_anything_is_written(t
         con.execute("CREATE TABLE ingest_runs (note VARCHAR)")
     before = db.read_bytes()
     message = one_line(cli("ingest", src, "--db", db, "--workers", 0, "--no-progress"))
-    assert message.startswith(f"Error: {db} is a DuckDB database but not a mementos warehouse (it lacks parse_issues")
+    assert message == (f"Error: {db} is not a mementos warehouse (a DuckDB file without the tables parse_issues, "
+                       f"full_traces, sentences and 1 more; it has its own traces, segments, ingest_runs); nothing "
+                       f"was written: ingest into a new file, e.g. --db {db.with_name('warehouse.duckdb')}")
     assert "remove" not in message
     assert db.read_bytes() == before and not layout.data_dir(db).exists()
 

@@ -327,8 +327,7 @@ def _check_domain(db: Path, domain: str) -> None:
 def _ingest_runs(con) -> list[dict]:
     rows = con.execute(
         "SELECT dataset, run_id, source, config, CAST(finished_at AS VARCHAR), default_rows, parser_version, "
-        "token_encoding FROM ingest_runs WHERE list_contains(?, run_id) ORDER BY dataset",
-        [list(catalog.current_runs(con).values())]).fetchall()
+        f"token_encoding FROM ({catalog.current_runs_sql(con)}) ORDER BY dataset").fetchall()
     keys = ("dataset", "run_id", "source", "config", "finished_at", "traces", "parser_version", "token_encoding")
     return [dict(zip(keys, r)) for r in rows]
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from mementos.foundation.errors import WarehouseError
 from mementos.warehouse import export_json
-from mementos.warehouse.output import create_exclusive
+from mementos.foundation.durable import create_exclusive
 
 MANIFEST = "manifest.json"
 ROW_GROUP_ROWS = 1000  # rows per Parquet row group: fixed, so the bytes never depend on chunk boundaries

@@ -4,8 +4,7 @@
   the base tables ingest creates). Every command but `ingest` calls it first. It
   reads the file's first bytes, then opens it read-only: it never changes it.
 * `output_file(db, out)` / `output_dir(db, out, names)`: `--out` may not be, or be
-  inside, a part of the warehouse (the DuckDB file, its WAL, its lock, DuckDB's
-  temp directory, the Parquet directory), and must not sit below an existing
+  inside, a part of the warehouse (layout.own_parts), and must not sit below an existing
   file; a directory may not hold any of them either, at any depth (an export
   replaces it whole). They only check (call them before any work); `make_dir` then creates
   the directories, with a one-line error if it cannot.
@@ -19,13 +18,7 @@ from pathlib import Path
 
 from mementos.foundation import layout, published, snapshots, storage
 from mementos.foundation.disk import disk_full, is_disk_full
-from mementos.foundation.errors import WarehouseError
-
-NOT_A_WAREHOUSE = "not a mementos warehouse: run `mementos ingest` first"
-
-
-def _not_a_warehouse(db: Path, why: str) -> WarehouseError:
-    return WarehouseError(f"{db}: {NOT_A_WAREHOUSE} ({why})")
+from mementos.foundation.errors import WarehouseError, no_warehouse, not_a_warehouse
 
 
 def require_warehouse(db: str | Path, writing: bool = False) -> None:
@@ -38,37 +31,23 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
     """
     db = snapshots.resolve(db)
     if not db.exists():
-        raise WarehouseError(f"no warehouse at {db}; create one with `mementos ingest SOURCE --db {db}` first")
+        raise no_warehouse(db)
     if db.is_dir():
-        raise _not_a_warehouse(db, "it is a directory")
+        raise not_a_warehouse(db, "it is a directory")
     try:
         why = storage.not_duckdb(db)
     except OSError as exc:
         raise WarehouseError(f"cannot read the warehouse {db}: {exc.strerror}") from None
     if why:
-        raise _not_a_warehouse(db, why)
+        raise not_a_warehouse(db, why)
     with storage.connect(db, read_only=True) as con:
-        found = storage.main_relations(con)
-        missing = [t for t in storage.BASE_TABLES if t not in found]
-        if missing:
-            listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise _not_a_warehouse(db, f"a DuckDB file without the tables {listed}")
+        if why := storage.lacks_base_tables(con):
+            raise not_a_warehouse(db, why)
         published.verify(con, db, writing=writing)
 
 
 # ---------------------------------------------------------------------------
 # Output paths
-
-
-def _protected(db: Path) -> list[tuple[Path, str, bool]]:
-    """(path, what it is, whether everything below it is protected too) for each part of the warehouse."""
-    return [
-        (db, "DuckDB file", False),
-        (layout.wal_path(db), "write-ahead log", False),
-        (layout.lock_path(db), "writer lock", False),
-        (layout.temp_dir(db), "DuckDB temp directory", True),
-        (layout.data_dir(db), "Parquet directory", True),
-    ]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -83,11 +62,12 @@ def refuse_warehouse_paths(db: str | Path, paths: list[Path], option: str = "--o
     db = Path(db)
     for path in paths:
         resolved = path.resolve()
-        for part, what, below in _protected(db):
-            target = part.resolve()
-            inside = below and target in resolved.parents
-            if resolved == target or inside or _same(path, part):
-                where = f"inside the warehouse's {what} {part}" if inside else f"the warehouse's {what} {part}"
+        for part in layout.own_parts(db):
+            target = part.path.resolve()
+            inside = part.tree and target in resolved.parents
+            if resolved == target or inside or _same(path, part.path):
+                where = f"the warehouse's {part.what} {part.path}"
+                where = f"inside {where}" if inside else where
                 raise WarehouseError(f"{option} {path} would write {where}; choose a path outside the warehouse")
 
 
@@ -135,8 +115,9 @@ def output_dir(db: str | Path, out: str | Path, names: list[str], option: str = 
     _check_parents(out, option)
     refuse_warehouse_paths(db, [out, *(out / n for n in names)], option)
     resolved = out.resolve()
-    for part, what, _ in _protected(Path(db)):
-        if resolved in part.resolve().parents:
-            raise WarehouseError(f"{option} {out} holds the warehouse's {what} {part}; export into a directory "
-                                 f"that does not hold the warehouse (the export replaces the directory whole)")
+    for part in layout.own_parts(db):
+        if resolved in part.path.resolve().parents:
+            raise WarehouseError(f"{option} {out} holds the warehouse's {part.what} {part.path}; export into a "
+                                 f"directory that does not hold the warehouse (the export replaces the directory "
+                                 f"whole)")
     return out

@@ -20,32 +20,18 @@ import ctypes
 import errno
 import os
 import re
-import secrets
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 
 from mementos.foundation import disk
+from mementos.foundation.durable import create_exclusive, fsync_dir, write_whole
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.faults import checkpoint
 
 TMP_SUFFIX = ".export-tmp"
 MARKER = ".mementos-export-stage"  # in every stage: without it a directory is never removed as a leftover
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def create_exclusive(path: Path):
-    """A new file at `path`, opened for writing in binary; fails if anything (even a symlink) is there."""
-    return os.fdopen(os.open(path, _CREATE, 0o666), "wb")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------
@@ -78,20 +64,12 @@ def write_file(out: Path, body: bytes, option: str = "--out") -> None:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise WarehouseError(f"{option} {out} is {_kind(st.st_mode)}; give a file name (or a character device "
                              f"or named pipe to write to)")
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with create_exclusive(tmp) as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and disk.is_disk_full(exc):
+        write_whole(out, body)
+    except OSError as exc:
+        if disk.is_disk_full(exc):
             raise disk.disk_full(out, len(body), done=f"{out} is unchanged") from None
-        if isinstance(exc, OSError):
-            raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
-        raise
+        raise WarehouseError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _write_through(out: Path, body: bytes) -> None:
@@ -193,7 +171,7 @@ class Stage:
         """Swap the complete export in for `out`; then remove the old one. Atomic where the filesystem can
         exchange two names; otherwise `out` is missing between two renames, and `remove_leftovers` puts
         the old export back if the process is killed there."""
-        _fsync_dir(self.new)
+        fsync_dir(self.new)
         try:
             if self.out.is_dir() and not self.out.is_symlink():
                 os.chmod(self.new, stat.S_IMODE(self.out.stat().st_mode))  # the directory keeps its permissions
@@ -209,7 +187,7 @@ class Stage:
             raise WarehouseError(f"{self.option} {self.shown}: cannot rename the finished export into place: "
                                  f"{exc.strerror}; nothing was replaced (the export replaces the directory whole "
                                  f"by a rename, so it cannot be a mount point)") from None
-        _fsync_dir(self.out.parent)
+        fsync_dir(self.out.parent)
         checkpoint("export.after_swap")
         self.discard()
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog, storage
+from mementos.foundation import catalog, formatting, storage
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.resources import resource_dir
 from mementos.warehouse import card, guard
@@ -153,11 +153,10 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
     totals, datasets, domains = _trace_counts(counts)
     totals["blocks"] = con.execute("SELECT count(*) FROM block_pairs").fetchall()[0][0]
 
-    runs = _dicts(con, """
-        SELECT run_id, dataset, source, config, started_at, finished_at, rows_read, rows_ok, rows_flagged,
-               default_rows, full_rows, input_bytes, parser_version, token_encoding, seconds,
-               list_contains($current, run_id) AS current
-        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""", {"current": list(catalog.current_runs(con).values())})
+    runs = _dicts(con, f"""
+        SELECT {', '.join(catalog.RUN_COLUMNS)},
+               run_id IN (SELECT run_id FROM ({catalog.current_runs_sql(con)})) AS current
+        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
     for d in domains:
         d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
     # parse issues per config and code, one config at a time (the view's two, sql/views.sql): a query over both
@@ -424,29 +423,13 @@ def _environment():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _fmt_num
-    env.filters["signed"] = _fmt_signed
+    env.filters["num"] = formatting.number
+    env.filters["signed"] = formatting.signed
     env.filters["pct"] = lambda v, digits=1: "–" if v is None else f"{100 * v:.{digits}f}%"
     env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
-    env.filters["mb"] = lambda v: "–" if v is None else f"{v / 1e6:,.1f} MB"
+    env.filters["mb"] = formatting.megabytes
     env.filters["clip"] = clip
     return env
-
-
-def _fmt_num(v, digits: int = 0) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, int) and digits == 0:
-        return f"{v:,}"
-    return f"{v:,.{digits}f}"
-
-
-def _fmt_signed(v, digits: int = 0) -> str:
-    """With its sign, except a difference that rounds to zero: 0.0, never -0.0 or +0.0."""
-    if v is None:
-        return "–"
-    text = f"{v:+,.{digits}f}"
-    return text[1:] if float(text.replace(",", "")) == 0 else text
 
 
 def render_html(data: ReportData) -> str:

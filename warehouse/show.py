@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mementos.foundation.formatting import number
 from mementos.warehouse.console import escape_controls, page
 from mementos.warehouse.trace_view import HEAD_CHARS, TAIL_CHARS, TraceView, trace_view
 
@@ -57,12 +58,6 @@ def clipped(value) -> Text:
     return text.append_text(plain(s[-SHOW_TAIL_CHARS:]))
 
 
-def _num(v, digits: int = 0) -> str:
-    if v is None:
-        return "–"
-    return f"{v:,}" if isinstance(v, int) and digits == 0 else f"{v:,.{digits}f}"
-
-
 def render(view: TraceView) -> Group:
     return Group(*parts(view))
 
@@ -79,8 +74,8 @@ def parts(view: TraceView) -> list:
         head.append(f"  {key} ", style="dim").append_text(plain(value if value is not None else "(none)"))
     if view.issue_codes:
         head.append("  issues ", style="dim").append_text(plain(", ".join(view.issue_codes)))
-    summary = Text(f"{len(view.pairs)} pairs · {_num(view.block_tokens)} block tokens → "
-                   f"{_num(view.memento_tokens)} memento tokens", style="dim")
+    summary = Text(f"{len(view.pairs)} pairs · {number(view.block_tokens)} block tokens → "
+                   f"{number(view.memento_tokens)} memento tokens", style="dim")
     if view.compression_tokens is not None:
         summary.append(f" ({view.compression_tokens:.2f}×)", style="dim")
 
@@ -152,10 +147,10 @@ def pairs_tables(view: TraceView) -> list:
 def _pairs_widths(pairs) -> dict[str, int]:
     """Widths of the narrow columns over all pairs, so that every chunk of the table lines up."""
     return {"#": max(len("#"), *(len(str(p.block_idx)) for p in pairs)),
-            "tokens": max(len("tokens"), *(len(_num(p.block_tokens)) for p in pairs),
-                          *(len(f"→ {_num(p.memento_tokens)}") for p in pairs)),
-            "ratio": max(len("ratio"), *(len(_num(p.ratio_tokens, 3)) for p in pairs),
-                         *(len(f"{_num(p.ratio_chars, 3)} ch") for p in pairs))}
+            "tokens": max(len("tokens"), *(len(number(p.block_tokens)) for p in pairs),
+                          *(len(f"→ {number(p.memento_tokens)}") for p in pairs)),
+            "ratio": max(len("ratio"), *(len(number(p.ratio_tokens, 3)) for p in pairs),
+                         *(len(f"{number(p.ratio_chars, 3)} ch") for p in pairs))}
 
 
 def _pairs_table(pairs, widths: dict[str, int], show_header: bool) -> Table:
@@ -168,8 +163,8 @@ def _pairs_table(pairs, widths: dict[str, int], show_header: bool) -> Table:
     for p in pairs:
         block = clipped(p.block) if p.block is not None else Text("(no block)", style="italic dim")
         memento = clipped(p.memento) if p.memento is not None else Text("(no memento)", style="italic dim")
-        tokens = Text(f"{_num(p.block_tokens)}\n→ {_num(p.memento_tokens)}")
-        ratio = Text(f"{_num(p.ratio_tokens, 3)}\n{_num(p.ratio_chars, 3)} ch")
+        tokens = Text(f"{number(p.block_tokens)}\n→ {number(p.memento_tokens)}")
+        ratio = Text(f"{number(p.ratio_tokens, 3)}\n{number(p.ratio_chars, 3)} ch")
         table.add_row(str(p.block_idx), block, memento, tokens, ratio)
     return table
 

@@ -12,7 +12,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from mementos.foundation import catalog, storage
-from mementos.foundation.errors import WarehouseError, first_line
+from mementos.foundation.errors import WarehouseError, first_line, no_warehouse
 from mementos.foundation.layout import MODELS_SUBDIR
 from mementos.warehouse.guard import require_warehouse
 
@@ -47,7 +47,7 @@ def layout_for(db: str | Path) -> Layout:
     if path.is_dir():
         return Layout(path.resolve().as_uri(), None)
     if not path.exists():
-        raise WarehouseError(f"no warehouse at {path}; create one with `mementos ingest SOURCE --db {path}` first")
+        raise no_warehouse(path)
     require_warehouse(path)
     root = storage.data_dir(path)
     if not root.is_dir():

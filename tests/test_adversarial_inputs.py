@@ -236,7 +236,7 @@ def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
             con.execute(f"DROP {objects[model].upper()} {model}")
             con.execute(f"ALTER TABLE cut RENAME TO {model}")
         data = gather(con, str(db), ["a:0"])
-    assert data.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]
+    assert data.overview.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]
 
 
 # ---------------------------------------------------------------------------

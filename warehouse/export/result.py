@@ -7,17 +7,17 @@ from pathlib import Path
 
 from mementos.warehouse.export.card import CARD
 from mementos.warehouse.export.files import MANIFEST
-from mementos.warehouse.export.spec import LeftOut
+from mementos.warehouse.export.spec import ExportFormat, ExportKind, LeftOut
 
 
 @dataclass
 class ExportResult:
-    kind: str
-    fmt: str
+    kind: ExportKind
+    fmt: ExportFormat
     out: Path
     model: str
     candidates: int  # rows of the export view
-    left_out: dict[str, int]
+    left_out: dict[LeftOut, int]  # every reason, in LeftOut's order
     splits: dict[str, dict]  # name -> describe()
     seconds: float
     text_chars: int  # response chars of the traces the examples were cut from (for throughput)

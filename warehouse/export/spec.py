@@ -99,8 +99,8 @@ class ExportSpec:
         object.__setattr__(self, "fmt", _member(ExportFormat, self.fmt, "format", "formats"))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "splits", {name: float(fraction) for name, fraction in dict(self.splits).items()})
-        if not isinstance(self.exclude_outliers, bool):
-            object.__setattr__(self, "exclude_outliers", tuple(self.exclude_outliers))
+        if not isinstance(self.exclude_outliers, bool):  # None or a sequence of reasons
+            object.__setattr__(self, "exclude_outliers", tuple(self.exclude_outliers or ()))
         check_splits(self.splits)
         if self.max_tokens is not None and self.max_tokens < 1:
             raise WarehouseError(f"--max-tokens {self.max_tokens}: must be at least 1")

@@ -12,6 +12,7 @@ import sys
 import click
 
 from mementos.foundation.errors import WarehouseError
+from mementos.warehouse.export.spec import DEFAULT_SPLITS, ExportFormat, ExportKind, ExportSpec, splits_text
 
 
 def _version(ctx, _param, value):
@@ -382,14 +383,42 @@ def show(trace_id, db, pager):
     show_trace(db, trace_id, pager=pager and sys.stdout.isatty())
 
 
+def parse_splits(text: str) -> dict[str, float]:
+    """--split's `train=0.98,validation=0.01,test=0.01` -> {name: fraction} in the given order (the export
+    checks the names and that the fractions add up to 1)."""
+    splits: dict[str, float] = {}
+    for part in text.split(","):
+        name, eq, value = part.strip().partition("=")
+        try:
+            fraction = float(value) if eq else None
+        except ValueError:
+            fraction = None
+        if fraction is None:
+            raise WarehouseError(f"--split {text}: each part is NAME=FRACTION with NAME of letters, digits, _ "
+                                 f"or - and FRACTION between 0 and 1 (e.g. {splits_text(DEFAULT_SPLITS)}); not "
+                                 f"{part.strip()!r}")
+        if name.strip() in splits:
+            raise WarehouseError(f"--split {text}: split {name.strip()!r} is named twice")
+        splits[name.strip()] = fraction
+    return splits
+
+
+def parse_outlier_reasons(text: str | None) -> bool | tuple[str, ...]:
+    """--exclude-outliers: absent (False), given alone ("all": True), or comma-separated reasons."""
+    if text is None or text == "all":
+        return text == "all"
+    return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
 @main.command()
-@click.argument("kind", type=click.Choice(["memento", "compressed", "summarize", "plain"]))
+@click.argument("kind", type=click.Choice([k.value for k in ExportKind]))
 @db_option()
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output directory: one file per split, README.md (dataset card) and manifest.json; files an "
                    "earlier export listed are replaced or removed, anything else stops the export (see --overwrite).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
-@click.option("--split", "split", default="train=0.98,validation=0.01,test=0.01", show_default=True,
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ExportFormat]), default=ExportFormat.JSONL.value,
+              show_default=True)
+@click.option("--split", "split", default=splits_text(DEFAULT_SPLITS), show_default=True,
               help="Split names and fractions (adding up to 1); a problem goes to one split only.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment; same seed, same files.")
 @click.option("--domain", help="Only traces of this domain ('(unknown)' for traces without one).")
@@ -422,10 +451,11 @@ def export(kind, db, out, fmt, split, seed, domain, max_tokens, include_flagged,
     """
     from mementos.warehouse.export import export as run_export
 
-    result = run_export(db, kind, out, fmt=fmt, splits=split, seed=seed, domain=domain, max_tokens=max_tokens,
-                        include_flagged=include_flagged,
-                        exclude_outliers=exclude_outliers,
-                        overwrite=overwrite, allow_empty=allow_empty, models_dir=models_dir, echo=_notes(quiet),
+    spec = ExportSpec(kind, out, fmt=fmt, splits=parse_splits(split), seed=seed, domain=domain,
+                      max_tokens=max_tokens, include_flagged=include_flagged,
+                      exclude_outliers=parse_outlier_reasons(exclude_outliers), overwrite=overwrite,
+                      allow_empty=allow_empty)
+    result = run_export(db, spec, models_dir=models_dir, echo=_notes(quiet),
                         progress=_stderr_is_terminal() and not quiet)
     if not quiet:
         _say(result.format())

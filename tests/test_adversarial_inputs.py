@@ -88,7 +88,7 @@ def test_a_memory_error_is_one_line(tmp_path, monkeypatch, command):
             monkeypatch.setattr("mementos.warehouse.engine._create", no_memory)
             args = ["build", "--db", db]
         else:
-            monkeypatch.setattr("mementos.warehouse.export.near_duplicate_groups", no_memory)
+            monkeypatch.setattr("mementos.warehouse.export.run.near_duplicate_groups", no_memory)
             args = ["export", "memento", "--db", db, "--out", tmp_path / "sets", "-q"]
     result = invoke(*args)
     assert result.exit_code == 1 and "Traceback" not in result.output
@@ -236,7 +236,7 @@ def test_the_report_reads_no_column_beyond_report_columns(built, tmp_path):
             con.execute(f"DROP {objects[model].upper()} {model}")
             con.execute(f"ALTER TABLE cut RENAME TO {model}")
         data = gather(con, str(db), ["a:0"])
-    assert data.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]
+    assert data.overview.totals["traces"] == 3 and "a:0" in [v.trace_id for v in data.views]
 
 
 # ---------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def huge(tmp_path_factory) -> tuple[Path, str]:
 
 def test_export_of_a_50_mb_response_fits_the_default_pool_and_1_gib(huge, tmp_path):
     """DuckDB's to_json asked for 512 MiB to encode the 50 MB row (six bytes a character, rounded up to a power of
-    two), more than the 600 MB pool; such rows are now encoded by export_json, the same bytes."""
+    two), more than the 600 MB pool; such rows are now encoded by export/json_lines.py, the same bytes."""
     import json
 
     db, response = huge
@@ -360,14 +360,14 @@ def test_report_showing_a_50_mb_trace_fits_its_pool_and_1_gib(huge, tmp_path):
             'block_idx = 0</code> …⟧</span>') in page
 
 
-def test_export_json_writes_what_duckdb_to_json_writes():
-    """export_json's lines equal DuckDB's to_json over the export's schemas: every character that is escaped,
+def test_json_lines_writes_what_duckdb_to_json_writes():
+    """json_lines' lines equal DuckDB's to_json over the export's schemas: every character that is escaped,
     non-ASCII text, NULLs in every position, empty lists and numbers."""
     import duckdb
     import pyarrow as pa
 
-    from mementos.warehouse import export_json
-    from mementos.warehouse.export_records import output_schema
+    from mementos.warehouse.export import json_lines
+    from mementos.warehouse.export.records import output_schema
 
     every = "".join(chr(c) for c in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff \\\" \\u0041 /"
     spans = [{"kind": "block", "block_idx": 0, "start": 0, "end": 5}, {"kind": "answer", "block_idx": None,
@@ -385,4 +385,4 @@ def test_export_json_writes_what_duckdb_to_json_writes():
         con.register("rows", table)
         fields = ", ".join(f"'{f.name}': \"{f.name}\"" for f in schema)
         expected = "".join(line + "\n" for (line,) in con.execute(f"SELECT to_json({{{fields}}}) FROM rows").fetchall())
-        assert b"".join(export_json.lines(table)).decode("utf-8") == expected, kind
+        assert b"".join(json_lines.lines(table)).decode("utf-8") == expected, kind

@@ -14,7 +14,7 @@ from golden_models_data import ingest_golden
 from mementos.warehouse import card
 from mementos.warehouse.engine import build
 from mementos.warehouse.query import execute
-from mementos.warehouse.report import card_rows
+from mementos.warehouse.report_sections import card_comparison
 
 QUERY = resource_dir("queries") / "card_comparison.sql"
 APPROX = dict(rel=1e-9, abs=1e-12)
@@ -72,7 +72,7 @@ def test_each_row_uses_the_cards_statistic_and_says_so(golden):
         medians = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
         [all_row] = con.execute("SELECT traces, flagged_traces, median_tokens_per_block, median_compression_tokens "
                                 "FROM domain_compression WHERE domain = 'all'").fetchall()
-        report = {r.measure: r for r in card_rows(con)[0]}
+        report = {r.measure: r for r in card_comparison(con).rows}
     # ratios: medians, as the card states them; math (59/399 + 19/99) / 2 = 0.1699
     assert rows["memento/block ratio (chars)", "math"]["warehouse"] == 0.17
     assert rows["memento/block ratio (chars)", "math"]["difference"] == round((59 / 399 + 19 / 99) / 2 - CARD[

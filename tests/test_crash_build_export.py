@@ -27,7 +27,7 @@ from mementos.ingest.pipeline import run_ingest
 from mementos.foundation import storage
 from mementos.warehouse import engine
 from mementos.warehouse.engine import build, list_models
-from mementos.warehouse.export import export
+from mementos.warehouse.export import ExportSpec, export
 from mementos.sample import write_sample
 from warehouse_state import snapshot
 
@@ -67,8 +67,8 @@ def run(code: str, args: list, kill_at: str | None = None) -> subprocess.Complet
 
 
 BUILD = "import sys; from mementos.warehouse.engine import build; build(sys.argv[1], models_dir=sys.argv[2])"
-EXPORT = ("import sys; from mementos.warehouse.export import export; "
-          "export(sys.argv[1], 'memento', sys.argv[2], splits=sys.argv[3], models_dir=sys.argv[4])")
+EXPORT = ("import sys; from mementos.cli import parse_splits; from mementos.warehouse.export import ExportSpec, export; "
+          "export(sys.argv[1], ExportSpec('memento', sys.argv[2], splits=parse_splits(sys.argv[3])), models_dir=sys.argv[4])")
 
 
 def temporary_tables(db: Path) -> list[str]:
@@ -128,14 +128,14 @@ EXPORT_POINTS = ["export.mid_write", "export.before_rename"]
 def test_export_killed_leaves_the_warehouse_and_previous_files_as_they_were(states, tmp_path, point):
     db = copy_of(states["built"], tmp_path)
     out = tmp_path / "out"
-    export(db, "memento", out, splits="train=0.5,test=0.5", models_dir=states["models"])
+    export(db, ExportSpec("memento", out, splits={"train": 0.5, "test": 0.5}), models_dir=states["models"])
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     before = snapshot(db)
     proc = run(EXPORT, [db, out, "train=0.7,test=0.3", states["models"]], kill_at=point)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert snapshot(db) == before and not storage.is_locked(db)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in files} == files
-    export(db, "memento", out, splits="train=0.7,test=0.3", models_dir=states["models"])
+    export(db, ExportSpec("memento", out, splits={"train": 0.7, "test": 0.3}), models_dir=states["models"])
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".export-tmp")]  # the killed export's stage removed
     assert snapshot(db) == before

@@ -17,13 +17,21 @@ from conftest import REPO, memento, row, write_jsonl
 from mementos.ingest.parser import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN, parse_response
 from mementos.ingest.pipeline import run_ingest
 from mementos.foundation.tokens import count_tokens
-from mementos.warehouse.export import (CARD, MANIFEST, REASONS, SUMMARIZE_INSTRUCTION, export, near_duplicate_groups,
-                              normalize_problem, parse_splits, problem_key, split_of)
+from mementos.cli import parse_splits
+from mementos.warehouse.export import (CARD, MANIFEST, SUMMARIZE_INSTRUCTION, ExportSpec, LeftOut, near_duplicate_groups,
+                                       normalize_problem, problem_key, split_of)
+from mementos.warehouse.export import export as run_export
+from mementos.warehouse.export.spec import check_splits
 from mementos.foundation.errors import WarehouseError
 
 INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, value and "
                "decision needed to continue the reasoning without the block.")
-ONE_SPLIT = "train=1"
+ONE_SPLIT = {"train": 1}
+
+
+def export(db, kind, out, models_dir=None, **options):
+    """The library's export of ExportSpec(kind, out, **options)."""
+    return run_export(db, ExportSpec(kind, out, **options), models_dir=models_dir)
 
 SIX_SEVENS = [("Six sevens: 6 * 7.", "6*7"), ("That is 42.", "It is 42.")]
 LONG_BLOCK = " ".join(f"step{i}" for i in range(400))
@@ -258,17 +266,21 @@ def test_flagged_traces_only_when_asked(hand_db, tmp_path):
 # Splits
 
 
-def test_parse_splits():
-    assert parse_splits("train=0.98,validation=0.01,test=0.01") == [("train", 0.98), ("validation", 0.01),
-                                                                    ("test", 0.01)]
-    assert parse_splits(" a=0.5 , b=0.5 ") == [("a", 0.5), ("b", 0.5)]
-    for bad in ("train=0.9", "train", "train=x", "a=0.5,a=0.5", "a/b=1", "a=1.5,b=-0.5"):
+def test_parse_splits_and_check_splits():
+    """The command line parses --split into {name: fraction}; the export checks the values."""
+    parsed = parse_splits("train=0.98,validation=0.01,test=0.01")
+    assert parsed == {"train": 0.98, "validation": 0.01, "test": 0.01} and list(parsed) == ["train", "validation", "test"]
+    assert parse_splits(" a=0.5 , b=0.5 ") == {"a": 0.5, "b": 0.5}
+    for bad in ("train", "train=x", "a=0.5,a=0.5"):
         with pytest.raises(WarehouseError, match="--split"):
             parse_splits(bad)
+    for bad in ({"train": 0.9}, {"a/b": 1}, {"a": 1.5, "b": -0.5}):
+        with pytest.raises(WarehouseError, match="--split"):
+            check_splits(bad)
 
 
 def test_split_of_depends_on_the_normalised_problem_and_the_seed():
-    splits = parse_splits("a=0.5,b=0.5")
+    splits = {"a": 0.5, "b": 0.5}
     assert normalize_problem("  What  is\t6 x\n7? ") == "What is 6 x 7?"
     for seed in range(20):
         assert split_of("What is 6 x 7?", seed, splits) == split_of(" What  is 6 x\n\n7?", seed, splits)
@@ -276,7 +288,7 @@ def test_split_of_depends_on_the_normalised_problem_and_the_seed():
     problems = [f"problem {i}" for i in range(2000)]
     share = sum(split_of(p, 0, splits) == "a" for p in problems) / len(problems)
     assert 0.45 < share < 0.55
-    assert {split_of(p, 0, parse_splits("a=0,b=1")) for p in problems} == {"b"}
+    assert {split_of(p, 0, {"a": 0, "b": 1}) for p in problems} == {"b"}
 
 
 MARBLES = ("A bag contains $10$ red and $22$ blue marbles. Two marbles are drawn without replacement. The probability "
@@ -306,11 +318,11 @@ def test_near_duplicates_go_to_one_split(tmp_path):
     run_ingest(str(write_jsonl(tmp_path / "n.jsonl", rows)), db, name="n", workers=0, progress=False)
     split_seeds = []
     for seed in range(8):
-        result = export(db, "memento", tmp_path / f"s{seed}", splits="a=0.5,b=0.5", seed=seed, overwrite=True)
+        result = export(db, "memento", tmp_path / f"s{seed}", splits={"a": 0.5, "b": 0.5}, seed=seed, overwrite=True)
         where = {r["trace_id"]: split for split in ("a", "b")
                  for r in read_jsonl(tmp_path / f"s{seed}" / f"{split}.jsonl")}
         assert where["n:0"] == where["n:1"] == where["n:2"], seed
-        split_seeds.append(len({split_of(p, seed, parse_splits("a=0.5,b=0.5")) for p in (MARBLES, REWORDED, SWAPPED)}))
+        split_seeds.append(len({split_of(p, seed, {"a": 0.5, "b": 0.5}) for p in (MARBLES, REWORDED, SWAPPED)}))
         assert result.near_duplicates["groups_merged"] == 1 and result.near_duplicates["problems_in_them"] == 3
     assert max(split_seeds) == 2  # without the groups, the three would have been split apart for some seed
     manifest = json.loads((tmp_path / "s0" / MANIFEST).read_text())
@@ -320,7 +332,7 @@ def test_near_duplicates_go_to_one_split(tmp_path):
 
 
 def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
-    result = export(sample_db, "memento", tmp_path / "out", splits="train=0.6,validation=0.2,test=0.2", seed=11)
+    result = export(sample_db, "memento", tmp_path / "out", splits={"train": 0.6, "validation": 0.2, "test": 0.2}, seed=11)
     seen: dict[str, str] = {}
     total = 0
     for split in ("train", "validation", "test"):
@@ -344,11 +356,11 @@ def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
 
 def test_same_seed_gives_byte_identical_files(sample_db, tmp_path):
     for fmt in ("jsonl", "parquet"):
-        a = export(sample_db, "compressed", tmp_path / f"a-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
-        export(sample_db, "compressed", tmp_path / f"b-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=4)
+        a = export(sample_db, "compressed", tmp_path / f"a-{fmt}", fmt=fmt, splits={"train": 0.8, "test": 0.2}, seed=4)
+        export(sample_db, "compressed", tmp_path / f"b-{fmt}", fmt=fmt, splits={"train": 0.8, "test": 0.2}, seed=4)
         assert files_of(tmp_path / f"a-{fmt}") == files_of(tmp_path / f"b-{fmt}")
         assert set(files_of(tmp_path / f"a-{fmt}")) == {f"train.{fmt}", f"test.{fmt}", MANIFEST, "README.md"}
-        other = export(sample_db, "compressed", tmp_path / f"c-{fmt}", fmt=fmt, splits="train=0.8,test=0.2", seed=5)
+        other = export(sample_db, "compressed", tmp_path / f"c-{fmt}", fmt=fmt, splits={"train": 0.8, "test": 0.2}, seed=5)
         assert other.splits["test"]["rows"] != a.splits["test"]["rows"] or \
             files_of(tmp_path / f"c-{fmt}")[f"test.{fmt}"] != files_of(tmp_path / f"a-{fmt}")[f"test.{fmt}"]
 
@@ -481,7 +493,7 @@ def test_an_export_of_nothing_is_an_error_unless_allow_empty(hand_db, tmp_path):
 
 
 def test_manifest_fields(hand_db, tmp_path):
-    result = export(hand_db, "compressed", tmp_path / "m", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
+    result = export(hand_db, "compressed", tmp_path / "m", fmt="parquet", splits={"train": 0.5, "test": 0.5}, seed=1)
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
     assert manifest["kind"] == "compressed" and manifest["format"] == "parquet"
     assert set(manifest["models"]) == {"export_base", "export_compressed"}
@@ -489,7 +501,7 @@ def test_manifest_fields(hand_db, tmp_path):
     [run] = manifest["ingest_runs"]
     assert run["dataset"] == "hand" and run["traces"] == len(HAND_ROWS)
     assert manifest["filters"]["seed"] == 1 and manifest["filters"]["split"] == {"train": 0.5, "test": 0.5}
-    assert list(manifest["left_out"]) == list(REASONS)
+    assert list(manifest["left_out"]) == list(LeftOut)
     for name, split in manifest["splits"].items():
         path = tmp_path / "m" / split["file"]
         assert pq.ParquetFile(path).metadata.num_rows == split["rows"]
@@ -522,7 +534,7 @@ def complete_export(out: Path) -> str:
 def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "cli.py"), "export", "memento", "--db", str(hand_db), "--out", str(out),
-           "--split", ONE_SPLIT]
+           "--split", "train=1"]
     proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
     assert not out.exists()  # nothing is at DIR until the whole export is
@@ -539,8 +551,8 @@ def test_killed_export_leaves_no_partial_file(hand_db, tmp_path, point):
 
 
 EXPORT_IN_A_PROCESS = ("import sys, mementos.warehouse.output as output; output.EXCHANGE = sys.argv[3] == 'exchange'; "
-                       "from mementos.warehouse.export import export; export(sys.argv[1], 'memento', sys.argv[2], "
-                       "splits='a=0.7,b=0.3')")
+                       "from mementos.warehouse.export import ExportSpec, export; "
+                       "export(sys.argv[1], ExportSpec('memento', sys.argv[2], splits={'a': 0.7, 'b': 0.3}))")
 
 
 @pytest.mark.parametrize("point, publish, holds", [
@@ -556,7 +568,7 @@ def test_export_killed_in_its_publish_leaves_one_complete_export(hand_db, tmp_pa
     from mementos.warehouse.output import remove_leftovers
 
     out = tmp_path / "out"
-    export(hand_db, "memento", out, splits="train=0.5,test=0.5")
+    export(hand_db, "memento", out, splits={"train": 0.5, "test": 0.5})
     proc = subprocess.run([sys.executable, "-c", EXPORT_IN_A_PROCESS, str(hand_db), str(out), publish], cwd=REPO,
                           env={**os.environ, "MEMENTOS_KILL_AT": point}, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
@@ -566,7 +578,7 @@ def test_export_killed_in_its_publish_leaves_one_complete_export(hand_db, tmp_pa
         remove_leftovers(out)  # what the next export does first
         holds = "train=0.5,test=0.5"
     assert complete_export(out) == holds
-    export(hand_db, "memento", out, splits="c=1")
+    export(hand_db, "memento", out, splits={"c": 1})
     assert complete_export(out) == "c=1" and stages(out) == []
 
 
@@ -614,7 +626,7 @@ def test_datasets_loads_summarize_splits(hand_db, tmp_path):
     import datasets
 
     out = tmp_path / "out"
-    export(hand_db, "summarize", out, fmt="parquet", splits="train=0.5,test=0.5", seed=2)
+    export(hand_db, "summarize", out, fmt="parquet", splits={"train": 0.5, "test": 0.5}, seed=2)
     manifest = json.loads((out / MANIFEST).read_text())
     files = {name: str(out / s["file"]) for name, s in manifest["splits"].items() if s["rows"]}
     ds = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "cache"))
@@ -631,9 +643,9 @@ def test_datasets_loads_summarize_splits(hand_db, tmp_path):
 def test_a_new_export_replaces_the_earlier_one_whole(hand_db, tmp_path):
     """Other split names and another format: the earlier export's files go; the directory is this export."""
     out = tmp_path / "out"
-    export(hand_db, "memento", out, fmt="jsonl", splits="train=0.5,validation=0.25,test=0.25")
+    export(hand_db, "memento", out, fmt="jsonl", splits={"train": 0.5, "validation": 0.25, "test": 0.25})
     assert sorted(p.name for p in out.iterdir()) == [CARD, MANIFEST, "test.jsonl", "train.jsonl", "validation.jsonl"]
-    export(hand_db, "memento", out, fmt="parquet", splits="train=0.7,eval=0.3")
+    export(hand_db, "memento", out, fmt="parquet", splits={"train": 0.7, "eval": 0.3})
     assert sorted(p.name for p in out.iterdir()) == [CARD, "eval.parquet", MANIFEST, "train.parquet"]
     assert json.loads((out / MANIFEST).read_text())["card"] == CARD
 
@@ -649,7 +661,7 @@ def test_files_no_manifest_lists_stop_the_export_unless_overwrite(hand_db, tmp_p
                                              r"export into a new or empty directory, or pass --overwrite"):
         export(hand_db, "plain", out, splits=ONE_SPLIT)
     assert files_of(out) == before  # nothing written, nothing removed
-    export(hand_db, "plain", out, splits="a=0.5,b=0.5", overwrite=True)
+    export(hand_db, "plain", out, splits={"a": 0.5, "b": 0.5}, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == [CARD, "a.jsonl", "b.jsonl", MANIFEST]
     # not even --overwrite deletes the warehouse it reads
     with pytest.raises(WarehouseError, match="holds the warehouse"):
@@ -716,7 +728,7 @@ def test_the_dataset_card(tmp_path):
     write_sample(tmp_path / "src", 30, seed=2)  # a hub-layout directory whose card says `license: mit`
     db = tmp_path / "w.duckdb"
     run_ingest(str(tmp_path / "src"), db, name="src", with_tokens=False, workers=0, progress=False)
-    export(db, "summarize", tmp_path / "out", fmt="parquet", splits="train=0.5,test=0.5", seed=1)
+    export(db, "summarize", tmp_path / "out", fmt="parquet", splits={"train": 0.5, "test": 0.5}, seed=1)
     text = (tmp_path / "out" / CARD).read_text()
     header = yaml.safe_load(text.split("---")[1])
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
@@ -739,8 +751,8 @@ def test_load_dataset_of_the_directory_gives_exactly_the_splits(hand_db, tmp_pat
     import datasets
 
     out = tmp_path / "out"
-    export(hand_db, "memento", out, fmt="jsonl" if fmt == "parquet" else "parquet", splits="a=0.5,b=0.5")
-    export(hand_db, "plain", out, fmt=fmt, splits="train=0.6,validation=0.4,test=0", seed=3)
+    export(hand_db, "memento", out, fmt="jsonl" if fmt == "parquet" else "parquet", splits={"a": 0.5, "b": 0.5})
+    export(hand_db, "plain", out, fmt=fmt, splits={"train": 0.6, "validation": 0.4, "test": 0}, seed=3)
     manifest = json.loads((out / MANIFEST).read_text())
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert {name: ds[name].num_rows for name in ds} == {n: s["rows"] for n, s in manifest["splits"].items()
@@ -805,12 +817,12 @@ def test_cli_export(hand_db, tmp_path):
 def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch):
     """Texts are fetched chunk by chunk; small chunks (row groups then straddle many of them) give the same
     files as one chunk."""
-    import mementos.warehouse.export as export_module
+    import mementos.warehouse.export.plan as plan_module
 
     for fmt in ("jsonl", "parquet"):
-        export(sample_db, "summarize", tmp_path / f"big-{fmt}", fmt=fmt, splits="train=0.9,test=0.1")
-        monkeypatch.setattr(export_module, "CHUNK_CHARS", 400_000)  # ~10 traces a chunk, ~40 chunks
-        export(sample_db, "summarize", tmp_path / f"small-{fmt}", fmt=fmt, splits="train=0.9,test=0.1")
+        export(sample_db, "summarize", tmp_path / f"big-{fmt}", fmt=fmt, splits={"train": 0.9, "test": 0.1})
+        monkeypatch.setattr(plan_module, "CHUNK_CHARS", 400_000)  # ~10 traces a chunk, ~40 chunks
+        export(sample_db, "summarize", tmp_path / f"small-{fmt}", fmt=fmt, splits={"train": 0.9, "test": 0.1})
         monkeypatch.undo()
         assert files_of(tmp_path / f"big-{fmt}") == files_of(tmp_path / f"small-{fmt}")
 
@@ -819,11 +831,11 @@ def test_chunk_boundaries_do_not_change_the_bytes(sample_db, tmp_path, monkeypat
 def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
     """A chunk's records are built and written a slice of traces at a time; slices of one trace each give the
     same files as one slice per chunk."""
-    import mementos.warehouse.export as export_module
+    import mementos.warehouse.export.run as run_module
 
-    export(sample_db, kind, tmp_path / "whole", splits="train=0.9,test=0.1")
-    monkeypatch.setattr(export_module, "SLICE_CHARS", 1)  # every trace a slice of its own
-    export(sample_db, kind, tmp_path / "sliced", splits="train=0.9,test=0.1")
+    export(sample_db, kind, tmp_path / "whole", splits={"train": 0.9, "test": 0.1})
+    monkeypatch.setattr(run_module, "SLICE_CHARS", 1)  # every trace a slice of its own
+    export(sample_db, kind, tmp_path / "sliced", splits={"train": 0.9, "test": 0.1})
     assert files_of(tmp_path / "whole") == files_of(tmp_path / "sliced")
 
 
@@ -831,12 +843,12 @@ def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept
     """The ordered plan (its window and sort) carries no spans: only keys, response_chars and reasons; the view's
     rows, spans included, are written unsorted for the kept examples only."""
     from mementos.foundation import storage
-    from mementos.warehouse.export import _outliers, _write_plan
+    from mementos.warehouse.export.plan import select_outliers, write_plan
 
     export(hand_db, "memento", tmp_path / "built", splits=ONE_SPLIT)  # builds the view
     with storage.connect(hand_db, read_only=True) as con:
-        _outliers(con, [])
-        _write_plan(con, "export_memento", False, {"include_flagged": False, "domain": None}, tmp_path)
+        select_outliers(con, [])
+        write_plan(con, "export_memento", False, {"include_flagged": False, "domain": None}, tmp_path)
         plan = con.execute("SELECT * FROM __export_plan").fetchall()
         plan_columns = [d[0] for d in con.description]
         kept = con.execute("SELECT trace_id, len(blocks), reason FROM __export_kept ORDER BY trace_id").fetchall()
@@ -850,14 +862,14 @@ def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept
 def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db, tmp_path, monkeypatch, kind):
     """The kept examples' rows are written in whatever order DuckDB gives them; each chunk sorts its own, so
     the reverse order gives the same files."""
-    import mementos.warehouse.export as export_module
+    import mementos.warehouse.export.plan as plan_module
 
-    export(sample_db, kind, tmp_path / "as_is", splits="train=0.9,test=0.1")
-    kept_sql = export_module._kept_sql
-    monkeypatch.setattr(export_module, "_kept_sql",
+    export(sample_db, kind, tmp_path / "as_is", splits={"train": 0.9, "test": 0.1})
+    kept_sql = plan_module.kept_sql
+    monkeypatch.setattr(plan_module, "kept_sql",
                         lambda view, per_block: kept_sql(view, per_block) + " ORDER BY v.source_row DESC")
-    monkeypatch.setattr(export_module, "CHUNK_CHARS", 400_000)  # many chunks, each reading its rows
-    export(sample_db, kind, tmp_path / "reversed", splits="train=0.9,test=0.1")
+    monkeypatch.setattr(plan_module, "CHUNK_CHARS", 400_000)  # many chunks, each reading its rows
+    export(sample_db, kind, tmp_path / "reversed", splits={"train": 0.9, "test": 0.1})
     assert files_of(tmp_path / "as_is") == files_of(tmp_path / "reversed")
 
 
@@ -866,7 +878,7 @@ def test_slices_cut_at_trace_boundaries():
     slice_chars response chars."""
     import numpy as np
 
-    from mementos.warehouse.export import _slices
+    from mementos.warehouse.export.run import _slices
 
     at = np.array([0, 0, 0, 1, 2, 2, 3])  # each plan row's trace
     chars = np.array([5, 5, 5, 3, 4, 4, 9])  # each row's trace's response chars

@@ -298,13 +298,13 @@ def test_the_report_reads_the_total_row_not_the_domain_called_all(labelled, tmp_
     [(domain_median,)] = q(labelled, "SELECT median_tokens_per_block FROM domain_compression "
                                      "WHERE domain = 'all' AND NOT is_total")
     assert total_median != domain_median
-    [block_length] = [c for c in data.card if c.measure == "block length (tokens)"]
+    [block_length] = [c for c in data.card.rows if c.measure == "block length (tokens)"]
     assert block_length.ours_note == f"median {total_median:,.0f}"
     [(total_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary WHERE is_total AND k = 1")
     [(domain_peak,)] = q(labelled, "SELECT median_peak_no_eviction FROM inference_summary "
                                    "WHERE domain = 'all' AND NOT is_total AND k = 1")
     assert total_peak != domain_peak
-    assert data.inference_total[1][0] == total_peak and data.inference["all"][1][0] == domain_peak
+    assert data.plot_data.inference_total[1][0] == total_peak and data.plot_data.inference["all"][1][0] == domain_peak
 
 
 # ---------------------------------------------------------------------------

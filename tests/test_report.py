@@ -24,7 +24,7 @@ from rich.console import Console
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
 from mementos.foundation import storage
-from mementos.warehouse import report, trace_view
+from mementos.warehouse import report, report_sections, trace_view
 from mementos.warehouse.card import median_ratio_chars
 from mementos.foundation.errors import WarehouseError
 
@@ -45,25 +45,25 @@ def data(golden_db):
 
 
 def card(data, measure_start):
-    [row] = [c for c in data.card if c.measure.startswith(measure_start)]
+    [row] = [c for c in data.card.rows if c.measure.startswith(measure_start)]
     return row
 
 
 def test_overview(data):
-    assert data.totals == {"traces": 11, "ok": 10, "flagged": 1, "datasets": 1, "blocks": 29}
-    assert [(d["dataset"], d["traces"], d["ok"], d["flagged"], d["domains"]) for d in data.datasets] == [
+    assert data.overview.totals == {"traces": 11, "ok": 10, "flagged": 1, "datasets": 1, "blocks": 29}
+    assert [(d["dataset"], d["traces"], d["ok"], d["flagged"], d["domains"]) for d in data.overview.datasets] == [
         ("golden", 11, 10, 1, 3)]
     assert [(r["dataset"], r["config"], r["rows_read"], r["default_rows"], r["full_rows"], r["current"])
-            for r in data.runs] == [("golden", "all", 22, 11, 11, True)]
-    assert [(d["domain"], d["traces"], d["ok"], d["flagged"]) for d in data.domains] == [
+            for r in data.overview.runs] == [("golden", "all", 22, 11, 11, True)]
+    assert [(d["domain"], d["traces"], d["ok"], d["flagged"]) for d in data.overview.domains] == [
         ("math", 4, 3, 1), ("science", 4, 4, 0), ("code", 3, 3, 0)]
-    assert data.domains[0]["share"] == pytest.approx(4 / 11, **APPROX)
+    assert data.overview.domains[0]["share"] == pytest.approx(4 / 11, **APPROX)
     # trace 4: block 1 never closed; full rows 3 (summary 1 differs) and 4 (block 1 missing) disagree with the markup
-    assert [(i["config"], i["code"], i["traces"], i["issues"]) for i in data.issues] == [
+    assert [(i["config"], i["code"], i["traces"], i["issues"]) for i in data.overview.issues] == [
         ("default", "block_without_summary", 1, 1), ("default", "unclosed_block", 1, 1),
         ("full", "markup_mismatch", 2, 2)]
     # every trace is linked to its full row by hash (the duplicates 2 and 5 copy by copy); 3 and 4 disagree
-    assert data.alignment == {"linked": 11, "by_hash": 11, "by_problem": 0, "aligned": 9, "disagreeing": 2,
+    assert data.overview.alignment == {"linked": 11, "by_hash": 11, "by_problem": 0, "aligned": 9, "disagreeing": 2,
                               "unlinked_default": 0, "unlinked_full": 0}
 
 
@@ -97,33 +97,33 @@ def test_card_token_figures_are_averages_as_on_the_card(data):
     # sorted 2.67 4 4.74 5 5 5 5.05 5.83 6.25 1500 -> median (5 + 5) / 2
     assert c.ours_note == "median per trace 5.00"
     assert card(data, "block length").ours_note == "median 30"  # 15th of 29 sorted block token counts
-    assert data.has_tokens
+    assert data.card.has_tokens
 
 
 def test_plot_data(data):
-    assert data.plot_domains == ["science", "code", "math"]  # by analysed traces (4, 3, 3), then name
-    assert {d: sum(c) for d, c in data.ratio_hist.items()} == {"science": 19, "math": 6, "code": 4}
-    bins = data.ratio_hist["code"]
+    assert data.plot_data.domains == ["science", "code", "math"]  # by analysed traces (4, 3, 3), then name
+    assert {d: sum(c) for d, c in data.plot_data.ratio_hist.items()} == {"science": 19, "math": 6, "code": 4}
+    bins = data.plot_data.ratio_hist["code"]
     # code ratios 5/59 = 0.085 (bin 4), 31/159 = 0.195 twice (bin 9), 23/19 = 1.21 (clipped to the last bin, 50)
     assert {i: n for i, n in enumerate(bins) if n} == {4: 1, 9: 2, 50: 1}
-    assert data.blocks_hist == {"science": {2: 2, 3: 1, 12: 1}, "math": {1: 1, 2: 1, 3: 1}, "code": {1: 2, 2: 1}}
-    assert len(data.scatter) == 29 and sorted(b for _, b, _ in data.scatter)[-1] == 5999
-    assert data.compression_unit == "tokens"
-    math = data.compression_box["math"]  # 350/60, 100/16 = 6.25, 1500
+    assert data.plot_data.blocks_hist == {"science": {2: 2, 3: 1, 12: 1}, "math": {1: 1, 2: 1, 3: 1}, "code": {1: 2, 2: 1}}
+    assert len(data.plot_data.scatter) == 29 and sorted(b for _, b, _ in data.plot_data.scatter)[-1] == 5999
+    assert data.plot_data.compression_unit == "tokens"
+    math = data.plot_data.compression_box["math"]  # 350/60, 100/16 = 6.25, 1500
     assert (math["med"], math["n"]) == (pytest.approx(6.25, **APPROX), 3)
     # no eviction, peak = every block + memento + answer (440 117 106 60 106 133 3007 129 115 148) + markup,
     # 6 + 24 per pair (n = 3 2 1 2 1 2 1 2 3 12): 518 171 136 114 136 187 3037 183 193 442 -> median (183 + 187) / 2;
     # plus the prompt, "problem N": 3 tokens
-    assert set(data.inference) == {"science", "math", "code"}
-    assert sorted(data.inference_total) == [1, 2, 4, 8]
-    assert data.inference_total[8][0] == pytest.approx(185 + 3, **APPROX)
+    assert set(data.plot_data.inference) == {"science", "math", "code"}
+    assert sorted(data.plot_data.inference_total) == [1, 2, 4, 8]
+    assert data.plot_data.inference_total[8][0] == pytest.approx(185 + 3, **APPROX)
     # trace 0 (the only math trace with 3 blocks) keeps everything for k >= 3; math medians over 0, 1, 7;
     # plain chain of thought of trace 0: 350 + 30 + 6 (+ 3)
-    assert data.inference["math"][1][0] == pytest.approx(518 + 3, **APPROX)
-    assert data.inference["math"][1][2] == pytest.approx(386 + 3, **APPROX)
+    assert data.plot_data.inference["math"][1][0] == pytest.approx(518 + 3, **APPROX)
+    assert data.plot_data.inference["math"][1][2] == pytest.approx(386 + 3, **APPROX)
     # the savings table: all domains, k = 4 keeps every block of traces with up to 3 blocks; only trace 10
     # (12 blocks) evicts: its saving 442 - 259 = 183 against no eviction, so the median over ten traces is 0
-    by_k = {s["k"]: s for s in data.savings}
+    by_k = {s["k"]: s for s in data.plot_data.savings}
     assert sorted(by_k) == [1, 2, 4, 8] and by_k[4]["traces"] == 10
     assert (by_k[4]["median_peak_no_eviction"], by_k[4]["median_saved_fraction_vs_no_eviction"]) == (188.0, 0.0)
     assert by_k[1]["share_fits_8k_with_eviction"] == 1.0
@@ -131,34 +131,34 @@ def test_plot_data(data):
 
 def test_positions_for_the_plot(data):
     # math: first blocks 39/199 and 19/79; 'only' (order 12, trace 7) is read too but not drawn
-    assert data.positions["math"][0] == pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX)
-    assert sorted(data.positions["math"]) == [0, 5, 11, 12]
-    assert sorted(data.positions_total)[:2] == [0, 1]
+    assert data.plot_data.positions["math"][0] == pytest.approx((39 / 199 + 19 / 79) / 2, **APPROX)
+    assert sorted(data.plot_data.positions["math"]) == [0, 5, 11, 12]
+    assert sorted(data.plot_data.positions_total)[:2] == [0, 1]
 
 
 def test_retention_section(data):
     # the golden texts are runs of one-letter words: no numbers, no content words, nothing to judge
-    rows = {r["domain"]: r for r in data.retention}
+    rows = {r["domain"]: r for r in data.retention.summary}
     assert (rows["all"]["pairs"], rows["all"]["pairs_with_numbers"], rows["all"]["median_word_recall"]) == (29, 0, None)
-    assert [r["domain"] for r in data.retention] == ["science", "math", "code", "all"]  # by pairs: 19, 6, 4
-    assert data.least_informative == []
+    assert [r["domain"] for r in data.retention.summary] == ["science", "math", "code", "all"]  # by pairs: 19, 6, 4
+    assert data.retention.least_informative == []
 
 
 def test_outliers_and_which_traces_are_shown(data):
-    assert data.outlier_total == 7
-    assert [o["trace_id"] for o in data.outliers][:1] == ["golden:10"]  # two reasons
-    assert data.outliers[0]["reasons"] == ["too_many_blocks", "repeated_blocks"]
-    assert {o["trace_id"] for o in data.outliers} == {"golden:7", "golden:10", "golden:5", "golden:3", "golden:4",
+    assert data.outliers.total == 7
+    assert [o["trace_id"] for o in data.outliers.top][:1] == ["golden:10"]  # two reasons
+    assert data.outliers.top[0]["reasons"] == ["too_many_blocks", "repeated_blocks"]
+    assert {o["trace_id"] for o in data.outliers.top} == {"golden:7", "golden:10", "golden:5", "golden:3", "golden:4",
                                                      "golden:6", "golden:8"}
-    assert {r["reason"]: r["traces"] for r in data.outlier_reasons}["flagged"] == 1
+    assert {r["reason"]: r["traces"] for r in data.outliers.reasons}["flagged"] == 1
     shown = {v.trace_id: v.why for v in data.views}
     # typical math trace: ratios 117/697, 30/198, 3/5999 -> median 30/198: golden:1 (its answer "42" is no outlier)
     assert shown["golden:1"] == ["typical math trace (memento/block ratio closest to the domain median)"]
     # typical code trace: 31/159 (2 and its duplicate 5), 28/78 -> tie broken by trace id
     assert shown["golden:2"] == ["typical code trace (memento/block ratio closest to the domain median)"]
     assert shown["golden:0"] == ["chosen with --trace"]
-    assert all(o["trace_id"] in shown for o in data.outliers)
-    for o in data.outliers:
+    assert all(o["trace_id"] in shown for o in data.outliers.top)
+    for o in data.outliers.top:
         assert re.fullmatch(r"trace-[a-z0-9-]+", o["anchor"])
     assert len({v.anchor for v in data.views}) == len(data.views)
 
@@ -210,7 +210,7 @@ def test_trace_counts_sum_the_dataset_domain_status_rows():
     traces first, ties by name; a dataset's domains are the distinct ones it has."""
     counts = [("b", "math", "ok", 3), ("b", "math", "flagged", 1), ("a", "code", "ok", 2),
               ("a", "math", "ok", 2), ("b", "(unknown)", "ok", 2)]
-    totals, datasets, domains = report._trace_counts(counts)
+    totals, datasets, domains = report_sections._trace_counts(counts)
     assert totals == {"traces": 10, "ok": 9, "flagged": 1, "datasets": 2}
     assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "domains": 2},
                         {"dataset": "a", "traces": 4, "ok": 4, "flagged": 0, "domains": 2}]
@@ -347,10 +347,10 @@ def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
     result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
     with storage.connect(db) as con:
         data = report.gather(con, str(db))
-    assert data.totals == {"traces": 2, "ok": 0, "flagged": 2, "datasets": 1, "blocks": 0}
-    assert [c.ours for c in data.card] == [None] * 8 and not data.has_tokens
-    assert data.plot_domains == [] and data.scatter == [] and data.compression_box == {}
-    assert {o["trace_id"] for o in data.outliers} == {"edge:0", "edge:1"}  # flagged: shown as outliers
+    assert data.overview.totals == {"traces": 2, "ok": 0, "flagged": 2, "datasets": 1, "blocks": 0}
+    assert [c.ours for c in data.card.rows] == [None] * 8 and not data.card.has_tokens
+    assert data.plot_data.domains == [] and data.plot_data.scatter == [] and data.plot_data.compression_box == {}
+    assert {o["trace_id"] for o in data.outliers.top} == {"edge:0", "edge:1"}  # flagged: shown as outliers
     html = result.out.read_text()
     assert html.count('src="data:image/png;base64,') == 6  # every plot is an image, saying there is no data
     assert html.count('<details class="trace flagged">') == 2  # their views: raw response, no pairs
@@ -417,11 +417,11 @@ def test_report_without_token_counts_uses_chars(tmp_path):
     report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
     with storage.connect(db) as con:
         data = report.gather(con, str(db))
-    assert not data.has_tokens and data.compression_unit == "chars"
+    assert not data.card.has_tokens and data.plot_data.compression_unit == "chars"
     assert card(data, "memento/block ratio, math").ours == pytest.approx((3 / 15 + 5 / 19) / 2, **APPROX)
     assert card(data, "block length").ours is None
-    assert data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
-    assert all(v == (None, None, None) for ks in [*data.inference.values(), data.inference_total] for v in ks.values())
+    assert data.plot_data.compression_box["math"]["med"] == pytest.approx(34 / 8, **APPROX)  # (15 + 19) / (3 + 5) chars
+    assert all(v == (None, None, None) for ks in [*data.plot_data.inference.values(), data.plot_data.inference_total] for v in ks.values())
 
 
 def test_a_difference_that_rounds_to_zero_has_no_sign():
@@ -449,8 +449,7 @@ def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
     from mementos.warehouse import plots
 
     scatter = [("math", b, m) for b in blocks for m in mementos]
-    sample = plots.ReportData.__new__(plots.ReportData)
-    sample.__dict__.update(scatter=scatter, plot_domains=["math"])
+    sample = _plot_data(scatter=scatter, domains=["math"])
     fig = plots.block_vs_memento_figure(sample, "t")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -464,7 +463,7 @@ def test_log_axis_labels_of_the_scatter_do_not_overlap(blocks, mementos):
 def _plot_data(**values):
     from mementos.warehouse import plots
 
-    data = plots.ReportData.__new__(plots.ReportData)
+    data = plots.PlotData.__new__(plots.PlotData)
     data.__dict__.update(values)
     return data
 
@@ -476,7 +475,7 @@ def _plot_data(**values):
 def test_the_blocks_per_trace_axis_says_its_last_bin_holds_more_only_when_it_reaches_it(hist, xlabel, right):
     from mementos.warehouse import plots
 
-    fig = plots.blocks_per_trace_figure(_plot_data(blocks_hist={"math": hist}, plot_domains=["math"]))
+    fig = plots.blocks_per_trace_figure(_plot_data(blocks_hist={"math": hist}, domains=["math"]))
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_xlim()) == (xlabel, (0.5, right))
 
@@ -488,7 +487,7 @@ def test_the_peak_context_legend_is_drawn_outside_the_lines():
     def by_k(no, with_, plain):
         return {k: (no, with_ * k, plain) for k in (1, 2, 4, 8)}
 
-    data = _plot_data(plot_domains=["math", "science", "code"], inference_total=by_k(9_900, 1_100, 8_000),
+    data = _plot_data(domains=["math", "science", "code"], inference_total=by_k(9_900, 1_100, 8_000),
                       inference={"math": by_k(13_500, 1_300, 0), "science": by_k(5_900, 700, 0),
                                  "code": by_k(9_700, 1_000, 0)})
     fig = plots.peak_context_figure(data)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,10 @@ def reports(tmp_path_factory):
     return clean, hostile, ids
 
 
+@contextmanager
 def open_page(browser, path: Path, width: int = 1280, height: int = 900):
-    """A page on `path` that records dialogs and every request, and blocks anything but the file itself."""
+    """(page, events, url): a page on `path` that records dialogs and every request, and blocks anything but
+    the file itself; its browser context is closed after."""
     context = browser.new_context(viewport={"width": width, "height": height}, java_script_enabled=True)
     page = context.new_page()
     events = {"dialogs": [], "requests": [], "blocked": []}
@@ -95,7 +98,10 @@ def open_page(browser, path: Path, width: int = 1280, height: int = 900):
     context.route("**/*", on_route)
     page.goto(url, wait_until="load")
     page.wait_for_timeout(300)  # let anything that would run (onload, onerror) run
-    return context, page, events, url
+    try:
+        yield page, events, url
+    finally:
+        context.close()
 
 
 def check_images(page) -> list:
@@ -107,8 +113,7 @@ def check_images(page) -> list:
 
 def test_clean_report_loads_and_is_screenshotted(browser, reports, tmp_path):
     clean, _, _ = reports
-    context, page, events, url = open_page(browser, clean, height=2200)
-    try:
+    with open_page(browser, clean, height=2200) as (page, events, url):
         check_images(page)
         assert events["dialogs"] == []
         assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
@@ -120,14 +125,11 @@ def test_clean_report_loads_and_is_screenshotted(browser, reports, tmp_path):
         if not SCREENSHOT.exists() or os.environ.get("MEMENTOS_UPDATE_SCREENSHOT") == "1":
             SCREENSHOT.parent.mkdir(exist_ok=True)
             shutil.copyfile(shot, SCREENSHOT)
-    finally:
-        context.close()
 
 
 def test_hostile_text_shows_as_text_and_runs_nothing(browser, reports):
     _, hostile, ids = reports
-    context, page, events, url = open_page(browser, hostile)
-    try:
+    with open_page(browser, hostile) as (page, events, url):
         assert events["dialogs"] == []
         assert page.evaluate("typeof window.__pwned") == "undefined"
         # nothing the data tried to inject exists as an element or an attribute
@@ -167,15 +169,12 @@ def test_hostile_text_shows_as_text_and_runs_nothing(browser, reports):
         # no network: the only request is the file itself
         assert events["blocked"] == []
         assert [u for u in events["requests"] if u != url and not u.startswith("data:")] == []
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_a_link_to_a_trace_view_opens_it(browser, reports, width):
     clean, _, _ = reports
-    context, page, _, _ = open_page(browser, clean, width=width)
-    try:
+    with open_page(browser, clean, width=width) as (page, _, _):
         collapsed = page.evaluate("document.documentElement.scrollHeight")
         link = page.locator("a[href^='#trace-']").first
         anchor = link.get_attribute("href")[1:]
@@ -185,22 +184,17 @@ def test_a_link_to_a_trace_view_opens_it(browser, reports, width):
         assert view.evaluate("d => d.open") is True
         assert page.locator(f"#{anchor}").is_visible()
         assert page.evaluate("document.documentElement.scrollHeight") > collapsed
-    finally:
-        context.close()
 
 
 def test_the_page_fits_a_390_px_screen(browser, reports):
     """Wide tables scroll inside their own box and plots scale down: the page itself never scrolls sideways."""
     clean, _, _ = reports
-    context, page, _, _ = open_page(browser, clean, width=390)
-    try:
+    with open_page(browser, clean, width=390) as (page, _, _):
         page.evaluate("document.querySelectorAll('details.trace').forEach(d => d.open = true)")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         too_wide = page.evaluate("Array.from(document.querySelectorAll('figure img'))"
                                  ".filter(i => i.getBoundingClientRect().right > 390).length")
         assert too_wide == 0
-    finally:
-        context.close()
 
 
 # Each table cell that holds text (not a number: class "n"), with every trace view open: how wide it is
@@ -241,18 +235,14 @@ def test_table_text_is_never_squeezed_or_broken_inside_a_word(browser, reports, 
     1280 px the ingest runs broke `datase|t` and `cl100k_bas|e`: a text cell is at least 8 characters wide
     and wraps at spaces only, the table scrolling sideways in its own box instead."""
     clean, _, _ = reports
-    context, page, _, _ = open_page(browser, clean, width=width)
-    try:
+    with open_page(browser, clean, width=width) as (page, _, _):
         assert page.locator("td:not(.n)").count() > 100
         assert page.evaluate(CELLS) == {"narrow": [], "broken": []}
-    finally:
-        context.close()
 
 
 def test_each_table_scrolls_in_its_own_box_with_its_first_column_in_view(browser, reports):
     clean, _, _ = reports
-    context, page, _, _ = open_page(browser, clean, width=390)
-    try:
+    with open_page(browser, clean, width=390) as (page, _, _):
         tables = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t => [
             t.parentElement.className, getComputedStyle(t.parentElement).overflowX,
             getComputedStyle(t.querySelector('tr > :first-child')).position])""")
@@ -263,18 +253,13 @@ def test_each_table_scrolls_in_its_own_box_with_its_first_column_in_view(browser
         assert card.evaluate("box => box.scrollLeft") > 100
         first = card.locator("td").first.bounding_box()
         assert first["x"] == pytest.approx(card.bounding_box()["x"] + 1, abs=1)  # inside the box's border
-    finally:
-        context.close()
 
 
 def test_printed_blocks_are_not_clipped(browser, reports):
     clean, _, _ = reports
-    context, page, _, _ = open_page(browser, clean)
-    try:
+    with open_page(browser, clean) as (page, _, _):
         page.emulate_media(media="print")
         page.evaluate("document.querySelectorAll('details.trace').forEach(d => d.open = true)")
         clipped = page.evaluate("Array.from(document.querySelectorAll('.text'))"
                                 ".filter(e => e.scrollHeight > e.clientHeight + 1).length")
         assert clipped == 0
-    finally:
-        context.close()

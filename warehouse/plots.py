@@ -1,7 +1,7 @@
 """The report's six plots: matplotlib (Agg canvas, no pyplot), each returned as a PNG data: URI.
 
-Every function takes the plain values that warehouse.report.gather put in
-ReportData and returns "data:image/png;base64,...". A plot with nothing to draw
+Every function takes the plain values that report_sections.plot_data put in
+PlotData and returns "data:image/png;base64,...". A plot with nothing to draw
 still returns an image, saying so, so the page never has a broken image.
 
 Labels that come from the data (domain names) go through `label()`: matplotlib
@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from mementos.warehouse import card
-from mementos.warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, ReportData
+from mementos.warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, PlotData
 
 WIDTH, HEIGHT, DPI = 7.5, 4.2, 110
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -67,19 +67,19 @@ def ratio_axis_end(ratio_hist: dict[str, list[int]]) -> float:
     return max((last + 2) * RATIO_BIN, highest + RATIO_BIN)
 
 
-def ratio_distribution(data: ReportData) -> str:
+def ratio_distribution(data: PlotData) -> str:
     title = "Memento/block ratio per domain (one count per block)"
     if not any(sum(c) for c in data.ratio_hist.values()):
         return _empty(title, "no analysed blocks")
     fig, ax = _figure(title)
-    for domain in data.plot_domains:
+    for domain in data.domains:
         counts = data.ratio_hist[domain]
         total = sum(counts)
         if not total:
             continue
         edges = [i * RATIO_BIN for i in range(len(counts) + 1)]
         shares = [100.0 * c / total for c in counts]
-        color = _color(data.plot_domains, domain)
+        color = _color(data.domains, domain)
         ax.stairs(shares, edges, color=color, linewidth=1.6, label=f"{label(domain)} ({total:,} blocks)")
         if domain in card.median_ratio_chars():
             ax.axvline(card.median_ratio_chars()[domain], color=color, linestyle=":", linewidth=1.2)
@@ -91,18 +91,18 @@ def ratio_distribution(data: ReportData) -> str:
     return _to_uri(fig)
 
 
-def blocks_per_trace(data: ReportData) -> str:
+def blocks_per_trace(data: PlotData) -> str:
     title = "Blocks per trace per domain (analysed traces)"
     fig = blocks_per_trace_figure(data, title)
     return _empty(title, "no analysed traces") if fig is None else _to_uri(fig)
 
 
-def blocks_per_trace_figure(data: ReportData, title: str = "") -> Figure | None:
+def blocks_per_trace_figure(data: PlotData, title: str = "") -> Figure | None:
     if not any(data.blocks_hist.values()):
         return None
     fig, ax = _figure(title)
     top = 0
-    for domain in data.plot_domains:
+    for domain in data.domains:
         hist = data.blocks_hist[domain]
         total = sum(hist.values())
         if not total:
@@ -110,7 +110,7 @@ def blocks_per_trace_figure(data: ReportData, title: str = "") -> Figure | None:
         xs = list(range(1, max(hist) + 1))
         top = max(top, xs[-1])
         ax.plot(xs, [100.0 * hist.get(x, 0) / total for x in xs], marker="o", markersize=3, linewidth=1.4,
-                color=_color(data.plot_domains, domain), label=f"{label(domain)} ({total:,} traces)")
+                color=_color(data.domains, domain), label=f"{label(domain)} ({total:,} traces)")
     # The axis ends at the largest count drawn; the last bin (MAX_BLOCKS_BIN, which holds the longer traces
     # too) is said so only when the axis reaches it.
     if top >= MAX_BLOCKS_BIN:
@@ -123,23 +123,23 @@ def blocks_per_trace_figure(data: ReportData, title: str = "") -> Figure | None:
     return fig
 
 
-def block_vs_memento(data: ReportData) -> str:
+def block_vs_memento(data: PlotData) -> str:
     title = f"Block length against memento length ({len(data.scatter):,} blocks sampled)"
     fig = block_vs_memento_figure(data, title)
     return _empty(title, "no analysed blocks") if fig is None else _to_uri(fig)
 
 
-def block_vs_memento_figure(data: ReportData, title: str = "") -> Figure | None:
+def block_vs_memento_figure(data: PlotData, title: str = "") -> Figure | None:
     points = [(d, b, m) for d, b, m in data.scatter if b and m and b > 0 and m > 0]
     if not points:
         return None
     fig, ax = _figure(title)
     groups: dict[str, list[tuple[int, int]]] = {}
     for d, b, m in points:
-        groups.setdefault(d if d in data.plot_domains else "other", []).append((b, m))
+        groups.setdefault(d if d in data.domains else "other", []).append((b, m))
     for domain, pts in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, alpha=0.45, linewidths=0,
-                   color=_color(data.plot_domains, domain), label=label(domain))
+                   color=_color(data.domains, domain), label=label(domain))
     lo = min(min(b, m) for _, b, m in points)
     hi = max(max(b, m) for _, b, m in points)
     xs = [lo, hi]
@@ -153,10 +153,10 @@ def block_vs_memento_figure(data: ReportData, title: str = "") -> Figure | None:
     return fig
 
 
-def compression_per_domain(data: ReportData) -> str:
+def compression_per_domain(data: PlotData) -> str:
     unit = data.compression_unit
     title = f"Trace-level compression per domain (block {unit} / memento {unit})"
-    stats = [(d, data.compression_box[d]) for d in data.plot_domains if d in data.compression_box]
+    stats = [(d, data.compression_box[d]) for d in data.domains if d in data.compression_box]
     if not stats:
         return _empty(title, "no analysed traces")
     fig, ax = _figure(title)
@@ -174,18 +174,18 @@ def compression_per_domain(data: ReportData) -> str:
     return _to_uri(fig)
 
 
-def peak_context(data: ReportData) -> str:
+def peak_context(data: PlotData) -> str:
     title = "Peak context in the inference simulation (median over traces)"
     fig = peak_context_figure(data, title)
     return _empty(title, "no token counts (ingested with --no-tokens) or no analysed traces") if fig is None \
         else _to_uri(fig)
 
 
-def peak_context_figure(data: ReportData, title: str = "") -> Figure | None:
+def peak_context_figure(data: PlotData, title: str = "") -> Figure | None:
     # (name, color, line width, k -> (no eviction, with, plain CoT)): the total first, then the plotted domains
     lines = [("all domains", "#000000", 2.2, data.inference_total)]
-    lines += [(label(d), _color(data.plot_domains, d), 1.3, data.inference[d])
-              for d in data.plot_domains if d in data.inference]
+    lines += [(label(d), _color(data.domains, d), 1.3, data.inference[d])
+              for d in data.domains if d in data.inference]
     lines = [line for line in lines if any(v[1] is not None for v in line[3].values())]
     if not lines:
         return None
@@ -215,7 +215,7 @@ def peak_context_figure(data: ReportData, title: str = "") -> Figure | None:
     return fig
 
 
-def ratio_by_position(data: ReportData) -> str:
+def ratio_by_position(data: PlotData) -> str:
     title = "Memento/block ratio by the block's position in its trace (median)"
     if not data.positions_total:
         return _empty(title, "no analysed traces")
@@ -223,8 +223,8 @@ def ratio_by_position(data: ReportData) -> str:
     names = ["first"] + [f"{10 * d}-{10 * d + 10}%" for d in range(10)] + ["last"]
     # (name, color, line width, position_order -> median): the total first, then the plotted domains
     lines = [("all domains", "#000000", 2.2, data.positions_total)]
-    lines += [(label(d), _color(data.plot_domains, d), 1.3, data.positions[d])
-              for d in data.plot_domains if d in data.positions]
+    lines += [(label(d), _color(data.domains, d), 1.3, data.positions[d])
+              for d in data.domains if d in data.positions]
     for name, color, width, by_order in lines:
         points = sorted((o, m) for o, m in by_order.items() if o <= 11 and m is not None)
         ax.plot([o for o, _ in points], [m for _, m in points], marker="o", color=color, linewidth=width, label=name)
@@ -247,5 +247,5 @@ PLOTS = {
 }
 
 
-def render_all(data: ReportData) -> dict[str, str]:
+def render_all(data: PlotData) -> dict[str, str]:
     return {name: fn(data) for name, fn in PLOTS.items()}

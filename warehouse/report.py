@@ -8,7 +8,8 @@ looked up by trace_id: no model holds texts.
 
 Three steps, each a function that tests can call on its own:
 
-    gather(con, ...)  -> ReportData     the numbers, from the models (plain Python values)
+    gather(con, ...)  -> ReportData     the numbers, from the models (plain Python values), one
+                                        function per section (report_sections.py)
     plots.render_all(data)              six PNGs, base64 data: URIs (warehouse/plots.py)
     render_html(data) -> str            Jinja2, autoescape on (templates/report.html.j2)
 
@@ -31,21 +32,17 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog, formatting, storage
+from mementos.foundation import formatting, storage
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.resources import resource_dir
-from mementos.warehouse import card, guard
-from mementos.warehouse.report_data import MAX_BLOCKS_BIN, RATIO_BIN, RATIO_MAX, CardRow, ReportData
+from mementos.warehouse import guard, report_sections
 from mementos.warehouse.output import write_file
-from mementos.warehouse.trace_view import _dicts, _no_trace, _ratio, anchor_for, clip, trace_views
+from mementos.warehouse.report_data import ReportData
+from mementos.warehouse.trace_view import TraceView, _no_trace, clip, trace_views
 
 TEMPLATES = resource_dir("templates")
 
-MAX_PLOT_DOMAINS = 6  # plots draw the largest domains; the tables list all of them
-MIN_PLOT_SHARE = 0.01  # ... those with at least 1% of the analysed traces
-MAX_DOMAIN_VIEWS = 8  # one typical trace per domain, for the largest domains
 DEFAULT_OUTLIERS = 10
-SCATTER_SAMPLE = 3000
 # The models the report reads (their upstream models are built with them).
 REPORT_MODELS = ("all_traces", "block_pairs", "trace_compression", "domain_compression", "inference_summary",
                  "outlier_traces", "full_alignment", "memento_retention", "retention_summary",
@@ -77,17 +74,6 @@ REPORT_COLUMNS = {
     "full_alignment": ("trace_id", "full_trace_id", "link", "aligned"),
 }
 REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless MEMENTOS_MEMORY_LIMIT is set
-LEAST_INFORMATIVE = 10  # mementos listed in the retention section
-MIN_CONTENT_WORDS = 10  # blocks with fewer content words are too short to judge a memento's word recall
-
-
-# ---------------------------------------------------------------------------
-# Helpers
-
-
-def _scalar_row(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> dict:
-    rows = _dicts(con, sql, params)
-    return rows[0] if rows else {}
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +121,8 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
 
 def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
            outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
-    """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build)."""
+    """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build):
+    each section gathered by its function in report_sections.py."""
     from mementos.warehouse.engine import data_version, existing_objects
 
     con.execute("SET enable_progress_bar = false")
@@ -145,152 +132,23 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
                              f"run `mementos build --db {db}` (the report command does it for you)")
     check_columns(con, models_dir)
+    card_comparison = report_sections.card_comparison(con)
+    listed = report_sections.outliers(con, outliers)
+    return ReportData(
+        db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con, objects),
+        overview=report_sections.overview(con, objects), card=card_comparison,
+        plot_data=report_sections.plot_data(con, card_comparison.has_tokens),
+        retention=report_sections.retention(con), outliers=listed,
+        views=_views(con, db, report_sections.traces_to_show(con, listed.top, extra_traces), extra_traces),
+        models=model_rows(con, models_dir))
 
-    # traces per dataset, domain and status: one pass over `traces` (all_traces, a view, would also join
-    # every trace's issue codes), from which the totals, datasets and domains are summed
-    counts = con.execute("SELECT dataset, coalesce(domain, '(unknown)') AS domain, status, count(*) FROM traces "
-                         "GROUP BY ALL").fetchall()
-    totals, datasets, domains = _trace_counts(counts)
-    totals["blocks"] = con.execute("SELECT count(*) FROM block_pairs").fetchall()[0][0]
 
-    runs = _dicts(con, f"""
-        SELECT {', '.join(catalog.RUN_COLUMNS)},
-               run_id IN (SELECT run_id FROM ({catalog.current_runs_sql(con)})) AS current
-        FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
-    for d in domains:
-        d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
-    # parse issues per config and code, one config at a time (the view's two, sql/views.sql): a query over both
-    # reads the Parquet metadata of the traces' and the full traces' files at once (~20 MiB more at 228,557
-    # traces, measured when the files had a row group per 125 traces)
-    issues = []
-    for config in ("default", "full"):
-        issues += _dicts(con, """
-            SELECT config, code, count(DISTINCT trace_id) AS traces, count(*) AS issues
-            FROM parse_issues WHERE config = ? GROUP BY config, code""", [config])
-    issues.sort(key=lambda r: (r["config"], -r["traces"], r["code"]))
-    alignment = None
-    if "full_alignment" in objects:
-        alignment = _scalar_row(con, """
-            SELECT count(*) FILTER (WHERE link <> 'unlinked') AS linked,
-                   count(*) FILTER (WHERE link = 'hash') AS by_hash,
-                   count(*) FILTER (WHERE link = 'problem') AS by_problem,
-                   count(*) FILTER (WHERE aligned) AS aligned,
-                   count(*) FILTER (WHERE NOT aligned) AS disagreeing,
-                   count(*) FILTER (WHERE link = 'unlinked' AND full_trace_id IS NULL) AS unlinked_default,
-                   count(*) FILTER (WHERE link = 'unlinked' AND trace_id IS NULL) AS unlinked_full
-            FROM full_alignment""")
-
-    card_table, has_tokens = card_rows(con)
-
-    # plots -----------------------------------------------------------------
-    plot_domains = [r[0] for r in con.execute(
-        "SELECT domain FROM trace_compression GROUP BY domain "
-        "HAVING count(*) >= ? * (SELECT count(*) FROM trace_compression) "
-        "ORDER BY count(*) DESC, domain LIMIT ?", [MIN_PLOT_SHARE, MAX_PLOT_DOMAINS]).fetchall()]
-    nbins = int(round(RATIO_MAX / RATIO_BIN)) + 1
-    ratio_hist = {d: [0] * nbins for d in plot_domains}
-    for domain, b, n in con.execute(
-            "SELECT domain, CAST(least(floor(ratio_chars / ?), ?) AS INTEGER) AS bin, count(*) FROM block_pairs "
-            "GROUP BY ALL", [RATIO_BIN, nbins - 1]).fetchall():
-        if domain in ratio_hist:
-            ratio_hist[domain][b] += n
-    blocks_hist: dict[str, dict[int, int]] = {d: {} for d in plot_domains}
-    for domain, nb, n in con.execute(
-            "SELECT domain, least(n_blocks, ?) AS nb, count(*) FROM trace_compression GROUP BY ALL ORDER BY nb",
-            [MAX_BLOCKS_BIN]).fetchall():
-        if domain in blocks_hist:
-            blocks_hist[domain][nb] = blocks_hist[domain].get(nb, 0) + n
-    scatter = [tuple(r) for r in con.execute(
-        f"SELECT domain, block_chars, memento_chars FROM block_pairs "
-        f"USING SAMPLE reservoir({SCATTER_SAMPLE} ROWS) REPEATABLE (7)").fetchall()]
-    scatter.sort(key=lambda r: (str(r[0]), r[1], r[2]))
-    compression_unit = "tokens" if has_tokens else "chars"
-    compression_box = {}
-    for domain, qs, n in con.execute(
-            f"SELECT domain, quantile_cont(compression_{compression_unit}, [0.05, 0.25, 0.5, 0.75, 0.95]), "
-            f"count(compression_{compression_unit}) FROM trace_compression GROUP BY domain").fetchall():
-        if domain in plot_domains and n:
-            compression_box[domain] = dict(zip(("p5", "q1", "med", "q3", "p95"), qs), n=n)
-    inference: dict[str, dict[int, tuple]] = {}
-    inference_total: dict[int, tuple] = {}
-    for domain, is_total, k, no_ev, with_ev, plain in con.execute(
-            "SELECT domain, is_total, k, median_peak_no_eviction, median_peak_with_eviction, median_peak_plain_cot "
-            "FROM inference_summary ORDER BY k").fetchall():
-        if is_total:  # not `domain == 'all'`: a domain may be called that
-            inference_total[k] = (no_ev, with_ev, plain)
-        elif domain in plot_domains:
-            inference.setdefault(domain, {})[k] = (no_ev, with_ev, plain)
-
-    positions: dict[str, dict[int, float | None]] = {}
-    positions_total: dict[int, float | None] = {}
-    for domain, is_total, order, median in con.execute(
-            "SELECT domain, is_total, position_order, median_ratio_chars FROM compression_by_position").fetchall():
-        if is_total:
-            positions_total[order] = median
-        elif domain in plot_domains:
-            positions.setdefault(domain, {})[order] = median
-    savings = _dicts(con, """
-        SELECT k, traces, median_peak_plain_cot, median_peak_no_eviction, median_peak_with_eviction,
-               p90_peak_with_eviction, median_saved_fraction_vs_no_eviction, median_saved_fraction_vs_plain_cot,
-               median_kv_saved_fraction_vs_plain_cot, share_fits_8k_plain_cot, share_fits_8k_with_eviction,
-               share_fits_16k_plain_cot, share_fits_16k_with_eviction, share_fits_32k_plain_cot,
-               share_fits_32k_with_eviction
-        FROM inference_summary WHERE is_total AND median_peak_with_eviction IS NOT NULL ORDER BY k""")
-
-    # memento retention -------------------------------------------------------
-    retention = _dicts(con, """
-        SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, p10_numbers_kept_fraction,
-               p90_numbers_kept_fraction, share_keeping_every_number, median_word_recall, p10_word_recall,
-               p90_word_recall
-        FROM retention_summary ORDER BY is_total, pairs DESC, domain""")
-    least_informative = _dicts(con, """
-        SELECT trace_id, block_idx, domain, block_chars, memento_chars, block_numbers, numbers_kept,
-               block_content_words, content_words_kept, word_recall
-        FROM memento_retention
-        WHERE block_content_words >= ?
-        ORDER BY word_recall, numbers_kept_fraction NULLS LAST, trace_id, block_idx
-        LIMIT ?""", [MIN_CONTENT_WORDS, LEAST_INFORMATIVE])
-
-    # outliers and the traces shown -----------------------------------------
-    outlier_total = con.execute("SELECT count(*) FROM outlier_traces").fetchall()[0][0]
-    outlier_reasons = _dicts(con, """
-        SELECT reason, count(*) AS traces
-        FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM outlier_traces)
-        GROUP BY reason ORDER BY traces DESC, reason""")
-    top = _dicts(con, """
-        SELECT trace_id, dataset, domain, status, reasons, n_reasons, issue_codes, duplicate_of, n_blocks,
-               ratio_chars, domain_median_ratio_chars, ratio_z, blocks_z, max_block_chars, max_block_z, answer_chars
-        FROM outlier_traces
-        ORDER BY n_reasons DESC,
-                 greatest(coalesce(abs(ratio_z), 0), coalesce(abs(blocks_z), 0), coalesce(abs(max_block_z), 0)) DESC,
-                 trace_id
-        LIMIT ?""", [outliers])
-    for o in top:
-        o["anchor"] = anchor_for(o["trace_id"])
-        o["reasons"] = o["reasons"].split(",") if o["reasons"] else []
-
-    typical = _dicts(con, """
-        WITH ranked AS (
-            SELECT trace_id, domain, ratio_chars,
-                   quantile_cont(ratio_chars, 0.5) OVER (PARTITION BY domain) AS median_ratio,
-                   count(*) OVER (PARTITION BY domain) AS traces
-            FROM trace_compression
-        )
-        SELECT domain, trace_id, ratio_chars, median_ratio, traces FROM ranked
-        QUALIFY row_number() OVER (PARTITION BY domain ORDER BY abs(ratio_chars - median_ratio), trace_id) = 1
-        ORDER BY traces DESC, domain LIMIT ?""", [MAX_DOMAIN_VIEWS])
-
-    why: dict[str, list[str]] = {}
-    for t in typical:
-        why.setdefault(t["trace_id"], []).append(
-            f"typical {t['domain']} trace (memento/block ratio closest to the domain median)")
-    for o in top:
-        why.setdefault(o["trace_id"], []).append("outlier: " + ", ".join(o["reasons"]))
-    for tid in extra_traces:
-        why.setdefault(tid, []).append("chosen with --trace")
+def _views(con: duckdb.DuckDBPyConnection, db: str, why: dict[str, list[str]], chosen) -> list[TraceView]:
+    """The trace views of the traces in `why`, in its order, each with its reasons; a trace `chosen` with
+    --trace that is not in the warehouse is an error naming it."""
     with _pool_for_texts(con, list(why)):
         found = trace_views(con, list(why))
-    unknown = [t for t in extra_traces if t not in found]
+    unknown = [t for t in chosen if t not in found]
     if unknown:
         raise WarehouseError(_no_trace(con, unknown[0], db))
     views = []
@@ -298,16 +156,7 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
         if tid in found:
             found[tid].why = reasons
             views.append(found[tid])
-
-    return ReportData(
-        db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con, objects),
-        totals=totals, datasets=datasets, runs=runs, domains=domains, issues=issues, alignment=alignment,
-        card=card_table, has_tokens=has_tokens, plot_domains=plot_domains, ratio_hist=ratio_hist,
-        blocks_hist=blocks_hist, scatter=scatter, compression_box=compression_box,
-        compression_unit=compression_unit, inference=inference, inference_total=inference_total,
-        positions=positions, positions_total=positions_total, savings=savings, retention=retention, least_informative=least_informative,
-        outlier_total=outlier_total,
-        outlier_reasons=outlier_reasons, outliers=top, views=views, models=model_rows(con, models_dir))
+    return views
 
 
 def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
@@ -326,73 +175,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
             raise WarehouseError(
                 f"{where}: the report reads the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)} of "
                 f"{model}, which this model does not have; add {'them' if len(lacking) > 1 else 'it'} to its SELECT "
-                f"(README.md, \"Your own models\"), or leave the model out of --models")
-
-
-def _trace_counts(counts: list[tuple]) -> tuple[dict, list[dict], list[dict]]:
-    """(dataset, domain, status, traces) rows -> the totals, the datasets and the domains, each with its traces,
-    ok and flagged, in the report's order (most traces first, then by name)."""
-    def tally(rows) -> dict:
-        return {"traces": sum(n for *_, n in rows), "ok": sum(n for *_, s, n in rows if s == "ok"),
-                "flagged": sum(n for *_, s, n in rows if s == "flagged")}
-
-    def grouped(position: int) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
-        for r in counts:
-            out.setdefault(r[position], []).append(r)
-        return out
-
-    totals = tally(counts) | {"datasets": len(grouped(0))}
-    datasets = [{"dataset": name, **tally(rows), "domains": len({r[1] for r in rows})}
-                for name, rows in grouped(0).items()]
-    domains = [{"domain": name, **tally(rows)} for name, rows in grouped(1).items()]
-    datasets.sort(key=lambda d: (-d["traces"], d["dataset"]))
-    domains.sort(key=lambda d: (-d["traces"], d["domain"]))
-    return totals, datasets, domains
-
-
-def card_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[CardRow], bool]:
-    """This warehouse's figures beside the card's, each computed as the card states it."""
-    ratios = dict(con.execute(
-        "SELECT domain, median_ratio_chars FROM domain_compression WHERE NOT is_total").fetchall())
-    # the tutorial's figure: the median over traces of each trace's memento/block ratio
-    per_trace_ratios = {d: (c, w) for d, c, w in con.execute(
-        "SELECT domain, median_trace_ratio_chars, median_trace_ratio_words FROM domain_compression "
-        "WHERE NOT is_total").fetchall()}
-    all_row = _scalar_row(con, "SELECT * FROM domain_compression WHERE is_total")
-    per_block = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento, "
-                                 "count(block_tokens) AS with_tokens FROM block_pairs")
-    per_trace = _scalar_row(con, "SELECT avg(block_tokens) AS block, avg(memento_tokens) AS memento "
-                                 "FROM trace_compression")
-    has_tokens = bool(per_block.get("with_tokens"))
-
-    def med(col):
-        v = all_row.get(col)
-        return f"median {v:,.0f}" if v is not None else ""
-
-    rows = []
-    for domain, figure in card.median_ratio_chars().items():
-        chars, words = per_trace_ratios.get(domain, (None, None))
-        note = (f"median of per-trace ratios {chars:.3f} (chars), {words:.3f} (words)"
-                if chars is not None and words is not None else "")
-        rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", figure,
-                            ratios.get(domain), note, 3))
-    overall = card.overall
-    rows += [
-        CardRow("block length (tokens)", "average", overall(card.TOKENS_PER_BLOCK), per_block.get("block"),
-                med("median_tokens_per_block"), 0),
-        CardRow("memento length (tokens)", "average", overall(card.TOKENS_PER_MEMENTO), per_block.get("memento"),
-                med("median_tokens_per_memento"), 0),
-        CardRow("block tokens per trace", "average", overall(card.BLOCK_TOKENS_PER_TRACE), per_trace.get("block"),
-                med("median_block_tokens_per_trace"), 0),
-        CardRow("memento tokens per trace", "average", overall(card.MEMENTO_TOKENS_PER_TRACE),
-                per_trace.get("memento"), med("median_memento_tokens_per_trace"), 0),
-        CardRow("trace-level compression (block tokens / memento tokens, x)", "ratio of the averages",
-                overall(card.TRACE_COMPRESSION), _ratio(per_trace.get("block"), per_trace.get("memento")),
-                (f"median per trace {all_row['median_compression_tokens']:.2f}"
-                 if all_row.get("median_compression_tokens") is not None else ""), 2),
-    ]
-    return rows, has_tokens
+                f"(warehouse.md, \"Your own models\"), or leave the model out of --models")
 
 
 def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:
@@ -460,10 +243,10 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
         with _small_pool(con):
             data = gather(con, str(db), list(traces), outliers, models_dir=models_dir)
     timings["queries"] = time.monotonic() - t
-    if data.nothing_to_analyse:
-        echo(f"report: nothing to analyse: {data.nothing_to_analyse}")
+    if data.overview.nothing_to_analyse:
+        echo(f"report: nothing to analyse: {data.overview.nothing_to_analyse}")
     t = time.monotonic()
-    data.plots = plots.render_all(data)
+    data.plots = plots.render_all(data.plot_data)
     timings["plots"] = time.monotonic() - t
     t = time.monotonic()
     body = render_html(data).encode("utf-8")

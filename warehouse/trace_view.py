@@ -89,6 +89,16 @@ class IssueMark:
     detail: str  # the parser's short explanation, e.g. "block 8 is never closed (ended by summary_start)"
 
 
+def _pair_total(attr: str) -> property:
+    """A trace's sum of `attr` over its complete pairs (block and memento both there); None when it has none,
+    or when one of them lacks the value."""
+    def total(view: TraceView) -> int | None:
+        values = [getattr(p, attr) for p in view.pairs if p.block is not None and p.memento is not None]
+        return None if not values or any(v is None for v in values) else sum(values)
+
+    return property(total)
+
+
 @dataclass
 class TraceView:
     trace_id: str
@@ -151,25 +161,10 @@ class TraceView:
             parts.append("flagged: " + ", ".join(self.issue_codes or [self.status]))
         return " · ".join(parts)
 
-    def _total(self, attr: str) -> int | None:
-        values = [getattr(p, attr) for p in self.pairs if p.block is not None and p.memento is not None]
-        return None if not values or any(v is None for v in values) else sum(values)
-
-    @property
-    def block_tokens(self) -> int | None:
-        return self._total("block_tokens")
-
-    @property
-    def memento_tokens(self) -> int | None:
-        return self._total("memento_tokens")
-
-    @property
-    def block_chars(self) -> int | None:
-        return self._total("block_chars")
-
-    @property
-    def memento_chars(self) -> int | None:
-        return self._total("memento_chars")
+    block_tokens = _pair_total("block_tokens")
+    memento_tokens = _pair_total("memento_tokens")
+    block_chars = _pair_total("block_chars")
+    memento_chars = _pair_total("memento_chars")
 
     @property
     def compression_tokens(self) -> float | None:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mementos.foundation.errors import WarehouseError
-from mementos.warehouse import export_json
+from mementos.warehouse.export import json_lines
 from mementos.foundation.durable import create_exclusive
 
 MANIFEST = "manifest.json"
@@ -109,9 +109,9 @@ class SplitWriter:
             self.tokens_missing = True
         self.tokens.extend(v for v in tokens.to_pylist() if v is not None)
         if self._parquet is None:
-            for part, big in export_json.runs(table):  # rows too big for DuckDB's to_json: export_json
+            for part, big in json_lines.runs(table):  # rows too big for DuckDB's to_json: json_lines
                 if big:
-                    for piece in export_json.lines(part):
+                    for piece in json_lines.lines(part):
                         self.file.write(piece)
                     continue
                 self.encoder.register("__export_rows", part)

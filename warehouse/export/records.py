@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mementos.foundation.markup import SUMMARY_END, SUMMARY_START, THINK_CLOSE, THINK_OPEN
+from mementos.warehouse.export.spec import ExportKind
 
 LAYOUT_VERSION = 2  # bump when the text of the messages changes for the same views (render_* below)
 SUMMARIZE_INSTRUCTION = ("Write the memento of this reasoning block: a short summary that keeps every result, "
@@ -18,13 +19,13 @@ SPAN_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("block_idx", pa.int32())
                                 ("end", pa.int64())]))
 
 
-def output_schema(kind: str) -> pa.Schema:
+def output_schema(kind: ExportKind) -> pa.Schema:
     """The columns of every record, in this order (block_idx only for summarize, spans for the others)."""
     fields = [pa.field("messages", MESSAGES_TYPE), pa.field("trace_id", pa.string())]
-    if kind == "summarize":
+    if kind == ExportKind.SUMMARIZE:
         fields.append(pa.field("block_idx", pa.int32()))
     fields += [pa.field(c, pa.string()) for c in LABELS] + [pa.field("n_tokens", pa.int64())]
-    if kind != "summarize":
+    if kind != ExportKind.SUMMARIZE:
         fields.append(pa.field("spans", SPAN_TYPE))
     return pa.schema(fields)
 
@@ -101,7 +102,7 @@ def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: 
     return spans
 
 
-def turns(kind: str, plan: pa.Table, texts: pa.Table,
+def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table,
            at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None, pa.Array | None]:
     """The user and assistant contents of a chunk's examples, aligned with its plan rows, their spans
     (not for summarize) and whether the memento copies its block (summarize only).
@@ -109,14 +110,14 @@ def turns(kind: str, plan: pa.Table, texts: pa.Table,
     `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
     Each response becomes a Python string once, however many examples are cut from it.
     """
-    if kind == "memento":
+    if kind == ExportKind.MEMENTO:
         cols = [plan.column(c).to_pylist() for c in ("blocks", "mementos", "answer_start", "answer_end")]
         spans = pa.array([_response_spans(*row) for row in zip(*cols)], SPAN_TYPE)
         return (texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks(),
                 spans, None)
     responses = [r or "" for r in texts.column("response").to_pylist()]
     rows = at.to_pylist()
-    if kind == "summarize":
+    if kind == ExportKind.SUMMARIZE:
         cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
         users, assistants, copied = [], [], []
         for i, bs, be, ms, me in zip(rows, *cols):
@@ -126,7 +127,7 @@ def turns(kind: str, plan: pa.Table, texts: pa.Table,
             copied.append(copies_block(r[ms:me], r[bs:be]))
         return (pa.array(users, pa.string()), pa.array(assistants, pa.string()), None,
                 pa.array(copied, pa.bool_()))
-    render = render_compressed if kind == "compressed" else render_plain
+    render = render_compressed if kind == ExportKind.COMPRESSED else render_plain
     think = plan.column("think_spans").to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
     assistants, spans = [], []

@@ -7,34 +7,7 @@ import hashlib
 import re
 import time
 from array import array
-
-from mementos.foundation.errors import WarehouseError
-
-DEFAULT_SPLITS = "train=0.98,validation=0.01,test=0.01"
-_SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def parse_splits(spec: str) -> list[tuple[str, float]]:
-    """`train=0.98,validation=0.01,test=0.01` -> [(name, fraction), ...] in the given order."""
-    splits: list[tuple[str, float]] = []
-    for part in spec.split(","):
-        name, eq, value = part.strip().partition("=")
-        name = name.strip()
-        try:
-            fraction = float(value)
-        except ValueError:
-            fraction = -1.0
-        if not eq or not _SPLIT_NAME_RE.match(name) or not 0 <= fraction <= 1:
-            raise WarehouseError(f"--split {spec}: each part is NAME=FRACTION with NAME of letters, digits, _ "
-                                 f"or - and FRACTION between 0 and 1 (e.g. {DEFAULT_SPLITS}); not {part.strip()!r}")
-        if name in (s for s, _ in splits):
-            raise WarehouseError(f"--split {spec}: split {name!r} is named twice")
-        splits.append((name, fraction))
-    total = sum(f for _, f in splits)
-    if abs(total - 1.0) > 1e-6:
-        raise WarehouseError(f"--split {spec}: the fractions add up to {total:g}, not 1")
-    return splits
-
+from typing import Mapping
 
 def normalize_problem(problem: str | None) -> str:
     """The problem with every run of whitespace (as str.split sees it) made one space, ends trimmed."""
@@ -53,20 +26,20 @@ def problem_key(problem: str | None, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
 
 
-def split_of(problem: str | None, seed: int, splits: list[tuple[str, float]], groups: dict[int, int] | None = None) -> str:
+def split_of(problem: str | None, seed: int, splits: Mapping[str, float], groups: dict[int, int] | None = None) -> str:
     """The split a problem goes to: the first whose cumulative fraction exceeds its split point. With `groups`
     (near_duplicate_groups), the point is the smallest of its near-duplicate group's, so the group stays together."""
     key = problem_key(problem, seed)
     return _split_at((groups or {}).get(key, key) / 2**64, splits)
 
 
-def _split_at(point: float, splits: list[tuple[str, float]]) -> str:
+def _split_at(point: float, splits: Mapping[str, float]) -> str:
     cumulative = 0.0
-    for name, fraction in splits:
+    for name, fraction in splits.items():
         cumulative += fraction
         if point < cumulative:
             return name
-    return [name for name, fraction in splits if fraction > 0][-1]  # float rounding at the top end
+    return [name for name, fraction in splits.items() if fraction > 0][-1]  # float rounding at the top end
 
 
 # ---------------------------------------------------------------------------

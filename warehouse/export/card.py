@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mementos.warehouse.export.spec import ExportKind
+
 CARD = "README.md"  # the Hugging Face dataset card: `datasets.load_dataset(DIR)` reads its configs
 
 
@@ -102,8 +104,8 @@ def _listing(value) -> str:
 
 
 KIND_DESCRIPTIONS = {
-    "memento": "the problem, then the response with its block and memento markup",
-    "compressed": "the problem, then every memento (blocks evicted) and the answer",
-    "summarize": "one example per block: an instruction and the block, then its memento",
-    "plain": "the problem, then the blocks without any memento markup, and the answer",
+    ExportKind.MEMENTO: "the problem, then the response with its block and memento markup",
+    ExportKind.COMPRESSED: "the problem, then every memento (blocks evicted) and the answer",
+    ExportKind.SUMMARIZE: "one example per block: an instruction and the block, then its memento",
+    ExportKind.PLAIN: "the problem, then the blocks without any memento markup, and the answer",
 }

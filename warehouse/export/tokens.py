@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mementos.warehouse.export_records import SUMMARIZE_INSTRUCTION
+from mementos.warehouse.export.records import SUMMARIZE_INSTRUCTION
 
 
 def rendered_tokens(user: pa.Array, assistant: pa.Array) -> pa.Array:

@@ -77,4 +77,4 @@ def _pieces(v) -> Iterator[str]:
             yield from _pieces(value)
         yield "}" if isinstance(v, dict) else "]"
     else:  # the export's schema has no floats (to_json prints them its own way) and nothing else
-        raise TypeError(f"an export record holds a {type(v).__name__}, which export_json does not encode")
+        raise TypeError(f"an export record holds a {type(v).__name__}, which json_lines does not encode")

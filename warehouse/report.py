@@ -175,7 +175,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
             raise WarehouseError(
                 f"{where}: the report reads the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)} of "
                 f"{model}, which this model does not have; add {'them' if len(lacking) > 1 else 'it'} to its SELECT "
-                f"(warehouse.md, \"Your own models\"), or leave the model out of --models")
+                f"(README.md, \"Your own models\"), or leave the model out of --models")
 
 
 def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:

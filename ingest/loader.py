@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog
+from mementos.foundation import catalog, storage
 from mementos.foundation.errors import ReconciliationError
 from mementos.foundation.faults import checkpoint
 from mementos.foundation.layout import run_dir
@@ -46,8 +46,7 @@ def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
 
 def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:
     """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with storage.transaction(con, before_commit="ingest.before_commit"):
         finished = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
         # run_seq orders the runs, never a clock: a clock set back must not make this run older
         con.execute(
@@ -63,14 +62,6 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts:
         publish_views(con, root)
         checkpoint("ingest.publish.views")
         _reconcile(con, root, run, counts)
-        checkpoint("ingest.before_commit")
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # a COMMIT that failed (a full disk) ended the transaction already: the first error counts
-        raise
 
 
 def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: RunRecord, counts: Counter) -> None:

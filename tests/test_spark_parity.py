@@ -29,7 +29,9 @@ import duckdb  # noqa: E402
 
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, storage
-from mementos.warehouse import engine, spark_engine  # noqa: E402
+from mementos.warehouse import engine  # noqa: E402
+from mementos.warehouse.project import load_project  # noqa: E402
+from mementos.warehouse.spark import engine as spark_engine  # noqa: E402
 from mementos.warehouse.models import load_model  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
@@ -43,7 +45,7 @@ TEST_CONF = {
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
 }
-MODELS = engine.load_project().order
+MODELS = load_project().order
 TIMES: dict[str, float] = {}
 
 
@@ -112,7 +114,7 @@ def _sort_key(grain_positions):
 def test_same_rows_as_duckdb(model, warehouse, spark_report):
     result = {r.name: r for r in spark_report.results}[model]
     assert result.status == "built", f"{model} was not built on Spark: {result.error or result.reason}"
-    grain = engine.load_project().models[model].grain
+    grain = load_project().models[model].grain
     parts = layout.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
     with storage.connect(warehouse) as con:
         on_duckdb = con.execute(f'SELECT * FROM "{model}"')

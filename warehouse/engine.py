@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -121,9 +122,10 @@ class DuckDBEngine:
     parallel = 1
     label = ""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path, project: Project, current_data: str,
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path, project: Project, state: planner.State,
                  tx: storage.Transaction):
-        self.con, self.db, self.project, self.current_data, self.tx = con, db, project, current_data, tx
+        self.con, self.db, self.project, self.tx = con, db, project, tx
+        self.state = state  # what was built before, for the planner
         self.build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         self.views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batches
 
@@ -175,7 +177,7 @@ class DuckDBEngine:
             f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, "
             f"rows, seconds, built_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self.build_id, model.name, model.version, model.kind, self.project.fingerprints[model.name],
-             self.current_data, status, rows, seconds, datetime.now(), detail],
+             self.state.data_version, status, rows, seconds, datetime.now(), detail],
         )
 
 
@@ -213,12 +215,19 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     """The build on an open writer connection, in one transaction (the module docstring)."""
     storage.ensure_schema(con, db)
     project = load_project(models_dir, set(existing_objects(con)))
+    with open_engine(con, db, project) as engine:
+        plan = planner.plan(project, engine.state, planner.select(project, select), full_refresh)
+        return BuildReport(str(db), execute(project, plan, engine, echo))
+
+
+@contextmanager
+def open_engine(con: duckdb.DuckDBPyConnection, db: Path, project: Project) -> Iterator[DuckDBEngine]:
+    """The DuckDB adapter on the writer's connection `con` (its `state`: what was built), in one
+    transaction that commits when the block ends, unless a model failed (the adapter undid it all)."""
     state = duckdb_state(con)
-    plan = planner.plan(project, state, planner.select(project, select), full_refresh)
     with storage.transaction(con, before_commit="build.before_commit") as tx:
         con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
-        engine = DuckDBEngine(con, db, project, state.data_version, tx)
-        return BuildReport(str(db), execute(project, plan, engine, echo))
+        yield DuckDBEngine(con, db, project, state, tx)
 
 
 # ---------------------------------------------------------------------------

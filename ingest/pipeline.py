@@ -105,7 +105,8 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
             checkpoint("ingest.after_commit")
         except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
-            disk.raise_if_full(exc, root, free_before, done="the warehouse is unchanged (this run's files were removed)")
+            disk.raise_if_full(exc, root, free_before,
+                               done="the warehouse is unchanged (this run's files were removed)")
             raise
     summary.seconds = time.monotonic() - started
     return summary

@@ -30,7 +30,8 @@ from mementos.warehouse.project import Project, load_project
 from mementos.warehouse.spark.layout import (MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for,
                                              leftover)
 from mementos.warehouse.spark.session import register_base_tables, spark_session
-from mementos.warehouse.spark.transpile import SparkModel, TranspileError, spark_schema, transpile_model, transpile_project
+from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_schema, transpile_model,
+                                                transpile_project)
 
 
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
@@ -83,7 +84,8 @@ class SparkEngine:
         """Write one model aside, audit it, rename it into place; a failure leaves the old directory.
         A model that does not transpile fails without running."""
         if model.name in self.untranspiled:
-            return ModelResult(model.name, Status.FAILED, "does not transpile", error=str(self.untranspiled[model.name]))
+            error = str(self.untranspiled[model.name])
+            return ModelResult(model.name, Status.FAILED, "does not transpile", error=error)
         t0 = time.monotonic()
         token = uuid.uuid4().hex[:8]
         tmp, tmp_view = self.layout.building_dir(model.name, token), aside_name(model.name)

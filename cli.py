@@ -216,7 +216,7 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
     """
     echo = _notes(quiet) if _stderr_is_terminal() and not quiet else None
     if engine == "spark":
-        from mementos.warehouse.spark_engine import build as run_spark_build
+        from mementos.warehouse.spark.engine import build as run_spark_build
 
         report = run_spark_build(db, select=list(select) or None, models_dir=models_dir, master=spark_master,
                                  echo=echo, full_refresh=full_refresh)
@@ -230,7 +230,7 @@ def build(db, select, full_refresh, engine, spark_master, quiet, as_json, models
     elif not quiet or not report.ok:  # a failed build is an error: --quiet prints it, on stderr
         from mementos.warehouse.console import print_styled
 
-        print_styled(report.format(), "build", file=sys.stderr if quiet else None)
+        print_styled(report.pieces(), file=sys.stderr if quiet else None)
     if not report.ok:
         raise SystemExit(1)
 
@@ -250,19 +250,19 @@ def models(db, engine, as_json, models_dir):
     if engine == "spark":
         if as_json:
             raise click.UsageError("--json lists the DuckDB models; it does not combine with --engine spark")
-        from mementos.warehouse.spark_engine import transpile_report
+        from mementos.warehouse.spark.engine import transpile_report
 
         _say(transpile_report(db, models_dir=models_dir))
         return
     if as_json:
-        from mementos.warehouse.engine import models_json
+        from mementos.warehouse.model_list import models_json
 
         _print_json({"db": db, "models": models_json(db, models_dir)})
         return
     from mementos.warehouse.console import print_styled
-    from mementos.warehouse.engine import models_report
+    from mementos.warehouse.model_list import models_pieces
 
-    print_styled(models_report(db, models_dir), "models")
+    print_styled(models_pieces(db, models_dir))
 
 
 def _list_queries(ctx, _param, value) -> None:

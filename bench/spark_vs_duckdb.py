@@ -29,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mementos.warehouse import engine, spark_engine  # noqa: E402
+from mementos.warehouse import engine  # noqa: E402
+from mementos.warehouse.spark import engine as spark_engine  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
 

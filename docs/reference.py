@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from mementos.cli import main
 from mementos.warehouse.audits import unique
-from mementos.warehouse.engine import load_project
+from mementos.warehouse.project import load_project
 
 HELP_WIDTH = 100  # the width --help is wrapped at, so the reference does not depend on the terminal
 

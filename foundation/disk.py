@@ -44,6 +44,13 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
+def raise_if_full(exc: BaseException, path: Path, free_before: int | None, done: str) -> None:
+    """In an `except` block: when `exc` is a full disk, raise the one-line `disk_full` error instead
+    (`path`: where the command wrote, when the error does not name a file); otherwise return."""
+    if is_disk_full(exc):
+        raise disk_full(failed_path(exc, path), free_before=free_before, done=done) from None
+
+
 def disk_full(path: str | Path, needed: int | None = None, free_before: int | None = None,
               done: str = "") -> WarehouseError:
     """The one-line error for a full disk: the path, the space needed, the space free, what was undone.

@@ -50,7 +50,7 @@ class ModelError(WarehouseError):
 
 
 class CycleError(ModelError):
-    """Models that depend on each other in a circle (warehouse/engine.py)."""
+    """Models that depend on each other in a circle (warehouse/project.py)."""
 
 
 class TranspileError(ModelError):

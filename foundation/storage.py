@@ -26,6 +26,7 @@ import duckdb
 
 from mementos.foundation import catalog
 from mementos.foundation.errors import WarehouseBusy, WarehouseError, first_line, no_warehouse
+from mementos.foundation.faults import checkpoint
 from mementos.foundation.layout import data_dir, lock_path, temp_dir
 
 BASE_TABLES = catalog.VIEW_NAMES + ("ingest_runs",)
@@ -267,6 +268,36 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
 
 
 EVICT_TO = "1MB"  # the limit release_memory sets for a moment, to evict all it can
+
+
+class Transaction:
+    """An open transaction of `transaction`; `roll_back` ends it early (nothing is committed then)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con, self.open = con, True
+
+    def roll_back(self) -> None:
+        self.con.execute("ROLLBACK")
+        self.open = False
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, before_commit: str):
+    """BEGIN; the block; the crash point `before_commit` (foundation/faults.py); COMMIT. Any exception,
+    an interrupt too, rolls the transaction back and goes on."""
+    con.execute("BEGIN TRANSACTION")
+    tx = Transaction(con)
+    try:
+        yield tx
+        if tx.open:
+            checkpoint(before_commit)
+            con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction left: rolled back already, or a COMMIT that failed (a full disk) ended it
+        raise
 
 
 def release_memory(con: duckdb.DuckDBPyConnection) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog
+from mementos.foundation import catalog, storage
 from mementos.foundation.catalog import IngestRun
 from mementos.foundation.errors import ReconciliationError
 from mementos.foundation.faults import checkpoint
@@ -30,22 +30,13 @@ def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
 def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:
     """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote.
     Stamps the run's finished_at and seconds with the moment it is recorded."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with storage.transaction(con, before_commit="ingest.before_commit"):
         run.finished_at = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
         run.seconds = (run.finished_at - run.started_at).total_seconds()
         catalog.insert_run(con, run)
         publish_views(con, root)
         checkpoint("ingest.publish.views")
         _reconcile(con, root, run, counts)
-        checkpoint("ingest.before_commit")
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # a COMMIT that failed (a full disk) ended the transaction already: the first error counts
-        raise
 
 
 def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:

@@ -104,9 +104,8 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
             checkpoint("ingest.after_commit")
         except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
-            if disk.is_disk_full(exc):
-                raise disk.disk_full(disk.failed_path(exc, root), free_before=free_before,
-                                     done="the warehouse is unchanged (this run's files were removed)") from None
+            disk.raise_if_full(exc, root, free_before,
+                               done="the warehouse is unchanged (this run's files were removed)")
             raise
     summary.seconds = time.monotonic() - started
     return summary

@@ -85,7 +85,7 @@ def test_a_memory_error_is_one_line(tmp_path, monkeypatch, command):
     else:
         db = ingest(tmp_path, rows_of())
         if command == "build":
-            monkeypatch.setattr("mementos.warehouse.engine._create", no_memory)
+            monkeypatch.setattr("mementos.warehouse.materializations.for_model", no_memory)
             args = ["build", "--db", db]
         else:
             monkeypatch.setattr("mementos.warehouse.export.run.near_duplicate_groups", no_memory)

@@ -94,6 +94,9 @@ def test_build_and_models_json_and_colour(tmp_path):
     assert "\x1b[" not in plain.stdout  # not a terminal: no escape codes
     coloured = runner.invoke(main, ["build", "--select", "all_traces"], env={**env, "FORCE_COLOR": "1"})
     assert "\x1b[32mfresh\x1b[0m" in coloured.stdout
+    listed = runner.invoke(main, ["models"], env={**env, "FORCE_COLOR": "1"}).stdout.splitlines()
+    assert "  \x1b[32mfresh\x1b[0m  " in next(line for line in listed if line.startswith("all_traces "))
+    assert "  \x1b[2mnever built\x1b[0m  " in next(line for line in listed if line.startswith("block_pairs "))
 
 
 @pytest.mark.parametrize("command", [
@@ -141,10 +144,13 @@ def test_build_and_models_output_escapes_control_characters():
     import io
 
     from mementos.warehouse.console import print_styled
+    from mementos.warehouse.executor import BuildReport, ModelResult, Status
 
     out = io.StringIO()
-    print_styled("  FAILED   m  audit: 'x\x1b]52;c;cHduZWQ=\x07'", "build", file=out)
-    assert out.getvalue() == "  FAILED   m  audit: 'x\\x1b]52;c;cHduZWQ=\\x07'\n"
+    report = BuildReport("w.duckdb", [ModelResult("m", Status.FAILED, error="audit: 'x\x1b]52;c;cHduZWQ=\x07'")])
+    print_styled(report.pieces(), file=out)
+    assert out.getvalue().splitlines()[:2] == ["  FAILED   m  the previous table is kept",
+                                               "      audit: 'x\\x1b]52;c;cHduZWQ=\\x07'"]
 
 
 def test_a_summary_that_names_the_warehouse_escapes_control_characters(tmp_path):

@@ -25,8 +25,10 @@ import pytest
 from conftest import REPO
 from mementos.ingest.pipeline import run_ingest
 from mementos.foundation import storage
-from mementos.warehouse import engine
-from mementos.warehouse.engine import build, list_models
+from mementos.warehouse.engine import build
+from mementos.warehouse.materializations import ASIDE_PREFIX
+from mementos.warehouse.model_list import list_models
+from mementos.warehouse.project import BUILDS_TABLE
 from mementos.warehouse.export import ExportSpec, export
 from mementos.sample import write_sample
 from warehouse_state import snapshot
@@ -74,12 +76,12 @@ EXPORT = ("import sys; from mementos.cli import parse_splits; from mementos.ware
 def temporary_tables(db: Path) -> list[str]:
     with storage.connect(db) as con:
         return [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables WHERE starts_with("
-                                          "table_name, ?)", [engine.TMP_PREFIX]).fetchall()]
+                                          "table_name, ?)", [ASIDE_PREFIX]).fetchall()]
 
 
 def model_tables(state: dict) -> dict:
     return {k: v for k, v in state.items() if not k.startswith("_") and k not in storage.BASE_TABLES
-            and k != engine.BUILDS_TABLE}
+            and k != BUILDS_TABLE}
 
 
 def assert_finishes_like_a_clean_build(db: Path, states: dict) -> None:

@@ -21,7 +21,8 @@ import pytest
 
 from golden_models_data import ingest_golden
 from mementos.foundation import storage
-from mementos.warehouse.engine import build, load_project
+from mementos.warehouse.engine import build
+from mementos.warehouse.project import load_project
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "warehouse.md").read_text(encoding="utf-8")

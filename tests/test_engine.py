@@ -13,9 +13,11 @@ import duckdb
 import pytest
 
 from mementos.foundation import catalog, storage
-from mementos.warehouse import engine, planner
 from mementos.foundation.errors import CycleError, ModelError
-from mementos.warehouse.engine import build, list_models, load_project
+from mementos.warehouse.engine import build
+from mementos.warehouse.materializations import ASIDE_PREFIX
+from mementos.warehouse.model_list import list_models, models_report
+from mementos.warehouse.project import load_project
 from mementos.warehouse.models import fingerprint, load_model
 from mementos.foundation.errors import WarehouseError
 
@@ -86,7 +88,7 @@ def test_dependencies_come_from_the_sql_and_ctes_are_not_tables(toy_models):
     project = load_project(toy_models)
     assert project.parents == {"a": [], "b": ["a"], "c": ["b"], "d": []}
     assert project.base_refs["a"] == ["traces"] and project.base_refs["b"] == []
-    assert planner.descendants(project, "a") == {"b", "c"}
+    assert project.dag.descendants("a") == {"b", "c"}
 
 
 def test_fingerprint_ignores_layout_comments_and_keyword_case(toy_models):
@@ -232,7 +234,7 @@ def assert_rename_not_applied(db):
     assert rows(db, "SELECT x FROM v ORDER BY trace_id") == [(1,), (2,), (3,)]  # the old view still binds
     assert rows(db, "SELECT column_name FROM information_schema.columns WHERE table_name = 'p' "
                     "ORDER BY ordinal_position") == [("trace_id",), ("x",)]
-    assert rows(db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{engine.TMP_PREFIX}%'") \
+    assert rows(db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{ASIDE_PREFIX}%'") \
         == [(0,)]
 
 
@@ -356,7 +358,7 @@ def test_selecting_a_parent_alone_leaves_its_children_stale(toy_db, toy_models):
 def test_models_listing(toy_db, toy_models):
     assert {m.name: m.state for m in list_models(toy_db, toy_models)} == dict.fromkeys("abcd", "never built")
     build(toy_db, models_dir=toy_models)
-    text = engine.models_report(toy_db, toy_models)
+    text = models_report(toy_db, toy_models)
     assert text.splitlines()[0].split() == ["model", "kind", "version", "grain", "state", "rows", "last", "built"]
     assert "c      view   1        n         fresh" in text
 
@@ -396,7 +398,7 @@ def test_killed_build_leaves_the_previous_table(toy_db, toy_models, point):
     assert proc.returncode == -9, proc.stderr
     assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(2,), (4,), (6,)]
     assert rows(toy_db, "SELECT count(*) FROM model_builds WHERE model = 'b'") == [(1,)]
-    assert rows(toy_db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{engine.TMP_PREFIX}%'") \
+    assert rows(toy_db, f"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{ASIDE_PREFIX}%'") \
         == [(0,)]
     assert build(toy_db, models_dir=toy_models).by_status("built") == ["b", "c"]  # the lock was released
     assert rows(toy_db, "SELECT x FROM b ORDER BY trace_id") == [(3,), (6,), (9,)]

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from mementos.warehouse import planner
-from mementos.warehouse.engine import load_project
-from mementos.warehouse.planner import BUILD, FRESH, SKIP, LastBuild, State, Step
+from mementos.warehouse.planner import Action, LastBuild, State, Step
+from mementos.warehouse.project import load_project
+
+BUILD, FRESH, SKIP = Action.BUILD, Action.FRESH, Action.SKIP
 from mementos.foundation.errors import WarehouseError
 
 
@@ -128,8 +130,8 @@ def test_full_refresh_builds_every_selected_model(toy):
 
 
 def test_upstream_is_what_a_command_reading_a_model_needs(toy):
-    assert planner.upstream(toy, ["c"]) == {"a", "b", "c"}
-    assert planner.upstream(toy, ["c", "not_a_model"]) == {"a", "b", "c"}
+    assert toy.dag.upstream(["c"]) == {"a", "b", "c"}
+    assert toy.dag.upstream(["c", "not_a_model"]) == {"a", "b", "c"}
 
 
 def test_unknown_name_is_an_error_naming_the_closest_models(toy):

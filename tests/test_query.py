@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from mementos.cli import main
 from golden_models_data import ingest_golden
-from mementos.warehouse.engine import build, load_project
+from mementos.warehouse.engine import build
+from mementos.warehouse.project import load_project
 from mementos.warehouse.query import execute, run_sql
 from mementos.foundation.errors import WarehouseError
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,8 +29,11 @@ if shutil.which("java") is None:
 import duckdb  # noqa: E402
 
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
-from mementos.foundation import layout, storage
-from mementos.warehouse import engine, spark_engine  # noqa: E402
+from mementos.foundation import layout, snapshots, storage
+from mementos.warehouse import engine, planner  # noqa: E402
+from mementos.warehouse.executor import execute  # noqa: E402
+from mementos.warehouse.project import load_project  # noqa: E402
+from mementos.warehouse.spark import engine as spark_engine  # noqa: E402
 from mementos.warehouse.models import load_model  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
@@ -43,7 +47,7 @@ TEST_CONF = {
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
 }
-MODELS = engine.load_project().order
+MODELS = load_project().order
 TIMES: dict[str, float] = {}
 
 
@@ -112,7 +116,7 @@ def _sort_key(grain_positions):
 def test_same_rows_as_duckdb(model, warehouse, spark_report):
     result = {r.name: r for r in spark_report.results}[model]
     assert result.status == "built", f"{model} was not built on Spark: {result.error or result.reason}"
-    grain = engine.load_project().models[model].grain
+    grain = load_project().models[model].grain
     parts = layout.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model
     with storage.connect(warehouse) as con:
         on_duckdb = con.execute(f'SELECT * FROM "{model}"')
@@ -139,10 +143,11 @@ def test_same_rows_as_duckdb(model, warehouse, spark_report):
 # Models that cannot run on Spark, variants, audits
 
 
-def _write_model(directory: Path, name: str, sql: str, audits: str = "", grain: str = "[trace_id]") -> Path:
+def _write_model(directory: Path, name: str, sql: str, audits: str = "", grain: str = "[trace_id]",
+                 kind: str = "table") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.sql"
-    path.write_text(f"/*\nname: {name}\nversion: 1\nkind: table\ngrain: {grain}\n"
+    path.write_text(f"/*\nname: {name}\nversion: 1\nkind: {kind}\ngrain: {grain}\n"
                     f"description: a test model\n{audits}*/\n{sql}\n")
     return path
 
@@ -267,6 +272,59 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
         assert spark_engine.build(warehouse, spark=spark, models_dir=models).ok  # the DuckDB file knows which
     finally:
         shutil.rmtree(leftover)
+
+
+# ---------------------------------------------------------------------------
+# One plan, the same statuses on both engines (warehouse/executor.py)
+
+PARITY_MODELS = {
+    "parity_parent": ("table", "SELECT trace_id, n_blocks FROM traces", ""),
+    "parity_child": ("view", "SELECT trace_id, n_blocks * 2 AS doubled FROM parity_parent", ""),
+    "parity_orphan_parent": ("table", "SELECT trace_id FROM traces", ""),  # never selected
+    "parity_orphan_child": ("table", "SELECT trace_id FROM parity_orphan_parent", ""),
+}
+PARITY_FAILING = {
+    "parity_bad": ("table", "SELECT trace_id, n_blocks FROM parity_parent",
+                   "audits:\n  - accepted_range: {column: n_blocks, max: -1}\n"),
+    "parity_after_bad": ("table", "SELECT trace_id FROM parity_bad", ""),
+}
+
+
+def _parity_selection(project) -> set[str]:
+    return set(project.models) - {"parity_orphan_parent"}
+
+
+def _plan_and_execute_on_duckdb(db: Path, project):
+    """(the plan DuckDB's state gives, that plan executed on DuckDB)."""
+    with snapshots.writing(db, "build (parity test)") as writer, writer.stage() as stage:
+        storage.ensure_schema(stage.con, db)
+        with engine.open_engine(stage.con, db, project) as duck:
+            plan = planner.plan(project, duck.state, _parity_selection(project))
+            return plan, execute(project, plan, duck)
+
+
+def _execute_on_spark(db: Path, project, plan, spark):
+    """(the steps Spark's own state gives, `plan` executed on Spark)."""
+    with ExitStack() as stack:
+        on_spark = spark_engine.open_engine(stack, spark_engine.layout_for(db), project, spark=spark)
+        own = planner.plan(project, on_spark.state, _parity_selection(project)).steps
+        return own, execute(project, plan, on_spark)
+
+
+def test_one_plan_ends_in_the_same_statuses_on_duckdb_and_spark(tmp_path, spark, warehouse):
+    models = tmp_path / "models"
+    for batch, expected in [
+        (PARITY_MODELS, {"parity_child": "built", "parity_orphan_child": "skipped", "parity_parent": "built"}),
+        (PARITY_FAILING, {"parity_after_bad": "skipped", "parity_bad": "failed", "parity_child": "fresh",
+                          "parity_orphan_child": "skipped", "parity_parent": "fresh"}),
+    ]:
+        for name, (kind, sql, audits) in batch.items():
+            _write_model(models, name, sql, audits, kind=kind)
+        project = load_project(models)
+        plan, on_duckdb = _plan_and_execute_on_duckdb(warehouse, project)
+        own, on_spark = _execute_on_spark(warehouse, project, plan, spark)
+        assert [(s.model, s.action) for s in own] == [(s.model, s.action) for s in plan.steps]
+        assert {r.name: r.status for r in on_duckdb} == {r.name: r.status for r in on_spark} == expected
 
 
 def test_models_command_lists_spark_status(warehouse, spark_report):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mementos.warehouse import spark_engine
+from mementos.warehouse.spark import engine as spark_engine
 
 
 def test_an_indexed_list_of_quantiles_counts_from_zero_on_spark():

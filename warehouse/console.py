@@ -6,16 +6,19 @@ notes, summaries and error lines of every command pass data through it. A value 
 ... BEL would otherwise write the reader's clipboard (OSC 52), ESC ] 0 ; ... set the window title,
 and CSI sequences move the cursor or rewrite what is on screen; shown as \\x1b they do nothing.
 
-Colour: the text is the plain text the library formats (BuildReport.format, models_report);
-only the state words are coloured: fresh and built green, stale and skipped yellow,
-failed and undone red, never built dim. rich decides whether the output is a
-terminal (and honours NO_COLOR and FORCE_COLOR); piped output stays plain text.
+Colour: the library yields its text in pieces, each status or state word with its value
+(BuildReport.pieces, model_list.models_pieces); only those words are coloured: fresh and
+built green, stale and skipped yellow, failed and undone red, never built dim. rich decides
+whether the output is a terminal (and honours NO_COLOR and FORCE_COLOR); piped output stays
+plain text.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from enum import StrEnum
+from typing import Iterable
 
 # C0 and C1 control characters and DEL, but tab and newline (layout, not commands).
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -51,39 +54,34 @@ def page(chunks) -> None:
             os.environ.pop("LESS", None)
 
 
-STYLES = {
-    "built": "green", "fresh": "green", "stale": "yellow", "skipped": "yellow",
-    "FAILED": "bold red", "failed": "bold red", "undone": "red", "never built": "dim",
-}
-# A state word where the formats put one: first on a build line, in the state column of `models`.
-_BUILD_LINE = re.compile(r"^  (built|fresh|skipped|FAILED|undone)\b", re.MULTILINE)
-_STATE_WORD = re.compile(r"(?<=  )(fresh|stale|never built|failed)(?=\b)")
+def styles() -> dict[type, dict[StrEnum, str]]:
+    """The colour of each word, by vocabulary: a build's statuses (executor.Status), a model's states
+    (planner.Freshness). Imported here, not at the top: `sql` and `show` use this module without them."""
+    from mementos.warehouse.executor import Status
+    from mementos.warehouse.planner import Freshness
+
+    return {
+        Status: {Status.BUILT: "green", Status.FRESH: "green", Status.SKIPPED: "yellow",
+                 Status.FAILED: "bold red", Status.ROLLED_BACK: "red"},
+        Freshness: {Freshness.FRESH: "green", Freshness.STALE: "yellow", Freshness.NEVER_BUILT: "dim"},
+    }
 
 
-def styled(text: str, kind: str):
-    """`text` (kind 'build' or 'models'), control characters escaped, with its state words coloured."""
+def styled(pieces: Iterable[tuple[str, StrEnum | None]]):
+    """The pieces (text, the status or state it says, else None) as one rich Text, control characters
+    escaped, each status or state coloured."""
     from rich.text import Text
 
-    text = escape_controls(text)
-    out = Text(text)
-    if kind == "build":
-        for m in _BUILD_LINE.finditer(text):
-            out.stylize(STYLES[m.group(1)], m.start(1), m.end(1))
-    else:
-        lines = text.split("\n")
-        at = 0
-        for i, line in enumerate(lines):
-            if i >= 2:  # below the header and its rule
-                m = _STATE_WORD.search(line)
-                if m:
-                    out.stylize(STYLES[m.group(1)], at + m.start(1), at + m.end(1))
-            at += len(line) + 1
+    colours = styles()
+    out = Text()
+    for text, word in pieces:
+        out.append(escape_controls(text), colours[type(word)][word] if word is not None else None)
     return out
 
 
-def print_styled(text: str, kind: str, file=None) -> None:
+def print_styled(pieces: Iterable[tuple[str, StrEnum | None]], file=None) -> None:
     """Print with colour on a terminal, plain text otherwise."""
     from rich.console import Console
 
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=True, emoji=False, markup=False)
-    console.print(styled(text, kind))
+    console.print(styled(pieces))

@@ -1,9 +1,11 @@
-"""Build the SQL models on DuckDB: the project, the plan executed, build-audit-swap, build records.
+"""Build the SQL models on DuckDB: the engine's state, its adapter for the executor, build records.
 
 `build(db)` rebuilds every model that is new, changed, or downstream of one
 that is, and nothing else: warehouse/planner.py decides (from the project, the
-selection and model_builds); this module executes its plan. A build is one
-transaction around all the models it rebuilds, in dependency order::
+selection and model_builds); warehouse/executor.py executes its plan through
+this module's adapter, each model by its materialisation (warehouse/
+materializations.py). A build is one transaction around all the models it
+rebuilds, in dependency order::
 
     BEGIN
     for each model to rebuild, parents first:
@@ -31,25 +33,25 @@ point leaves the warehouse as it was.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, Iterator
 
 import duckdb
 
 from mementos.foundation import catalog, disk, snapshots, storage
-from mementos.foundation.errors import CycleError, ModelError, WarehouseBusy, first_line
+from mementos.foundation.errors import WarehouseBusy, first_line
 from mementos.foundation.faults import checkpoint
-from mementos.foundation.storage import BASE_TABLES
-from mementos.warehouse import guard, planner
-from mementos.warehouse.audits import AuditFailure, quote, run_audit, unique
-from mementos.warehouse.batches import batch_queries, trace_batches
-from mementos.warehouse.models import Model, discover, fingerprint
-from mementos.warehouse.planner import LastBuild, ModelState
+from mementos.warehouse import guard, materializations, planner
+from mementos.warehouse.audits import quote, run_audit, unique
+from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
+from mementos.warehouse.models import Model
+from mementos.warehouse.planner import LastBuild, ModelState, Plan, Step
+from mementos.warehouse.project import BUILDS_TABLE, Project, load_project
 
-BUILDS_TABLE = "model_builds"
 BUILDS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
     build_id     VARCHAR   NOT NULL,  -- one per `build` command
@@ -65,86 +67,6 @@ CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
     detail       VARCHAR              -- the failing audits or the error, NULL when ok
 )
 """
-ENGINE_TABLES = (BUILDS_TABLE,)
-TMP_PREFIX = "__build_"
-
-
-# ---------------------------------------------------------------------------
-# The project: models, their order and fingerprints
-
-
-@dataclass
-class Project:
-    models: dict[str, Model]
-    order: list[str]  # dependency order: parents before children
-    parents: dict[str, list[str]]  # model -> models it reads
-    children: dict[str, list[str]]
-    base_refs: dict[str, list[str]]  # model -> non-model tables it reads
-    fingerprints: dict[str, str]
-
-
-def topo_order(parents: dict[str, list[str]]) -> list[str]:
-    """Parents before children, ties by name; a cycle raises CycleError naming it."""
-    waiting = {name: len(ps) for name, ps in parents.items()}
-    children: dict[str, list[str]] = {name: [] for name in parents}
-    for name, ps in parents.items():
-        for p in ps:
-            children[p].append(name)
-    ready = [name for name, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        name = heapq.heappop(ready)
-        order.append(name)
-        for child in children[name]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                heapq.heappush(ready, child)
-    if len(order) < len(parents):
-        raise CycleError(f"models depend on each other in a cycle: {' -> '.join(find_cycle(parents, set(order)))}")
-    return order
-
-
-def find_cycle(parents: dict[str, list[str]], done: set[str]) -> list[str]:
-    """One cycle among the models not in `done`, as [a, b, ..., a] where each reads the next."""
-    left = sorted(n for n in parents if n not in done)
-    path: list[str] = []
-    on_path: dict[str, int] = {}
-    node = left[0]
-    while node not in on_path:
-        on_path[node] = len(path)
-        path.append(node)
-        node = sorted(p for p in parents[node] if p not in done)[0]
-    return path[on_path[node]:] + [node]
-
-
-def load_project(models_dir: str | Path | None = None, known_tables: set[str] | None = None) -> Project:
-    """Discover the models and check them: names, references, cycles. Raises ModelError."""
-    models = discover(models_dir)
-    base = set(BASE_TABLES) | set(ENGINE_TABLES)
-    known = base | {t.lower() for t in (known_tables or ())}
-    parents: dict[str, list[str]] = {}
-    base_refs: dict[str, list[str]] = {}
-    for name, model in models.items():
-        if name in base:
-            raise ModelError(f"{model.where}: a model cannot be named {name!r}: that is a table the "
-                             f"{'engine' if name in ENGINE_TABLES else 'ingest'} writes")
-        unknown = sorted(r for r in model.refs if r not in models and r not in known)
-        if unknown:
-            listed = ", ".join(f"`{u}`" for u in unknown)
-            raise ModelError(f"{model.where}: reads {listed}, which is neither a model nor a table in "
-                             f"the warehouse (check the spelling, or add models/{unknown[0]}.sql)")
-        parents[name] = sorted(r for r in model.refs if r in models)
-        base_refs[name] = sorted(r for r in model.refs if r not in models)
-    order = topo_order(parents)
-    children: dict[str, list[str]] = {name: [] for name in models}
-    for name in order:
-        for p in parents[name]:
-            children[p].append(name)
-    fingerprints: dict[str, str] = {}
-    for name in order:
-        fingerprints[name] = fingerprint(models[name], {p: fingerprints[p] for p in parents[name]})
-    return Project(models, order, parents, children, base_refs, fingerprints)
 
 
 # ---------------------------------------------------------------------------
@@ -188,83 +110,79 @@ def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, 
     return planner.model_states(project, duckdb_state(con))
 
 
-def plan_build(db: str | Path, needs: list[str] | tuple[str, ...],
-               models_dir: str | Path | None = None) -> tuple[Project, planner.Plan]:
-    """What a build of the models `needs` and everything they read would do now (read only; names
-    that are not models are left out): `report` and `export` ask this, then build the plan's models."""
-    guard.require_warehouse(db)
-    with storage.connect(db, read_only=True) as con:
-        project = load_project(models_dir, set(existing_objects(con)))
-        return project, planner.plan(project, duckdb_state(con), planner.upstream(project, needs))
+# ---------------------------------------------------------------------------
+# The adapter: one model built, audited, swapped in and recorded
+
+
+class DuckDBEngine:
+    """The executor's DuckDB adapter (warehouse/executor.py): every model of a build in the one
+    transaction `tx`, one at a time; the model's materialisation (warehouse/materializations.py)
+    creates it aside."""
+    atomic = True
+    parallel = 1
+    label = ""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path, project: Project, state: planner.State,
+                 tx: storage.Transaction):
+        self.con, self.db, self.project, self.tx = con, db, project, tx
+        self.state = state  # what was built before, for the planner
+        self.build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+        self.views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batches
+
+    def build(self, model: Model, step: Step) -> ModelResult:
+        """Create the model aside, audit it, swap it in, record it. A FAILED result (the SQL errors or
+        an audit returns rows) leaves the transaction for the executor to undo."""
+        t0 = time.monotonic()
+        unit = materializations.for_model(model)
+        result = ModelResult(model.name, Status.FAILED, step.reason)
+        aside = materializations.clear_aside(self.con, model.name)
+        try:
+            unit.create(self.con, self.db, model, self.views, aside)
+        except duckdb.Error as exc:
+            result.error = f"{model.where}: {storage.out_of_memory(exc) or first_line(exc)}"
+        if result.error is None:
+            checkpoint("build.after_create")
+            result.failures, result.error = self._audit(model, aside)
+        if result.error is not None or result.failures:
+            result.seconds = time.monotonic() - t0
+            return result
+        [(rows,)] = self.con.execute(f"SELECT count(*) FROM {quote(aside)}").fetchall()
+        checkpoint("build.before_swap")
+        materializations.swap_in(self.con, model.name, unit, existing_objects(self.con).get(model.name))
+        result.seconds = time.monotonic() - t0
+        self._record(model, "ok", rows, result.seconds, None)
+        result.status, result.rows = Status.BUILT, rows
+        # the next model starts from an empty pool whatever the corpus size (storage.release_memory)
+        storage.release_memory(self.con)
+        return result
+
+    def _audit(self, model: Model, aside: str) -> tuple[list, str | None]:
+        """(the audits that failed, the error when one does not run) on the relation built aside."""
+        try:
+            failures = [run_audit(self.con, a, aside) for a in [unique(model.grain)] + model.audits]
+        except duckdb.Error as exc:
+            return [], f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or first_line(exc)}"
+        return [f for f in failures if f is not None], None
+
+    def undo(self, failed: ModelResult) -> None:
+        """Roll the whole build back, then record the failure on its own."""
+        self.tx.roll_back()
+        self.con.execute(BUILDS_DDL)  # rolled back with the rest on a first build
+        detail = failed.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in failed.failures)
+        self._record(self.project.models[failed.name], "error" if failed.error else "audit_failed",
+                     None, failed.seconds, detail)
+
+    def _record(self, model: Model, status: str, rows: int | None, seconds: float, detail: str | None) -> None:
+        self.con.execute(
+            f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, "
+            f"rows, seconds, built_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.build_id, model.name, model.version, model.kind, self.project.fingerprints[model.name],
+             self.state.data_version, status, rows, seconds, datetime.now(), detail],
+        )
 
 
 # ---------------------------------------------------------------------------
 # Build
-
-
-@dataclass
-class ModelResult:
-    name: str
-    status: str  # 'built' | 'failed' | 'rolled back' | 'skipped' | 'fresh'
-    reason: str = ""  # why it was built / skipped
-    rows: int | None = None
-    seconds: float = 0.0
-    failures: list[AuditFailure] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
-class BuildReport:
-    db: str
-    results: list[ModelResult]
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not any(r.status in ("failed", "rolled back", "skipped") for r in self.results)
-
-    def by_status(self, status: str) -> list[str]:
-        return [r.name for r in self.results if r.status == status]
-
-    def format(self) -> str:
-        lines = []
-        width = max((len(r.name) for r in self.results), default=10)
-        for r in self.results:
-            if r.status == "built":
-                lines.append(f"  built    {r.name:<{width}}  {r.rows:>10,} rows  {r.seconds:6.2f} s   ({r.reason})")
-            elif r.status == "rolled back":
-                lines.append(f"  undone   {r.name:<{width}}  {r.rows:>10,} rows  {r.seconds:6.2f} s   "
-                             f"(built, then rolled back with the whole build)")
-            elif r.status == "fresh":
-                lines.append(f"  fresh    {r.name}")
-            elif r.status == "skipped":
-                lines.append(f"  skipped  {r.name:<{width}}  ({r.reason})")
-            else:
-                lines.append(f"  FAILED   {r.name:<{width}}  the previous table is kept")
-                for failure in r.failures:
-                    lines.extend("      " + line for line in failure.describe().splitlines())
-                if r.error:
-                    lines.append(f"      {r.error}")
-        failed, undone = self.by_status("failed"), self.by_status("rolled back")
-        if failed and undone:
-            lines.append(f"rolled back: {', '.join(undone)} (build is atomic; fix {failed[0]} and build again)")
-        counts = {s: len(self.by_status(s)) for s in ("built", "failed", "rolled back", "skipped", "fresh")}
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no models"
-        lines.append(f"build {self.db}: {summary} in {self.seconds:.1f} s")
-        return "\n".join(lines)
-
-
-    def to_dict(self) -> dict:
-        """The build as one JSON-ready object (`build --json`), like dbt's run results."""
-        return {
-            "db": self.db, "ok": self.ok, "seconds": round(self.seconds, 3),
-            "counts": {s: len(self.by_status(s)) for s in ("built", "fresh", "failed", "rolled back", "skipped")},
-            "results": [{"model": r.name, "status": r.status, "reason": r.reason, "rows": r.rows,
-                         "seconds": round(r.seconds, 3), "error": r.error,
-                         "audit_failures": [{"audit": f.audit, "offending_rows": f.offending} for f in r.failures]}
-                        for r in self.results],
-        }
-
 
 
 def build(db: str | Path, select=None, full_refresh: bool = False,
@@ -284,212 +202,74 @@ def build(db: str | Path, select=None, full_refresh: bool = False,
         with snapshots.writing(db, command + (" --full-refresh" if full_refresh else "")) as writer:
             with writer.stage() as stage:
                 report = _build_models(stage.con, db, select, full_refresh, models_dir, echo)
-                stage.publish = any(r.status in ("built", "failed") for r in report.results)
+                stage.publish = any(r.status in (Status.BUILT, Status.FAILED) for r in report.results)
     except BaseException as exc:
-        if disk.is_disk_full(exc):
-            raise disk.disk_full(disk.failed_path(exc, db), free_before=free,
-                                  done="the build was rolled back, the warehouse is as it was") from None
+        disk.raise_if_full(exc, db, free, done="the build was rolled back, the warehouse is as it was")
         raise
     report.seconds = time.monotonic() - started
     return report
-
-
-def build_for_reader(db: str | Path, select: list[str], models_dir=None, what: str = "report",
-                     echo=None, announce: str | None = None) -> BuildReport | None:
-    """Build the stale models a reading command needs (`report`, `export`), first echoing `announce`.
-    When another process is writing the warehouse, read them as last published instead, if they all
-    exist: readers never wait for a writer (foundation/snapshots.py). None when nothing was built."""
-    if announce and echo and not storage.is_locked(snapshots.resolve(db)):
-        echo(announce)
-    try:
-        return build(db, select=select, models_dir=models_dir)
-    except WarehouseBusy as busy:
-        with storage.connect(snapshots.resolve(db), read_only=True) as con:
-            objects = existing_objects(con)
-        missing = [m for m in select if m not in objects]
-        if missing:
-            raise WarehouseBusy(f"{what} needs {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}, "
-                                f"never built, and {str(busy).removeprefix('the warehouse ')}") from None
-        if echo:
-            echo(f"{what}: not rebuilding {', '.join(select[:3])}{' and more' if len(select) > 3 else ''} "
-                 f"({busy}); reading them as last published")
-        return None
 
 
 def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh: bool, models_dir,
                   echo) -> BuildReport:
     """The build on an open writer connection, in one transaction (the module docstring)."""
     storage.ensure_schema(con, db)
-    objects = existing_objects(con)
-    project = load_project(models_dir, set(objects))
+    project = load_project(models_dir, set(existing_objects(con)))
+    with open_engine(con, db, project) as engine:
+        plan = planner.plan(project, engine.state, planner.select(project, select), full_refresh)
+        return BuildReport(str(db), execute(project, plan, engine, echo))
+
+
+@contextmanager
+def open_engine(con: duckdb.DuckDBPyConnection, db: Path, project: Project) -> Iterator[DuckDBEngine]:
+    """The DuckDB adapter on the writer's connection `con` (its `state`: what was built), in one
+    transaction that commits when the block ends, unless a model failed (the adapter undid it all)."""
     state = duckdb_state(con)
-    steps = planner.plan(project, state, planner.select(project, select), full_refresh).steps
-    build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
-    report = BuildReport(str(db), [])
-    done: dict[str, str] = {}  # model -> its ModelResult.status in this run
-    views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batched models
-    failed: ModelResult | None = None  # the model that stopped the build
-    con.execute("BEGIN TRANSACTION")
-    con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
-    try:
-        for step in steps:
-            name = step.model
-            broken = [p for p in project.parents[name] if done.get(p) in ("failed", "skipped")]
-            if broken:
-                result = ModelResult(name, "skipped", f"upstream {broken[0]} {done[broken[0]]}")
-            elif step.action == planner.SKIP:
-                result = ModelResult(name, "skipped", step.reason)
-            elif step.action == planner.FRESH:
-                result = ModelResult(name, "fresh")
-            elif failed is not None:
-                result = ModelResult(name, "skipped", f"not built: the build stopped at {failed.name}")
-            else:
-                if echo:
-                    echo(f"  building {name} ...")
-                result = build_model(con, db, project.models[name], views, project.fingerprints[name],
-                                     state.data_version, build_id, step.reason)
-                if result.status == "failed":
-                    failed = result
-                    _roll_back(con, report, done, result, project.models[name],
-                               project.fingerprints[name], state.data_version, build_id)
-            done[name] = result.status
-            report.results.append(result)
-        if failed is None:
-            checkpoint("build.before_commit")
-            con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # no transaction left: it was rolled back already
-        raise
-    return report
-
-
-def build_model(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model], fp: str,
-                current_data: str, build_id: str, reason: str) -> ModelResult:
-    """Build one model into a new table, audit it, swap it in, record it; inside the build's transaction.
-
-    Returns a 'failed' result (the transaction left for the caller to roll back) when the
-    SQL errors or an audit returns rows."""
-    t0 = time.monotonic()
-    tmp = TMP_PREFIX + model.name
-    kind = model.kind.upper()
-    result = ModelResult(model.name, "failed", reason)
-    con.execute(f"DROP VIEW IF EXISTS {quote(tmp)}")
-    con.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
-    try:
-        _create(con, db, model, views, tmp, kind)
-    except duckdb.Error as exc:
-        result.error = f"{model.where}: {first_line(exc)}"
-        if (error := storage.out_of_memory(exc)) is not None:
-            result.error = f"{model.where}: {error}"
-    if result.error is None:
-        checkpoint("build.after_create")
-        audits = [unique(model.grain)] + model.audits
-        try:
-            result.failures = [f for f in (run_audit(con, a, tmp) for a in audits) if f is not None]
-        except duckdb.Error as exc:
-            result.error = f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or first_line(exc)}"
-    if result.error is not None or result.failures:
-        result.seconds = time.monotonic() - t0
-        return result
-    [(rows,)] = con.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchall()
-    checkpoint("build.before_swap")
-    existing = existing_objects(con).get(model.name)
-    if existing:
-        con.execute(f"DROP {existing.upper()} {quote(model.name)}")
-    con.execute(f"ALTER {kind} {quote(tmp)} RENAME TO {quote(model.name)}")
-    result.seconds = time.monotonic() - t0
-    _record(con, build_id, model, fp, current_data, "ok", rows, result.seconds, None)
-    result.status, result.rows = "built", rows
-    # the next model starts from an empty pool whatever the corpus size (storage.release_memory)
-    storage.release_memory(con)
-    return result
-
-
-def _create(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model], tmp: str,
-            kind: str) -> None:
-    """CREATE the model's new table or view; a batched model (warehouse/batches.py) a batch at a time."""
-    batches = trace_batches(con, model.batch_traces) if model.batch_traces else []
-    if not batches:
-        con.execute(f"CREATE {kind} {quote(tmp)} AS\n{model.sql}")
-        return
-    for i, sql in enumerate(batch_queries(con, db, model, views, batches)):
-        con.execute(f"CREATE TABLE {quote(tmp)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(tmp)}\n{sql}")
-        storage.release_memory(con)
-
-
-def _roll_back(con: duckdb.DuckDBPyConnection, report: BuildReport, done: dict[str, str], result: ModelResult,
-               model: Model, fp: str, current_data: str, build_id: str) -> None:
-    """A model failed: undo the whole build, then record the failure on its own."""
-    con.execute("ROLLBACK")
-    con.execute(BUILDS_DDL)  # rolled back with the rest on a first build
-    for earlier in report.results:
-        if earlier.status == "built":
-            earlier.status = done[earlier.name] = "rolled back"
-    detail = result.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in result.failures)
-    _record(con, build_id, model, fp, current_data, "error" if result.error else "audit_failed",
-            None, result.seconds, detail)
-
-
-def _record(con, build_id, model: Model, fp, current_data, status, rows, seconds, detail) -> None:
-    con.execute(
-        f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, rows, "
-        f"seconds, built_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [build_id, model.name, model.version, model.kind, fp, current_data, status, rows, seconds,
-         datetime.now(), detail],
-    )
+    with storage.transaction(con, before_commit="build.before_commit") as tx:
+        con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
+        yield DuckDBEngine(con, db, project, state, tx)
 
 
 # ---------------------------------------------------------------------------
-# `models`: what there is and what state it is in
+# Readers: build what they read first
 
 
 @dataclass
-class ModelInfo:
-    name: str
-    kind: str
-    version: str
-    grain: list[str]
-    state: str
-    reason: str
-    rows: int | None
-    built_at: datetime | None
-    description: str
+class ReaderBuild:
+    project: Project
+    plan: Plan  # the models the reader reads and every model they read, as they stood before the build
+    report: BuildReport | None  # None when nothing was built (all fresh, or read as last published)
 
 
-def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[ModelInfo]:
+def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader: str, models_dir=None,
+                     echo: Callable[[str], None] | None = None,
+                     announce: Callable[[Plan], str] | None = None) -> ReaderBuild:
+    """Before a command reads the models `needs` (`report`, `export`), build the ones that are not fresh,
+    with every model they read, first echoing `announce(plan)`. Names that are not models are left out.
+    When another process is writing the warehouse, read them as last published instead, if they all
+    exist: readers never wait for a writer (foundation/snapshots.py)."""
     guard.require_warehouse(db)
     with storage.connect(db, read_only=True) as con:
-        objects = existing_objects(con)
-        project = load_project(models_dir, set(objects))
-        states = model_states(con, project)
-    out = []
-    for name in project.order:
-        m, s = project.models[name], states[name]
-        out.append(ModelInfo(name, m.kind, m.version, m.grain, s.state, s.reason,
-                             s.last.rows if s.last else None, s.last.built_at if s.last else None, m.description))
-    return out
+        project = load_project(models_dir, set(existing_objects(con)))
+        plan = planner.plan(project, duckdb_state(con), project.dag.upstream(needs))
+    if not plan.to_build:
+        return ReaderBuild(project, plan, None)
+    if announce and echo and not storage.is_locked(snapshots.resolve(db)):
+        echo(announce(plan))
+    needed = [step.model for step in plan.steps]
+    try:
+        return ReaderBuild(project, plan, build(db, select=needed, models_dir=models_dir))
+    except WarehouseBusy as busy:
+        with storage.connect(snapshots.resolve(db), read_only=True) as con:
+            objects = existing_objects(con)
+        missing = [m for m in needed if m not in objects]
+        if missing:
+            raise WarehouseBusy(f"{reader} needs {_some(missing)}, never built, and "
+                                f"{str(busy).removeprefix('the warehouse ')}") from None
+        if echo:
+            echo(f"{reader}: not rebuilding {_some(plan.to_build)} ({busy}); reading them as last published")
+        return ReaderBuild(project, plan, None)
 
 
-def models_json(db: str | Path, models_dir: str | Path | None = None) -> list[dict]:
-    """The `models --json` command: one object per model in dependency order."""
-    return [{"model": i.name, "kind": i.kind, "version": i.version, "grain": i.grain, "state": i.state,
-             "reason": i.reason or None, "rows": i.rows,
-             "built_at": i.built_at.isoformat(sep=" ", timespec="seconds") if i.built_at else None,
-             "description": i.description} for i in list_models(db, models_dir)]
-
-
-def models_report(db: str | Path, models_dir: str | Path | None = None) -> str:
-    """The `models` command: one line per model in dependency order."""
-    infos = list_models(db, models_dir)
-    header = ("model", "kind", "version", "grain", "state", "rows", "last built")
-    rows = [(i.name, i.kind, i.version, ", ".join(i.grain), i.state + (f" ({i.reason})" if i.reason else ""),
-             f"{i.rows:,}" if i.rows is not None else "-",
-             i.built_at.strftime("%Y-%m-%d %H:%M:%S") if i.built_at else "-") for i in infos]
-    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
-    lines = ["  ".join(str(v).rjust(w) if c == 5 else str(v).ljust(w) for c, (v, w) in enumerate(zip(r, widths))).rstrip()
-             for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def _some(names: list[str]) -> str:
+    return f"{', '.join(names[:3])}{' and more' if len(names) > 3 else ''}"

@@ -46,8 +46,9 @@ KINDS = ("table", "view")
 HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "columns", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-# The engine's working tables: NAME is built as __build_NAME (engine.TMP_PREFIX), batches read __batch_traces,
-# exports fill __export_*. A model called __build_zz beside zz would be dropped as zz's leftover, or swapped over it.
+# The engine's working tables: NAME is built as __build_NAME (materializations.aside_name), batches read
+# __batch_traces, exports fill __export_*. A model called __build_zz beside zz would be dropped as zz's
+# leftover, or swapped over it.
 RESERVED_PREFIX = "__"
 
 

@@ -4,17 +4,17 @@ One planner for every engine and every caller (warehouse.md, "Fingerprints and
 freshness"): `build` on DuckDB and on Spark, and `report` and `export`, which ask
 it what they need built. It is a pure function of
 
-* the project (`engine.load_project`: the models, their dependencies parsed with
-  sqlglot, their fingerprints, in dependency order),
+* the project (`project.load_project`: the models, their DAG, their fingerprints),
 * a selection (`select`: `NAME`, `NAME+` for NAME and everything downstream; or
-  `upstream(...)` for what a command reads),
+  `Dag.upstream(...)` for what a command reads),
 * what the engine has built (`State`: its last good build of each model, what
   exists, the data it would read now): `model_builds` on DuckDB, each model's
   `_build.json` on Spark,
 
-and returns a `Plan`: every selected model in dependency order with its action
-(`build`, `fresh` or `skip`) and the reason. Engines execute the plan; what only
-execution can tell (a model that fails, and what is downstream of it) is theirs.
+and returns a `Plan`: every selected model in dependency order with its `Action`
+(`build`, `fresh` or `skip`) and the reason. warehouse/executor.py executes the plan
+on an engine; what only execution can tell (a model that fails, and what is
+downstream of it) is the executor's.
 Nothing here touches a database or a file.
 """
 
@@ -23,21 +23,24 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Protocol
+from enum import StrEnum
 
 from mementos.foundation.errors import WarehouseError
+from mementos.warehouse.project import Project
 
-BUILD, FRESH, SKIP = "build", "fresh", "skip"
+
+class Action(StrEnum):
+    """What the plan does with a model."""
+    BUILD = "build"
+    FRESH = "fresh"  # left as it is: built from its current definition and data
+    SKIP = "skip"  # cannot be built: something it reads is missing
 
 
-class Project(Protocol):
-    """What the planner reads of a project (engine.Project, from engine.load_project)."""
-    models: dict  # name -> models.Model (its kind and version)
-    order: list[str]  # dependency order: parents before children
-    parents: dict[str, list[str]]  # model -> models it reads
-    children: dict[str, list[str]]
-    base_refs: dict[str, list[str]]  # model -> non-model tables it reads
-    fingerprints: dict[str, str]
+class Freshness(StrEnum):
+    """A model's state in an engine, as `models` lists it."""
+    FRESH = "fresh"
+    STALE = "stale"
+    NEVER_BUILT = "never built"
 
 
 @dataclass
@@ -69,7 +72,7 @@ class State:
 @dataclass
 class ModelState:
     name: str
-    state: str  # 'fresh' | 'stale' | 'never built'
+    state: Freshness
     reason: str  # why it is stale; '' when fresh or never built
     last: LastBuild | None
 
@@ -77,7 +80,7 @@ class ModelState:
 @dataclass(frozen=True)
 class Step:
     model: str
-    action: str  # BUILD | FRESH | SKIP
+    action: Action
     reason: str = ""  # why it is built or skipped; '' when fresh
 
 
@@ -86,12 +89,12 @@ class Plan:
     steps: list[Step]  # the selected models, in dependency order
     states: dict[str, ModelState] = field(default_factory=dict)  # every model of the project
 
-    def names(self, action: str) -> list[str]:
+    def names(self, action: Action) -> list[str]:
         return [s.model for s in self.steps if s.action == action]
 
     @property
     def to_build(self) -> list[str]:
-        return self.names(BUILD)
+        return self.names(Action.BUILD)
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.model == name)
@@ -99,28 +102,6 @@ class Plan:
 
 # ---------------------------------------------------------------------------
 # Selection
-
-
-def descendants(project: Project, name: str) -> set[str]:
-    """Every model downstream of `name` (not itself)."""
-    return _walk(project.children, [name])
-
-
-def upstream(project: Project, names: Iterable[str]) -> set[str]:
-    """The models `names` and every model they read, directly or not: what a command reading them needs."""
-    names = [n for n in names if n in project.models]
-    return set(names) | _walk(project.parents, names)
-
-
-def _walk(edges: dict[str, list[str]], start: list[str]) -> set[str]:
-    out: set[str] = set()
-    stack = list(start)
-    while stack:
-        for nxt in edges[stack.pop()]:
-            if nxt not in out:
-                out.add(nxt)
-                stack.append(nxt)
-    return out
 
 
 def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> set[str]:
@@ -142,7 +123,7 @@ def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> 
                                      f"models: {', '.join(project.order)}")
             chosen.add(name)
             if part.endswith("+"):
-                chosen |= descendants(project, name)
+                chosen |= project.dag.descendants(name)
     return chosen
 
 
@@ -156,12 +137,12 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
     for name in project.order:
         model = project.models[name]
         last = state.builds.get(name)
-        status, reason = "stale", ""
-        stale_parents = [p for p in project.parents[name] if states[p].state != "fresh"]
+        status, reason = Freshness.STALE, ""
+        stale_parents = [p for p in project.parents[name] if states[p].state != Freshness.FRESH]
         missing = name not in state.present if state.materialised else state.present.get(name) != model.kind
         reads_data = bool(project.base_refs[name]) and (model.kind == "table" or state.materialised)
         if last is None:
-            status = "never built"
+            status = Freshness.NEVER_BUILT
         elif missing:
             reason = f"the {model.kind} is missing from the warehouse{state.engine}"
         elif stale_parents:
@@ -177,7 +158,7 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
             if newer:
                 reason = f"upstream {newer[0]} was rebuilt since"
             else:
-                status = "fresh"
+                status = Freshness.FRESH
         states[name] = ModelState(name, status, reason, last)
     return states
 
@@ -195,28 +176,28 @@ def plan(project: Project, state: State, selected: set[str] | None = None, full_
     selected = set(project.models) if selected is None else selected
     states = model_states(project, state)
     steps: list[Step] = []
-    action: dict[str, str] = {}
+    action: dict[str, Action] = {}
     for name in project.order:
         if name not in selected:
             continue
         parents = project.parents[name]
-        skipped = [p for p in parents if action.get(p) == SKIP]
-        rebuilt = [p for p in parents if action.get(p) == BUILD]
-        absent = [p for p in parents if p not in selected and states[p].state == "never built"]
+        skipped = [p for p in parents if action.get(p) == Action.SKIP]
+        rebuilt = [p for p in parents if action.get(p) == Action.BUILD]
+        absent = [p for p in parents if p not in selected and states[p].state == Freshness.NEVER_BUILT]
         s = states[name]
         if skipped:
-            step = Step(name, SKIP, f"upstream {skipped[0]} skipped")
+            step = Step(name, Action.SKIP, f"upstream {skipped[0]} skipped")
         elif absent:
-            step = Step(name, SKIP, f"upstream {absent[0]} was never built{state.engine}; "
+            step = Step(name, Action.SKIP, f"upstream {absent[0]} was never built{state.engine}; "
                                     f"select {absent[0]}+ or build everything")
         elif full_refresh:
-            step = Step(name, BUILD, "--full-refresh")
-        elif s.state != "fresh":
-            step = Step(name, BUILD, s.reason or s.state)
+            step = Step(name, Action.BUILD, "--full-refresh")
+        elif s.state != Freshness.FRESH:
+            step = Step(name, Action.BUILD, s.reason or str(s.state))
         elif rebuilt:
-            step = Step(name, BUILD, f"upstream {rebuilt[0]} rebuilt")
+            step = Step(name, Action.BUILD, f"upstream {rebuilt[0]} rebuilt")
         else:
-            step = Step(name, FRESH)
+            step = Step(name, Action.FRESH)
         action[name] = step.action
         steps.append(step)
     return Plan(steps, states)

@@ -82,35 +82,28 @@ REPORT_MEMORY_LIMIT = "64MB"  # DuckDB's pool for the report's queries, unless M
 
 def report_models(project) -> list[str]:
     """The models the report reads and everything upstream of them, in dependency order."""
-    needed: set[str] = set()
-    stack = [m for m in REPORT_MODELS if m in project.models]
-    while stack:
-        name = stack.pop()
-        if name not in needed:
-            needed.add(name)
-            stack.extend(project.parents[name])
-    return [name for name in project.order if name in needed]
+    return project.dag.in_order(project.dag.upstream(REPORT_MODELS))
 
 
 def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
     """Build the models the report needs that are not fresh (the planner says which), saying so;
     returns the seconds it took."""
-    from mementos.warehouse.engine import build_for_reader, plan_build
+    from mementos.warehouse.engine import build_for_reader
+    from mementos.warehouse.executor import Status
 
-    _, plan = plan_build(db, REPORT_MODELS, models_dir=models_dir)
-    stale = [(s.model, s.reason) for s in plan.steps if s.action == "build"]
-    if not stale:
-        return 0.0
-    listed = ", ".join(f"{name} ({why})" for name, why in stale[:4])
-    more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
-    result = build_for_reader(db, [name for name, _ in stale], models_dir, "report", echo,
-                              announce=f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or "
-                                       f"never built, building first: {listed}{more}")
+    def announce(plan) -> str:
+        stale = [plan.step(name) for name in plan.to_build]
+        listed = ", ".join(f"{s.model} ({s.reason})" for s in stale[:4])
+        more = f" and {len(stale) - 4} more" if len(stale) > 4 else ""
+        return (f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
+                f"building first: {listed}{more}")
+
+    result = build_for_reader(db, REPORT_MODELS, "report", models_dir, echo, announce).report
     if result is None:
         return 0.0
     if not result.ok:
         raise WarehouseError("the report needs these models, and their build failed:\n" + result.format())
-    built = len(result.by_status("built"))
+    built = len(result.by_status(Status.BUILT))
     echo(f"report: built {built} model{'s' if built != 1 else ''} in {result.seconds:.1f} s")
     return result.seconds
 
@@ -180,7 +173,8 @@ def check_columns(con: duckdb.DuckDBPyConnection, models_dir=None) -> None:
 
 def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:
     """Each model the report reads (and its upstream), with the version and fingerprint of its last build."""
-    from mementos.warehouse.engine import existing_objects, last_builds, load_project, model_states
+    from mementos.warehouse.engine import existing_objects, last_builds, model_states
+    from mementos.warehouse.project import load_project
 
     objects = existing_objects(con)
     project = load_project(models_dir, set(objects))

@@ -46,19 +46,18 @@ LEFT_OUT_IN_STREAM = (LeftOut.TOO_LONG, LeftOut.EMPTY, LeftOut.COPIED)
 def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], None] | None = None) -> dict:
     """Build `model` and the models it reads when any is not fresh (the planner says which);
     {name: {version, fingerprint}} of them all."""
-    project, plan = engine.plan_build(db, [model], models_dir=models_dir)
+    built = engine.build_for_reader(db, [model], "export", models_dir, echo,
+                                    announce=lambda plan: f"export: building {', '.join(plan.to_build)} first")
+    project, report = built.project, built.report
     if model not in project.models:
         raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
-    needed = [s.model for s in plan.steps]
-    if plan.to_build:
-        report = engine.build_for_reader(db, needed, models_dir, "export", echo,
-                                         announce=f"export: building {', '.join(plan.to_build)} first")
-        if report is not None and echo:
-            echo(report.format())
-        if report is not None and not report.ok:
-            raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
-                                 + report.format())
-    return {n: {"version": project.models[n].version, "fingerprint": project.fingerprints[n]} for n in needed}
+    if report is not None and echo:
+        echo(report.format())
+    if report is not None and not report.ok:
+        raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
+                             + report.format())
+    return {s.model: {"version": project.models[s.model].version, "fingerprint": project.fingerprints[s.model]}
+            for s in built.plan.steps}
 
 
 def _check_domain(db: Path, domain: str) -> None:

@@ -1,9 +1,11 @@
-"""Execute the planner's plan on Spark: each model written aside as Parquet, audited, renamed into place.
+"""The executor's Spark adapter: each model written aside as Parquet, audited, renamed into place.
 
 `build(db, master="local[*]")` is `mementos build --engine spark`. The planner
 (warehouse/planner.py) decides what to build from the project, the selection and
-each model's `_build.json` (`spark_state`); this module runs the plan, up to
-`parallel` independent models at a time. warehouse.md (Spark, "The build").
+each model's `_build.json` (`spark_state`); the executor (warehouse/executor.py)
+runs the plan through `SparkEngine`, up to `parallel` independent models at a time.
+Every kind of model is materialised the same way on Spark, as Parquet (a temp view
+would end with the session). warehouse.md (Spark, "The build").
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ import json
 import re
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from mementos.foundation import storage
-from mementos.foundation.errors import WarehouseError, first_line
+from mementos.foundation.errors import first_line
 from mementos.warehouse import planner
 from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
-from mementos.warehouse.engine import BuildReport, ModelResult, Project, load_project
+from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
+from mementos.warehouse.materializations import aside_name
 from mementos.warehouse.models import Model
-from mementos.warehouse.planner import LastBuild, State
-from mementos.warehouse.spark.layout import MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for
+from mementos.warehouse.planner import LastBuild, State, Step
+from mementos.warehouse.project import Project, load_project
+from mementos.warehouse.spark.layout import (MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for,
+                                             leftover)
 from mementos.warehouse.spark.session import register_base_tables, spark_session
-from mementos.warehouse.spark.transpile import SparkModel, TranspileError, spark_schema, transpile_model, transpile_project
+from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_schema, transpile_model,
+                                                transpile_project)
 
 
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
@@ -46,30 +50,103 @@ def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
 
 
 def _recover(fs: FileSystem, layout: Layout) -> None:
-    """Undo what a killed build left in PATH.data/models: `.building-*` (never swapped in) are
-    deleted; `.old-<model>-*` are restored when the model's directory is missing, else deleted."""
+    """Undo what a killed build left in PATH.data/models: what was being built (never swapped in) is
+    deleted; an old directory set aside is restored when the model's directory is missing, else deleted."""
     for name in fs.list_dirs(layout.models_root):
         path = f"{layout.models_root}/{name}"
-        if name.startswith(".building-"):
+        left = leftover(name)
+        if left is None:
+            continue
+        what, model = left
+        if what == "old" and not fs.exists(layout.model_dir(model)):
+            fs.rename(path, layout.model_dir(model))
+        else:
             fs.delete(path)
-        elif name.startswith(".old-"):
-            model = name[len(".old-"):].rsplit("-", 1)[0]
-            if fs.exists(layout.model_dir(model)):
-                fs.delete(path)
-            else:
-                fs.rename(path, layout.model_dir(model))
 
 
-@dataclass
-class _Context:
-    spark: object
-    fs: FileSystem
-    layout: Layout
-    master: str
-    data_version: str
-    build_id: str
-    project: Project
-    spark_models: dict[str, SparkModel] = field(default_factory=dict)
+class SparkEngine:
+    """The executor's Spark adapter (warehouse/executor.py): each model swapped in on its own (a failure
+    keeps that model's old directory and stops only what reads it), up to `parallel` at a time (Spark runs
+    jobs from several threads side by side: independent branches of the DAG overlap)."""
+    atomic = False
+    label = " on spark"
+
+    def __init__(self, spark, fs: FileSystem, layout: Layout, state: State, project: Project,
+                 spark_models: dict[str, SparkModel], untranspiled: dict[str, TranspileError], parallel: int):
+        self.spark, self.fs, self.layout, self.project = spark, fs, layout, project
+        self.state = state  # what was built before, for the planner
+        self.spark_models, self.untranspiled = spark_models, untranspiled
+        self.parallel = max(1, parallel)
+        self.master = spark.sparkContext.master
+        self.build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+
+    def build(self, model: Model, step: Step) -> ModelResult:
+        """Write one model aside, audit it, rename it into place; a failure leaves the old directory.
+        A model that does not transpile fails without running."""
+        if model.name in self.untranspiled:
+            error = str(self.untranspiled[model.name])
+            return ModelResult(model.name, Status.FAILED, "does not transpile", error=error)
+        t0 = time.monotonic()
+        token = uuid.uuid4().hex[:8]
+        tmp, tmp_view = self.layout.building_dir(model.name, token), aside_name(model.name)
+        result = ModelResult(model.name, Status.FAILED, step.reason)
+        try:
+            sql, rows = self._write_and_audit(model, tmp, tmp_view, result)
+            if result.error is not None or result.failures:
+                result.seconds = time.monotonic() - t0
+                return result
+            self._swap_in(model, tmp, token, sql, rows, time.monotonic() - t0)
+        finally:
+            self.spark.catalog.dropTempView(tmp_view)
+            if self.fs.exists(tmp):
+                self.fs.delete(tmp)
+        result.status, result.rows, result.seconds = Status.BUILT, rows, time.monotonic() - t0
+        return result
+
+    def undo(self, failed: ModelResult) -> None:
+        raise AssertionError("the Spark build is not atomic: each model is swapped in on its own")
+
+    def _write_and_audit(self, model: Model, tmp: str, tmp_view: str, result: ModelResult) -> tuple[str, int]:
+        """Write the model's Parquet to `tmp` and audit it as the temp view `tmp_view`; (the Spark SQL, rows).
+        An error or a failed audit is set on `result`."""
+        spark = self.spark
+        tables = spark_schema(spark, sorted(model.refs))
+        sm, rows = self.spark_models[model.name], 0
+        try:
+            sm = transpile_model(model, tables)  # again, now with the types of what it reads
+            spark.sql(sm.sql).write.option("compression", "zstd").parquet(tmp)
+        except TranspileError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # AnalysisException, execution errors (ANSI overflow, ...)
+            result.error = _spark_error(exc, model)
+        if result.error is None:
+            spark.read.parquet(tmp).createOrReplaceTempView(tmp_view)
+            try:
+                audited = transpile_model(model, tables, spark_schema(spark, [tmp_view])[tmp_view])
+                rows, result.failures = _run_audits(spark, audited.audits, tmp_view)
+            except TranspileError as exc:
+                result.error = str(exc)
+            except Exception as exc:
+                result.error = _spark_error(exc, model, " (an audit)")
+        return sm.sql, rows
+
+    def _swap_in(self, model: Model, tmp: str, token: str, sql: str, rows: int, seconds: float) -> None:
+        """Record the build in `_build.json` beside the new parts, then rename them into place."""
+        fs, layout = self.fs, self.layout
+        fs.write_text(f"{tmp}/{MANIFEST}", json.dumps({
+            "model": model.name, "version": model.version, "kind": model.kind,
+            "fingerprint": self.project.fingerprints[model.name], "engine": "spark",
+            "spark_version": self.spark.version, "master": self.master, "build_id": self.build_id,
+            "data_version": self.state.data_version, "rows": rows, "seconds": round(seconds, 3),
+            "built_at": datetime.now().isoformat(), "sql": sql,
+        }, indent=2) + "\n")
+        final, old = layout.model_dir(model.name), layout.old_dir(model.name, token)
+        if fs.exists(final):
+            fs.rename(final, old)
+        fs.rename(tmp, final)
+        if fs.exists(old):
+            fs.delete(old)
+        self.spark.read.parquet(final).createOrReplaceTempView(model.name)
 
 
 def build(db: str | Path, select=None, models_dir: str | Path | None = None, master: str = "local[*]",
@@ -83,32 +160,39 @@ def build(db: str | Path, select=None, models_dir: str | Path | None = None, mas
     layout = layout_for(db)
     project = load_project(models_dir)
     selected = planner.select(project, select)
-    spark_models, untranspiled = transpile_project(project)
     command = "build --engine spark" + (f" --select {' '.join(select) if not isinstance(select, str) else select}"
                                         if select else "") + (" --full-refresh" if full_refresh else "")
-    report = BuildReport(str(db), [])
     with ExitStack() as stack:
-        if layout.db is not None:  # ingest must not replace run directories while Spark reads them
-            stack.enter_context(storage.write_lock(layout.db, command))
-        if spark is None:  # ours: started here, stopped at the end
-            spark = spark_session(master, conf)
-            stack.callback(spark.stop)
-        fs = FileSystem(spark, layout.root)
-        fs.mkdirs(layout.models_root)
-        _recover(fs, layout)
-        dirs = base_table_dirs(fs, layout)
-        register_base_tables(spark, layout, dirs)
-        state = spark_state(fs, layout, project, data_version(dirs))
-        plan = planner.plan(project, state, selected, full_refresh)
-        ctx = _Context(spark, fs, layout, spark.sparkContext.master, state.data_version,
-                       datetime.now().strftime("%Y%m%dT%H%M%S.%f"), project, spark_models)
-        for name in project.order:
-            if name in state.present:  # built before: what is not rebuilt is read from here
-                spark.read.parquet(layout.model_dir(name)).createOrReplaceTempView(name)
-        results = _execute(ctx, plan.steps, untranspiled, parallel, echo)
-        report.results = [results[step.model] for step in plan.steps]
+        engine = open_engine(stack, layout, project, master, spark, conf, parallel, command)
+        plan = planner.plan(project, engine.state, selected, full_refresh)
+        report = BuildReport(str(db), execute(project, plan, engine, echo))
     report.seconds = time.monotonic() - started
     return report
+
+
+def open_engine(stack: ExitStack, layout: Layout, project: Project, master: str = "local[*]", spark=None,
+                conf: dict[str, str] | None = None, parallel: int = 2,
+                command: str = "build --engine spark") -> SparkEngine:
+    """The Spark adapter for the warehouse at `layout` (layout.layout_for), ready to build: the writer lock
+    held (a DuckDB warehouse) and a session started (unless `spark` is given) until `stack` closes, a killed
+    build's leftovers undone, the base tables and the models built before registered; its `state` is what
+    was built."""
+    spark_models, untranspiled = transpile_project(project)
+    if layout.db is not None:  # ingest must not replace run directories while Spark reads them
+        stack.enter_context(storage.write_lock(layout.db, command))
+    if spark is None:  # ours: started here, stopped at the end
+        spark = spark_session(master, conf)
+        stack.callback(spark.stop)
+    fs = FileSystem(spark, layout.root)
+    fs.mkdirs(layout.models_root)
+    _recover(fs, layout)
+    dirs = base_table_dirs(fs, layout)
+    register_base_tables(spark, layout, dirs)
+    state = spark_state(fs, layout, project, data_version(dirs))
+    for name in project.order:
+        if name in state.present:  # built before: what is not rebuilt is read from here
+            spark.read.parquet(layout.model_dir(name)).createOrReplaceTempView(name)
+    return SparkEngine(spark, fs, layout, state, project, spark_models, untranspiled, parallel)
 
 
 def spark_state(fs: FileSystem, layout: Layout, project: Project, current_data: str) -> State:
@@ -123,103 +207,6 @@ def spark_state(fs: FileSystem, layout: Layout, project: Project, current_data: 
         except (ValueError, KeyError, TypeError):
             continue
     return State(builds, dict.fromkeys(builds, "table"), current_data, materialised=True, engine=" on Spark")
-
-
-def _execute(ctx: _Context, steps: list[planner.Step], untranspiled: dict[str, TranspileError],
-             parallel: int, echo) -> dict[str, ModelResult]:
-    """Run the plan: each model once all its parents in the plan are settled; up to `parallel`
-    at a time (Spark runs jobs from several threads side by side: independent branches of the
-    DAG, e.g. full_alignment and the export models, overlap). A model whose parent failed or was
-    skipped is skipped; a model that does not transpile fails without running."""
-    project = ctx.project
-    planned = {step.model for step in steps}
-    results: dict[str, ModelResult] = {}
-    pending = list(steps)
-    running: dict = {}
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="spark-build") as pool:
-        while pending or running:
-            for step in list(pending):
-                name = step.model
-                if any(p in planned and p not in results for p in project.parents[name]):
-                    continue  # a parent is still to be settled
-                pending.remove(step)
-                broken = [p for p in project.parents[name] if p in results and results[p].status in ("failed", "skipped")]
-                if step.action != planner.FRESH and name in untranspiled:
-                    results[name] = ModelResult(name, "failed", "does not transpile", error=str(untranspiled[name]))
-                elif broken:
-                    results[name] = ModelResult(name, "skipped", f"upstream {broken[0]} {results[broken[0]].status}")
-                elif step.action == planner.SKIP:
-                    results[name] = ModelResult(name, "skipped", step.reason)
-                elif step.action == planner.FRESH:
-                    results[name] = ModelResult(name, "fresh")
-                else:
-                    if echo:
-                        echo(f"  building {name} on spark ...")
-                    running[pool.submit(build_model, ctx, project.models[name], step.reason)] = name
-            if running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    results[running.pop(future)] = future.result()
-            elif pending and not any(  # nothing running and nothing ready: cannot happen with a DAG
-                    all(p not in planned or p in results for p in project.parents[s.model]) for s in pending):
-                raise WarehouseError(f"cannot order the models {', '.join(s.model for s in pending)}")
-    return results
-
-
-def build_model(ctx: _Context, model: Model, reason: str) -> ModelResult:
-    """Write one model aside, audit it, rename it into place; a failure leaves the old directory."""
-    t0 = time.monotonic()
-    spark, fs, layout = ctx.spark, ctx.fs, ctx.layout
-    tables = spark_schema(spark, sorted(model.refs))
-    token = uuid.uuid4().hex[:8]
-    tmp = f"{layout.models_root}/.building-{model.name}-{token}"
-    tmp_view = f"__build_{model.name}"
-    result = ModelResult(model.name, "failed", reason)
-    sm = ctx.spark_models[model.name]
-    try:
-        try:
-            sm = transpile_model(model, tables)  # again, now with the types of what it reads
-            df = spark.sql(sm.sql)
-            df.write.option("compression", "zstd").parquet(tmp)
-        except TranspileError as exc:
-            result.error = str(exc)
-        except Exception as exc:  # AnalysisException, execution errors (ANSI overflow, ...)
-            result.error = _spark_error(exc, model)
-        if result.error is None:
-            spark.read.parquet(tmp).createOrReplaceTempView(tmp_view)
-            try:
-                sm = transpile_model(model, tables, spark_schema(spark, [tmp_view])[tmp_view])
-                rows, result.failures = _run_audits(spark, sm.audits, tmp_view)
-            except TranspileError as exc:
-                result.error = str(exc)
-            except Exception as exc:
-                result.error = _spark_error(exc, model, " (an audit)")
-        if result.error is not None or result.failures:
-            fs.delete(tmp)
-            result.seconds = time.monotonic() - t0
-            return result
-        seconds = time.monotonic() - t0
-        fs.write_text(f"{tmp}/{MANIFEST}", json.dumps({
-            "model": model.name, "version": model.version, "kind": model.kind,
-            "fingerprint": ctx.project.fingerprints[model.name], "engine": "spark",
-            "spark_version": spark.version, "master": ctx.master, "build_id": ctx.build_id,
-            "data_version": ctx.data_version, "rows": rows, "seconds": round(seconds, 3),
-            "built_at": datetime.now().isoformat(), "sql": sm.sql,
-        }, indent=2) + "\n")
-        final = layout.model_dir(model.name)
-        old = f"{layout.models_root}/.old-{model.name}-{token}"
-        if fs.exists(final):
-            fs.rename(final, old)
-        fs.rename(tmp, final)
-        if fs.exists(old):
-            fs.delete(old)
-        spark.read.parquet(final).createOrReplaceTempView(model.name)
-    finally:
-        spark.catalog.dropTempView(tmp_view)
-        if fs.exists(tmp):
-            fs.delete(tmp)
-    result.status, result.rows, result.seconds = "built", rows, time.monotonic() - t0
-    return result
 
 
 def _run_audits(spark, audits: list[Audit], table: str) -> tuple[int, list[AuditFailure]]:

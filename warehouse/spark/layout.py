@@ -32,6 +32,26 @@ class Layout:
     def model_dir(self, name: str) -> str:
         return f"{self.models_root}/{name}"
 
+    # A build writes a model aside as .building-<model>-<token>, sets the old directory aside as
+    # .old-<model>-<token> while it renames the new one into place, then deletes the old one.
+    def building_dir(self, name: str, token: str) -> str:
+        return f"{self.models_root}/{BUILDING}{name}-{token}"
+
+    def old_dir(self, name: str, token: str) -> str:
+        return f"{self.models_root}/{OLD}{name}-{token}"
+
+
+BUILDING, OLD = ".building-", ".old-"
+
+
+def leftover(entry: str) -> tuple[str, str] | None:
+    """What a killed build left in the models directory, from an entry's name: ('building', model)
+    or ('old', model); None for a model's own directory."""
+    for what, prefix in (("building", BUILDING), ("old", OLD)):
+        if entry.startswith(prefix):
+            return what, entry[len(prefix):].rsplit("-", 1)[0]
+    return None
+
 
 def _has_scheme(path: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None or path.startswith("file:")

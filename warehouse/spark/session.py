@@ -1,6 +1,6 @@
 """The SparkSession: starting it, and the base tables it sees (temp views over ingest's Parquet).
 
-Also regenerates warehouse/spark_functions.py (`python -m warehouse.spark_engine --write-function-list`).
+Also regenerates warehouse/spark/functions.py (`python -m mementos.warehouse.spark.engine --write-function-list`).
 """
 
 from __future__ import annotations
@@ -90,10 +90,10 @@ def register_base_tables(spark, layout: Layout, table_dirs: dict[str, list[str]]
 
 
 def write_function_list(path: str | Path | None = None) -> Path:
-    """Regenerate warehouse/spark_functions.py from the installed pyspark's SHOW FUNCTIONS."""
+    """Regenerate warehouse/spark/functions.py from the installed pyspark's SHOW FUNCTIONS."""
     import textwrap
 
-    path = Path(path) if path else Path(__file__).parent.parent / "spark_functions.py"
+    path = Path(path) if path else Path(__file__).parent / "functions.py"
     spark = spark_session("local[1]", app_name="mementos function list")
     try:
         names = sorted({r[0] for r in spark.sql("SHOW FUNCTIONS").collect()})
@@ -105,7 +105,7 @@ def write_function_list(path: str | Path | None = None) -> Path:
         f'"""Built-in functions of Apache Spark {version}, as `SHOW FUNCTIONS` lists them ({len(names)} names).\n\n'
         "warehouse/spark/transpile.py checks every function call of a transpiled model against\n"
         "this list, so `mementos models --engine spark` can say which models run on Spark\n"
-        "without starting it. Regenerate with `python -m warehouse.spark_engine --write-function-list`\n"
+        "without starting it. Regenerate with `python -m mementos.warehouse.spark.engine --write-function-list`\n"
         'when the pinned pyspark changes.\n"""\n\n'
         f'SPARK_VERSION = "{version}"\n\nSPARK_FUNCTIONS = frozenset("""\n{body}\n""".split())\n'
     )

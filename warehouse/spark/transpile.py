@@ -17,10 +17,10 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from mementos.foundation.errors import TranspileError, first_line
 from mementos.warehouse.audits import Audit, unique
-from mementos.warehouse.engine import Project, load_project
+from mementos.warehouse.project import Project, load_project
 from mementos.warehouse.models import DIALECT, Model
 from mementos.warehouse.spark.layout import local_root, read_local_manifest
-from mementos.warehouse.spark_functions import SPARK_FUNCTIONS
+from mementos.warehouse.spark.functions import SPARK_FUNCTIONS
 
 TARGET = "spark"
 THIS = "__this__"  # stands for {this} while an audit is transpiled
@@ -271,6 +271,6 @@ def transpile_report(db: str | Path | None = None, models_dir: str | Path | None
 
 
 def _spark_version() -> str:
-    from mementos.warehouse.spark_functions import SPARK_VERSION
+    from mementos.warehouse.spark.functions import SPARK_VERSION
     return SPARK_VERSION
 

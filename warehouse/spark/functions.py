@@ -2,7 +2,7 @@
 
 warehouse/spark/transpile.py checks every function call of a transpiled model against
 this list, so `mementos models --engine spark` can say which models run on Spark
-without starting it. Regenerate with `python -m warehouse.spark_engine --write-function-list`
+without starting it. Regenerate with `python -m mementos.warehouse.spark.engine --write-function-list`
 when the pinned pyspark changes.
 """
 

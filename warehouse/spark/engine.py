@@ -14,7 +14,8 @@
 3. asks the planner (warehouse/planner.py) what to build, from the project, the
    selection and each model's `_build.json` (fingerprint, data version, time):
    fresh models are not rebuilt, as on DuckDB;
-4. builds the plan's models in dependency order (warehouse/spark/build.py), each
+4. builds the plan's models through the executor (warehouse/executor.py) with
+   the Spark adapter (warehouse/spark/build.py), each
    written aside to `PATH.data/models/.building-<model>-<id>/`, audited with the
    model's audits (the engine's audit SQL, transpiled), then renamed into place
    as `PATH.data/models/<model>/`, with `_build.json` beside its parts. A failing
@@ -28,14 +29,14 @@ reads (hdfs://, s3a://). warehouse.md (Spark) has the details.
 
 from __future__ import annotations
 
-from mementos.warehouse.spark.build import build, build_model, spark_state
+from mementos.warehouse.spark.build import SparkEngine, build, open_engine, spark_state
 from mementos.warehouse.spark.layout import MANIFEST, MODELS_SUBDIR, PARQUET_TABLES, Layout, base_table_dirs, layout_for
 from mementos.warehouse.spark.session import DEFAULT_CONF, register_base_tables, spark_session, write_function_list
 from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_variant, transpile_model,
                                        transpile_project, transpile_report, transpile_sql)
 
-__all__ = ["build", "build_model", "spark_state", "MANIFEST", "MODELS_SUBDIR", "PARQUET_TABLES", "Layout",
-           "base_table_dirs", "layout_for", "DEFAULT_CONF", "register_base_tables", "spark_session",
+__all__ = ["build", "open_engine", "SparkEngine", "spark_state", "MANIFEST", "MODELS_SUBDIR", "PARQUET_TABLES",
+           "Layout", "base_table_dirs", "layout_for", "DEFAULT_CONF", "register_base_tables", "spark_session",
            "write_function_list", "SparkModel", "TranspileError", "spark_variant", "transpile_model",
            "transpile_project", "transpile_report", "transpile_sql"]
 
@@ -45,4 +46,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--write-function-list"]:
         print(f"wrote {write_function_list()}")
     else:
-        sys.exit("usage: python -m warehouse.spark_engine --write-function-list")
+        sys.exit("usage: python -m mementos.warehouse.spark.engine --write-function-list")

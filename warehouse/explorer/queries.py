@@ -4,7 +4,7 @@ The trace list is filtered, counted and sorted over the trace index: one small r
 (labels, status, issue codes, outlier reasons, blocks, tokens, ratio), read once per snapshot from
 the base tables and the models into an in-memory DuckDB database, so that a filter or a page never
 scans the warehouse's Parquet files. Only a text search (`q`) reads the texts; its matches are
-remembered per snapshot (Snapshot.search). A trace's page reads that one trace (trace_view.trace_views,
+remembered per snapshot (Snapshot.remembered). A trace's page reads that one trace (trace_view.trace_views,
 as `mementos show` and the report do) and its rows of the models.
 """
 
@@ -207,7 +207,7 @@ def text_matches(snap: Snapshot, cur: duckdb.DuckDBPyConnection, q: str) -> list
     if not q:
         return None
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return snap.search(q, lambda: [tid for (tid,) in cur.execute(
+    return snap.remembered("search", q, lambda: [tid for (tid,) in cur.execute(
         "SELECT trace_id FROM traces WHERE problem ILIKE ? ESCAPE '\\' OR response ILIKE ? ESCAPE '\\'",
         [pattern, pattern]).fetchall()])
 
@@ -224,39 +224,55 @@ def trace_list(snap: Snapshot, cur: duckdb.DuckDBPyConnection, f: Filters, page:
     [total] = [r["n"] for r in index.query(f"SELECT count(*) AS n FROM trace_index {where}", params)]
     rows = index.query(f"SELECT {', '.join(COLUMNS)} FROM trace_index {where} ORDER BY {_order(f)} "
                        f"LIMIT ? OFFSET ?", params + [page_size, (page - 1) * page_size])
+    key = tuple(p for p in f.params() if p[0] != "sort")  # the order changes no count
+    counted = snap.remembered("facets", key, lambda: facets(index, f, matches))
     return {"total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size)),
-            "rows": rows, "facets": facets(index, f, matches)}
+            "rows": rows, "facets": counted}
 
 
 def facets(index: TraceIndex, f: Filters, matches: list[str] | None) -> dict[str, list[dict]]:
-    """Traces per value of each facet, under every filter but the facet's own (so its other values show)."""
-    parts, params = [], []
-    for name in LABELS + tuple(LISTS):
-        where, p = _where(f, matches, skip=name)
-        value = f"unnest({LISTS[name]})" if name in LISTS else name
-        parts.append(f"(SELECT '{name}' AS facet, value, count(*) AS traces FROM "
-                     f"(SELECT {value} AS value FROM trace_index {where}) WHERE value IS NOT NULL "
-                     f"GROUP BY value ORDER BY traces DESC, value LIMIT {FACET_VALUES})")
-        params += p
+    """Traces per value of each facet, under every filter but the facet's own (so its other values show).
+    The label facets without a filter of their own share one pass (GROUPING SETS); each other facet has its own."""
     out: dict[str, list[dict]] = {name: [] for name in LABELS + tuple(LISTS)}
-    for r in index.query(" UNION ALL ".join(parts), params):
-        out[r["facet"]].append({"value": r["value"], "traces": r["traces"]})
-    for values in out.values():
+    shared = [name for name in LABELS if name not in f.labels]
+    if shared:
+        where, params = _where(f, matches)
+        flags = ", ".join(f"grouping({name})" for name in shared)
+        sets = ", ".join(f"({name})" for name in shared)
+        with index.con.cursor() as mem:
+            rows = mem.execute(f"SELECT {', '.join(shared)}, {flags}, count(*) FROM trace_index {where} "
+                               f"GROUP BY GROUPING SETS ({sets})", params).fetchall()
+        for row in rows:
+            at = row[len(shared):2 * len(shared)].index(0)  # the set this row counts
+            if row[at] is not None:
+                out[shared[at]].append({"value": row[at], "traces": row[-1]})
+    for name in [n for n in LABELS if n in f.labels] + list(LISTS):
+        where, params = _where(f, matches, skip=name)
+        value = f"unnest({LISTS[name]})" if name in LISTS else name
+        out[name] = index.query(f"SELECT value, count(*) AS traces FROM (SELECT {value} AS value FROM trace_index "
+                                f"{where}) WHERE value IS NOT NULL GROUP BY value", params)
+    for name, values in out.items():
         values.sort(key=lambda v: (-v["traces"], str(v["value"])))
+        del values[FACET_VALUES:]
     return out
 
 
 def neighbours(snap: Snapshot, cur: duckdb.DuckDBPyConnection, f: Filters, trace_id: str) -> dict:
-    """The previous and next trace of the list `f` around `trace_id`, its position and the list's length."""
-    index = trace_index(snap, cur)
-    where, params = _where(f, text_matches(snap, cur, f.q))
-    rows = index.query(f"""
-        SELECT position, total, previous, next FROM (
-            SELECT trace_id, row_number() OVER w AS position, count(*) OVER () AS total,
-                   lag(trace_id) OVER w AS previous, lead(trace_id) OVER w AS next
-            FROM trace_index {where} WINDOW w AS (ORDER BY {_order(f)}))
-        WHERE trace_id = ?""", params + [trace_id])
-    return rows[0] if rows else {"position": None, "total": None, "previous": None, "next": None}
+    """The previous and next trace of the list `f` around `trace_id`, its position and the list's length.
+    The list's order is remembered (Snapshot.remembered): stepping through it sorts it once."""
+    def order() -> list[str]:
+        where, params = _where(f, text_matches(snap, cur, f.q))
+        with trace_index(snap, cur).con.cursor() as mem:
+            return [tid for (tid,) in mem.execute(f"SELECT trace_id FROM trace_index {where} ORDER BY {_order(f)}",
+                                                  params).fetchall()]
+
+    ids = snap.remembered("order", tuple(f.params()), order)
+    try:
+        at = ids.index(trace_id)
+    except ValueError:  # not in this list (a link from elsewhere): no neighbours
+        return {"position": None, "total": len(ids), "previous": None, "next": None}
+    return {"position": at + 1, "total": len(ids), "previous": ids[at - 1] if at else None,
+            "next": ids[at + 1] if at + 1 < len(ids) else None}
 
 
 def trace_page(snap: Snapshot, cur: duckdb.DuckDBPyConnection, trace_id: str) -> dict:

@@ -29,7 +29,7 @@ from mementos.foundation import layout, published, snapshots, storage
 from mementos.foundation.errors import WarehouseError
 from mementos.warehouse.query import lock_down
 
-SEARCH_CACHE = 16  # text searches remembered per snapshot, so that paging through one does not search again
+REMEMBERED = 8  # text searches, and orders of lists, remembered per snapshot
 
 
 @dataclass
@@ -42,31 +42,37 @@ class Snapshot:
     users: int = 0
     superseded: bool = False
     cache: dict = field(default_factory=dict)  # what the explorer computed once for this snapshot
-    searches: OrderedDict = field(default_factory=OrderedDict)  # text -> matching trace ids
+    recent: dict = field(default_factory=dict)  # kind -> OrderedDict of the last results of that kind
     lock: threading.Lock = field(default_factory=threading.Lock)
+    locks: dict = field(default_factory=dict)  # name -> the lock its computation holds
 
     @property
     def root(self) -> Path:
         return layout.data_dir(self.db)
 
     def cached(self, name: str, compute):
-        """`compute()` once per snapshot (one request computes it, the others wait for it)."""
+        """`compute()` once per snapshot: one request computes it, the others asking for it wait."""
         with self.lock:
+            lock = self.locks.setdefault(name, threading.Lock())
+        with lock:
             if name not in self.cache:
                 self.cache[name] = compute()
             return self.cache[name]
 
-    def search(self, text: str, compute) -> list[str]:
+    def remembered(self, kind: str, key, compute, keep: int = REMEMBERED):
+        """`compute()`, or its result for the same `key` if it is among the last `keep` of its `kind` (a text
+        search, a list's order), so that paging or stepping through a list does not compute it again."""
         with self.lock:
-            if text in self.searches:
-                self.searches.move_to_end(text)
-                return self.searches[text]
-        found = compute()
+            recent = self.recent.setdefault(kind, OrderedDict())
+            if key in recent:
+                recent.move_to_end(key)
+                return recent[key]
+        value = compute()
         with self.lock:
-            self.searches[text] = found
-            while len(self.searches) > SEARCH_CACHE:
-                self.searches.popitem(last=False)
-        return found
+            recent[key] = value
+            while len(recent) > keep:
+                recent.popitem(last=False)
+        return value
 
 
 def _catalog_key(db: Path) -> tuple[int, int]:

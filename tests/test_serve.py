@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -304,3 +305,11 @@ def test_a_missing_warehouse_or_busy_port_is_one_line(tmp_path, server, warehous
                           capture_output=True, text=True, timeout=60)
     assert busy.returncode != 0 and busy.stderr.strip().splitlines() == [
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port (or --host)"]
+
+
+def test_ctrl_c_stops_it_cleanly(tmp_path, warehouse):
+    server = Server(warehouse[0], tmp_path / "tmp")
+    assert server.json("/traces.json?page_size=1")["total"] == SAMPLE_TRACES + 4
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=30) == 0
+    assert server.proc.stdout.read() == "mementos serve: stopped\n"

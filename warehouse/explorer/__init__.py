@@ -35,7 +35,11 @@ def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8000, sql_time_li
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"mementos serve: listening on {host}: anyone who can reach this machine can read the warehouse")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])  # shuts down gracefully on SIGINT or SIGTERM, then re-raises it
+    except KeyboardInterrupt:
+        pass
+    echo("mementos serve: stopped")
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

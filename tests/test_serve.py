@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import mementos
+from mementos.warehouse.explorer.queries import spellings
 from report_fixtures import DATASET, PAYLOADS, ingest_hostile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,9 +122,10 @@ def test_filters_by_issue_reason_ranges_and_text(server, warehouse):
         db, "SELECT count(*) FROM traces WHERE n_blocks BETWEEN 5 AND 6")
     ratios = [r["ratio"] for r in server.json("/traces.json?min_ratio=0.1&max_ratio=0.2&page_size=1000")["rows"]]
     assert ratios and all(0.1 <= r <= 0.2 for r in ratios)
-    found = server.json("/traces.json?" + urlencode({"q": "WINDOW.__PWNED = 1"}))  # any case
-    assert found["total"] == count(db, "SELECT count(*) FROM traces WHERE problem ILIKE '%window.__pwned = 1%' "
-                                       "OR response ILIKE '%window.__pwned = 1%'") > 0
+    found = server.json("/traces.json?" + urlencode({"q": "WINDOW.__PWNED = 1"}))  # its lower case is in the texts
+    assert found["total"] == count(db, "SELECT count(*) FROM traces WHERE contains(problem, 'window.__pwned = 1') "
+                                       "OR contains(response, 'window.__pwned = 1')") > 0
+    assert spellings("modulo N") == ["modulo N", "modulo n", "Modulo n", "Modulo N", "MODULO N"]
 
 
 def test_sorting_and_paging(server):

@@ -164,7 +164,7 @@ class Explorer:
                 result = sql_console.run(cur, sql, self.limits)
         except WarehouseBusy:
             raise
-        except WarehouseError as exc:
+        except WarehouseError as exc:  # refused or failed: the form again, with the message
             if request.url.path.endswith(".json"):
                 return self.error(request, exc, 400)
             return self.page(request, "sql.html.j2", {"sql": sql, "result": None, "message": first_line(exc),
@@ -200,9 +200,9 @@ def create_app(db: str | Path, sql_time_limit: float = 5.0, max_rows: int = 1000
             try:
                 return method(request)
             except WarehouseError as exc:
-                status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 503)
-                if request.url.path.startswith("/sql"):
-                    status = 400 if status == 503 and not isinstance(exc, WarehouseBusy) else status
+                # a statement that failed is the request's fault; a warehouse that cannot be read is not
+                other = 400 if request.url.path.startswith("/sql") else 503
+                status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), other)
                 return explorer.error(request, exc, status)
             except Exception as exc:  # a bug: one line, never a traceback in the page
                 return explorer.error(request, exc, 500)

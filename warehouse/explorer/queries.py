@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import duckdb
 
 from mementos.foundation.errors import WarehouseError
-from mementos.warehouse.explorer.snapshot import Snapshot
+from mementos.foundation import storage
+from mementos.warehouse.explorer.snapshot import INDEX_POOL, Snapshot
 from mementos.warehouse.trace_view import TraceView, trace_views
 
 DEFAULT_PAGE_SIZE = 50
@@ -89,7 +90,9 @@ def trace_index(snap: Snapshot, cur: duckdb.DuckDBPyConnection) -> TraceIndex:
     """The snapshot's trace index, read from the warehouse the first time it is asked for."""
     def build() -> TraceIndex:
         table = cur.sql(index_sql(_objects(cur))).to_arrow_table()
-        mem = duckdb.connect(":memory:")
+        # its own pool, and its spill files (if ever) where a reader's go: never the working directory
+        mem = duckdb.connect(":memory:", config={"memory_limit": INDEX_POOL,
+                                                 "temp_directory": str(storage.reader_temp_dir() / "index")})
         mem.register("rows", table)
         mem.execute("CREATE TABLE trace_index AS SELECT * FROM rows ORDER BY dataset, source_row")
         mem.unregister("rows")
@@ -202,14 +205,23 @@ def _order(f: Filters) -> str:
     return f"{f.sort} {direction} NULLS LAST, dataset, source_row"
 
 
+def spellings(q: str) -> list[str]:
+    """The spellings a text search looks for: as typed, lower case, Capitalised, Title Case and UPPER CASE."""
+    return list(dict.fromkeys([q, q.lower(), q.capitalize(), q.title(), q.upper()]))
+
+
 def text_matches(snap: Snapshot, cur: duckdb.DuckDBPyConnection, q: str) -> list[str] | None:
-    """The trace ids whose problem or response contains `q` (any case); None when there is no `q`."""
+    """The trace ids whose problem or response contains `q` in one of its spellings; None when there is no `q`.
+
+    A search reads every response (no index holds the texts). DuckDB's `contains` costs little beyond reading
+    the column, where ILIKE (any case) first lowers every character, which costs more than the reading: so the
+    spellings people write a word in are looked for instead of every case."""
     if not q:
         return None
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    variants = spellings(q)
+    found = " OR ".join(f"contains({column}, ?)" for column in ("problem", "response") for _ in variants)
     return snap.remembered("search", q, lambda: [tid for (tid,) in cur.execute(
-        "SELECT trace_id FROM traces WHERE problem ILIKE ? ESCAPE '\\' OR response ILIKE ? ESCAPE '\\'",
-        [pattern, pattern]).fetchall()])
+        f"SELECT trace_id FROM traces WHERE {found}", variants + variants).fetchall()])
 
 
 # ---------------------------------------------------------------------------
@@ -336,7 +348,6 @@ def model_list(cur: duckdb.DuckDBPyConnection) -> list[dict]:
 def overview(db) -> dict:
     """The report's figures, live: the one call into the report (warehouse/report.py), on a connection of its own
     to the published catalog (the report's queries set options that a locked-down snapshot refuses)."""
-    from mementos.foundation import storage
     from mementos.warehouse.report import gather
 
     with storage.connect(db, read_only=True) as con:

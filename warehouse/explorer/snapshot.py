@@ -30,6 +30,10 @@ from mementos.foundation.errors import WarehouseError
 from mementos.warehouse.query import lock_down
 
 REMEMBERED = 8  # text searches, and orders of lists, remembered per snapshot
+# DuckDB's pool for the pages' queries and the console's (MEMENTOS_MEMORY_LIMIT, when set, decides): a page reads one
+# trace's row group, or streams a column for a text search, so the pool is mostly a cache of what was read.
+POOL = "300MB"
+INDEX_POOL = "200MB"  # the trace index's in-memory database
 
 
 @dataclass
@@ -111,6 +115,8 @@ def open_snapshot(db: Path) -> Snapshot:
         # Options of the connection's own session, made the database's, so that the requests' cursors have
         # them too: once locked down, no connection can set any (the views' relative file names need the
         # search path).
+        if "MEMENTOS_MEMORY_LIMIT" not in os.environ:
+            con.execute("SET memory_limit = ?", [POOL])
         [(search,)] = con.execute("SELECT current_setting('file_search_path')").fetchall()
         con.execute("SET GLOBAL file_search_path = ?", [search])
         con.execute("SET enable_progress_bar = false")

@@ -411,6 +411,37 @@ def parse_outlier_reasons(text: str | None) -> bool | tuple[str, ...]:
 
 
 @main.command()
+@db_option()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on; another than 127.0.0.1 lets other machines read the warehouse.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="The port to listen on (0: any free one, printed).")
+@click.option("--sql-time-limit", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="The SQL console stops a statement after this long.")
+@click.option("--max-rows", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Rows the SQL console shows (its CSV and JSON Lines links stream all of them).")
+def serve(db, host, port, sql_time_limit, max_rows):
+    """Explore the warehouse in the browser: a local, read-only web app.
+
+    \b
+    Pages (each has a JSON twin: the same path with .json):
+      /              the report's figures, live
+      /traces        every trace: filters, facet counts, text search, sort, pages
+      /traces/ID     one trace: blocks beside mementos, parse issues, answer,
+                     full-config alignment, retention; previous and next trace
+      /models        model versions, build times, row counts
+      /sql?sql=...   one read-only statement, with a time limit and a row cap
+
+    Every request reads the last published snapshot: an ingest or build running
+    meanwhile never breaks a page, and the next request sees what it wrote.
+    Ctrl-C stops the server.
+    """
+    from mementos.warehouse.explorer import serve as serve_explorer
+
+    serve_explorer(db, host=host, port=port, sql_time_limit=sql_time_limit, max_rows=max_rows, echo=_say)
+
+
+@main.command()
 @click.argument("kind", type=click.Choice([k.value for k in ExportKind]))
 @db_option()
 @click.option("--out", required=True, type=click.Path(file_okay=False),

@@ -78,7 +78,9 @@ def test_the_wheel_ships_the_sql_models_and_template(wheel):
     expected = ({f"mementos/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")}
                 | {f"mementos/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")}
                 | {f"mementos/models/{p.name}" for p in (REPO / "models").glob("*.sql")}
-                | {f"mementos/warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()})
+                | {f"mementos/warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()}
+                | {f"mementos/warehouse/explorer/{p.relative_to(REPO / 'warehouse' / 'explorer')}"
+                   for folder in ("templates", "static") for p in (REPO / "warehouse" / "explorer" / folder).iterdir()})
     assert expected - names == set()
 
 

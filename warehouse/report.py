@@ -112,19 +112,28 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
 # Gathering
 
 
-def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
-           outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
-    """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build):
-    each section gathered by its function in report_sections.py."""
-    from mementos.warehouse.engine import data_version, existing_objects
+def check_ready(con: duckdb.DuckDBPyConnection, db: str = "", models_dir=None) -> dict[str, str]:
+    """The warehouse's relations (existing_objects), once every model the report reads is built with the
+    columns it reads; else a WarehouseError saying what to do."""
+    from mementos.warehouse.engine import existing_objects
 
-    con.execute("SET enable_progress_bar = false")
     objects = existing_objects(con)
     missing = [m for m in REPORT_MODELS if m != "full_alignment" and m not in objects]
     if missing:
         raise WarehouseError(f"the warehouse {db} lacks the models {', '.join(missing)}; "
                              f"run `mementos build --db {db}` (the report command does it for you)")
     check_columns(con, models_dir)
+    return objects
+
+
+def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str] | tuple[str, ...] = (),
+           outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
+    """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build):
+    each section gathered by its function in report_sections.py."""
+    from mementos.warehouse.engine import data_version
+
+    con.execute("SET enable_progress_bar = false")
+    objects = check_ready(con, db, models_dir)
     card_comparison = report_sections.card_comparison(con)
     listed = report_sections.outliers(con, outliers)
     return ReportData(

@@ -172,13 +172,15 @@ class TraceView:
         return _ratio(self.block_tokens, self.memento_tokens)
 
 
-def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, TraceView]:
+def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path | None = None) -> dict[str, TraceView]:
     """The side-by-side views of the given traces, looked up by trace_id.
 
     Reads the base tables (traces, segments, parse_issues) for these traces only,
     by SQL name and column, so it works on a warehouse whose models were never
     built. A flagged trace also carries its raw response and its parse issues
     with their offsets. Ids not in the warehouse are absent from the result.
+    `root`: the warehouse's data directory, when `con` opened another name of its catalog than
+    PATH (the explorer opens the published snapshot's own file); by default, beside the file opened.
     """
     ids = list(dict.fromkeys(trace_ids))
     if not ids:
@@ -192,8 +194,11 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[st
                           ids).fetchall()
     if not located:
         return {}
-    [(path,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    src = catalog.committed_sources(con, data_dir(path))
+    if root is None:
+        [(path,)] = con.execute("SELECT path FROM duckdb_databases() "
+                                "WHERE database_name = current_database()").fetchall()
+        root = data_dir(path)
+    src = catalog.committed_sources(con, root)
     heads: list[dict] = []
     issues: dict[str, list[IssueMark]] = {}
     segs: dict[str, list[dict]] = {}

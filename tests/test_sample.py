@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from mementos.sample import (
     DEFECT_KINDS,
@@ -39,20 +40,11 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 BS, BE, SS, SE = "<|block_start|>", "<|block_end|>", "<|summary_start|>", "<|summary_end|>"
 MARKUP = (THINK_OPEN, THINK_CLOSE, BS, BE, SS, SE)
 
-EXPECTED_FRONT_MATTER = """---
-license: mit
-configs:
-  - config_name: default
-    data_files:
-      - split: train
-        path: data/train-*
-    default: true
-  - config_name: full
-    data_files:
-      - split: train
-        path: full/train-*
----
-"""
+# the hub layout's configs, as `datasets` reads them from the card's front matter
+EXPECTED_CONFIGS = [
+    {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}], "default": True},
+    {"config_name": "full", "data_files": [{"split": "train", "path": "full/train-*"}]},
+]
 DEFAULT_COLUMNS = [
     ("problem", pa.string()),
     ("response", pa.string()),
@@ -244,8 +236,8 @@ def test_parquet_metadata_has_only_the_arrow_schema(corpus):
 
 def test_readme_front_matter_lists_default_and_full_configs(corpus):
     readme = (corpus["out"] / "README.md").read_text(encoding="utf-8")
-    assert readme.startswith(EXPECTED_FRONT_MATTER)
-    body = readme[len(EXPECTED_FRONT_MATTER):]
+    empty, front_matter, body = readme.split("---\n", 2)
+    assert empty == "" and yaml.safe_load(front_matter) == {"license": "mit", "configs": EXPECTED_CONFIGS}
     assert "synthetic" in body and f"seed **{SEED}**" in body and "3,000 traces" in body
 
 

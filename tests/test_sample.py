@@ -30,7 +30,10 @@ from mementos.sample import (
     SampleSummary,
     write_sample,
 )
+from mementos.foundation import storage
+from mementos.ingest.pipeline import run_ingest
 from mementos.warehouse.card import median_ratio_chars
+from mementos.warehouse.engine import build
 
 N_TRACES = 3000
 SEED = 11
@@ -202,7 +205,7 @@ def test_same_bytes_in_a_fresh_process_with_another_hash_seed(tmp_path):
     # Guards against set/hash-order or pool-building differences between processes.
     write_sample(tmp_path / "here", 60, seed=9, shard_rows=25)
     root = Path(__file__).resolve().parents[1]
-    code = "import sys; from mementos_sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
+    code = "import sys; from mementos.sample import write_sample; write_sample(sys.argv[1], 60, seed=9, shard_rows=25)"
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env)
     assert file_bytes(tmp_path / "here") == file_bytes(tmp_path / "there")
@@ -557,3 +560,33 @@ def test_20k_traces_memory_stays_flat(tmp_path):
     big = _measure(tmp_path / "big", 20_000)
     # Ten times the traces, about the same peak memory: only a batch is ever held.
     assert big["maxrss_kb"] < small["maxrss_kb"] + 150_000
+
+
+# ---------------------------------------------------------------------------
+# The card's median memento/block char ratios, reproduced end to end (sample -> ingest -> build ->
+# domain_compression) within 0.03 of each
+
+CARD_MEDIAN_RATIO_CHARS = median_ratio_chars()  # math 0.16, code 0.18, science 0.23
+CARD_TRACES = 2000
+
+
+@pytest.fixture(scope="module")
+def card_sample_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("card")
+    write_sample(tmp / "sample", CARD_TRACES, seed=5)
+    db = tmp / "card.duckdb"
+    run_ingest(str(tmp / "sample"), db, config="default", name="sample", with_tokens=False, workers=0,
+               progress=False)
+    report = build(db)
+    assert report.ok, report.format()
+    return db
+
+
+def test_card_ratio_medians_within_003(card_sample_db):
+    with storage.connect(card_sample_db) as con:
+        got = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
+        [(flagged, analysed)] = con.execute(
+            "SELECT flagged_traces, traces FROM domain_compression WHERE domain = 'all'").fetchall()
+    for domain, target in CARD_MEDIAN_RATIO_CHARS.items():
+        assert got[domain] == pytest.approx(target, abs=0.03), f"{domain}: {got[domain]:.3f} vs card {target}"
+    assert analysed + flagged == CARD_TRACES and 0 < flagged < CARD_TRACES * 0.05

@@ -45,9 +45,15 @@ def _models(tmp_path: Path, **files: str) -> Path:
     return directory
 
 
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory) -> Path:
+    return ingest_golden(tmp_path_factory.mktemp("golden"), with_tokens=False)
+
+
 @pytest.fixture
-def db(tmp_path) -> Path:
-    return ingest_golden(tmp_path, with_tokens=False)
+def db(golden, tmp_path) -> Path:
+    """The golden corpus, ingested once a module, copied for each test (which builds into it)."""
+    return copy_warehouse(golden, tmp_path)
 
 
 def _invoke(*args: str, env: dict | None = None):

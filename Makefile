@@ -36,7 +36,7 @@ demo: $(DEMO_STAMP)
 	@echo "report: $(abspath $(DEMO_DIR)/report.html)"
 
 test: $(STAMP) chromium spark
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # The report's browser test drives Debian's chromium (never `playwright install`): install it when missing.
 # Without apt-get (or root) this only says how; the browser test then fails with the same advice.

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 # Tests never reach the hub; local directories go through the same `datasets` code.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -17,24 +18,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # that covers a reader between opening the catalog and locking it is tested on its own.
 os.environ.setdefault("MEMENTOS_RECLAIM_GRACE", "0")
 
+# after the settings above, which must be in place before the package is imported
+from mementos.cli import main  # noqa: E402
+from mementos.sample.generator import README_FRONT_MATTER  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EXAMPLES = REPO.parent / "shared" / "fixtures" / "memento-examples"
 
-CARD = """---
-license: mit
-configs:
-  - config_name: default
-    data_files:
-      - split: train
-        path: data/train-*
-    default: true
-  - config_name: full
-    data_files:
-      - split: train
-        path: full/train-*
----
-# test corpus
-"""
+CARD = README_FRONT_MATTER + "# test corpus\n"  # the hub layout the sample writes
 
 
 def memento(pairs, answer="The answer is 42.", sep="\n") -> str:
@@ -48,6 +39,17 @@ def memento(pairs, answer="The answer is 42.", sep="\n") -> str:
 
 def row(response, problem="What is 6 x 7?", domain="math", source="unit", difficulty=3):
     return {"problem": problem, "response": response, "domain": domain, "source": source, "difficulty": difficulty}
+
+
+def small_rows(domains=("math", "code", "math")) -> list[dict]:
+    """One two-block trace per domain, problems 'What is I x 7?'."""
+    pairs = [("a b c d e f g h", "a b"), ("c d e f g h i j k l", "c d e")]
+    return [row(memento(pairs), domain=d, problem=f"What is {i} x 7?") for i, d in enumerate(domains)]
+
+
+def invoke(*args):
+    """The CLI in this process, arguments given as anything printable."""
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -83,6 +85,16 @@ def full_row(pairs_sentences, summaries, **kw) -> dict:
     return {**row(response, **kw), "sentences": sentences, "blocks": blocks, "block_summaries": summaries}
 
 
+# The test files that take longest, started first: with `-n 2 --dist loadfile` (make test) each file runs
+# on one worker, and a long file started last would leave the other worker idle at the end.
+LONGEST_FIRST = ("test_spark_parity.py", "test_export.py", "test_snapshot_crashes.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep their own order
+
+
 @pytest.fixture
 def shared_examples() -> Path:
     if not SHARED_EXAMPLES.is_dir():
@@ -101,3 +113,24 @@ def built_old_and_new(d: Path) -> Path:
     run_ingest(str(d / "old.jsonl"), d / "wh" / "w.duckdb", name="t", workers=0, progress=False, with_tokens=False)
     assert build(d / "wh" / "w.duckdb").ok
     return d
+
+
+def ingest_hub(tmp_path: Path, rows: list[dict], name: str = "a", with_tokens: bool = False) -> Path:
+    """`tmp_path/w.duckdb`: `rows` ingested (default config) as dataset `name` from a hub directory."""
+    from mementos.ingest.pipeline import run_ingest
+
+    src = write_hub_dir(tmp_path / f"src-{name}", rows)
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(src), db, config="default", name=name, with_tokens=with_tokens, workers=0, progress=False)
+    return db
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """Dataset 'a' of small_rows() (traces a:0 to a:2) with every model built, made once a session.
+    Tests only read it; one that writes works on a copy (warehouse_state.copy_warehouse)."""
+    from mementos.warehouse.engine import build
+
+    db = ingest_hub(tmp_path_factory.mktemp("built"), small_rows())
+    assert build(db).ok
+    return db

@@ -1,18 +1,76 @@
-"""CLI wiring for ingest and sample: options reach the library, errors are one line."""
+"""CLI wiring: every command has help and, when it reads a warehouse, --db or $MEMENTOS_DB; for ingest
+and sample, options reach the library and errors are one line."""
 
 from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from mementos.cli import main
-from conftest import memento, row, write_jsonl
+from conftest import invoke, memento, row, write_jsonl
+
+# The commands that make something other than a warehouse (a sample corpus) take no --db.
+WITHOUT_A_WAREHOUSE = {"sample"}
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+def every_command(group: click.Group = main, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Each command by its words on the command line (`("export",)`), a group's subcommands included."""
+    commands = {}
+    for name, command in group.commands.items():
+        commands[path + (name,)] = command
+        if isinstance(command, click.Group):
+            commands.update(every_command(command, path + (name,)))
+    return commands
+
+
+COMMANDS = every_command()
+LEAVES = {path: command for path, command in COMMANDS.items() if not isinstance(command, click.Group)}
+
+
+def placeholders(command: click.Command) -> list[str]:
+    """Values for the command's required arguments and options other than --db: enough to parse, not to run."""
+    args = []
+    for param in command.params:
+        if not param.required or param.name == "db":
+            continue
+        value = param.type.choices[0] if isinstance(param.type, click.Choice) else "x"
+        args += [value] if isinstance(param, click.Argument) else [param.opts[0], value]
+    return args
+
+
+def test_the_cli_has_the_commands_of_the_guide():
+    assert {" ".join(path) for path in LEAVES} >= {"ingest", "sample", "build", "models", "sql", "report", "show",
+                                                    "export"}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: main {' '.join(path)} ")
+    summary = COMMANDS[path].get_short_help_str(limit=200)
+    assert summary and summary in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("path", [p for p in LEAVES if p[-1] not in WITHOUT_A_WAREHOUSE], ids=" ".join)
+def test_every_command_on_a_warehouse_takes_db_or_mementos_db(path, monkeypatch):
+    command = LEAVES[path]
+    [db] = [param for param in command.params if param.name == "db"]
+    assert db.opts == ["--db"] and db.envvar == "MEMENTOS_DB" and db.show_envvar
+    assert "env var: MEMENTOS_DB" in " ".join(CliRunner().invoke(main, [*path, "--help"]).output.split())
+    monkeypatch.setenv("MEMENTOS_DB", "from-the-environment.duckdb")
+    with command.make_context(" ".join(path), placeholders(command)) as ctx:
+        assert ctx.params["db"] == "from-the-environment.duckdb"
+    with command.make_context(" ".join(path), [*placeholders(command), "--db", "given.duckdb"]) as ctx:
+        assert ctx.params["db"] == "given.duckdb"
+
+
+@pytest.mark.parametrize("path", [p for p in LEAVES if p[-1] in WITHOUT_A_WAREHOUSE], ids=" ".join)
+def test_a_command_that_reads_no_warehouse_has_no_db(path):
+    assert "db" not in {param.name for param in LEAVES[path].params}
 
 
 def test_ingest_prints_the_closing_summary(tmp_path):

@@ -94,12 +94,15 @@ def hand_db(tmp_path_factory):
     return db
 
 
+SAMPLE_TRACES = 200  # the fewest with every kind of broken trace (mementos.sample.EVERY_KIND_MIN_TRACES)
+
+
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory):
     from mementos.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("export_sample")
-    write_sample(tmp / "sample", 400, seed=3)
+    write_sample(tmp / "sample", SAMPLE_TRACES, seed=3)
     db = tmp / "w.duckdb"
     run_ingest(str(tmp / "sample"), db, name="sample", with_tokens=False, workers=0, progress=False)
     return db
@@ -344,7 +347,7 @@ def test_no_problem_is_shared_between_splits(sample_db, tmp_path):
             assert seen.setdefault(problem, split) == split, f"{problem[:60]!r} in {seen[problem]} and {split}"
     assert total == result.rows and len(seen) < total  # problems do repeat in the sample, so this means something
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
-    assert manifest["candidates"] == total + sum(manifest["left_out"].values()) == 400
+    assert manifest["candidates"] == total + sum(manifest["left_out"].values()) == SAMPLE_TRACES
     assert manifest["left_out"]["flagged"] > 0 and manifest["left_out"]["duplicate"] >= 0
     assert {s: manifest["splits"][s]["rows"] for s in manifest["splits"]} == \
         {s: len(read_jsonl(tmp_path / "out" / f"{s}.jsonl")) for s in ("train", "validation", "test")}

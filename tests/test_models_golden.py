@@ -8,6 +8,7 @@ fractions so the arithmetic can be checked.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import duckdb
 from mementos.foundation import storage  # noqa: E402
@@ -19,14 +20,20 @@ from mementos.warehouse.engine import build
 APPROX = dict(rel=1e-9, abs=1e-12)
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory):
-    db = ingest_golden(tmp_path_factory.mktemp("golden"))
-    report = build(db)
+def built_connection(tmp: Path, ingest_corpus, select: list[str] | None = None):
+    """A connection to the corpus `ingest_corpus` writes into `tmp`, with the `select`ed models built
+    (every model without one); closed when the fixture that yields from it ends."""
+    db = ingest_corpus(tmp)
+    report = build(db, select=select)
     assert report.ok, report.format()
     con = storage.connect(db)
     yield con
     con.close()
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    yield from built_connection(tmp_path_factory.mktemp("golden"), ingest_golden)
 
 
 def q(con, sql):
@@ -295,12 +302,7 @@ def test_outlier_traces(golden):
 
 @pytest.fixture(scope="module")
 def outliers(tmp_path_factory):
-    db = ingest_outliers(tmp_path_factory.mktemp("outl"))
-    report = build(db, select=["all_traces+"])
-    assert report.ok, report.format()
-    con = storage.connect(db)
-    yield con
-    con.close()
+    yield from built_connection(tmp_path_factory.mktemp("outl"), ingest_outliers, select=["all_traces+"])
 
 
 def test_outlier_reasons_on_the_outlier_corpus(outliers):
@@ -338,12 +340,8 @@ ALIGN_COLUMNS = "link, trace_id, full_trace_id, aligned, first_disagreeing_block
 
 @pytest.fixture(scope="module")
 def alignment(tmp_path_factory):
-    db = ingest_alignment(tmp_path_factory.mktemp("align"))
-    report = build(db, select=["full_links+"])  # full_alignment and the models it is built from
-    assert report.ok, report.format()
-    con = storage.connect(db)
-    yield con
-    con.close()
+    # full_alignment and the models it is built from
+    yield from built_connection(tmp_path_factory.mktemp("align"), ingest_alignment, select=["full_links+"])
 
 
 def test_full_alignment_hash_links_and_unlinked_rows(alignment):
@@ -382,12 +380,7 @@ def test_compression_breakdown_rows(golden):
 
 @pytest.fixture(scope="module")
 def retention(tmp_path_factory):
-    db = ingest_retention(tmp_path_factory.mktemp("ret"))
-    report = build(db, select=["all_traces+"])
-    assert report.ok, report.format()
-    con = storage.connect(db)
-    yield con
-    con.close()
+    yield from built_connection(tmp_path_factory.mktemp("ret"), ingest_retention, select=["all_traces+"])
 
 
 def test_memento_retention(retention):

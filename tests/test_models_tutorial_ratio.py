@@ -1,4 +1,4 @@
-"""#14: the OpenMementos tutorial's statistic beside ours, and difficulties listed in numeric order.
+"""The OpenMementos tutorial's statistic beside ours, and difficulties listed in numeric order.
 
 The tutorial takes, per trace, total memento size / total block size (in chars and in words) and
 reports the median of those per-trace ratios per domain; compression_breakdown's median_ratio_chars

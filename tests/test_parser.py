@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,10 +36,6 @@ def test_well_formed_two_pairs_exact_segments_and_offsets():
 
 def test_null_response_is_flagged_empty_response():
     assert parse_response(None) == ("flagged", [], [Issue("empty_response", 0, "response is null")])
-
-
-def test_whitespace_response_is_flagged_empty_response():
-    assert codes(" \n\t") == [("empty_response", 0)]
 
 
 def test_no_think_raw_text():
@@ -91,27 +88,12 @@ def test_block_without_summary_before_next_block():
     assert codes(r) == [("block_without_summary", 7)]
 
 
-def test_block_without_summary_before_think_close():
-    r = f"<think>{B}a{BE}</think>x"
-    assert codes(r) == [("block_without_summary", 7)]
-
-
 def test_summary_without_block_gets_its_own_block_idx():
     r = f"<think>{S}s{SE}{B}a{BE}{S}t{SE}</think>x"
     parsed = parse_response(r)
     assert [(s.kind, s.block_idx, s.text) for s in parsed.segments] == [
         ("summary", 0, "s"), ("block", 1, "a"), ("summary", 1, "t"), ("answer", None, "x")]
     assert codes(r) == [("summary_without_block", 7)]
-
-
-def test_nested_block_start_inside_block():
-    r = f"<think>{B}a{B}b{BE}{S}s{SE}</think>x"
-    assert codes(r) == [("block_without_summary", 7), ("nested_token", 23)]
-
-
-def test_nested_think_inside_think():
-    r = f"<think>{B}a{BE}{S}s{SE}<think></think>x"
-    assert codes(r) == [("nested_token", 69)]
 
 
 def test_out_of_order_summary_end_inside_block():
@@ -121,31 +103,11 @@ def test_out_of_order_summary_end_inside_block():
     assert codes(r) == [("out_of_order_token", 23)]
 
 
-def test_stray_block_end_between_pairs():
-    r = f"<think>{B}a{BE}{S}s{SE}{BE}</think>x"
-    assert codes(r) == [("out_of_order_token", 69)]
-
-
-def test_unclosed_summary_before_next_block():
-    r = f"<think>{B}a{BE}{S}s{B}b{BE}{S}t{SE}</think>x"
-    assert codes(r) == [("unclosed_summary", 36)]
-
-
 def test_empty_block_and_empty_summary():
     r = f"<think>{B} \n {BE}{S}{SE}</think>x"
     parsed = parse_response(r)
     assert parsed.segments[0] == Segment("block", 0, 22, 22, "")
     assert codes(r) == [("empty_block", 7), ("empty_summary", 38)]
-
-
-def test_text_outside_pairs():
-    r = f"<think>{B}a{BE} stray {S}s{SE}</think>x"
-    assert codes(r) == [("text_outside_pairs", 37)]
-
-
-def test_text_before_think_is_outside_pairs():
-    r = f"Sure! <think>{B}a{BE}{S}s{SE}</think>x"
-    assert codes(r) == [("text_outside_pairs", 0)]
 
 
 def test_markup_in_answer():
@@ -168,6 +130,27 @@ def test_empty_answer_is_a_segment_and_not_a_defect():
     parsed = parse_response(r)
     assert parsed.status == "ok"
     assert parsed.segments[-1] == Segment("answer", None, len(r) - 1, len(r) - 1, "")
+
+
+# Defects whose issue codes and offsets say it all (the segments are those of the cases above).
+ISSUES_ONLY = [
+    ("whitespace_response_is_flagged_empty_response", " \n\t", [("empty_response", 0)]),
+    ("block_without_summary_before_think_close", f"<think>{B}a{BE}</think>x", [("block_without_summary", 7)]),
+    ("nested_block_start_inside_block", f"<think>{B}a{B}b{BE}{S}s{SE}</think>x",
+     [("block_without_summary", 7), ("nested_token", 23)]),
+    ("nested_think_inside_think", f"<think>{B}a{BE}{S}s{SE}<think></think>x", [("nested_token", 69)]),
+    ("stray_block_end_between_pairs", f"<think>{B}a{BE}{S}s{SE}{BE}</think>x", [("out_of_order_token", 69)]),
+    ("unclosed_summary_before_next_block", f"<think>{B}a{BE}{S}s{B}b{BE}{S}t{SE}</think>x",
+     [("unclosed_summary", 36)]),
+    ("text_outside_pairs", f"<think>{B}a{BE} stray {S}s{SE}</think>x", [("text_outside_pairs", 37)]),
+    ("text_before_think_is_outside_pairs", f"Sure! <think>{B}a{BE}{S}s{SE}</think>x", [("text_outside_pairs", 0)]),
+]
+
+
+@pytest.mark.parametrize("response, expected", [case[1:] for case in ISSUES_ONLY],
+                         ids=[case[0] for case in ISSUES_ONLY])
+def test_issue_codes_and_offsets(response, expected):
+    assert codes(response) == expected
 
 
 # Property: valid traces built from parts parse back to exactly those parts.

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mementos.cli import main
+from conftest import invoke
 from golden_models_data import ingest_golden
 from mementos.warehouse.engine import build
 from mementos.warehouse.project import load_project
@@ -288,3 +289,13 @@ def test_cli_with_nothing_on_stdin_says_how_to_give_a_query(db):
 def test_cli_query_and_file_dash_are_not_both_given(db):
     result = CliRunner().invoke(main, ["sql", "SELECT 1", "--db", str(db), "--file", "-"], input="SELECT 2")
     assert (result.exit_code, result.output) == (1, "Error: give QUERY or --file, not both\n")
+
+
+def test_sql_update_extensions_is_refused_in_one_line(db):
+    """UPDATE EXTENSIONS has a statement type (29) DuckDB's Python enum does not name: reading `.type` raised
+    ValueError. It is refused like any statement that is not known to be read-only."""
+    result = invoke("sql", "UPDATE EXTENSIONS", "--db", db)
+    assert result.exit_code == 1
+    assert result.output == ("Error: runs a kind of statement DuckDB's Python API cannot name (such as UPDATE "
+                             "EXTENSIONS), and `sql` without --write changes nothing on disk; pass --write to run it "
+                             "(it then takes the writer lock)\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from mementos.sample import (
     DEFECT_KINDS,
@@ -29,7 +30,10 @@ from mementos.sample import (
     SampleSummary,
     write_sample,
 )
+from mementos.foundation import storage
+from mementos.ingest.pipeline import run_ingest
 from mementos.warehouse.card import median_ratio_chars
+from mementos.warehouse.engine import build
 
 N_TRACES = 3000
 SEED = 11
@@ -39,20 +43,11 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 BS, BE, SS, SE = "<|block_start|>", "<|block_end|>", "<|summary_start|>", "<|summary_end|>"
 MARKUP = (THINK_OPEN, THINK_CLOSE, BS, BE, SS, SE)
 
-EXPECTED_FRONT_MATTER = """---
-license: mit
-configs:
-  - config_name: default
-    data_files:
-      - split: train
-        path: data/train-*
-    default: true
-  - config_name: full
-    data_files:
-      - split: train
-        path: full/train-*
----
-"""
+# the hub layout's configs, as `datasets` reads them from the card's front matter
+EXPECTED_CONFIGS = [
+    {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}], "default": True},
+    {"config_name": "full", "data_files": [{"split": "train", "path": "full/train-*"}]},
+]
 DEFAULT_COLUMNS = [
     ("problem", pa.string()),
     ("response", pa.string()),
@@ -244,8 +239,8 @@ def test_parquet_metadata_has_only_the_arrow_schema(corpus):
 
 def test_readme_front_matter_lists_default_and_full_configs(corpus):
     readme = (corpus["out"] / "README.md").read_text(encoding="utf-8")
-    assert readme.startswith(EXPECTED_FRONT_MATTER)
-    body = readme[len(EXPECTED_FRONT_MATTER):]
+    empty, front_matter, body = readme.split("---\n", 2)
+    assert empty == "" and yaml.safe_load(front_matter) == {"license": "mit", "configs": EXPECTED_CONFIGS}
     assert "synthetic" in body and f"seed **{SEED}**" in body and "3,000 traces" in body
 
 
@@ -565,3 +560,33 @@ def test_20k_traces_memory_stays_flat(tmp_path):
     big = _measure(tmp_path / "big", 20_000)
     # Ten times the traces, about the same peak memory: only a batch is ever held.
     assert big["maxrss_kb"] < small["maxrss_kb"] + 150_000
+
+
+# ---------------------------------------------------------------------------
+# The card's median memento/block char ratios, reproduced end to end (sample -> ingest -> build ->
+# domain_compression) within 0.03 of each
+
+CARD_MEDIAN_RATIO_CHARS = median_ratio_chars()  # math 0.16, code 0.18, science 0.23
+CARD_TRACES = 2000
+
+
+@pytest.fixture(scope="module")
+def card_sample_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("card")
+    write_sample(tmp / "sample", CARD_TRACES, seed=5)
+    db = tmp / "card.duckdb"
+    run_ingest(str(tmp / "sample"), db, config="default", name="sample", with_tokens=False, workers=0,
+               progress=False)
+    report = build(db)
+    assert report.ok, report.format()
+    return db
+
+
+def test_card_ratio_medians_within_003(card_sample_db):
+    with storage.connect(card_sample_db) as con:
+        got = dict(con.execute("SELECT domain, median_ratio_chars FROM domain_compression").fetchall())
+        [(flagged, analysed)] = con.execute(
+            "SELECT flagged_traces, traces FROM domain_compression WHERE domain = 'all'").fetchall()
+    for domain, target in CARD_MEDIAN_RATIO_CHARS.items():
+        assert got[domain] == pytest.approx(target, abs=0.03), f"{domain}: {got[domain]:.3f} vs card {target}"
+    assert analysed + flagged == CARD_TRACES and 0 < flagged < CARD_TRACES * 0.05

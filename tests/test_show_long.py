@@ -1,4 +1,4 @@
-"""#16 item 10: `mementos show` on long traces takes linear time and bounded memory.
+"""`mementos show` on long traces takes linear time and bounded memory.
 
 It took 1.6 / 4.0 / 10.8 s for 1 / 2 / 4 MB responses and did not finish in 300 s on 50 MB: the
 segments view re-read the whole response for every segment, and rich wraps one long Text in time

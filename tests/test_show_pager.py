@@ -1,4 +1,4 @@
-"""`mementos show` pages like git on a terminal (issue 27, item 18): one trace can be 2,161 lines.
+"""`mementos show` pages like git on a terminal: one trace can be 2,161 lines.
 
 The command runs in a pseudo-terminal, with $PAGER a script that records what it was given; stdout a
 terminal -> the pager gets the whole text (LESS=-FRX when LESS is unset), --no-pager -> the terminal
@@ -48,7 +48,8 @@ def run(warehouse, *args, stdout_is_terminal=True):
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     env = {**os.environ, "PAGER": str(pager), "TERM": "xterm", "PYTHONPATH": str(REPO)}
-    env.pop("LESS", None)
+    for name in ("LESS", "COLUMNS", "LINES"):  # the terminal's size is the pty's (pytest-xdist's workers set them)
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "show", "t:0", "--db", str(db), *args],
                             stdin=child, stdout=child if stdout_is_terminal else subprocess.PIPE, stderr=child,
                             env=env, cwd=REPO)

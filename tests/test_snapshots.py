@@ -23,7 +23,7 @@ from conftest import memento, row, write_jsonl
 from mementos.foundation import layout, snapshots
 from mementos.foundation.errors import WarehouseError
 from mementos.ingest.pipeline import run_ingest
-from warehouse_state import committed_dirs, run_dirs, snapshot
+from warehouse_state import committed_dirs, duckdb_file, run_dirs, snapshot
 
 
 def ingest(source: Path, db: Path, name: str = "t") -> None:
@@ -191,11 +191,8 @@ def test_a_reingest_from_a_clock_behind_the_last_run_makes_the_new_run_current(w
 
 
 def test_ingest_into_a_users_duckdb_file_is_refused_before_anything_is_written(tmp_path, src):
-    db = tmp_path / "mine.duckdb"
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE traces (id INTEGER)")
-        con.execute("CREATE VIEW segments AS SELECT 1 AS x")
-        con.execute("CREATE TABLE ingest_runs (note VARCHAR)")
+    db = duckdb_file(tmp_path / "mine.duckdb", "CREATE TABLE traces (id INTEGER)",
+                     "CREATE VIEW segments AS SELECT 1 AS x", "CREATE TABLE ingest_runs (note VARCHAR)")
     before = db.read_bytes()
     message = one_line(cli("ingest", src, "--db", db, "--workers", 0, "--no-progress"))
     assert message == (f"Error: {db} is not a mementos warehouse (a DuckDB file without the tables parse_issues, "

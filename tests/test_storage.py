@@ -17,6 +17,7 @@ from mementos.ingest.pipeline import run_ingest
 from mementos.foundation import layout, storage
 from mementos.warehouse.query import execute
 from mementos.sample import write_sample
+from warehouse_state import duckdb_file
 
 
 def ingest(source, db, **kw):
@@ -135,15 +136,10 @@ def test_segment_text_in_either_half_of_ascii_and_multibyte_responses(tmp_path):
 
 def test_ingest_into_a_warehouse_of_the_old_layout_says_what_to_do(tmp_path):
     """Base tables stored inside the DuckDB file (before they were views): a clear error, file unchanged."""
-    import duckdb
-
     from mementos.foundation.errors import WarehouseError
 
-    db = tmp_path / "old.duckdb"
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE traces (trace_id VARCHAR)")
-        con.execute("CREATE TABLE segments (trace_id VARCHAR)")
-        con.execute("CREATE TABLE ingest_runs (run_id VARCHAR)")
+    db = duckdb_file(tmp_path / "old.duckdb", "CREATE TABLE traces (trace_id VARCHAR)",
+                     "CREATE TABLE segments (trace_id VARCHAR)", "CREATE TABLE ingest_runs (run_id VARCHAR)")
     before = db.read_bytes()
     with pytest.raises(WarehouseError, match="ingest again into a new warehouse"):
         ingest(write_jsonl(tmp_path / "in.jsonl", [row(memento([("x", "y")]))]), db, name="t")

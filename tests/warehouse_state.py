@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
+
+import duckdb
 
 from mementos.foundation.catalog import current_runs
 from mementos.foundation.layout import dataset_slug
@@ -30,3 +34,27 @@ def committed_dirs(db: Path) -> set[tuple[str, str]]:
     """The run directories that the committed runs should have (some tables may have none)."""
     with storage.connect(db, read_only=True) as con:
         return {(dataset_slug(d), r) for d, r in current_runs(con).items()}
+
+
+def fingerprint(db: Path) -> dict:
+    """Bytes of the DuckDB file, and which files sit beside it and in its Parquet directory."""
+    beside = sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name))
+    data = layout.data_dir(db)
+    tree = sorted((str(p.relative_to(data)), p.stat().st_size) for p in data.rglob("*")) if data.exists() else None
+    return {"sha256": hashlib.sha256(db.read_bytes()).hexdigest(), "beside": beside, "data": tree}
+
+
+def copy_warehouse(db: Path, to: Path) -> Path:
+    """`to/<db's name>`: the DuckDB file and its Parquet directory (with the writer lock in it), copied;
+    the base views name their Parquet directory by the file's name, so the name is kept."""
+    shutil.copy2(db, to / db.name)
+    shutil.copytree(layout.data_dir(db), layout.data_dir(to / db.name))
+    return to / db.name
+
+
+def duckdb_file(path: Path, *statements: str) -> Path:
+    """A DuckDB file at `path` holding what `statements` create: a user's own file, or an old layout."""
+    with duckdb.connect(str(path)) as con:
+        for statement in statements:
+            con.execute(statement)
+    return path

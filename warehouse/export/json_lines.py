@@ -3,7 +3,7 @@
 DuckDB's to_json sizes its output buffer for the worst case, six bytes a character (each could become
 `\\uXXXX`), rounded up to a power of two, and takes it from the buffer pool: one 50 MB response asked for
 512 MiB, more than the 600 MB pool held beside its input. Rows with more than BIG_ROW_BYTES of message text
-are written here instead, byte for byte as to_json writes them (tests/test_adversarial_inputs.py compares the
+are written here instead, byte for byte as to_json writes them (tests/test_export_json.py compares the
 two over every escaped character): compact, keys in the schema's order, UTF-8 as it is, and only `"`, `\\` and
 the control characters U+0000-U+001F escaped, those without a short form as `\\u00XX` in upper-case hex.
 """

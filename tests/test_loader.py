@@ -1,4 +1,5 @@
-"""Reconciliation: an ingest whose staged files disagree with what it read fails and changes nothing.
+"""The ingest's commit (ingest/loader.py) reconciles: an ingest whose staged files disagree with what it
+read fails and changes nothing.
 
 The commit checks, inside its transaction, that what the workers say they wrote
 is what the base views show: default and full rows, segments (all, blocks,

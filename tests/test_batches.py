@@ -42,9 +42,11 @@ def batched_model_names() -> list[str]:
     return sorted(name for name, model in discover().items() if model.batch_traces)
 
 
-def test_the_bundled_batched_models():
+def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
-                                    "inference_simulation", "memento_retention", "trace_text_checks"]
+                                     "inference_simulation", "memento_retention", "trace_compression",
+                                     "trace_text_checks"]
+    assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 
 def test_trace_batches_cut_each_dataset_every_n_traces(warehouses):

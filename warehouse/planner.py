@@ -146,7 +146,7 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
         status, reason = Freshness.STALE, ""
         stale_parents = [p for p in project.parents[name] if states[p].state != Freshness.FRESH]
         missing = _missing(model.name, model.relation, state)
-        reads_data = bool(project.base_refs[name]) and (model.relation == "table" or state.materialised)
+        reads_data = _reads_data(project, name) and (model.relation == "table" or state.materialised)
         if last is None:
             status = Freshness.NEVER_BUILT
         elif missing:
@@ -167,6 +167,12 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
                 status = Freshness.FRESH
         states[name] = ModelState(name, status, reason, last)
     return states
+
+
+def _reads_data(project: Project, name: str) -> bool:
+    """Whether the model reads base tables, itself or through the views it reads (which store nothing)."""
+    return bool(project.base_refs[name]) or any(project.models[p].kind == "view" and _reads_data(project, p)
+                                                for p in project.parents[name])
 
 
 def _missing(name: str, relation: str, state: State) -> bool:

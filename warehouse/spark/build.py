@@ -25,13 +25,17 @@ from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
 from mementos.warehouse.materializations import aside_name
 from mementos.warehouse.models import Model
-from mementos.warehouse.planner import LastBuild, State, Step
+from mementos.warehouse.planner import Action, LastBuild, State, Step
 from mementos.warehouse.project import Project, load_project
 from mementos.warehouse.spark.layout import (MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for,
                                              leftover)
 from mementos.warehouse.spark.session import register_base_tables, spark_session
 from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_schema, transpile_model,
                                                 transpile_project)
+
+
+# Spark has no incremental unit yet: what the plan builds incrementally, it builds whole, and says so.
+WHOLE_ON_SPARK = "; built whole: incremental builds are DuckDB's only"
 
 
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
@@ -82,14 +86,15 @@ class SparkEngine:
 
     def build(self, model: Model, step: Step) -> ModelResult:
         """Write one model aside, audit it, rename it into place; a failure leaves the old directory.
-        A model that does not transpile fails without running."""
+        A model that does not transpile fails without running. An incremental step is built whole."""
         if model.name in self.untranspiled:
             error = str(self.untranspiled[model.name])
             return ModelResult(model.name, Status.FAILED, "does not transpile", error=error)
         t0 = time.monotonic()
         token = uuid.uuid4().hex[:8]
         tmp, tmp_view = self.layout.building_dir(model.name, token), aside_name(model.name)
-        result = ModelResult(model.name, Status.FAILED, step.reason)
+        reason = step.reason + (WHOLE_ON_SPARK if step.action == Action.INCREMENTAL else "")
+        result = ModelResult(model.name, Status.FAILED, reason)
         try:
             sql, rows = self._write_and_audit(model, tmp, tmp_view, result)
             if result.error is not None or result.failures:

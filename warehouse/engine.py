@@ -10,6 +10,7 @@ rebuilds, in dependency order::
     BEGIN
     for each model to rebuild, parents first:
         CREATE TABLE __build_<name> AS <SELECT>      -- the new table (or view)
+            -- an incremental step instead: DELETE and INSERT in <name> (materializations.apply_increment)
         <audits on __build_<name>>                   -- offending rows or an error: stop
         DROP TABLE <name>; ALTER TABLE __build_<name> RENAME TO <name>
         INSERT INTO model_builds ...                 -- status 'ok'
@@ -200,14 +201,15 @@ class DuckDBEngine:
 
     def _record(self, model: Model, status: str, rows: int | None, seconds: float, detail: str | None,
                 increment: materializations.Increment | None = None) -> None:
-        mode = None if status != "ok" else "incremental" if increment else "full"
+        mode = None if status != "ok" else "full" if increment is None else "incremental"
+        added, removed = (None, None) if increment is None else (increment.added, increment.removed)
         self.con.execute(
             f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, "
             f"rows, seconds, built_at, detail, mode, traces_added, traces_removed) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self.build_id, model.name, model.version, model.kind, self.project.fingerprints[model.name],
              self.state.data_version, status, rows, seconds, datetime.now(), detail, mode,
-             increment and increment.added, increment and increment.removed],
+             added, removed],
         )
 
 

@@ -97,3 +97,13 @@ def test_batch_traces_needs_trace_id_in_the_grain(tmp_path):
 def test_batch_traces_must_be_a_whole_number(tmp_path):
     with pytest.raises(ModelError, match=r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"):
         load_model(_write_model(tmp_path, "kind: table\ngrain: [trace_id]\nbatch_traces: many"))
+
+
+def test_an_incremental_model_needs_batch_traces(tmp_path):
+    with pytest.raises(ModelError, match="kind incremental needs batch_traces"):
+        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [trace_id]"))
+
+
+def test_an_incremental_model_needs_trace_id_in_its_grain(tmp_path):
+    with pytest.raises(ModelError, match="batch_traces needs trace_id in the grain"):
+        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [domain]\nbatch_traces: 10"))

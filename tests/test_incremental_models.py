@@ -21,14 +21,13 @@ import pytest
 
 from conftest import REPO
 from mementos.foundation import snapshots, storage
-from mementos.foundation.errors import ModelError
 from mementos.ingest.pipeline import run_ingest
 from mementos.sample import write_sample
 from mementos.warehouse.batches import run_batches
 from mementos.warehouse.engine import build
 from mementos.warehouse.executor import Status
 from mementos.warehouse.materializations import processed_name
-from mementos.warehouse.models import discover, load_model
+from mementos.warehouse.models import discover
 from mementos.warehouse.project import BUILDS_TABLE
 from warehouse_state import snapshot
 
@@ -207,19 +206,3 @@ def test_the_batches_of_an_increment_cover_exactly_its_rows():
     con.execute("CREATE TABLE added AS SELECT * FROM (VALUES ('a', 0), ('a', 1), ('a', 2), ('a', 5), ('a', 6), "
                 "('b', 3)) AS t(dataset, source_row)")
     assert run_batches(con, "added", 2) == [("a", 0, 1), ("a", 2, 2), ("a", 5, 6), ("b", 3, 3)]
-
-
-def _write_model(tmp_path: Path, header: str) -> Path:
-    path = tmp_path / "m.sql"
-    path.write_text(f"/*\nname: m\nversion: 1\n{header}\ndescription: d\n*/\nSELECT trace_id FROM traces\n")
-    return path
-
-
-def test_an_incremental_model_needs_batch_traces(tmp_path):
-    with pytest.raises(ModelError, match="kind incremental needs batch_traces"):
-        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [trace_id]"))
-
-
-def test_an_incremental_model_needs_trace_id_in_its_grain(tmp_path):
-    with pytest.raises(ModelError, match="batch_traces needs trace_id in the grain"):
-        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [domain]\nbatch_traces: 10"))

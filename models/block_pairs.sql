@@ -1,7 +1,7 @@
 /*
 name: block_pairs
 version: 1
-kind: table
+kind: incremental
 grain: [trace_id, block_idx]
 batch_traces: 20000
 description: >

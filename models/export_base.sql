@@ -1,7 +1,7 @@
 /*
 name: export_base
 version: 3
-kind: table
+kind: incremental
 grain: [trace_id]
 batch_traces: 20000
 description: >

@@ -1,7 +1,7 @@
 /*
 name: export_summarize
 version: 2
-kind: table
+kind: incremental
 grain: [trace_id, block_idx]
 batch_traces: 20000
 description: >

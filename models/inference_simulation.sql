@@ -1,7 +1,7 @@
 /*
 name: inference_simulation
 version: 2
-kind: table
+kind: incremental
 grain: [trace_id, k]
 batch_traces: 20000
 description: >

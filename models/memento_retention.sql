@@ -1,7 +1,7 @@
 /*
 name: memento_retention
 version: 1
-kind: table
+kind: incremental
 grain: [trace_id, block_idx]
 batch_traces: 20000
 description: >

@@ -1,8 +1,9 @@
 /*
 name: trace_compression
 version: 2
-kind: table
+kind: incremental
 grain: [trace_id]
+batch_traces: 20000
 description: >
   One row per analysed trace: its blocks, the total size of its blocks, of its
   mementos and of its answer, and the trace-level compression, total block

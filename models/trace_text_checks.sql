@@ -1,7 +1,7 @@
 /*
 name: trace_text_checks
 version: 1
-kind: table
+kind: incremental
 grain: [trace_id]
 batch_traces: 20000
 description: >

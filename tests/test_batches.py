@@ -42,9 +42,11 @@ def batched_model_names() -> list[str]:
     return sorted(name for name, model in discover().items() if model.batch_traces)
 
 
-def test_the_bundled_batched_models():
+def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
-                                    "inference_simulation", "memento_retention", "trace_text_checks"]
+                                     "inference_simulation", "memento_retention", "trace_compression",
+                                     "trace_text_checks"]
+    assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 
 def test_trace_batches_cut_each_dataset_every_n_traces(warehouses):
@@ -95,3 +97,13 @@ def test_batch_traces_needs_trace_id_in_the_grain(tmp_path):
 def test_batch_traces_must_be_a_whole_number(tmp_path):
     with pytest.raises(ModelError, match=r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"):
         load_model(_write_model(tmp_path, "kind: table\ngrain: [trace_id]\nbatch_traces: many"))
+
+
+def test_an_incremental_model_needs_batch_traces(tmp_path):
+    with pytest.raises(ModelError, match="kind incremental needs batch_traces"):
+        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [trace_id]"))
+
+
+def test_an_incremental_model_needs_trace_id_in_its_grain(tmp_path):
+    with pytest.raises(ModelError, match="batch_traces needs trace_id in the grain"):
+        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [domain]\nbatch_traces: 10"))

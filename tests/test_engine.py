@@ -294,7 +294,7 @@ def test_unknown_table_names_the_file(toy_db, toy_models):
     ("SELECT 1", "starts with a header comment"),
     ("/* name: x\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "differs from the file name"),
     ("/* name: m\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "missing version"),
-    ("/* name: m\nversion: 1\nkind: tabel\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "kind must be table or view"),
+    ("/* name: m\nversion: 1\nkind: tabel\ngrain: [a]\ndescription: d */ SELECT 1 AS a", "kind must be table, view or incremental, not .tabel."),
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d\naudit: [] */ SELECT 1 AS a", "unknown header key"),
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ DELETE FROM traces", "must be a SELECT"),
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\ndescription: d */ SELECT 1; SELECT 2", "exactly one SELECT"),

@@ -69,3 +69,13 @@ def test_summary_and_json_counts_list_statuses_in_the_same_order():
     words = [(text, status) for text, status in report.pieces() if status is not None]
     assert words == [("built", Status.BUILT), ("FAILED", Status.FAILED), ("skipped", Status.SKIPPED),
                      ("built", Status.BUILT), ("fresh", Status.FRESH)]
+
+
+def test_an_incremental_step_is_built_by_the_engine_and_a_failure_after_it_rolls_it_back():
+    plan = Plan([Step("a", Action.INCREMENTAL, "new data ingested since"), Step("b", Action.BUILD, "upstream a rebuilt"),
+                 Step("c", Action.BUILD, "upstream b rebuilt"), Step("d", Action.FRESH), Step("e", Action.FRESH)])
+    engine = FakeEngine(atomic=True, fails={"b"})
+    assert statuses(execute(TOY, plan, engine)) == [
+        ("a", Status.ROLLED_BACK, "new data ingested since"), ("b", Status.FAILED, "upstream a rebuilt"),
+        ("c", Status.SKIPPED, "upstream b failed"), ("d", Status.FRESH, ""), ("e", Status.FRESH, "")]
+    assert (engine.built, plan.to_build) == (["a", "b"], ["a", "b", "c"])

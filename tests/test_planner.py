@@ -138,3 +138,72 @@ def test_unknown_name_is_an_error_naming_the_closest_models(toy):
     with pytest.raises(WarehouseError) as caught:
         planner.select(toy, ["bb+"])
     assert str(caught.value) == "--select bb+: no model named 'bb'; did you mean b? models: a, b, c, d"
+
+
+# ---------------------------------------------------------------------------
+# Incremental models: only new data, a current definition, and inputs that keep each old trace's rows
+
+INCR = Action.INCREMENTAL
+
+
+def incremental(name):
+    return header(name, kind="incremental").replace("grain:", "batch_traces: 10\ngrain:")
+
+
+INCREMENTAL_TOY = {
+    "p": incremental("p") + "SELECT trace_id, n_blocks FROM traces",
+    "q": incremental("q") + "SELECT trace_id, n_blocks + 1 AS m FROM p",
+    "agg": header("agg") + "SELECT max(n_blocks) AS top FROM traces",  # over all traces: not trace-local
+    "r": incremental("r") + "SELECT trace_id, n_blocks = top AS longest FROM traces, agg",
+    "v": header("v", kind="view") + "SELECT trace_id, n_blocks FROM traces",
+    "w": incremental("w") + "SELECT trace_id FROM v",
+}
+
+
+@pytest.fixture
+def incr(tmp_path):
+    project = project_of(tmp_path, INCREMENTAL_TOY)
+    project.models["agg"].grain = ["top"]
+    return project
+
+
+def test_new_data_builds_trace_local_incremental_models_incrementally(incr):
+    plan = planner.plan(incr, State(state_after_build(incr).builds, {n: incr.models[n].relation for n in incr.order},
+                                    "run-2"))
+    assert [(s.model, s.action, s.reason) for s in plan.steps] == [
+        ("agg", BUILD, "new data ingested since"), ("p", INCR, "new data ingested since"),
+        ("q", INCR, "upstream p is stale"), ("r", BUILD, "upstream agg is stale"),
+        ("v", FRESH, ""), ("w", INCR, "new data ingested since")]
+    assert plan.to_build == ["agg", "p", "q", "r", "w"]
+
+
+def test_full_refresh_and_a_changed_definition_build_incremental_models_whole(tmp_path, incr):
+    before = State(state_after_build(incr).builds, {n: incr.models[n].relation for n in incr.order}, "run-2")
+    assert {s.action for s in planner.plan(incr, before, {"p", "q"}, full_refresh=True).steps} == {BUILD}
+    edited = project_of(tmp_path, {**INCREMENTAL_TOY, "p": INCREMENTAL_TOY["p"].replace("n_blocks FROM",
+                                                                                        "n_blocks + 0 AS n_blocks FROM")},
+                        name="edited")
+    plan = planner.plan(edited, before, {"p", "q"})
+    assert plan.steps == [Step("p", BUILD, "definition changed"),
+                          Step("q", BUILD, "upstream p is stale")]
+
+
+def test_a_missing_incremental_table_is_built_whole_and_its_children_stay_incremental(incr):
+    present = {n: incr.models[n].relation for n in incr.order if n != "p"}
+    plan = planner.plan(incr, State(state_after_build(incr, data="run-2").builds, present, "run-2"), {"p", "q"})
+    assert plan.steps == [Step("p", BUILD, "the table is missing from the warehouse"),
+                          Step("q", INCR, "upstream p is stale")]
+
+
+def test_a_parent_over_all_traces_rebuilt_since_makes_the_next_build_whole(incr):
+    builds = state_after_build(incr, data="run-2").builds
+    builds["agg"] = LastBuild("1", incr.fingerprints["agg"], "run-2", 1, 0.1, T0 + timedelta(hours=1))
+    plan = planner.plan(incr, State(builds, {n: incr.models[n].relation for n in incr.order}, "run-2"), {"r"})
+    assert plan.steps == [Step("r", BUILD, "upstream agg was rebuilt since")]
+
+
+def test_on_spark_a_stored_trace_local_view_rebuilt_keeps_its_children_incremental(incr):
+    on_spark = State(state_after_build(incr).builds, dict.fromkeys(incr.order, "table"), "run-2",
+                     materialised=True, engine=" on Spark")
+    plan = planner.plan(incr, on_spark, {"v", "w"})
+    assert plan.steps == [Step("v", BUILD, "new data ingested since"), Step("w", INCR, "upstream v is stale")]

@@ -337,3 +337,27 @@ def test_models_command_lists_spark_status(warehouse, spark_report):
     assert f"{len(MODELS)} of {len(MODELS)} models transpile" in result.output
     for model in MODELS:
         assert model in result.output
+
+
+def test_an_incremental_model_adds_and_removes_traces_on_spark_as_on_duckdb(tmp_path, spark):
+    """On a warehouse of its own: dataset a built, then b added and a re-ingested with fewer traces."""
+    models = tmp_path / "models"
+    _write_model(models, "per_trace", "SELECT trace_id, dataset, n_blocks FROM traces", kind="incremental",
+                 grain="[trace_id]\nbatch_traces: 7")
+    for name, traces, seed in [("a", 30, 21), ("b", 20, 22), ("a_fewer", 12, 23)]:
+        write_sample(tmp_path / name, traces, seed=seed, progress=False)
+    db, reasons = tmp_path / "inc" / "w.duckdb", []
+    for source, name in [("a", "a"), ("b", "b"), ("a_fewer", "a")]:
+        run_ingest(str(tmp_path / source), db, config="default", name=name, with_tokens=False, workers=0,
+                   progress=False)
+        report = spark_engine.build(db, spark=spark, models_dir=models)
+        assert report.ok, report.format()
+        reasons.append(report.results[0].reason)
+    assert reasons == ["never built", "incremental: 20 new traces, 0 removed",
+                       "incremental: 12 new traces, 30 removed"]
+    assert engine.build(db, models_dir=models).ok
+    with storage.connect(db, read_only=True) as con:
+        on_duckdb = sorted(con.execute("SELECT * FROM per_trace").fetchall())
+        on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [
+            str(layout.data_dir(db) / "models" / "per_trace" / "*.parquet")]).fetchall())
+    assert (len(on_spark), on_spark) == (32, on_duckdb)

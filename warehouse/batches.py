@@ -48,6 +48,21 @@ def trace_batches(con: duckdb.DuckDBPyConnection, size: int) -> list[tuple[str, 
         ORDER BY dataset, batch""", [size]).fetchall()
 
 
+def run_batches(con: duckdb.DuckDBPyConnection, rows: str, size: int) -> list[tuple[str, int, int]]:
+    """Batches of at most `size` traces covering exactly the (dataset, source_row) of the relation `rows`
+    (the traces an incremental build adds): each a run of consecutive source rows, so that no batch takes
+    in a trace that is not in `rows`."""
+    return con.execute(f"""
+        SELECT dataset, min(source_row), max(source_row)
+        FROM (SELECT dataset, source_row, run,
+                     (row_number() OVER (PARTITION BY dataset, run ORDER BY source_row) - 1) // ? AS batch
+              FROM (SELECT dataset, source_row,
+                           source_row - row_number() OVER (PARTITION BY dataset ORDER BY source_row) AS run
+                    FROM {rows}))
+        GROUP BY dataset, run, batch
+        ORDER BY dataset, min(source_row)""", [size]).fetchall()
+
+
 def batch_queries(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
                   batches: list[tuple[str, int, int]]) -> Iterator[str]:
     """For each (dataset, first_row, last_row) of `batches`: fill the temp table BATCH_TABLE with the

@@ -10,6 +10,7 @@ rebuilds, in dependency order::
     BEGIN
     for each model to rebuild, parents first:
         CREATE TABLE __build_<name> AS <SELECT>      -- the new table (or view)
+            -- an incremental step instead: DELETE and INSERT in <name> (materializations.apply_increment)
         <audits on __build_<name>>                   -- offending rows or an error: stop
         DROP TABLE <name>; ALTER TABLE __build_<name> RENAME TO <name>
         INSERT INTO model_builds ...                 -- status 'ok'
@@ -49,7 +50,7 @@ from mementos.warehouse import guard, materializations, planner
 from mementos.warehouse.audits import quote, run_audit, unique
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
 from mementos.warehouse.models import Model
-from mementos.warehouse.planner import LastBuild, ModelState, Plan, Step
+from mementos.warehouse.planner import Action, LastBuild, ModelState, Plan, Step
 from mementos.warehouse.project import BUILDS_TABLE, Project, load_project
 
 BUILDS_DDL = f"""
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
     build_id     VARCHAR   NOT NULL,  -- one per `build` command
     model        VARCHAR   NOT NULL,
     version      VARCHAR   NOT NULL,  -- the header's version
-    kind         VARCHAR   NOT NULL,  -- 'table' | 'view'
+    kind         VARCHAR   NOT NULL,  -- 'table' | 'view' | 'incremental'
     fingerprint  VARCHAR   NOT NULL,  -- normalised SQL + kind + version + parents' fingerprints
     data_version VARCHAR,             -- the ingest runs the base tables held when built
     status       VARCHAR   NOT NULL,  -- 'ok' | 'audit_failed' | 'error'
@@ -67,6 +68,15 @@ CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
     detail       VARCHAR              -- the failing audits or the error, NULL when ok
 )
 """
+# Added since the first catalogs: how an ok build was made ('full' | 'incremental') and, for an incremental
+# one, the traces it added and removed.
+BUILDS_COLUMNS = ("mode VARCHAR", "traces_added BIGINT", "traces_removed BIGINT")
+
+
+def ensure_builds_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(BUILDS_DDL)
+    for column in BUILDS_COLUMNS:
+        con.execute(f"ALTER TABLE {BUILDS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
 
 
 # ---------------------------------------------------------------------------
@@ -130,31 +140,48 @@ class DuckDBEngine:
         self.views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batches
 
     def build(self, model: Model, step: Step) -> ModelResult:
-        """Create the model aside, audit it, swap it in, record it. A FAILED result (the SQL errors or
-        an audit returns rows) leaves the transaction for the executor to undo."""
+        """Create the model aside, audit it, swap it in, record it; an incremental step updates the model's
+        table in place instead, and audits the whole table. A FAILED result (the SQL errors or an audit
+        returns rows) leaves the transaction for the executor to undo."""
         t0 = time.monotonic()
-        unit = materializations.for_model(model)
         result = ModelResult(model.name, Status.FAILED, step.reason)
-        aside = materializations.clear_aside(self.con, model.name)
-        try:
-            unit.create(self.con, self.db, model, self.views, aside)
-        except duckdb.Error as exc:
-            result.error = f"{model.where}: {storage.out_of_memory(exc) or first_line(exc)}"
+        increment, unit = None, materializations.for_model(model)
+        if step.action == Action.INCREMENTAL and materializations.can_increment(self.con, model.name):
+            relation = model.name
+            increment = self._run(model, result, lambda: materializations.apply_increment(
+                self.con, self.db, model, self.views))
+        else:
+            if step.action == Action.INCREMENTAL:
+                result.reason += "; built whole: no record of the traces it holds"
+            relation = materializations.clear_aside(self.con, model.name)
+            self._run(model, result, lambda: unit.create(self.con, self.db, model, self.views, relation))
         if result.error is None:
             checkpoint("build.after_create")
-            result.failures, result.error = self._audit(model, aside)
+            result.failures, result.error = self._audit(model, relation)
         if result.error is not None or result.failures:
             result.seconds = time.monotonic() - t0
             return result
-        [(rows,)] = self.con.execute(f"SELECT count(*) FROM {quote(aside)}").fetchall()
+        [(rows,)] = self.con.execute(f"SELECT count(*) FROM {quote(relation)}").fetchall()
         checkpoint("build.before_swap")
-        materializations.swap_in(self.con, model.name, unit, existing_objects(self.con).get(model.name))
+        if increment is None:
+            materializations.swap_in(self.con, model.name, unit, existing_objects(self.con).get(model.name))
+        else:
+            result.reason, result.traces_added, result.traces_removed = (
+                increment.describe(), increment.added, increment.removed)
         result.seconds = time.monotonic() - t0
-        self._record(model, "ok", rows, result.seconds, None)
+        self._record(model, "ok", rows, result.seconds, None, increment)
         result.status, result.rows = Status.BUILT, rows
         # the next model starts from an empty pool whatever the corpus size (storage.release_memory)
         storage.release_memory(self.con)
         return result
+
+    def _run(self, model: Model, result: ModelResult, make: Callable):
+        """make()'s value; a DuckDB error is set on `result` as one line naming the model's file."""
+        try:
+            return make()
+        except duckdb.Error as exc:
+            result.error = f"{model.where}: {storage.out_of_memory(exc) or first_line(exc)}"
+            return None
 
     def _audit(self, model: Model, aside: str) -> tuple[list, str | None]:
         """(the audits that failed, the error when one does not run) on the relation built aside."""
@@ -167,17 +194,22 @@ class DuckDBEngine:
     def undo(self, failed: ModelResult) -> None:
         """Roll the whole build back, then record the failure on its own."""
         self.tx.roll_back()
-        self.con.execute(BUILDS_DDL)  # rolled back with the rest on a first build
+        ensure_builds_table(self.con)  # rolled back with the rest on a first build
         detail = failed.error or "; ".join(f"{f.audit}: {f.offending} offending rows" for f in failed.failures)
         self._record(self.project.models[failed.name], "error" if failed.error else "audit_failed",
                      None, failed.seconds, detail)
 
-    def _record(self, model: Model, status: str, rows: int | None, seconds: float, detail: str | None) -> None:
+    def _record(self, model: Model, status: str, rows: int | None, seconds: float, detail: str | None,
+                increment: materializations.Increment | None = None) -> None:
+        mode = None if status != "ok" else "full" if increment is None else "incremental"
+        added, removed = (None, None) if increment is None else (increment.added, increment.removed)
         self.con.execute(
             f"INSERT INTO {BUILDS_TABLE} (build_id, model, version, kind, fingerprint, data_version, status, "
-            f"rows, seconds, built_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"rows, seconds, built_at, detail, mode, traces_added, traces_removed) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self.build_id, model.name, model.version, model.kind, self.project.fingerprints[model.name],
-             self.state.data_version, status, rows, seconds, datetime.now(), detail],
+             self.state.data_version, status, rows, seconds, datetime.now(), detail, mode,
+             added, removed],
         )
 
 
@@ -226,7 +258,7 @@ def open_engine(con: duckdb.DuckDBPyConnection, db: Path, project: Project) -> I
     transaction that commits when the block ends, unless a model failed (the adapter undid it all)."""
     state = duckdb_state(con)
     with storage.transaction(con, before_commit="build.before_commit") as tx:
-        con.execute(BUILDS_DDL)  # in the transaction: a failed first build leaves no model_builds
+        ensure_builds_table(con)  # in the transaction: a failed first build leaves no model_builds
         yield DuckDBEngine(con, db, project, state, tx)
 
 

@@ -1,7 +1,7 @@
 """Execute the planner's plan on an engine: the one executor for DuckDB and Spark.
 
-The planner (warehouse/planner.py) says what each selected model needs: build, fresh
-or skip. `execute` walks the plan in dependency order and asks the engine adapter to
+The planner (warehouse/planner.py) says what each selected model needs: build,
+incremental, fresh or skip. `execute` walks the plan in dependency order and asks the engine adapter to
 build each model to build; everything else is decided here, once, for every engine:
 
 * a model whose parent failed or was skipped is skipped, naming that parent;
@@ -13,7 +13,8 @@ build each model to build; everything else is decided here, once, for every engi
   as all its parents in the plan are settled.
 
 An adapter (warehouse/engine.py, warehouse/spark/build.py) only knows how to build one
-model on its engine: materialise it aside, audit it, swap it in and record it.
+model on its engine: materialise it aside (or, an incremental step, update it in
+place), audit it, swap it in and record it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class ModelResult:
     seconds: float = 0.0
     failures: list[AuditFailure] = field(default_factory=list)
     error: str | None = None
+    traces_added: int | None = None  # an incremental step: the traces it added and removed
+    traces_removed: int | None = None
 
 
 @dataclass
@@ -99,6 +102,7 @@ class BuildReport:
             "counts": {str(s): n for s, n in self.counts().items()},
             "results": [{"model": r.name, "status": str(r.status), "reason": r.reason, "rows": r.rows,
                          "seconds": round(r.seconds, 3), "error": r.error,
+                         "traces_added": r.traces_added, "traces_removed": r.traces_removed,
                          "audit_failures": [{"audit": f.audit, "offending_rows": f.offending} for f in r.failures]}
                         for r in self.results],
         }
@@ -130,7 +134,8 @@ class Engine(Protocol):
     label: str  # how progress lines name the engine: '' or ' on spark'
 
     def build(self, model: Model, step: Step) -> ModelResult:
-        """Materialise the model aside, audit it, swap it in, record it: BUILT, or FAILED keeping the old one."""
+        """Materialise the model aside, audit it, swap it in, record it: BUILT, or FAILED keeping the old one.
+        `step.action` is BUILD or INCREMENTAL (the traces added and removed since its last build)."""
 
     def undo(self, failed: ModelResult) -> None:
         """(Atomic engines.) Roll the build back, then record the failure on its own."""

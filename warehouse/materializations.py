@@ -4,8 +4,12 @@ Each unit creates the model's new relation aside, under `aside_name(model)`, ins
 build's transaction; the engine (warehouse/engine.py) audits it there, then `swap_in`
 drops the old relation and renames the new one into its place, as dbt-duckdb's table
 materialisation does. A model picks its unit by its header (`for_model`): a view, a
-table, or a table built a batch of traces at a time (warehouse/batches.py). A new kind
-of model is one more unit here and one more line in `for_model`.
+table, a table built a batch of traces at a time (warehouse/batches.py), or an
+incremental model: built whole as a batched table, it keeps beside it the (trace_id,
+run_id) of the traces it holds, `processed_name(model)`; `apply_increment` then brings it
+up to date in place (dbt's delete+insert on the unique key trace_id): the rows of the
+traces gone or replaced are deleted, the traces new since are computed and inserted. A
+new kind of model is one more unit here and one more line in `for_model`.
 
 The names of the working relations live here only: Spark's build uses `aside_name` for
 its temporary view too, and models.py reserves the prefix.
@@ -21,15 +25,33 @@ import duckdb
 
 from mementos.foundation import storage
 from mementos.warehouse.audits import quote
+from mementos.warehouse import batches
 from mementos.warehouse.batches import batch_queries, trace_batches
 from mementos.warehouse.models import Model
 
 ASIDE_PREFIX = "__build_"  # NAME is built as __build_NAME, then renamed to NAME
+PROCESSED_PREFIX = "__mementos_processed_"  # the (trace_id, run_id) an incremental model holds
+ADDED, REMOVED = "__increment_added", "__increment_removed"  # temp tables of an incremental step
 
 
 def aside_name(model: str) -> str:
     """The relation a model is built into before it is swapped in."""
     return ASIDE_PREFIX + model
+
+
+def processed_name(model: str) -> str:
+    """The table of the traces (trace_id, run_id) an incremental model holds."""
+    return PROCESSED_PREFIX + model
+
+
+@dataclass(frozen=True)
+class Increment:
+    """What an incremental step did: traces (trace_id, run_id) added and removed."""
+    added: int
+    removed: int
+
+    def describe(self) -> str:
+        return f"incremental: {self.added:,} new traces, {self.removed:,} removed"
 
 
 @dataclass(frozen=True)
@@ -61,15 +83,58 @@ def _create_batched_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model
         storage.release_memory(con)
 
 
+def _create_incremental_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
+                              aside: str) -> None:
+    """An incremental model built whole: the batched table, and the record of every trace it now holds."""
+    _create_batched_table(con, db, model, views, aside)
+    con.execute(f"CREATE OR REPLACE TABLE {quote(processed_name(model.name))} AS SELECT trace_id, run_id FROM traces")
+
+
 VIEW = Materialization("view", "VIEW", _create_view)
 TABLE = Materialization("table", "TABLE", _create_table)
 BATCHED_TABLE = Materialization("batched table", "TABLE", _create_batched_table)
+INCREMENTAL = Materialization("incremental table", "TABLE", _create_incremental_table)
 
 
 def for_model(model: Model) -> Materialization:
     if model.kind == "view":
         return VIEW
+    if model.kind == "incremental":
+        return INCREMENTAL
     return BATCHED_TABLE if model.batch_traces else TABLE
+
+
+def can_increment(con: duckdb.DuckDBPyConnection, model: str) -> bool:
+    """Whether the model has its record of processed traces (a full build writes it)."""
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+                            [processed_name(model)]).fetchall())
+
+
+def apply_increment(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model]) -> Increment:
+    """Bring the incremental model's table up to date in place, inside the build's transaction: delete the
+    rows of the traces whose (trace_id, run_id) is no longer in `traces` (removed or replaced), compute
+    the traces not processed yet batch by batch (warehouse/batches.py) and insert them, and update the
+    record of processed traces. A replaced trace is removed and added."""
+    table, processed = quote(model.name), quote(processed_name(model.name))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {REMOVED} AS "
+                f"SELECT trace_id, run_id FROM {processed} EXCEPT SELECT trace_id, run_id FROM traces")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ADDED} AS SELECT trace_id, run_id, dataset, source_row "
+                f"FROM traces ANTI JOIN {processed} USING (trace_id, run_id)")
+    con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM temp.{REMOVED})")
+    added = batches.run_batches(con, f"temp.{ADDED}", model.batch_traces or 1)
+    for sql in batches.batch_queries(con, db, model, views, added):
+        # only the batch's traces, whatever the SQL reads besides
+        con.execute(f"INSERT INTO {table}\nSELECT * FROM (\n{sql}\n) "
+                    f"WHERE trace_id IN (SELECT trace_id FROM temp.{batches.BATCH_TABLE})")
+        storage.release_memory(con)
+    con.execute(f"DELETE FROM {processed} AS p USING temp.{REMOVED} AS r "
+                f"WHERE p.trace_id = r.trace_id AND p.run_id = r.run_id")
+    con.execute(f"INSERT INTO {processed} SELECT trace_id, run_id FROM temp.{ADDED}")
+    [(n_added, n_removed)] = con.execute(f"SELECT (SELECT count(*) FROM temp.{ADDED}), "
+                                         f"(SELECT count(*) FROM temp.{REMOVED})").fetchall()
+    con.execute(f"DROP TABLE temp.{ADDED}")
+    con.execute(f"DROP TABLE temp.{REMOVED}")
+    return Increment(n_added, n_removed)
 
 
 def clear_aside(con: duckdb.DuckDBPyConnection, model: str) -> str:

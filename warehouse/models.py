@@ -6,9 +6,9 @@ SELECT (see warehouse.md, "The model engine")::
     /*
     name: block_pairs
     version: 1
-    kind: table            # table | view
+    kind: incremental      # view | table | incremental (a table kept up to date trace by trace)
     grain: [trace_id, block_idx]
-    batch_traces: 20000    # optional, tables only: built this many traces at a time
+    batch_traces: 20000    # tables: built this many traces at a time; incremental models need it
     description: Each block with its memento.
     columns:               # every output column with its meaning (docs/models.md is made from them)
       trace_id: the trace
@@ -42,7 +42,7 @@ from mementos.warehouse.audits import Audit, parse_audits
 
 MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"
-KINDS = ("table", "view")
+KINDS = ("table", "view", "incremental")
 HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "columns", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -56,7 +56,7 @@ RESERVED_PREFIX = "__"
 class Model:
     name: str
     version: str
-    kind: str  # 'table' | 'view'
+    kind: str  # 'table' | 'view' | 'incremental'
     grain: list[str]
     description: str
     audits: list[Audit]
@@ -67,6 +67,11 @@ class Model:
     batch_traces: int | None = None  # built this many traces at a time (warehouse/batches.py)
     columns: dict[str, str] = field(default_factory=dict)  # output column -> its meaning, as the header gives them
     body_refs: set[str] = field(default_factory=set)  # tables the body alone reads
+
+    @property
+    def relation(self) -> str:
+        """What it is in the warehouse: 'view', or 'table' (an incremental model is a table)."""
+        return "view" if self.kind == "view" else "table"
 
     @property
     def where(self) -> str:
@@ -134,17 +139,20 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
         raise ModelError(f"{where}: model name {name!r} starts with {RESERVED_PREFIX}, which is reserved for the "
                          f"engine's working tables (it builds NAME as __build_NAME); rename the file and its name")
     if header["kind"] not in KINDS:
-        raise ModelError(f"{where}: kind must be table or view, not {header['kind']!r}")
+        raise ModelError(f"{where}: kind must be table, view or incremental, not {header['kind']!r}")
     header["version"] = str(header["version"])
     header["grain"] = _as_list(header["grain"], "grain", where)
     batch = header.get("batch_traces")
     if batch is not None:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ModelError(f"{where}: batch_traces must be a whole number of traces (e.g. 20000), not {batch!r}")
-        if header["kind"] != "table":
+        if header["kind"] == "view":
             raise ModelError(f"{where}: batch_traces is for tables; a view is not built, so it has nothing to batch")
         if "trace_id" not in header["grain"]:
             raise ModelError(f"{where}: batch_traces needs trace_id in the grain: each row must belong to one trace")
+    elif header["kind"] == "incremental":
+        raise ModelError(f"{where}: kind incremental needs batch_traces (e.g. `batch_traces: 20000`): an incremental "
+                         f"model is a batched model, each trace's rows computed from that trace's rows alone")
     header["description"] = " ".join(str(header["description"]).split())
     header["columns"] = _columns(header.get("columns"), header["grain"], where)
     return header

@@ -12,7 +12,9 @@ it what they need built. It is a pure function of
   `_build.json` on Spark,
 
 and returns a `Plan`: every selected model in dependency order with its `Action`
-(`build`, `fresh` or `skip`) and the reason. warehouse/executor.py executes the plan
+(`build`, `incremental`, `fresh` or `skip`) and the reason. `incremental` is a build
+of an incremental model that only adds the traces new since its last build and drops
+the ones gone (how many, the engine finds when it executes the step). warehouse/executor.py executes the plan
 on an engine; what only execution can tell (a model that fails, and what is
 downstream of it) is the executor's.
 Nothing here touches a database or a file.
@@ -26,14 +28,18 @@ from datetime import datetime
 from enum import StrEnum
 
 from mementos.foundation.errors import WarehouseError
-from mementos.warehouse.project import Project
+from mementos.warehouse.project import TRACE_KEYED, Project
 
 
 class Action(StrEnum):
     """What the plan does with a model."""
     BUILD = "build"
+    INCREMENTAL = "incremental"  # an incremental model: the traces added and removed since its last build
     FRESH = "fresh"  # left as it is: built from its current definition and data
     SKIP = "skip"  # cannot be built: something it reads is missing
+
+
+BUILDS = (Action.BUILD, Action.INCREMENTAL)  # the actions that build a model
 
 
 class Freshness(StrEnum):
@@ -94,7 +100,7 @@ class Plan:
 
     @property
     def to_build(self) -> list[str]:
-        return self.names(Action.BUILD)
+        return [s.model for s in self.steps if s.action in BUILDS]
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.model == name)
@@ -139,12 +145,12 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
         last = state.builds.get(name)
         status, reason = Freshness.STALE, ""
         stale_parents = [p for p in project.parents[name] if states[p].state != Freshness.FRESH]
-        missing = name not in state.present if state.materialised else state.present.get(name) != model.kind
-        reads_data = bool(project.base_refs[name]) and (model.kind == "table" or state.materialised)
+        missing = _missing(model.name, model.relation, state)
+        reads_data = _reads_data(project, name) and (model.relation == "table" or state.materialised)
         if last is None:
             status = Freshness.NEVER_BUILT
         elif missing:
-            reason = f"the {model.kind} is missing from the warehouse{state.engine}"
+            reason = f"the {model.relation} is missing from the warehouse{state.engine}"
         elif stale_parents:
             reason = f"upstream {stale_parents[0]} is {states[stale_parents[0]].state}"
         elif last.fingerprint != project.fingerprints[name]:
@@ -163,6 +169,16 @@ def model_states(project: Project, state: State) -> dict[str, ModelState]:
     return states
 
 
+def _reads_data(project: Project, name: str) -> bool:
+    """Whether the model reads base tables, itself or through the views it reads (which store nothing)."""
+    return bool(project.base_refs[name]) or any(project.models[p].kind == "view" and _reads_data(project, p)
+                                                for p in project.parents[name])
+
+
+def _missing(name: str, relation: str, state: State) -> bool:
+    return name not in state.present if state.materialised else state.present.get(name) != relation
+
+
 # ---------------------------------------------------------------------------
 # The plan
 
@@ -171,20 +187,24 @@ def plan(project: Project, state: State, selected: set[str] | None = None, full_
     """The selected models (default: all) in dependency order, each to build, fresh or to skip.
 
     Built: every selected model that is stale or never built, or downstream of one built
-    here; with `full_refresh`, every selected model. Skipped: a model whose parent is not
+    here; with `full_refresh`, every selected model. An incremental model is built `incremental`
+    when only the traces it reads changed (`_incremental`), whole otherwise. Skipped: a model whose parent is not
     selected and was never built (nothing to read), and what is downstream of a skipped one."""
     selected = set(project.models) if selected is None else selected
     states = model_states(project, state)
     steps: list[Step] = []
     action: dict[str, Action] = {}
+    kept: set[str] = set()  # models whose rows of the traces they held before are the same after this build
     for name in project.order:
         if name not in selected:
+            kept.add(name)
             continue
         parents = project.parents[name]
         skipped = [p for p in parents if action.get(p) == Action.SKIP]
-        rebuilt = [p for p in parents if action.get(p) == Action.BUILD]
+        rebuilt = [p for p in parents if action.get(p) in BUILDS]
         absent = [p for p in parents if p not in selected and states[p].state == Freshness.NEVER_BUILT]
         s = states[name]
+        how = Action.INCREMENTAL if _incremental(project, state, states, kept, name) else Action.BUILD
         if skipped:
             step = Step(name, Action.SKIP, f"upstream {skipped[0]} skipped")
         elif absent:
@@ -193,11 +213,33 @@ def plan(project: Project, state: State, selected: set[str] | None = None, full_
         elif full_refresh:
             step = Step(name, Action.BUILD, "--full-refresh")
         elif s.state != Freshness.FRESH:
-            step = Step(name, Action.BUILD, s.reason or str(s.state))
+            step = Step(name, how, s.reason or str(s.state))
         elif rebuilt:
-            step = Step(name, Action.BUILD, f"upstream {rebuilt[0]} rebuilt")
+            step = Step(name, how, f"upstream {rebuilt[0]} rebuilt")
         else:
             step = Step(name, Action.FRESH)
         action[name] = step.action
+        if step.action in (Action.FRESH, Action.INCREMENTAL) or (step.action == Action.BUILD
+                                                                and name in project.trace_local):
+            kept.add(name)
         steps.append(step)
     return Plan(steps, states)
+
+
+def _incremental(project: Project, state: State, states: dict[str, ModelState], kept: set[str], name: str) -> bool:
+    """Whether an incremental model can be brought up to date trace by trace: it was built from its
+    current definition and is still there, reads no base view but those keyed by trace and run, and
+    every model it reads gives the traces it holds the rows they had when it was built (a parent
+    trace-local, or neither rebuilt now nor since)."""
+    model, last = project.models[name], states[name].last
+    if model.kind != "incremental" or last is None or _missing(name, model.relation, state):
+        return False
+    if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= TRACE_KEYED:
+        return False
+    for parent in project.parents[name]:
+        before = states[parent].last
+        if parent not in kept:
+            return False
+        if parent not in project.trace_local and (before is None or before.built_at > last.built_at):
+            return False
+    return True

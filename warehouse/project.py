@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from mementos.foundation import catalog
 from mementos.foundation.errors import CycleError, ModelError
 from mementos.foundation.storage import BASE_TABLES
 from mementos.warehouse.models import Model, discover, fingerprint
 
 BUILDS_TABLE = "model_builds"  # where the DuckDB engine records its builds (warehouse/engine.py)
 ENGINE_TABLES = (BUILDS_TABLE,)  # tables an engine writes beside the models: no model may take their names
+# The base views whose rows of a trace stay as they are while the trace keeps its run (traces, segments,
+# parse_issues): what a trace-local model may read (the full config's views follow links between traces).
+TRACE_KEYED = frozenset(catalog.trace_range_view_names())
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class Project:
     dag: Dag
     base_refs: dict[str, list[str]]  # model -> non-model tables it reads
     fingerprints: dict[str, str]
+    trace_local: frozenset[str] = frozenset()  # models whose rows of a trace come from that trace's rows alone
 
     @property
     def order(self) -> list[str]:
@@ -139,4 +144,18 @@ def load_project(models_dir: str | Path | None = None, known_tables: set[str] | 
     fingerprints: dict[str, str] = {}
     for name in dag.order:
         fingerprints[name] = fingerprint(models[name], {p: fingerprints[p] for p in parents[name]})
-    return Project(models, dag, base_refs, fingerprints)
+    return Project(models, dag, base_refs, fingerprints, _trace_local(models, dag, base_refs))
+
+
+def _trace_local(models: dict[str, Model], dag: Dag, base_refs: dict[str, list[str]]) -> frozenset[str]:
+    """The models whose rows of a trace come from that trace's rows alone, so that they stay what they
+    are while other traces come and go: an incremental model or a view with trace_id in its grain (the
+    batched-model contract, warehouse/batches.py), reading only the base views whose rows are keyed by
+    trace and run (traces, segments, parse_issues) and models of this kind."""
+    local: set[str] = set()
+    for name in dag.order:
+        model = models[name]
+        if (model.kind in ("incremental", "view") and "trace_id" in model.grain
+                and set(base_refs[name]) <= TRACE_KEYED and set(dag.parents[name]) <= local):
+            local.add(name)
+    return frozenset(local)

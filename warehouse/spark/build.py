@@ -5,7 +5,8 @@
 each model's `_build.json` (`spark_state`); the executor (warehouse/executor.py)
 runs the plan through `SparkEngine`, up to `parallel` independent models at a time.
 Every kind of model is materialised the same way on Spark, as Parquet (a temp view
-would end with the session). warehouse.md (Spark, "The build").
+would end with the session); an incremental model keeps its processed traces beside
+its parts (warehouse/spark/incremental.py). warehouse.md (Spark, "The build").
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from mementos.foundation.errors import first_line
 from mementos.warehouse import planner
 from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
-from mementos.warehouse.materializations import aside_name
+from mementos.warehouse.materializations import Increment, aside_name
 from mementos.warehouse.models import Model
-from mementos.warehouse.planner import LastBuild, State, Step
+from mementos.warehouse.planner import Action, LastBuild, State, Step
 from mementos.warehouse.project import Project, load_project
+from mementos.warehouse.spark import incremental
 from mementos.warehouse.spark.layout import (MANIFEST, FileSystem, Layout, base_table_dirs, data_version, layout_for,
                                              leftover)
 from mementos.warehouse.spark.session import register_base_tables, spark_session
@@ -82,7 +84,8 @@ class SparkEngine:
 
     def build(self, model: Model, step: Step) -> ModelResult:
         """Write one model aside, audit it, rename it into place; a failure leaves the old directory.
-        A model that does not transpile fails without running."""
+        A model that does not transpile fails without running. An incremental step writes the new
+        directory from the current one (warehouse/spark/incremental.py)."""
         if model.name in self.untranspiled:
             error = str(self.untranspiled[model.name])
             return ModelResult(model.name, Status.FAILED, "does not transpile", error=error)
@@ -91,7 +94,7 @@ class SparkEngine:
         tmp, tmp_view = self.layout.building_dir(model.name, token), aside_name(model.name)
         result = ModelResult(model.name, Status.FAILED, step.reason)
         try:
-            sql, rows = self._write_and_audit(model, tmp, tmp_view, result)
+            sql, rows = self._write_and_audit(model, step, tmp, tmp_view, result)
             if result.error is not None or result.failures:
                 result.seconds = time.monotonic() - t0
                 return result
@@ -106,15 +109,20 @@ class SparkEngine:
     def undo(self, failed: ModelResult) -> None:
         raise AssertionError("the Spark build is not atomic: each model is swapped in on its own")
 
-    def _write_and_audit(self, model: Model, tmp: str, tmp_view: str, result: ModelResult) -> tuple[str, int]:
-        """Write the model's Parquet to `tmp` and audit it as the temp view `tmp_view`; (the Spark SQL, rows).
-        An error or a failed audit is set on `result`."""
+    def _write_and_audit(self, model: Model, step: Step, tmp: str, tmp_view: str,
+                         result: ModelResult) -> tuple[str, int]:
+        """Write the model's Parquet to `tmp` (an incremental step: from its current directory, spark/
+        incremental.py) and audit it as the temp view `tmp_view`; (the Spark SQL, rows). An error or a
+        failed audit is set on `result`, what an incremental step added and removed too."""
         spark = self.spark
         tables = spark_schema(spark, sorted(model.refs))
         sm, rows = self.spark_models[model.name], 0
         try:
             sm = transpile_model(model, tables)  # again, now with the types of what it reads
-            spark.sql(sm.sql).write.option("compression", "zstd").parquet(tmp)
+            out = incremental.frames(spark, self.fs, model, sm.sql, self.layout.model_dir(model.name),
+                                     step.action == Action.INCREMENTAL)
+            incremental.write(out, tmp)
+            _say_how(result, step, out.increment)
         except TranspileError as exc:
             result.error = str(exc)
         except Exception as exc:  # AnalysisException, execution errors (ANSI overflow, ...)
@@ -147,6 +155,15 @@ class SparkEngine:
         if fs.exists(old):
             fs.delete(old)
         self.spark.read.parquet(final).createOrReplaceTempView(model.name)
+
+
+def _say_how(result: ModelResult, step: Step, increment: Increment | None) -> None:
+    """Put what an incremental step did on its result, as the DuckDB engine does."""
+    if increment is not None:
+        result.reason, result.traces_added, result.traces_removed = (
+            increment.describe(), increment.added, increment.removed)
+    elif step.action == Action.INCREMENTAL:
+        result.reason += "; built whole: no record of the traces it holds"
 
 
 def build(db: str | Path, select=None, models_dir: str | Path | None = None, master: str = "local[*]",

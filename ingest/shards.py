@@ -73,7 +73,7 @@ def plan(files: list[SourceFile], previous: list[Shard], files_intact: Callable[
     """What this run reads of `files`, given the shards the dataset holds now (`previous`).
     `files_intact(shard)`: its Parquet files are all there, as published (a damaged shard is read again)."""
     why_full = ("--full-refresh" if full_refresh else "--limit" if limit is not None
-                else "the dataset is new" if not previous
+                else "no shards of the dataset recorded yet" if not previous
                 else "SOURCE is remote" if not all(is_local(f.path) for f in files) else "")
     out = ShardPlan(full_refresh=bool(why_full), why_full=why_full)
     before = {(s.config, s.path): s for s in previous}

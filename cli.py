@@ -141,8 +141,12 @@ def main():
 @db_option("DuckDB warehouse file (created if missing).")
 @click.option("--config", "config", type=click.Choice(["default", "full", "all"]), default="default", show_default=True,
               help="Which dataset config to read: default (responses), full (adds sentences and block ranges), or both.")
-@click.option("--name", help="Dataset name in the warehouse [default: last part of SOURCE]. Re-ingesting a name replaces it.")
-@click.option("--limit", type=click.IntRange(min=1), help="Read at most N rows of each config (for trying things out).")
+@click.option("--name", help="Dataset name in the warehouse [default: last part of SOURCE]. Re-ingesting a name updates "
+                              "it: only new and changed source files are read, vanished ones are removed.")
+@click.option("--limit", type=click.IntRange(min=1), help="Read at most N rows of each config (for trying things out): "
+                                                          "re-reads from the first row, as --full-refresh does.")
+@click.option("--full-refresh", is_flag=True, help="Re-read every source file and number the traces from 0 "
+                                                    "(trace ids may then name other traces than before).")
 @click.option("--tokens/--no-tokens", default=True, show_default=True,
               help="Count cl100k_base tokens of every segment (the slow part; --no-tokens leaves n_tokens NULL).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")
@@ -150,12 +154,14 @@ def main():
               help="Show a progress bar on stderr [default: only when stderr is a terminal].")
 @quiet_option
 @json_option
-def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as_json):
+def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progress, quiet, as_json):
     """Stream SOURCE into the warehouse: traces, segments and parse issues.
 
     SOURCE is a Hugging Face hub id (microsoft/OpenMementos), a local directory
     in the hub layout (README.md card + data/ + full/), or Parquet/JSONL files or
     globs with the same columns. Broken traces are kept and flagged, never dropped.
+    Ingesting into an existing --name reads only the source files that are new or
+    changed (same path, size and content hash: unchanged, kept with their trace ids).
     An ingest that fails or is interrupted leaves the warehouse as it was.
     """
     from mementos.ingest.pipeline import run_ingest
@@ -164,7 +170,7 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as
     if progress is None:
         progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
-                         workers=workers, progress=progress)
+                         workers=workers, progress=progress, full_refresh=full_refresh)
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:

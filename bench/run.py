@@ -23,8 +23,13 @@ every step runs as a subprocess:
     sql              `cli.py sql` of every segment's ids, offsets and counts as CSV (millions of rows
                      at full scale), written to /dev/null
     readers          (20,000 traces and fewer) how long `cli.py sql "SELECT count(*) FROM traces"` takes
-                     when started 5 s into a re-ingest (--config all) and into a `build --full-refresh`
-                     of the same warehouse: readers never wait for a writer (foundation/snapshots.py)
+                     when started 5 s into a re-ingest (--config all --full-refresh) and into a
+                     `build --full-refresh` of the same warehouse: readers never wait for a writer
+                     (foundation/snapshots.py)
+    append           the same number of traces written as --append-shards shards (46, as OpenMementos),
+                     ingested (--config all) and built; then one more shard of 1% new traces (a sample
+                     of another seed) put in the source folder, ingested and built again: the append's
+                     ingest + build seconds against the full ingest + build, measured side by side
 
 For each: wall seconds, CPU seconds of the process tree, traces/s, MB/s of
 response text (UTF-8 bytes), and the peak memory of the process tree: psutil polls the
@@ -73,7 +78,9 @@ sys.path.insert(0, str(REPO))
 
 STEPS = ("floor", "peer", "peer_tokens", "flatten", "ingest", "ingest_tokens", "ingest_all", "build", "report",
          "export", "sql")
-EXTRA_STEPS = ("readers",)  # not a row of the table: see reader_waits
+EXTRA_STEPS = ("readers", "append")  # not rows of the table: see reader_waits and append_run
+APPEND_SHARDS = 46  # OpenMementos' default config comes as 46 Parquet shards
+APPEND_TARGET = 0.05  # append ingest + build, as a share of the full ingest + build
 READERS_UP_TO = 20_000  # the re-ingest and rebuild it needs cost ~13 min more at full scale
 READER_TARGET_S = 2.0
 FULL_SCALE = 228_557  # OpenMementos' traces
@@ -124,6 +131,8 @@ class SizeRun:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     reader_waits: dict[str, tuple[float, bool]] = field(default_factory=dict)  # writer -> (reader s, answered)
+    append: dict[str, Result] = field(default_factory=dict)  # full_ingest, full_build, append_ingest, append_build
+    append_shards: int = 0  # the shards the append step's corpus was written as
 
 
 # ---------------------------------------------------------------------------
@@ -253,7 +262,8 @@ print(json.dumps({'rows': n, 'chars': int(chars), 'seconds': round(time.monotoni
 """
 
 
-def run_size(traces: int, seed: int, steps: tuple[str, ...], workers: int | None, keep: bool) -> SizeRun:
+def run_size(traces: int, seed: int, steps: tuple[str, ...], workers: int | None, keep: bool,
+             append_shards: int = APPEND_SHARDS) -> SizeRun:
     sample = ensure_sample(traces, seed)
     text_bytes, parquet_bytes = corpus_bytes(sample)
     run = SizeRun(traces, text_bytes, parquet_bytes)
@@ -310,6 +320,9 @@ def run_size(traces: int, seed: int, steps: tuple[str, ...], workers: int | None
         run.reader_waits = reader_waits(db, sample, env)
         for what, (seconds, ok) in run.reader_waits.items():
             print(f"  {'sql reader during ' + what:46s} {seconds:8.2f} s{'' if ok else '  [failed]'}", flush=True)
+    if "append" in steps:
+        run.append = append_run(traces, seed, work, env, wargs, append_shards)
+        run.append_shards = len(list((work / "append-source" / "data").glob("*.parquet"))) - 1
     _check_outputs(run)
     run.load_after = os.getloadavg()
     if not keep:
@@ -321,7 +334,8 @@ def reader_waits(db: Path, sample: Path, env: dict, delay: float = 5.0) -> dict[
     """Wall seconds of a `sql` reader started `delay` s into a re-ingest and into a full rebuild of `db`,
     and whether it answered while the writer was still running."""
     out = {}
-    writers = {"ingest": [PY, "cli.py", "ingest", str(sample), "--db", str(db), "--config", "all", "--no-progress"],
+    writers = {"ingest": [PY, "cli.py", "ingest", str(sample), "--db", str(db), "--config", "all", "--no-progress",
+                          "--full-refresh"],  # re-reads every shard: unchanged ones alone would be no work
                "build": [PY, "cli.py", "build", "--db", str(db), "--full-refresh"]}
     for what, cmd in writers.items():
         writer = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
@@ -335,6 +349,69 @@ def reader_waits(db: Path, sample: Path, env: dict, delay: float = 5.0) -> dict[
         writer.wait()
         out[what] = (seconds, reader.returncode == 0 and during and writer.returncode == 0)
     return out
+
+
+def append_corpus(traces: int, seed: int, shards: int, work: Path) -> tuple[Path, Path]:
+    """A source folder in `work` holding the corpus as `shards` shards (hard links to a cached sample),
+    and the folder of the one shard appended later: 1% new traces, of another seed."""
+    from mementos.sample import GENERATOR_VERSION, write_sample
+
+    cached = {}
+    for n, s, rows in ((traces, seed, -(-traces // shards)), (max(1, traces // 100), seed + 1, None)):
+        out = CACHE / f"sample-{n}-seed{s}-shards{rows or 'one'}-g{GENERATOR_VERSION}"
+        if not (out / "README.md").exists():
+            write_sample(out, n, seed=s, shard_rows=rows or n, overwrite=True)
+        cached[s] = out
+    source = work / "append-source"
+    shutil.copytree(cached[seed], source, copy_function=os.link)
+    return source, cached[seed + 1]
+
+
+def append_run(traces: int, seed: int, work: Path, env: dict, wargs: list[str], shards: int) -> dict[str, Result]:
+    """Full ingest + build of the sharded corpus, then ingest + build after one more shard was added."""
+    source, extra = append_corpus(traces, seed, shards, work)
+    db = work / "append.duckdb"
+    ingest = [PY, "cli.py", "ingest", str(source), "--db", str(db), "--config", "all", "--no-progress"] + wargs
+    build = [PY, "cli.py", "build", "--db", str(db)]
+    out: dict[str, Result] = {}
+    for step, cmd in (("full_ingest", ingest), ("full_build", build), ("add", None),
+                      ("append_ingest", ingest), ("append_build", build)):
+        if cmd is None:  # the new shard arrives
+            for config_dir in ("data", "full"):
+                [shard] = (extra / config_dir).glob("*.parquet")
+                os.link(shard, source / config_dir / "train-append.parquet")
+            continue
+        res, err = measure(cmd, env)
+        res.step = step
+        out[step] = res
+        if not res.ok:
+            sys.stderr.write(err[-3000:])
+    print(f"  {f'append {max(1, traces // 100):,} traces as one more shard':46s} {_append_line(out)}", flush=True)
+    return out
+
+
+def _append_seconds(append: dict[str, Result]) -> tuple[float, float] | None:
+    """(append ingest + build, full ingest + build) seconds, when all four ran."""
+    if len(append) < 4 or not all(r.ok and r.seconds is not None for r in append.values()):
+        return None
+    return (append["append_ingest"].seconds + append["append_build"].seconds,
+            append["full_ingest"].seconds + append["full_build"].seconds)
+
+
+def _append_line(append: dict[str, Result]) -> str:
+    both = _append_seconds(append)
+    if both is None:
+        return "failed"
+    return (f"ingest {append['append_ingest'].seconds:.1f} s + build {append['append_build'].seconds:.1f} s = "
+            f"{both[0]:.1f} s, against full ingest {append['full_ingest'].seconds:.1f} s + build "
+            f"{append['full_build'].seconds:.1f} s = {both[1]:.1f} s: {both[0] / both[1]:.1%}")
+
+
+def _append_share(run: SizeRun) -> str:
+    both = _append_seconds(run.append)
+    if both is None:
+        return "n/a" if not run.append else "**failed**"
+    return _verdict(both[0] <= APPEND_TARGET * both[1], f"{both[0] / both[1]:.1%} ({both[0]:.1f} of {both[1]:.1f} s)")
 
 
 def _check_outputs(run: SizeRun) -> None:
@@ -521,6 +598,8 @@ def targets(runs: list[SizeRun]) -> str:
               _row("report < 10 s at 100,000 traces and more", runs, _report_time)]
     lines += [_row(f"a `sql` reader started during {'a re-ingest' if what == 'ingest' else 'a full rebuild'} "
                    f"answers < {READER_TARGET_S:.0f} s", runs, _reader_wait(what)) for what in ("ingest", "build")]
+    lines.append(_row(f"append 1% as one more shard: ingest + build ≤ {APPEND_TARGET:.0%} of full ingest + build",
+                      runs, _append_share))
     return "\n".join(lines)
 
 
@@ -553,6 +632,8 @@ def render(runs: list[SizeRun], started: dt.datetime, seconds: float) -> str:
                 f"Load average (1/5/15 min) before: {' / '.join(f'{x:.1f}' for x in run.load_before)}, "
                 f"after: {' / '.join(f'{x:.1f}' for x in run.load_after)}.", "",
                 table(run), ""]
+        if run.append:
+            out += [f"Append (the corpus as {run.append_shards} shards, then one more): {_append_line(run.append)}.", ""]
         if run.warehouse_bytes:
             out += [f"Warehouse after `ingest --config all`: {run.warehouse_bytes / 1e6:,.0f} MB (DuckDB file + data "
                     f"directory), {run.warehouse_bytes / run.source_bytes_all:.2f}× the source's "
@@ -583,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS + EXTRA_STEPS),
                     help=f"comma-separated subset of {','.join(STEPS + EXTRA_STEPS)}")
     ap.add_argument("--workers", type=int, help="ingest worker processes [ingest's default: one per core]")
+    ap.add_argument("--append-shards", type=int, default=APPEND_SHARDS,
+                    help=f"shards the append step writes the corpus as [{APPEND_SHARDS}]")
     ap.add_argument("--keep", action="store_true", help="keep the warehouses under bench/.cache/work-N/")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where to write the results [bench/RESULTS.md]")
@@ -594,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS + EXTRA_STEPS)}")
     started, t0 = dt.datetime.now(), time.monotonic()
-    runs = [run_size(n, args.seed, steps, args.workers, args.keep) for n in sizes]
+    runs = [run_size(n, args.seed, steps, args.workers, args.keep, args.append_shards) for n in sizes]
     text = render(runs, started, time.monotonic() - t0)
     print("\n" + text.replace(BEGIN, "").replace(END, "").strip())
     if not args.no_write:

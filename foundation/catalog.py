@@ -9,6 +9,7 @@ be moved or copied: `storage.connect` points DuckDB's `file_search_path` there.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -76,12 +77,28 @@ def store_schemas() -> dict[str, "pyarrow.Schema"]:
 
 def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
     """Create ingest_runs, or give one written before runs were numbered its run_seq (in the order
-    they finished, as their committed run was chosen then)."""
+    they finished, as their committed run was chosen then) and one written before shards were
+    recorded the shard counters (NULL in its earlier runs)."""
     con.execute(_statements()["ingest_runs"])
     con.execute("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS run_seq BIGINT")
     con.execute("UPDATE ingest_runs SET run_seq = n.seq FROM (SELECT run_id, row_number() OVER "
                 "(ORDER BY finished_at, run_id) AS seq FROM ingest_runs) AS n "
                 "WHERE ingest_runs.run_id = n.run_id AND ingest_runs.run_seq IS NULL").fetchall()
+    for name in SHARD_COUNTERS:
+        con.execute(f"ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS {name} "
+                    f"{'BOOLEAN' if name == 'full_refresh' else 'BIGINT'}")
+
+
+def ensure_ingest_shards(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ingest_shards. A warehouse written before it has no rows there: its committed runs are
+    read from their run directories (live_files), and its next ingest re-reads every shard."""
+    con.execute(_statements()["ingest_shards"])
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    [(found,)] = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                             "AND schema_name = 'main' AND table_name = ?", [name]).fetchall()
+    return bool(found)
 
 
 def _empty(directory: str) -> str:
@@ -93,16 +110,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sources(root: Path, run_dirs: dict[str, list[str]]) -> dict[str, str]:
-    """The FROM clause of each stored table: read_parquet over the Parquet files of the given run
-    directories of the data directory `root`, each named (relative to the warehouse's folder), or a
-    typed empty SELECT when there are none. Named, not globbed: a snapshot reads exactly the files
-    it was published with, and a folder name with glob characters (`w[1].duckdb`) is no pattern."""
+def sources(root: Path, files: dict[str, list[str]]) -> dict[str, str]:
+    """The FROM clause of each stored table: read_parquet over the given Parquet files of the data
+    directory `root` ({'traces': ['traces/<slug>/<run_id>/<file>', ...], ...}: live_files), each
+    named relative to the warehouse's folder, or a typed empty SELECT when there are none. Named,
+    not globbed: a snapshot reads exactly the files it was published with, a run directory may
+    hold files of shards replaced since, and a folder name with glob characters (`w[1].duckdb`)
+    is no pattern."""
     out = {}
     for directory, table in STORES.items():
-        files = [f"{root.name}/{directory}/{d}/{f.name}" for d in run_dirs.get(directory) or []
-                 for f in sorted((root / directory / d).glob("*.parquet"))]
-        out[table] = f"read_parquet([{', '.join(map(_quote, files))}])" if files else _empty(directory)
+        named = [f"{root.name}/{rel}" for rel in files.get(directory) or []]
+        out[table] = f"read_parquet([{', '.join(map(_quote, named))}])" if named else _empty(directory)
     return out
 
 
@@ -123,18 +141,9 @@ def trace_range_view_names() -> tuple[str, ...]:
                  if set(re.findall(r"\{(\w+)\}", template)) <= {"stored_traces", "stored_full_traces"})
 
 
-def committed_run_dirs(root: Path, runs: dict[str, str]) -> dict[str, list[str]]:
-    """For each stored table, '<slug>/<run_id>' of the committed runs that have files for it."""
-    out: dict[str, list[str]] = {}
-    for directory in STORES:
-        out[directory] = [run_key(d, r) for d, r in sorted(runs.items())
-                          if any(run_dir(root, directory, d, r).glob("*.parquet"))]
-    return out
-
-
 def committed_sources(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, str]:
-    """`sources` of the committed runs of the warehouse whose data directory is `root`."""
-    return sources(root, committed_run_dirs(root, current_runs(con)))
+    """`sources` of the live files of the warehouse whose data directory is `root`."""
+    return sources(root, live_files(con, root))
 
 
 def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:
@@ -150,10 +159,10 @@ def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_ro
     return {name: view_templates()[name].format(**ranged) for name in trace_range_view_names()}
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: Path, run_dirs: dict[str, list[str]]) -> None:
-    """CREATE OR REPLACE every base view over the files of `run_dirs` ({'traces': ['<slug>/<run_id>', ...],
-    ...}) in the data directory `root`."""
-    src = sources(root, run_dirs)
+def create_views(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[str]]) -> None:
+    """CREATE OR REPLACE every base view over `files` ({'traces': ['traces/<slug>/<run_id>/<file>', ...],
+    ...}: live_files) in the data directory `root`."""
+    src = sources(root, files)
     src["linked_full_traces"] = LINKED_FULL_TRACES.format(min_by="arg_min", **src)
     for name, template in view_templates().items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {template.format(**src)}")
@@ -162,7 +171,8 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, run_dirs: dict[str,
 @dataclass
 class IngestRun:
     """One row of ingest_runs (sql/schema.sql): an ingest run and its counters. Its fields are the
-    table's columns by name, but run_seq, which insert_run numbers."""
+    table's columns by name, but run_seq, which insert_run numbers (the shard counters come after
+    run_seq in the table: they were added later)."""
 
     run_id: str
     dataset: str
@@ -179,9 +189,28 @@ class IngestRun:
     parser_version: str = ""
     token_encoding: str | None = None  # None: ingested with --no-tokens
     seconds: float = 0.0  # from started_at to finished_at
+    full_refresh: bool = True  # every shard re-read and numbered from 0
+    shards_added: int = 0
+    shards_replaced: int = 0
+    shards_removed: int = 0
+    shards_unchanged: int = 0
+    rows_added: int = 0  # rows of the added shards
+    rows_replaced: int = 0  # rows the replaced shards hold now
+    rows_removed: int = 0  # rows of the removed shards
+    rows_unchanged: int = 0
 
 
-RUN_COLUMNS = tuple(f.name for f in fields(IngestRun))  # the columns of ingest_runs a run writes, in table order
+RUN_COLUMNS = tuple(f.name for f in fields(IngestRun))  # the columns of ingest_runs a run writes
+SHARD_COUNTERS = RUN_COLUMNS[RUN_COLUMNS.index("full_refresh"):]  # added after run_seq (ensure_ingest_runs)
+
+
+def run_columns(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The RUN_COLUMNS a reader finds in ingest_runs: a warehouse written before the shard counters
+    is read as it is (only a writer adds columns)."""
+    present = {name for (name,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = 'ingest_runs'").fetchall()}
+    return tuple(name for name in RUN_COLUMNS if name in present)
 
 
 def insert_run(con: duckdb.DuckDBPyConnection, run: IngestRun) -> None:
@@ -220,3 +249,83 @@ def check_not_legacy(con: duckdb.DuckDBPyConnection, db: Path) -> None:
         raise WarehouseError(
             f"{db} was written by an earlier mementos that kept the texts inside the DuckDB file; "
             f"ingest again into a new warehouse (e.g. `mementos ingest SOURCE --db new.duckdb`) and remove the old one")
+
+
+# ---------------------------------------------------------------------------
+# Shards: the source files a dataset was read from, and the Parquet files holding their rows
+
+
+@dataclass
+class Shard:
+    """One row of ingest_shards but its run_id and dataset (sql/schema.sql)."""
+
+    config: str  # 'default' | 'full'
+    path: str
+    size: int | None
+    content_hash: str | None  # None: read only in part (--limit), never taken as unchanged
+    rows: int
+    first_row: int
+    data_run_id: str
+    files: list[str]  # relative to PATH.data: <table>/<slug>/<data_run_id>/<file>.parquet
+
+
+SHARD_COLUMNS = tuple(f.name for f in fields(Shard))
+
+
+def insert_shards(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str, shards: list[Shard]) -> None:
+    """Record `shards` as the state of `dataset` after the run `run_id`."""
+    if shards:
+        con.executemany(f"INSERT INTO ingest_shards (run_id, dataset, {', '.join(SHARD_COLUMNS)}) "
+                        f"VALUES (?, ?, {', '.join('?' for _ in SHARD_COLUMNS)})",
+                        [[run_id, dataset, *(getattr(s, c) for c in SHARD_COLUMNS)] for s in shards])
+
+
+def shards_of_run(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Shard]:
+    """The shards the run `run_id` left its dataset with (none for a run written before shards were
+    recorded), in the order they were numbered."""
+    if not _has_table(con, "ingest_shards"):
+        return []
+    rows = con.execute(f"SELECT {', '.join(SHARD_COLUMNS)} FROM ingest_shards WHERE run_id = ? "
+                       f"ORDER BY config, first_row, path", [run_id]).fetchall()
+    return [Shard(*r[:-1], files=list(r[-1])) for r in rows]
+
+
+def next_row(con: duckdb.DuckDBPyConnection, dataset: str, config: str) -> int:
+    """The first source_row never used in `dataset`'s `config` since its last full refresh: new and
+    changed shards are numbered from here, so a trace id is never given to other content."""
+    [(row,)] = con.execute(
+        "SELECT coalesce(max(s.first_row + s.rows), 0) FROM ingest_shards AS s JOIN ingest_runs AS r USING (run_id) "
+        "WHERE s.dataset = $dataset AND s.config = $config AND r.run_seq >= (SELECT coalesce(max(run_seq), 0) "
+        "FROM ingest_runs WHERE dataset = $dataset AND coalesce(full_refresh, true))",
+        {"dataset": dataset, "config": config}).fetchall()
+    return row
+
+
+def live_files(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, list[str]]:
+    """For each stored table, the Parquet files the base views read (relative to the data directory
+    `root`): those of the committed runs' shards; for a run written before shards were recorded,
+    every file in its run directory."""
+    out: dict[str, list[str]] = {directory: [] for directory in STORES}
+    for dataset, run_id in sorted(current_runs(con).items()):
+        shards = shards_of_run(con, run_id)
+        for directory in STORES:
+            if shards:
+                out[directory] += [f for s in shards for f in s.files if f.startswith(directory + "/")]
+            else:
+                out[directory] += [f"{directory}/{run_key(dataset, run_id)}/{f.name}"
+                                   for f in sorted(run_dir(root, directory, dataset, run_id).glob("*.parquet"))]
+    return out
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> str:
+    """Identity of the base tables' contents: the live shards of every dataset (config, path, content
+    hash, first row and the run whose files hold them), or the committed run of a dataset written
+    before shards were recorded. Re-ingesting unchanged shards leaves it as it was."""
+    if not _has_table(con, "ingest_runs"):
+        return "empty"
+    state = []
+    for dataset, run_id in sorted(current_runs(con).items()):
+        shards = shards_of_run(con, run_id)
+        state.append((dataset, [(s.config, s.path, s.content_hash, s.first_row, s.rows, s.data_run_id)
+                                for s in shards] if shards else run_id))
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:16] if state else "empty"

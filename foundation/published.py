@@ -113,10 +113,11 @@ def no_data_folder(db: Path) -> WarehouseError:
 
 
 def _dataset_of(runs: dict[str, str], rel: str) -> str:
-    """The dataset (of the committed `runs`) whose run directory holds the file `rel` (table/slug/run/file)."""
+    """The dataset (of the committed `runs`) whose folder holds the file `rel` (table/slug/run/file): its
+    live files may lie in the folders of several of its runs."""
     parts = rel.split("/")
-    for dataset, run_id in runs.items():
-        if len(parts) >= 3 and parts[1] == layout.dataset_slug(dataset) and parts[2] == run_id:
+    for dataset in runs:
+        if len(parts) >= 3 and parts[1] == layout.dataset_slug(dataset):
             return dataset
     return parts[1] if len(parts) > 1 else rel
 

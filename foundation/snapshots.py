@@ -11,9 +11,10 @@ too, tells a later writer the reader is still there.
 
 Reclamation, at the start and the end of every write: a superseded snapshot goes when no
 process holds a lock on its catalog and it was superseded at least GRACE seconds ago (a
-reader between opening PATH and locking it is not seen); then every run directory that no
-kept snapshot names and that this warehouse provably wrote (a deleted snapshot named it, or
-its marker carries this warehouse's id) is deleted. Nothing else is ever deleted.
+reader between opening PATH and locking it is not seen); then, of the run directories this
+warehouse provably wrote (a deleted snapshot named it, or its marker carries this warehouse's
+id), every one that no kept snapshot names is deleted, and in the others every Parquet file no
+kept snapshot names (a shard replaced or removed since). Nothing else is ever deleted.
 """
 
 from __future__ import annotations
@@ -157,15 +158,14 @@ class Writer:
             storage.ensure_schema(con, self.db)
             info = published.read_info(con)
             if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
-                catalog.create_views(con, self.root,
-                                     catalog.committed_run_dirs(self.root, catalog.current_runs(con)))
+                catalog.create_views(con, self.root, catalog.live_files(con, self.root))
             yield stage
             if stage.publish:
                 con.execute(published.INFO_DDL)
                 con.execute(f"DELETE FROM {published.INFO_TABLE}")
                 con.execute(f"INSERT INTO {published.INFO_TABLE} VALUES (?, ?, ?, ?)",
                             [self.warehouse_id, seq, self.root.name, _utcnow()])
-                runs = catalog.committed_run_dirs(self.root, catalog.current_runs(con))
+                live = catalog.live_files(con, self.root)
                 con.execute("CHECKPOINT")
         except BaseException:
             con.close()
@@ -176,22 +176,18 @@ class Writer:
             _remove_snapshot(self.db, seq)
             return
         try:
-            self._publish(seq, staged, runs)
+            self._publish(seq, staged, live)
         except BaseException:
             if not _is_published(self.db, staged):
                 _remove_snapshot(self.db, seq)
             raise
         self.seq = seq
 
-    def _publish(self, seq: int, staged: Path, runs: dict[str, list[str]]) -> None:
-        files = {}
-        for table, keys in runs.items():
-            for key in keys:
-                for f in sorted((self.root / table / key).glob("*.parquet")):
-                    files[f"{table}/{key}/{f.name}"] = f.stat().st_size
+    def _publish(self, seq: int, staged: Path, live: dict[str, list[str]]) -> None:
+        files = {rel: (self.root / rel).stat().st_size for rels in live.values() for rel in rels}
+        runs = sorted({rel.rsplit("/", 1)[0] for rel in files})  # '<table>/<slug>/<run_id>' holding a live file
         manifest = {"format": FORMAT, "warehouse_id": self.warehouse_id, "seq": seq,
-                    "published_at": _utcnow().isoformat(), "runs": [f"{t}/{k}" for t, ks in runs.items() for k in ks],
-                    "files": files}
+                    "published_at": _utcnow().isoformat(), "runs": runs, "files": files}
         _write_json(layout.snapshot_manifest(self.db, seq), manifest)
         durable.fsync_file(staged)
         checkpoint("snapshot.before_publish")
@@ -320,15 +316,17 @@ def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
     if writer.seq and manifests.get(writer.seq) is None:
         return []  # the published catalog's manifest is missing: what it names is unknown, keep all
     keep = {r for s in kept if manifests.get(s) for r in manifests[s]["runs"]}
+    keep_files = {f for s in kept if manifests.get(s) for f in manifests[s]["files"]}
     named_by_dropped = {r for s in dropped if manifests.get(s) for r in manifests[s]["runs"]}
     removed = []
     for table in catalog.STORES:
         for slug_dir in _subdirs(root / table):
             for run in _subdirs(slug_dir):
                 key = f"{table}/{slug_dir.name}/{run.name}"
+                ours = key in named_by_dropped or published.marker_id(run / layout.RUN_MARKER) == writer.warehouse_id
                 if key in keep:
-                    continue
-                if key in named_by_dropped or published.marker_id(run / layout.RUN_MARKER) == writer.warehouse_id:
+                    removed += _reclaim_files(run, key, keep_files, ours)
+                elif ours:
                     shutil.rmtree(run, ignore_errors=True)
                     removed.append(run)
             if slug_dir.is_dir() and not any(slug_dir.iterdir()):
@@ -340,6 +338,19 @@ def reclaim(writer: Writer, grace: float | None = None) -> list[Path]:
         _remove_snapshot(db, seq)
     for link in db.parent.glob(f".{glob.escape(db.name)}.publish-*"):  # a writer killed between link and rename
         link.unlink(missing_ok=True)
+    return removed
+
+
+def _reclaim_files(run: Path, key: str, keep_files: set[str], ours: bool) -> list[Path]:
+    """In a run directory a kept snapshot names, the Parquet files no kept snapshot names: those of
+    shards replaced or removed since, when the directory is provably this warehouse's (`ours`)."""
+    if not ours:
+        return []
+    removed = []
+    for f in sorted(run.glob("*.parquet")):
+        if f"{key}/{f.name}" not in keep_files and not f.is_symlink():
+            f.unlink(missing_ok=True)
+            removed.append(f)
     return removed
 
 

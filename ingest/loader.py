@@ -16,59 +16,68 @@ from pathlib import Path
 import duckdb
 
 from mementos.foundation import catalog, storage
-from mementos.foundation.catalog import IngestRun
+from mementos.foundation.catalog import IngestRun, Shard
 from mementos.foundation.errors import ReconciliationError
 from mementos.foundation.faults import checkpoint
-from mementos.foundation.layout import run_dir
 
 
 def publish_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    """(Re)create the base views over the committed runs, inside the caller's transaction."""
-    catalog.create_views(con, root, catalog.committed_run_dirs(root, catalog.current_runs(con)))
+    """(Re)create the base views over the live shards' files, inside the caller's transaction."""
+    catalog.create_views(con, root, catalog.live_files(con, root))
 
 
-def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:
-    """Make the run `run.dataset`'s committed run, atomically; `counts` are the rows the workers wrote.
-    Stamps the run's finished_at and seconds with the moment it is recorded."""
+def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter,
+             shards: list[Shard]) -> None:
+    """Make the run `run.dataset`'s committed run, its dataset holding `shards`, atomically; `counts`
+    are the rows the workers wrote. Stamps the run's finished_at and seconds with the moment it is recorded."""
     with storage.transaction(con, before_commit="ingest.before_commit"):
         run.finished_at = datetime.now(timezone.utc).replace(tzinfo=None)  # UTC, as started_at
         run.seconds = (run.finished_at - run.started_at).total_seconds()
         catalog.insert_run(con, run)
+        catalog.insert_shards(con, run.run_id, run.dataset, shards)
         publish_views(con, root)
         checkpoint("ingest.publish.views")
-        _reconcile(con, root, run, counts)
+        _reconcile(con, root, run, counts, shards)
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter) -> None:
-    """Every row the workers wrote must be visible through the views, and every segment's
-    offsets must lie inside its response. Only counts and offsets are read, never text."""
+def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts: Counter,
+               shards: list[Shard]) -> None:
+    """The rows this run wrote (its run_id: the views span the runs that wrote the dataset's live shards)
+    must all be visible through the views, the dataset must hold exactly its live shards' rows, and every
+    segment's offsets must lie inside its response. Only counts and offsets are read, never text."""
+    src = catalog.committed_sources(con, root)
     by_run, by_dataset = {"run": run.run_id}, {"dataset": run.dataset}
     [traces] = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM traces WHERE run_id = $run",
                            by_run).fetchall()
     [full] = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM full_traces "
                          "WHERE run_id = $run", by_run).fetchall()
-    [segs] = con.execute("SELECT count(*), count(*) FILTER (WHERE kind = 'block'), "
-                         "count(*) FILTER (WHERE kind = 'summary') FROM segments WHERE dataset = $dataset",
-                         by_dataset).fetchall()
-    [issues] = con.execute("SELECT count(*) FILTER (WHERE config = 'default'), count(*) FILTER (WHERE config = 'full') "
-                           "FROM parse_issues WHERE dataset = $dataset", by_dataset).fetchall()
-    [(sentences,)] = con.execute("SELECT count(*) FROM sentences WHERE dataset = $dataset", by_dataset).fetchall()
-    [(blocks,)] = con.execute("SELECT count(*) FROM full_blocks WHERE dataset = $dataset", by_dataset).fetchall()
+    [derived] = con.execute(
+        "SELECT coalesce(sum(len(segments)), 0), coalesce(sum(len(list_filter(segments, lambda s: s.kind = 'block'))), 0), "
+        "coalesce(sum(len(list_filter(segments, lambda s: s.kind = 'summary'))), 0), coalesce(sum(len(issues)), 0) "
+        f"FROM {src['stored_traces']} WHERE run_id = $run", by_run).fetchall()
+    [full_derived] = con.execute(
+        "SELECT coalesce(sum(len(issues)), 0), coalesce(sum(len(sentences)), 0), coalesce(sum(len(blocks)), 0) "
+        f"FROM {src['stored_full_traces']} WHERE run_id = $run", by_run).fetchall()
+    [held] = con.execute("SELECT (SELECT count(*) FROM traces WHERE dataset = $dataset), "
+                         "(SELECT count(*) FROM full_traces WHERE dataset = $dataset)", by_dataset).fetchall()
+    live = tuple(sum(s.rows for s in shards if s.config == cfg) for cfg in ("default", "full"))
     checks = (
         ("default rows", run.default_rows, traces[0]), ("full rows", run.full_rows, full[0]),
-        ("segments", counts["segments"], segs[0]), ("block segments", counts["blocks"], segs[1]),
-        ("summary segments", counts["summaries"], segs[2]),
-        ("default parse issues", counts["default_issues"], issues[0]),
-        ("full parse issues", counts["full_issues"], issues[1]),
-        ("sentences", counts["sentences"], sentences), ("full blocks", counts["full_blocks"], blocks),
+        ("segments", counts["segments"], derived[0]), ("block segments", counts["blocks"], derived[1]),
+        ("summary segments", counts["summaries"], derived[2]),
+        ("default parse issues", counts["default_issues"], derived[3]),
+        ("full parse issues", counts["full_issues"], full_derived[0]),
+        ("sentences", counts["sentences"], full_derived[1]), ("full blocks", counts["full_blocks"], full_derived[2]),
         ("ok rows", run.rows_ok, traces[1] + full[1]),
+        ("default rows of live shards", live[0], held[0]), ("full rows of live shards", live[1], held[1]),
     )
     for name, want, got in checks:
         if want != got:
             raise ReconciliationError(
                 f"ingest of {run.dataset!r} wrote {want} {name} but {got} are visible in the warehouse; "
                 f"nothing was changed. This is a bug: please report it")
-    files = sorted(str(p) for p in run_dir(root, "traces", run.dataset, run.run_id).glob("*.parquet"))
+    files = sorted(str(root / f) for s in shards if s.data_run_id == run.run_id for f in s.files
+                   if f.startswith("traces/"))
     if not files:
         return
     bad = con.execute(

@@ -1,17 +1,16 @@
 """Write flattened batches as Parquet, one directory per table and dataset and run.
 
-    PATH.data/<table>/<dataset slug>/<run_id>/part-<config>-<worker>.parquet   (table: traces | full_traces)
+    PATH.data/<table>/<dataset slug>/<run_id>/part-<config>-<shard>-<source name>-<worker>.parquet
+    (table: traces | full_traces; the paths are composed by foundation/layout.py)
 
-(the paths are composed by foundation/layout.py).
-
-Each ingest worker appends its batches to its own file, gathered into row groups of
-at most ROW_GROUP_ROWS rows and ROW_GROUP_BYTES bytes of Arrow data: a worker's batches
-arrive in order, so a row group holds consecutive batches of that worker, with ascending
+Each ingest worker appends its batches of a shard (source file) to its own file, gathered into
+row groups of at most ROW_GROUP_ROWS rows and ROW_GROUP_BYTES bytes of Arrow data: a worker's
+batches arrive in order, so a row group holds consecutive batches of that worker, with ascending
 source rows and min/max statistics on `source_row` (readers prune on them).
 
-A run's directory is invisible to readers until the run is committed in DuckDB
-(ingest_runs names the current run of each dataset); anything else found there
-is a leftover of an interrupted run, reclaimed by the next write (foundation/snapshots.py).
+A run's files are invisible to readers until the run is committed in DuckDB (ingest_shards names
+the files of every live shard); anything else found there is a leftover of an interrupted run, or
+a shard replaced since, reclaimed by a later write (foundation/snapshots.py).
 """
 
 from __future__ import annotations

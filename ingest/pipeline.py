@@ -13,6 +13,7 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import time
@@ -25,10 +26,10 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from mementos.foundation import catalog, disk, layout, snapshots
-from mementos.foundation.catalog import IngestRun
+from mementos.foundation import catalog, disk, layout, published, snapshots, storage
+from mementos.foundation.catalog import IngestRun, Shard
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import loader, parquet_writer, sources
+from mementos.ingest import loader, parquet_writer, shards, sources
 from mementos.ingest.flatten import BatchOrigin, Flattened
 from mementos.ingest.parser import PARSER_VERSION
 from mementos.foundation.tokens import ENCODING
@@ -47,6 +48,7 @@ class IngestSummary(IngestRun):
     issue_counts: Counter = field(default_factory=Counter)
     flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
     counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
+    why_full: str = ""  # why every shard was read ('' when only new and changed ones were)
 
     def to_dict(self) -> dict:
         """Every field by name, for --json (a Counter becomes a plain dict; dataclasses.asdict would
@@ -55,17 +57,23 @@ class IngestSummary(IngestRun):
                 for f in fields(self)}
 
 
-def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
-             dataset: str, run_id: str) -> Iterator[Task]:
-    row = 0
+def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: int,
+             dataset: str, run_id: str, read_rows: dict[int, int]) -> Iterator[Task]:
+    """The batches of the shards `plan` reads in `config`, numbered on from `first_row`; counts each
+    shard's rows in `read_rows` (by its position in plan.read) as it goes. `limit`: rows in all."""
+    row = first_row
     seq = 0
-    for sf in (f for f in files if f.config == config):
-        for batch in sources.read_batches(sf, BATCH_ROWS):
+    for position, shard in enumerate(plan.read):
+        if shard.source.config != config:
+            continue
+        read_rows[position] = 0
+        for batch in sources.read_batches(shard.source, BATCH_ROWS):
             if limit is not None and row + batch.num_rows > limit:
                 batch = batch.slice(0, limit - row)
             if batch.num_rows:
-                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, row))
+                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, shard.source.path, row), shard.part)
                 row += batch.num_rows
+                read_rows[position] += batch.num_rows
                 seq += 1
             if limit is not None and row >= limit:
                 return
@@ -73,8 +81,11 @@ def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
 
 def run_ingest(source: str, db: str | Path, config: str = "default", name: str | None = None,
                limit: int | None = None, with_tokens: bool = True, workers: int | None = None,
-               progress: bool = True, on_event: Callable[[str], None] | None = None) -> IngestSummary:
-    """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically."""
+               progress: bool = True, on_event: Callable[[str], None] | None = None,
+               full_refresh: bool = False) -> IngestSummary:
+    """Ingest SOURCE into the warehouse at `db` as the dataset `name`, atomically: its shards already
+    ingested and unchanged are kept, the others read (ingest.shards); `full_refresh` (and `limit`)
+    read every shard and number the rows from 0."""
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     dataset = sources.dataset_name(name, source)
@@ -90,17 +101,23 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
         free_before = disk.free_bytes(root)
         try:
             checkpoint("ingest.start")
-            for table in catalog.STORES:  # marked first: only what this warehouse wrote is ever reclaimed
-                snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
+            plan, first_rows = _plan(writer, dataset, files, full_refresh, limit)
+            if plan.read:  # marked first: only what this warehouse wrote is ever reclaimed
+                for table in catalog.STORES:
+                    snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
+            read_rows: dict[int, int] = {}
             for cfg in sources.configs_for(config):
-                total = sum(f.rows or 0 for f in files if f.config == cfg) or None
+                if not any(r.source.config == cfg for r in plan.read):
+                    continue
+                total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
                 if total is not None and limit is not None:
                     total = min(total, limit)
-                _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
-                            summary, progress, total)
+                tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows)
+                _run_config(cfg, tasks, dataset, run_id, root, with_tokens, workers, summary, progress, total)
+            live = _record(summary, plan, first_rows, read_rows, root)
             checkpoint("ingest.before_load")
             with writer.stage() as stage:  # published when the block ends: readers see the run from then on
-                loader.load_run(stage.con, root, summary, summary.counts)
+                loader.load_run(stage.con, root, summary, summary.counts, live)
             checkpoint("ingest.after_commit")
         except BaseException as exc:
             parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
@@ -111,7 +128,52 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     return summary
 
 
-def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
+def _plan(writer: snapshots.Writer, dataset: str, files: list[sources.SourceFile], full_refresh: bool,
+          limit: int | None) -> tuple[shards.ShardPlan, dict[str, int]]:
+    """What to read, from the published catalog's state of `dataset`, and the first source row of
+    each config's new shards."""
+    published_files = (published.manifest(writer.db, writer.seq) or {}).get("files", {}) if writer.seq else {}
+
+    def intact(shard: Shard) -> bool:
+        return all((writer.root / f).is_file() and (writer.root / f).stat().st_size == published_files.get(f)
+                   for f in shard.files)
+
+    previous: list[Shard] = []
+    if writer.db.exists():
+        with storage.connect(writer.db, read_only=True) as con:
+            run = catalog.current_runs(con).get(dataset)
+            previous = catalog.shards_of_run(con, run) if run else []
+            plan = shards.plan(files, previous, intact, full_refresh, limit)
+            first_rows = {cfg: 0 if plan.full_refresh else catalog.next_row(con, dataset, cfg)
+                          for cfg in sources.CONFIGS}
+            return plan, first_rows
+    return shards.plan(files, previous, intact, full_refresh, limit), dict.fromkeys(sources.CONFIGS, 0)
+
+
+def _record(summary: IngestSummary, plan: shards.ShardPlan, first_rows: dict[str, int],
+            read_rows: dict[int, int], root: Path) -> list[Shard]:
+    """The dataset's shards after this run (kept, then read, in order), its counters set on `summary`."""
+    read: dict[str, list[Shard]] = {"added": [], "replaced": []}
+    next_rows = dict(first_rows)
+    for position, r in enumerate(plan.read):
+        if position not in read_rows:  # --limit was reached before it
+            continue
+        rows, cfg = read_rows[position], r.source.config
+        directory = layout.run_dir(root, "traces" if cfg == "default" else "full_traces", summary.dataset,
+                                   summary.run_id)
+        files = sorted(f"{directory.relative_to(root).as_posix()}/{f.name}"
+                       for f in directory.glob(f"part-{glob.escape(r.part)}-*.parquet"))
+        read[r.kind].append(Shard(cfg, r.path, r.size, r.content_hash, rows, next_rows[cfg], summary.run_id, files))
+        next_rows[cfg] += rows
+    summary.full_refresh, summary.why_full = plan.full_refresh, plan.why_full
+    summary.shards_added, summary.rows_added = len(read["added"]), sum(s.rows for s in read["added"])
+    summary.shards_replaced, summary.rows_replaced = len(read["replaced"]), sum(s.rows for s in read["replaced"])
+    summary.shards_removed, summary.rows_removed = len(plan.removed), sum(s.rows for s in plan.removed)
+    summary.shards_unchanged, summary.rows_unchanged = len(plan.unchanged), sum(s.rows for s in plan.unchanged)
+    return plan.unchanged + sorted(read["added"] + read["replaced"], key=lambda s: (s.config, s.first_row))
+
+
+def _run_config(cfg, tasks: Iterator[Task], dataset, run_id, root, with_tokens, workers,
                 summary: IngestSummary, progress: bool, total: int | None) -> None:
     from tqdm import tqdm
 
@@ -147,7 +209,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
     if workers > 0:
         spool.mkdir(parents=True, exist_ok=True)
     try:
-        for task in _batches(files, cfg, limit, dataset, run_id):
+        for task in tasks:
             if workers > 0:
                 task = replace(task, batch=Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
             pool.submit(task)

@@ -1,10 +1,11 @@
 """The worker side of ingest: batches in, rows appended to the worker's Parquet files, counts out.
 
-Each worker writes one file per stored table for the whole run
-(`part-<config>-<worker>.parquet`), its batches gathered into row groups of up to
-500 rows (ingest.parquet_writer), so a run has a few large files however many
-batches it read; `finish` writes the last row groups and closes them (their footers
-make them readable).
+Each worker writes one file per stored table and shard (source file) it was given batches of
+(`part-<config>-<shard number>-<source name>-<worker>.parquet`): a batch of the next shard closes
+the files of the last one, as a worker's batches arrive in order. A file holds one shard's rows
+so that a later ingest can keep, replace or drop a shard by its files (ingest.shards). Batches
+are gathered into row groups of up to 500 rows (ingest.parquet_writer); `finish` writes the last
+row groups and closes the files (their footers make them readable).
 
 Kept apart from `ingest.pipeline` so that a spawned worker imports only what it
 runs (Arrow, the parser, the flattener, the tokenizer), not DuckDB or `datasets`:
@@ -52,6 +53,7 @@ class Task:
     seq: int
     batch: pa.Table | Spooled
     origin: BatchOrigin
+    part: str  # the shard's part of its files' names (ingest.shards.ToRead.part)
 
 
 # Per-process state of the workers, set once by init_worker.
@@ -64,7 +66,7 @@ def init_worker(root: str, with_tokens: bool, schemas: dict[str, pa.Schema] | No
     # Schemas come from the ingest process: a worker that opens no DuckDB is smaller.
     _WORKER.clear()
     _WORKER.update(root=Path(root), with_tokens=with_tokens,
-                   schemas=schemas or _base_schemas(), worker_id=worker_id, writers={})
+                   schemas=schemas or _base_schemas(), worker_id=worker_id, writers={}, part=None)
 
 
 # glibc's malloc hands each batch's NumPy arrays back to the kernel when they are freed and faults
@@ -112,11 +114,14 @@ def process(task: Task) -> Flattened:
         flat = flatten_default(batch, task.origin, w["schemas"], w["with_tokens"])
     else:
         flat = flatten_full(batch, task.origin, w["schemas"])
+    if w["part"] != task.part:  # a batch of the next shard: the last shard's files are complete
+        finish()
+        w["part"] = task.part
     for table_name, table in flat.tables.items():
         writer = w["writers"].get(table_name)
         if writer is None:
             writer = w["writers"][table_name] = parquet_writer.RunFileWriter(
-                w["root"], table_name, task.origin.dataset, task.origin.run_id, f"{task.config}-{w['worker_id']}",
+                w["root"], table_name, task.origin.dataset, task.origin.run_id, f"{task.part}-{w['worker_id']}",
                 table.schema)
         writer.write(table)
     checkpoint("ingest.worker_write")  # in a worker process: the worker dies, the ingest must fail cleanly

@@ -2,7 +2,7 @@
 -- The base tables users query (traces, segments, parse_issues, full_traces, sentences, full_blocks)
 -- are views over these files, defined in sql/views.sql. Columns may be added, never renamed.
 
--- One row per input row of the default config: PATH.data/traces/<dataset-slug>/<run_id>/*.parquet
+-- One row per input row of the default config: PATH.data/traces/<dataset-slug>/<run_id>/<shard's files>.parquet
 CREATE TABLE IF NOT EXISTS stored_traces (
     trace_id       VARCHAR NOT NULL,   -- '<dataset>:<source_row>', unique in the warehouse
     dataset        VARCHAR NOT NULL,
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS stored_traces (
     issues   STRUCT(code VARCHAR, char_offset BIGINT, detail VARCHAR)[] NOT NULL
 );
 
--- One row per input row of the full config: PATH.data/full_traces/<dataset-slug>/<run_id>/*.parquet
+-- One row per input row of the full config: PATH.data/full_traces/<dataset-slug>/<run_id>/<shard's files>.parquet
 CREATE TABLE IF NOT EXISTS stored_full_traces (
     dataset         VARCHAR NOT NULL,
     full_trace_id   VARCHAR NOT NULL,  -- '<dataset>:full:<source_row>'
@@ -56,5 +56,31 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     parser_version    VARCHAR NOT NULL,
     token_encoding    VARCHAR,            -- 'cl100k_base', or NULL with --no-tokens
     seconds           DOUBLE NOT NULL,
-    run_seq           BIGINT              -- 1, 2, ... in the order runs were committed: the latest of a dataset is its committed run
+    run_seq           BIGINT,             -- 1, 2, ... in the order runs were committed: the latest of a dataset is its committed run
+    -- What the run did to the dataset's shards (source files) and their rows; added after run_seq
+    -- (ALTER TABLE in foundation/catalog.py), NULL in runs written before.
+    full_refresh      BOOLEAN,            -- every shard re-read and numbered from 0 (--full-refresh, --limit, first run)
+    shards_added      BIGINT,
+    shards_replaced   BIGINT,
+    shards_removed    BIGINT,
+    shards_unchanged  BIGINT,
+    rows_added        BIGINT,             -- rows of the added shards
+    rows_replaced     BIGINT,             -- rows the replaced shards hold now
+    rows_removed      BIGINT,             -- rows of the removed shards
+    rows_unchanged    BIGINT              -- rows of the shards kept as they were
+);
+
+-- The shards (source files) each run's dataset holds: the rows of a run are the state after it,
+-- so the committed run's rows are the live shards, which the base views read (foundation/catalog.py).
+CREATE TABLE IF NOT EXISTS ingest_shards (
+    run_id        VARCHAR NOT NULL,   -- the run whose state this row belongs to
+    dataset       VARCHAR NOT NULL,
+    config        VARCHAR NOT NULL,   -- 'default' | 'full'
+    path          VARCHAR NOT NULL,   -- the source file, as resolved (absolute for a local file)
+    size          BIGINT,             -- bytes
+    content_hash  VARCHAR,            -- xxh3-128 of the file's bytes; NULL: read only in part (--limit)
+    rows          BIGINT NOT NULL,
+    first_row     BIGINT NOT NULL,    -- source_row of its first row; its rows are first_row .. first_row + rows - 1
+    data_run_id   VARCHAR NOT NULL,   -- the run whose files hold its rows (the run_id in them)
+    files         VARCHAR[] NOT NULL  -- its Parquet files, relative to PATH.data: <table>/<slug>/<data_run_id>/<file>
 );

@@ -95,14 +95,24 @@ def test_scaling_table_compares_the_two_sizes():
     assert "| +0% |" in text and "| +10% |" in text
 
 
+def test_the_append_target_compares_append_with_full_ingest_and_build():
+    run = _run(20_000, SECONDS, RSS)
+    run.append = {step: bench.Result(step, seconds) for step, seconds in
+                  (("full_ingest", 100.0), ("full_build", 60.0), ("append_ingest", 3.0), ("append_build", 3.0))}
+    assert "met: 3.8% (6.0 of 160.0 s)" in bench.targets([run])
+    run.append["append_build"] = bench.Result("append_build", 60.0)
+    assert "**missed**: 39.4% (63.0 of 160.0 s)" in bench.targets([run])
+
+
 @pytest.mark.slow
 def test_end_to_end_on_a_small_corpus(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--traces", "200", "--steps", "floor,peer,flatten,ingest,ingest_all,build",
-         "--results", str(tmp_path / "RESULTS.md")],
+        [sys.executable, "bench/run.py", "--traces", "200", "--steps", "floor,peer,flatten,ingest,ingest_all,build,append",
+         "--append-shards", "4", "--results", str(tmp_path / "RESULTS.md")],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = (tmp_path / "RESULTS.md").read_text()
-    for label in ("floor:", "peer:", "parse + flatten", "ingest --no-tokens", "build"):
+    for label in ("floor:", "peer:", "parse + flatten", "ingest --no-tokens", "build",
+                  "Append (the corpus as 4 shards, then one more): ingest"):
         assert label in text

@@ -235,7 +235,7 @@ def test_ingesting_the_same_name_three_times_keeps_one_run_and_one_snapshot(wh, 
 def test_within_the_grace_period_a_superseded_snapshot_is_kept(wh, src, monkeypatch):
     """A reader between opening PATH and locking it is invisible to the probe: the grace period covers it."""
     monkeypatch.setenv(snapshots.GRACE_ENV, "3600")
-    ingest(src, wh)
+    run_ingest(str(src), wh, name="t", workers=0, progress=False, with_tokens=False, full_refresh=True)
     assert len(run_dirs(wh)) > len(committed_dirs(wh))
     assert sorted(p.name for p in layout.snapshot_dir(wh).glob("*.duckdb")) == ["00000002.duckdb", "00000003.duckdb"]
     monkeypatch.setenv(snapshots.GRACE_ENV, "0")

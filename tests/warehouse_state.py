@@ -8,8 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation.catalog import current_runs
-from mementos.foundation.layout import dataset_slug
+from mementos.foundation.catalog import live_files
 from mementos.foundation import layout, storage
 
 
@@ -31,9 +30,12 @@ def run_dirs(db: Path) -> set[tuple[str, str]]:
 
 
 def committed_dirs(db: Path) -> set[tuple[str, str]]:
-    """The run directories that the committed runs should have (some tables may have none)."""
+    """(dataset slug, run id) of the run directories holding the live shards' files: those of the runs
+    that read them (an unchanged shard keeps the files of the run that first read it)."""
     with storage.connect(db, read_only=True) as con:
-        return {(dataset_slug(d), r) for d, r in current_runs(con).items()}
+        files = live_files(con, layout.data_dir(db))
+    return {tuple(rel.split("/")[1:3]) for rels in files.values() for rel in rels}
+
 
 
 def fingerprint(db: Path) -> dict:

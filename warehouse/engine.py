@@ -33,7 +33,6 @@ point leaves the warehouse as it was.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Callable, Iterator
 import duckdb
 
 from mementos.foundation import catalog, disk, snapshots, storage
+from mementos.foundation.catalog import data_version
 from mementos.foundation.errors import WarehouseBusy, first_line
 from mementos.foundation.faults import checkpoint
 from mementos.warehouse import guard, materializations, planner
@@ -92,14 +92,6 @@ def existing_objects(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {name: ("view" if kind == "VIEW" else "table") for name, kind in rows}
 
 
-def data_version(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> str:
-    """Identity of the base tables' contents: the committed ingest run of every dataset."""
-    if "ingest_runs" not in objects:
-        return "empty"
-    runs = sorted(catalog.current_runs(con).items())
-    return hashlib.sha256(repr(runs).encode()).hexdigest()[:16] if runs else "empty"
-
-
 def last_builds(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> dict[str, LastBuild]:
     if BUILDS_TABLE not in objects:
         return {}
@@ -113,7 +105,7 @@ def last_builds(con: duckdb.DuckDBPyConnection, objects: dict[str, str]) -> dict
 def duckdb_state(con: duckdb.DuckDBPyConnection) -> planner.State:
     """What the warehouse has built, for the planner: model_builds, its tables and views, its data."""
     objects = existing_objects(con)
-    return planner.State(last_builds(con, objects), objects, data_version(con, objects))
+    return planner.State(last_builds(con, objects), objects, data_version(con))
 
 
 def model_states(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, ModelState]:

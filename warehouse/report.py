@@ -130,14 +130,14 @@ def gather(con: duckdb.DuckDBPyConnection, db: str = "", extra_traces: list[str]
            outliers: int = DEFAULT_OUTLIERS, models_dir=None) -> ReportData:
     """Everything the report shows, from a warehouse whose models are built (`models_dir`: as for build):
     each section gathered by its function in report_sections.py."""
-    from mementos.warehouse.engine import data_version
+    from mementos.foundation.catalog import data_version
 
     con.execute("SET enable_progress_bar = false")
     objects = check_ready(con, db, models_dir)
     card_comparison = report_sections.card_comparison(con)
     listed = report_sections.outliers(con, outliers)
     return ReportData(
-        db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con, objects),
+        db=str(db), generated_at=datetime.now().astimezone(), data_version=data_version(con),
         overview=report_sections.overview(con, objects), card=card_comparison,
         plot_data=report_sections.plot_data(con, card_comparison.has_tokens),
         retention=report_sections.retention(con), outliers=listed,

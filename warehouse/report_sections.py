@@ -40,7 +40,7 @@ def overview(con: duckdb.DuckDBPyConnection, objects) -> Overview:
     for d in domains:
         d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
     runs = _dicts(con, f"""
-        SELECT {', '.join(catalog.RUN_COLUMNS)},
+        SELECT {', '.join(catalog.run_columns(con))},
                run_id IN (SELECT run_id FROM ({catalog.current_runs_sql(con)})) AS current
         FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
     alignment = _alignment(con) if "full_alignment" in objects else None

@@ -8,6 +8,7 @@ def format_ingest_summary(s) -> str:
     rate = s.rows_read / s.seconds if s.seconds else 0.0
     lines = [
         f"ingested {s.dataset!r} into {s.db} (run {s.run_id}, config {s.config})",
+        f"  shards      {_shards(s)}",
         f"  rows read   {s.rows_read:>10,}   ({s.default_rows:,} default, {s.full_rows:,} full)",
         f"  ok          {s.rows_ok:>10,}",
         f"  flagged     {s.rows_flagged:>10,}" + _per_config(s.flagged_by_config),
@@ -16,6 +17,15 @@ def format_ingest_summary(s) -> str:
         lines.append(f"    {code:<26} {count:>8,}")
     lines.append(f"  seconds     {s.seconds:>10.1f}   ({rate:,.0f} traces/s, {mb / s.seconds if s.seconds else 0:,.1f} MB/s of response text)")
     return "\n".join(lines)
+
+
+def _shards(s) -> str:
+    """What the run did to the dataset's source files: '3 unchanged, 1 added (2,300 traces), 0 replaced, 0 removed'."""
+    text = (f"{s.shards_unchanged:,} unchanged, {s.shards_added:,} added ({s.rows_added:,} rows), "
+            f"{s.shards_replaced:,} replaced ({s.rows_replaced:,} rows), {s.shards_removed:,} removed "
+            f"({s.rows_removed:,} rows)")
+    why = getattr(s, "why_full", "")
+    return f"{text}; every file read: {why}" if why else text
 
 
 def _per_config(flagged: dict | None) -> str:

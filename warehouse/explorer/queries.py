@@ -350,7 +350,7 @@ def overview(db) -> dict:
     """The report's figures, live: its sections (warehouse/report_sections.py) on a connection of its own to
     the published catalog (the report's queries set options that a locked-down snapshot refuses)."""
     from mementos.warehouse import report, report_sections
-    from mementos.warehouse.engine import data_version
+    from mementos.foundation.catalog import data_version
 
     with storage.connect(db, read_only=True) as con:
         objects = report.check_ready(con, str(db))
@@ -361,4 +361,4 @@ def overview(db) -> dict:
                 "card": report_sections.card_comparison(con).rows,
                 "retention": report_sections.retention(con).summary,
                 "outlier_total": outliers.total, "outlier_reasons": outliers.reasons, "outliers": outliers.top,
-                "data_version": data_version(con, objects), "nothing_to_analyse": summary.nothing_to_analyse}
+                "data_version": data_version(con), "nothing_to_analyse": summary.nothing_to_analyse}

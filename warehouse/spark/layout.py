@@ -93,16 +93,16 @@ def read_local_manifest(root: Path | None, name: str) -> dict | None:
         return None
 
 
-def committed_runs(db: Path) -> dict[str, str]:
-    """dataset -> its committed run, from the DuckDB file's ingest_runs."""
-    from mementos.foundation.catalog import current_runs
+def live_files(db: Path) -> dict[str, list[str]]:
+    """The live shards' Parquet files of every stored table, relative to the data directory, from the
+    DuckDB file's ingest_shards (catalog.live_files)."""
+    from mementos.foundation.layout import data_dir
 
     with storage.connect(db, read_only=True) as con:
         try:
-            return current_runs(con)
+            return catalog.live_files(con, data_dir(db))
         except Exception as exc:  # no ingest_runs table: nothing ingested
             raise WarehouseError(f"the warehouse {db} has no ingest runs: {first_line(exc)}") from None
-
 
 
 class FileSystem:
@@ -156,21 +156,17 @@ class FileSystem:
 
 
 def base_table_dirs(fs: FileSystem, layout: Layout) -> dict[str, list[str]]:
-    """The run directories Spark reads for every base table: `<root>/<table>/<dataset-slug>/<run_id>`.
+    """The Parquet paths Spark reads for every base table, under `<root>/<table>/<dataset-slug>/<run_id>`.
 
-    With the DuckDB file, exactly the committed run of each dataset (ingest_runs); with a bare
-    Parquet root, the one run directory of each dataset, and an error when an interrupted
-    ingest left a second one.
+    With the DuckDB file, exactly the files of the live shards (ingest_shards: a dataset's may lie in
+    several run directories, which may also hold files of shards replaced since); with a bare
+    Parquet root, the one run directory of each dataset, and an error when an interrupted ingest
+    left a second one.
     """
-    from mementos.foundation.layout import dataset_slug
-
     dirs: dict[str, list[str]] = {}
     if layout.db is not None:
-        runs = {dataset_slug(d): r for d, r in committed_runs(layout.db).items()}
-        for table in PARQUET_TABLES:
-            candidates = [f"{layout.root}/{table}/{slug}/{run}" for slug, run in sorted(runs.items())]
-            dirs[table] = [d for d in candidates if fs.has_parquet(d)]
-        return dirs
+        files = live_files(layout.db)
+        return {table: [f"{layout.root}/{rel}" for rel in files.get(table, [])] for table in PARQUET_TABLES}
     for table in PARQUET_TABLES:
         dirs[table] = []
         for slug in fs.list_dirs(f"{layout.root}/{table}"):

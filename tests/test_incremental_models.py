@@ -29,7 +29,7 @@ from mementos.warehouse.executor import Status
 from mementos.warehouse.materializations import processed_name
 from mementos.warehouse.models import discover
 from mementos.warehouse.project import BUILDS_TABLE
-from warehouse_state import snapshot
+from warehouse_state import copy_warehouse, snapshot
 
 SAMPLES = {"a": (120, 3), "a_changed": (120, 5), "a_fewer": (70, 6), "b": (50, 4)}  # traces, seed
 # (dataset name, sample ingested under it): each step of the sequence, on one warehouse
@@ -73,20 +73,19 @@ class StepOutcome:
 
 @pytest.fixture(scope="module")
 def sequence(tmp_path_factory) -> list[StepOutcome]:
-    """Each step of SEQUENCE ingested and built incrementally, then compared with a fresh warehouse."""
+    """Each step of SEQUENCE ingested and built incrementally, then compared with a copy of the warehouse
+    whose every model is built from scratch (--full-refresh) over the same base tables."""
     d = tmp_path_factory.mktemp("incremental")
     for sample, (traces, seed) in SAMPLES.items():
         write_sample(d / sample, traces, seed=seed, progress=False)
-    db, current, outcomes = d / "kept" / "w.duckdb", {}, []
+    db, outcomes = d / "kept" / "w.duckdb", []
     for i, (dataset, sample) in enumerate(SEQUENCE):
         ingest(d / sample, db, dataset)
         report = build(db)
         assert report.ok, report.format()
-        current[dataset] = sample
-        fresh = d / f"fresh{i}" / "w.duckdb"
-        for name, source in current.items():
-            ingest(d / source, fresh, name)
-        assert build(fresh).ok
+        (d / f"fresh{i}").mkdir()
+        fresh = copy_warehouse(db, d / f"fresh{i}")  # the same base tables, every model built from scratch
+        assert build(fresh, full_refresh=True).ok
         increments = {r.name: (r.traces_added, r.traces_removed) for r in report.results
                       if r.status == Status.BUILT and r.traces_added is not None}
         outcomes.append(StepOutcome(increments, differences(db, fresh)))
@@ -206,3 +205,22 @@ def test_the_batches_of_an_increment_cover_exactly_its_rows():
     con.execute("CREATE TABLE added AS SELECT * FROM (VALUES ('a', 0), ('a', 1), ('a', 2), ('a', 5), ('a', 6), "
                 "('b', 3)) AS t(dataset, source_row)")
     assert run_batches(con, "added", 2) == [("a", 0, 1), ("a", 2, 2), ("a", 5, 6), ("b", 3, 3)]
+
+
+def test_a_new_shard_is_built_incrementally_and_an_unchanged_reingest_leaves_every_model_fresh(tmp_path):
+    """Both halves of incremental work on the bundled models: appending a shard to a source builds the
+    incremental models over that shard's traces alone; re-ingesting the unchanged source builds nothing."""
+    from test_incremental_ingest import ROWS_PER_SHARD, corpus, write_shard
+
+    source, db = corpus(tmp_path / "src"), tmp_path / "w.duckdb"
+    ingest(source, db, "t")
+    assert build(db).ok
+    write_shard(source, "d")
+    ingest(source, db, "t")
+    report = build(db)
+    assert report.ok, report.format()
+    assert {(r.traces_added, r.traces_removed) for r in report.results
+            if r.name in INCREMENTAL_MODELS and r.status == Status.BUILT and r.traces_added is not None} == {
+        (ROWS_PER_SHARD, 0)}
+    ingest(source, db, "t")
+    assert {r.status for r in build(db).results} == {Status.FRESH}

@@ -148,23 +148,35 @@ def main():
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar on stderr [default: only when stderr is a terminal].")
+@click.option("--format", "shape", type=click.Choice(["openmementos", "columns", "chat", "sharegpt", "export"]),
+              help="The input shape [default: detected from the columns: messages = chat, conversations = "
+                   "sharegpt, messages with trace_id and spans = export, else openmementos].")
+@click.option("--columns", metavar="TARGET=COLUMN,...",
+              help="Map columns onto the trace: problem=question,response=output (also domain, source, difficulty).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML (or .yaml) file with format, columns, keep, field_messages, field_thinking.")
+@click.option("--keep", metavar="COLUMN,...", help="Keep these columns as the trace's metadata (JSON, in traces).")
 @quiet_option
 @json_option
-def ingest(source, db, config, name, limit, tokens, workers, progress, quiet, as_json):
+def ingest(source, db, config, name, limit, tokens, workers, progress, shape, columns, mapping, keep, quiet, as_json):
     """Stream SOURCE into the warehouse: traces, segments and parse issues.
 
     SOURCE is a Hugging Face hub id (microsoft/OpenMementos), a local directory
     in the hub layout (README.md card + data/ + full/), or Parquet/JSONL files or
-    globs with the same columns. Broken traces are kept and flagged, never dropped.
+    globs with the same columns, or chat logs (messages, ShareGPT conversations)
+    and any columns mapped with --columns. Broken traces are kept and flagged,
+    rows that cannot become a trace are counted and listed in rejected_rows.
     An ingest that fails or is interrupted leaves the warehouse as it was.
     """
+    from mementos.ingest.adapters import input_spec
     from mementos.ingest.pipeline import run_ingest
     from mementos.warehouse.summaries import format_ingest_summary
 
     if progress is None:
         progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
-                         workers=workers, progress=progress)
+                         workers=workers, progress=progress,
+                         spec=input_spec(format=shape, columns=columns, mapping=mapping, keep=keep))
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:

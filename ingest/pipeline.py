@@ -13,6 +13,7 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -28,7 +29,7 @@ import pyarrow as pa
 from mementos.foundation import catalog, disk, layout, snapshots
 from mementos.foundation.catalog import IngestRun
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import loader, parquet_writer, sources
+from mementos.ingest import adapters, loader, parquet_writer, sources
 from mementos.ingest.flatten import BatchOrigin, Flattened
 from mementos.ingest.parser import PARSER_VERSION
 from mementos.foundation.tokens import ENCODING
@@ -47,25 +48,48 @@ class IngestSummary(IngestRun):
     issue_counts: Counter = field(default_factory=Counter)
     flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
     counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
+    rejected: list = field(default_factory=list)  # (source_file, source_row, reason) of every rejected row
+    rejected_counts: Counter = field(default_factory=Counter)  # reason -> rejected rows
+    adapted_rows: int = 0  # source rows of the default config (an adapted row gives any number of traces)
+
+    def record_rejected(self, source_file: str, rejected: list[tuple[int, str]], rows: int) -> None:
+        """An adapted batch of `rows` source rows, of which `rejected` (source_row, reason) became no trace."""
+        self.rejected.extend((source_file, r, reason) for r, reason in rejected)
+        self.rejected_counts.update(reason for _, reason in rejected)
+        self.rows_rejected += len(rejected)
+        self.adapted_rows += rows
+
+    def finish_counts(self) -> None:
+        """rows_read counts source rows (an adapted row may give several traces, or none), and the
+        rejected rows per reason as ingest_runs keeps them."""
+        if self.adapted_rows:
+            self.rows_read = self.adapted_rows + self.full_rows
+        self.rejected_reasons = json.dumps(dict(sorted(self.rejected_counts.items())))
 
     def to_dict(self) -> dict:
         """Every field by name, for --json (a Counter becomes a plain dict; dataclasses.asdict would
-        count a Counter's items instead of copying it)."""
+        count a Counter's items instead of copying it); the rejected rows by reason, not one by one."""
         return {f.name: dict(value) if isinstance(value := getattr(self, f.name), Counter) else value
-                for f in fields(self)}
+                for f in fields(self) if f.name != "rejected"}
 
 
-def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
-             dataset: str, run_id: str) -> Iterator[Task]:
+def _batches(files: list[sources.SourceFile], config: str, limit: int | None, dataset: str, run_id: str,
+             spec: adapters.InputSpec, summary: "IngestSummary") -> Iterator[Task]:
+    """The tasks of one config: each batch of source rows as trace records (ingest/adapters.py); the rows
+    that became none go to `summary.rejected`. `limit` counts source rows."""
     row = 0
     seq = 0
     for sf in (f for f in files if f.config == config):
-        for batch in sources.read_batches(sf, BATCH_ROWS):
+        for batch in sources.read_batches(sf, BATCH_ROWS, check=adapters.schema_check(spec, config)):
             if limit is not None and row + batch.num_rows > limit:
                 batch = batch.slice(0, limit - row)
+            first_row, row = row, row + batch.num_rows
+            if config == "default" and batch.num_rows:
+                adapted = adapters.adapt(batch, spec, first_row)
+                summary.record_rejected(sf.path, adapted.rejected, batch.num_rows)
+                batch = adapted.table
             if batch.num_rows:
-                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, row))
-                row += batch.num_rows
+                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, sf.path, first_row))
                 seq += 1
             if limit is not None and row >= limit:
                 return
@@ -73,8 +97,11 @@ def _batches(files: list[sources.SourceFile], config: str, limit: int | None,
 
 def run_ingest(source: str, db: str | Path, config: str = "default", name: str | None = None,
                limit: int | None = None, with_tokens: bool = True, workers: int | None = None,
-               progress: bool = True, on_event: Callable[[str], None] | None = None) -> IngestSummary:
-    """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically."""
+               progress: bool = True, on_event: Callable[[str], None] | None = None,
+               spec: adapters.InputSpec | None = None) -> IngestSummary:
+    """Ingest SOURCE into the warehouse at `db`, replacing the dataset `name` atomically; `spec` says
+    the input shape (detected from the columns when None or its format is None)."""
+    spec = spec or adapters.InputSpec()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     dataset = sources.dataset_name(name, source)
@@ -97,7 +124,8 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 if total is not None and limit is not None:
                     total = min(total, limit)
                 _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
-                            summary, progress, total)
+                            summary, progress, total, spec)
+            summary.finish_counts()
             checkpoint("ingest.before_load")
             with writer.stage() as stage:  # published when the block ends: readers see the run from then on
                 loader.load_run(stage.con, root, summary, summary.counts)
@@ -112,7 +140,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
 
 
 def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
-                summary: IngestSummary, progress: bool, total: int | None) -> None:
+                summary: IngestSummary, progress: bool, total: int | None, spec: adapters.InputSpec) -> None:
     from tqdm import tqdm
 
     initargs = (str(root), with_tokens, catalog.store_schemas())
@@ -130,6 +158,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
         summary.rows_read += flat.rows
         summary.rows_ok += flat.ok
         summary.rows_flagged += flat.flagged
+        summary.rows_unsegmented += flat.unsegmented
         summary.input_bytes += flat.input_bytes
         summary.issue_counts.update(flat.issue_counts)
         summary.flagged_by_config[cfg] += flat.flagged
@@ -147,7 +176,7 @@ def _run_config(cfg, files, limit, dataset, run_id, root, with_tokens, workers,
     if workers > 0:
         spool.mkdir(parents=True, exist_ok=True)
     try:
-        for task in _batches(files, cfg, limit, dataset, run_id):
+        for task in _batches(files, cfg, limit, dataset, run_id, spec, summary):
             if workers > 0:
                 task = replace(task, batch=Spooled.write(task.batch, spool / f"{cfg}-{task.seq:06d}.arrow"))
             pool.submit(task)

@@ -40,7 +40,7 @@ def overview(con: duckdb.DuckDBPyConnection, objects) -> Overview:
     for d in domains:
         d["share"] = d["traces"] / totals["traces"] if totals["traces"] else None
     runs = _dicts(con, f"""
-        SELECT {', '.join(catalog.RUN_COLUMNS)},
+        SELECT *,  -- every column the catalog has: one written before a column was added lacks it
                run_id IN (SELECT run_id FROM ({catalog.current_runs_sql(con)})) AS current
         FROM ingest_runs ORDER BY finished_at DESC LIMIT 50""")
     alignment = _alignment(con) if "full_alignment" in objects else None
@@ -73,10 +73,11 @@ def _alignment(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _trace_counts(counts: list[tuple]) -> tuple[dict, list[dict], list[dict]]:
     """(dataset, domain, status, traces) rows -> the totals, the datasets and the domains, each with its traces,
-    ok and flagged, in the report's order (most traces first, then by name)."""
+    ok, flagged and unsegmented, in the report's order (most traces first, then by name)."""
     def tally(rows) -> dict:
         return {"traces": sum(n for *_, n in rows), "ok": sum(n for *_, s, n in rows if s == "ok"),
-                "flagged": sum(n for *_, s, n in rows if s == "flagged")}
+                "flagged": sum(n for *_, s, n in rows if s == "flagged"),
+                "unsegmented": sum(n for *_, s, n in rows if s == "unsegmented")}
 
     def grouped(position: int) -> dict[str, list[tuple]]:
         out: dict[str, list[tuple]] = {}

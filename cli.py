@@ -188,17 +188,21 @@ def ingest(source, db, config, name, limit, tokens, workers, progress, shape, co
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (hub layout).")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
 @click.option("--overwrite", is_flag=True, help="Replace a sample with other parameters already in --out.")
+@click.option("--format", "fmt", type=click.Choice(["openmementos", "chat", "sharegpt", "columns"]),
+              default="openmementos", show_default=True,
+              help="The input shape: the OpenMementos hub layout, or one train.jsonl of chat messages, ShareGPT "
+                   "conversations or columns of other names (its README.md says how to ingest it).")
 @quiet_option
-def sample(traces, out, seed, overwrite, quiet):
+def sample(traces, out, seed, overwrite, fmt, quiet):
     """Write a synthetic corpus in the hub layout (both configs), shaped like OpenMementos.
 
     About 1% of its traces are broken in the ways real traces break, so the
     flagging path runs on every demo.
     """
-    from mementos.sample import write_sample
+    from mementos.sample import write_sample_as
 
-    result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
-                          overwrite=overwrite)
+    result = write_sample_as(out, traces, fmt, seed=seed, progress=_stderr_is_terminal() and not quiet,
+                             overwrite=overwrite)
     if not quiet:
         _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 

@@ -210,7 +210,7 @@ def _adapt_conversations(batch: pa.Table, spec: InputSpec, first_row: int, shape
     rejected: list[tuple[int, str]] = []
     for i, conversation in enumerate(conversations):
         messages = _messages(conversation, shape, spec.field_thinking)
-        traces = [_summarize_pair(messages)] if pair_record else _assistant_traces(messages)
+        traces = _summarize_pair(messages) if pair_record else _assistant_traces(messages)
         if isinstance(traces, str):
             rejected.append((first_row + i, traces))
             continue

@@ -128,8 +128,8 @@ def input_spec(format: str | None = None, columns: str | None = None, mapping: s
                      field_thinking=data.get("field_thinking") or "reasoning_content")
     if spec.format is not None and spec.format not in SHAPES:
         raise SourceError(f"--format {spec.format!r}: the shapes are {', '.join(SHAPES)}")
-    if mapped and spec.format is None:
-        spec = replace(spec, format="columns")
+    if spec.format is None and {"problem", "response"} & set(mapped):
+        spec = replace(spec, format="columns")  # labels alone (domain=topic) map onto the OpenMementos shape
     return spec
 
 
@@ -157,7 +157,8 @@ def check_columns(schema: pa.Schema, path: str, spec: InputSpec) -> str:
     if shape == "columns" and "response" not in spec.columns:
         raise SourceError(f"{path}: --format columns needs the response column mapped, e.g. "
                           f"--columns problem=question,response=output (found: {', '.join(schema.names)})")
-    for name in [*needed, *spec.keep, *(spec.columns.values() if shape == "columns" else ())]:
+    mapped = spec.columns.values() if shape in ("columns", "openmementos") else ()
+    for name in [*needed, *spec.keep, *mapped]:
         if name not in schema.names:
             raise SourceError(f"{path}: no column {name!r} for the {shape} shape (found: "
                               f"{', '.join(schema.names) or 'no columns'}); map the columns with --columns "
@@ -168,7 +169,7 @@ def check_columns(schema: pa.Schema, path: str, spec: InputSpec) -> str:
 def adapt(batch: pa.Table, spec: InputSpec, first_row: int) -> Adapted:
     """The batch's rows (source rows first_row, first_row + 1, ...) as trace records."""
     shape = detect(batch.column_names, spec)
-    if shape == "openmementos" and not spec.keep:
+    if shape == "openmementos" and not spec.keep and not spec.columns:
         return Adapted(batch, [])  # already trace records: untouched (source_row: consecutive rows)
     if shape in ("openmementos", "columns"):
         return _adapt_columns(batch, spec, first_row, shape)
@@ -245,7 +246,8 @@ def _messages(conversation, shape: str, thinking: str) -> list[dict]:
         if shape == "sharegpt":
             role, content, reasoning = SHAREGPT_ROLES.get(str(m.get("from")).lower()), m.get("value"), None
         else:
-            role, content, reasoning = m.get("role"), m.get("content"), m.get(thinking)
+            role = SHAREGPT_ROLES.get(str(m.get("role")).lower(), m.get("role"))  # human/gpt spelt in messages too
+            content, reasoning = m.get("content"), m.get(thinking)
         out.append({"role": role, "content": content, "reasoning": reasoning})
     return out
 

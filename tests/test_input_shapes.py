@@ -279,3 +279,9 @@ def test_unsegmented_traces_through_build_report_and_show(tmp_path):
     show(db, "u:1", console)
     text = console.export_text()
     assert "status unsegmented" in text and "reasoning, without mementos" in text and "Step two." in text
+
+
+def test_label_columns_alone_map_onto_the_openmementos_shape(tmp_path):
+    src = write_jsonl(tmp_path / "o.jsonl", [{**row(TWO_PAIRS), "topic": "algebra"}])
+    ingest(src, tmp_path / "w.duckdb", columns="domain=topic")
+    assert query(tmp_path / "w.duckdb", "SELECT domain, status, n_blocks FROM traces") == [("algebra", "ok", 2)]

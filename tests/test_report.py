@@ -211,12 +211,14 @@ def test_trace_counts_sum_the_dataset_domain_status_rows():
     counts = [("b", "math", "ok", 3), ("b", "math", "flagged", 1), ("a", "code", "ok", 2),
               ("a", "math", "ok", 2), ("b", "(unknown)", "ok", 2)]
     totals, datasets, domains = report_sections._trace_counts(counts)
-    assert totals == {"traces": 10, "ok": 9, "flagged": 1, "datasets": 2}
-    assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "domains": 2},
-                        {"dataset": "a", "traces": 4, "ok": 4, "flagged": 0, "domains": 2}]
-    assert domains == [{"domain": "math", "traces": 6, "ok": 5, "flagged": 1},
-                       {"domain": "(unknown)", "traces": 2, "ok": 2, "flagged": 0},
-                       {"domain": "code", "traces": 2, "ok": 2, "flagged": 0}]
+    counts.append(("a", "code", "unsegmented", 1))
+    totals, datasets, domains = report_sections._trace_counts(counts)
+    assert totals == {"traces": 11, "ok": 9, "flagged": 1, "unsegmented": 1, "datasets": 2}
+    assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "unsegmented": 0, "domains": 2},
+                        {"dataset": "a", "traces": 5, "ok": 4, "flagged": 0, "unsegmented": 1, "domains": 2}]
+    assert domains == [{"domain": "math", "traces": 6, "ok": 5, "flagged": 1, "unsegmented": 0},
+                       {"domain": "code", "traces": 3, "ok": 2, "flagged": 0, "unsegmented": 1},
+                       {"domain": "(unknown)", "traces": 2, "ok": 2, "flagged": 0, "unsegmented": 0}]
 
 
 def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monkeypatch):

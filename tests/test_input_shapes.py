@@ -285,3 +285,13 @@ def test_label_columns_alone_map_onto_the_openmementos_shape(tmp_path):
     src = write_jsonl(tmp_path / "o.jsonl", [{**row(TWO_PAIRS), "topic": "algebra"}])
     ingest(src, tmp_path / "w.duckdb", columns="domain=topic")
     assert query(tmp_path / "w.duckdb", "SELECT domain, status, n_blocks FROM traces") == [("algebra", "ok", 2)]
+
+
+def test_the_turns_of_one_conversation_stay_in_one_batch_of_a_batched_model(tmp_path):
+    from mementos.warehouse.batches import trace_batches
+
+    turns = [user("Q1"), assistant("a", reasoning="r1"), user("Q2"), assistant("b", reasoning="r2")]
+    db = tmp_path / "w.duckdb"
+    ingest(write_jsonl(tmp_path / "b.jsonl", [{"messages": turns}] * 3), db)
+    with storage.connect(db) as con:
+        assert trace_batches(con, 1) == [("t", 0, 0), ("t", 1, 1), ("t", 2, 2)]  # 6 traces, 2 per source row

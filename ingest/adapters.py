@@ -98,9 +98,11 @@ def load_mapping(path: str | Path) -> dict:
         raise SourceError(f"--mapping {path}: cannot read it ({exc}); write TOML (or YAML for .yaml), e.g. "
                           f"format = \"columns\" and a [columns] table with problem = \"question\"") from None
     allowed = {"format", "columns", "keep", "field_messages", "field_thinking"}
-    if not isinstance(data, dict) or set(data) - allowed:
-        raise SourceError(f"--mapping {path}: unknown keys {sorted(set(data) - allowed) if isinstance(data, dict) else data!r}; "
-                          f"the keys are {', '.join(sorted(allowed))}")
+    if not isinstance(data, dict):
+        raise SourceError(f"--mapping {path}: expected keys ({', '.join(sorted(allowed))}), found {data!r}")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SourceError(f"--mapping {path}: unknown keys {unknown!r}; the keys are {', '.join(sorted(allowed))}")
     return data
 
 

@@ -152,25 +152,38 @@ def main():
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar on stderr [default: only when stderr is a terminal].")
+@click.option("--format", "shape", type=click.Choice(["openmementos", "columns", "chat", "sharegpt", "export"]),
+              help="The input shape [default: detected from the columns: messages = chat, conversations = "
+                   "sharegpt, messages with trace_id and spans = export, else openmementos].")
+@click.option("--columns", metavar="TARGET=COLUMN,...",
+              help="Map columns onto the trace: problem=question,response=output (also domain, source, difficulty).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML (or .yaml) file with format, columns, keep, field_messages, field_thinking.")
+@click.option("--keep", metavar="COLUMN,...", help="Keep these columns as the trace's metadata (JSON, in traces).")
 @quiet_option
 @json_option
-def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progress, quiet, as_json):
+def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progress, shape, columns, mapping, keep,
+           quiet, as_json):
     """Stream SOURCE into the warehouse: traces, segments and parse issues.
 
     SOURCE is a Hugging Face hub id (microsoft/OpenMementos), a local directory
     in the hub layout (README.md card + data/ + full/), or Parquet/JSONL files or
-    globs with the same columns. Broken traces are kept and flagged, never dropped.
+    globs with the same columns, or chat logs (messages, ShareGPT conversations)
+    and any columns mapped with --columns. Broken traces are kept and flagged,
+    rows that cannot become a trace are counted and listed in rejected_rows.
     Ingesting into an existing --name reads only the source files that are new or
     changed (same path, size and content hash: unchanged, kept with their trace ids).
     An ingest that fails or is interrupted leaves the warehouse as it was.
     """
+    from mementos.ingest.adapters import input_spec
     from mementos.ingest.pipeline import run_ingest
     from mementos.warehouse.summaries import format_ingest_summary
 
     if progress is None:
         progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
-                         workers=workers, progress=progress, full_refresh=full_refresh)
+                         workers=workers, progress=progress, full_refresh=full_refresh,
+                         spec=input_spec(format=shape, columns=columns, mapping=mapping, keep=keep))
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
@@ -182,17 +195,21 @@ def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progr
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (hub layout).")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
 @click.option("--overwrite", is_flag=True, help="Replace a sample with other parameters already in --out.")
+@click.option("--format", "fmt", type=click.Choice(["openmementos", "chat", "sharegpt", "columns"]),
+              default="openmementos", show_default=True,
+              help="The input shape: the OpenMementos hub layout, or one train.jsonl of chat messages, ShareGPT "
+                   "conversations or columns of other names (its README.md says how to ingest it).")
 @quiet_option
-def sample(traces, out, seed, overwrite, quiet):
+def sample(traces, out, seed, overwrite, fmt, quiet):
     """Write a synthetic corpus in the hub layout (both configs), shaped like OpenMementos.
 
     About 1% of its traces are broken in the ways real traces break, so the
     flagging path runs on every demo.
     """
-    from mementos.sample import write_sample
+    from mementos.sample import write_sample_as
 
-    result = write_sample(out, traces, seed=seed, progress=_stderr_is_terminal() and not quiet,
-                          overwrite=overwrite)
+    result = write_sample_as(out, traces, fmt, seed=seed, progress=_stderr_is_terminal() and not quiet,
+                             overwrite=overwrite)
     if not quiet:
         _say(f"wrote {result.traces} traces ({result.broken} broken) to {out}")
 

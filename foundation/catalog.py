@@ -81,6 +81,10 @@ def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
     recorded the shard counters (NULL in its earlier runs)."""
     con.execute(_statements()["ingest_runs"])
     con.execute("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS run_seq BIGINT")
+    for column, type_ in (("rows_unsegmented", "BIGINT"), ("rows_rejected", "BIGINT"), ("rejected_reasons", "VARCHAR")):
+        con.execute(f"ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS {column} {type_}")
+    con.execute(_statements()["ingest_rejections"])
+    con.execute(REJECTED_ROWS_VIEW)
     con.execute("UPDATE ingest_runs SET run_seq = n.seq FROM (SELECT run_id, row_number() OVER "
                 "(ORDER BY finished_at, run_id) AS seq FROM ingest_runs) AS n "
                 "WHERE ingest_runs.run_id = n.run_id AND ingest_runs.run_seq IS NULL").fetchall()
@@ -99,6 +103,29 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     [(found,)] = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
                              "AND schema_name = 'main' AND table_name = ?", [name]).fetchall()
     return bool(found)
+
+
+# The rejected rows of every dataset's committed run (its latest run_seq).
+REJECTED_ROWS_VIEW = """CREATE VIEW IF NOT EXISTS rejected_rows AS
+SELECT r.dataset, r.source_file, r.source_row, r.reason, r.run_id
+FROM ingest_rejections AS r
+WHERE r.run_id IN (SELECT run_id FROM ingest_runs
+                   QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY run_seq DESC) = 1)"""
+
+
+def insert_rejections(con: duckdb.DuckDBPyConnection, run: "IngestRun", rows: list[tuple[str, int, str]]) -> None:
+    """Record the run's rejected rows, (source_file, source_row, reason), and drop the dataset's older runs' rows."""
+    con.execute("DELETE FROM ingest_rejections WHERE dataset = $dataset AND run_id <> $run",
+                {"dataset": run.dataset, "run": run.run_id})
+    if rows:
+        import pyarrow as pa
+
+        files, source_rows, reasons = zip(*rows)
+        table = pa.table({"run_id": [run.run_id] * len(rows), "dataset": [run.dataset] * len(rows),
+                          "source_file": list(files), "source_row": list(source_rows), "reason": list(reasons)})
+        con.register("_rejected", table)
+        con.execute("INSERT INTO ingest_rejections BY NAME SELECT * FROM _rejected")
+        con.unregister("_rejected")
 
 
 def _empty(directory: str) -> str:
@@ -120,7 +147,9 @@ def sources(root: Path, files: dict[str, list[str]]) -> dict[str, str]:
     out = {}
     for directory, table in STORES.items():
         named = [f"{root.name}/{rel}" for rel in files.get(directory) or []]
-        out[table] = f"read_parquet([{', '.join(map(_quote, named))}])" if named else _empty(directory)
+        # union_by_name: runs written before a column was added (sql/schema.sql) read it as NULL
+        out[table] = (f"read_parquet([{', '.join(map(_quote, named))}], union_by_name = true)" if named
+                      else _empty(directory))
     return out
 
 
@@ -183,6 +212,9 @@ class IngestRun:
     rows_read: int = 0  # default rows + full rows
     rows_ok: int = 0
     rows_flagged: int = 0
+    rows_unsegmented: int = 0  # traces of reasoning without memento markup
+    rows_rejected: int = 0  # source rows that became no trace
+    rejected_reasons: str | None = None  # JSON: rejected rows per reason code
     default_rows: int = 0
     full_rows: int = 0
     input_bytes: int = 0  # UTF-8 bytes of response text read

@@ -38,13 +38,15 @@ class Flattened:
     rows: int = 0
     ok: int = 0
     flagged: int = 0
+    unsegmented: int = 0
     input_bytes: int = 0
     issue_counts: Counter = field(default_factory=Counter)
     counts: Counter = field(default_factory=Counter)  # rows of each derived table, for reconciliation
 
 
-def trace_id(dataset: str, source_row: int) -> str:
-    return f"{dataset}:{source_row}"
+def trace_id(dataset: str, source_row: int, turn: int | None = None) -> str:
+    """'<dataset>:<source_row>', and '.<turn>' for a conversation's assistant turn when it has several."""
+    return f"{dataset}:{source_row}" if turn is None else f"{dataset}:{source_row}.{turn}"
 
 
 def full_trace_id(dataset: str, source_row: int) -> str:
@@ -96,7 +98,7 @@ def _arrow_column(batch: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedA
     if name not in batch.column_names:
         return pa.chunked_array([pa.nulls(batch.num_rows, type_)])
     col = batch.column(name)
-    if pa.types.is_integer(col.type):
+    if pa.types.is_integer(col.type) and not pa.types.is_integer(type_):
         col = pc.cast(col, pa.string())
     return col if col.type == type_ else pc.cast(col, type_)
 
@@ -156,8 +158,8 @@ def _stored_table(batch: pa.Table, schema: pa.Schema, computed: dict[str, pa.Arr
         schema=schema)
 
 
-_KINDS = pa.array(["block", "summary", "answer"], pa.string())
-_KIND_CODE = {"block": 0, "summary": 1, "answer": 2}
+_KINDS = pa.array(["block", "summary", "answer", "reasoning"], pa.string())
+_KIND_CODE = {"block": 0, "summary": 1, "answer": 2, "reasoning": 3}
 
 
 @dataclass
@@ -208,7 +210,8 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
     seg_row, kinds, block_idx, starts, ends, texts = rest.segments
     issue_rows, issue_cols = rest.issue_rows, rest.issue_cols
     out.flagged = int(np.count_nonzero(status == "flagged"))
-    out.ok = n - out.flagged
+    out.unsegmented = int(np.count_nonzero(status == "unsegmented"))
+    out.ok = n - out.flagged - out.unsegmented
 
     # The fast path's segments, then the reference parser's; a stable sort by row interleaves them.
     rows = np.concatenate([fast.row, np.asarray(seg_row, np.int64)])
@@ -236,9 +239,12 @@ def flatten_default(batch: pa.Table, origin: BatchOrigin, schemas: dict[str, pa.
     issue_offsets = np.concatenate([[0], np.cumsum(np.bincount(np.asarray(issue_rows, np.int64), minlength=n))])
 
     dataset, first_row = origin.dataset, origin.first_row
-    source_rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    # An adapted batch (ingest/adapters.py) says each trace's source row; a plain one is consecutive rows.
+    source_rows = (batch.column("source_row").to_numpy() if "source_row" in batch.column_names
+                   else np.arange(first_row, first_row + n, dtype=np.int64))
+    turns = batch.column("turn").to_pylist() if "turn" in batch.column_names else [None] * n
     columns = {
-        "trace_id": pa.array([trace_id(dataset, r) for r in source_rows.tolist()], pa.string()),
+        "trace_id": pa.array([trace_id(dataset, r, t) for r, t in zip(source_rows.tolist(), turns)], pa.string()),
         "dataset": pa.array([dataset] * n, pa.string()),
         "run_id": pa.array([origin.run_id] * n, pa.string()),
         "source_row": pa.array(source_rows, schema.field("source_row").type),

@@ -35,6 +35,7 @@ def load_run(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, counts:
         run.seconds = (run.finished_at - run.started_at).total_seconds()
         catalog.insert_run(con, run)
         catalog.insert_shards(con, run.run_id, run.dataset, shards)
+        catalog.insert_rejections(con, run, getattr(run, "rejected", []))
         publish_views(con, root)
         checkpoint("ingest.publish.views")
         _reconcile(con, root, run, counts, shards)

@@ -11,6 +11,11 @@ with only whitespace between the pairs, non-empty B and S, and no markup in
 ANSWER. The six strings in `MARKUP` are the only markup; anything else that
 looks like a token is plain text.
 
+A reasoning trace with no block or summary markup at all is ``unsegmented``
+(not flagged): a response with no markup (one ``reasoning`` segment), or
+``<think> R </think> ANSWER`` with non-empty R (a ``reasoning`` segment and the
+answer). Any other markup that breaks the grammar is ``flagged``.
+
 Segment text is the content between two markup tokens with surrounding
 whitespace (space, tab, CR, LF) trimmed, and ``response[char_start:char_end]
 == text`` always holds. Segment spans never contain markup, except an answer
@@ -47,6 +52,10 @@ EMPTY_SUMMARY = "empty_summary"
 TEXT_OUTSIDE_PAIRS = "text_outside_pairs"
 MARKUP_IN_ANSWER = "markup_in_answer"
 
+# The three outcomes of a parse.
+OK, FLAGGED, UNSEGMENTED = "ok", "flagged", "unsegmented"
+STATUSES = (OK, FLAGGED, UNSEGMENTED)
+
 ISSUE_CODES = (
     EMPTY_RESPONSE, NO_THINK, UNCLOSED_THINK, NO_BLOCKS, UNCLOSED_BLOCK, UNCLOSED_SUMMARY,
     BLOCK_WITHOUT_SUMMARY, SUMMARY_WITHOUT_BLOCK, NESTED_TOKEN, OUT_OF_ORDER_TOKEN,
@@ -55,7 +64,7 @@ ISSUE_CODES = (
 
 
 class Segment(NamedTuple):
-    kind: str  # 'block' | 'summary' | 'answer'
+    kind: str  # 'block' | 'summary' | 'answer' | 'reasoning' (an unsegmented trace's think text)
     block_idx: int | None  # a block and its summary share it; None for the answer
     char_start: int
     char_end: int
@@ -69,7 +78,7 @@ class Issue(NamedTuple):
 
 
 class ParsedResponse(NamedTuple):
-    status: str  # 'ok' | 'flagged'
+    status: str  # 'ok' | 'flagged' | 'unsegmented'
     segments: list[Segment]
     issues: list[Issue]
 
@@ -115,8 +124,25 @@ def parse_response(response: str | None) -> ParsedResponse:
     """Split a response into block, summary and answer segments, and its defects."""
     if response is None or not response.strip(WHITESPACE):
         detail = "response is null" if response is None else "response is empty or whitespace"
-        return ParsedResponse("flagged", [], [Issue(EMPTY_RESPONSE, 0, detail)])
-    return _Parser(response).run()
+        return ParsedResponse(FLAGGED, [], [Issue(EMPTY_RESPONSE, 0, detail)])
+    tokens = _tokens(response)
+    return _unsegmented(response, tokens) or _Parser(response, tokens).run()
+
+
+def _unsegmented(response: str, tokens: list[tuple[int, str]]) -> ParsedResponse | None:
+    """The parse of a reasoning trace without block or summary markup, or None when it has some:
+    no markup at all, or only a leading <think> and one </think> around non-blank reasoning."""
+    if not tokens:
+        start, end, text = _trimmed(response, 0, len(response))
+        return ParsedResponse(UNSEGMENTED, [Segment("reasoning", None, start, end, text)], [])
+    if len(tokens) != 2 or tokens[0][1] != THINK_OPEN or tokens[1][1] != THINK_CLOSE:
+        return None
+    (open_at, _), (close_at, _) = tokens
+    reasoning = _trimmed(response, open_at + len(THINK_OPEN), close_at)
+    if _first_text(response, 0, open_at) is not None or not reasoning[2]:
+        return None  # text before <think>, or an empty think section: flagged as before
+    answer = _trimmed(response, close_at + len(THINK_CLOSE), len(response))
+    return ParsedResponse(UNSEGMENTED, [Segment("reasoning", None, *reasoning), Segment("answer", None, *answer)], [])
 
 
 class _Parser:
@@ -128,8 +154,9 @@ class _Parser:
     token is then handled as if the segment had been closed properly.
     """
 
-    def __init__(self, response: str):
+    def __init__(self, response: str, tokens: list[tuple[int, str]]):
         self.r = response
+        self.tokens = tokens
         self.segments: list[Segment] = []
         self.issues: list[Issue] = []
         self.outside: list[Issue] = []  # text_outside_pairs, dropped when there are no pairs at all
@@ -142,8 +169,7 @@ class _Parser:
         self.issues.append(Issue(code, offset, detail))
 
     def run(self) -> ParsedResponse:
-        r = self.r
-        tokens = _tokens(r)
+        tokens = self.tokens
         if tokens and tokens[0][1] == THINK_OPEN:
             state = "pre"
         else:
@@ -154,7 +180,7 @@ class _Parser:
             state = self.step(state, cursor, pos, token)
             cursor = pos + len(token)
         self.finish(state, cursor)
-        status = "flagged" if self.issues else "ok"
+        status = FLAGGED if self.issues else OK
         return ParsedResponse(status, self.segments, sorted(self.issues, key=lambda i: i.char_offset))
 
     def emit(self, kind: str, start: int, end: int) -> None:

@@ -14,6 +14,7 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import time
@@ -29,7 +30,7 @@ import pyarrow as pa
 from mementos.foundation import catalog, disk, layout, published, snapshots, storage
 from mementos.foundation.catalog import IngestRun, Shard
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import loader, parquet_writer, shards, sources
+from mementos.ingest import adapters, loader, parquet_writer, shards, sources
 from mementos.ingest.flatten import BatchOrigin, Flattened
 from mementos.ingest.parser import PARSER_VERSION
 from mementos.foundation.tokens import ENCODING
@@ -49,31 +50,55 @@ class IngestSummary(IngestRun):
     flagged_by_config: Counter = field(default_factory=Counter)  # 'default' | 'full' -> flagged rows
     counts: Counter = field(default_factory=Counter)  # rows of the derived tables written (reconciliation)
     why_full: str = ""  # why every shard was read ('' when only new and changed ones were)
+    rejected: list = field(default_factory=list)  # (source_file, source_row, reason) of every rejected row
+    rejected_counts: Counter = field(default_factory=Counter)  # reason -> rejected rows
+    adapted_rows: int = 0  # source rows of the default config (an adapted row gives any number of traces)
+
+    def record_rejected(self, source_file: str, rejected: list[tuple[int, str]], rows: int) -> None:
+        """An adapted batch of `rows` source rows, of which `rejected` (source_row, reason) became no trace."""
+        self.rejected.extend((source_file, r, reason) for r, reason in rejected)
+        self.rejected_counts.update(reason for _, reason in rejected)
+        self.rows_rejected += len(rejected)
+        self.adapted_rows += rows
+
+    def finish_counts(self) -> None:
+        """rows_read counts source rows (an adapted row may give several traces, or none), and the
+        rejected rows per reason as ingest_runs keeps them."""
+        if self.adapted_rows:
+            self.rows_read = self.adapted_rows + self.full_rows
+        self.rejected_reasons = json.dumps(dict(sorted(self.rejected_counts.items())))
 
     def to_dict(self) -> dict:
         """Every field by name, for --json (a Counter becomes a plain dict; dataclasses.asdict would
-        count a Counter's items instead of copying it)."""
+        count a Counter's items instead of copying it); the rejected rows by reason, not one by one."""
         return {f.name: dict(value) if isinstance(value := getattr(self, f.name), Counter) else value
-                for f in fields(self)}
+                for f in fields(self) if f.name != "rejected"}
 
 
-def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: int,
-             dataset: str, run_id: str, read_rows: dict[int, int]) -> Iterator[Task]:
-    """The batches of the shards `plan` reads in `config`, numbered on from `first_row`; counts each
-    shard's rows in `read_rows` (by its position in plan.read) as it goes. `limit`: rows in all."""
+def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: int, dataset: str,
+             run_id: str, read_rows: dict[int, int], spec: adapters.InputSpec,
+             summary: "IngestSummary") -> Iterator[Task]:
+    """The batches of the shards `plan` reads in `config`, as trace records (ingest/adapters.py), numbered
+    on from `first_row`; counts each shard's source rows in `read_rows` (by its position in plan.read),
+    and the rows that became no trace in `summary.rejected`. `limit`: source rows in all."""
     row = first_row
     seq = 0
     for position, shard in enumerate(plan.read):
         if shard.source.config != config:
             continue
         read_rows[position] = 0
-        for batch in sources.read_batches(shard.source, BATCH_ROWS):
+        for batch in sources.read_batches(shard.source, BATCH_ROWS, check=adapters.schema_check(spec, config)):
             if limit is not None and row + batch.num_rows > limit:
                 batch = batch.slice(0, limit - row)
+            batch_first, row = row, row + batch.num_rows
+            read_rows[position] += batch.num_rows
+            if config == "default" and batch.num_rows:
+                adapted = adapters.adapt(batch, spec, batch_first)
+                summary.record_rejected(shard.source.path, adapted.rejected, batch.num_rows)
+                batch = adapted.table
             if batch.num_rows:
-                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, shard.source.path, row), shard.part)
-                row += batch.num_rows
-                read_rows[position] += batch.num_rows
+                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, shard.source.path, batch_first),
+                           shard.part)
                 seq += 1
             if limit is not None and row >= limit:
                 return
@@ -82,10 +107,12 @@ def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: 
 def run_ingest(source: str, db: str | Path, config: str = "default", name: str | None = None,
                limit: int | None = None, with_tokens: bool = True, workers: int | None = None,
                progress: bool = True, on_event: Callable[[str], None] | None = None,
-               full_refresh: bool = False) -> IngestSummary:
+               full_refresh: bool = False, spec: adapters.InputSpec | None = None) -> IngestSummary:
     """Ingest SOURCE into the warehouse at `db` as the dataset `name`, atomically: its shards already
     ingested and unchanged are kept, the others read (ingest.shards); `full_refresh` (and `limit`)
-    read every shard and number the rows from 0."""
+    read every shard and number the rows from 0. `spec` says the input shape (detected from the
+    columns when None or its format is None)."""
+    spec = spec or adapters.InputSpec()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     dataset = sources.dataset_name(name, source)
@@ -112,9 +139,10 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
                 if total is not None and limit is not None:
                     total = min(total, limit)
-                tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows)
+                tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows, spec, summary)
                 _run_config(cfg, tasks, dataset, run_id, root, with_tokens, workers, summary, progress, total)
             live = _record(summary, plan, first_rows, read_rows, root)
+            summary.finish_counts()
             checkpoint("ingest.before_load")
             with writer.stage() as stage:  # published when the block ends: readers see the run from then on
                 loader.load_run(stage.con, root, summary, summary.counts, live)
@@ -192,6 +220,7 @@ def _run_config(cfg, tasks: Iterator[Task], dataset, run_id, root, with_tokens, 
         summary.rows_read += flat.rows
         summary.rows_ok += flat.ok
         summary.rows_flagged += flat.flagged
+        summary.rows_unsegmented += flat.unsegmented
         summary.input_bytes += flat.input_bytes
         summary.issue_counts.update(flat.issue_counts)
         summary.flagged_by_config[cfg] += flat.flagged

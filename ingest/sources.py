@@ -256,8 +256,9 @@ def _type_ok(t: pa.DataType, expected: str) -> bool:
     }[expected](t)
 
 
-def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream one file as Arrow tables of at most `batch_rows` rows."""
+def read_batches(sf: SourceFile, batch_rows: int, check=None) -> Iterator[pa.Table]:
+    """Stream one file as Arrow tables of at most `batch_rows` rows; `check(schema, sf)` (by default
+    check_schema, the OpenMementos columns) raises a SourceError when the first batch's columns do not do."""
     import datasets
 
     # Every read error becomes one SourceError below; datasets' own log line about it is noise.
@@ -276,7 +277,7 @@ def read_batches(sf: SourceFile, batch_rows: int) -> Iterator[pa.Table]:
         stream = datasets.load_dataset(sf.builder, data_files=[sf.path], split="train", streaming=True, **sized)
         for table in stream.with_format("arrow").iter(batch_size=batch_rows):
             if rows_before == 0:
-                check_schema(table.schema, sf)
+                (check or check_schema)(table.schema, sf)
             _check_utf8(table, sf, rows_before)
             rows_before += table.num_rows
             yield _plain_text(table)

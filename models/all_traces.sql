@@ -4,7 +4,7 @@ version: 1
 kind: view
 grain: [trace_id]
 description: >
-  Every ingested trace, ok or flagged, with the labels the breakdowns group by
+  Every ingested trace, ok, unsegmented or flagged, with the labels the breakdowns group by
   (a missing domain, source or difficulty becomes '(unknown)') and, for flagged
   traces, the distinct parse issue codes of the default config.
 columns:
@@ -14,7 +14,7 @@ columns:
   domain: the trace's domain; `(unknown)` when missing
   source: the trace's source dataset; `(unknown)` when missing
   difficulty: the trace's difficulty, as text; `(unknown)` when missing
-  status: "`ok`, or `flagged` when the response breaks the memento grammar"
+  status: "`ok`; `unsegmented` for reasoning without memento markup; `flagged` when the response breaks the memento grammar"
   n_blocks: blocks the parser found in the response
   n_issues: parse issues of the trace
   issue_codes: the trace's distinct parse issue codes (default config), sorted, comma-separated; NULL when none
@@ -22,7 +22,7 @@ columns:
   response_chars: characters of the response
 audits:
   - not_null: [trace_id, dataset, domain, source, difficulty, status, content_hash]
-  - accepted_values: {column: status, values: [ok, flagged]}
+  - accepted_values: {column: status, values: [ok, flagged, unsegmented]}
   - custom:
       name: flagged_traces_have_issue_codes
       sql: SELECT * FROM {this} WHERE (status = 'flagged') <> (issue_codes IS NOT NULL)

@@ -5,9 +5,10 @@ kind: view
 grain: [trace_id]
 description: >
   The traces the analytic models cover: those whose response parsed cleanly
-  (status = 'ok'). This is the one place where flagged traces are left out; they
-  are counted apart (compression_breakdown.flagged_traces) and listed with their
-  issue codes in outlier_traces. To analyse flagged traces too, edit the WHERE
+  (status = 'ok'). This is the one place where flagged and unsegmented traces are
+  left out; they are counted apart (compression_breakdown.flagged_traces and
+  unsegmented_traces); flagged ones are listed with their issue codes in
+  outlier_traces, unsegmented ones with their checks in unsegmented_traces. To analyse flagged traces too, edit the WHERE
   clause: every model downstream rebuilds.
 columns:
   trace_id: the trace, `<dataset>:<source_row>`

@@ -7,7 +7,7 @@ description: >
   The compression measures of the OpenMementos card for every domain, every
   source, every difficulty and for all analysed traces together (dimension
   'all', value 'all', and the only row with is_total true: a label that reads
-  'all' is a value of its dimension, never the total): trace counts (analysed and flagged apart), then the
+  'all' is a value of its dimension, never the total): trace counts (analysed, flagged and unsegmented apart), then the
   median, p10 and p90 of blocks per trace, block and memento chars, the
   memento/block ratio in chars and in tokens (per block), tokens per block and
   per memento, and the trace-level compression (block tokens / memento tokens);
@@ -26,6 +26,7 @@ columns:
   value_order: "listing order within a dimension: numeric labels in numeric order, then the rest alphabetically; 1 on the total row"
   traces: analysed (ok) traces in the group
   flagged_traces: flagged traces in the group, left out of every other column
+  unsegmented_traces: unsegmented traces (reasoning without memento markup) in the group, left out of every other column
   blocks: block/memento pairs in the group
   median_ratio_chars: median over pairs of memento chars / block chars (the card's ratio)
   median_ratio_tokens: median over pairs of memento tokens / block tokens
@@ -61,7 +62,7 @@ columns:
   p10_memento_chars: 10th percentile of a memento's chars over pairs
   p90_memento_chars: 90th percentile of a memento's chars over pairs
 audits:
-  - not_null: [is_total, traces, flagged_traces]
+  - not_null: [is_total, traces, flagged_traces, unsegmented_traces]
   - accepted_values: {column: dimension, values: [domain, source, difficulty, all]}
   - custom:
       name: one_total_row
@@ -74,9 +75,9 @@ audits:
   - custom:
       name: all_row_counts_every_trace
       sql: >
-        SELECT a.traces + a.flagged_traces AS counted, (SELECT count(*) FROM all_traces) AS ingested
+        SELECT a.traces + a.flagged_traces + a.unsegmented_traces AS counted, (SELECT count(*) FROM all_traces) AS ingested
         FROM {this} AS a
-        WHERE a.is_total AND a.traces + a.flagged_traces <> (SELECT count(*) FROM all_traces)
+        WHERE a.is_total AND a.traces + a.flagged_traces + a.unsegmented_traces <> (SELECT count(*) FROM all_traces)
 */
 -- Over every block in four groupings, quantile_cont holds each grouping's values in memory
 -- and cannot spill: as separate calls these 18 held more than the build's memory. The ratios use one list-form call per column (DuckDB computes identical
@@ -199,6 +200,7 @@ trace_level AS (
         -- coalesce: with no trace at all (only full rows ingested) the total row sums nothing, and is 0 traces
         coalesce(CAST(sum(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END) AS BIGINT), 0) AS traces,
         coalesce(CAST(sum(CASE WHEN t.status = 'flagged' THEN 1 ELSE 0 END) AS BIGINT), 0) AS flagged_traces,
+        coalesce(CAST(sum(CASE WHEN t.status = 'unsegmented' THEN 1 ELSE 0 END) AS BIGINT), 0) AS unsegmented_traces,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[2] AS median_blocks_per_trace,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[1] AS p10_blocks_per_trace,
         quantile_cont(c.n_blocks, [0.1, 0.5, 0.9])[3] AS p90_blocks_per_trace,
@@ -228,6 +230,7 @@ SELECT
         t.value) AS INTEGER) AS value_order,
     t.traces,
     t.flagged_traces,
+    t.unsegmented_traces,
     coalesce(b.blocks, 0) AS blocks,
     b.median_ratio_chars,
     b.median_ratio_tokens,

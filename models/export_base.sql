@@ -41,7 +41,7 @@ columns:
   answer_tokens: tokens of the answer; NULL when a segment has no count
 audits:
   - not_null: [dataset, source_row, domain, source, difficulty, status, content_hash, response_chars]
-  - accepted_values: {column: status, values: [ok, flagged]}
+  - accepted_values: {column: status, values: [ok, flagged, unsegmented]}
   - custom:
       name: ok_traces_have_every_pair_and_an_answer
       sql: >

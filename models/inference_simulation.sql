@@ -15,7 +15,7 @@ description: >
   (<think> and </think> 3 tokens each, each of the four memento markup strings
   6) and the texts (cl100k_base). Peaks are the largest context; the KV area is
   the sum over generated tokens of the context each attends to (itself
-  included). warehouse.md ("The inference simulation") has the definition.
+  included). docs/inference_simulation.md has the definition.
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)

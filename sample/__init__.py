@@ -14,3 +14,4 @@ from mementos.sample.generator import (  # noqa: F401  (the package's public nam
     SampleSummary,
     write_sample,
 )
+from mementos.sample.shapes import FORMATS, write_sample_as  # noqa: F401

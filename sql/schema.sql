@@ -15,13 +15,16 @@ CREATE TABLE IF NOT EXISTS stored_traces (
     source         VARCHAR,
     difficulty     VARCHAR,            -- kept as it comes (integers become their decimal text)
     content_hash   VARCHAR NOT NULL,   -- xxh3-128 of problem and response: equal hash = exact duplicate
-    status         VARCHAR NOT NULL,   -- 'ok' | 'flagged'
+    status         VARCHAR NOT NULL,   -- 'ok' | 'flagged' | 'unsegmented' (reasoning without memento markup)
     response_chars BIGINT  NOT NULL,   -- length(response), kept so sizes never decompress the text
     problem_tokens INTEGER,            -- cl100k_base tokens of the problem; NULL with --no-tokens
     -- The parser's segments: offsets into `response` (their text is derived, never stored).
     segments STRUCT(kind VARCHAR, block_idx INTEGER, char_start BIGINT, char_end BIGINT,
                     n_words INTEGER, n_tokens INTEGER)[] NOT NULL,
-    issues   STRUCT(code VARCHAR, char_offset BIGINT, detail VARCHAR)[] NOT NULL
+    issues   STRUCT(code VARCHAR, char_offset BIGINT, detail VARCHAR)[] NOT NULL,
+    turn     INTEGER,                  -- a conversation's assistant turn (1, 2, ...) when it has several
+    context  VARCHAR,                  -- JSON: the messages before the trace's user turn
+    metadata VARCHAR                   -- JSON: the columns kept with --keep (and an export's trace_id)
 );
 
 -- One row per input row of the full config: PATH.data/full_traces/<dataset-slug>/<run_id>/<shard's files>.parquet
@@ -50,6 +53,9 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_read         BIGINT NOT NULL,    -- default rows + full rows
     rows_ok           BIGINT NOT NULL,
     rows_flagged      BIGINT NOT NULL,
+    rows_unsegmented  BIGINT,             -- traces whose reasoning has no memento markup
+    rows_rejected     BIGINT,             -- source rows that became no trace (listed in rejected_rows)
+    rejected_reasons  VARCHAR,            -- JSON: rejected rows per reason code
     default_rows      BIGINT NOT NULL,
     full_rows         BIGINT NOT NULL,
     input_bytes       BIGINT NOT NULL,    -- UTF-8 bytes of response text read
@@ -83,4 +89,13 @@ CREATE TABLE IF NOT EXISTS ingest_shards (
     first_row     BIGINT NOT NULL,    -- source_row of its first row; its rows are first_row .. first_row + rows - 1
     data_run_id   VARCHAR NOT NULL,   -- the run whose files hold its rows (the run_id in them)
     files         VARCHAR[] NOT NULL  -- its Parquet files, relative to PATH.data: <table>/<slug>/<data_run_id>/<file>
+);
+
+-- Source rows that became no trace, by run; the view rejected_rows lists the committed runs' rows.
+CREATE TABLE IF NOT EXISTS ingest_rejections (
+    run_id       VARCHAR NOT NULL,
+    dataset      VARCHAR NOT NULL,
+    source_file  VARCHAR,
+    source_row   BIGINT NOT NULL,      -- 0-based row index in its file's split, as stored_traces.source_row
+    reason       VARCHAR NOT NULL      -- no_assistant_turn | empty_response | no_reasoning | unmapped_column
 );

@@ -8,7 +8,7 @@ SELECT trace_id, dataset, run_id, source_row, source_file, problem, response, do
        CAST(size(filter(segments, s -> s.kind = 'block')) AS INT) AS n_blocks,
        CAST(size(filter(segments, s -> s.kind = 'summary')) AS INT) AS n_summaries,
        CAST(size(issues) AS INT) AS n_issues,
-       response_chars, problem_tokens
+       response_chars, problem_tokens, turn, context, metadata
 FROM stored_traces;
 
 -- view: segments

@@ -10,7 +10,7 @@ SELECT trace_id, dataset, run_id, source_row, source_file, problem, response, do
        CAST(len(list_filter(segments, lambda s: s.kind = 'block')) AS INTEGER) AS n_blocks,
        CAST(len(list_filter(segments, lambda s: s.kind = 'summary')) AS INTEGER) AS n_summaries,
        CAST(len(issues) AS INTEGER) AS n_issues,
-       response_chars, problem_tokens
+       response_chars, problem_tokens, turn, context, metadata
 FROM {stored_traces};
 
 -- view: segments

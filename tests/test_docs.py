@@ -96,7 +96,7 @@ def headings(path: str, level: str = "##") -> list[str]:
 def test_every_model_has_a_section_in_the_model_reference_and_every_section_is_a_model():
     project = load_project()
     assert headings("docs/models.md") == project.order
-    assert len(project.order) == 25
+    assert len(project.order) == 26
 
 
 def test_every_command_is_in_the_cli_reference_and_every_entry_is_a_command():
@@ -120,7 +120,7 @@ def test_every_output_column_of_every_model_is_documented_and_every_documented_c
 def test_the_parser_finds_the_documented_base_tables():
     documented = documented_columns()
     assert set(documented) == {"traces", "segments", "parse_issues", "full_traces", "sentences", "full_blocks",
-                               "ingest_runs", "ingest_shards", "snapshot_info", "model_builds"}
+                               "ingest_runs", "ingest_shards", "rejected_rows", "snapshot_info", "model_builds"}
     assert {"sentence_idx", "text"} <= documented["sentences"]  # a Columns: sentence
     assert "cl100k_base" not in documented["ingest_runs"]  # ... without its parenthesised remarks
 

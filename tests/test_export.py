@@ -246,7 +246,7 @@ def test_plain_is_the_raw_chain_of_thought(hand_db, tmp_path):
         content = record["messages"][1]["content"]
         assert not any(token in content for token in (BLOCK_START, BLOCK_END, SUMMARY_START, SUMMARY_END))
         parsed = parse_response(content)
-        assert [i.code for i in parsed.issues] == ["no_blocks"]
+        assert (parsed.status, parsed.issues) == ("unsegmented", [])
         original = parse_response(HAND_ROWS[int(record["trace_id"][5:])]["response"])
         assert [s.text for s in parsed.segments if s.kind == "answer"] == \
             [s.text for s in original.segments if s.kind == "answer"]
@@ -891,7 +891,7 @@ def test_slices_cut_at_trace_boundaries():
 def test_empty_examples_are_left_out_and_counted(tmp_path):
     rows = [row(memento([("b", "s")]), problem="   "),            # no problem
             row("", problem="Empty response."),                    # flagged: empty_response
-            row("<think>raw only</think>42", problem="Raw."),      # flagged: no_blocks, nothing to compress
+            row("<think>raw only</think>42", problem="Raw."),      # unsegmented: nothing to compress
             row(memento([("b2", "s2")]), problem="Fine.")]
     db = tmp_path / "w.duckdb"
     run_ingest(str(write_jsonl(tmp_path / "e.jsonl", rows)), db, name="e", workers=0, progress=False)

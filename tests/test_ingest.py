@@ -41,11 +41,11 @@ def test_jsonl_ok_and_flagged_rows_all_kept(tmp_path):
         row(None),
     ])
     summary = ingest(src, tmp_path / "w.duckdb", name="t")
-    assert (summary.rows_read, summary.rows_ok, summary.rows_flagged) == (3, 1, 2)
+    assert (summary.rows_read, summary.rows_ok, summary.rows_unsegmented, summary.rows_flagged) == (3, 1, 1, 1)
     assert query(tmp_path / "w.duckdb", "SELECT trace_id, source_row, status, n_blocks FROM traces ORDER BY source_row") == [
-        ("t:0", 0, "ok", 2), ("t:1", 1, "flagged", 0), ("t:2", 2, "flagged", 0)]
+        ("t:0", 0, "ok", 2), ("t:1", 1, "unsegmented", 0), ("t:2", 2, "flagged", 0)]
     assert query(tmp_path / "w.duckdb", "SELECT trace_id, code FROM parse_issues ORDER BY trace_id") == [
-        ("t:1", "no_blocks"), ("t:2", "empty_response")]
+        ("t:2", "empty_response")]
 
 
 def test_segments_have_exact_text_offsets_and_token_counts(tmp_path):
@@ -188,8 +188,8 @@ def test_shared_memento_examples(tmp_path, shared_examples):
     summary = ingest(shared_examples, db, config="all")
     assert (summary.default_rows, summary.full_rows) == (4, 3)
     assert query(db, "SELECT status, n_blocks FROM traces ORDER BY source_row") == [
-        ("ok", 5), ("ok", 4), ("ok", 4), ("flagged", 0)]
-    assert query(db, "SELECT code FROM parse_issues WHERE config = 'default'") == [("no_blocks",)]
+        ("ok", 5), ("ok", 4), ("ok", 4), ("unsegmented", 0)]
+    assert query(db, "SELECT code FROM parse_issues WHERE config = 'default'") == []
     assert query(db, "SELECT status, trace_id IS NOT NULL FROM full_traces ORDER BY source_row") == [
         ("ok", True)] * 3
 

@@ -38,10 +38,13 @@ def test_null_response_is_flagged_empty_response():
     assert parse_response(None) == ("flagged", [], [Issue("empty_response", 0, "response is null")])
 
 
-def test_no_think_raw_text():
-    parsed = parse_response("just an answer")
-    assert parsed.segments == []
-    assert codes("just an answer") == [("no_think", 0), ("no_blocks", 0)]
+def test_whitespace_response_is_flagged_empty_response():
+    assert codes(" \n\t") == [("empty_response", 0)]
+
+
+def test_text_without_any_markup_is_unsegmented_reasoning():
+    assert parse_response("  just some reasoning\n") == (
+        "unsegmented", [Segment("reasoning", None, 2, 21, "just some reasoning")], [])
 
 
 def test_no_think_but_pairs_and_close():
@@ -58,11 +61,24 @@ def test_unclosed_think_has_no_answer():
     assert codes(r) == [("unclosed_think", len(r))]
 
 
-def test_raw_chain_of_thought_is_no_blocks_only():
+def test_raw_chain_of_thought_is_unsegmented_with_its_reasoning_and_answer():
     r = "<think> Okay, so I think step by step.\n</think>\nx = 2"
-    parsed = parse_response(r)
-    assert parsed.segments == [Segment("answer", None, 48, 53, "x = 2")]
-    assert codes(r) == [("no_blocks", 0)]
+    assert parse_response(r) == ("unsegmented", [Segment("reasoning", None, 8, 38, "Okay, so I think step by step."),
+                                                 Segment("answer", None, 48, 53, "x = 2")], [])
+
+
+def test_an_empty_think_section_is_still_flagged_no_blocks():
+    assert codes("<think> \n</think>42") == [("no_blocks", 0)]
+
+
+def test_text_before_think_or_a_missing_opener_stays_flagged():
+    assert codes("note <think>raw</think>42") == [("no_blocks", 0)]
+    assert codes("raw</think>42") == [("no_think", 0), ("no_blocks", 0)]
+    assert codes("<think>raw") == [("no_blocks", 0), ("unclosed_think", 10)]
+
+
+def test_markup_in_an_unsegmented_answer_is_flagged():
+    assert codes("<think>raw</think>42 <think>") == [("no_blocks", 0), ("markup_in_answer", 21)]
 
 
 def test_block_never_closed_before_its_summary():

@@ -63,8 +63,15 @@ _anything = st.one_of(st.text(max_size=200), st.text(_char, max_size=200), _mixt
 def check_invariants(response: str | None) -> None:
     parsed = parse_response(response)
     n = len(response or "")
-    assert parsed.status in ("ok", "flagged")
+    assert parsed.status in ("ok", "flagged", "unsegmented")
     assert (parsed.status == "flagged") == bool(parsed.issues)
+    has_markup = any(m in (response or "") for m in MARKUP)
+    if response is not None and response.strip(WHITESPACE) and not has_markup:
+        assert parsed.status == "unsegmented"  # no markup at all: reasoning, never flagged
+    if parsed.status == "unsegmented":
+        assert not any(m in response for m in MARKUP[2:])  # no block or summary markup
+        assert [s.kind for s in parsed.segments] in (["reasoning"], ["reasoning", "answer"])
+        assert parsed.segments[0].text
     for issue in parsed.issues:
         assert issue.code in ISSUE_CODES
         assert 0 <= issue.char_offset <= n
@@ -79,7 +86,7 @@ def check_invariants(response: str | None) -> None:
         previous_end = seg.char_end
         assert response[seg.char_start:seg.char_end] == seg.text
         assert seg.text == seg.text.strip(WHITESPACE)
-        assert (seg.block_idx is None) == (seg.kind == "answer")
+        assert (seg.block_idx is None) == (seg.kind in ("answer", "reasoning"))
         if seg.kind != "answer" or not any(i.code == MARKUP_IN_ANSWER for i in parsed.issues):
             assert not any(m in seg.text for m in MARKUP), seg
     blocks = [s.block_idx for s in parsed.segments if s.kind == "block"]
@@ -104,6 +111,22 @@ def _mixtures(parts, prefix_think):
 
 
 test_markup_mixtures_hold_invariants, test_markup_mixtures_hold_invariants_slow = _mixtures
+
+
+@fuzz(reasoning=st.text(_char, max_size=200), answer=st.text(_char, max_size=50), lead=_ws)
+def _think_without_pairs(reasoning, answer, lead):
+    """A think section with no block or summary markup: unsegmented, its reasoning and answer cut out exactly."""
+    assume(not any(m in reasoning + answer for m in MARKUP) and reasoning.strip(WHITESPACE))
+    response = f"{lead}{THINK_OPEN}{reasoning}{THINK_CLOSE}{answer}"
+    parsed = parse_response(response)
+    assert parsed.status == "unsegmented" and not parsed.issues
+    assert [(s.kind, s.text) for s in parsed.segments] == [("reasoning", reasoning.strip(WHITESPACE)),
+                                                          ("answer", answer.strip(WHITESPACE))]
+    check_invariants(response)
+
+
+test_a_think_section_without_pairs_is_unsegmented, test_a_think_section_without_pairs_is_unsegmented_slow = \
+    _think_without_pairs
 
 
 # Valid traces (as in test_parser.py) but with contents of every plane and tricky

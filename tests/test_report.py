@@ -50,7 +50,7 @@ def card(data, measure_start):
 
 
 def test_overview(data):
-    assert data.overview.totals == {"traces": 11, "ok": 10, "flagged": 1, "datasets": 1, "blocks": 29}
+    assert data.overview.totals == {"traces": 11, "ok": 10, "flagged": 1, "unsegmented": 0, "datasets": 1, "blocks": 29}
     assert [(d["dataset"], d["traces"], d["ok"], d["flagged"], d["domains"]) for d in data.overview.datasets] == [
         ("golden", 11, 10, 1, 3)]
     assert [(r["dataset"], r["config"], r["rows_read"], r["default_rows"], r["full_rows"], r["current"])
@@ -211,12 +211,14 @@ def test_trace_counts_sum_the_dataset_domain_status_rows():
     counts = [("b", "math", "ok", 3), ("b", "math", "flagged", 1), ("a", "code", "ok", 2),
               ("a", "math", "ok", 2), ("b", "(unknown)", "ok", 2)]
     totals, datasets, domains = report_sections._trace_counts(counts)
-    assert totals == {"traces": 10, "ok": 9, "flagged": 1, "datasets": 2}
-    assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "domains": 2},
-                        {"dataset": "a", "traces": 4, "ok": 4, "flagged": 0, "domains": 2}]
-    assert domains == [{"domain": "math", "traces": 6, "ok": 5, "flagged": 1},
-                       {"domain": "(unknown)", "traces": 2, "ok": 2, "flagged": 0},
-                       {"domain": "code", "traces": 2, "ok": 2, "flagged": 0}]
+    counts.append(("a", "code", "unsegmented", 1))
+    totals, datasets, domains = report_sections._trace_counts(counts)
+    assert totals == {"traces": 11, "ok": 9, "flagged": 1, "unsegmented": 1, "datasets": 2}
+    assert datasets == [{"dataset": "b", "traces": 6, "ok": 5, "flagged": 1, "unsegmented": 0, "domains": 2},
+                        {"dataset": "a", "traces": 5, "ok": 4, "flagged": 0, "unsegmented": 1, "domains": 2}]
+    assert domains == [{"domain": "math", "traces": 6, "ok": 5, "flagged": 1, "unsegmented": 0},
+                       {"domain": "code", "traces": 3, "ok": 2, "flagged": 0, "unsegmented": 1},
+                       {"domain": "(unknown)", "traces": 2, "ok": 2, "flagged": 0, "unsegmented": 0}]
 
 
 def test_the_report_queries_run_in_a_small_pool_and_put_it_back(golden_db, monkeypatch):
@@ -343,11 +345,12 @@ def _ingest(tmp_path, rows, with_tokens):
 def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
     from conftest import row
 
-    db = _ingest(tmp_path, [row("<think>raw thinking</think>42"), row("")], with_tokens=True)
+    db = _ingest(tmp_path, [row("<think> </think>42"), row("")], with_tokens=True)
     result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
     with storage.connect(db) as con:
         data = report.gather(con, str(db))
-    assert data.overview.totals == {"traces": 2, "ok": 0, "flagged": 2, "datasets": 1, "blocks": 0}
+    assert data.overview.totals == {"traces": 2, "ok": 0, "flagged": 2, "unsegmented": 0, "datasets": 1,
+                                    "blocks": 0}
     assert [c.ours for c in data.card.rows] == [None] * 8 and not data.card.has_tokens
     assert data.plot_data.domains == [] and data.plot_data.scatter == [] and data.plot_data.compression_box == {}
     assert {o["trace_id"] for o in data.outliers.top} == {"edge:0", "edge:1"}  # flagged: shown as outliers
@@ -360,7 +363,7 @@ def test_report_of_a_warehouse_with_only_flagged_traces(tmp_path):
 def test_flagged_trace_shows_its_raw_response_with_each_issue_marked(tmp_path):
     from conftest import row
 
-    response = "<think>a raw chain of thought</think>42"
+    response = "<think> </think>42"
     db = _ingest(tmp_path, [row(response)], with_tokens=False)
     view = trace_view.trace_view(db, "edge:0")
     assert view.response == response
@@ -369,7 +372,7 @@ def test_flagged_trace_shows_its_raw_response_with_each_issue_marked(tmp_path):
     result = report.write_report(db, tmp_path / "r.html", echo=lambda _: None)
     html = result.out.read_text()
     assert ('<div class="text raw"><mark class="issue" title="no blocks or summaries: a raw chain of thought">'
-            'no_blocks</mark>&lt;think&gt;a raw chain of thought&lt;/think&gt;42</div>') in html
+            'no_blocks</mark>&lt;think&gt; &lt;/think&gt;42</div>') in html
 
 
 def test_marks_go_at_their_offsets_in_order():
@@ -387,12 +390,12 @@ def test_show_of_a_flagged_trace_prints_the_raw_response_and_its_issues(tmp_path
     from conftest import row
     from mementos.warehouse.show import show
 
-    db = _ingest(tmp_path, [row("<think>a raw chain of thought</think>42")], with_tokens=False)
+    db = _ingest(tmp_path, [row("<think> </think>42")], with_tokens=False)
     console = Console(record=True, width=120, highlight=False, color_system=None)
     show(db, "edge:0", console)
     out = console.export_text()
     assert "no_blocks        0   no blocks or summaries: a raw chain of thought" in out
-    assert "⟦no_blocks⟧<think>a raw chain of thought</think>42" in out
+    assert "⟦no_blocks⟧<think> </think>42" in out
     assert "(no block/memento pairs recovered)" in out and "0 pairs" in out
 
 

@@ -119,6 +119,21 @@ def test_flatten_mixes_both_paths_in_row_order():
     assert (flat.ok, flat.flagged, flat.counts["segments"], flat.counts["blocks"]) == (2, 1, 8, 3)
 
 
+def test_unsegmented_responses_are_left_to_the_reference_and_flattened_as_reasoning():
+    raw = "<think> one two three </think> 42"
+    plain = "no markup at all"
+    good = "<think><|block_start|>b<|block_end|><|summary_start|>s<|summary_end|></think>a"
+    assert assert_agrees([raw, plain, good]).tolist() == [False, False, True]
+    batch = pa.table({"problem": ["p"] * 3, "response": [raw, good, plain]})
+    flat = flatten_default(batch, BatchOrigin("d", "r", "f.parquet", 0), store_schemas(), with_tokens=False)
+    rows = flat.tables["traces"].to_pylist()
+    assert [r["status"] for r in rows] == ["unsegmented", "ok", "unsegmented"]
+    assert [(s["kind"], s["char_start"], s["char_end"], s["n_words"]) for s in rows[0]["segments"]] == [
+        ("reasoning", 8, 21, 3), ("answer", 31, 33, 1)]
+    assert [(s["kind"], s["char_start"], s["char_end"]) for s in rows[2]["segments"]] == [("reasoning", 0, 16)]
+    assert (flat.ok, flat.unsegmented, flat.flagged, rows[0]["issues"]) == (1, 2, 0, [])
+
+
 def test_content_hash_tells_null_from_empty_and_reads_sliced_columns():
     problems = pa.array(["skip", None, "", "p", "p"], pa.string()).slice(1)
     responses = pa.array(["skip", "", None, "r", "r"], pa.string()).slice(1)

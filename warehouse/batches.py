@@ -38,11 +38,12 @@ RANGED = None  # in a shadowing plan: the relation is a base view rendered over 
 
 
 def trace_batches(con: duckdb.DuckDBPyConnection, size: int) -> list[tuple[str, int, int]]:
-    """(dataset, first source_row, last source_row) of each batch of `size` traces, in order."""
+    """(dataset, first source_row, last source_row) of each batch of `size` source rows, in order. dense_rank:
+    the traces of one source row (a conversation's assistant turns) never straddle two batches."""
     return con.execute("""
         SELECT dataset, min(source_row), max(source_row)
         FROM (SELECT dataset, source_row,
-                     (row_number() OVER (PARTITION BY dataset ORDER BY source_row) - 1) // ? AS batch
+                     (dense_rank() OVER (PARTITION BY dataset ORDER BY source_row) - 1) // ? AS batch
               FROM traces)
         GROUP BY dataset, batch
         ORDER BY dataset, batch""", [size]).fetchall()

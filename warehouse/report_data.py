@@ -37,7 +37,7 @@ class CardRow:
 class Overview:
     """What the warehouse holds: traces per dataset and domain, ingest runs, parse issues, the configs' alignment."""
 
-    totals: dict  # traces, ok, flagged, datasets, blocks
+    totals: dict  # traces, ok, flagged, unsegmented, datasets, blocks
     datasets: list[dict]
     runs: list[dict]
     domains: list[dict]
@@ -53,6 +53,10 @@ class Overview:
             how = ("its ingest runs read the full config only" if self.runs else "no ingest has written any")
             return (f"This warehouse holds no traces of the default config ({how}); ingest the responses with "
                     f"`mementos ingest SOURCE --config default` (or --config all).")
+        if self.totals.get("unsegmented"):
+            return ("No trace has memento markup to analyse: the unsegmented traces (reasoning without mementos) "
+                    "are listed with their sizes and repeated paragraphs in the model unsegmented_traces, and "
+                    "flagged ones by the parse issues below.")
         return "Every trace is flagged, and the figures count analysed traces only; the parse issues below say why."
 
 

@@ -73,10 +73,11 @@ def _alignment(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _trace_counts(counts: list[tuple]) -> tuple[dict, list[dict], list[dict]]:
     """(dataset, domain, status, traces) rows -> the totals, the datasets and the domains, each with its traces,
-    ok and flagged, in the report's order (most traces first, then by name)."""
+    ok, flagged and unsegmented, in the report's order (most traces first, then by name)."""
     def tally(rows) -> dict:
         return {"traces": sum(n for *_, n in rows), "ok": sum(n for *_, s, n in rows if s == "ok"),
-                "flagged": sum(n for *_, s, n in rows if s == "flagged")}
+                "flagged": sum(n for *_, s, n in rows if s == "flagged"),
+                "unsegmented": sum(n for *_, s, n in rows if s == "unsegmented")}
 
     def grouped(position: int) -> dict[str, list[tuple]]:
         out: dict[str, list[tuple]] = {}

@@ -83,8 +83,13 @@ def parts(view: TraceView) -> list:
            Panel(clipped(view.problem), title="problem", title_align="left", border_style="dim")]
     if view.flagged:
         out += flagged_parts(view)
-    out += (pairs_tables(view) if view.pairs else
-            [Text("(no block/memento pairs recovered)", style="italic dim")])
+    if view.reasoning is not None:  # unsegmented: reasoning without mementos, shown whole (clipped)
+        tokens = f" ({view.reasoning_tokens:,} tokens)" if view.reasoning_tokens is not None else ""
+        out.append(Panel(clipped(view.reasoning), title=f"reasoning, without mementos{tokens}", title_align="left",
+                         border_style="yellow"))
+    else:
+        out += (pairs_tables(view) if view.pairs else
+                [Text("(no block/memento pairs recovered)", style="italic dim")])
     answer_title = "answer" + (f" ({view.answer_tokens:,} tokens)" if view.answer_tokens is not None else "")
     no_answer = ("(no answer recovered: see the parse issues above)" if view.flagged
                  else "(no answer: the think section is never closed)")

@@ -11,10 +11,14 @@ def format_ingest_summary(s) -> str:
         f"  shards      {_shards(s)}",
         f"  rows read   {s.rows_read:>10,}   ({s.default_rows:,} default, {s.full_rows:,} full)",
         f"  ok          {s.rows_ok:>10,}",
+        f"  unsegmented {s.rows_unsegmented:>10,}   (reasoning without memento markup)",
         f"  flagged     {s.rows_flagged:>10,}" + _per_config(s.flagged_by_config),
     ]
     for code, count in sorted(s.issue_counts.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {code:<26} {count:>8,}")
+    lines.append(f"  rejected    {s.rows_rejected:>10,}   (rows that became no trace: see rejected_rows)")
+    for reason, count in sorted(s.rejected_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"    {reason:<26} {count:>8,}")
     lines.append(f"  seconds     {s.seconds:>10.1f}   ({rate:,.0f} traces/s, {mb / s.seconds if s.seconds else 0:,.1f} MB/s of response text)")
     return "\n".join(lines)
 

@@ -116,10 +116,12 @@ class TraceView:
     why: list[str] = field(default_factory=list)  # why the report shows it
     response: str | None = None  # the raw response, read for flagged traces only
     issues: list[IssueMark] = field(default_factory=list)  # the default config's parse issues, by offset
+    reasoning: str | None = None  # an unsegmented trace's reasoning (its think text without mementos)
+    reasoning_tokens: int | None = None
 
     @property
     def flagged(self) -> bool:
-        return self.status != "ok"
+        return self.status not in ("ok", "unsegmented")
 
     def marked_response(self) -> list[tuple[str, IssueMark | None]]:
         """The raw response cut at each issue's offset: (text, None) pieces with (code, issue) marks between.
@@ -220,12 +222,15 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
     for h in heads:
         response = h.pop("whole_response")
         _cut_segment_texts(segs.get(h["trace_id"], []), response)
-        h["response"] = response if h["status"] != "ok" else None  # the raw response: flagged traces only
+        h["response"] = response if h["status"] == "flagged" else None  # the raw response: flagged traces only
         pairs: dict[int, Pair] = {}
-        answer, answer_tokens = None, None
+        answer, answer_tokens, reasoning = None, None, (None, None)
         for s in segs.get(h["trace_id"], []):
             if s["kind"] == "answer":
                 answer, answer_tokens = s["text"], s["n_tokens"]
+                continue
+            if s["kind"] == "reasoning":
+                reasoning = (s["text"], s["n_tokens"])
                 continue
             p = pairs.setdefault(s["block_idx"], Pair(s["block_idx"], None, None, None, None, None, None))
             if s["kind"] == "block":
@@ -237,7 +242,8 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
             domain=h["domain"], source=h["source"], difficulty=h["difficulty"], status=h["status"],
             issue_codes=sorted({i.code for i in issues.get(h["trace_id"], [])}), problem=h["problem"],
             pairs=[pairs[i] for i in sorted(pairs)], answer=answer, answer_tokens=answer_tokens,
-            response=h["response"], issues=issues.get(h["trace_id"], []))
+            response=h["response"], issues=issues.get(h["trace_id"], []),
+            reasoning=reasoning[0], reasoning_tokens=reasoning[1])
     return views
 
 

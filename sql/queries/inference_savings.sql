@@ -2,7 +2,7 @@
 -- k = blocks kept in full, the one being written included. The peak is compared with
 -- the memento trace with nothing evicted and with the plain chain of thought; then the
 -- KV area saved against the plain chain of thought, and how often the peak fits 8k / 32k.
--- See warehouse.md ("The inference simulation") for the definitions.
+-- See docs/inference_simulation.md for the definitions.
 SELECT
     domain,
     k,

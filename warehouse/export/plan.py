@@ -66,7 +66,8 @@ WITH candidates AS (
     SELECT v.trace_id, v.dataset, v.source_row{', v.block_idx' if per_block else ''}, v.content_hash,
         v.response_chars, o.reason AS outlier_reason,
         CASE
-            WHEN NOT $include_flagged AND status = 'flagged' THEN '{LeftOut.FLAGGED}'
+            -- unsegmented traces have no mementos to train on: left out with the flagged ones
+            WHEN NOT $include_flagged AND status <> 'ok' THEN '{LeftOut.FLAGGED}'
             WHEN $domain IS NOT NULL AND domain IS DISTINCT FROM $domain THEN '{LeftOut.DOMAIN}'
             WHEN o.reason IS NOT NULL THEN '{LeftOut.OUTLIER}'
         END AS pre

@@ -52,7 +52,7 @@ class ExportResult:
         left = [f"{n:,} {reason}" for reason, n in self.left_out.items() if n]
         lines.append("  left out: " + (", ".join(left) if left else "nothing")
                      + f" (of {self.candidates:,} candidate examples)")
-        why = {LeftOut.FLAGGED: "flagged traces (--include-flagged keeps them)",
+        why = {LeftOut.FLAGGED: "flagged or unsegmented traces (--include-flagged keeps them)",
                LeftOut.OUTLIER: "listed in outlier_traces (--exclude-outliers)",
                LeftOut.COPIED: "summarize: the memento copies its block",
                LeftOut.DOMAIN: f"domain is not {self.filters.get('domain')!r}",

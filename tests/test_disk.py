@@ -63,7 +63,8 @@ def test_ingest_on_a_full_disk_is_one_line_and_leaves_the_warehouse_as_it_was(tm
     assert invoke("ingest", src, "--db", db, "--no-tokens", "-q").exit_code == 0
     before = fingerprint(db)
     fill(leave=300_000)
-    result = invoke("ingest", src, "--db", db, "--no-tokens", "-q", "--workers", workers)
+    # --full-refresh: the source is unchanged, and a plain re-ingest would read (and write) nothing
+    result = invoke("ingest", src, "--db", db, "--no-tokens", "-q", "--workers", workers, "--full-refresh")
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert result.output.startswith(f"Error: disk full writing {layout.data_dir(db)}: needs more than the ")
     assert "the warehouse is unchanged (this run's files were removed); free some space" in result.output

@@ -83,8 +83,6 @@ def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS run_seq BIGINT")
     for column, type_ in (("rows_unsegmented", "BIGINT"), ("rows_rejected", "BIGINT"), ("rejected_reasons", "VARCHAR")):
         con.execute(f"ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS {column} {type_}")
-    con.execute(_statements()["ingest_rejections"])
-    con.execute(REJECTED_ROWS_VIEW)
     con.execute("UPDATE ingest_runs SET run_seq = n.seq FROM (SELECT run_id, row_number() OVER "
                 "(ORDER BY finished_at, run_id) AS seq FROM ingest_runs) AS n "
                 "WHERE ingest_runs.run_id = n.run_id AND ingest_runs.run_seq IS NULL").fetchall()
@@ -94,9 +92,12 @@ def ensure_ingest_runs(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def ensure_ingest_shards(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ingest_shards. A warehouse written before it has no rows there: its committed runs are
+    """Create ingest_shards, ingest_rejections and the view rejected_rows over them. A warehouse written before it has no rows there: its committed runs are
     read from their run directories (live_files), and its next ingest re-reads every shard."""
     con.execute(_statements()["ingest_shards"])
+    con.execute("ALTER TABLE ingest_shards ADD COLUMN IF NOT EXISTS traces BIGINT")
+    con.execute(_statements()["ingest_rejections"])
+    con.execute(REJECTED_ROWS_VIEW)  # over the live shards
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -105,18 +106,20 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(found)
 
 
-# The rejected rows of every dataset's committed run (its latest run_seq).
-REJECTED_ROWS_VIEW = """CREATE VIEW IF NOT EXISTS rejected_rows AS
+# The rejected rows of every dataset's live shards: those its committed run (the latest run_seq) keeps,
+# each with the rejections of the run that read it (an unchanged shard keeps its earlier run's).
+REJECTED_ROWS_VIEW = """CREATE OR REPLACE VIEW rejected_rows AS
 SELECT r.dataset, r.source_file, r.source_row, r.reason, r.run_id
 FROM ingest_rejections AS r
-WHERE r.run_id IN (SELECT run_id FROM ingest_runs
-                   QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY run_seq DESC) = 1)"""
+SEMI JOIN (SELECT dataset, data_run_id, path FROM ingest_shards
+           WHERE config = 'default' AND run_id IN (SELECT run_id FROM ingest_runs
+               QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY run_seq DESC) = 1)) AS live
+  ON live.dataset = r.dataset AND live.data_run_id = r.run_id AND live.path = r.source_file"""
 
 
 def insert_rejections(con: duckdb.DuckDBPyConnection, run: "IngestRun", rows: list[tuple[str, int, str]]) -> None:
-    """Record the run's rejected rows, (source_file, source_row, reason), and drop the dataset's older runs' rows."""
-    con.execute("DELETE FROM ingest_rejections WHERE dataset = $dataset AND run_id <> $run",
-                {"dataset": run.dataset, "run": run.run_id})
+    """Record the run's rejected rows, (source_file, source_row, reason); the view rejected_rows shows those
+    of the live shards."""
     if rows:
         import pyarrow as pa
 
@@ -299,6 +302,7 @@ class Shard:
     first_row: int
     data_run_id: str
     files: list[str]  # relative to PATH.data: <table>/<slug>/<data_run_id>/<file>.parquet
+    traces: int | None = None  # its rows that became traces (an adapted row gives any number); None: recorded before
 
 
 SHARD_COLUMNS = tuple(f.name for f in fields(Shard))
@@ -317,9 +321,13 @@ def shards_of_run(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Shard]:
     recorded), in the order they were numbered."""
     if not _has_table(con, "ingest_shards"):
         return []
-    rows = con.execute(f"SELECT {', '.join(SHARD_COLUMNS)} FROM ingest_shards WHERE run_id = ? "
+    present = {c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = 'ingest_shards'").fetchall()}
+    columns = [c for c in SHARD_COLUMNS if c in present]  # a catalog from before `traces` lacks it
+    rows = con.execute(f"SELECT {', '.join(columns)} FROM ingest_shards WHERE run_id = ? "
                        f"ORDER BY config, first_row, path", [run_id]).fetchall()
-    return [Shard(*r[:-1], files=list(r[-1])) for r in rows]
+    return [Shard(**{**dict(zip(columns, r)), "files": list(dict(zip(columns, r))["files"])}) for r in rows]
 
 
 def next_row(con: duckdb.DuckDBPyConnection, dataset: str, config: str) -> int:

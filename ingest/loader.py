@@ -61,7 +61,8 @@ def _reconcile(con: duckdb.DuckDBPyConnection, root: Path, run: IngestRun, count
         f"FROM {src['stored_full_traces']} WHERE run_id = $run", by_run).fetchall()
     [held] = con.execute("SELECT (SELECT count(*) FROM traces WHERE dataset = $dataset), "
                          "(SELECT count(*) FROM full_traces WHERE dataset = $dataset)", by_dataset).fetchall()
-    live = tuple(sum(s.rows for s in shards if s.config == cfg) for cfg in ("default", "full"))
+    live = tuple(sum(s.rows if s.traces is None else s.traces for s in shards if s.config == cfg)
+                 for cfg in ("default", "full"))
     checks = (
         ("default rows", run.default_rows, traces[0]), ("full rows", run.full_rows, full[0]),
         ("segments", counts["segments"], derived[0]), ("block segments", counts["blocks"], derived[1]),

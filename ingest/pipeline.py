@@ -76,26 +76,27 @@ class IngestSummary(IngestRun):
 
 
 def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: int, dataset: str,
-             run_id: str, read_rows: dict[int, int], spec: adapters.InputSpec,
+             run_id: str, read_rows: dict[int, list[int]], spec: adapters.InputSpec,
              summary: "IngestSummary") -> Iterator[Task]:
     """The batches of the shards `plan` reads in `config`, as trace records (ingest/adapters.py), numbered
-    on from `first_row`; counts each shard's source rows in `read_rows` (by its position in plan.read),
+    on from `first_row`; counts each shard's source rows and traces in `read_rows` (by its position in plan.read),
     and the rows that became no trace in `summary.rejected`. `limit`: source rows in all."""
     row = first_row
     seq = 0
     for position, shard in enumerate(plan.read):
         if shard.source.config != config:
             continue
-        read_rows[position] = 0
+        read_rows[position] = [0, 0]  # source rows, traces
         for batch in sources.read_batches(shard.source, BATCH_ROWS, check=adapters.schema_check(spec, config)):
             if limit is not None and row + batch.num_rows > limit:
                 batch = batch.slice(0, limit - row)
             batch_first, row = row, row + batch.num_rows
-            read_rows[position] += batch.num_rows
+            read_rows[position][0] += batch.num_rows
             if config == "default" and batch.num_rows:
                 adapted = adapters.adapt(batch, spec, batch_first)
                 summary.record_rejected(shard.source.path, adapted.rejected, batch.num_rows)
                 batch = adapted.table
+            read_rows[position][1] += batch.num_rows
             if batch.num_rows:
                 yield Task(config, seq, batch, BatchOrigin(dataset, run_id, shard.source.path, batch_first),
                            shard.part)
@@ -132,7 +133,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
             if plan.read:  # marked first: only what this warehouse wrote is ever reclaimed
                 for table in catalog.STORES:
                     snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
-            read_rows: dict[int, int] = {}
+            read_rows: dict[int, list[int]] = {}
             for cfg in sources.configs_for(config):
                 if not any(r.source.config == cfg for r in plan.read):
                     continue
@@ -179,19 +180,20 @@ def _plan(writer: snapshots.Writer, dataset: str, files: list[sources.SourceFile
 
 
 def _record(summary: IngestSummary, plan: shards.ShardPlan, first_rows: dict[str, int],
-            read_rows: dict[int, int], root: Path) -> list[Shard]:
+            read_rows: dict[int, list[int]], root: Path) -> list[Shard]:
     """The dataset's shards after this run (kept, then read, in order), its counters set on `summary`."""
     read: dict[str, list[Shard]] = {"added": [], "replaced": []}
     next_rows = dict(first_rows)
     for position, r in enumerate(plan.read):
         if position not in read_rows:  # --limit was reached before it
             continue
-        rows, cfg = read_rows[position], r.source.config
+        (rows, traces), cfg = read_rows[position], r.source.config
         directory = layout.run_dir(root, "traces" if cfg == "default" else "full_traces", summary.dataset,
                                    summary.run_id)
         files = sorted(f"{directory.relative_to(root).as_posix()}/{f.name}"
                        for f in directory.glob(f"part-{glob.escape(r.part)}-*.parquet"))
-        read[r.kind].append(Shard(cfg, r.path, r.size, r.content_hash, rows, next_rows[cfg], summary.run_id, files))
+        read[r.kind].append(Shard(cfg, r.path, r.size, r.content_hash, rows, next_rows[cfg], summary.run_id, files,
+                                   traces))
         next_rows[cfg] += rows
     summary.full_refresh, summary.why_full = plan.full_refresh, plan.why_full
     summary.shards_added, summary.rows_added = len(read["added"]), sum(s.rows for s in read["added"])

@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS ingest_shards (
     rows          BIGINT NOT NULL,
     first_row     BIGINT NOT NULL,    -- source_row of its first row; its rows are first_row .. first_row + rows - 1
     data_run_id   VARCHAR NOT NULL,   -- the run whose files hold its rows (the run_id in them)
-    files         VARCHAR[] NOT NULL  -- its Parquet files, relative to PATH.data: <table>/<slug>/<data_run_id>/<file>
+    files         VARCHAR[] NOT NULL, -- its Parquet files, relative to PATH.data: <table>/<slug>/<data_run_id>/<file>
+    traces        BIGINT              -- its rows that became traces (a chat row gives one per assistant turn)
 );
 
 -- Source rows that became no trace, by run; the view rejected_rows lists the committed runs' rows.

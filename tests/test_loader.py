@@ -30,7 +30,7 @@ def corpus(root, n):
     full = [full_row([[f"s{i} one.", "two."], ["three."]], [f"m{i}", "end"], problem=f"q{i}") for i in range(n)]
     default = [{k: v for k, v in r.items() if k in ("problem", "response", "domain", "source", "difficulty")}
                for r in full]
-    default.append(row("<think>no blocks</think>x", problem="raw"))
+    default.append(row("<think></think>x", problem="raw"))  # flagged: an empty think section (no_blocks)
     return write_hub_dir(root, default, full)
 
 

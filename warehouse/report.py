@@ -264,10 +264,9 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
 def _small_pool(con: duckdb.DuckDBPyConnection):
     """DuckDB's pool at REPORT_MEMORY_LIMIT while the report's queries run (MEMENTOS_MEMORY_LIMIT, when set,
     still decides). They aggregate model tables and read a few traces, each from its own row group; DuckDB keeps
-    each table block it reads cached up to its pool, so the pool is what grows with the corpus: with the 600 MB
-    every command has, 359 MiB peak RSS at 228,557 traces against 182 at 20,000; with 128 MB 256 against 204;
-    with 64 MB 217-223 against 203-205. The pool is the database's, shared with any other connection of this
-    process to it: put back after."""
+    each table block it reads cached up to its pool, so the pool is what grows with the corpus (the peak
+    memory at both sizes with each pool: bench/RESULTS.md). The pool is the database's, shared with any other
+    connection of this process to it: put back after."""
     if "MEMENTOS_MEMORY_LIMIT" in os.environ:
         yield
         return

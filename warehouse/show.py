@@ -34,8 +34,8 @@ def plain(value) -> Text:
 
 
 # A long text is shown as its first SHOW_HEAD_CHARS and last SHOW_TAIL_CHARS characters with a mark
-# between saying how many are left out: rich's wrapping of one Text is quadratic in its lines (a 1 MB
-# block took 4.5 s, a 4 MB one 76 s), and a terminal page of a megabyte is not read anyway. The report's
+# between saying how many are left out: rich's wrapping of one Text is quadratic in its lines
+# (bench/RESULTS.md), and a terminal page of a megabyte is not read anyway. The report's
 # trace views clip the same (trace_view.HEAD_CHARS).
 SHOW_HEAD_CHARS = HEAD_CHARS
 SHOW_TAIL_CHARS = TAIL_CHARS

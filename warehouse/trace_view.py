@@ -21,7 +21,7 @@ from mementos.warehouse import guard
 
 # A long text is shown as its first HEAD_CHARS and last TAIL_CHARS characters, with a note between saying how
 # many are left out and how to print them: by `mementos show` (rich's wrapping is quadratic in the lines of a
-# text) and in the report's trace views (a 50 MB block made a 50 MB page). Nobody reads a megabyte on a page.
+# text) and in the report's trace views (a page would grow with the block). Nobody reads a megabyte on a page.
 HEAD_CHARS = 8_000
 TAIL_CHARS = 2_000
 
@@ -190,8 +190,8 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
     marks = ", ".join("?" for _ in ids)
     # Where each trace is (no text read), then each trace's rows from the base views over its own
     # source row: DuckDB reads the one row group whose source_row statistics hold it. A filter on
-    # trace_id read the response column of every row group (500 responses each) to find 14 traces:
-    # more than the report's 64 MB pool at 20,000 traces.
+    # trace_id read the response column of every row group to find a handful of traces: more than the
+    # report's small pool holds (bench/RESULTS.md).
     located = con.execute(f"SELECT trace_id, dataset, source_row FROM traces WHERE trace_id IN ({marks})",
                           ids).fetchall()
     if not located:
@@ -214,7 +214,7 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
                                           "ORDER BY char_offset NULLS FIRST, code", [trace_id]):
             issues.setdefault(trace_id, []).append(IssueMark(r["code"], r["char_offset"], r["detail"]))
         # Offsets only: the view's `text` re-reads the whole response for every segment (quadratic in a
-        # long trace: 20 s for a 4.5 MB one of 1,000 blocks), so the texts are cut here (_cut_segment_texts).
+        # long trace's blocks), so the texts are cut here (_cut_segment_texts).
         segs[trace_id] = _dicts(con, with_views + "SELECT trace_id, kind, block_idx, char_start, char_end, n_chars, "
                                                   "n_tokens FROM segments WHERE trace_id = ? "
                                                   "ORDER BY block_idx NULLS LAST, kind", [trace_id])

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-BIG_ROW_BYTES = 4_000_000  # to_json then asks for at most 32 MiB
+BIG_ROW_BYTES = 4_000_000  # rows above this are encoded here: to_json's buffer grows with the row
 PIECE_CHARS = 1_000_000  # a long text is escaped and encoded this many characters at a time
 
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}

@@ -35,8 +35,8 @@ def copies_block(memento: str, block: str) -> bool:
     Such a pair teaches nothing about compressing; `summarize` leaves it out (reason `copied`)."""
     m = " ".join(memento.split())
     # The block, so collapsed, has at least its non-whitespace characters: a memento shorter than that cannot
-    # hold it, and a long block is not split into words (a 50 MB one made 8 million strings, 0.9 GB). Counted
-    # for long blocks only: 29 passes cost more than the split of an ordinary block.
+    # hold it, and a long block is not split into words (one string per word: memory grows with the block).
+    # Counted for long blocks only: a pass per whitespace character costs more than an ordinary block's split.
     if len(block) > LONG_BLOCK_CHARS and len(block) - sum(block.count(c) for c in _WHITESPACE) > len(m):
         return False
     b = " ".join(block.split())

@@ -97,13 +97,13 @@ def test_a_string_view_response_column_is_read_as_text(tmp_path):
     import pyarrow.parquet as pq
 
     src = tmp_path / "views.parquet"
-    responses = [memento([("a b c d", "a b")]), "no markup at all"]
+    responses = [memento([("a b c d", "a b")]), "<think></think>no reasoning"]
     pq.write_table(pa.table({"problem": pa.array(["p0", "p1"], pa.string_view()),
                              "response": pa.array(responses, pa.string_view())}), src)
     result = invoke("ingest", src, "--db", tmp_path / "w.duckdb", "--workers", "1", "--no-tokens", "-q")
     assert result.exit_code == 0, result.output
     assert _statuses(tmp_path / "w.duckdb") == [("views:0", "ok", None),
-                                               ("views:1", "flagged", ["no_blocks", "no_think"])]
+                                               ("views:1", "flagged", ["no_blocks"])]
 
 
 def test_ingest_refuses_a_db_that_is_its_own_source_before_writing(tmp_path):

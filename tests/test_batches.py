@@ -84,26 +84,15 @@ def _write_model(tmp_path: Path, header: str) -> Path:
     return path
 
 
-def test_batch_traces_on_a_view_is_refused(tmp_path):
-    with pytest.raises(ModelError, match="batch_traces is for tables"):
-        load_model(_write_model(tmp_path, "kind: view\ngrain: [trace_id]\nbatch_traces: 10"))
-
-
-def test_batch_traces_needs_trace_id_in_the_grain(tmp_path):
-    with pytest.raises(ModelError, match="needs trace_id in the grain"):
-        load_model(_write_model(tmp_path, "kind: table\ngrain: [domain]\nbatch_traces: 10"))
-
-
-def test_batch_traces_must_be_a_whole_number(tmp_path):
-    with pytest.raises(ModelError, match=r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"):
-        load_model(_write_model(tmp_path, "kind: table\ngrain: [trace_id]\nbatch_traces: many"))
-
-
-def test_an_incremental_model_needs_batch_traces(tmp_path):
-    with pytest.raises(ModelError, match="kind incremental needs batch_traces"):
-        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [trace_id]"))
-
-
-def test_an_incremental_model_needs_trace_id_in_its_grain(tmp_path):
-    with pytest.raises(ModelError, match="batch_traces needs trace_id in the grain"):
-        load_model(_write_model(tmp_path, "kind: incremental\ngrain: [domain]\nbatch_traces: 10"))
+@pytest.mark.parametrize("header, message", [
+    ("kind: view\ngrain: [trace_id]\nbatch_traces: 10", "batch_traces is for tables"),
+    ("kind: table\ngrain: [domain]\nbatch_traces: 10", "needs trace_id in the grain"),
+    ("kind: table\ngrain: [trace_id]\nbatch_traces: many",
+     r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"),
+    ("kind: incremental\ngrain: [trace_id]", "kind incremental needs batch_traces"),
+    ("kind: incremental\ngrain: [domain]\nbatch_traces: 10", "batch_traces needs trace_id in the grain"),
+], ids=["on a view", "without trace_id in the grain", "not a number", "incremental without it",
+        "incremental without trace_id in the grain"])
+def test_a_batched_or_incremental_header_that_breaks_the_contract_is_refused(tmp_path, header, message):
+    with pytest.raises(ModelError, match=message):
+        load_model(_write_model(tmp_path, header))

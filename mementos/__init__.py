@@ -12,11 +12,12 @@ ingest or build that runs meanwhile publishes a new snapshot, which the next
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from mementos.foundation import published, snapshots, storage
 from mementos.foundation.errors import WarehouseError
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["connect", "WarehouseError"]
 
@@ -25,6 +26,9 @@ def connect(db: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the warehouse at `db` (its DuckDB file), over the snapshot
     published when it opens; the base views, the models and `ingest_runs` are all there. Raises
     WarehouseError when `db` is no warehouse or its files are not all there."""
+    # imported here: every `import mementos.<part>` (the CLI's start-up too) runs this file first
+    from mementos.foundation import published, snapshots, storage
+
     db = snapshots.resolve(db)
     con = storage.connect(db, read_only=True)
     try:

@@ -239,12 +239,18 @@ RUN_COLUMNS = tuple(f.name for f in fields(IngestRun))  # the columns of ingest_
 SHARD_COUNTERS = RUN_COLUMNS[RUN_COLUMNS.index("full_refresh"):]  # added after run_seq (ensure_ingest_runs)
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns the catalog's `table` has: a reader takes an older catalog as it is (only a writer adds
+    columns)."""
+    return {name for (name,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = ?", [table]).fetchall()}
+
+
 def run_columns(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """The RUN_COLUMNS a reader finds in ingest_runs: a warehouse written before the shard counters
     is read as it is (only a writer adds columns)."""
-    present = {name for (name,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name = 'ingest_runs'").fetchall()}
+    present = _columns(con, "ingest_runs")
     return tuple(name for name in RUN_COLUMNS if name in present)
 
 
@@ -261,10 +267,7 @@ def current_runs_sql(con: duckdb.DuckDBPyConnection) -> str:
     committed run (run_seq, never a clock: a clock set back must not make an older run current). A
     catalog written before runs were numbered, read by a reader, falls back to the order they finished
     in (as ensure_ingest_runs numbers them)."""
-    [(numbered,)] = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND table_name = 'ingest_runs' AND column_name = 'run_seq'").fetchall()
-    order = "run_seq DESC" if numbered else "finished_at DESC, run_id DESC"
+    order = "run_seq DESC" if "run_seq" in _columns(con, "ingest_runs") else "finished_at DESC, run_id DESC"
     return f"SELECT * FROM ingest_runs QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY {order}) = 1"
 
 
@@ -319,15 +322,16 @@ def insert_shards(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str, sha
 def shards_of_run(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Shard]:
     """The shards the run `run_id` left its dataset with (none for a run written before shards were
     recorded), in the order they were numbered."""
-    if not _has_table(con, "ingest_shards"):
+    present = _columns(con, "ingest_shards")
+    if not present:  # no such table
         return []
-    present = {c for (c,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name = 'ingest_shards'").fetchall()}
     columns = [c for c in SHARD_COLUMNS if c in present]  # a catalog from before `traces` lacks it
     rows = con.execute(f"SELECT {', '.join(columns)} FROM ingest_shards WHERE run_id = ? "
                        f"ORDER BY config, first_row, path", [run_id]).fetchall()
-    return [Shard(**{**dict(zip(columns, r)), "files": list(dict(zip(columns, r))["files"])}) for r in rows]
+    shards = [Shard(**dict(zip(columns, r))) for r in rows]
+    for shard in shards:
+        shard.files = list(shard.files)
+    return shards
 
 
 def next_row(con: duckdb.DuckDBPyConnection, dataset: str, config: str) -> int:

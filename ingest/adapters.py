@@ -13,6 +13,8 @@ Shapes (warehouse.md, "Input shapes"):
   (`<think>…</think>` in `content`) or in `reasoning_content` beside it.
 - ``sharegpt``: `conversations` of {from: human|gpt|system, value}.
 - ``export``: this project's own export records (`messages`, `trace_id`, and `spans` or `block_idx`).
+  A `compressed` or `plain` record carries the texts its assistant turn leaves out (`blocks`, `mementos`):
+  with the texts its `spans` locate, they make the trace again, pair by pair, in the memento markup.
 
 Multi-turn rule: each assistant turn that carries reasoning becomes a trace; its problem is the
 last user turn before it, and the messages before that user turn are its `context` (JSON). A
@@ -209,11 +211,17 @@ def _adapt_conversations(batch: pa.Table, spec: InputSpec, first_row: int, shape
     kept = _metadata(batch, spec.keep).to_pylist()
     exported = batch.column("trace_id").to_pylist() if shape == "export" else None
     pair_record = shape == "export" and "block_idx" in batch.column_names
+    carried = _carried(batch) if shape == "export" else None
     records: dict[str, list] = {name: [] for name in RECORD.names}
     rejected: list[tuple[int, str]] = []
     for i, conversation in enumerate(conversations):
         messages = _messages(conversation, shape, spec.field_thinking)
-        traces = _summarize_pair(messages) if pair_record else _assistant_traces(messages)
+        if pair_record:
+            traces = _summarize_pair(messages)
+        elif carried is not None:
+            traces = _rebuilt_trace(messages, *carried[i])
+        else:
+            traces = _assistant_traces(messages)
         if isinstance(traces, str):
             rejected.append((first_row + i, traces))
             continue
@@ -308,6 +316,42 @@ def _summarize_pair(messages: list[dict]) -> list[tuple] | str:
     response = (f"{THINK_OPEN}\n{BLOCK_START}\n{block}\n{BLOCK_END}\n{SUMMARY_START}\n{memento}\n{SUMMARY_END}\n"
                 f"{THINK_CLOSE}\n\n")
     return [(instruction, response, None, None)]
+
+
+def _carried(batch: pa.Table) -> list[tuple] | None:
+    """Per row of a compressed or plain export batch: (spans, the carried texts' kind, the texts); None for
+    the other kinds, and for exports written before the records carried them."""
+    kind = next((k for k, c in (("block", "blocks"), ("memento", "mementos")) if c in batch.column_names), None)
+    if kind is None or "spans" not in batch.column_names:
+        return None
+    texts = batch.column(f"{kind}s").to_pylist()
+    return [(_json(s), kind, _json(t)) for s, t in zip(batch.column("spans").to_pylist(), texts)]
+
+
+def _rebuilt_trace(messages: list[dict], spans, kind: str, carried) -> list[tuple] | str:
+    """A compressed or plain export record as its trace: the block, memento and answer texts that the spans
+    cut out of the assistant turn, with the carried texts of the other kind, laid out pair by pair in block
+    order in the memento markup, so the parser finds the same blocks and mementos as in the exported trace."""
+    user = next((m for m in messages if m["role"] == "user"), None)
+    assistant = next((m for m in messages if m["role"] == "assistant"), None)
+    if assistant is None:
+        return NO_ASSISTANT_TURN
+    content = assistant["content"] or ""
+    texts: dict[str, dict] = {"block": {}, "memento": {}, "answer": {}}
+    for span in spans or []:
+        texts.setdefault(span["kind"], {})[span["block_idx"]] = content[span["start"]:span["end"]]
+    for item in carried or []:
+        texts[kind][item["block_idx"]] = item["text"]
+    if not texts["block"] and not texts["memento"]:
+        return EMPTY_RESPONSE
+    parts = [f"{THINK_OPEN}\n"]
+    for idx in sorted(texts["block"].keys() | texts["memento"].keys()):
+        if idx in texts["block"]:
+            parts.append(f"{BLOCK_START}\n{texts['block'][idx]}\n{BLOCK_END}\n")
+        if idx in texts["memento"]:
+            parts.append(f"{SUMMARY_START}\n{texts['memento'][idx]}\n{SUMMARY_END}\n")
+    parts.append(f"{THINK_CLOSE}\n\n{texts['answer'].get(None, '')}")
+    return [(user["content"] if user else None, "".join(parts), None, None)]
 
 
 def schema_check(spec: InputSpec, config: str):

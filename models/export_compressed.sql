@@ -1,6 +1,6 @@
 /*
 name: export_compressed
-version: 2
+version: 3
 kind: view
 grain: [trace_id]
 description: >
@@ -12,7 +12,9 @@ description: >
   ingest/parser.py, exactly: '<think>\n' + for each memento
   '<|summary_start|>\n' + memento + '\n<|summary_end|>\n' + '</think>\n\n' +
   answer ('' when there is none). A trace without a memento (only possible when
-  flagged) has nothing to export. n_tokens = mementos + answer. README.md (Export).
+  flagged) has nothing to export. n_tokens = mementos + answer. The record
+  carries the blocks' texts beside the training text (`blocks`, from
+  block_spans): ingest rebuilds the trace. README.md (Export).
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)
@@ -26,6 +28,7 @@ columns:
   response_chars: characters of the response
   n_blocks: blocks the parser found in the response
   think_spans: the mementos as a list of `{block_idx, start, end}` character offsets in the response, in block order
+  block_spans: the blocks the assistant turn leaves out, as `{block_idx, start, end}` in the response, in block order; the record carries their texts (`blocks`) so ingest gets the whole trace back
   answer_start: where the answer starts in the response
   answer_end: where the answer ends (exclusive)
   n_tokens: tokens of the mementos and answer (the record's own count is made at export)
@@ -48,6 +51,7 @@ SELECT
     response_chars,
     n_blocks,
     mementos AS think_spans,
+    blocks AS block_spans,
     answer_start,
     answer_end,
     memento_tokens + answer_tokens AS n_tokens

@@ -1,6 +1,6 @@
 /*
 name: export_plain
-version: 2
+version: 3
 kind: view
 grain: [trace_id]
 description: >
@@ -12,7 +12,9 @@ description: >
   block order); `mementos export` lays the texts out, exactly: '<think>\n' + the block
   texts joined by '\n\n' + '\n</think>\n\n' + answer ('' when there is none). A
   trace without a block (only possible when flagged) has nothing to export.
-  n_tokens = blocks + answer. README.md (Export).
+  n_tokens = blocks + answer. The record carries the mementos' texts beside
+  the training text (`mementos`, from memento_spans): ingest rebuilds the
+  trace. README.md (Export).
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   dataset: the dataset name given at ingest (`--name`)
@@ -26,6 +28,7 @@ columns:
   response_chars: characters of the response
   n_blocks: blocks the parser found in the response
   think_spans: the blocks as a list of `{block_idx, start, end}` character offsets in the response, in block order
+  memento_spans: the mementos the assistant turn leaves out, as `{block_idx, start, end}` in the response, in block order; the record carries their texts (`mementos`) so ingest gets the whole trace back
   answer_start: where the answer starts in the response
   answer_end: where the answer ends (exclusive)
   n_tokens: tokens of the blocks and answer (the record's own count is made at export)
@@ -48,6 +51,7 @@ SELECT
     response_chars,
     n_blocks,
     blocks AS think_spans,
+    mementos AS memento_spans,
     answer_start,
     answer_end,
     block_tokens + answer_tokens AS n_tokens

@@ -172,6 +172,10 @@ def test_spans_cut_each_segment_out_of_the_assistant_turn(hand_db, tmp_path):
             got = [(s["kind"], s["block_idx"], content[s["start"]:s["end"]]) for s in first["spans"]]
             assert got == segments, (kind, fmt)
             assert list(first["spans"][0]) == ["kind", "block_idx", "start", "end"]
+            # what the assistant turn leaves out, carried as texts (ingest rebuilds the trace from both)
+            carried = {"compressed": ("blocks", blocks), "plain": ("mementos", mementos)}.get(kind)
+            if carried:
+                assert first[carried[0]] == [{"block_idx": i, "text": t} for i, t in enumerate(carried[1])]
     # every record of every kind: the spans are in order, do not overlap and lie inside the content
     for kind in expected:
         for r in read_jsonl(tmp_path / f"{kind}-jsonl" / "train.jsonl"):
@@ -622,7 +626,7 @@ def test_datasets_loads_the_files_as_they_are(hand_db, tmp_path, fmt):
     assert ds[0]["trace_id"] == "hand:0" and ds[0]["messages"] == expected["hand:0"]
     assert ds[1]["messages"] == expected["hand:1"]
     assert ds.column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status", "n_tokens",
-                               "spans"]
+                               "spans", "blocks"]
 
 
 def test_datasets_loads_summarize_splits(hand_db, tmp_path):
@@ -763,7 +767,7 @@ def test_load_dataset_of_the_directory_gives_exactly_the_splits(hand_db, tmp_pat
     assert list(ds) == ["train", "validation"] and manifest["splits"]["test"]["rows"] == 0
     assert (out / f"test.{fmt}").exists() and "not in the configs" in (out / CARD).read_text()
     assert ds["train"].column_names == ["messages", "trace_id", "domain", "source", "difficulty", "status",
-                                        "n_tokens", "spans"]
+                                        "n_tokens", "spans", "mementos"]
     rows = {r["trace_id"]: r for name in ("train", "validation") for r in ds[name]}
     assert rows["hand:0"]["messages"] == hand_expected("plain")["hand:0"]
     assert rows["hand:0"]["spans"][0] == {"kind": "block", "block_idx": 0, "start": 8, "end": 26}

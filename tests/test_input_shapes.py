@@ -240,14 +240,16 @@ def test_export_then_ingest_gives_back_the_block_and_memento_texts(exported, tmp
     summary = ingest(exported / kind / "train.jsonl", db, name="back")
     original = exported / "w.duckdb"
     blocks, mementos = _texts(original, "block"), _texts(original, "summary")
+    assert (blocks, mementos) == ([("Six sevens: 6 * 7.",), ("That is 42.",), ("Rayleigh: 1/lambda^4.",)],
+                                  [("6*7",), ("It is 42.",), ("Rayleigh",)])
     assert summary.rows_rejected == 0
-    if kind in ("memento", "summarize"):  # whole pairs: ok traces with the same blocks and mementos
-        assert (_texts(db, "block"), _texts(db, "summary")) == (blocks, mementos)
-        assert {s for (s,) in query(db, "SELECT DISTINCT status FROM traces")} == {"ok"}
-    elif kind == "compressed":  # the mementos alone (flagged: summaries without their blocks)
-        assert (_texts(db, "block"), _texts(db, "summary")) == ([], mementos)
-    else:  # plain: the blocks without markup, one unsegmented reasoning per trace
-        assert _texts(db, "reasoning") == [("Six sevens: 6 * 7.\n\nThat is 42.",), ("Rayleigh: 1/lambda^4.",)]
+    # compressed and plain records carry the texts their training text leaves out: every kind gives back
+    # ok traces with the same blocks and mementos (and answers, but summarize's, which has none)
+    assert (_texts(db, "block"), _texts(db, "summary")) == (blocks, mementos)
+    assert {s for (s,) in query(db, "SELECT DISTINCT status FROM traces")} == {"ok"}
+    if kind != "summarize":
+        assert _texts(db, "answer") == _texts(original, "answer") == [("42",), ("Blue.",)]
+        assert query(db, "SELECT problem FROM traces ORDER BY trace_id") == [("What is 6 x 7?",), ("Sky?",)]
     kept = query(db, "SELECT DISTINCT metadata->>'exported_trace_id' FROM traces ORDER BY 1")
     assert kept == [("orig:0",), ("orig:1",)]
     assert query(db, "SELECT DISTINCT domain FROM traces ORDER BY 1") == [("math",), ("sci",)]

@@ -3,6 +3,8 @@ the response at the export views' spans, with the parser's markup (warehouse.md,
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -17,16 +19,23 @@ LABELS = ("domain", "source", "difficulty", "status")
 # Where each segment is in the assistant turn: content[start:end] is its text (characters, end-exclusive).
 SPAN_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("block_idx", pa.int32()), ("start", pa.int64()),
                                 ("end", pa.int64())]))
+# The segments a kind's assistant turn leaves out, carried as texts beside it so that ingest rebuilds the whole
+# trace (ingest/adapters.py): kind -> (the record's column, the export view's spans of them).
+CARRIED = {ExportKind.COMPRESSED: ("blocks", "block_spans"), ExportKind.PLAIN: ("mementos", "memento_spans")}
+CARRIED_TYPE = pa.list_(pa.struct([("block_idx", pa.int32()), ("text", pa.string())]))
 
 
 def output_schema(kind: ExportKind) -> pa.Schema:
-    """The columns of every record, in this order (block_idx only for summarize, spans for the others)."""
+    """The columns of every record, in this order (block_idx only for summarize, spans for the others, and the
+    texts the assistant turn leaves out for compressed and plain)."""
     fields = [pa.field("messages", MESSAGES_TYPE), pa.field("trace_id", pa.string())]
     if kind == ExportKind.SUMMARIZE:
         fields.append(pa.field("block_idx", pa.int32()))
     fields += [pa.field(c, pa.string()) for c in LABELS] + [pa.field("n_tokens", pa.int64())]
     if kind != ExportKind.SUMMARIZE:
         fields.append(pa.field("spans", SPAN_TYPE))
+    if kind in CARRIED:
+        fields.append(pa.field(CARRIED[kind][0], CARRIED_TYPE))
     return pa.schema(fields)
 
 
@@ -102,19 +111,26 @@ def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: 
     return spans
 
 
-def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table,
-           at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None, pa.Array | None]:
-    """The user and assistant contents of a chunk's examples, aligned with its plan rows, their spans
-    (not for summarize) and whether the memento copies its block (summarize only).
+class Turns(NamedTuple):
+    """A slice's records, aligned with its plan rows: the user and assistant contents, the spans (not for
+    summarize), whether the memento copies its block (summarize only) and the carried texts (CARRIED)."""
 
-    `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
-    Each response becomes a Python string once, however many examples are cut from it.
+    user: pa.Array
+    assistant: pa.Array
+    spans: pa.Array | None = None
+    copied: pa.Array | None = None
+    carried: pa.Array | None = None
+
+
+def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array) -> Turns:
+    """The records of a chunk's examples. `texts` has one row per trace (problem, response); `at` gives each
+    plan row's trace in it. Each response becomes a Python string once, however many examples are cut from it.
     """
     if kind == ExportKind.MEMENTO:
         cols = [plan.column(c).to_pylist() for c in ("blocks", "mementos", "answer_start", "answer_end")]
         spans = pa.array([_response_spans(*row) for row in zip(*cols)], SPAN_TYPE)
-        return (texts.column("problem").take(at).combine_chunks(), texts.column("response").take(at).combine_chunks(),
-                spans, None)
+        return Turns(texts.column("problem").take(at).combine_chunks(),
+                     texts.column("response").take(at).combine_chunks(), spans)
     responses = [r or "" for r in texts.column("response").to_pylist()]
     rows = at.to_pylist()
     if kind == ExportKind.SUMMARIZE:
@@ -125,20 +141,22 @@ def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table,
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
             copied.append(copies_block(r[ms:me], r[bs:be]))
-        return (pa.array(users, pa.string()), pa.array(assistants, pa.string()), None,
-                pa.array(copied, pa.bool_()))
+        return Turns(pa.array(users, pa.string()), pa.array(assistants, pa.string()),
+                     copied=pa.array(copied, pa.bool_()))
     render = render_compressed if kind == ExportKind.COMPRESSED else render_plain
     think = plan.column("think_spans").to_pylist()
+    carried_spans = plan.column(CARRIED[kind][1]).to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()
-    assistants, spans = [], []
-    for i, segments, a, b in zip(rows, think, starts, ends):
+    assistants, spans, carried = [], [], []
+    for i, segments, left_out, a, b in zip(rows, think, carried_spans, starts, ends):
         r = responses[i]
         content, where = render([(x["block_idx"], r[x["start"]:x["end"]]) for x in segments],
                                 r[a:b] if a is not None else None)
         assistants.append(content)
         spans.append(where)
-    return (texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string()),
-            pa.array(spans, SPAN_TYPE), None)
+        carried.append([{"block_idx": x["block_idx"], "text": r[x["start"]:x["end"]]} for x in left_out or ()])
+    return Turns(texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string()),
+                 pa.array(spans, SPAN_TYPE), carried=pa.array(carried, CARRIED_TYPE))
 
 
 def messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:

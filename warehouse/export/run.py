@@ -22,7 +22,7 @@ from mementos.warehouse import engine, guard
 from mementos.warehouse.export.card import CARD, dataset_card
 from mementos.warehouse.export.files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
 from mementos.warehouse.export.plan import OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers, write_plan
-from mementos.warehouse.export.records import LABELS, LAYOUT_VERSION, has_text, messages_array, output_schema, turns
+from mementos.warehouse.export.records import CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array, output_schema, turns
 from mementos.warehouse.export.result import ExportResult
 from mementos.warehouse.export.spec import ExportKind, ExportSpec, LeftOut
 from mementos.warehouse.export.splits import GROUP_BATCH_ROWS, near_duplicate_groups, split_of
@@ -288,7 +288,7 @@ def _write_rows(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array,
     """The records of `plan`'s rows (whole traces; `at` gives each row's trace in `texts`, `trace_split` each
     trace's split) appended to their splits' files; (too_long, empty, copied) of them."""
     per_block = kind.per_block
-    user, assistant, spans, copied = turns(kind, plan, texts, at)
+    user, assistant, spans, copied, carried = turns(kind, plan, texts, at)
     columns = {"messages": messages_array(user, assistant), "trace_id": plan.column("trace_id")}
     if per_block:
         columns["block_idx"] = plan.column("block_idx")
@@ -298,6 +298,8 @@ def _write_rows(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array,
                                       spans_tokens(plan.column("n_tokens"), user, assistant, spans))
     if spans is not None:
         columns["spans"] = spans
+    if carried is not None:
+        columns[CARRIED[kind][0]] = carried
     table = pa.table(columns).cast(schema)
     keep, too_long = within_max_tokens(n_tokens, max_tokens)
     fits = keep

@@ -277,10 +277,40 @@ def test_unsegmented_traces_through_build_report_and_show(tmp_path):
     assert query(db, "SELECT trace_id FROM analysed_traces") == [("u:0",)]
     out = report.write_report(db, tmp_path / "r.html", echo=lambda _: None).out.read_text()
     assert '<div class="v">1</div><div class="k">unsegmented (reasoning without mementos' in out
+    # its trace view: the reasoning whole, where an ok trace has its pairs (no "no pairs recovered")
+    view = out[out.index("<summary>u:1 · math · unsegmented: 32 reasoning chars</summary>"):].split("</details>")[0]
+    assert "the longest unsegmented trace (reasoning without mementos)" in view
+    assert "no blocks: reasoning of 32 chars  </div>" in view  # ingested without token counts
+    assert ('<div class="label">reasoning, without mementos (32 reasoning chars)</div>\n'
+            '  <div class="text reasoning">Step one.\n\nStep two.\n\nstep  ONE.</div>') in view
+    assert "no block/memento pairs recovered" not in view
+    assert '<div class="text answer">42</div>' in view
     console = Console(record=True, width=100, highlight=False, color_system=None)
     show(db, "u:1", console)
     text = console.export_text()
     assert "status unsegmented" in text and "reasoning, without mementos" in text and "Step two." in text
+    _the_explorer_shows_the_reasoning(db, tmp_path / "serve")
+
+
+def _the_explorer_shows_the_reasoning(db, tmp):
+    """The explorer's trace page of u:1: its status, and a reasoning panel where the pairs would be."""
+    from test_serve import Server
+
+    server = Server(db, tmp)
+    try:
+        data = server.json("/traces/u%3A1.json")
+        status, page = server.get("/traces/u%3A1")
+    finally:
+        server.stop()
+    assert data["status"] == "unsegmented"
+    assert [(s["kind"], s["text"]) for s in data["segments"]] == [
+        ("reasoning", "Step one.\n\nStep two.\n\nstep  ONE."), ("answer", "42")]
+    assert status == 200
+    assert "<dt>status</dt><dd>unsegmented</dd>" in page
+    assert "<dt>blocks</dt><dd>none: reasoning without mementos, 32 reasoning chars</dd>" in page
+    assert ('<h2>Reasoning, without mementos <span class="dim">(32 reasoning chars)</span></h2>\n'
+            '<div id="reasoning"><pre class="text">Step one.\n\nStep two.\n\nstep  ONE.</pre></div>') in page
+    assert "Blocks and mementos" not in page and "no block/memento pairs recovered" not in page
 
 
 def test_label_columns_alone_map_onto_the_openmementos_shape(tmp_path):

@@ -274,7 +274,8 @@ def outliers(con: duckdb.DuckDBPyConnection, listed: int) -> Outliers:
 
 def traces_to_show(con: duckdb.DuckDBPyConnection, top: list[dict], chosen) -> dict[str, list[str]]:
     """The traces the report shows side by side, each with why: a typical trace of each of the largest
-    domains (ratio closest to its median), each listed outlier (`top`), and those `chosen` with --trace."""
+    domains (ratio closest to its median), the longest unsegmented trace (its reasoning, whole), each listed
+    outlier (`top`), and those `chosen` with --trace."""
     typical = _dicts(con, """
         WITH ranked AS (
             SELECT trace_id, domain, ratio_chars,
@@ -289,6 +290,10 @@ def traces_to_show(con: duckdb.DuckDBPyConnection, top: list[dict], chosen) -> d
     for t in typical:
         why.setdefault(t["trace_id"], []).append(
             f"typical {t['domain']} trace (memento/block ratio closest to the domain median)")
+    # the compression figures leave unsegmented traces out: one is shown, so its reasoning is seen
+    for (tid,) in con.execute("SELECT trace_id FROM all_traces WHERE status = 'unsegmented' "
+                              "ORDER BY response_chars DESC, trace_id LIMIT 1").fetchall():
+        why.setdefault(tid, []).append("the longest unsegmented trace (reasoning without mementos)")
     for o in top:
         why.setdefault(o["trace_id"], []).append("outlier: " + ", ".join(o["reasons"]))
     for tid in chosen:

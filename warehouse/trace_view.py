@@ -143,7 +143,7 @@ class TraceView:
 
     def rest_sql(self, what: str, block_idx: int | None = None) -> str:
         """The query that prints a whole text of this trace: 'problem' or 'response' (of traces), or a
-        segment's ('block', 'summary' or 'answer')."""
+        segment's ('block', 'summary', 'answer' or 'reasoning')."""
         trace_id = "'" + self.trace_id.replace("'", "''") + "'"
         if what in ("problem", "response"):
             return f"SELECT {what} FROM traces WHERE trace_id = {trace_id}"
@@ -153,8 +153,11 @@ class TraceView:
     @property
     def summary_line(self) -> str:
         """One line for a collapsed view: id, domain, blocks, compression."""
-        parts = [self.trace_id, self.domain if self.domain is not None else "(no domain)",
-                 f"{len(self.pairs)} block{'s' if len(self.pairs) != 1 else ''}"]
+        parts = [self.trace_id, self.domain if self.domain is not None else "(no domain)"]
+        if self.reasoning is not None:  # unsegmented: no blocks, its reasoning's size instead
+            parts.append(f"unsegmented: {self.reasoning_size}")
+        else:
+            parts.append(f"{len(self.pairs)} block{'s' if len(self.pairs) != 1 else ''}")
         if self.compression_tokens is not None:
             parts.append(f"{self.compression_tokens:.2f}× in tokens")
         elif self.block_chars and self.memento_chars:
@@ -162,6 +165,13 @@ class TraceView:
         if self.flagged:
             parts.append("flagged: " + ", ".join(self.issue_codes or [self.status]))
         return " · ".join(parts)
+
+    @property
+    def reasoning_size(self) -> str:
+        """An unsegmented trace's reasoning size: '1,234 reasoning tokens' ('… chars' when not counted)."""
+        if self.reasoning_tokens is not None:
+            return f"{self.reasoning_tokens:,} reasoning tokens"
+        return f"{len(self.reasoning or ''):,} reasoning chars"
 
     block_tokens = _pair_total("block_tokens")
     memento_tokens = _pair_total("memento_tokens")

@@ -309,8 +309,11 @@ def trace_page(snap: Snapshot, cur: duckdb.DuckDBPyConnection, trace_id: str) ->
 
 def segments(view: TraceView) -> list[dict]:
     """The trace's segments in order, as the segments table names them: block and summary per block, then
-    the answer."""
+    the answer; an unsegmented trace's reasoning, then the answer."""
     out = []
+    if view.reasoning is not None:
+        out.append({"kind": "reasoning", "index": None, "text": view.reasoning, "n_chars": len(view.reasoning),
+                    "n_tokens": view.reasoning_tokens})
     for p in view.pairs:
         out.append({"kind": "block", "index": p.block_idx, "text": p.block, "n_chars": p.block_chars,
                     "n_tokens": p.block_tokens})

@@ -158,7 +158,8 @@ def main():
 @click.option("--columns", metavar="TARGET=COLUMN,...",
               help="Map columns onto the trace: problem=question,response=output (also domain, source, difficulty).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
-              help="A TOML (or .yaml) file with format, columns, keep, field_messages, field_thinking.")
+              help="A TOML (or .yaml) file with format, columns, keep, field_messages, field_thinking, "
+                   "message_property_mappings (a message's role and content keys, as axolotl's).")
 @click.option("--keep", metavar="COLUMN,...", help="Keep these columns as the trace's metadata (JSON, in traces).")
 @quiet_option
 @json_option

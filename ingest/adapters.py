@@ -10,8 +10,15 @@ Shapes (warehouse.md, "Input shapes"):
 - ``openmementos``: `problem`, `response` and label columns, taken as they are.
 - ``columns``: any columns, mapped by `--columns problem=question,response=output` or a mapping file.
 - ``chat``: OpenAI-style `messages` (role, content); an assistant turn's reasoning is inline
-  (`<think>…</think>` in `content`) or in `reasoning_content` beside it.
+  (`<think>…</think>` in `content`) or in `reasoning_content` beside it. A mapping file's
+  `message_property_mappings` names a message's role and content keys, as axolotl's does
+  (e.g. {role = "from", content = "value"}).
 - ``sharegpt``: `conversations` of {from: human|gpt|system, value}.
+
+In both conversation shapes an assistant turn in OpenThoughts' own markup,
+`<|begin_of_thought|> R <|end_of_thought|>` then `<|begin_of_solution|> A <|end_of_solution|>`,
+is the reasoning R and the answer A: its trace's response is `<think>\nR\n</think>\n\nA`, as for a
+`reasoning_content` field (an unclosed thought: `<think>\nR`, flagged as an unclosed think).
 - ``export``: this project's own export records (`messages`, `trace_id`, and `spans` or `block_idx`).
   A `compressed` or `plain` record carries the texts its assistant turn leaves out (`blocks`, `mementos`):
   with the texts its `spans` locate, they make the trace again, pair by pair, in the memento markup.
@@ -51,6 +58,9 @@ REJECT_REASONS = (NO_ASSISTANT_TURN, EMPTY_RESPONSE, NO_REASONING, UNMAPPED_COLU
 RECORD = pa.schema([("problem", pa.string()), ("response", pa.string()), ("domain", pa.string()),
                     ("source", pa.string()), ("difficulty", pa.string()), ("source_row", pa.int64()),
                     ("turn", pa.int32()), ("context", pa.string()), ("metadata", pa.string())])
+BEGIN_OF_THOUGHT, END_OF_THOUGHT = "<|begin_of_thought|>", "<|end_of_thought|>"
+BEGIN_OF_SOLUTION, END_OF_SOLUTION = "<|begin_of_solution|>", "<|end_of_solution|>"
+MESSAGE_PROPERTIES = ("role", "content")  # what message_property_mappings may map
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system"}
 
@@ -64,6 +74,8 @@ class InputSpec:
     keep: tuple[str, ...] = ()  # source columns kept as `metadata` (JSON)
     field_messages: str | None = None  # the conversation column, when not `messages`/`conversations`
     field_thinking: str = "reasoning_content"  # an assistant message's reasoning field
+    # a message's key per property (axolotl's message_property_mappings); unmapped: the shape's own keys
+    message_property_mappings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,7 +103,8 @@ def parse_columns(text: str | None) -> dict[str, str]:
 
 
 def load_mapping(path: str | Path) -> dict:
-    """A mapping file (TOML, or YAML for .yaml/.yml): format, columns, keep, field_messages, field_thinking."""
+    """A mapping file (TOML, or YAML for .yaml/.yml): format, columns, keep, field_messages, field_thinking,
+    message_property_mappings."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -99,12 +112,17 @@ def load_mapping(path: str | Path) -> dict:
     except (OSError, ValueError) as exc:
         raise SourceError(f"--mapping {path}: cannot read it ({exc}); write TOML (or YAML for .yaml), e.g. "
                           f"format = \"columns\" and a [columns] table with problem = \"question\"") from None
-    allowed = {"format", "columns", "keep", "field_messages", "field_thinking"}
+    allowed = {"format", "columns", "keep", "field_messages", "field_thinking", "message_property_mappings"}
     if not isinstance(data, dict):
         raise SourceError(f"--mapping {path}: expected keys ({', '.join(sorted(allowed))}), found {data!r}")
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise SourceError(f"--mapping {path}: unknown keys {unknown!r}; the keys are {', '.join(sorted(allowed))}")
+    properties = data.get("message_property_mappings") or {}
+    if not isinstance(properties, dict) or not set(properties) <= set(MESSAGE_PROPERTIES) or not all(
+            isinstance(v, str) and v for v in properties.values()):
+        raise SourceError(f"--mapping {path}: message_property_mappings maps {' and '.join(MESSAGE_PROPERTIES)} "
+                          f"to a message's keys, e.g. {{role = \"from\", content = \"value\"}}; not {properties!r}")
     return data
 
 
@@ -129,7 +147,8 @@ def input_spec(format: str | None = None, columns: str | None = None, mapping: s
     kept = [k for k in (data.get("keep") or [])] + [k.strip() for k in (keep or "").split(",") if k.strip()]
     spec = InputSpec(format=format or data.get("format"), columns=mapped, keep=tuple(dict.fromkeys(kept)),
                      field_messages=data.get("field_messages"),
-                     field_thinking=data.get("field_thinking") or "reasoning_content")
+                     field_thinking=data.get("field_thinking") or "reasoning_content",
+                     message_property_mappings=dict(data.get("message_property_mappings") or {}))
     if spec.format is not None and spec.format not in SHAPES:
         raise SourceError(f"--format {spec.format!r}: the shapes are {', '.join(SHAPES)}")
     if spec.format is None and {"problem", "response"} & set(mapped):
@@ -215,7 +234,7 @@ def _adapt_conversations(batch: pa.Table, spec: InputSpec, first_row: int, shape
     records: dict[str, list] = {name: [] for name in RECORD.names}
     rejected: list[tuple[int, str]] = []
     for i, conversation in enumerate(conversations):
-        messages = _messages(conversation, shape, spec.field_thinking)
+        messages = _messages(conversation, shape, spec)
         if pair_record:
             traces = _summarize_pair(messages)
         elif carried is not None:
@@ -246,19 +265,18 @@ def _merged(kept: str | None, extra: dict | None) -> str | None:
     return json.dumps({**(json.loads(kept) if kept else {}), **extra}, ensure_ascii=False)
 
 
-def _messages(conversation, shape: str, thinking: str) -> list[dict]:
+def _messages(conversation, shape: str, spec: InputSpec) -> list[dict]:
     """The conversation as [{role, content, reasoning}], roles user/assistant/system."""
+    own = {"role": "from", "content": "value"} if shape == "sharegpt" else {"role": "role", "content": "content"}
+    keys = {**own, **spec.message_property_mappings}
     out = []
     for m in _json(conversation) or []:
         m = _json(m)  # the JSON reader gives messages whose fields differ from line to line as JSON text
         if not isinstance(m, dict):
             continue
-        if shape == "sharegpt":
-            role, content, reasoning = SHAREGPT_ROLES.get(str(m.get("from")).lower()), m.get("value"), None
-        else:
-            role = SHAREGPT_ROLES.get(str(m.get("role")).lower(), m.get("role"))  # human/gpt spelt in messages too
-            content, reasoning = m.get("content"), m.get(thinking)
-        out.append({"role": role, "content": content, "reasoning": reasoning})
+        role = SHAREGPT_ROLES.get(str(m.get(keys["role"])).lower(), m.get(keys["role"]))  # human/gpt anywhere
+        reasoning = m.get(spec.field_thinking) if shape != "sharegpt" else None
+        out.append({"role": role, "content": m.get(keys["content"]), "reasoning": reasoning})
     return out
 
 
@@ -282,13 +300,8 @@ def _assistant_traces(messages: list[dict]) -> list[tuple] | str:
         return NO_ASSISTANT_TURN
     traces = []
     for number, i in enumerate(assistant_at, start=1):
-        m = messages[i]
-        content, reasoning = m["content"] or "", m["reasoning"]
-        if reasoning and reasoning.strip():
-            response = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}"
-        elif _has_markup(content):
-            response = content
-        else:
+        response = _response(messages[i])
+        if response is None:
             continue
         user_at = next((j for j in range(i - 1, -1, -1) if messages[j]["role"] == "user"), None)
         earlier = messages[:user_at] if user_at is not None else messages[:i]
@@ -300,6 +313,25 @@ def _assistant_traces(messages: list[dict]) -> list[tuple] | str:
         return traces
     empty = all(not (messages[i]["content"] or "").strip() and not messages[i]["reasoning"] for i in assistant_at)
     return EMPTY_RESPONSE if empty else NO_REASONING
+
+
+def _response(message: dict) -> str | None:
+    """An assistant turn's response in the parser's markup, or None when it carries no reasoning: its
+    reasoning field, or OpenThoughts' thought markup, as a think section before the answer; else its content
+    as it is, when it holds memento markup."""
+    content, reasoning = message["content"] or "", message["reasoning"]
+    if reasoning and reasoning.strip():
+        return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}"
+    thought = content.lstrip()
+    if thought.startswith(BEGIN_OF_THOUGHT):
+        reasoning, closed, answer = thought[len(BEGIN_OF_THOUGHT):].partition(END_OF_THOUGHT)
+        if not closed:
+            return f"{THINK_OPEN}\n{reasoning}"
+        answer = answer.strip()
+        if answer.startswith(BEGIN_OF_SOLUTION) and answer.endswith(END_OF_SOLUTION):
+            answer = answer[len(BEGIN_OF_SOLUTION):-len(END_OF_SOLUTION)]
+        return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{answer}"
+    return content if _has_markup(content) else None
 
 
 def _summarize_pair(messages: list[dict]) -> list[tuple] | str:

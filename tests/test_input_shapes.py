@@ -141,6 +141,66 @@ def test_sharegpt_conversations(tmp_path):
     assert query(tmp_path / "w.duckdb", "SELECT source FROM traces") == [("openthoughts",)]
 
 
+def responses_and_segments(db):
+    """Each trace's response, and its segments with the check that its offsets cut its text out of it."""
+    out = {}
+    for trace_id, status, response in query(db, "SELECT trace_id, status, response FROM traces ORDER BY 1"):
+        rows = query(db, f"SELECT kind, block_idx, char_start, char_end, text FROM segments "
+                         f"WHERE trace_id = '{trace_id}' ORDER BY char_start")
+        assert all(response[a:b] == text for _, _, a, b, text in rows), trace_id
+        out[trace_id] = (status, response, [(kind, idx, text) for kind, idx, _, _, text in rows])
+    return out
+
+
+OPENTHOUGHTS = ("<|begin_of_thought|>\n\nSix sevens.\n\nSo 42.\n\n<|end_of_thought|>\n\n"
+                "<|begin_of_solution|>\n\nThe answer is 42.\n\n<|end_of_solution|>")
+
+
+def test_openthoughts_thought_and_solution_markers_are_reasoning_and_answer(tmp_path):
+    """OpenThoughts-114k's gpt turns: thought and solution markers, in either conversation shape; a thought
+    holding memento markup gives its pairs; an unclosed thought is flagged as an unclosed think."""
+    pairs = "<|begin_of_thought|>" + TWO_PAIRS.removeprefix("<think>").replace("</think>", "<|end_of_thought|>")
+    rows = [{"conversations": [{"from": "human", "value": "6 x 7?"}, {"from": "gpt", "value": OPENTHOUGHTS}]},
+            {"conversations": [{"from": "human", "value": "6 x 7?"}, {"from": "gpt", "value": pairs}]},
+            {"conversations": [{"from": "human", "value": "6 x 7?"},
+                               {"from": "gpt", "value": "<|begin_of_thought|> cut off"}]}]
+    ingest(write_jsonl(tmp_path / "g.jsonl", rows), tmp_path / "g.duckdb")
+    chat = [{"messages": [user("6 x 7?"), assistant(OPENTHOUGHTS)]}]
+    ingest(write_jsonl(tmp_path / "c.jsonl", chat), tmp_path / "c.duckdb")
+    got = responses_and_segments(tmp_path / "g.duckdb")
+    assert got == {
+        "t:0": ("unsegmented", "<think>\n\n\nSix sevens.\n\nSo 42.\n\n\n</think>\n\n\n\nThe answer is 42.\n\n",
+                [("reasoning", None, "Six sevens.\n\nSo 42."), ("answer", None, "The answer is 42.")]),
+        "t:1": ("ok", "<think>\n" + TWO_PAIRS.removeprefix("<think>").replace("</think>\n\n", "\n</think>\n\n"),
+                [("block", 0, "Six sevens: 6 * 7."), ("summary", 0, "6*7"), ("block", 1, "That is 42."),
+                 ("summary", 1, "It is 42."), ("answer", None, "42")]),
+        "t:2": ("flagged", "<think>\n cut off", []),
+    }
+    assert query(tmp_path / "g.duckdb", "SELECT code FROM parse_issues WHERE trace_id = 't:2' ORDER BY 1") == [
+        ("no_blocks",), ("unclosed_think",)]
+    assert responses_and_segments(tmp_path / "c.duckdb") == {"t:0": got["t:0"]}
+
+
+def test_message_property_mappings_name_the_role_and_content_keys(tmp_path):
+    """axolotl's message_property_mappings in a mapping file: messages of {from, value} read as chat."""
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('field_messages = "dialog"\n[message_property_mappings]\nrole = "from"\ncontent = "value"\n')
+    rows = [{"dialog": [{"from": "system", "value": "Be brief."}, {"from": "user", "value": "6 x 7?"},
+                        {"from": "assistant", "value": TWO_PAIRS, "reasoning_content": None}]},
+            {"dialog": [{"from": "human", "value": "Sky?"}, {"from": "gpt", "value": "Blue.",
+                                                             "reasoning_content": "Rayleigh."}]}]
+    ingest(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "w.duckdb", mapping=str(mapping))
+    assert [(t, s, p, c) for t, s, p, _, c in traces(tmp_path / "w.duckdb")] == [
+        ("t:0", "ok", "6 x 7?", '[{"role": "system", "content": "Be brief."}]'), ("t:1", "unsegmented", "Sky?", None)]
+    assert {t: (s, segs) for t, (s, _, segs) in responses_and_segments(tmp_path / "w.duckdb").items()} == {
+        "t:0": ("ok", [("block", 0, "Six sevens: 6 * 7."), ("summary", 0, "6*7"), ("block", 1, "That is 42."),
+                       ("summary", 1, "It is 42."), ("answer", None, "42")]),
+        "t:1": ("unsegmented", [("reasoning", None, "Rayleigh."), ("answer", None, "Blue.")])}
+    mapping.write_text('[message_property_mappings]\nspeaker = "from"\n')
+    with pytest.raises(SourceError, match=r"message_property_mappings maps role and content to a message's keys"):
+        input_spec(mapping=str(mapping))
+
+
 def test_mapped_columns_with_kept_metadata(tmp_path):
     rows = [{"question": "Q", "output": TWO_PAIRS, "topic": "math", "model": "m1", "ts": 7},
             {"question": "Q2", "output": None, "topic": "math", "model": "m2", "ts": 8}]

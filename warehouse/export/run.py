@@ -22,7 +22,8 @@ from mementos.warehouse import engine, guard
 from mementos.warehouse.export.card import CARD, dataset_card
 from mementos.warehouse.export.files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
 from mementos.warehouse.export.plan import OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers, write_plan
-from mementos.warehouse.export.records import CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array, output_schema, turns
+from mementos.warehouse.export.records import (CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array,
+                                               output_schema, turns)
 from mementos.warehouse.export.result import ExportResult
 from mementos.warehouse.export.spec import ExportKind, ExportSpec, LeftOut
 from mementos.warehouse.export.splits import GROUP_BATCH_ROWS, near_duplicate_groups, split_of

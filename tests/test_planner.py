@@ -213,7 +213,5 @@ def test_a_selection_brings_the_constant_models_it_reads():
     """inference_settings reads no data: `trace_compression+` selects inference_simulation, which reads it,
     so it comes along (else inference_simulation would be skipped on a fresh warehouse); card_figures, which
     no selected model reads, does not."""
-    from mementos.warehouse.project import load_project
-
     chosen = planner.select(load_project(), ["trace_compression+"])
     assert {"inference_simulation", "inference_settings"} <= chosen and "card_figures" not in chosen

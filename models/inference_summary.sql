@@ -1,6 +1,6 @@
 /*
 name: inference_summary
-version: 4
+version: 5
 kind: table
 grain: [domain, k, is_total]
 description: >
@@ -9,8 +9,9 @@ description: >
   is_total false): median and p90 of the peak context for the plain
   chain of thought, the memento trace without eviction and with eviction; the
   median (and p10/p90) fraction of the peak saved against each baseline and the
-  median fraction of the KV area saved; the share of traces whose peak fits
-  8k, 16k and 32k tokens (8,192, 16,384, 32,768) for each of the three; and how
+  median fraction of the KV area saved; the paper's two measures as medians of
+  the per-trace ratios to the plain chain of thought (peak and KV area); the
+  share of traces whose peak fits 8k, 16k and 32k tokens (8,192, 16,384, 32,768) for each of the three; and how
   often the peak is at the answer.
 columns:
   domain: the domain, or `all` on the total row
@@ -31,6 +32,8 @@ columns:
   p90_saved_fraction_vs_plain_cot: 90th percentile of the peak saved by eviction against the plain chain of thought, as a fraction
   median_kv_saved_fraction_vs_plain_cot: median KV area saved by eviction against the plain chain of thought, as a fraction
   median_kv_saved_fraction_vs_no_eviction: median KV area saved by eviction against no eviction, as a fraction
+  median_peak_ratio_vs_plain_cot: median over traces of the peak with eviction / the plain chain of thought's peak (the paper's peak KV ratio)
+  median_kv_area_ratio_vs_plain_cot: median over traces of the KV area with eviction / the plain chain of thought's (the paper's area-under-KV ratio)
   share_fits_8k_plain_cot: share of the traces whose peak for the plain chain of thought is at most 8,192 tokens
   share_fits_8k_no_eviction: share of the traces whose peak for the memento trace without eviction is at most 8,192 tokens
   share_fits_8k_with_eviction: share of the traces whose peak for the memento trace with eviction is at most 8,192 tokens
@@ -74,6 +77,8 @@ SELECT
     quantile_cont(saved_fraction_vs_plain_cot, [0.1, 0.5, 0.9])[3] AS p90_saved_fraction_vs_plain_cot,
     quantile_cont(kv_saved_fraction_vs_plain_cot, 0.5) AS median_kv_saved_fraction_vs_plain_cot,
     quantile_cont(kv_saved_fraction_vs_no_eviction, 0.5) AS median_kv_saved_fraction_vs_no_eviction,
+    quantile_cont(peak_ratio_vs_plain_cot, 0.5) AS median_peak_ratio_vs_plain_cot,
+    quantile_cont(kv_area_ratio_vs_plain_cot, 0.5) AS median_kv_area_ratio_vs_plain_cot,
     avg(CASE WHEN peak_tokens_plain_cot <= 8192 THEN 1 WHEN peak_tokens_plain_cot > 8192 THEN 0 END)
         AS share_fits_8k_plain_cot,
     avg(CASE WHEN peak_tokens_no_eviction <= 8192 THEN 1 WHEN peak_tokens_no_eviction > 8192 THEN 0 END)

@@ -227,3 +227,29 @@ def ingest_retention(tmp: Path) -> Path:
     db = tmp / "ret.duckdb"
     run_ingest(str(src), db, config="default", name=RET_DATASET, with_tokens=False, workers=0, progress=False)
     return db
+
+
+# The markup as cl100k counts it when the markers are read as text (<think> 3 tokens, each memento
+# marker 6) and every block evicted with its delimiters: inference_simulation's count before version 3.
+CL100K_MARKUP = [(k - 1, False, True, 3, 6) for k in (1, 2, 4, 8)]
+
+
+def inference_settings_dir(root: Path, rows: list[tuple]) -> Path:
+    """`root` holding an inference_settings model whose rows are `rows` (keep_last_n_blocks,
+    keep_last_block_for_answer, mask_delimiters, think_tag_tokens, marker_tokens): a --models
+    directory that replaces the bundled settings."""
+    values = ",\n    ".join(f"({n}, {str(answer).lower()}, {str(mask).lower()}, {t}, {m})"
+                            for n, answer, mask, t, m in rows)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "inference_settings.sql").write_text(f"""/*
+name: inference_settings
+version: 1
+kind: view
+grain: [keep_last_n_blocks]
+description: Settings of a test.
+*/
+SELECT * FROM (VALUES
+    {values}
+) AS settings(keep_last_n_blocks, keep_last_block_for_answer, mask_delimiters, think_tag_tokens, marker_tokens)
+""")
+    return root

@@ -25,14 +25,35 @@ STATISTICS = {
     "block tokens per trace": "average over traces",
     "memento tokens per trace": "average over traces",
     "trace-level compression (x)": "ratio of the averages per trace",
+    "blocks per trace": "median over traces",
+    "block chars": "median over blocks",
+    "memento chars, lowest domain": "lowest of the per-domain medians over mementos",
+    "memento chars, highest domain": "highest of the per-domain medians over mementos",
+    "block-level compression (x), lowest domain":
+        "lowest over domains of 1 / the median of per-block memento/block ratios (chars)",
+    "block-level compression (x), highest domain":
+        "highest over domains of 1 / the median of per-block memento/block ratios (chars)",
+    "traces": "count",
+    "sentences per trace": "average over traces (full config)",
 }
+TOKEN_MEASURES = {card.TOKENS_PER_BLOCK, card.TOKENS_PER_MEMENTO, card.BLOCK_TOKENS_PER_TRACE,
+                  card.MEMENTO_TOKENS_PER_TRACE, card.TRACE_COMPRESSION}
+RANGES = ("memento chars, lowest domain", "memento chars, highest domain",
+          "block-level compression (x), lowest domain", "block-level compression (x), highest domain")
 FIGURES = card.figures()  # the card's figures, from models/card_figures.sql
 # the rows, in order: the ratio per domain (most traces first, then the total, which the card has no ratio
 # for), then the figures over every trace; each with the card's figure
 CARD = {**{(card.RATIO_CHARS, d): FIGURES.get((card.RATIO_CHARS, d)) for d in ("science", "code", "math", "all")},
         **{(m, "all"): FIGURES[m, "all"] for m in (card.TOKENS_PER_BLOCK, card.TOKENS_PER_MEMENTO,
                                                    card.BLOCK_TOKENS_PER_TRACE, card.MEMENTO_TOKENS_PER_TRACE,
-                                                   card.TRACE_COMPRESSION)}}
+                                                   card.TRACE_COMPRESSION)},
+        # the medians per domain (analysed traces: science 4, code 3, math 3), the ranges across the card's
+        # domains, then every trace per domain (math 4 with its flagged trace, science 4, code 3)
+        **{(m, d): FIGURES.get((m, d)) for m in ("blocks per trace", "block chars")
+           for d in ("science", "code", "math", "all")},
+        **{(m, "all"): FIGURES[m, "all"] for m in RANGES},
+        **{("traces", d): FIGURES["traces", d] for d in ("math", "science", "code", "all")},
+        ("sentences per trace", "all"): FIGURES["sentences per trace", "all"]}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +117,26 @@ def test_each_row_uses_the_cards_statistic_and_says_so(golden):
     assert compression["warehouse"] == round(report["trace-level compression (block tokens / memento tokens, x)"]
                                              .ours, 2)
     assert compression["warehouse_median"] == round(all_row[3], 2)
-    assert {(r["traces"], r["flagged_traces"]) for k, r in rows.items() if k[1] == "all"} == {all_row[:2]}
+    assert {(r["traces"], r["flagged_traces"]) for k, r in rows.items()
+            if k[1] == "all" and k[0] in STATISTICS and k[0] not in ("traces", "sentences per trace")} == {all_row[:2]}
+
+
+def test_the_cards_medians_and_ranges_beside_ours(golden):
+    """Blocks per trace: math 3, 2, 1; science 2, 2, 3, 12. Block chars (2n - 1 for n words): math 199, 399, 99,
+    79, 119, 5,999. The ranges are the lowest and highest of the three domains' medians."""
+    rows = comparison(golden)
+    assert (rows["blocks per trace", "math"]["warehouse"], rows["blocks per trace", "science"]["warehouse"]) == (2, 2.5)
+    assert rows["block chars", "math"]["warehouse"] == (119 + 199) / 2
+    assert rows["block chars", "code"]["card"] is None  # the card names science and math only
+    with storage.connect(golden) as con:
+        medians = con.execute("SELECT median_memento_chars, 1 / median_ratio_chars FROM domain_compression "
+                              "WHERE domain IN ('math', 'code', 'science')").fetchall()
+    chars, compression = [m[0] for m in medians], [m[1] for m in medians]
+    assert rows["memento chars, lowest domain", "all"]["warehouse"] == round(min(chars))
+    assert rows["memento chars, highest domain", "all"]["warehouse"] == round(max(chars))
+    assert rows["block-level compression (x), lowest domain", "all"]["warehouse"] == round(min(compression), 2)
+    assert rows["block-level compression (x), highest domain", "all"]["warehouse"] == round(max(compression), 2)
+    assert [rows["traces", d]["warehouse"] for d in ("math", "science", "code", "all")] == [4, 4, 3, 11]
 
 
 def test_without_tokens_the_token_figures_are_null(tmp_path):
@@ -106,5 +146,5 @@ def test_without_tokens_the_token_figures_are_null(tmp_path):
     assert list(rows) == list(CARD)
     assert rows["memento/block ratio (chars)", "math"]["warehouse"] == 0.17
     for (measure, _), row in rows.items():
-        if measure != "memento/block ratio (chars)":
+        if measure in TOKEN_MEASURES:
             assert (row["warehouse"], row["difference"], row["warehouse_median"]) == (None, None, None), measure

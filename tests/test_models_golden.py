@@ -14,17 +14,19 @@ import duckdb
 from mementos.foundation import storage  # noqa: E402
 import pytest
 
-from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, ingest_retention, words
+from golden_models_data import (CL100K_MARKUP, inference_settings_dir, ingest_alignment, ingest_golden,
+                                 ingest_outliers, ingest_retention, words)
 from mementos.warehouse.engine import build
+from mementos.warehouse.models import MODELS_DIR
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 
 
-def built_connection(tmp: Path, ingest_corpus, select: list[str] | None = None):
+def built_connection(tmp: Path, ingest_corpus, select: list[str] | None = None, models_dir=None):
     """A connection to the corpus `ingest_corpus` writes into `tmp`, with the `select`ed models built
-    (every model without one); closed when the fixture that yields from it ends."""
+    (every model without one, from `models_dir` when given); closed when the fixture that yields from it ends."""
     db = ingest_corpus(tmp)
-    report = build(db, select=select)
+    report = build(db, select=select, models_dir=models_dir)
     assert report.ok, report.format()
     con = storage.connect(db)
     yield con
@@ -34,6 +36,17 @@ def built_connection(tmp: Path, ingest_corpus, select: list[str] | None = None):
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory):
     yield from built_connection(tmp_path_factory.mktemp("golden"), ingest_golden)
+
+
+@pytest.fixture(scope="module")
+def golden_cl100k(tmp_path_factory):
+    """The golden corpus with inference_simulation counting the markup as cl100k reads it as text
+    (CL100K_MARKUP): the count before one token per marker, kept by replacing inference_settings."""
+    tmp = tmp_path_factory.mktemp("golden_cl100k")
+    models = [MODELS_DIR, inference_settings_dir(tmp / "models", CL100K_MARKUP)]
+    yield from built_connection(tmp, ingest_golden, ["all_traces", "analysed_traces", "trace_compression", "block_pairs",
+                                                     "inference_settings", "inference_simulation",
+                                                     "inference_summary"], models)
 
 
 def q(con, sql):
@@ -97,9 +110,10 @@ def problem_tokens(con, trace_id):
     return p
 
 
-def test_inference_simulation_worked_example(golden):
-    """Trace 0 is the worked example of warehouse.md (Models): blocks 100, 200, 50 tokens, mementos 20, 30, 10,
-    answer 30, and P prompt tokens. With markup each block costs b + 12 (<|block_start|>, <|block_end|>: 6 each),
+def test_inference_simulation_worked_example(golden_cl100k):
+    """Trace 0 (blocks 100, 200, 50 tokens, mementos 20, 30, 10, answer 30, and P prompt tokens) with the markup
+    counted as cl100k reads it as text (CL100K_MARKUP, the count before one token per marker; the bundled
+    count is worked in test_inference_simulation.py). With markup each block costs b + 12 (<|block_start|>, <|block_end|>: 6 each),
     each memento m + 12, <think> and </think> 3 each: 6 + 24 * 3 = 78 markup tokens.
 
     plain chain of thought: P + 3 + 350 + 3 + 30 = P + 386;  no eviction: P + 386 + 60 + 72 = P + 518
@@ -109,8 +123,8 @@ def test_inference_simulation_worked_example(golden):
     k=2: 147, 3+74+324=401, 3+96+274=373, answer 3+96+62+33=194        -> P + 401 at step 1
     k=4: 147, 401, 3+96+386=485, answer 3+96+386+33=518                 -> P + 518 at the answer
     """
-    p = problem_tokens(golden, "golden:0")
-    got = q(golden, "SELECT k, n_blocks, blocks_evicted, markup_tokens, peak_tokens_plain_cot, peak_tokens_no_eviction, "
+    p = problem_tokens(golden_cl100k, "golden:0")
+    got = q(golden_cl100k, "SELECT k, n_blocks, blocks_evicted, markup_tokens, peak_tokens_plain_cot, peak_tokens_no_eviction, "
                     "peak_tokens_with_eviction, saved_tokens_vs_no_eviction, saved_tokens_vs_plain_cot, peak_step, "
                     "peak_at_answer FROM inference_simulation WHERE trace_id = 'golden:0' ORDER BY k")
     assert got == [
@@ -119,12 +133,12 @@ def test_inference_simulation_worked_example(golden):
         (4, 3, 0, 78, p + 386, p + 518, p + 518, 0, -132, 3, True),
         (8, 3, 0, 78, p + 386, p + 518, p + 518, 0, -132, 3, True),
     ]
-    fractions = q(golden, "SELECT saved_fraction_vs_no_eviction, saved_fraction_vs_plain_cot FROM inference_simulation "
+    fractions = q(golden_cl100k, "SELECT saved_fraction_vs_no_eviction, saved_fraction_vs_plain_cot FROM inference_simulation "
                           "WHERE trace_id = 'golden:0' AND k = 1")
     assert fractions == [(pytest.approx(229 / (p + 518), **APPROX), pytest.approx(97 / (p + 386), **APPROX))]
 
 
-def test_inference_simulation_kv_area(golden):
+def test_inference_simulation_kv_area(golden_cl100k):
     """A segment of L tokens written on a context of C attends to C+1 .. C+L: L*C + L(L+1)/2.
     Trace 0 with P = 0; every generated token attends to P more, so the prompt adds P times the tokens generated.
 
@@ -137,8 +151,8 @@ def test_inference_simulation_kv_area(golden):
          block 2 (62 on 3+74+212 = 289) 19,871; memento 2 (22 on 351) 7,975; answer (33 on 3+96+62 = 161) 5,874
                                                                                       -> 114,321
     """
-    p = problem_tokens(golden, "golden:0")
-    got = q(golden, "SELECT k, kv_area_plain_cot, kv_area_no_eviction, kv_area_with_eviction, "
+    p = problem_tokens(golden_cl100k, "golden:0")
+    got = q(golden_cl100k, "SELECT k, kv_area_plain_cot, kv_area_no_eviction, kv_area_with_eviction, "
                     "kv_saved_fraction_vs_plain_cot FROM inference_simulation WHERE trace_id = 'golden:0' ORDER BY k")
     plain, full = 74_691 + 386 * p, 134_421 + 518 * p
     assert got == [
@@ -149,37 +163,37 @@ def test_inference_simulation_kv_area(golden):
     ]
 
 
-def test_inference_simulation_other_traces(golden):
+def test_inference_simulation_other_traces(golden_cl100k):
     # trace 1: blocks 40, 60 (52, 72 with markup); mementos 10, 6 (22, 18); answer 1 (+3 for </think>).
     # plain 6+100+1 = 107; no eviction 107+16+48 = 171.
     # k=1: 3+22+52=77, 3+40+72=115, answer 3+40+4=47; k=2: 77, 3+40+124=167, answer 3+40+72+4=119; k=4: 171
-    p = problem_tokens(golden, "golden:1")
-    assert q(golden, "SELECT k, blocks_evicted, peak_tokens_plain_cot, peak_tokens_no_eviction, "
+    p = problem_tokens(golden_cl100k, "golden:1")
+    assert q(golden_cl100k, "SELECT k, blocks_evicted, peak_tokens_plain_cot, peak_tokens_no_eviction, "
                      "peak_tokens_with_eviction, peak_step FROM inference_simulation "
                      "WHERE trace_id = 'golden:1' ORDER BY k") == [
         (1, 2, p + 107, p + 171, p + 115, 1), (2, 1, p + 107, p + 171, p + 167, 1),
         (4, 0, p + 107, p + 171, p + 171, 2), (8, 0, p + 107, p + 171, p + 171, 2)]
     # k=1 KV area: 6 + (52 on 3) 1,534 + (22 on 55) 1,463 + (72 on 25) 4,428 + (18 on 97) 1,917 + (4 on 43) 182
-    assert q(golden, "SELECT kv_area_with_eviction FROM inference_simulation WHERE trace_id = 'golden:1' AND k = 1") == [
+    assert q(golden_cl100k, "SELECT kv_area_with_eviction FROM inference_simulation WHERE trace_id = 'golden:1' AND k = 1") == [
         (9_530 + 171 * p,)]
     # trace 10: 12 blocks of 10 (22) and mementos of 2 (14), answer 4; the peak is at the last block step,
     # 3 + 12*14 + 22k = 171 + 22k (the answer step: 3 + 168 + 22(k-1) + 7 = 156 + 22k); no eviction 442
-    p = problem_tokens(golden, "golden:10")
-    assert q(golden, "SELECT k, blocks_evicted, peak_tokens_no_eviction, peak_tokens_with_eviction, peak_step, "
+    p = problem_tokens(golden_cl100k, "golden:10")
+    assert q(golden_cl100k, "SELECT k, blocks_evicted, peak_tokens_no_eviction, peak_tokens_with_eviction, peak_step, "
                      "peak_at_answer FROM inference_simulation WHERE trace_id = 'golden:10' ORDER BY k") == [
         (1, 12, p + 442, p + 193, 11, False), (2, 11, p + 442, p + 215, 11, False),
         (4, 9, p + 442, p + 259, 11, False), (8, 5, p + 442, p + 347, 11, False)]
-    assert q(golden, "SELECT count(*), count(DISTINCT trace_id) FROM inference_simulation") == [(40, 10)]
+    assert q(golden_cl100k, "SELECT count(*), count(DISTINCT trace_id) FROM inference_simulation") == [(40, 10)]
 
 
-def test_inference_simulation_counts_the_prompt(golden):
+def test_inference_simulation_counts_the_prompt(golden_cl100k):
     # "problem 0" is 3 cl100k tokens ("problem", " ", "0")
-    assert q(golden, "SELECT DISTINCT problem_tokens, peak_tokens_plain_cot FROM inference_simulation "
+    assert q(golden_cl100k, "SELECT DISTINCT problem_tokens, peak_tokens_plain_cot FROM inference_simulation "
                      "WHERE trace_id = 'golden:0'") == [(3, 389)]
 
 
-def test_inference_summary(golden):
-    rows = {(r[0], r[1]): r[2:] for r in q(golden, """
+def test_inference_summary(golden_cl100k):
+    rows = {(r[0], r[1]): r[2:] for r in q(golden_cl100k, """
         SELECT domain, k, traces, median_peak_plain_cot, median_peak_no_eviction, median_peak_with_eviction,
                p90_peak_with_eviction, median_saved_fraction_vs_no_eviction, share_fits_8k_with_eviction
         FROM inference_summary""")}
@@ -187,17 +201,17 @@ def test_inference_summary(golden):
     # 6+3000+5 = 3011; no eviction 518, 171, 3011+2+24 = 3037; with eviction 289, 115, and trace 7:
     # step 0 = 3+14+3012 = 3029 (answer 3+14+8 = 25). p90 of 115, 289, 3029: 289 + 0.8 * (3029 - 289);
     # saved against no eviction 229/518, 56/171, 8/3037 (each + P below the line): the median is trace 1's
-    [p] = {problem_tokens(golden, t) for t in ("golden:0", "golden:1", "golden:7")}
+    [p] = {problem_tokens(golden_cl100k, t) for t in ("golden:0", "golden:1", "golden:7")}
     assert rows[("math", 1)] == (3, p + 386.0, p + 518.0, p + 289.0, pytest.approx(p + 289 + 0.8 * 2740, **APPROX),
                                  pytest.approx(56 / (p + 171), **APPROX), 1.0)
     assert [rows[("all", k)][0] for k in (1, 2, 4, 8)] == [10] * 4
 
 
 def test_inference_summary_context_budgets(tmp_path):
-    """Two traces: A has blocks of 5,000 and 5,000 tokens (5,012 with markup), mementos of 100 (112), an answer of
-    10; B is tiny. A's plain chain of thought is 6 + 10,000 + 10 = 10,016 and without eviction 10,016 + 200 + 48
-    = 10,264: over 8k (8,192), within 16k. With k = 1 its peak is 3 + 224 + 5,012 = 5,239 (+ the prompt), within
-    8k; with k = 2 it is 3 + 224 + 10,024 = 10,251, over. B fits everywhere."""
+    """Two traces: A has blocks of 5,000 and 5,000 tokens (5,002 with their markers), mementos of 100 (102), an
+    answer of 10; B is tiny. A's plain chain of thought is 2 + 10,000 + 10 = 10,012 and without eviction
+    10,012 + 200 + 16 = 10,228: over 8k (8,192), within 16k. With k = 1 its peak is 1 + 204 + 5,002 + 2 = 5,209
+    (+ the prompt), within 8k; with k = 2 it is 1 + 204 + 10,004 = 10,209, over. B fits everywhere."""
     from golden_models_data import _trace
     from conftest import write_hub_dir
     from mementos.ingest.pipeline import run_ingest

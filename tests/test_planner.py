@@ -207,3 +207,11 @@ def test_on_spark_a_stored_trace_local_view_rebuilt_keeps_its_children_increment
                      materialised=True, engine=" on Spark")
     plan = planner.plan(incr, on_spark, {"v", "w"})
     assert plan.steps == [Step("v", BUILD, "new data ingested since"), Step("w", INCR, "upstream v is stale")]
+
+
+def test_a_selection_brings_the_constant_models_it_reads():
+    """inference_settings reads no data: `trace_compression+` selects inference_simulation, which reads it,
+    so it comes along (else inference_simulation would be skipped on a fresh warehouse); card_figures, which
+    no selected model reads, does not."""
+    chosen = planner.select(load_project(), ["trace_compression+"])
+    assert {"inference_simulation", "inference_settings"} <= chosen and "card_figures" not in chosen

@@ -113,7 +113,9 @@ class Plan:
 def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> set[str]:
     """`NAME` selects a model, `NAME+` the model and everything downstream of it; names may be
     separated by commas or spaces; nothing selects every model. An unknown name is an error
-    naming the closest models."""
+    naming the closest models. The models upstream of a chosen one that read no data (views of
+    constants, such as inference_settings) come with it: they wait for nothing, and without them
+    their readers would be skipped."""
     if not spec:
         return set(project.models)
     if isinstance(spec, str):
@@ -130,7 +132,7 @@ def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> 
             chosen.add(name)
             if part.endswith("+"):
                 chosen |= project.dag.descendants(name)
-    return chosen
+    return chosen | {p for p in project.dag.upstream(chosen) if not _reads_data(project, p)}
 
 
 # ---------------------------------------------------------------------------

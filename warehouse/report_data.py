@@ -81,6 +81,7 @@ class PlotData:
     positions: dict[str, dict[int, float | None]]  # domain -> position_order -> median ratio_chars
     positions_total: dict[int, float | None]  # all domains: position_order -> median ratio_chars
     savings: list[dict]  # inference_summary, all domains, per k
+    paper_kv: list[dict]  # the paper's KV ratios per benchmark (card.paper_kv_figures), beside the savings
 
 
 @dataclass

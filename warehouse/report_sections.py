@@ -118,7 +118,39 @@ def card_comparison(con: duckdb.DuckDBPyConnection) -> CardComparison:
                 if chars is not None and words is not None else "")
         rows.append(CardRow(f"memento/block ratio, {domain} (characters, per block)", "median", figure,
                             ratios.get(domain), note, 3))
-    return CardComparison(rows + _length_rows(all_row, per_block, per_trace), bool(per_block.get("with_tokens")))
+    return CardComparison(rows + _length_rows(all_row, per_block, per_trace) + _distribution_rows(con),
+                          bool(per_block.get("with_tokens")))
+
+
+def _distribution_rows(con: duckdb.DuckDBPyConnection) -> list[CardRow]:
+    """The card's medians per domain, its ranges across domains and its counts, beside this warehouse's."""
+    medians = {d: (blocks, chars, memento, ratio) for d, blocks, chars, memento, ratio in con.execute(
+        "SELECT domain, median_blocks_per_trace, median_block_chars, median_memento_chars, median_ratio_chars "
+        "FROM domain_compression WHERE NOT is_total").fetchall()}
+    rows = []
+    for label, measure, column, digits in (("blocks per trace", card.BLOCKS_PER_TRACE, 0, 1),
+                                           ("block size (characters)", card.BLOCK_CHARS, 1, 0)):
+        for domain, figure in card.per_domain(measure).items():
+            rows.append(CardRow(f"{label}, {domain}", "median", figure, medians.get(domain, (None,) * 4)[column],
+                                "", digits))
+    ours = [m for d, m in medians.items() if d in card.median_ratio_chars()]
+    mementos = [m[2] for m in ours if m[2] is not None]
+    compressions = [1 / m[3] for m in ours if m[3]]
+    for label, names, values, digits in (("memento size (characters)", card.MEMENTO_CHARS_RANGE, mementos, 0),
+                                         ("block-level compression (1 / median ratio, x)",
+                                          card.BLOCK_COMPRESSION_RANGE, compressions, 2)):
+        for end, name, pick in (("lowest", names[0], min), ("highest", names[1], max)):
+            rows.append(CardRow(f"{label}, {end} domain", "median per domain", card.overall(name),
+                                pick(values) if values else None, "the card gives a range across its domains",
+                                digits))
+    counts = dict(con.execute("SELECT coalesce(domain, 'all'), count(*) FROM all_traces "
+                              "GROUP BY GROUPING SETS ((domain), ())").fetchall())
+    rows += [CardRow(f"traces, {domain}", "count", figure, counts.get(domain), "every trace, flagged or not", 0)
+             for (measure, domain), figure in card.figures().items() if measure == card.TRACES]
+    [(sentences,)] = con.execute("SELECT avg(n_sentences) FROM full_traces").fetchall()
+    rows.append(CardRow("sentences per trace", "average", card.overall(card.SENTENCES_PER_TRACE), sentences,
+                        "full config rows", 0))
+    return rows
 
 
 def _length_rows(all_row: dict, per_block: dict, per_trace: dict) -> list[CardRow]:
@@ -167,11 +199,11 @@ def plot_data(con: duckdb.DuckDBPyConnection, has_tokens: bool) -> PlotData:
                p90_peak_with_eviction, median_saved_fraction_vs_no_eviction, median_saved_fraction_vs_plain_cot,
                median_kv_saved_fraction_vs_plain_cot, share_fits_8k_plain_cot, share_fits_8k_with_eviction,
                share_fits_16k_plain_cot, share_fits_16k_with_eviction, share_fits_32k_plain_cot,
-               share_fits_32k_with_eviction
+               share_fits_32k_with_eviction, median_peak_ratio_vs_plain_cot, median_kv_area_ratio_vs_plain_cot
         FROM inference_summary WHERE is_total AND median_peak_with_eviction IS NOT NULL ORDER BY k""")
     return PlotData(domains, _ratio_hist(con, domains), _blocks_hist(con, domains), _scatter(con),
                     _compression_box(con, domains, unit), unit, inference, inference_total, positions,
-                    positions_total, savings)
+                    positions_total, savings, card.paper_kv_figures())
 
 
 def _ratio_hist(con: duckdb.DuckDBPyConnection, domains: list[str]) -> dict[str, list[int]]:

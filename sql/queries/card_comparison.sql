@@ -6,7 +6,14 @@
 --   * tokens per block and per memento: averages over all blocks;
 --   * block and memento tokens per trace: averages over traces;
 --   * trace-level compression: the ratio of those two averages, not the median of
---     the per-trace compressions.
+--     the per-trace compressions;
+--   * blocks per trace and block chars per domain: medians (median_blocks_per_trace,
+--     median_block_chars);
+--   * memento chars and block-level compression, which the card gives as a range across
+--     its domains (math, code, science): the lowest and the highest of the per-domain
+--     medians (block-level compression: 1 / median_ratio_chars);
+--   * traces: every trace, flagged or not, per domain; sentences per trace: the average
+--     over the full config's rows (NULL without it).
 -- `warehouse_median` is the warehouse's median of the same measure (for the compression:
 -- the median per trace), shown beside it: token counts are skewed, so their averages sit
 -- above their medians. The card's token figures are overall (the `all` row, is_total: a domain
@@ -14,7 +21,12 @@
 -- card does not list get a NULL card figure. `traces` and `flagged_traces` say what each
 -- figure covers (flagged traces are left out of every figure). Token figures are NULL in a
 -- warehouse ingested with --no-tokens.
-WITH figures AS (
+WITH card_domains AS (
+    SELECT d.*
+    FROM domain_compression AS d
+    WHERE NOT d.is_total AND d.domain IN (SELECT domain FROM card_figures WHERE measure = 'memento/block ratio (chars)')
+),
+figures AS (
     SELECT
         1 AS row_order,
         'memento/block ratio (chars)' AS measure,
@@ -47,6 +59,37 @@ WITH figures AS (
            CAST(avg_block_tokens_per_trace AS DOUBLE) / NULLIF(avg_memento_tokens_per_trace, 0),
            median_compression_tokens, 2, traces, flagged_traces, is_total
     FROM domain_compression WHERE is_total
+    UNION ALL
+    SELECT 7, 'blocks per trace', domain, median_blocks_per_trace, median_blocks_per_trace, 1, traces,
+           flagged_traces, is_total
+    FROM domain_compression
+    UNION ALL
+    SELECT 8, 'block chars', domain, median_block_chars, median_block_chars, 0, traces, flagged_traces, is_total
+    FROM domain_compression
+    UNION ALL
+    SELECT 9, 'memento chars, lowest domain', 'all', min(median_memento_chars), min(median_memento_chars), 0,
+           sum(traces), sum(flagged_traces), true
+    FROM card_domains
+    UNION ALL
+    SELECT 10, 'memento chars, highest domain', 'all', max(median_memento_chars), max(median_memento_chars), 0,
+           sum(traces), sum(flagged_traces), true
+    FROM card_domains
+    UNION ALL
+    SELECT 11, 'block-level compression (x), lowest domain', 'all', min(1 / median_ratio_chars),
+           min(1 / median_ratio_chars), 2, sum(traces), sum(flagged_traces), true
+    FROM card_domains
+    UNION ALL
+    SELECT 12, 'block-level compression (x), highest domain', 'all', max(1 / median_ratio_chars),
+           max(1 / median_ratio_chars), 2, sum(traces), sum(flagged_traces), true
+    FROM card_domains
+    UNION ALL
+    SELECT 13, 'traces', coalesce(domain, 'all'), count(*), NULL, 0, count(*), count(*) FILTER (WHERE status = 'flagged'),
+           GROUPING(domain) = 1
+    FROM all_traces
+    GROUP BY GROUPING SETS ((domain), ())
+    UNION ALL
+    SELECT 14, 'sentences per trace', 'all', avg(n_sentences), median(n_sentences), 0, count(*), NULL, true
+    FROM full_traces
 )
 SELECT
     f.measure,

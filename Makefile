@@ -35,8 +35,10 @@ demo: $(DEMO_STAMP)
 	$(PY) cli.py report --db $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/report.html
 	@echo "report: $(abspath $(DEMO_DIR)/report.html)"
 
+# --no-loadscope-reorder: xdist would otherwise hand out the files by their number of tests, not in the
+# order tests/conftest.py puts them (the longest first).
 test: $(STAMP) chromium spark
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder
 
 # The report's browser test drives Debian's chromium (never `playwright install`): install it when missing.
 # Without apt-get (or root) this only says how; the browser test then fails with the same advice.

@@ -15,6 +15,7 @@ import math
 import shutil
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import duckdb  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, snapshots, storage
 from mementos.warehouse import engine, planner  # noqa: E402
-from mementos.warehouse.executor import execute  # noqa: E402
+from mementos.warehouse.executor import BuildReport, execute  # noqa: E402
 from mementos.warehouse.project import load_project  # noqa: E402
 from mementos.warehouse.spark import engine as spark_engine  # noqa: E402
 from mementos.warehouse.models import load_model  # noqa: E402
@@ -152,97 +153,118 @@ def _write_model(directory: Path, name: str, sql: str, audits: str = "", grain: 
     return path
 
 
-def test_duckdb_only_function_fails_naming_model_and_function(tmp_path, spark, warehouse):
-    models = tmp_path / "models"
-    _write_model(models, "duckdb_only",
-                 "SELECT trace_id, regexp_full_match(response, '.*think.*') AS has_think FROM traces")
-    _write_model(models, "downstream", "SELECT trace_id FROM duckdb_only")
+AUDITED_SQL = "SELECT trace_id, n_blocks FROM traces"
+CUSTOM_MODELS = {  # name: (sql, audits)
+    "duckdb_only": ("SELECT trace_id, regexp_full_match(response, '.*think.*') AS has_think FROM traces", ""),
+    "downstream": ("SELECT trace_id FROM duckdb_only", ""),
+    "think_flags": ("SELECT trace_id, regexp_full_match(problem, '.*[0-9].*') AS has_digit FROM traces\n"
+                    "/* spark:\nSELECT trace_id, problem RLIKE '^.*[0-9].*$' AS has_digit FROM traces\n*/", ""),
+    # sqlglot alone writes list(x ORDER BY k) as COLLECT_LIST(x): no order, NULLs dropped, [] for no rows
+    "lists": ("SELECT trace_id,\n"
+              "  list(block_idx ORDER BY block_idx DESC) FILTER (WHERE kind = 'block') AS blocks_desc,\n"
+              "  list(CASE WHEN n_chars % 2 = 0 THEN n_chars END ORDER BY kind, block_idx NULLS FIRST) AS even,\n"
+              "  list(block_idx ORDER BY block_idx) FILTER (WHERE kind = 'none') AS nothing\n"
+              "FROM segments GROUP BY trace_id", ""),
+    "audited": (AUDITED_SQL, "audits:\n  - accepted_range: {column: n_blocks, min: 0}\n"),
+    "fresh_parent": ("SELECT trace_id, n_blocks FROM traces", ""),
+    "fresh_child": ("SELECT trace_id, n_blocks * 2 AS doubled FROM fresh_parent", ""),
+}
 
-    with pytest.raises(spark_engine.TranspileError) as caught:
-        spark_engine.transpile_model(load_model(models / "duckdb_only.sql"))
-    assert caught.value.model == "duckdb_only" and caught.value.function == "regexp_full_match"
 
+@dataclass
+class CustomBuilds:
+    models: Path
+    listing: str  # `models --engine spark` before the first build
+    first: BuildReport  # every model as CUSTOM_MODELS has it
+    second: BuildReport  # after `audited`'s audit was made to fail
+    third: BuildReport  # after `fresh_child` changed
+    audited_parts: tuple[list[str], list[str]]  # the files of `audited` after the first and the second build
+    aside_after_second: list[str]  # what the second build left beside the models' directories
+
+    def result(self, build: str, model: str):
+        return {r.name: r for r in getattr(self, build).results}[model]
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory, spark, warehouse) -> CustomBuilds:
+    """CUSTOM_MODELS built together on Spark three times (each Spark build has a fixed cost of its own,
+    so the cases below share them): as written, after a failing audit, after a definition changed."""
+    models = tmp_path_factory.mktemp("custom") / "models"
+    for name, (sql, audits) in CUSTOM_MODELS.items():
+        _write_model(models, name, sql, audits)
     listing = spark_engine.transpile_report(warehouse, models_dir=models)
-    assert "NO: regexp_full_match" in listing and "1 of 2 models transpile" in listing
+    first = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    out = layout.data_dir(warehouse) / "models" / "audited"
+    before = sorted(p.name for p in out.iterdir())
 
-    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    results = {r.name: r for r in report.results}
-    assert not report.ok
-    assert results["duckdb_only"].status == "failed"
-    assert "duckdb_only" in results["duckdb_only"].error and "regexp_full_match" in results["duckdb_only"].error
-    assert results["downstream"].status == "skipped" and "duckdb_only" in results["downstream"].reason
-    assert "regexp_full_match" in report.format()
+    _write_model(models, "audited", AUDITED_SQL, "audits:\n  - accepted_range: {column: n_blocks, max: 3}\n")
+    second = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    after = sorted(p.name for p in out.iterdir())
+    aside = [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+
+    _write_model(models, "fresh_child", "SELECT trace_id, n_blocks * 3 AS tripled FROM fresh_parent")
+    third = spark_engine.build(warehouse, spark=spark, models_dir=models)
+    return CustomBuilds(models, listing, first, second, third, (before, after), aside)
 
 
-def test_spark_variant_in_the_same_file_is_used_and_agrees(tmp_path, spark, warehouse):
-    models = tmp_path / "models"
-    _write_model(models, "think_flags",
-                 "SELECT trace_id, regexp_full_match(problem, '.*[0-9].*') AS has_digit FROM traces\n"
-                 "/* spark:\nSELECT trace_id, problem RLIKE '^.*[0-9].*$' AS has_digit FROM traces\n*/")
-    assert "spark variant" in spark_engine.transpile_report(warehouse, models_dir=models)
-    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert report.ok, report.format()
-    model = load_model(models / "think_flags.sql")
-    parts = layout.data_dir(warehouse) / "models" / "think_flags" / "*.parquet"
+def _on_both(warehouse: Path, custom: CustomBuilds, name: str) -> tuple[list, list]:
+    """(the model's SQL run on DuckDB, the rows Spark wrote), each sorted."""
+    model = load_model(custom.models / f"{name}.sql")
+    parts = layout.data_dir(warehouse) / "models" / name / "*.parquet"
     with storage.connect(warehouse) as con:
-        on_duckdb = sorted(con.execute(model.sql).fetchall())  # DuckDB ignores the variant: it is a comment
+        on_duckdb = sorted(con.execute(model.sql).fetchall())  # DuckDB ignores a spark variant: it is a comment
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
+    return on_duckdb, on_spark
+
+
+def test_duckdb_only_function_fails_naming_model_and_function(custom, warehouse):
+    with pytest.raises(spark_engine.TranspileError) as caught:
+        spark_engine.transpile_model(load_model(custom.models / "duckdb_only.sql"))
+    assert caught.value.model == "duckdb_only" and caught.value.function == "regexp_full_match"
+    n = len(CUSTOM_MODELS)
+    assert "NO: regexp_full_match" in custom.listing and f"{n - 1} of {n} models transpile" in custom.listing
+
+    failed, downstream = custom.result("first", "duckdb_only"), custom.result("first", "downstream")
+    assert not custom.first.ok
+    assert failed.status == "failed"
+    assert "duckdb_only" in failed.error and "regexp_full_match" in failed.error
+    assert downstream.status == "skipped" and "duckdb_only" in downstream.reason
+    assert "regexp_full_match" in custom.first.format()
+
+
+def test_spark_variant_in_the_same_file_is_used_and_agrees(custom, warehouse):
+    assert "spark variant" in custom.listing
+    assert custom.result("first", "think_flags").status == "built"
+    on_duckdb, on_spark = _on_both(warehouse, custom, "think_flags")
     assert on_spark == on_duckdb and any(flag for _, flag in on_duckdb) and not all(flag for _, flag in on_duckdb)
 
 
-def test_lists_keep_their_order_nulls_and_null_when_empty(tmp_path, spark, warehouse):
-    # sqlglot alone writes list(x ORDER BY k) as COLLECT_LIST(x): no order, NULLs dropped, [] for no rows
-    models = tmp_path / "models"
-    _write_model(models, "lists",
-                 "SELECT trace_id,\n"
-                 "  list(block_idx ORDER BY block_idx DESC) FILTER (WHERE kind = 'block') AS blocks_desc,\n"
-                 "  list(CASE WHEN n_chars % 2 = 0 THEN n_chars END ORDER BY kind, block_idx NULLS FIRST) AS even,\n"
-                 "  list(block_idx ORDER BY block_idx) FILTER (WHERE kind = 'none') AS nothing\n"
-                 "FROM segments GROUP BY trace_id")
-    report = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert report.ok, report.format()
-    model = load_model(models / "lists.sql")
-    parts = layout.data_dir(warehouse) / "models" / "lists" / "*.parquet"
-    with storage.connect(warehouse) as con:
-        on_duckdb = sorted(con.execute(model.sql).fetchall())
-        on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(parts)]).fetchall())
+def test_lists_keep_their_order_nulls_and_null_when_empty(custom, warehouse):
+    assert custom.result("first", "lists").status == "built"
+    on_duckdb, on_spark = _on_both(warehouse, custom, "lists")
     assert on_spark == on_duckdb
     assert any(None in even for _, _, even, _ in on_duckdb) and all(nothing is None for *_, nothing in on_duckdb)
 
 
-def test_failing_audit_keeps_the_previous_parquet(tmp_path, spark, warehouse):
-    models = tmp_path / "models"
-    sql = "SELECT trace_id, n_blocks FROM traces"
-    _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, min: 0}\n")
-    first = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert first.ok, first.format()
-    out = layout.data_dir(warehouse) / "models" / "audited"
-    before = sorted(p.name for p in out.iterdir())
-
-    _write_model(models, "audited", sql, "audits:\n  - accepted_range: {column: n_blocks, max: 3}\n")
-    second = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    [result] = second.results
+def test_failing_audit_keeps_the_previous_parquet(custom):
+    assert custom.result("first", "audited").status == "built"
+    result = custom.result("second", "audited")
     assert result.status == "failed" and result.failures
     assert result.failures[0].audit == "accepted_range(n_blocks in [, 3])" and result.failures[0].offending > 0
-    assert "offending row" in second.format()
-    assert sorted(p.name for p in out.iterdir()) == before  # the old parts and manifest, untouched
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
+    assert "offending row" in custom.second.format()
+    before, after = custom.audited_parts
+    assert after == before  # the old parts and manifest, untouched
+    assert custom.aside_after_second == []  # nothing left aside
 
 
-def test_second_build_skips_fresh_models_and_rebuilds_what_changed(tmp_path, spark, warehouse):
-    models = tmp_path / "models"
-    _write_model(models, "fresh_parent", "SELECT trace_id, n_blocks FROM traces")
-    _write_model(models, "fresh_child", "SELECT trace_id, n_blocks * 2 AS doubled FROM fresh_parent")
-    first = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert [(r.name, r.status, r.reason) for r in first.results] == [
-        ("fresh_parent", "built", "never built"), ("fresh_child", "built", "never built")]
-    second = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert [(r.name, r.status) for r in second.results] == [("fresh_parent", "fresh"), ("fresh_child", "fresh")]
+def test_second_build_skips_fresh_models_and_rebuilds_what_changed(custom, warehouse):
+    def statuses(build: str) -> list[tuple[str, str, str]]:
+        return [(r.name, r.status, r.reason) for r in getattr(custom, build).results if r.name.startswith("fresh_")]
 
-    _write_model(models, "fresh_child", "SELECT trace_id, n_blocks * 3 AS tripled FROM fresh_parent")
-    third = spark_engine.build(warehouse, spark=spark, models_dir=models)
-    assert [(r.name, r.status, r.reason) for r in third.results] == [
-        ("fresh_parent", "fresh", ""), ("fresh_child", "built", "definition changed")]
+    assert statuses("first") == [("fresh_parent", "built", "never built"), ("fresh_child", "built", "never built")]
+    assert [(name, status) for name, status, _ in statuses("second")] == [
+        ("fresh_parent", "fresh"), ("fresh_child", "fresh")]
+    assert statuses("third") == [("fresh_parent", "fresh", ""), ("fresh_child", "built", "definition changed")]
     parts = storage.data_dir(warehouse) / "models" / "fresh_child" / "*.parquet"
     with storage.connect(warehouse) as con:
         [(tripled,)] = con.execute("SELECT sum(tripled) FROM read_parquet(?)", [str(parts)]).fetchall()

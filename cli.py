@@ -149,7 +149,9 @@ def main():
                                                     "(trace ids may then name other traces than before).")
 @click.option("--tokens/--no-tokens", default=True, show_default=True,
               help="Count cl100k_base tokens of every segment (the slow part; --no-tokens leaves n_tokens NULL).")
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per core; 0 = in this process].")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="Worker processes [default: one per core, none when at most 2,000 rows are read; "
+                   "0 = in this process].")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar on stderr [default: only when stderr is a terminal].")
 @click.option("--format", "shape", type=click.Choice(["openmementos", "columns", "chat", "sharegpt", "export"]),

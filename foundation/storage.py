@@ -251,6 +251,10 @@ def connect(db: str | Path, read_only: bool = True, warehouse: str | Path | None
     # unnest of each trace's segments), so its build-side optimizer turned joins around to hash
     # the segment texts, which made outlier_traces hold several times the memory it needs.
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+    # The base views span every live shard's files, so every query that reads them opened every file's
+    # footer again; DuckDB keeps the footers it read instead (a file is never changed in place: a run
+    # writes new ones), so that a build or an append pays for them once per process.
+    con.execute("SET parquet_metadata_cache = true")
     # DuckDB's buffer pool defaults to most of the machine, and a full-scale build then takes
     # what it is given. Beyond the limit DuckDB spills; the models are written so that what cannot
     # spill (quantile states) stays small. The default keeps a margin over the smallest limit the

@@ -6,7 +6,11 @@ without network access. The encoder is loaded once per process, on first use.
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
 import re
+import sys
 from functools import lru_cache
 from typing import Iterable
 
@@ -25,21 +29,44 @@ def _encoder():
 _FAST_MAX_CHARS = 1_000_000
 
 
+# bpe-openai's chunk limit for cl100k_base (the Encoding's runtime states it; tests/test_fast_counts.py checks).
+CHUNK_LIMIT = 200_000
+# A text whose count pins the compiled tokenizer to cl100k's (as encode_ordinary counts it).
+_PROBE = "Let $x = 3$: then <|block_start|> x^2 = 9 \u00e9\u4e2d\U0001f600  \n\n def f(): return 42"
+_PROBE_TOKENS = 30
+
+
 @lru_cache(maxsize=1)
 def _counter():
     """The Rust tokenizer's `count`: the same BPE as `encode_ordinary`, without
     building a list of token ids (or, first, a UTF-8 copy of the text to check
-    it encodes). bpe-openai is pinned; None if this version lacks it."""
-    enc = _encoder()
-    count = getattr(getattr(enc, "_backend", None), "count", None)
-    probe = "Let $x = 3$: then <|block_start|> x^2 = 9 \u00e9\u4e2d\U0001f600  \n\n def f(): return 42"
+    it encodes). Taken from bpe-openai's compiled module alone (`_bindings`): importing
+    the package decodes the ranks of three encodings in Python first, which only
+    `encode_ordinary` needs, and every process that counts (each ingest worker) would pay
+    that. bpe-openai is pinned; None if this version lacks it or counts the probe otherwise."""
     try:
-        if count is None or count(probe) != len(enc.encode_ordinary(probe)):
+        count = _bindings().tokenizer_for_encoding(ENCODING).count
+        if count(_PROBE) != _PROBE_TOKENS:
             return None
     except Exception:
         return None
-    limit = getattr(getattr(enc, "_runtime", None), "chunk_limit", None)
-    return count, limit
+    return count, CHUNK_LIMIT
+
+
+def _bindings():
+    """bpe-openai's compiled module, loaded without running the package's __init__ when that has not run
+    yet; registered under its own name, so that the package, imported later, uses this one."""
+    name = "bpe_openai._bindings"
+    package = None if "bpe_openai" in sys.modules else importlib.util.find_spec("bpe_openai")
+    folders = list(package.submodule_search_locations or []) if package else []
+    found = importlib.machinery.PathFinder.find_spec("_bindings", folders) if folders else None
+    if found is None or found.origin is None:
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location(name, found.origin)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
 
 
 # Where cl100k's pre-tokenizer always ends a piece, so splitting there cannot change the count:
@@ -93,6 +120,8 @@ def count_tokens(texts: Iterable[str]) -> list[int | None]:
     characters, cut where the count cannot change; the rare text with no such place
     within 100,000 characters gets None (unknown), never a guess.
     """
-    encode = _encoder().encode_ordinary
+    def encode(text: str) -> list[int]:  # the full encoder, loaded only for a text the fast count cannot take
+        return _encoder().encode_ordinary(text)
+
     count, limit = _counter() or (None, None)
     return [_count_one(text, count, limit, encode) if text else 0 for text in texts]

@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +39,10 @@ from mementos.ingest.worker import Spooled, Task
 from mementos.ingest.worker_pool import InProcess, WorkerPool
 
 BATCH_ROWS = 125
+# Source rows (both configs) up to which an ingest with the default --workers runs the workers' code
+# in its own process: starting worker processes (an interpreter each, Arrow, the tokenizer) costs more
+# than parsing this many rows on one core, and a daily shard of a grown source is about this size.
+IN_PROCESS_ROWS = 2_000
 
 
 @dataclass
@@ -119,7 +124,6 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
     dataset = sources.dataset_name(name, source)
     files = sources.resolve(source, config)  # errors about the source come before anything is touched
     sources.check_db(files, db)
-    workers = (os.cpu_count() or 1) if workers is None else workers
     run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     with snapshots.writing(db, f"ingest {source} --name {dataset}", repairing=dataset) as writer:
         db, root = writer.db, writer.root
@@ -134,14 +138,17 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 for table in catalog.STORES:
                     snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
             read_rows: dict[int, list[int]] = {}
-            for cfg in sources.configs_for(config):
-                if not any(r.source.config == cfg for r in plan.read):
-                    continue
-                total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
-                if total is not None and limit is not None:
-                    total = min(total, limit)
-                tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows, spec, summary)
-                _run_config(cfg, tasks, dataset, run_id, root, with_tokens, workers, summary, progress, total)
+            with _worker_pool(_workers_for(plan, workers), (str(root), with_tokens, catalog.store_schemas()),
+                              layout.run_dir(root, layout.SPOOL, dataset, run_id)) as (pool, spool):
+                for cfg in sources.configs_for(config):
+                    if not any(r.source.config == cfg for r in plan.read):
+                        continue
+                    total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
+                    if total is not None and limit is not None:
+                        total = min(total, limit)
+                    tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows, spec, summary)
+                    pool.what = f"the {cfg} config of {dataset!r}"
+                    _run_config(cfg, tasks, pool, spool, summary, progress, total)
             live = _record(summary, plan, first_rows, read_rows, root)
             summary.finish_counts()
             checkpoint("ingest.before_load")
@@ -149,7 +156,7 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
                 loader.load_run(stage.con, root, summary, summary.counts, live)
             checkpoint("ingest.after_commit")
         except BaseException as exc:
-            parquet_writer.remove_run(root, dataset, run_id)  # _run_config removed its spool already
+            parquet_writer.remove_run(root, dataset, run_id)  # _worker_pool removed its spool already
             disk.raise_if_full(exc, root, free_before,
                                done="the warehouse is unchanged (this run's files were removed)")
             raise
@@ -203,13 +210,43 @@ def _record(summary: IngestSummary, plan: shards.ShardPlan, first_rows: dict[str
     return plan.unchanged + sorted(read["added"] + read["replaced"], key=lambda s: (s.config, s.first_row))
 
 
-def _run_config(cfg, tasks: Iterator[Task], dataset, run_id, root, with_tokens, workers,
+def _workers_for(plan: shards.ShardPlan, workers: int | None) -> int:
+    """Worker processes for reading `plan`: `workers` when given; by default one per core, or none (the
+    ingest process itself) when the rows to read are known and few (IN_PROCESS_ROWS)."""
+    if workers is not None:
+        return workers
+    rows = [r.source.rows for r in plan.read]
+    if all(n is not None for n in rows) and sum(rows) <= IN_PROCESS_ROWS:
+        return 0
+    return os.cpu_count() or 1
+
+
+@contextmanager
+def _worker_pool(workers: int, initargs: tuple, spool: Path) -> Iterator[tuple[InProcess | WorkerPool, Path]]:
+    """The workers of a run, started on first use and shared by its configs, with the spool directory the
+    batches cross by; closed (every file complete) when the block ends, stopped and the spool removed when
+    it fails."""
+    pool = InProcess(initargs) if workers == 0 else WorkerPool(workers, initargs, "the source")
+    if workers > 0:
+        spool.mkdir(parents=True, exist_ok=True)
+    try:
+        yield pool, spool
+        pool.close()
+    except BaseException:
+        # Stop the workers before the caller removes the run's directory: a worker still
+        # writing after that would leave a part of it behind.
+        pool.abort()
+        shutil.rmtree(spool, ignore_errors=True)  # batches no worker took
+        _remove_spool(spool)
+        raise
+    _remove_spool(spool)
+
+
+def _run_config(cfg: str, tasks: Iterator[Task], pool: InProcess | WorkerPool, spool: Path,
                 summary: IngestSummary, progress: bool, total: int | None) -> None:
     from tqdm import tqdm
 
-    initargs = (str(root), with_tokens, catalog.store_schemas())
-    what = f"the {cfg} config of {dataset!r}"
-    pool = InProcess(initargs) if workers == 0 else WorkerPool(workers, initargs, what)
+    workers = 0 if isinstance(pool, InProcess) else pool.workers
     in_flight: deque[int] = deque()
     bar = tqdm(total=total, unit=" traces", unit_scale=True, disable=not progress, desc=f"ingest {cfg}",
                dynamic_ncols=True, leave=True)
@@ -236,9 +273,6 @@ def _run_config(cfg, tasks: Iterator[Task], dataset, run_id, root, with_tokens, 
         bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")
         checkpoint("ingest.mid_write")  # a batch's files are written, others are still in flight
 
-    spool = layout.run_dir(root, layout.SPOOL, dataset, run_id)  # a leftover of a failed run goes with it
-    if workers > 0:
-        spool.mkdir(parents=True, exist_ok=True)
     try:
         for task in tasks:
             if workers > 0:
@@ -251,17 +285,8 @@ def _run_config(cfg, tasks: Iterator[Task], dataset, run_id, root, with_tokens, 
                 collect(in_flight.popleft())
         while in_flight:
             collect(in_flight.popleft())
-        pool.close()
-    except BaseException:
-        # Stop the workers before the caller removes the run's directory: a worker still
-        # writing after that would leave a part of it behind.
-        pool.abort()
-        shutil.rmtree(spool, ignore_errors=True)  # batches no worker took
-        _remove_spool(spool)
-        raise
     finally:
         bar.close()
-    _remove_spool(spool)
 
 
 def _remove_spool(spool: Path) -> None:

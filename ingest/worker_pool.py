@@ -40,6 +40,7 @@ class WorkerPool:
         # spawn: forking a process that has DuckDB and Arrow thread pools running is unsafe.
         ctx = multiprocessing.get_context("spawn")
         self.what = what  # for errors: "the default config of 'name'"
+        self.workers = workers
         self._results = ctx.Queue()
         self._tasks = [ctx.Queue() for _ in range(workers)]
         self._procs = [ctx.Process(target=worker.worker_main, args=(i, initargs, q, self._results),

@@ -1,8 +1,9 @@
 /*
 name: unsegmented_traces
 version: 1
-kind: table
+kind: incremental
 grain: [trace_id]
+batch_traces: 20000
 description: >
   Every unsegmented trace (status 'unsegmented': reasoning without memento
   markup, left out of the compression models, which count them in

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import row, write_jsonl
 from mementos.foundation import storage
 from mementos.foundation.errors import ModelError
 from mementos.ingest.pipeline import run_ingest
@@ -28,6 +29,11 @@ def warehouses(tmp_path_factory) -> dict[str, Path]:
     db = d / "whole" / "w.duckdb"
     run_ingest(str(d / "a"), db, config="all", name="a", workers=0, progress=False, with_tokens=False)
     run_ingest(str(d / "b"), db, config="all", name="b", workers=0, progress=False, with_tokens=False)
+    # the samples have no unsegmented trace: 45 chains of thought without memento markup (two batches of SMALL_BATCH)
+    unsegmented = [row(f"<think>Step {i}.\n\nStep {i}.\n\nDone.</think>\n\n{i}", problem=f"What is {i}?")
+                   for i in range(45)]
+    run_ingest(str(write_jsonl(d / "u.jsonl", unsegmented)), db, name="u", workers=0, progress=False,
+               with_tokens=False)
     shutil.copytree(db.parent, d / "batched")
     small = d / "small_models"
     shutil.copytree(MODELS_DIR, small)
@@ -45,14 +51,14 @@ def batched_model_names() -> list[str]:
 def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
                                      "inference_simulation", "memento_retention", "trace_compression",
-                                     "trace_text_checks"]
+                                     "trace_text_checks", "unsegmented_traces"]
     assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 
 def test_trace_batches_cut_each_dataset_every_n_traces(warehouses):
     with storage.connect(warehouses["whole"], read_only=True) as con:
         got = batches.trace_batches(con, 60)
-    assert got == [("a", 0, 59), ("a", 60, 119), ("a", 120, 149), ("b", 0, 59), ("b", 60, 99)]
+    assert got == [("a", 0, 59), ("a", 60, 119), ("a", 120, 149), ("b", 0, 59), ("b", 60, 99), ("u", 0, 44)]
 
 
 @pytest.mark.parametrize("name", batched_model_names())

@@ -104,3 +104,18 @@ def test_a_text_over_a_million_characters_is_counted():
 
 def test_a_million_characters_without_a_boundary_have_no_count():
     assert count_tokens(["7" * 1_000_001]) == [None]
+
+
+def test_the_fast_count_is_the_encoders_own_and_loads_without_the_package():
+    """A fresh process counts with the compiled tokenizer alone (bpe_openai's __init__, which decodes the
+    ranks of three encodings, never runs), under the chunk limit and probe the full encoder states."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", "import sys; from mementos.foundation import tokens; "
+                          "print(tokens.count_tokens(['hello world\\n'])[0], 'bpe_openai' in sys.modules)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "False"]
+    from mementos.foundation import tokens
+
+    assert tokens.CHUNK_LIMIT == _encoder()._runtime.chunk_limit
+    assert tokens._PROBE_TOKENS == len(_encoder().encode_ordinary(tokens._PROBE))

@@ -236,3 +236,23 @@ def test_a_shard_whose_files_are_damaged_is_read_again(tmp_path):
     summary = ingest(source, db)
     assert (summary.shards_replaced, summary.shards_unchanged, summary.rows_read) == (1, 2, 4)
     assert rows(db, "SELECT count(*) FROM traces") == [(12,)]
+
+
+def _plan_reading(*rows: int | None):
+    from mementos.ingest.shards import ShardPlan, ToRead
+    from mementos.ingest.sources import SourceFile
+
+    return ShardPlan(False, read=[ToRead(SourceFile("default", f"/s/{i}.parquet", "parquet", n), f"/s/{i}.parquet",
+                                         i, "added", 1, "h") for i, n in enumerate(rows)])
+
+
+def test_a_small_read_runs_in_the_ingest_process_unless_workers_are_given():
+    """2,000 rows (both configs) are parsed in the ingest process; one more, or a file of unknown rows (JSON
+    lines), starts one worker per core; --workers is always obeyed."""
+    from mementos.ingest.pipeline import IN_PROCESS_ROWS, _workers_for
+
+    per_core = os.cpu_count() or 1
+    assert IN_PROCESS_ROWS == 2_000
+    assert [_workers_for(_plan_reading(1_500, 500), None), _workers_for(_plan_reading(1_500, 501), None),
+            _workers_for(_plan_reading(10, None), None), _workers_for(_plan_reading(10), 2)] == [0, per_core,
+                                                                                              per_core, 2]

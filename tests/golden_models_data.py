@@ -216,7 +216,24 @@ def retention_corpus() -> list[dict]:
             {"problem": "problem 1",
              "response": response(["Loop over range(10) and print squares up to 81."],
                                   ["Loop over range(10); print squares up to 81."], "done"),
-             "domain": "code", "source": "omega", "difficulty": 1}]
+             "domain": "code", "source": "omega", "difficulty": 1},
+            # trace 2: one pair per case of docs/analyses.md (Retention), in RETENTION_CASES' order
+            {"problem": "problem 2",
+             "response": response([b for _, b, _ in RETENTION_CASES], [m for _, _, m in RETENTION_CASES], "7"),
+             "domain": "cases", "source": "omega", "difficulty": 1}]
+
+
+# (case, block, memento): trace 2 of the retention corpus
+RETENTION_CASES = [
+    ("sign", "Subtracting gives -7 at this step.", "Got 7."),
+    ("thousands", "The population is 1,000 people.", "Population 1000."),
+    ("trailing_zero", "The price is 2.50 dollars.", "Price 2.5."),
+    ("result_once", "Solving gives x = 3.", "x = 3."),
+    ("fraction_is_decimal", "A half, \\frac{1}{2}, of the quarter 1/4.", "0.5 and 0.25"),
+    ("latex_commands", "So \\approx \\alpha with \\lambda stays.", "approx alpha stays"),
+    ("single_digits_apart", "Take 2 steps of 15 meters.", "Walked 2 steps, 30 meters total."),
+    ("subtraction", "Then 12-5 = 7.", "12 minus 5"),
+]
 
 
 def ingest_retention(tmp: Path) -> Path:

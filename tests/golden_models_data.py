@@ -161,6 +161,9 @@ def ingest_alignment(tmp: Path) -> Path:
 #                   spaces, block 2 = block 0                      repeated_blocks (2 copies)
 #     7     3       memento 1 is block 1's text                    memento_copies_block
 #     8     3       the answer is only whitespace                  empty_answer
+#     9     3       memento 1 is the first 30 of block 1's 37
+#                   chars (81%, verbatim)                          memento_copies_block
+#     10    3       memento 1 is block 1 in lower case             memento_copies_block
 
 OUTL_DATASET = "outl"
 
@@ -180,6 +183,12 @@ def outlier_corpus() -> list[dict]:
     copied = "block 1 of trace 7 works out 7 plus 1"
     rows.append(_sentence_trace(7, 3, "c c c", mementos=["memo 0 of 7", copied, "memo 2 of 7"]))
     rows.append(_sentence_trace(8, 3, " \n\t "))
+    block = "block 1 of trace 9 works out 9 plus 1"
+    rows.append(_sentence_trace(9, 3, "c c c", mementos=["memo 0 of 9", block[:30], "memo 2 of 9"]))
+    block = "Block 1 Of Trace 10 Works Out 10 Plus 1"
+    rows.append(_sentence_trace(10, 3, "c c c", blocks=["block 0 of trace 10 works out 10 plus 0", block,
+                                                         "block 2 of trace 10 works out 10 plus 2"],
+                                mementos=["memo 0 of 10", block.lower(), "memo 2 of 10"]))
     return rows
 
 

@@ -286,6 +286,9 @@ def test_outlier_traces(golden):
     assert rows["golden:7"]["ratio_z"] == pytest.approx(math.log((3 / 5999) / (30 / 198)) / (math.log(2) / 3.5),
                                                         rel=1e-9)
     assert rows["golden:7"]["domain_median_ratio_chars"] == pytest.approx(30 / 198, **APPROX)
+    # the flagged math trace 4 has no ratio of its own, but its group's median is known: the same
+    assert rows["golden:4"]["ratio_chars"] is None
+    assert rows["golden:4"]["domain_median_ratio_chars"] == pytest.approx(30 / 198, **APPROX)
     # trace 7's longest block (5,999 chars) against the longest blocks of math traces 0, 1, 7 (399, 119, 5,999):
     # median log 399, MAD log(399 / 119): z = log(5999 / 399) / (1.4826 * log(399 / 119)) = 1.51, not far
     assert rows["golden:7"]["max_block_z"] == pytest.approx(
@@ -311,12 +314,13 @@ def test_outlier_reasons_on_the_outlier_corpus(outliers):
     # the short answers "42" and "\boxed{7}" (traces 0, 1) are not empty
     assert {t: r["reasons"] for t, r in rows.items()} == {
         "outl:5": "too_many_blocks", "outl:6": "repeated_blocks", "outl:7": "memento_copies_block",
-        "outl:8": "empty_answer"}
+        "outl:8": "empty_answer", "outl:9": "memento_copies_block", "outl:10": "memento_copies_block"}
     # blocks per trace: eight 3s and a 150: MAD and IQR are 0, so the scale is the floor ln(2) / 3.5
     assert rows["outl:5"]["blocks_z"] == pytest.approx(math.log(150 / 3) * 3.5 / math.log(2), rel=1e-9)
     # block 1 (upper case, double spaces) and block 2 repeat block 0
     assert rows["outl:6"]["repeated_blocks"] == 2
-    assert rows["outl:7"]["mementos_copying_block"] == 1
+    # 7: the block itself; 9: 80% of it, verbatim; 10: all of it, in lower case (export_summarize's definition)
+    assert [rows[f"outl:{i}"]["mementos_copying_block"] for i in (7, 9, 10)] == [1, 1, 1]
 
 
 def test_full_alignment(golden):

@@ -30,24 +30,6 @@ def output_schema(kind: ExportKind) -> pa.Schema:
     return pa.schema(fields)
 
 
-def copies_block(memento: str, block: str) -> bool:
-    """A memento that copies its block: with whitespace runs made one space, it is the block, or holds all of it.
-    Such a pair teaches nothing about compressing; `summarize` leaves it out (reason `copied`)."""
-    m = " ".join(memento.split())
-    # The block, so collapsed, has at least its non-whitespace characters: a memento shorter than that cannot
-    # hold it, and a long block is not split into words (one string per word: memory grows with the block).
-    # Counted for long blocks only: a pass per whitespace character costs more than an ordinary block's split.
-    if len(block) > LONG_BLOCK_CHARS and len(block) - sum(block.count(c) for c in _WHITESPACE) > len(m):
-        return False
-    b = " ".join(block.split())
-    return bool(b) and b in m
-
-
-LONG_BLOCK_CHARS = 100_000
-# what str.split splits on: 29 characters, the last U+3000
-_WHITESPACE = [chr(c) for c in range(0x3001) if chr(c).isspace()]
-
-
 def _span(kind: str, block_idx: int | None, start: int, end: int) -> dict:
     return {"kind": kind, "block_idx": block_idx, "start": start, "end": end}
 
@@ -105,7 +87,8 @@ def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: 
 def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table,
            at: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None, pa.Array | None]:
     """The user and assistant contents of a chunk's examples, aligned with its plan rows, their spans
-    (not for summarize) and whether the memento copies its block (summarize only).
+    (not for summarize) and whether the memento copies its block (summarize only: the plan's
+    memento_copies_block, from models/memento_copies.sql, the definition outlier_traces also uses).
 
     `texts` has one row per trace (problem, response); `at` gives each plan row's trace in it.
     Each response becomes a Python string once, however many examples are cut from it.
@@ -119,14 +102,13 @@ def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table,
     rows = at.to_pylist()
     if kind == ExportKind.SUMMARIZE:
         cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
-        users, assistants, copied = [], [], []
+        users, assistants = [], []
         for i, bs, be, ms, me in zip(rows, *cols):
             r = responses[i]
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
-            copied.append(copies_block(r[ms:me], r[bs:be]))
         return (pa.array(users, pa.string()), pa.array(assistants, pa.string()), None,
-                pa.array(copied, pa.bool_()))
+                plan.column("memento_copies_block").combine_chunks())
     render = render_compressed if kind == ExportKind.COMPRESSED else render_plain
     think = plan.column("think_spans").to_pylist()
     starts, ends = plan.column("answer_start").to_pylist(), plan.column("answer_end").to_pylist()

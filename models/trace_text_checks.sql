@@ -8,7 +8,7 @@ description: >
   The checks of outlier_traces that read the texts, for every analysed trace
   (every row of trace_compression): repeated_blocks (blocks whose text,
   lowercased with whitespace collapsed, repeats an earlier block of the trace),
-  mementos_copying_block (its pairs in memento_copies: the one definition,
+  mementos_copying_block (memento_copies_block of memento_copies: the one definition,
   which the export's `summarize` also leaves out),
   answer_empty (no answer, or only
   whitespace and markup). Each trace's checks read its own texts only, so the
@@ -17,7 +17,7 @@ description: >
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   repeated_blocks: block copies beyond the first (lowercased, whitespace collapsed)
-  mementos_copying_block: pairs whose memento copies its block (its pairs in memento_copies)
+  mementos_copying_block: pairs whose memento copies its block (memento_copies_block of memento_copies)
   answer_empty: the answer is missing or holds only whitespace and markup
 audits:
   - not_null: [repeated_blocks, mementos_copying_block, answer_empty]
@@ -47,6 +47,7 @@ copies AS (
     -- the one definition of a memento that copies its block, shared with the export
     SELECT trace_id, count(*) AS mementos_copying_block
     FROM memento_copies
+    WHERE memento_copies_block
     GROUP BY trace_id
 ),
 answers AS (

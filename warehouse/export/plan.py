@@ -94,7 +94,7 @@ ORDER BY dataset, source_row{block}
 def kept_sql(view: str, per_block: bool) -> str:
     """The view's rows of the kept examples (the plan's rows whose reason is NULL), with the plan's columns, in
     no particular order: nothing is sorted or held but the view's own aggregates, and a chunk sorts its rows.
-    Per block, memento_copies_block too: whether the pair is one of COPIES_MODEL's."""
+    Per block, COPIES_MODEL's memento_copies_block too."""
     if not per_block:
         return f"""
 SELECT v.*, p.outlier_reason, p.reason
@@ -103,7 +103,7 @@ JOIN __export_plan AS p ON v.trace_id = p.trace_id
 WHERE p.reason IS NULL
 """
     return f"""
-SELECT v.*, c.block_idx IS NOT NULL AS memento_copies_block, p.outlier_reason, p.reason
+SELECT v.*, coalesce(c.memento_copies_block, FALSE) AS memento_copies_block, p.outlier_reason, p.reason
 FROM {view} AS v
 JOIN __export_plan AS p ON v.trace_id = p.trace_id AND v.block_idx = p.block_idx
 LEFT JOIN {COPIES_MODEL} AS c ON c.trace_id = v.trace_id AND c.block_idx = v.block_idx

@@ -71,19 +71,20 @@ segment_values AS (
         trace_id,
         block_idx,
         kind,
-        list_filter(array_distinct(list_transform(array_distinct(regexp_extract_all(text,
+        list_filter(array_distinct(list_transform(list_filter(array_distinct(regexp_extract_all(text,
             '[A-Za-z_)\]}]-|[-−]?\\[dt]?frac\{[-−]?[0-9]+(?:\.[0-9]+)?\}\{[0-9]+(?:\.[0-9]+)?\}|[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:/[0-9]+(?:\.[0-9]+)?)?-?',
             0)),
-            lambda t: coalesce(
-                try_cast(t AS DOUBLE),
-                CASE
-                    WHEN contains(t, '/') OR contains(t, '}{') THEN
-                        try_cast(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 1)
-                            AS DOUBLE)
-                        / nullif(try_cast(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'),
-                            '/', 2) AS DOUBLE), 0)
-                    ELSE try_cast(rtrim(translate(t, '−,', '-'), '-') AS DOUBLE)
-                END) + 0.0)), lambda v: v IS NOT NULL) AS vals,
+            -- what the first alternative took (a letter or bracket and a minus) is no number
+            lambda t: contains('0123456789-−\', left(t, 1))),
+            lambda t: CASE
+                WHEN contains(t, '/') OR contains(t, '}') THEN
+                    CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 1) AS DOUBLE)
+                    / nullif(CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 2)
+                        AS DOUBLE), 0)
+                WHEN contains(t, ',') OR contains(t, '−') OR t LIKE '%-' THEN
+                    CAST(rtrim(translate(t, '−,', '-'), '-') AS DOUBLE)
+                ELSE CAST(t AS DOUBLE)
+            END + 0.0)), lambda v: v IS NOT NULL) AS vals,
         list_filter(array_distinct(regexp_extract_all(lower(text), '\\[a-z]+|[a-z]{4,}', 0)),
             lambda w: NOT starts_with(w, '\')) AS words
     FROM segments

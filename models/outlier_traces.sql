@@ -1,6 +1,6 @@
 /*
 name: outlier_traces
-version: 3
+version: 4
 kind: table
 grain: [trace_id]
 description: >
@@ -29,7 +29,7 @@ columns:
   duplicate_of: the first trace with the same content hash, when this one is a later copy
   n_blocks: block/memento pairs; NULL for flagged traces
   ratio_chars: memento/block chars over the trace; NULL for flagged traces
-  domain_median_ratio_chars: median ratio_chars of the trace's group (dataset and domain)
+  domain_median_ratio_chars: median ratio_chars of the analysed traces of the trace's group (dataset and domain), a flagged trace's too; NULL only when the group has no analysed trace
   ratio_z: robust z-score of log ratio_chars within the group
   blocks_z: robust z-score of log n_blocks within the group
   max_block_chars: chars of the longest block; NULL for flagged traces
@@ -142,7 +142,8 @@ flags AS (
     JOIN duplicates AS dup ON dup.trace_id = t.trace_id
     LEFT JOIN trace_compression AS c ON c.trace_id = t.trace_id
     LEFT JOIN z_scores AS z ON z.trace_id = t.trace_id
-    LEFT JOIN group_ratios AS g ON g.dataset = c.dataset AND g.domain = c.domain
+    -- by the trace's own labels, so a flagged trace (no trace_compression row) is shown its group's median
+    LEFT JOIN group_ratios AS g ON g.dataset = t.dataset AND g.domain = t.domain
     -- the checks that read texts, one row per analysed trace (a batched model)
     LEFT JOIN trace_text_checks AS x ON x.trace_id = t.trace_id
 ),

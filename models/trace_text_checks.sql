@@ -1,6 +1,6 @@
 /*
 name: trace_text_checks
-version: 1
+version: 2
 kind: incremental
 grain: [trace_id]
 batch_traces: 20000
@@ -8,15 +8,16 @@ description: >
   The checks of outlier_traces that read the texts, for every analysed trace
   (every row of trace_compression): repeated_blocks (blocks whose text,
   lowercased with whitespace collapsed, repeats an earlier block of the trace),
-  mementos_copying_block (mementos of at least 80% of their block's chars that
-  are contained in their block, or contain it), answer_empty (no answer, or only
+  mementos_copying_block (memento_copies_block of memento_copies: the one definition,
+  which the export's `summarize` also leaves out),
+  answer_empty (no answer, or only
   whitespace and markup). Each trace's checks read its own texts only, so the
   model is built a batch of traces at a time; outlier_traces, which judges each
   trace against all the others, reads these counts and no text.
 columns:
   trace_id: the trace, `<dataset>:<source_row>`
   repeated_blocks: block copies beyond the first (lowercased, whitespace collapsed)
-  mementos_copying_block: mementos of at least 80% of their block's chars contained in it, or containing it
+  mementos_copying_block: pairs whose memento copies its block (memento_copies_block of memento_copies)
   answer_empty: the answer is missing or holds only whitespace and markup
 audits:
   - not_null: [repeated_blocks, mementos_copying_block, answer_empty]
@@ -42,27 +43,11 @@ repeats AS (
     WHERE s.kind = 'block'
     GROUP BY s.trace_id
 ),
-copy_candidates AS (
-    -- a memento of at least 80% of its block's chars (or longer)
-    SELECT trace_id, block_idx FROM block_pairs WHERE 5 * memento_chars >= 4 * block_chars
-),
-copy_texts AS (
-    -- one pass over the candidates' segments (a semi join, for the reason given at repeats)
-    SELECT
-        s.trace_id,
-        s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
-        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
-    FROM segments AS s
-    SEMI JOIN copy_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
-    WHERE s.kind IN ('block', 'summary')
-    GROUP BY s.trace_id, s.block_idx
-),
 copies AS (
-    -- the memento is contained in its block (or the block in it): copied, not compressed
+    -- the one definition of a memento that copies its block, shared with the export
     SELECT trace_id, count(*) AS mementos_copying_block
-    FROM copy_texts
-    WHERE strpos(block_text, memento_text) > 0 OR strpos(memento_text, block_text) > 0
+    FROM memento_copies
+    WHERE memento_copies_block
     GROUP BY trace_id
 ),
 answers AS (

@@ -161,6 +161,9 @@ def ingest_alignment(tmp: Path) -> Path:
 #                   spaces, block 2 = block 0                      repeated_blocks (2 copies)
 #     7     3       memento 1 is block 1's text                    memento_copies_block
 #     8     3       the answer is only whitespace                  empty_answer
+#     9     3       memento 1 is the first 30 of block 1's 37
+#                   chars (81%, verbatim)                          memento_copies_block
+#     10    3       memento 1 is block 1 in lower case             memento_copies_block
 
 OUTL_DATASET = "outl"
 
@@ -180,6 +183,12 @@ def outlier_corpus() -> list[dict]:
     copied = "block 1 of trace 7 works out 7 plus 1"
     rows.append(_sentence_trace(7, 3, "c c c", mementos=["memo 0 of 7", copied, "memo 2 of 7"]))
     rows.append(_sentence_trace(8, 3, " \n\t "))
+    block = "block 1 of trace 9 works out 9 plus 1"
+    rows.append(_sentence_trace(9, 3, "c c c", mementos=["memo 0 of 9", block[:30], "memo 2 of 9"]))
+    block = "Block 1 Of Trace 10 Works Out 10 Plus 1"
+    rows.append(_sentence_trace(10, 3, "c c c", blocks=["block 0 of trace 10 works out 10 plus 0", block,
+                                                         "block 2 of trace 10 works out 10 plus 2"],
+                                mementos=["memo 0 of 10", block.lower(), "memo 2 of 10"]))
     return rows
 
 
@@ -216,7 +225,24 @@ def retention_corpus() -> list[dict]:
             {"problem": "problem 1",
              "response": response(["Loop over range(10) and print squares up to 81."],
                                   ["Loop over range(10); print squares up to 81."], "done"),
-             "domain": "code", "source": "omega", "difficulty": 1}]
+             "domain": "code", "source": "omega", "difficulty": 1},
+            # trace 2: one pair per case of docs/analyses.md (Retention), in RETENTION_CASES' order
+            {"problem": "problem 2",
+             "response": response([b for _, b, _ in RETENTION_CASES], [m for _, _, m in RETENTION_CASES], "7"),
+             "domain": "cases", "source": "omega", "difficulty": 1}]
+
+
+# (case, block, memento): trace 2 of the retention corpus
+RETENTION_CASES = [
+    ("sign", "Subtracting gives -7 at this step.", "Got 7."),
+    ("thousands", "The population is 1,000 people.", "Population 1000."),
+    ("trailing_zero", "The price is 2.50 dollars.", "Price 2.5."),
+    ("result_once", "Solving gives x = 3.", "x = 3."),
+    ("fraction_is_decimal", "A half, \\frac{1}{2}, of the quarter 1/4.", "0.5 and 0.25"),
+    ("latex_commands", "So \\approx \\alpha with \\lambda stays.", "approx alpha stays"),
+    ("single_digits_apart", "Take 2 steps of 15 meters.", "Walked 2 steps, 30 meters total."),
+    ("subtraction", "Then 12-5 = 7.", "12 minus 5"),
+]
 
 
 def ingest_retention(tmp: Path) -> Path:

@@ -454,14 +454,21 @@ def test_exclude_outliers_reads_other_shapes_of_the_model(hand_db, tmp_path, def
 
 
 def test_summarize_leaves_out_mementos_that_copy_their_block(tmp_path):
+    """One definition with outlier_traces (models/memento_copies.sql): at least 80% of the block's chars, and,
+    lowercased with whitespace runs one space, within the block or holding it."""
+    block = "Then 25 - 4 = 21, and 21 is the count."  # 38 chars: its first 33 are 87%, its first 30 79%
     rows = [row(memento([("Add 2 and 3 to get 5.", "Add  2 and 3\nto get 5."),        # the block again
                          ("Now square it: 25.", "Now square it: 25. So 25."),          # the block and more
-                         ("Check: 5 * 5 = 25.", "25 checked.")]), problem="Square 2 + 3.")]
+                         ("Check: 5 * 5 = 25.", "25 checked."),
+                         (block, block[:33]),                                          # 87% of it, verbatim
+                         (block, block[:30]),                                          # 79%: a memento
+                         ("Halve It To Get 12.5 Then.", "halve it to get 12.5 then.")]),  # the block in lower case
+                problem="Square 2 + 3.")]
     db = tmp_path / "w.duckdb"
     run_ingest(str(write_jsonl(tmp_path / "c.jsonl", rows)), db, name="c", workers=0, progress=False)
     result = export(db, "summarize", tmp_path / "s", splits=ONE_SPLIT)
-    assert [key(r) for r in read_jsonl(tmp_path / "s" / "train.jsonl")] == ["c:0/2"]
-    assert result.left_out["copied"] == 2
+    assert [key(r) for r in read_jsonl(tmp_path / "s" / "train.jsonl")] == ["c:0/2", "c:0/4"]
+    assert result.left_out["copied"] == 4
     assert "copied" in result.format()
 
 

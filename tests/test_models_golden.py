@@ -14,8 +14,8 @@ import duckdb
 from mementos.foundation import storage  # noqa: E402
 import pytest
 
-from golden_models_data import (CL100K_MARKUP, inference_settings_dir, ingest_alignment, ingest_golden,
-                                 ingest_outliers, ingest_retention, words)
+from golden_models_data import (CL100K_MARKUP, RETENTION_CASES, inference_settings_dir, ingest_alignment,
+                                 ingest_golden, ingest_outliers, ingest_retention, words)
 from mementos.warehouse.engine import build
 from mementos.warehouse.models import MODELS_DIR
 
@@ -300,6 +300,9 @@ def test_outlier_traces(golden):
     assert rows["golden:7"]["ratio_z"] == pytest.approx(math.log((3 / 5999) / (30 / 198)) / (math.log(2) / 3.5),
                                                         rel=1e-9)
     assert rows["golden:7"]["domain_median_ratio_chars"] == pytest.approx(30 / 198, **APPROX)
+    # the flagged math trace 4 has no ratio of its own, but its group's median is known: the same
+    assert rows["golden:4"]["ratio_chars"] is None
+    assert rows["golden:4"]["domain_median_ratio_chars"] == pytest.approx(30 / 198, **APPROX)
     # trace 7's longest block (5,999 chars) against the longest blocks of math traces 0, 1, 7 (399, 119, 5,999):
     # median log 399, MAD log(399 / 119): z = log(5999 / 399) / (1.4826 * log(399 / 119)) = 1.51, not far
     assert rows["golden:7"]["max_block_z"] == pytest.approx(
@@ -325,12 +328,13 @@ def test_outlier_reasons_on_the_outlier_corpus(outliers):
     # the short answers "42" and "\boxed{7}" (traces 0, 1) are not empty
     assert {t: r["reasons"] for t, r in rows.items()} == {
         "outl:5": "too_many_blocks", "outl:6": "repeated_blocks", "outl:7": "memento_copies_block",
-        "outl:8": "empty_answer"}
+        "outl:8": "empty_answer", "outl:9": "memento_copies_block", "outl:10": "memento_copies_block"}
     # blocks per trace: eight 3s and a 150: MAD and IQR are 0, so the scale is the floor ln(2) / 3.5
     assert rows["outl:5"]["blocks_z"] == pytest.approx(math.log(150 / 3) * 3.5 / math.log(2), rel=1e-9)
     # block 1 (upper case, double spaces) and block 2 repeat block 0
     assert rows["outl:6"]["repeated_blocks"] == 2
-    assert rows["outl:7"]["mementos_copying_block"] == 1
+    # 7: the block itself; 9: 80% of it, verbatim; 10: all of it, in lower case (export_summarize's definition)
+    assert [rows[f"outl:{i}"]["mementos_copying_block"] for i in (7, 9, 10)] == [1, 1, 1]
 
 
 def test_full_alignment(golden):
@@ -398,35 +402,64 @@ def retention(tmp_path_factory):
 
 
 def test_memento_retention(retention):
-    """The pairs of golden_models_data.RETENTION_PAIRS, by hand.
+    """The pairs of golden_models_data.RETENTION_PAIRS, by hand (docs/analyses.md has the definitions).
 
-    pair 0: numbers 120, 4.5, 3, 360 and the result x=3 (5); the memento has 360, 3, x=3 (3/5).
-            content words counting, apples, basket, holds, grams, baskets, total (7); kept total, apples (2/7)
-    pair 1: numbers 1, 2 (of \\frac{1}{2}), 360, 180, 20, 200 (6; "20 = 200" has no name, so no result);
-            kept 360, 180, 20, 200 (4/6). Words fraction, adding, remaining (3: "then", "when", "frac" are
-            function words); the memento's half, plus: 0/3
-    pair 2: no numbers (fraction NULL); words double, check, reasoning, carefully (4); kept reasoning (1/4)
+    pair 0: numbers 120, 4.5, 360 (3; the 3 of `x = 3` is a single digit, counted once); the memento
+            keeps 360 (1/3) and the 3 (1/1). Content words counting, apples, basket, holds, grams,
+            baskets, total (7); kept total, apples (2/7)
+    pair 1: numbers 0.5 (\\frac{1}{2}, one number), 360, 180, 20, 200 (5); kept 360, 180, 20, 200 (4/5).
+            Words fraction, adding, remaining (3: "then", "when" are function words, \\frac a command);
+            the memento's half, plus: 0/3
+    pair 2: no numbers (fractions NULL); words double, check, reasoning, carefully (4); kept reasoning (1/4)
     trace 1 (code): 10 and 81 kept; loop, range, print, squares all kept ("over" is a function word)
     """
     got = q(retention, "SELECT trace_id, block_idx, block_numbers, numbers_kept, numbers_kept_fraction, "
-                       "block_content_words, content_words_kept, word_recall FROM memento_retention ORDER BY ALL")
+                       "block_single_digits, single_digits_kept, single_digits_kept_fraction, "
+                       "block_content_words, content_words_kept, word_recall FROM memento_retention "
+                       "WHERE trace_id <> 'ret:2' ORDER BY ALL")
     assert got == [
-        ("ret:0", 0, 5, 3, pytest.approx(3 / 5, **APPROX), 7, 2, pytest.approx(2 / 7, **APPROX)),
-        ("ret:0", 1, 6, 4, pytest.approx(4 / 6, **APPROX), 3, 0, 0.0),
-        ("ret:0", 2, 0, 0, None, 4, 1, 0.25),
-        ("ret:1", 0, 2, 2, 1.0, 4, 4, 1.0),
+        ("ret:0", 0, 3, 1, pytest.approx(1 / 3, **APPROX), 1, 1, 1.0, 7, 2, pytest.approx(2 / 7, **APPROX)),
+        ("ret:0", 1, 5, 4, 0.8, 0, 0, None, 3, 0, 0.0),
+        ("ret:0", 2, 0, 0, None, 0, 0, None, 4, 1, 0.25),
+        ("ret:1", 0, 2, 2, 1.0, 0, 0, None, 4, 4, 1.0),
     ]
+
+
+# (block_numbers, numbers_kept, block_single_digits, single_digits_kept, block_content_words, content_words_kept)
+# of each pair of golden_models_data.RETENTION_CASES, by hand
+RETENTION_CASE_COUNTS = {
+    "sign": (0, 0, 1, 0, 2, 0),  # -7 is not the memento's 7; words subtracting, step
+    "thousands": (1, 1, 0, 0, 2, 1),  # 1,000 is 1000; population kept, people not
+    "trailing_zero": (1, 1, 0, 0, 2, 1),  # 2.50 is 2.5; price kept, dollars not
+    "result_once": (0, 0, 1, 1, 1, 0),  # x = 3 holds one number, 3, not two items
+    "fraction_is_decimal": (2, 2, 0, 0, 2, 0),  # \frac{1}{2} is 0.5 and 1/4 is 0.25; half, quarter
+    "latex_commands": (0, 0, 0, 0, 1, 1),  # \approx, \alpha, \lambda are no words: only stays
+    "single_digits_apart": (1, 0, 1, 1, 3, 2),  # 15 lost, 2 kept apart; take, steps, meters
+    "subtraction": (1, 1, 2, 1, 0, 0),  # 12-5 reads 12 and 5 (not -5), then 7; the memento has 12 and 5
+}
+
+
+@pytest.mark.parametrize("idx, case", list(enumerate(RETENTION_CASE_COUNTS)))
+def test_memento_retention_case(retention, idx, case):
+    assert RETENTION_CASES[idx][0] == case
+    got = q(retention, "SELECT block_numbers, numbers_kept, block_single_digits, single_digits_kept, "
+                       "block_content_words, content_words_kept FROM memento_retention "
+                       f"WHERE trace_id = 'ret:2' AND block_idx = {idx}")
+    assert got == [RETENTION_CASE_COUNTS[case]]
 
 
 def test_retention_summary(retention):
     rows = {r[0]: r[1:] for r in q(retention, "SELECT CASE WHEN is_total THEN 'all' ELSE domain END, pairs, "
                                               "pairs_with_numbers, median_numbers_kept_fraction, "
-                                              "share_keeping_every_number, median_word_recall FROM retention_summary")}
-    # math: fractions 3/5 and 4/6 -> median their mean; recalls 2/7, 0, 1/4 -> 1/4; no pair keeps every number
-    assert rows["math"] == (3, 2, pytest.approx((3 / 5 + 4 / 6) / 2, **APPROX), 0.0, 0.25)
-    # all: fractions 3/5, 4/6, 1 -> 4/6; recalls 0, 1/4, 2/7, 1 -> (1/4 + 2/7) / 2; one of three keeps every number
-    assert rows["all"] == (4, 3, pytest.approx(4 / 6, **APPROX), pytest.approx(1 / 3, **APPROX),
-                           pytest.approx((1 / 4 + 2 / 7) / 2, **APPROX))
+                                              "share_keeping_every_number, median_single_digits_kept_fraction, "
+                                              "median_word_recall FROM retention_summary")}
+    # math: fractions 1/3 and 4/5 -> median their mean; single digits 1 (pair 0 only);
+    # recalls 2/7, 0, 1/4 -> 1/4; no pair keeps every number
+    assert rows["math"] == (3, 2, pytest.approx((1 / 3 + 4 / 5) / 2, **APPROX), 0.0, 1.0, 0.25)
+    # all: fractions 1/3, 4/5, 1 (code), and the cases' 1, 1, 1, 0, 1 -> 1; five of eight keep every number;
+    # single digits 1 (pair 0), 0, 1, 1, 1/2 (cases) -> 1; recalls 2/7, 0, 1/4, 1 (code), and the cases'
+    # 0, 1/2, 1/2, 0, 0, 1, 2/3 -> the 6th of 11, 2/7
+    assert rows["all"] == (12, 8, 1.0, pytest.approx(5 / 8, **APPROX), 1.0, pytest.approx(2 / 7, **APPROX))
 
 
 def test_without_tokens_the_token_measures_are_null(tmp_path):

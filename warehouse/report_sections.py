@@ -266,8 +266,8 @@ def retention(con: duckdb.DuckDBPyConnection) -> Retention:
     """Per domain, how much of its block a memento keeps; and the least informative mementos."""
     summary = _dicts(con, """
         SELECT domain, pairs, pairs_with_numbers, median_numbers_kept_fraction, p10_numbers_kept_fraction,
-               p90_numbers_kept_fraction, share_keeping_every_number, median_word_recall, p10_word_recall,
-               p90_word_recall
+               p90_numbers_kept_fraction, share_keeping_every_number, median_single_digits_kept_fraction,
+               median_word_recall, p10_word_recall, p90_word_recall
         FROM retention_summary ORDER BY is_total, pairs DESC, domain""")
     least_informative = _dicts(con, """
         SELECT trace_id, block_idx, domain, block_chars, memento_chars, block_numbers, numbers_kept,

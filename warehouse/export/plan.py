@@ -16,6 +16,9 @@ from mementos.foundation.errors import WarehouseError, first_line
 from mementos.warehouse.export.spec import LeftOut
 
 OUTLIER_MODEL = "outlier_traces"
+# The one definition of a memento that copies its block (outlier_traces counts the same pairs):
+# `summarize` leaves its pairs out, reason `copied`.
+COPIES_MODEL = "memento_copies"
 CHUNK_CHARS = 16_000_000  # response chars fetched per chunk (plus one trace at most)
 CHUNK_TRACES = 20_000
 PLAN_ROW_GROUP_ROWS = 4096  # the plan file's row groups: a chunk reads the few that hold its rows
@@ -90,12 +93,20 @@ ORDER BY dataset, source_row{block}
 
 def kept_sql(view: str, per_block: bool) -> str:
     """The view's rows of the kept examples (the plan's rows whose reason is NULL), with the plan's columns, in
-    no particular order: nothing is sorted or held but the view's own aggregates, and a chunk sorts its rows."""
-    on = "v.trace_id = p.trace_id" + (" AND v.block_idx = p.block_idx" if per_block else "")
-    return f"""
+    no particular order: nothing is sorted or held but the view's own aggregates, and a chunk sorts its rows.
+    Per block, COPIES_MODEL's memento_copies_block too."""
+    if not per_block:
+        return f"""
 SELECT v.*, p.outlier_reason, p.reason
 FROM {view} AS v
-JOIN __export_plan AS p ON {on}
+JOIN __export_plan AS p ON v.trace_id = p.trace_id
+WHERE p.reason IS NULL
+"""
+    return f"""
+SELECT v.*, coalesce(c.memento_copies_block, FALSE) AS memento_copies_block, p.outlier_reason, p.reason
+FROM {view} AS v
+JOIN __export_plan AS p ON v.trace_id = p.trace_id AND v.block_idx = p.block_idx
+LEFT JOIN {COPIES_MODEL} AS c ON c.trace_id = v.trace_id AND c.block_idx = v.block_idx
 WHERE p.reason IS NULL
 """
 

@@ -39,24 +39,6 @@ def output_schema(kind: ExportKind) -> pa.Schema:
     return pa.schema(fields)
 
 
-def copies_block(memento: str, block: str) -> bool:
-    """A memento that copies its block: with whitespace runs made one space, it is the block, or holds all of it.
-    Such a pair teaches nothing about compressing; `summarize` leaves it out (reason `copied`)."""
-    m = " ".join(memento.split())
-    # The block, so collapsed, has at least its non-whitespace characters: a memento shorter than that cannot
-    # hold it, and a long block is not split into words (one string per word: memory grows with the block).
-    # Counted for long blocks only: a pass per whitespace character costs more than an ordinary block's split.
-    if len(block) > LONG_BLOCK_CHARS and len(block) - sum(block.count(c) for c in _WHITESPACE) > len(m):
-        return False
-    b = " ".join(block.split())
-    return bool(b) and b in m
-
-
-LONG_BLOCK_CHARS = 100_000
-# what str.split splits on: 29 characters, the last U+3000
-_WHITESPACE = [chr(c) for c in range(0x3001) if chr(c).isspace()]
-
-
 def _span(kind: str, block_idx: int | None, start: int, end: int) -> dict:
     return {"kind": kind, "block_idx": block_idx, "start": start, "end": end}
 
@@ -113,7 +95,8 @@ def _response_spans(blocks: list[dict], mementos: list[dict], a: int | None, b: 
 
 class Turns(NamedTuple):
     """A slice's records, aligned with its plan rows: the user and assistant contents, the spans (not for
-    summarize), whether the memento copies its block (summarize only) and the carried texts (CARRIED)."""
+    summarize), whether the memento copies its block (summarize only: the plan's memento_copies_block, from
+    models/memento_copies.sql, the definition outlier_traces also uses) and the carried texts (CARRIED)."""
 
     user: pa.Array
     assistant: pa.Array
@@ -135,14 +118,13 @@ def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array) -> Tu
     rows = at.to_pylist()
     if kind == ExportKind.SUMMARIZE:
         cols = [plan.column(c).to_pylist() for c in ("block_start", "block_end", "memento_start", "memento_end")]
-        users, assistants, copied = [], [], []
+        users, assistants = [], []
         for i, bs, be, ms, me in zip(rows, *cols):
             r = responses[i]
             users.append(f"{SUMMARIZE_INSTRUCTION}\n\n{r[bs:be]}")
             assistants.append(r[ms:me])
-            copied.append(copies_block(r[ms:me], r[bs:be]))
         return Turns(pa.array(users, pa.string()), pa.array(assistants, pa.string()),
-                     copied=pa.array(copied, pa.bool_()))
+                     copied=plan.column("memento_copies_block").combine_chunks())
     render = render_compressed if kind == ExportKind.COMPRESSED else render_plain
     think = plan.column("think_spans").to_pylist()
     carried_spans = plan.column(CARRIED[kind][1]).to_pylist()

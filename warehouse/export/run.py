@@ -21,7 +21,8 @@ from mementos.foundation.faults import checkpoint
 from mementos.warehouse import engine, guard
 from mementos.warehouse.export.card import CARD, dataset_card
 from mementos.warehouse.export.files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
-from mementos.warehouse.export.plan import OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers, write_plan
+from mementos.warehouse.export.plan import (COPIES_MODEL, OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers,
+                                             write_plan)
 from mementos.warehouse.export.records import (CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array,
                                                output_schema, turns)
 from mementos.warehouse.export.result import ExportResult
@@ -98,6 +99,8 @@ def export(db: str | Path, spec: ExportSpec, models_dir=None, echo: Callable[[st
     models = ensure_models(db, spec.kind.view, models_dir=models_dir, echo=echo)
     if spec.exclude_outliers:
         models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
+    if spec.kind.per_block:
+        models.update(ensure_models(db, COPIES_MODEL, models_dir=models_dir, echo=echo))
     if spec.domain is not None:
         _check_domain(db, spec.domain)
 

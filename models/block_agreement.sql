@@ -4,6 +4,11 @@ version: 2
 kind: incremental
 grain: [trace_id]
 batch_traces: 20000
+# a trace's row depends on its run, the full row it is linked to and that row's run: full_links is
+# rebuilt whole on new data, and a trace whose link changed is recomputed
+trace_inputs: >
+  SELECT t.trace_id, t.run_id, l.full_trace_id, l.full_run_id
+  FROM traces AS t LEFT JOIN full_links AS l ON l.trace_id = t.trace_id AND l.link <> 'unlinked'
 description: >
   The comparison half of full_alignment: for every default trace linked to a
   full row (full_links) that has a block or a summary on either side, the blocks
@@ -11,7 +16,8 @@ description: >
   (full_block_digests), by block_idx, the same text in ingest's sense (runs of
   whitespace made one space, none at either end): how many block indexes were compared and agree, the
   first that disagrees and how (block_text, summary_text, missing_in_full,
-  missing_in_default). Batched: each trace's row comes from its own rows.
+  missing_in_default). Batched: each trace's row comes from its own rows and its full row's; kept
+  up to date trace by trace, a trace recomputed when its run, its link or its full row's run changes.
 columns:
   trace_id: a linked default trace with a block or summary on either side
   blocks_compared: block indexes present on either side

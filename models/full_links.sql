@@ -25,6 +25,7 @@ columns:
   default_blocks: blocks in the default trace's markup
   full_blocks: block ranges of the full row
   full_summaries: summaries of the full row
+  full_run_id: the ingest run that wrote the full row (block_agreement recomputes a trace whose partner's changes)
   same_content_hash: both sides have the same content hash; NULL when unlinked
 audits:
   - not_null: [dataset, link]
@@ -66,6 +67,7 @@ full_rows AS (
         status,
         n_blocks,
         n_summaries,
+        run_id,
         row_number() OVER (PARTITION BY dataset, content_hash ORDER BY source_row) AS hash_nth
     FROM full_traces
 ),
@@ -153,6 +155,7 @@ SELECT
     d.n_blocks AS default_blocks,
     f.n_blocks AS full_blocks,
     f.n_summaries AS full_summaries,
+    f.run_id AS full_run_id,
     CASE WHEN r.link <> 'unlinked' THEN d.content_hash = f.content_hash END AS same_content_hash
 FROM every_row AS r
 LEFT JOIN default_rows AS d ON d.trace_id = r.trace_id

@@ -230,12 +230,15 @@ def _incremental(project: Project, state: State, states: dict[str, ModelState], 
     """Whether an incremental model can be brought up to date trace by trace: it was built from its
     current definition and is still there, reads no base view but those keyed by trace and run, and
     every model it reads gives the traces it holds the rows they had when it was built (a parent
-    trace-local, or neither rebuilt now nor since)."""
+    trace-local, or neither rebuilt now nor since), or the model names its own trace_inputs (what
+    else a trace's rows depend on: a trace whose inputs changed is recomputed, models.Model)."""
     model, last = project.models[name], states[name].last
     if model.kind != "incremental" or last is None or _missing(name, model.relation, state):
         return False
     if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= TRACE_KEYED:
         return False
+    if model.trace_inputs:
+        return True
     for parent in project.parents[name]:
         before = states[parent].last
         if parent not in kept:

@@ -1,15 +1,17 @@
 /*
 name: full_block_digests
 version: 2
-kind: table
+kind: incremental
 grain: [full_trace_id, block_idx]
+batch_traces: 20000
 description: >
   The full side of the block comparison between the two configs: every block
   range of every full row, whether it has a block text and a summary, and the
   md5 of each once it is the same text in ingest's sense (default_block_digests
   gives the rule and the default side). One pass over full_blocks; no text is
   kept. full_links compares the candidates of a problem link by it, and
-  block_agreement each linked pair.
+  block_agreement each linked pair. Built a batch of full rows at a time and
+  kept up to date row by row: a full row's digests come from that row alone.
 columns:
   full_trace_id: the full row, `<dataset>:full:<source_row>`
   block_idx: 0-based position of the range in the full row's blocks

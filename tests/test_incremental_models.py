@@ -108,7 +108,8 @@ def test_every_incremental_model_is_built_incrementally_after_an_append(sequence
     """block_agreement too, though it reads full_links, which new data rebuilds whole: its trace_inputs
     name each trace's full row, so only the traces whose link changed are recomputed."""
     assert sorted(sequence[1].increments) == INCREMENTAL_MODELS
-    assert sequence[1].increments["block_agreement"] == (50, 0)
+    assert (sequence[1].increments["block_agreement"], sequence[1].increments["full_block_digests"]) == (
+        (50, 0), (50, 0))
 
 
 # ---------------------------------------------------------------------------
@@ -148,6 +149,8 @@ def test_only_the_traces_whose_partner_came_or_went_are_recompared(partner_steps
     # defaults 9 and 10 were unlinked, then linked to the late full rows, then unlinked again: each time
     # their old inputs are removed and their new ones added; no other trace is touched
     assert [step.increments.get("block_agreement") for step in partner_steps[1:]] == [(2, 2), (2, 2)]
+    # the full rows' digests: the two late rows computed, then removed; the others' kept
+    assert [step.increments.get("full_block_digests") for step in partner_steps[1:]] == [(2, 0), (0, 2)]
 
 
 # ---------------------------------------------------------------------------

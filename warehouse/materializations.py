@@ -27,8 +27,8 @@ import duckdb
 from mementos.foundation import storage
 from mementos.warehouse.audits import quote
 from mementos.warehouse import batches
-from mementos.warehouse.batches import batch_queries, trace_batches
-from mementos.warehouse.models import TRACE_RUNS, Model
+from mementos.warehouse.batches import batch_queries, side_of, trace_batches
+from mementos.warehouse.models import Model
 
 ASIDE_PREFIX = "__build_"  # NAME is built as __build_NAME, then renamed to NAME
 PROCESSED_PREFIX = "__mementos_processed_"  # the (trace_id, run_id) an incremental model holds
@@ -47,8 +47,10 @@ def processed_name(model: str) -> str:
 
 
 def trace_inputs(model: Model) -> str:
-    """The SELECT of the inputs of each trace the model holds (Model.trace_inputs)."""
-    return model.trace_inputs or TRACE_RUNS
+    """The SELECT of the inputs of each trace (or full row) the model holds: Model.trace_inputs, by
+    default its key and run, which name the rows it is computed from."""
+    side = side_of(model)
+    return model.trace_inputs or f"SELECT {side.key}, run_id FROM {side.rows}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _create_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views:
 def _create_batched_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
                           aside: str) -> None:
     """The table a batch of traces at a time, each batch's memory released before the next."""
-    batches = trace_batches(con, model.batch_traces)
+    batches = trace_batches(con, model.batch_traces, side_of(model))
     if not batches:
         _create_table(con, db, model, views, aside)
         return
@@ -124,21 +126,25 @@ def apply_increment(con: duckdb.DuckDBPyConnection, db: Path, model: Model, view
     batch by batch (warehouse/batches.py) and insert them, and update the record of processed inputs.
     A changed trace is removed and added. Inputs are compared as sets (EXCEPT), NULLs equal."""
     table, processed = quote(model.name), quote(processed_name(model.name))
+    side = side_of(model)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CURRENT} AS {trace_inputs(model)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {REMOVED} AS "
                 f"SELECT * FROM {processed} EXCEPT SELECT * FROM temp.{CURRENT}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {ADDED} AS SELECT * FROM temp.{CURRENT} EXCEPT SELECT * FROM {processed}")
-    con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM temp.{REMOVED})")
-    added = batches.run_batches(con, f"(SELECT DISTINCT dataset, source_row FROM traces SEMI JOIN temp.{ADDED} AS a "
-                                     f"ON a.trace_id = traces.trace_id)", model.batch_traces or 1)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ADDED} AS "
+                f"SELECT * FROM temp.{CURRENT} EXCEPT SELECT * FROM {processed}")
+    removed_keys = f"(SELECT {side.key} FROM temp.{REMOVED})"
+    con.execute(f"DELETE FROM {table} WHERE {side.key} IN {removed_keys}")
+    added_rows = (f"(SELECT DISTINCT dataset, source_row FROM {side.rows} AS r "
+                  f"SEMI JOIN temp.{ADDED} AS a ON a.{side.key} = r.{side.key})")
+    added = batches.run_batches(con, added_rows, model.batch_traces or 1)
     for sql in batches.batch_queries(con, db, model, views, added):
-        # only the batch's added traces, whatever the SQL reads besides (a source row's other traces
+        # only the batch's added keys, whatever the SQL reads besides (a source row's other traces
         # may have kept their inputs)
         con.execute(f"INSERT INTO {table}\nSELECT * FROM (\n{sql}\n) "
-                    f"WHERE trace_id IN (SELECT trace_id FROM temp.{batches.BATCH_TABLE}) "
-                    f"AND trace_id IN (SELECT trace_id FROM temp.{ADDED})")
+                    f"WHERE {side.key} IN (SELECT {side.key} FROM temp.{batches.BATCH_TABLE}) "
+                    f"AND {side.key} IN (SELECT {side.key} FROM temp.{ADDED})")
         storage.release_memory(con)
-    con.execute(f"DELETE FROM {processed} WHERE trace_id IN (SELECT trace_id FROM temp.{REMOVED})")
+    con.execute(f"DELETE FROM {processed} WHERE {side.key} IN {removed_keys}")
     con.execute(f"INSERT INTO {processed} SELECT * FROM temp.{ADDED}")
     [(n_added, n_removed)] = con.execute(f"SELECT (SELECT count(*) FROM temp.{ADDED}), "
                                          f"(SELECT count(*) FROM temp.{REMOVED})").fetchall()

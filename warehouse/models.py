@@ -46,9 +46,6 @@ MODELS_DIR = resource_dir("models")  # the bundled models
 DIALECT = "duckdb"
 KINDS = ("table", "view", "incremental")
 HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "trace_inputs", "description", "columns", "audits"}
-# An incremental model's trace_inputs unless it says otherwise: a trace's rows come from its own rows,
-# which stay as they are while it keeps its run
-TRACE_RUNS = "SELECT trace_id, run_id FROM traces"
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The engine's working tables: NAME is built as __build_NAME (materializations.aside_name), batches read
@@ -75,7 +72,8 @@ class Model:
     trace_inputs: str | None = None
     """An incremental model's SELECT of trace_id and run_id (first) and whatever else each trace's rows
     depend on beyond that trace's own rows (e.g. the row it is linked to): the engine recomputes a trace
-    whenever its row here changes, so such a model may read models rebuilt whole. None: TRACE_RUNS."""
+    whenever its row here changes, so such a model may read models rebuilt whole. None: the trace's
+    (trace_id, run_id), or a full row's (full_trace_id, run_id) (materializations.trace_inputs)."""
 
     @property
     def relation(self) -> str:
@@ -157,8 +155,9 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
             raise ModelError(f"{where}: batch_traces must be a whole number of traces (e.g. 20000), not {batch!r}")
         if header["kind"] == "view":
             raise ModelError(f"{where}: batch_traces is for tables; a view is not built, so it has nothing to batch")
-        if "trace_id" not in header["grain"]:
-            raise ModelError(f"{where}: batch_traces needs trace_id in the grain: each row must belong to one trace")
+        if "trace_id" not in header["grain"] and "full_trace_id" not in header["grain"]:
+            raise ModelError(f"{where}: batch_traces needs trace_id (or full_trace_id) in the grain: each row must "
+                             f"belong to one trace (or one full row)")
     elif header["kind"] == "incremental":
         raise ModelError(f"{where}: kind incremental needs batch_traces (e.g. `batch_traces: 20000`): an incremental "
                          f"model is a batched model, each trace's rows computed from that trace's rows alone")

@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from mementos.foundation.errors import WarehouseError
-from mementos.warehouse.project import TRACE_KEYED, Project
+from mementos.warehouse.project import FULL_KEYED, TRACE_KEYED, Project
 
 
 class Action(StrEnum):
@@ -235,7 +235,9 @@ def _incremental(project: Project, state: State, states: dict[str, ModelState], 
     model, last = project.models[name], states[name].last
     if model.kind != "incremental" or last is None or _missing(name, model.relation, state):
         return False
-    if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= TRACE_KEYED:
+    # a model of full rows (full_trace_id in its grain, no trace_id) reads the views over the full rows
+    keyed = TRACE_KEYED if "trace_id" in model.grain else FULL_KEYED
+    if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= keyed:
         return False
     if model.trace_inputs:
         return True

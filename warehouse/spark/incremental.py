@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mementos.warehouse.batches import side_of
 from mementos.warehouse.materializations import Increment, trace_inputs
 from mementos.warehouse.models import Model
 from mementos.warehouse.spark.layout import FileSystem
@@ -42,11 +43,11 @@ def frames(spark, fs: FileSystem, model: Model, sql: str, current_dir: str, incr
     processed = spark.read.parquet(f"{current_dir}/{PROCESSED}")
     removed = processed.subtract(current_inputs)
     added = current_inputs.subtract(processed)
-    whole, current = spark.sql(sql), spark.read.parquet(current_dir)
+    whole, current, key = spark.sql(sql), spark.read.parquet(current_dir), side_of(model).key
     # a join on a column name puts it first: select the columns back into the model's order
-    new = whole.join(added.select("trace_id"), "trace_id", "left_semi").select(*whole.columns)
-    kept = current.join(removed.select("trace_id"), "trace_id", "left_anti").select(*whole.columns)
-    still = processed.join(removed.select("trace_id"), "trace_id", "left_anti").select(*current_inputs.columns)
+    new = whole.join(added.select(key), key, "left_semi").select(*whole.columns)
+    kept = current.join(removed.select(key), key, "left_anti").select(*whole.columns)
+    still = processed.join(removed.select(key), key, "left_anti").select(*current_inputs.columns)
     return Frames(kept.unionByName(new), still.unionByName(added), Increment(added.count(), removed.count()))
 
 

@@ -97,11 +97,33 @@ problem_pairs AS (
     FROM default_left AS d
     JOIN full_left AS f ON f.dataset = d.dataset AND f.problem_key = d.problem_key
 ),
+candidate_digests AS (
+    -- default_block_digests of the candidates only: its expression, over their segments alone (DuckDB
+    -- does not push a join with the few candidates below the view's md5s)
+    SELECT
+        s.trace_id,
+        s.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN s.text_md5 END) AS block_md5,
+        max(CASE WHEN s.kind = 'summary' THEN s.text_md5 END) AS summary_md5
+    FROM (
+        SELECT
+            trace_id,
+            block_idx,
+            kind,
+            CASE WHEN regexp_matches(text, '[\t\n\x0b\x0c\r\x1c-\x1f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]|  |^ | $')
+                 THEN md5(trim(regexp_replace(text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' '))
+                 ELSE md5(text) END AS text_md5
+        FROM segments
+        SEMI JOIN problem_pairs AS c ON c.trace_id = segments.trace_id
+        WHERE kind IN ('block', 'summary')
+    ) AS s
+    GROUP BY s.trace_id, s.block_idx
+),
 pair_agreement AS (
     -- block indexes where both sides have the same block and the same memento (or neither)
     SELECT p.trace_id, p.full_trace_id, count(*) AS agreeing
     FROM problem_pairs AS p
-    JOIN default_block_digests AS d ON d.trace_id = p.trace_id
+    JOIN candidate_digests AS d ON d.trace_id = p.trace_id
     JOIN full_block_digests AS f ON f.full_trace_id = p.full_trace_id AND f.block_idx = d.block_idx
     WHERE d.block_md5 IS NOT DISTINCT FROM f.block_md5 AND d.summary_md5 IS NOT DISTINCT FROM f.summary_md5
     GROUP BY p.trace_id, p.full_trace_id

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import sys
 from pathlib import Path
 
 import duckdb
@@ -18,6 +20,7 @@ import pytest
 
 from golden_models_data import ingest_alignment, ingest_golden, ingest_outliers, ingest_retention, words
 from mementos.warehouse.engine import build
+from mementos.warehouse.models import MODELS_DIR
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 
@@ -368,6 +371,25 @@ def test_same_text_collapses_every_unicode_space_as_ingest_does(alignment):
     assert q(alignment, "SELECT DISTINCT block_md5 FROM default_block_digests WHERE trace_id = 'align:8' "
                         "UNION SELECT DISTINCT block_md5 FROM full_block_digests WHERE full_trace_id = 'align:full:6'"
              ) == [(hashlib.md5(b"a a a").hexdigest(),)]
+
+
+WHITESPACE_CLASS = re.compile(r"'\[(\\t\\n[^\]']*)\]")  # a character class the chain's models collapse
+
+
+def test_the_chain_collapses_exactly_what_str_split_splits_on():
+    """Each model of the comparison writes out the whitespace class (SQL has no shared function both
+    engines read): every copy is one of two (with the space, and without it for the test whether a text
+    needs collapsing), and the one with the space matches exactly the characters str.isspace() accepts."""
+    classes = {c for name in ("default_block_digests", "full_block_digests", "full_links")
+               for c in WHITESPACE_CLASS.findall((MODELS_DIR / f"{name}.sql").read_text())}
+    with_space = [c for c in classes if " " in c]
+    assert len(classes) == 2 and len(with_space) == 1 and set(classes) - set(with_space) == {
+        with_space[0].replace(" ", "")}
+    con = duckdb.connect()
+    matched = con.execute(f"SELECT list(c ORDER BY c) FROM range(1, {sys.maxunicode + 1}) AS r(c) "
+                          f"WHERE (c < 55296 OR c > 57343) AND regexp_matches(chr(c::INTEGER), '[{with_space[0]}]')"
+                          ).fetchone()[0]
+    assert matched == [c for c in range(1, sys.maxunicode + 1) if chr(c).isspace()]
 
 
 def test_full_alignment_links_by_problem(alignment):

@@ -12,7 +12,7 @@ trace_inputs: >
 description: >
   The comparison half of full_alignment: for every default trace linked to a
   full row (full_links) that has a block or a summary on either side, the blocks
-  of its markup (default_block_digests) against the full row's
+  of its markup (segment_digests) against the full row's
   (full_block_digests), by block_idx, the same text in ingest's sense (runs of
   whitespace made one space, none at either end): how many block indexes were compared and agree, the
   first that disagrees and how (block_text, summary_text, missing_in_full,
@@ -32,7 +32,17 @@ WITH links AS (
     SELECT trace_id, full_trace_id FROM full_links WHERE link <> 'unlinked'
 ),
 default_side AS (
-    SELECT d.* FROM default_block_digests AS d SEMI JOIN links AS l ON l.trace_id = d.trace_id
+    -- the default markup of each linked trace, one row per block index
+    SELECT
+        s.trace_id,
+        s.block_idx,
+        max(CASE WHEN s.kind = 'block' THEN 1 ELSE 0 END) AS has_block,
+        max(CASE WHEN s.kind = 'summary' THEN 1 ELSE 0 END) AS has_summary,
+        max(CASE WHEN s.kind = 'block' THEN s.text_md5 END) AS block_md5,
+        max(CASE WHEN s.kind = 'summary' THEN s.text_md5 END) AS summary_md5
+    FROM segment_digests AS s
+    SEMI JOIN links AS l ON l.trace_id = s.trace_id
+    GROUP BY s.trace_id, s.block_idx
 ),
 full_side AS (
     SELECT l.trace_id, f.block_idx, f.has_block, f.has_summary, f.block_md5, f.summary_md5

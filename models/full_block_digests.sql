@@ -7,7 +7,7 @@ batch_traces: 20000
 description: >
   The full side of the block comparison between the two configs: every block
   range of every full row, whether it has a block text and a summary, and the
-  md5 of each once it is the same text in ingest's sense (default_block_digests
+  md5 of each once it is the same text in ingest's sense (segment_digests
   gives the rule and the default side). One pass over full_blocks; no text is
   kept. full_links compares the candidates of a problem link by it, and
   block_agreement each linked pair. Built a batch of full rows at a time and
@@ -22,7 +22,7 @@ columns:
 audits:
   - not_null: [has_block, has_summary]
 */
--- The same expression as default_block_digests', once for the block and once for the summary.
+-- The same expression as segment_digests', once for the block and once for the summary.
 SELECT
     full_trace_id,
     block_idx,

@@ -78,7 +78,7 @@ hash_links AS (
         ON f.dataset = d.dataset AND f.content_hash = d.content_hash AND f.hash_nth = d.hash_nth
 ),
 default_left AS (
-    -- whitespace as default_block_digests counts it: runs made one space, none at either end
+    -- whitespace as segment_digests counts it: runs made one space, none at either end
     SELECT d.trace_id, d.dataset, d.source_row,
            trim(regexp_replace(d.problem, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ') AS problem_key
     FROM default_rows AS d
@@ -97,35 +97,21 @@ problem_pairs AS (
     FROM default_left AS d
     JOIN full_left AS f ON f.dataset = d.dataset AND f.problem_key = d.problem_key
 ),
-candidate_digests AS (
-    -- default_block_digests of the candidates only: its expression, over their segments alone (DuckDB
-    -- does not push a join with the few candidates below the view's md5s)
-    SELECT
-        s.trace_id,
-        s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN s.text_md5 END) AS block_md5,
-        max(CASE WHEN s.kind = 'summary' THEN s.text_md5 END) AS summary_md5
-    FROM (
-        SELECT
-            trace_id,
-            block_idx,
-            kind,
-            CASE WHEN regexp_matches(text, '[\t\n\x0b\x0c\r\x1c-\x1f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]|  |^ | $')
-                 THEN md5(trim(regexp_replace(text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' '))
-                 ELSE md5(text) END AS text_md5
-        FROM segments
-        SEMI JOIN problem_pairs AS c ON c.trace_id = segments.trace_id
-        WHERE kind IN ('block', 'summary')
-    ) AS s
-    GROUP BY s.trace_id, s.block_idx
+candidate_segments AS (
+    -- segment_digests of the candidates' traces alone: a semi join DuckDB pushes down to their segments
+    SELECT s.* FROM segment_digests AS s SEMI JOIN problem_pairs AS c ON c.trace_id = s.trace_id
 ),
 pair_agreement AS (
-    -- block indexes where both sides have the same block and the same memento (or neither)
+    -- block indexes where the default side has the block or its memento and both sides have the same
+    -- block and the same memento (or neither): where block_agreement finds no disagreement
     SELECT p.trace_id, p.full_trace_id, count(*) AS agreeing
     FROM problem_pairs AS p
-    JOIN candidate_digests AS d ON d.trace_id = p.trace_id
-    JOIN full_block_digests AS f ON f.full_trace_id = p.full_trace_id AND f.block_idx = d.block_idx
-    WHERE d.block_md5 IS NOT DISTINCT FROM f.block_md5 AND d.summary_md5 IS NOT DISTINCT FROM f.summary_md5
+    JOIN full_block_digests AS f ON f.full_trace_id = p.full_trace_id
+    LEFT JOIN candidate_segments AS b ON b.trace_id = p.trace_id AND b.block_idx = f.block_idx AND b.kind = 'block'
+    LEFT JOIN candidate_segments AS m
+        ON m.trace_id = p.trace_id AND m.block_idx = f.block_idx AND m.kind = 'summary'
+    WHERE (b.trace_id IS NOT NULL OR m.trace_id IS NOT NULL)
+      AND b.text_md5 IS NOT DISTINCT FROM f.block_md5 AND m.text_md5 IS NOT DISTINCT FROM f.summary_md5
     GROUP BY p.trace_id, p.full_trace_id
 ),
 problem_candidates AS (

@@ -346,7 +346,8 @@ ALIGN_COLUMNS = "link, trace_id, full_trace_id, aligned, first_disagreeing_block
 @pytest.fixture(scope="module")
 def alignment(tmp_path_factory):
     # full_alignment and the models it is built from
-    yield from built_connection(tmp_path_factory.mktemp("align"), ingest_alignment, select=["default_block_digests+", "full_block_digests+"])
+    yield from built_connection(tmp_path_factory.mktemp("align"), ingest_alignment,
+                                select=["segment_digests+", "full_block_digests+"])
 
 
 def test_full_alignment_hash_links_and_unlinked_rows(alignment):
@@ -368,7 +369,7 @@ def test_same_text_collapses_every_unicode_space_as_ingest_does(alignment):
     assert q(alignment, "SELECT link, full_status, blocks_compared, blocks_agreeing, aligned, disagreement "
                         "FROM full_alignment WHERE trace_id = 'align:8'") == [("hash", "ok", 5, 5, True, None)]
     # each block's digest on either side is the md5 of "a a a"
-    assert q(alignment, "SELECT DISTINCT block_md5 FROM default_block_digests WHERE trace_id = 'align:8' "
+    assert q(alignment, "SELECT DISTINCT text_md5 FROM segment_digests WHERE trace_id = 'align:8' AND kind = 'block' "
                         "UNION SELECT DISTINCT block_md5 FROM full_block_digests WHERE full_trace_id = 'align:full:6'"
              ) == [(hashlib.md5(b"a a a").hexdigest(),)]
 
@@ -380,7 +381,7 @@ def test_the_chain_collapses_exactly_what_str_split_splits_on():
     """Each model of the comparison writes out the whitespace class (SQL has no shared function both
     engines read): every copy is one of two (with the space, and without it for the test whether a text
     needs collapsing), and the one with the space matches exactly the characters str.isspace() accepts."""
-    classes = {c for name in ("default_block_digests", "full_block_digests", "full_links")
+    classes = {c for name in ("segment_digests", "full_block_digests", "full_links")
                for c in WHITESPACE_CLASS.findall((MODELS_DIR / f"{name}.sql").read_text())}
     with_space = [c for c in classes if " " in c]
     assert len(classes) == 2 and len(with_space) == 1 and set(classes) - set(with_space) == {

@@ -372,7 +372,7 @@ def test_the_full_config_chain_is_kept_up_to_date_on_spark_as_on_duckdb(tmp_path
 
     default, full = alignment_corpus()
     src = write_hub_dir(tmp_path / "src", default, full[:-2])
-    db, chain = tmp_path / "w" / "w.duckdb", ["default_block_digests+", "full_block_digests+"]
+    db, chain = tmp_path / "w" / "w.duckdb", ["segment_digests+", "full_block_digests+"]
     steps = {}
     for step in ("first", "late shard"):
         if step == "late shard":

@@ -191,6 +191,20 @@ def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_ro
     return {name: view_templates()[name].format(**ranged) for name in trace_range_view_names()}
 
 
+FULL_RANGE_VIEW_NAMES = ("full_traces", "sentences", "full_blocks")  # the views over the full rows themselves
+
+
+def full_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:
+    """The SELECT of each base view of the full rows (full_traces, sentences, full_blocks) over the
+    full rows of `dataset` from source row `first_row` to `last_row`, as trace_range_views does for the
+    default traces. Their trace_id still links each row to its default trace among all of them."""
+    ranged = dict(src)
+    ranged["stored_full_traces"] = (f"(SELECT * FROM {src['stored_full_traces']} WHERE dataset = {_quote(dataset)} "
+                                    f"AND source_row BETWEEN {int(first_row)} AND {int(last_row)})")
+    ranged["linked_full_traces"] = LINKED_FULL_TRACES.format(min_by="arg_min", **ranged)
+    return {name: view_templates()[name].format(**ranged) for name in FULL_RANGE_VIEW_NAMES}
+
+
 def create_views(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[str]]) -> None:
     """CREATE OR REPLACE every base view over `files` ({'traces': ['traces/<slug>/<run_id>/<file>', ...],
     ...}: live_files) in the data directory `root`."""

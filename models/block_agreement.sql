@@ -1,16 +1,23 @@
 /*
 name: block_agreement
-version: 1
+version: 2
 kind: incremental
 grain: [trace_id]
 batch_traces: 20000
+# a trace's row depends on its run, the full row it is linked to and that row's run: full_links is
+# rebuilt whole on new data, and a trace whose link changed is recomputed
+trace_inputs: >
+  SELECT t.trace_id, t.run_id, l.full_trace_id, l.full_run_id
+  FROM traces AS t LEFT JOIN full_links AS l ON l.trace_id = t.trace_id AND l.link <> 'unlinked'
 description: >
   The comparison half of full_alignment: for every default trace linked to a
   full row (full_links) that has a block or a summary on either side, the blocks
-  of its markup against the full row's (full_block_digests), by block_idx after
-  collapsing whitespace: how many block indexes were compared and agree, the
+  of its markup (segment_digests) against the full row's
+  (full_block_digests), by block_idx, the same text in ingest's sense (runs of
+  whitespace made one space, none at either end): how many block indexes were compared and agree, the
   first that disagrees and how (block_text, summary_text, missing_in_full,
-  missing_in_default). Batched: each trace's row comes from its own rows.
+  missing_in_default). Batched: each trace's row comes from its own rows and its full row's; kept
+  up to date trace by trace, a trace recomputed when its run, its link or its full row's run changes.
 columns:
   trace_id: a linked default trace with a block or summary on either side
   blocks_compared: block indexes present on either side
@@ -22,36 +29,25 @@ audits:
   - accepted_values: {column: disagreement, values: [block_text, summary_text, missing_in_full, missing_in_default]}
 */
 WITH links AS (
-    SELECT trace_id FROM full_links WHERE link <> 'unlinked'
+    SELECT trace_id, full_trace_id FROM full_links WHERE link <> 'unlinked'
 ),
--- Texts are compared by the md5 of each with runs of whitespace made one space and
--- trimmed, computed as the texts stream past, so no join holds a text. A text with no
--- tab, newline, form feed or CR, no two spaces in a row and no space at either end is
--- its own normal form, so only the others go through the regex.
 default_side AS (
     -- the default markup of each linked trace, one row per block index
     SELECT
-        l.trace_id,
+        s.trace_id,
         s.block_idx,
         max(CASE WHEN s.kind = 'block' THEN 1 ELSE 0 END) AS has_block,
         max(CASE WHEN s.kind = 'summary' THEN 1 ELSE 0 END) AS has_summary,
-        max(CASE WHEN s.kind = 'block' THEN
-            CASE WHEN contains(s.text, '  ') OR contains(s.text, chr(9)) OR contains(s.text, chr(10)) OR contains(s.text, chr(12))
-                  OR contains(s.text, chr(13)) OR starts_with(s.text, ' ') OR ends_with(s.text, ' ')
-             THEN md5(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) ELSE md5(s.text) END
-        END) AS block_md5,
-        max(CASE WHEN s.kind = 'summary' THEN
-            CASE WHEN contains(s.text, '  ') OR contains(s.text, chr(9)) OR contains(s.text, chr(10)) OR contains(s.text, chr(12))
-                  OR contains(s.text, chr(13)) OR starts_with(s.text, ' ') OR ends_with(s.text, ' ')
-             THEN md5(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) ELSE md5(s.text) END
-        END) AS summary_md5
-    FROM segments AS s
-    JOIN links AS l ON l.trace_id = s.trace_id
-    WHERE s.kind IN ('block', 'summary')
-    GROUP BY l.trace_id, s.block_idx
+        max(CASE WHEN s.kind = 'block' THEN s.text_md5 END) AS block_md5,
+        max(CASE WHEN s.kind = 'summary' THEN s.text_md5 END) AS summary_md5
+    FROM segment_digests AS s
+    SEMI JOIN links AS l ON l.trace_id = s.trace_id
+    GROUP BY s.trace_id, s.block_idx
 ),
 full_side AS (
-    SELECT trace_id, block_idx, has_block, has_summary, block_md5, summary_md5 FROM full_block_digests
+    SELECT l.trace_id, f.block_idx, f.has_block, f.has_summary, f.block_md5, f.summary_md5
+    FROM full_block_digests AS f
+    JOIN links AS l ON l.full_trace_id = f.full_trace_id
 ),
 compared AS (
     SELECT

@@ -1,16 +1,18 @@
 /*
 name: full_alignment
-version: 4
+version: 5
 kind: table
 grain: [trace_id, full_trace_id]
 description: >
   Every default trace of a dataset ingested with the full config, and every full
   row, linked one to one: by content hash (the n-th default copy of a hash with
   the n-th full copy, by source_row), else by the same problem with whitespace
-  runs made one space (the nearest source row, chosen by both sides), else
-  unlinked. For a linked pair: whether the full row's sentence-level blocks and
-  summaries agree with the blocks and mementos of the default markup, compared
-  by block_idx after collapsing whitespace; where they first disagree and what
+  runs made one space (of a problem's candidates, the one whose blocks agree
+  most, then the nearest source row, chosen by both sides), else unlinked. For a
+  linked pair: whether the full row's sentence-level blocks and summaries agree
+  with the blocks and mementos of the default markup, compared by block_idx as
+  the same text in ingest's sense (runs of whitespace, Unicode's spaces
+  included, made one space and none at either end); where they first disagree and what
   disagrees (block_text, summary_text, missing_in_full, missing_in_default,
   extra_summary: the full row has more summaries than block ranges,
   response_differs: every block agrees but the content hashes differ).

@@ -114,6 +114,14 @@ def ingest_golden(tmp: Path, with_tokens: bool = True) -> Path:
 #     6, 7         5         same problem, other responses; full 5 is
 #                            nearest to default 6 (rows 5 and 6)        -> 6 problem (block_text at 0), 7 unlinked
 #     -            4         a problem no default row has              -> full unlinked
+#     8            6         same response; the markup's blocks start or end with NBSP,
+#                            U+2009, U+3000, hold tabs and CRLF where the sentences
+#                            have spaces: the same text in ingest's sense -> hash, aligned
+#     -            7, 8      problems no default row has               -> full unlinked
+#     9, 10        9, 10     one problem; the full rows' contents swapped (full 9 is
+#                            default 10's, full 10 default 9's), each response with
+#                            a trailing newline                        -> problem, 9 with 10,
+#                            10 with 9 (most blocks agreeing beats the nearest row)
 
 ALIGN_DATASET = "align"
 
@@ -133,9 +141,38 @@ def alignment_corpus() -> tuple[list[dict], list[dict]]:
     d7, _ = _trace(6, "science", "gamma", 1, [14], [3], words(3, "c"))  # problem 6 again, another response
     _, f6 = _trace(6, "science", "gamma", 1, [13], [3], words(3, "c"))
     _, f_alone = _trace(99, "science", "gamma", 1, [5], [1], words(1, "c"))
-    default = [d0, d1, d2, d3, d4, d5, d6, d7]
-    full = [f0, f1, f2, f4, f_alone, f6]
+    d8, f8 = _unicode_spaces_trace()
+    _, f_alone2 = _trace(97, "science", "gamma", 1, [5], [1], words(1, "c"))
+    _, f_alone3 = _trace(98, "science", "gamma", 1, [5], [1], words(1, "c"))
+    d9, f9 = _trace(9, "math", "alpha", 1, [10, 20], [3, 4], words(2, "c"))
+    d10, f10 = _trace(9, "math", "alpha", 1, [11, 21, 5], [4, 5, 2], words(2, "c"))  # problem 9 again
+    f9, f10 = ({**f, "response": f["response"] + "\n"} for f in (f9, f10))
+    default = [d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
+    full = [f0, f1, f2, f4, f_alone, f6, f8, f_alone2, f_alone3, f10, f9]
     return default, full
+
+
+# (a block of the markup, the same block as the full row's sentence): each the words "a a a" in ingest's
+# sense (str.split()), though DuckDB's \s matches none of NBSP, U+2009, U+3000 and its trim() strips the first two
+UNICODE_SPACE_BLOCKS = [
+    ("\u00a0a a\na", "\u00a0a a a"),  # NBSP at the start, on both sides
+    ("a a\na\u2009", "a a a\u2009"),  # U+2009 at the end, on both sides
+    ("a\u3000a  a", "a a a"),  # U+3000 between words
+    ("a\ta\t a", "a a a"),  # tabs
+    ("a\r\na a", "a a a"),  # CRLF
+]
+
+
+def _unicode_spaces_trace() -> tuple[dict, dict]:
+    """A trace whose markup's blocks and full row's sentences are UNICODE_SPACE_BLOCKS: the same
+    response on both sides (a hash link), every block the same text."""
+    blocks = [markup for markup, _ in UNICODE_SPACE_BLOCKS]
+    mementos = [words(2, "b")] * len(blocks)
+    default = {"problem": "problem 8", "response": response(blocks, mementos, words(2, "c")),
+               "domain": "math", "source": "alpha", "difficulty": 1}
+    sentences = [sentence for _, sentence in UNICODE_SPACE_BLOCKS]
+    ranges = [[i, i] for i in range(len(sentences))]
+    return default, {**default, "sentences": sentences, "blocks": ranges, "block_summaries": mementos}
 
 
 def ingest_alignment(tmp: Path) -> Path:

@@ -50,8 +50,9 @@ def batched_model_names() -> list[str]:
 
 def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
-                                     "inference_simulation", "memento_copies", "memento_retention",
-                                     "trace_compression", "trace_text_checks", "unsegmented_traces"]
+                                     "full_block_digests", "inference_simulation", "memento_copies",
+                                     "memento_retention", "trace_compression", "trace_text_checks",
+                                     "unsegmented_traces"]
     assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 
@@ -92,11 +93,12 @@ def _write_model(tmp_path: Path, header: str) -> Path:
 
 @pytest.mark.parametrize("header, message", [
     ("kind: view\ngrain: [trace_id]\nbatch_traces: 10", "batch_traces is for tables"),
-    ("kind: table\ngrain: [domain]\nbatch_traces: 10", "needs trace_id in the grain"),
+    ("kind: table\ngrain: [domain]\nbatch_traces: 10", r"needs trace_id \(or full_trace_id\) in the grain"),
     ("kind: table\ngrain: [trace_id]\nbatch_traces: many",
      r"batch_traces must be a whole number of traces \(e.g. 20000\), not 'many'"),
     ("kind: incremental\ngrain: [trace_id]", "kind incremental needs batch_traces"),
-    ("kind: incremental\ngrain: [domain]\nbatch_traces: 10", "batch_traces needs trace_id in the grain"),
+    ("kind: incremental\ngrain: [domain]\nbatch_traces: 10",
+     r"batch_traces needs trace_id \(or full_trace_id\) in the grain"),
 ], ids=["on a view", "without trace_id in the grain", "not a number", "incremental without it",
         "incremental without trace_id in the grain"])
 def test_a_batched_or_incremental_header_that_breaks_the_contract_is_refused(tmp_path, header, message):

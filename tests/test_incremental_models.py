@@ -19,7 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import REPO
+from conftest import REPO, write_hub_dir, write_parquet
+from golden_models_data import alignment_corpus
 from mementos.foundation import snapshots, storage
 from mementos.ingest.pipeline import run_ingest
 from mementos.sample import write_sample
@@ -103,9 +104,53 @@ def test_each_step_adds_and_removes_exactly_the_traces_that_changed(sequence, st
     assert got == EXPECTED_INCREMENTS[step]
 
 
-def test_every_trace_local_model_is_built_incrementally_after_an_append(sequence):
-    """block_agreement reads full_links, which any new data rebuilds whole, so it is built whole."""
-    assert sorted(sequence[1].increments) == [m for m in INCREMENTAL_MODELS if m != "block_agreement"]
+def test_every_incremental_model_is_built_incrementally_after_an_append(sequence):
+    """block_agreement too, though it reads full_links, which new data rebuilds whole: its trace_inputs
+    name each trace's full row, so only the traces whose link changed are recomputed."""
+    assert sorted(sequence[1].increments) == INCREMENTAL_MODELS
+    assert (sequence[1].increments["block_agreement"], sequence[1].increments["full_block_digests"]) == (
+        (50, 0), (50, 0))
+
+
+# ---------------------------------------------------------------------------
+# The full config's chain: a default trace whose full row arrives in a later shard, then leaves
+
+
+@pytest.fixture(scope="module")
+def partner_steps(tmp_path_factory) -> list[StepOutcome]:
+    """The alignment corpus (tests/golden_models_data.py) ingested with the full rows of problem 9 (the
+    swapped pair) left out, then their shard added, then removed again; built after each ingest and
+    compared with a build from scratch."""
+    d = tmp_path_factory.mktemp("partner")
+    default, full = alignment_corpus()
+    src = write_hub_dir(d / "src", default, full[:-2])
+    late = src / "full" / "train-late.parquet"
+    db, outcomes = d / "kept" / "w.duckdb", []
+    for i, arrive in enumerate((None, lambda: write_parquet(late, full[-2:]), late.unlink)):
+        if arrive is not None:
+            arrive()
+        ingest(src, db, "align")
+        report = build(db)
+        assert report.ok, report.format()
+        (d / f"fresh{i}").mkdir()
+        fresh = copy_warehouse(db, d / f"fresh{i}")
+        assert build(fresh, full_refresh=True).ok
+        increments = {r.name: (r.traces_added, r.traces_removed) for r in report.results
+                      if r.status == Status.BUILT and r.traces_added is not None}
+        outcomes.append(StepOutcome(increments, differences(db, fresh)))
+    return outcomes
+
+
+def test_a_partner_arriving_later_and_leaving_again_gives_a_build_from_scratch(partner_steps):
+    assert [step.differences for step in partner_steps] == [{}, {}, {}]
+
+
+def test_only_the_traces_whose_partner_came_or_went_are_recompared(partner_steps):
+    # defaults 9 and 10 were unlinked, then linked to the late full rows, then unlinked again: each time
+    # their old inputs are removed and their new ones added; no other trace is touched
+    assert [step.increments.get("block_agreement") for step in partner_steps[1:]] == [(2, 2), (2, 2)]
+    # the full rows' digests: the two late rows computed, then removed; the others' kept
+    assert [step.increments.get("full_block_digests") for step in partner_steps[1:]] == [(2, 0), (0, 2)]
 
 
 # ---------------------------------------------------------------------------

@@ -7,11 +7,15 @@ fractions so the arithmetic can be checked.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+import sys
 from pathlib import Path
 
 import duckdb
 from mementos.foundation import storage  # noqa: E402
+
 import pytest
 
 from golden_models_data import (CL100K_MARKUP, RETENTION_CASES, inference_settings_dir, ingest_alignment,
@@ -359,7 +363,8 @@ ALIGN_COLUMNS = "link, trace_id, full_trace_id, aligned, first_disagreeing_block
 @pytest.fixture(scope="module")
 def alignment(tmp_path_factory):
     # full_alignment and the models it is built from
-    yield from built_connection(tmp_path_factory.mktemp("align"), ingest_alignment, select=["full_links+"])
+    yield from built_connection(tmp_path_factory.mktemp("align"), ingest_alignment,
+                                select=["segment_digests+", "full_block_digests+"])
 
 
 def test_full_alignment_hash_links_and_unlinked_rows(alignment):
@@ -372,7 +377,37 @@ def test_full_alignment_hash_links_and_unlinked_rows(alignment):
     assert rows[("align:3", None)][3:] == (None, None, None)
     # every default trace and every full row has exactly one row
     assert q(alignment, "SELECT count(DISTINCT trace_id), count(DISTINCT full_trace_id) FROM full_alignment") == [
-        (8, 6)]
+        (11, 11)]
+
+
+def test_same_text_collapses_every_unicode_space_as_ingest_does(alignment):
+    # NBSP, U+2009, U+3000, tabs and CRLF in the markup's blocks, spaces in the sentences: ingest's own
+    # check (str.split) calls the pair equal, and so does the block comparison, block by block
+    assert q(alignment, "SELECT link, full_status, blocks_compared, blocks_agreeing, aligned, disagreement "
+                        "FROM full_alignment WHERE trace_id = 'align:8'") == [("hash", "ok", 5, 5, True, None)]
+    # each block's digest on either side is the md5 of "a a a"
+    assert q(alignment, "SELECT DISTINCT text_md5 FROM segment_digests WHERE trace_id = 'align:8' AND kind = 'block' "
+                        "UNION SELECT DISTINCT block_md5 FROM full_block_digests WHERE full_trace_id = 'align:full:6'"
+             ) == [(hashlib.md5(b"a a a").hexdigest(),)]
+
+
+WHITESPACE_CLASS = re.compile(r"'\[(\\t\\n[^\]']*)\]")  # a character class the chain's models collapse
+
+
+def test_the_chain_collapses_exactly_what_str_split_splits_on():
+    """Each model of the comparison writes out the whitespace class (SQL has no shared function both
+    engines read): every copy is one of two (with the space, and without it for the test whether a text
+    needs collapsing), and the one with the space matches exactly the characters str.isspace() accepts."""
+    classes = {c for name in ("segment_digests", "full_block_digests", "full_links")
+               for c in WHITESPACE_CLASS.findall((MODELS_DIR / f"{name}.sql").read_text())}
+    with_space = [c for c in classes if " " in c]
+    assert len(classes) == 2 and len(with_space) == 1 and set(classes) - set(with_space) == {
+        with_space[0].replace(" ", "")}
+    con = duckdb.connect()
+    matched = con.execute(f"SELECT list(c ORDER BY c) FROM range(1, {sys.maxunicode + 1}) AS r(c) "
+                          f"WHERE (c < 55296 OR c > 57343) AND regexp_matches(chr(c::INTEGER), '[{with_space[0]}]')"
+                          ).fetchone()[0]
+    assert matched == [c for c in range(1, sys.maxunicode + 1) if chr(c).isspace()]
 
 
 def test_full_alignment_links_by_problem(alignment):
@@ -381,6 +416,9 @@ def test_full_alignment_links_by_problem(alignment):
     assert got == [
         # memento 1 edited in the full response, problem spaced differently: linked by problem, caught at block 1
         ("problem", "align:1", "align:full:1", False, 1, "summary_text", 1),
+        # full rows 9 and 10 of problem 9 hold defaults 10's and 9's blocks: linked by the blocks that agree,
+        # not by the nearer row (each default's nearest full row is the one at its own source row, the wrong one)
+        ("problem", "align:10", "align:full:9", False, None, "response_differs", 3),
         # only a trailing newline differs: every block agrees, the hashes do not
         ("problem", "align:2", "align:full:2", False, None, "response_differs", 1),
         ("unlinked", "align:3", None, None, None, None, None),
@@ -388,7 +426,10 @@ def test_full_alignment_links_by_problem(alignment):
         # full row 5 is nearest to default 6 (rows 5 and 6) and default 6 to it; default 7 is left over
         ("problem", "align:6", "align:full:5", False, 0, "block_text", 0),
         ("unlinked", "align:7", None, None, None, None, None),
+        ("problem", "align:9", "align:full:10", False, None, "response_differs", 2),
         ("unlinked", None, "align:full:4", None, None, None, None),
+        ("unlinked", None, "align:full:7", None, None, None, None),
+        ("unlinked", None, "align:full:8", None, None, None, None),
     ]
 
 

@@ -383,3 +383,34 @@ def test_an_incremental_model_adds_and_removes_traces_on_spark_as_on_duckdb(tmp_
         on_spark = sorted(con.execute("SELECT * FROM read_parquet(?)", [
             str(layout.data_dir(db) / "models" / "per_trace" / "*.parquet")]).fetchall())
     assert (len(on_spark), on_spark) == (32, on_duckdb)
+
+
+def test_the_full_config_chain_is_kept_up_to_date_on_spark_as_on_duckdb(tmp_path, spark):
+    """The alignment corpus with problem 9's full rows in a shard that arrives later: full_block_digests
+    adds the two full rows and block_agreement recompares the two traces they link to, on both engines
+    alike, and each engine's tables equal the other's."""
+    from conftest import write_hub_dir, write_parquet
+    from golden_models_data import alignment_corpus
+
+    default, full = alignment_corpus()
+    src = write_hub_dir(tmp_path / "src", default, full[:-2])
+    db, chain = tmp_path / "w" / "w.duckdb", ["segment_digests+", "full_block_digests+"]
+    steps = {}
+    for step in ("first", "late shard"):
+        if step == "late shard":
+            write_parquet(src / "full" / "train-late.parquet", full[-2:])
+        run_ingest(str(src), db, config="all", name="align", with_tokens=False, workers=0, progress=False)
+        for name, build in (("spark", lambda: spark_engine.build(db, spark=spark, select=chain)),
+                            ("duckdb", lambda: engine.build(db, select=chain))):
+            report = build()
+            assert report.ok, report.format()
+            steps[step, name] = {r.name: (r.traces_added, r.traces_removed) for r in report.results
+                                 if r.name in ("full_block_digests", "block_agreement")}
+    assert steps["late shard", "spark"] == steps["late shard", "duckdb"] == {
+        "full_block_digests": (2, 0), "block_agreement": (2, 2)}
+    with storage.connect(db, read_only=True) as con:
+        for model in ("full_block_digests", "block_agreement", "full_alignment"):
+            parts = str(layout.data_dir(db) / spark_engine.MODELS_SUBDIR / model / "*.parquet")
+            on_duckdb = con.execute(f"SELECT * FROM {model}").fetchall()
+            on_spark = con.execute("SELECT * FROM read_parquet(?)", [parts]).fetchall()
+            assert sorted(on_spark, key=repr) == sorted(on_duckdb, key=repr), model

@@ -19,11 +19,16 @@ So a batched model must give each trace's rows from that trace's rows alone (no
 statistic over all traces, no join between traces): then the union of the batches
 is the table the unbatched SQL gives, which tests/test_batches.py checks for every
 batched model.
+
+A model whose grain has full_trace_id and no trace_id is batched over the full
+config's rows the same way (`FULL_ROWS`): full_traces, sentences and full_blocks
+over the batch's full rows, any other relation read whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -33,18 +38,34 @@ from mementos.foundation.layout import data_dir
 from mementos.warehouse.audits import quote
 from mementos.warehouse.models import Model
 
-BATCH_TABLE = "__batch_traces"  # the trace_ids of the batch being built (a temp table)
+BATCH_TABLE = "__batch_traces"  # the keys (trace_id or full_trace_id) of the batch being built (a temp table)
 RANGED = None  # in a shadowing plan: the relation is a base view rendered over the batch's source rows
 
 
-def trace_batches(con: duckdb.DuckDBPyConnection, size: int) -> list[tuple[str, int, int]]:
-    """(dataset, first source_row, last source_row) of each batch of `size` source rows, in order. dense_rank:
-    the traces of one source row (a conversation's assistant turns) never straddle two batches."""
-    return con.execute("""
+@dataclass(frozen=True)
+class Side:
+    """What a batched model's rows belong to: a default trace, or a full row."""
+    key: str  # the column naming it
+    rows: str  # the base view with one row per key, and its dataset and source_row
+    ranged: tuple[str, ...]  # the base views rendered over a batch's source rows
+
+
+TRACES = Side("trace_id", "traces", catalog.trace_range_view_names())
+FULL_ROWS = Side("full_trace_id", "full_traces", catalog.FULL_RANGE_VIEW_NAMES)
+
+
+def side_of(model: Model) -> Side:
+    return FULL_ROWS if "full_trace_id" in model.grain and "trace_id" not in model.grain else TRACES
+
+
+def trace_batches(con: duckdb.DuckDBPyConnection, size: int, side: Side = TRACES) -> list[tuple[str, int, int]]:
+    """(dataset, first source_row, last source_row) of each batch of `size` source rows of `side`, in order.
+    dense_rank: the traces of one source row (a conversation's assistant turns) never straddle two batches."""
+    return con.execute(f"""
         SELECT dataset, min(source_row), max(source_row)
         FROM (SELECT dataset, source_row,
                      (dense_rank() OVER (PARTITION BY dataset ORDER BY source_row) - 1) // ? AS batch
-              FROM traces)
+              FROM {side.rows})
         GROUP BY dataset, batch
         ORDER BY dataset, batch""", [size]).fetchall()
 
@@ -67,19 +88,24 @@ def run_batches(con: duckdb.DuckDBPyConnection, rows: str, size: int) -> list[tu
 def batch_queries(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
                   batches: list[tuple[str, int, int]]) -> Iterator[str]:
     """For each (dataset, first_row, last_row) of `batches`: fill the temp table BATCH_TABLE with the
-    batch's trace_ids and yield `model`'s SELECT over them. What shadows each relation the model
-    reads is decided once; only the base views' source-row range changes from batch to batch.
+    batch's keys (side_of(model)) and yield `model`'s SELECT over them. What shadows each relation the
+    model reads is decided once; only the base views' source-row range changes from batch to batch.
     `views`: the project's view models, by name. The temp table is dropped after the last batch."""
+    side = side_of(model)
     plan: dict[str, str | None] = {}
-    _shadow(con, model.body_refs, views, plan)
+    if side is TRACES:
+        _shadow(con, model.body_refs, views, plan)
+    else:
+        plan.update((name, RANGED) for name in sorted(model.body_refs) if name in side.ranged)
     src = catalog.committed_sources(con, data_dir(db))
     for dataset, first_row, last_row in batches:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT trace_id FROM traces "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS SELECT {side.key} FROM {side.rows} "
                     f"WHERE dataset = ? AND source_row BETWEEN ? AND ?", [dataset, first_row, last_row])
         if not plan:
             yield model.sql
             continue
-        ranged = catalog.trace_range_views(src, dataset, first_row, last_row)
+        ranged = (catalog.trace_range_views if side is TRACES else catalog.full_range_views)(
+            src, dataset, first_row, last_row)
         ctes = ",\n".join(f"{quote(name)} AS NOT MATERIALIZED ({ranged[name] if select is RANGED else select})"
                            for name, select in plan.items())
         yield f"WITH {ctes}\nSELECT * FROM (\n{model.sql}\n)"

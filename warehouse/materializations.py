@@ -5,10 +5,11 @@ build's transaction; the engine (warehouse/engine.py) audits it there, then `swa
 drops the old relation and renames the new one into its place, as dbt-duckdb's table
 materialisation does. A model picks its unit by its header (`for_model`): a view, a
 table, a table built a batch of traces at a time (warehouse/batches.py), or an
-incremental model: built whole as a batched table, it keeps beside it the (trace_id,
-run_id) of the traces it holds, `processed_name(model)`; `apply_increment` then brings it
-up to date in place (dbt's delete+insert on the unique key trace_id): the rows of the
-traces gone or replaced are deleted, the traces new since are computed and inserted. A
+incremental model: built whole as a batched table, it keeps beside it the inputs of the
+traces it holds (its `trace_inputs`: by default each trace's (trace_id, run_id)),
+`processed_name(model)`; `apply_increment` then brings it up to date in place (dbt's
+delete+insert on the unique key trace_id): the rows of the traces whose inputs are gone or
+changed are deleted, the traces with inputs new since are computed and inserted. A
 new kind of model is one more unit here and one more line in `for_model`.
 
 The names of the working relations live here only: Spark's build uses `aside_name` for
@@ -26,12 +27,13 @@ import duckdb
 from mementos.foundation import storage
 from mementos.warehouse.audits import quote
 from mementos.warehouse import batches
-from mementos.warehouse.batches import batch_queries, trace_batches
+from mementos.warehouse.batches import batch_queries, side_of, trace_batches
 from mementos.warehouse.models import Model
 
 ASIDE_PREFIX = "__build_"  # NAME is built as __build_NAME, then renamed to NAME
 PROCESSED_PREFIX = "__mementos_processed_"  # the (trace_id, run_id) an incremental model holds
-ADDED, REMOVED = "__increment_added", "__increment_removed"  # temp tables of an incremental step
+# temp tables of an incremental step: the inputs of the traces now, and those added and removed since
+CURRENT, ADDED, REMOVED = "__increment_current", "__increment_added", "__increment_removed"
 
 
 def aside_name(model: str) -> str:
@@ -40,8 +42,15 @@ def aside_name(model: str) -> str:
 
 
 def processed_name(model: str) -> str:
-    """The table of the traces (trace_id, run_id) an incremental model holds."""
+    """The table of the inputs (trace_id, run_id, ...) of the traces an incremental model holds."""
     return PROCESSED_PREFIX + model
+
+
+def trace_inputs(model: Model) -> str:
+    """The SELECT of the inputs of each trace (or full row) the model holds: Model.trace_inputs, by
+    default its key and run, which name the rows it is computed from."""
+    side = side_of(model)
+    return model.trace_inputs or f"SELECT {side.key}, run_id FROM {side.rows}"
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ def _create_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views:
 def _create_batched_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
                           aside: str) -> None:
     """The table a batch of traces at a time, each batch's memory released before the next."""
-    batches = trace_batches(con, model.batch_traces)
+    batches = trace_batches(con, model.batch_traces, side_of(model))
     if not batches:
         _create_table(con, db, model, views, aside)
         return
@@ -87,7 +96,7 @@ def _create_incremental_table(con: duckdb.DuckDBPyConnection, db: Path, model: M
                               aside: str) -> None:
     """An incremental model built whole: the batched table, and the record of every trace it now holds."""
     _create_batched_table(con, db, model, views, aside)
-    con.execute(f"CREATE OR REPLACE TABLE {quote(processed_name(model.name))} AS SELECT trace_id, run_id FROM traces")
+    con.execute(f"CREATE OR REPLACE TABLE {quote(processed_name(model.name))} AS {trace_inputs(model)}")
 
 
 VIEW = Materialization("view", "VIEW", _create_view)
@@ -112,28 +121,35 @@ def can_increment(con: duckdb.DuckDBPyConnection, model: str) -> bool:
 
 def apply_increment(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model]) -> Increment:
     """Bring the incremental model's table up to date in place, inside the build's transaction: delete the
-    rows of the traces whose (trace_id, run_id) is no longer in `traces` (removed or replaced), compute
-    the traces not processed yet batch by batch (warehouse/batches.py) and insert them, and update the
-    record of processed traces. A replaced trace is removed and added."""
+    rows of the traces whose inputs (`trace_inputs`: their (trace_id, run_id) and what else the model
+    names) are no longer there (removed, replaced or relinked), compute the traces whose inputs are new
+    batch by batch (warehouse/batches.py) and insert them, and update the record of processed inputs.
+    A changed trace is removed and added. Inputs are compared as sets (EXCEPT), NULLs equal."""
     table, processed = quote(model.name), quote(processed_name(model.name))
+    side = side_of(model)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CURRENT} AS {trace_inputs(model)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {REMOVED} AS "
-                f"SELECT trace_id, run_id FROM {processed} EXCEPT SELECT trace_id, run_id FROM traces")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {ADDED} AS SELECT trace_id, run_id, dataset, source_row "
-                f"FROM traces ANTI JOIN {processed} USING (trace_id, run_id)")
-    con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM temp.{REMOVED})")
-    added = batches.run_batches(con, f"temp.{ADDED}", model.batch_traces or 1)
+                f"SELECT * FROM {processed} EXCEPT SELECT * FROM temp.{CURRENT}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ADDED} AS "
+                f"SELECT * FROM temp.{CURRENT} EXCEPT SELECT * FROM {processed}")
+    removed_keys = f"(SELECT {side.key} FROM temp.{REMOVED})"
+    con.execute(f"DELETE FROM {table} WHERE {side.key} IN {removed_keys}")
+    added_rows = (f"(SELECT DISTINCT dataset, source_row FROM {side.rows} AS r "
+                  f"SEMI JOIN temp.{ADDED} AS a ON a.{side.key} = r.{side.key})")
+    added = batches.run_batches(con, added_rows, model.batch_traces or 1)
     for sql in batches.batch_queries(con, db, model, views, added):
-        # only the batch's traces, whatever the SQL reads besides
+        # only the batch's added keys, whatever the SQL reads besides (a source row's other traces
+        # may have kept their inputs)
         con.execute(f"INSERT INTO {table}\nSELECT * FROM (\n{sql}\n) "
-                    f"WHERE trace_id IN (SELECT trace_id FROM temp.{batches.BATCH_TABLE})")
+                    f"WHERE {side.key} IN (SELECT {side.key} FROM temp.{batches.BATCH_TABLE}) "
+                    f"AND {side.key} IN (SELECT {side.key} FROM temp.{ADDED})")
         storage.release_memory(con)
-    con.execute(f"DELETE FROM {processed} AS p USING temp.{REMOVED} AS r "
-                f"WHERE p.trace_id = r.trace_id AND p.run_id = r.run_id")
-    con.execute(f"INSERT INTO {processed} SELECT trace_id, run_id FROM temp.{ADDED}")
+    con.execute(f"DELETE FROM {processed} WHERE {side.key} IN {removed_keys}")
+    con.execute(f"INSERT INTO {processed} SELECT * FROM temp.{ADDED}")
     [(n_added, n_removed)] = con.execute(f"SELECT (SELECT count(*) FROM temp.{ADDED}), "
                                          f"(SELECT count(*) FROM temp.{REMOVED})").fetchall()
-    con.execute(f"DROP TABLE temp.{ADDED}")
-    con.execute(f"DROP TABLE temp.{REMOVED}")
+    for temp in (ADDED, REMOVED, CURRENT):
+        con.execute(f"DROP TABLE temp.{temp}")
     return Increment(n_added, n_removed)
 
 

@@ -9,6 +9,8 @@ SELECT (see warehouse.md, "The model engine")::
     kind: incremental      # view | table | incremental (a table kept up to date trace by trace)
     grain: [trace_id, block_idx]
     batch_traces: 20000    # tables: built this many traces at a time; incremental models need it
+    trace_inputs: >        # incremental models: what a trace's rows depend on (default: its run, see Model)
+      SELECT trace_id, run_id FROM traces
     description: Each block with its memento.
     columns:               # every output column with its meaning (docs/models.md is made from them)
       trace_id: the trace
@@ -46,7 +48,7 @@ DIALECT = "duckdb"
 # (every build, report and export reads every model's header).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KINDS = ("table", "view", "incremental")
-HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "description", "columns", "audits"}
+HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "trace_inputs", "description", "columns", "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The engine's working tables: NAME is built as __build_NAME (materializations.aside_name), batches read
@@ -70,6 +72,11 @@ class Model:
     batch_traces: int | None = None  # built this many traces at a time (warehouse/batches.py)
     columns: dict[str, str] = field(default_factory=dict)  # output column -> its meaning, as the header gives them
     body_refs: set[str] = field(default_factory=set)  # tables the body alone reads
+    trace_inputs: str | None = None
+    """An incremental model's SELECT of trace_id and run_id (first) and whatever else each trace's rows
+    depend on beyond that trace's own rows (e.g. the row it is linked to): the engine recomputes a trace
+    whenever its row here changes, so such a model may read models rebuilt whole. None: the trace's
+    (trace_id, run_id), or a full row's (full_trace_id, run_id) (materializations.trace_inputs)."""
 
     @property
     def relation(self) -> str:
@@ -151,11 +158,14 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
             raise ModelError(f"{where}: batch_traces must be a whole number of traces (e.g. 20000), not {batch!r}")
         if header["kind"] == "view":
             raise ModelError(f"{where}: batch_traces is for tables; a view is not built, so it has nothing to batch")
-        if "trace_id" not in header["grain"]:
-            raise ModelError(f"{where}: batch_traces needs trace_id in the grain: each row must belong to one trace")
+        if "trace_id" not in header["grain"] and "full_trace_id" not in header["grain"]:
+            raise ModelError(f"{where}: batch_traces needs trace_id (or full_trace_id) in the grain: each row must "
+                             f"belong to one trace (or one full row)")
     elif header["kind"] == "incremental":
         raise ModelError(f"{where}: kind incremental needs batch_traces (e.g. `batch_traces: 20000`): an incremental "
                          f"model is a batched model, each trace's rows computed from that trace's rows alone")
+    if header.get("trace_inputs") is not None and header["kind"] != "incremental":
+        raise ModelError(f"{where}: trace_inputs is for kind incremental: it says when a trace's rows are recomputed")
     header["description"] = " ".join(str(header["description"]).split())
     header["columns"] = _columns(header.get("columns"), header["grain"], where)
     return header
@@ -238,11 +248,16 @@ def load_model(path: Path) -> Model:
     for audit in audits:
         if audit.sql is not None:
             refs |= audit_refs(audit, where)
+    trace_inputs = header.get("trace_inputs")
+    if trace_inputs is not None:
+        trace_inputs = " ".join(str(trace_inputs).split())
+        refs |= table_refs(parse_body(trace_inputs, f"{where}: trace_inputs"))
     return Model(
         name=header["name"], version=header["version"], kind=header["kind"], grain=header["grain"],
         description=header["description"], audits=audits, sql=body.strip().rstrip(";").strip(),
         path=path, refs=refs, normalized_sql=normalize_sql(tree),
         batch_traces=header.get("batch_traces"), body_refs=body_refs, columns=header["columns"],
+        trace_inputs=trace_inputs,
     )
 
 
@@ -293,6 +308,7 @@ def fingerprint(model: Model, parent_fingerprints: dict[str, str]) -> str:
     models it reads (base tables have none)."""
     h = hashlib.sha256()
     checks = [",".join(model.grain)] + [" ".join(a.query.split()) for a in model.audits]
+    checks += [model.trace_inputs] if model.trace_inputs else []  # new inputs: every trace recomputed
     for part in (model.name, model.version, model.kind, model.normalized_sql, *checks):
         h.update(part.encode() + b"\x00")
     for parent in sorted(parent_fingerprints):

@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from mementos.foundation.errors import WarehouseError
-from mementos.warehouse.project import TRACE_KEYED, Project
+from mementos.warehouse.project import FULL_KEYED, TRACE_KEYED, Project
 
 
 class Action(StrEnum):
@@ -232,12 +232,17 @@ def _incremental(project: Project, state: State, states: dict[str, ModelState], 
     """Whether an incremental model can be brought up to date trace by trace: it was built from its
     current definition and is still there, reads no base view but those keyed by trace and run, and
     every model it reads gives the traces it holds the rows they had when it was built (a parent
-    trace-local, or neither rebuilt now nor since)."""
+    trace-local, or neither rebuilt now nor since), or the model names its own trace_inputs (what
+    else a trace's rows depend on: a trace whose inputs changed is recomputed, models.Model)."""
     model, last = project.models[name], states[name].last
     if model.kind != "incremental" or last is None or _missing(name, model.relation, state):
         return False
-    if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= TRACE_KEYED:
+    # a model of full rows (full_trace_id in its grain, no trace_id) reads the views over the full rows
+    keyed = TRACE_KEYED if "trace_id" in model.grain else FULL_KEYED
+    if last.fingerprint != project.fingerprints[name] or not set(project.base_refs[name]) <= keyed:
         return False
+    if model.trace_inputs:
+        return True
     for parent in project.parents[name]:
         before = states[parent].last
         if parent not in kept:

@@ -26,6 +26,10 @@ ENGINE_TABLES = (BUILDS_TABLE,)  # tables an engine writes beside the models: no
 # The base views whose rows of a trace stay as they are while the trace keeps its run (traces, segments,
 # parse_issues): what a trace-local model may read (the full config's views follow links between traces).
 TRACE_KEYED = frozenset(catalog.trace_range_view_names())
+# The base views whose rows of a full row stay as they are while the row keeps its run (full_traces,
+# sentences, full_blocks), but their trace_id, which links it to a default trace: what a model of full
+# rows (full_trace_id in its grain) may read to be kept up to date row by row.
+FULL_KEYED = frozenset(catalog.FULL_RANGE_VIEW_NAMES)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from mementos.foundation.errors import first_line
 from mementos.warehouse import planner
 from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
-from mementos.warehouse.materializations import Increment, aside_name
+from mementos.warehouse.materializations import Increment, aside_name, trace_inputs
 from mementos.warehouse.models import Model
 from mementos.warehouse.planner import Action, LastBuild, State, Step
 from mementos.warehouse.project import Project, load_project
@@ -33,7 +33,7 @@ from mementos.warehouse.spark.layout import (MANIFEST, FileSystem, Layout, base_
                                              leftover)
 from mementos.warehouse.spark.session import register_base_tables, spark_session
 from mementos.warehouse.spark.transpile import (SparkModel, TranspileError, spark_schema, transpile_model,
-                                                transpile_project)
+                                                transpile_project, transpile_sql)
 
 
 def _spark_error(exc: BaseException, model: Model, what: str = "") -> str:
@@ -119,8 +119,10 @@ class SparkEngine:
         sm, rows = self.spark_models[model.name], 0
         try:
             sm = transpile_model(model, tables)  # again, now with the types of what it reads
+            inputs = (transpile_sql(trace_inputs(model), model.name, f"{model.where}: trace_inputs")
+                      if model.kind == "incremental" else None)
             out = incremental.frames(spark, self.fs, model, sm.sql, self.layout.model_dir(model.name),
-                                     step.action == Action.INCREMENTAL)
+                                     step.action == Action.INCREMENTAL, inputs)
             incremental.write(out, tmp)
             _say_how(result, step, out.increment)
         except TranspileError as exc:

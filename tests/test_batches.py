@@ -45,7 +45,7 @@ def batched_model_names() -> list[str]:
 def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
                                      "inference_simulation", "memento_retention", "trace_compression",
-                                     "trace_text_checks"]
+                                     "trace_text_checks", "trace_words"]
     assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 

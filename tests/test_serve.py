@@ -150,7 +150,7 @@ LATER = [("Straße, later", "<think>ingested after the build</think> x")]
 
 @pytest.fixture(scope="module")
 def words_server(tmp_path_factory):
-    """A server on a warehouse of WORDS whose trace_words model is built, and LATER ingested after that build."""
+    """A server on a warehouse of WORDS whose trace_words models are built, and LATER ingested after that build."""
     from mementos.ingest.pipeline import run_ingest
     from mementos.warehouse.engine import build
 
@@ -160,7 +160,7 @@ def words_server(tmp_path_factory):
         rows = [{"problem": p, "response": r, "domain": "math", "source": "s", "difficulty": "1"} for p, r in texts]
         run_ingest(str(write_hub_dir(tmp / name, rows)), db, name=name, with_tokens=False, workers=0, progress=False)
         if name == "words":
-            assert build(db, select=["trace_words"]).ok
+            assert build(db, select=["trace_words+"]).ok
     s = Server(db, tmp / "serve-tmp")
     yield s
     s.stop()

@@ -6,8 +6,9 @@ inside one word of a text, so the traces with a word containing it are the answe
 A spelling with spaces or punctuation needs its inner words whole, its first word at the end of a word
 and its last at the start of one: the traces holding all of them are only candidates, and their texts
 are read to confirm. Traces ingested after the model was built are read too, so the result is always
-what a scan of every text would give. Without the model, or for a spelling with no letter or digit at
-all, every text is read.
+what a scan of every text would give. The words are found in the model's vocabulary (trace_vocabulary),
+then their traces in trace_words by equality. Without the two models, or for a spelling with no letter
+or digit at all, every text is read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import duckdb
 from mementos.warehouse.materializations import PROCESSED_PREFIX
 
 MODEL = "trace_words"
+VOCABULARY = "trace_vocabulary"  # the distinct words of MODEL, each with the number of traces holding it
 # The model's pattern for a word: the search must cut a spelling into words as the model cut the texts
 # (tests/test_serve.py holds the two equal).
 WORD = r"[\p{L}\p{N}]+"
@@ -40,17 +42,20 @@ class Need:
     word: str
 
 
-def needs(cur: duckdb.DuckDBPyConnection, spelling: str) -> list[Need]:
-    """The words of `spelling` and how a text's words must hold them: the first word may be the end of a
-    longer word, the last the start of one, a word touching both ends any part of one, the others whole."""
-    runs, at_start, at_end = cur.execute(
-        f"SELECT regexp_extract_all($1, '{WORD}', 0), regexp_matches($1, '^{WORD}'), regexp_matches($1, '{WORD}$')",
-        [spelling]).fetchone()
+def needs(cur: duckdb.DuckDBPyConnection, variants: list[str]) -> list[list[Need]]:
+    """For each spelling, its words and how a text's words must hold them: the first word may be the end of
+    a longer word, the last the start of one, a word touching both ends any part of one, the others whole."""
+    rows = cur.execute(
+        f"SELECT regexp_extract_all(v, '{WORD}', 0), regexp_matches(v, '^{WORD}'), regexp_matches(v, '{WORD}$') "
+        f"FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS s(v, i) ORDER BY i", [variants]).fetchall()
     out = []
-    for i, run in enumerate(runs):
-        first, last = i == 0 and at_start, i == len(runs) - 1 and at_end
-        test = ("contains" if first and last else "ends_with" if first else "starts_with" if last else "equals")
-        out.append(Need(test, run))
+    for runs, at_start, at_end in rows:
+        needed = []
+        for i, run in enumerate(runs):
+            first, last = i == 0 and at_start, i == len(runs) - 1 and at_end
+            needed.append(Need("contains" if first and last else "ends_with" if first else
+                               "starts_with" if last else "equals", run))
+        out.append(needed)
     return out
 
 
@@ -59,13 +64,28 @@ def exact(needed: list[Need]) -> bool:
     return len(needed) == 1 and needed[0].test == "contains"
 
 
-def holding(cur: duckdb.DuckDBPyConnection, needed: list[Need]) -> set[str]:
-    """The trace ids whose words hold every one of `needed`."""
+def holding_any(cur: duckdb.DuckDBPyConnection, needed: list[Need], among: set[str] | None = None) -> set[str]:
+    """The trace ids (of `among`, when given) whose words meet one of `needed`: the vocabulary says which
+    words do, and DuckDB reads only the row groups of trace_words that hold those words."""
+    tests = " OR ".join(WORD_TESTS[n.test] for n in needed)
+    params: list = [n.word for n in needed]
+    within = ""
+    if among is not None:
+        within, params = " AND trace_id IN (SELECT unnest(?::VARCHAR[]))", params + [sorted(among)]
+    return {tid for (tid,) in cur.execute(
+        f"SELECT DISTINCT trace_id FROM {MODEL} WHERE word IN (SELECT word FROM {VOCABULARY} WHERE {tests}){within}",
+        params).fetchall()}
+
+
+def holding_all(cur: duckdb.DuckDBPyConnection, needed: list[Need]) -> set[str]:
+    """The trace ids whose words meet every one of `needed`, the word held by the fewest traces first."""
+    def traces(need: Need) -> int:
+        return cur.execute(f"SELECT coalesce(sum(traces), 0) FROM {VOCABULARY} WHERE {WORD_TESTS[need.test]}",
+                           [need.word]).fetchone()[0]
+
     found: set[str] | None = None
-    for need in needed:
-        ids = {tid for (tid,) in cur.execute(
-            f"SELECT DISTINCT trace_id FROM {MODEL} WHERE {WORD_TESTS[need.test]}", [need.word]).fetchall()}
-        found = ids if found is None else found & ids
+    for need in sorted(needed, key=traces):
+        found = holding_any(cur, [need], found)
         if not found:
             break
     return found or set()
@@ -73,12 +93,17 @@ def holding(cur: duckdb.DuckDBPyConnection, needed: list[Need]) -> set[str]:
 
 def unindexed(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]] | None:
     """(trace_id, dataset, source_row) of the traces the model has not read (ingested since its last build,
-    or a reused id of a changed shard); None when the model was never built."""
+    or a reused id of a changed shard); None when the model was never built, or its vocabulary was not
+    built with it (then the vocabulary may lack words)."""
     processed = PROCESSED_PREFIX + MODEL
     built = {name for (name,) in cur.execute(
         "SELECT lower(table_name) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = 'main' AND lower(table_name) IN (?, ?)", [MODEL, processed]).fetchall()}
-    if built != {MODEL, processed}:
+        "AND table_schema = 'main' AND lower(table_name) IN (?, ?, ?)", [MODEL, VOCABULARY, processed]).fetchall()}
+    if built != {MODEL, VOCABULARY, processed}:
+        return None
+    last = dict(cur.execute("SELECT model, max(build_id) FROM model_builds WHERE status = 'ok' AND model IN (?, ?) "
+                            "GROUP BY model", [MODEL, VOCABULARY]).fetchall())
+    if last.get(VOCABULARY, "") < last.get(MODEL, ""):
         return None
     return cur.execute(f"SELECT trace_id, dataset, source_row FROM traces ANTI JOIN {processed} "
                        f"USING (trace_id, run_id) ORDER BY dataset, source_row").fetchall()
@@ -107,15 +132,16 @@ def search(cur: duckdb.DuckDBPyConnection, q: str, stale: list[tuple[str, str, i
     """The trace ids whose problem or response contains `q` in one of its spellings. `stale`: unindexed();
     `locate(ids)`: (trace_id, dataset, source_row) of those trace ids (the explorer's trace index)."""
     variants = spellings(q)
-    needed = [needs(cur, v) for v in variants]
+    needed = needs(cur, variants)
     if stale is None or not all(needed):
         return sorted(containing(cur, variants, None))
     unread = {row[0] for row in stale}
-    answer: set[str] = set()
+    whole = [words[0] for words in needed if exact(words)]
+    answer = holding_any(cur, whole) - unread if whole else set()
     candidates: set[str] = set()
     for words in needed:
-        (answer if exact(words) else candidates).update(holding(cur, words))
-    answer -= unread
+        if not exact(words):
+            candidates |= holding_all(cur, words)
     candidates -= answer | unread
     confirmed = containing(cur, variants, locate(sorted(candidates)) + stale) if candidates or stale else set()
     return sorted(answer | confirmed)

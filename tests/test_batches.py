@@ -52,7 +52,7 @@ def test_the_bundled_batched_models_are_the_incremental_ones():
     assert batched_model_names() == ["block_agreement", "block_pairs", "export_base", "export_summarize",
                                      "full_block_digests", "inference_simulation", "memento_copies",
                                      "memento_retention", "trace_compression", "trace_text_checks",
-                                     "unsegmented_traces"]
+                                     "trace_words", "unsegmented_traces"]
     assert {name for name, model in discover().items() if model.kind == "incremental"} == set(batched_model_names())
 
 

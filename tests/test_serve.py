@@ -19,7 +19,9 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import mementos
-from mementos.warehouse.explorer.queries import spellings
+from mementos.warehouse.explorer import search
+from mementos.warehouse.explorer.search import spellings
+from conftest import write_hub_dir
 from report_fixtures import DATASET, PAYLOADS, ingest_hostile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,6 +135,69 @@ def test_sorting_and_paging(server):
     assert [r["n_blocks"] for r in by_blocks] == sorted((r["n_blocks"] for r in by_blocks), reverse=True)
     first, second = (server.json(f"/traces.json?page_size=7&page={p}")["rows"] for p in (1, 2))
     assert len(first) == len(second) == 7 and not {r["trace_id"] for r in first} & {r["trace_id"] for r in second}
+
+
+# A dataset for the text search: Unicode letters and digits, words cut by punctuation. "Straße" is
+# "STRASSE" in upper case, so a search for "straße" also looks for "STRASSE".
+WORDS = [
+    ("Straße und Maß", "<think>naïve café, x² + y² = r²</think> done"),
+    ("STRASSE", "<think>ΣΟΦΙΑ and σοφίας</think> 日本語の文章"),
+    ("Which triangle?", "<think>a right triangle: the triangle's sides</think> 3.14"),
+    ("Right-angled triangles", "<think>modulo 7</think> none"),
+]
+LATER = [("Straße, later", "<think>ingested after the build</think> x")]
+
+
+@pytest.fixture(scope="module")
+def words_server(tmp_path_factory):
+    """A server on a warehouse of WORDS whose trace_words models are built, and LATER ingested after that build."""
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.warehouse.engine import build
+
+    tmp = tmp_path_factory.mktemp("search")
+    db = tmp / "wh" / "w.duckdb"
+    for name, texts in (("words", WORDS), ("later", LATER)):
+        rows = [{"problem": p, "response": r, "domain": "math", "source": "s", "difficulty": "1"} for p, r in texts]
+        run_ingest(str(write_hub_dir(tmp / name, rows)), db, name=name, with_tokens=False, workers=0, progress=False)
+        if name == "words":
+            assert build(db, select=["trace_words+"]).ok
+    s = Server(db, tmp / "serve-tmp")
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("q, expected", [
+    ("straße", ["later:0", "words:0", "words:1"]),  # STRASSE too; later:0 was never indexed, its text is read
+    ("本語", ["words:1"]),  # inside a word: no spaces in Japanese
+    ("σοφ", ["words:1"]),  # ΣΟΦΙΑ (upper case) and σοφίας
+    ("y²", ["words:0"]),  # ² is a digit (Unicode N)
+    ("² +", ["words:0"]),  # a word's end, then punctuation: the candidate's text is read
+    ("right triangle", ["words:2"]),  # not "Right-angled triangles"
+    ("ANGLED TRIANGLE", ["words:3"]),  # as "angled triangle" inside "Right-angled triangles"
+    ("triangle's", ["words:2"]),
+    ("Triangle", ["words:2", "words:3"]),
+    ("?", ["words:2"]),  # no letter or digit: every text is read
+    ("  modulo 7  ", ["words:3"]),  # spaces around are dropped
+    ("xylophone", []),
+    ("sides 3", []),  # words of two texts that never meet
+])
+def test_text_search_cases(words_server, q, expected):
+    found = words_server.json("/traces.json?" + urlencode({"q": q, "page_size": 1000}))
+    assert sorted(r["trace_id"] for r in found["rows"]) == expected
+
+
+@pytest.mark.parametrize("q", ["modulo", "MODULO N", "window.__pwned = 1", "alert(7)</script>", "{{ 7 * 7 }}",
+                               "ESC", "not markup", "\\frac{1}", "the", "e", "?", "zzz"])
+def test_text_search_finds_what_reading_every_text_finds(server, warehouse, q):
+    db, _ = warehouse
+    with mementos.connect(db) as con:
+        expected = sorted(search.containing(con, spellings(q), None))
+    found = server.json("/traces.json?" + urlencode({"q": q, "page_size": 1000}))
+    assert sorted(r["trace_id"] for r in found["rows"]) == expected
+
+
+def test_the_search_cuts_words_as_the_model_does():
+    assert f"'{search.WORD}'" in (REPO / "models" / f"{search.MODEL}.sql").read_text()
 
 
 @pytest.mark.parametrize("query, message", [

@@ -3,8 +3,9 @@
 The trace list is filtered, counted and sorted over the trace index: one small row per trace
 (labels, status, issue codes, outlier reasons, blocks, tokens, ratio), read once per snapshot from
 the base tables and the models into an in-memory DuckDB database, so that a filter or a page never
-scans the warehouse's Parquet files. Only a text search (`q`) reads the texts; its matches are
-remembered per snapshot (Snapshot.remembered). A trace's page reads that one trace (trace_view.trace_views,
+scans the warehouse's Parquet files. A text search (`q`) reads the trace_words model, and the texts
+only where that model cannot answer alone (search.py); its matches are remembered per snapshot
+(Snapshot.remembered). A trace's page reads that one trace (trace_view.trace_views,
 as `mementos show` and the report do) and its rows of the models.
 """
 
@@ -16,6 +17,7 @@ import duckdb
 
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation import storage
+from mementos.warehouse.explorer import search
 from mementos.warehouse.explorer.snapshot import INDEX_POOL, Snapshot
 from mementos.warehouse.trace_view import TraceView, trace_views
 
@@ -205,23 +207,19 @@ def _order(f: Filters) -> str:
     return f"{f.sort} {direction} NULLS LAST, dataset, source_row"
 
 
-def spellings(q: str) -> list[str]:
-    """The spellings a text search looks for: as typed, lower case, Capitalised, Title Case and UPPER CASE."""
-    return list(dict.fromkeys([q, q.lower(), q.capitalize(), q.title(), q.upper()]))
-
-
 def text_matches(snap: Snapshot, cur: duckdb.DuckDBPyConnection, q: str) -> list[str] | None:
-    """The trace ids whose problem or response contains `q` in one of its spellings; None when there is no `q`.
-
-    A search reads every response (no index holds the texts). DuckDB's `contains` costs little beyond reading
-    the column, where ILIKE (any case) first lowers every character, which costs more than the reading: so the
-    spellings people write a word in are looked for instead of every case."""
+    """The trace ids whose problem or response contains `q` in one of its spellings (search.spellings);
+    None when there is no `q`. The trace_words model answers where it can (search.search)."""
     if not q:
         return None
-    variants = spellings(q)
-    found = " OR ".join(f"contains({column}, ?)" for column in ("problem", "response") for _ in variants)
-    return snap.remembered("search", q, lambda: [tid for (tid,) in cur.execute(
-        f"SELECT trace_id FROM traces WHERE {found}", variants + variants).fetchall()])
+
+    def locate(ids: list[str]) -> list[tuple[str, str, int]]:
+        with trace_index(snap, cur).con.cursor() as mem:
+            return mem.execute("SELECT trace_id, dataset, source_row FROM trace_index "
+                               "WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()
+
+    stale = snap.cached("unindexed", lambda: search.unindexed(cur))
+    return snap.remembered("search", q, lambda: search.search(cur, q, stale, locate))
 
 
 # ---------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def models_markdown() -> str:
     for name in project.order:
         model = project.models[name]
         batch = f" · built {model.batch_traces:,} traces at a time" if model.batch_traces else ""
+        batch += " · built on request (`build --select NAME+`), then kept up to date" if model.on_request else ""
         lines = [
             f"## `{name}`",
             "",

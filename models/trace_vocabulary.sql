@@ -3,6 +3,7 @@ name: trace_vocabulary
 version: 1
 kind: table
 grain: [word]
+on_request: true  # the explorer's search index: built by `mementos build --select trace_words+`
 description: >
   Every distinct word of trace_words and how many traces hold it. The explorer's
   text search finds here the words that contain, start or end with a word of the

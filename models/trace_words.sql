@@ -4,6 +4,7 @@ version: 1
 kind: incremental
 grain: [trace_id, word]
 batch_traces: 20000
+on_request: true  # the explorer's search index: built by `mementos build --select trace_words+`
 description: >
   The words of every trace, as written (case kept): each distinct maximal run of
   letters and digits (Unicode categories L and N) in its problem or its

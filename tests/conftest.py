@@ -21,11 +21,14 @@ os.environ.setdefault("MEMENTOS_RECLAIM_GRACE", "0")
 # after the settings above, which must be in place before the package is imported
 from mementos.cli import main  # noqa: E402
 from mementos.sample.generator import README_FRONT_MATTER  # noqa: E402
+from mementos.warehouse.project import load_project  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EXAMPLES = REPO.parent / "shared" / "fixtures" / "memento-examples"
 
 CARD = README_FRONT_MATTER + "# test corpus\n"  # the hub layout the sample writes
+# Every bundled model, the ones built on request too (a plain build leaves those out): for build(select=...)
+EVERY_MODEL = load_project().order
 
 
 def memento(pairs, answer="The answer is 42.", sep="\n") -> str:

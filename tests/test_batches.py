@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import row, write_jsonl
+from conftest import EVERY_MODEL, row, write_jsonl
 from mementos.foundation import storage
 from mementos.foundation.errors import ModelError
 from mementos.ingest.pipeline import run_ingest
@@ -39,8 +39,8 @@ def warehouses(tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(MODELS_DIR, small)
     for path in small.glob("*.sql"):
         path.write_text(path.read_text().replace("batch_traces: 20000", f"batch_traces: {SMALL_BATCH}"))
-    assert build(db).ok
-    assert build(d / "batched" / "w.duckdb", models_dir=small).ok
+    assert build(db, select=EVERY_MODEL).ok  # the models on request too
+    assert build(d / "batched" / "w.duckdb", select=EVERY_MODEL, models_dir=small).ok
     return {"whole": db, "batched": d / "batched" / "w.duckdb", "small_models": small}
 
 

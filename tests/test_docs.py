@@ -71,6 +71,8 @@ def documented_columns(text: str = DOC) -> dict[str, set[str]]:
 def warehouse(tmp_path_factory):
     db = ingest_golden(tmp_path_factory.mktemp("docs"), with_tokens=False)
     assert build(db).ok
+    on_request = [name for name, model in load_project().models.items() if model.on_request]
+    assert build(db, select=[f"{name}+" for name in on_request]).ok
     with storage.connect(db) as con:
         yield con
 

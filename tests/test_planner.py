@@ -215,3 +215,16 @@ def test_a_selection_brings_the_constant_models_it_reads():
     no selected model reads, does not."""
     chosen = planner.select(load_project(), ["trace_compression+"])
     assert {"inference_simulation", "inference_settings"} <= chosen and "card_figures" not in chosen
+
+
+def test_a_model_on_request_waits_until_selected_once_then_is_kept_up_to_date(tmp_path):
+    on_request = header("index").replace("description:", "on_request: true\ndescription:")
+    project = project_of(tmp_path, {**TOY, "index": on_request + "SELECT trace_id FROM d",
+                                    "index_counts": header("index_counts") + "SELECT trace_id FROM index"})
+    assert [s.model for s in planner.plan(project, State({}, {}, "run-1")).steps] == ["a", "b", "c", "d"]
+    everything = state_after_build(project)
+    toy_only = State({m: b for m, b in everything.builds.items() if m in TOY}, everything.present, "run-1")
+    assert planner.plan(project, toy_only).steps == [Step(m, FRESH) for m in "abcd"]
+    assert planner.plan(project, toy_only, planner.select(project, "index+")).to_build == ["index", "index_counts"]
+    assert planner.plan(project, State(everything.builds, everything.present, "run-2")).to_build == [
+        "a", "b", "c", "d", "index", "index_counts"]

@@ -240,7 +240,8 @@ def _build_models(con: duckdb.DuckDBPyConnection, db: Path, select, full_refresh
     storage.ensure_schema(con, db)
     project = load_project(models_dir, set(existing_objects(con)))
     with open_engine(con, db, project) as engine:
-        plan = planner.plan(project, engine.state, planner.select(project, select), full_refresh)
+        selected = planner.select(project, select) if select else None  # None: planner.default_selection
+        plan = planner.plan(project, engine.state, selected, full_refresh)
         return BuildReport(str(db), execute(project, plan, engine, echo))
 
 

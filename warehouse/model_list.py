@@ -39,7 +39,8 @@ def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[Mo
     out = []
     for name in project.order:
         m, s = project.models[name], states[name]
-        out.append(ModelInfo(name, m.kind, m.version, m.grain, s.state, s.reason,
+        reason = s.reason or (f"on request: build --select {name}+" if m.on_request and s.last is None else "")
+        out.append(ModelInfo(name, m.kind, m.version, m.grain, s.state, reason,
                              s.last.rows if s.last else None, s.last.built_at if s.last else None, m.description))
     return out
 

@@ -11,6 +11,7 @@ SELECT (see warehouse.md, "The model engine")::
     batch_traces: 20000    # tables: built this many traces at a time; incremental models need it
     trace_inputs: >        # incremental models: what a trace's rows depend on (default: its run, see Model)
       SELECT trace_id, run_id FROM traces
+    on_request: false      # true: a plain `build` leaves it out until it is selected once (planner)
     description: Each block with its memento.
     columns:               # every output column with its meaning (docs/models.md is made from them)
       trace_id: the trace
@@ -48,7 +49,8 @@ DIALECT = "duckdb"
 # (every build, report and export reads every model's header).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KINDS = ("table", "view", "incremental")
-HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "trace_inputs", "description", "columns", "audits"}
+HEADER_KEYS = {"name", "version", "kind", "grain", "batch_traces", "trace_inputs", "on_request", "description", "columns",
+               "audits"}
 REQUIRED_KEYS = ("name", "version", "kind", "grain", "description")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The engine's working tables: NAME is built as __build_NAME (materializations.aside_name), batches read
@@ -77,6 +79,9 @@ class Model:
     depend on beyond that trace's own rows (e.g. the row it is linked to): the engine recomputes a trace
     whenever its row here changes, so such a model may read models rebuilt whole. None: the trace's
     (trace_id, run_id), or a full row's (full_trace_id, run_id) (materializations.trace_inputs)."""
+    on_request: bool = False
+    """Built only once selected by name (an index few users need, such as the explorer's search words); from
+    then on a plain `build` keeps it up to date like any other model (planner.default_selection)."""
 
     @property
     def relation(self) -> str:
@@ -166,6 +171,8 @@ def parse_header(header_text: str, where: str, stem: str) -> dict:
                          f"model is a batched model, each trace's rows computed from that trace's rows alone")
     if header.get("trace_inputs") is not None and header["kind"] != "incremental":
         raise ModelError(f"{where}: trace_inputs is for kind incremental: it says when a trace's rows are recomputed")
+    if not isinstance(header.get("on_request", False), bool):
+        raise ModelError(f"{where}: on_request must be true or false, not {header['on_request']!r}")
     header["description"] = " ".join(str(header["description"]).split())
     header["columns"] = _columns(header.get("columns"), header["grain"], where)
     return header
@@ -257,7 +264,7 @@ def load_model(path: Path) -> Model:
         description=header["description"], audits=audits, sql=body.strip().rstrip(";").strip(),
         path=path, refs=refs, normalized_sql=normalize_sql(tree),
         batch_traces=header.get("batch_traces"), body_refs=body_refs, columns=header["columns"],
-        trace_inputs=trace_inputs,
+        trace_inputs=trace_inputs, on_request=header.get("on_request", False),
     )
 
 

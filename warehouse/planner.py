@@ -135,6 +135,15 @@ def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> 
     return chosen | {p for p in project.dag.upstream(chosen) if not _reads_data(project, p)}
 
 
+def default_selection(project: Project, state: State) -> set[str]:
+    """What a build without --select builds: every model, except one `on_request` that was never built here
+    (nor anything downstream of it). Once selected by name it is kept up to date like the others."""
+    waiting = {name for name, model in project.models.items() if model.on_request and name not in state.builds}
+    for name in list(waiting):
+        waiting |= project.dag.descendants(name)
+    return set(project.models) - waiting
+
+
 # ---------------------------------------------------------------------------
 # Freshness
 
@@ -186,13 +195,13 @@ def _missing(name: str, relation: str, state: State) -> bool:
 
 
 def plan(project: Project, state: State, selected: set[str] | None = None, full_refresh: bool = False) -> Plan:
-    """The selected models (default: all) in dependency order, each to build, fresh or to skip.
+    """The selected models (default: default_selection) in dependency order, each to build, fresh or to skip.
 
     Built: every selected model that is stale or never built, or downstream of one built
     here; with `full_refresh`, every selected model. An incremental model is built `incremental`
     when only the traces it reads changed (`_incremental`), whole otherwise. Skipped: a model whose parent is not
     selected and was never built (nothing to read), and what is downstream of a skipped one."""
-    selected = set(project.models) if selected is None else selected
+    selected = default_selection(project, state) if selected is None else selected
     states = model_states(project, state)
     steps: list[Step] = []
     action: dict[str, Action] = {}

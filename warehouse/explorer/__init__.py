@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from mementos.foundation.errors import WarehouseError
+from mementos.warehouse.explorer import search
 from mementos.warehouse.explorer.app import create_app
 
 __all__ = ["create_app", "serve"]
@@ -32,6 +33,9 @@ def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8000, sql_time_li
     shown = f"[{host}]" if ":" in host else host
     echo(f"mementos serve: http://{shown}:{sock.getsockname()[1]}/ (the warehouse {db}, read-only; "
          f"Ctrl-C stops it)")
+    if not search.indexed(db):
+        echo(f"mementos serve: text search reads every text; `mementos build --db {db} --select {search.MODEL}+` "
+             f"builds its index")
     if host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"mementos serve: listening on {host}: anyone who can reach this machine can read the warehouse")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 import duckdb
 
+from mementos.foundation import snapshots, storage
 from mementos.warehouse.materializations import PROCESSED_PREFIX
 
 MODEL = "trace_words"
@@ -95,18 +97,28 @@ def unindexed(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]] | No
     """(trace_id, dataset, source_row) of the traces the model has not read (ingested since its last build,
     or a reused id of a changed shard); None when the model was never built, or its vocabulary was not
     built with it (then the vocabulary may lack words)."""
-    processed = PROCESSED_PREFIX + MODEL
-    built = {name for (name,) in cur.execute(
-        "SELECT lower(table_name) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = 'main' AND lower(table_name) IN (?, ?, ?)", [MODEL, VOCABULARY, processed]).fetchall()}
-    if built != {MODEL, VOCABULARY, processed}:
+    if not _index_tables_built(cur):
         return None
     last = dict(cur.execute("SELECT model, max(build_id) FROM model_builds WHERE status = 'ok' AND model IN (?, ?) "
                             "GROUP BY model", [MODEL, VOCABULARY]).fetchall())
     if last.get(VOCABULARY, "") < last.get(MODEL, ""):
         return None
-    return cur.execute(f"SELECT trace_id, dataset, source_row FROM traces ANTI JOIN {processed} "
+    return cur.execute(f"SELECT trace_id, dataset, source_row FROM traces ANTI JOIN {PROCESSED_PREFIX + MODEL} "
                        f"USING (trace_id, run_id) ORDER BY dataset, source_row").fetchall()
+
+
+def indexed(db: str | Path) -> bool:
+    """Whether the warehouse's search index is built (models on request: `build --select trace_words+`)."""
+    with storage.connect(snapshots.resolve(db), read_only=True) as con:
+        return _index_tables_built(con)
+
+
+def _index_tables_built(cur: duckdb.DuckDBPyConnection) -> bool:
+    names = [MODEL, VOCABULARY, PROCESSED_PREFIX + MODEL]
+    built = {name for (name,) in cur.execute(
+        "SELECT lower(table_name) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND lower(table_name) IN (?, ?, ?)", names).fetchall()}
+    return built == set(names)
 
 
 def containing(cur: duckdb.DuckDBPyConnection, variants: list[str],

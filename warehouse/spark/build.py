@@ -178,7 +178,7 @@ def build(db: str | Path, select=None, models_dir: str | Path | None = None, mas
     started = time.monotonic()
     layout = layout_for(db)
     project = load_project(models_dir)
-    selected = planner.select(project, select)
+    selected = planner.select(project, select) if select else None  # None: planner.default_selection
     command = "build --engine spark" + (f" --select {' '.join(select) if not isinstance(select, str) else select}"
                                         if select else "") + (" --full-refresh" if full_refresh else "")
     with ExitStack() as stack:

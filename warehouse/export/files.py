@@ -82,7 +82,8 @@ class SplitWriter:
         self._pending_rows = 0
         self._parquet = pq.ParquetWriter(self.file, schema, compression="zstd") if fmt == "parquet" else None
         fields = ", ".join(f"'{f.name}': \"{f.name}\"" for f in schema)
-        self._to_json = f"SELECT to_json({{{fields}}}) AS line FROM __export_rows"
+        # the newline added here: the lines come out as one buffer to write as it is
+        self._to_json = f"SELECT to_json({{{fields}}}) || chr(10) AS line FROM __export_rows"
 
     def write(self, table: pa.Table) -> None:
         """Append `table` (whole traces, in order)."""
@@ -117,7 +118,6 @@ class SplitWriter:
                 self.encoder.register("__export_rows", part)
                 lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
                 self.encoder.unregister("__export_rows")
-                lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), pa.scalar(""))
                 offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
                 start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
                 self.file.write(memoryview(lines.buffers()[2])[start:end])

@@ -26,7 +26,7 @@ from mementos.warehouse.export.files import MANIFEST, SplitWriter, check_directo
 from mementos.warehouse.export.pipeline import InOrder, read_ahead
 from mementos.warehouse.export.plan import OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers, write_plan
 from mementos.warehouse.export.records import (CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array,
-                                               output_schema, turns)
+                                               output_schema, take_rows, turns)
 from mementos.warehouse.export.result import ExportResult
 from mementos.warehouse.export.spec import ExportKind, ExportSpec, LeftOut
 from mementos.warehouse.export.splits import GROUP_BATCH_ROWS, near_duplicate_groups, split_of
@@ -249,9 +249,8 @@ def _write_chunk(spec: ExportSpec, chunk: _Chunk, schema: pa.Schema, writers: di
     for start, stop in _slices(chunk.plan.column("response_chars").to_numpy(), at, SLICE_CHARS):
         # the slice's traces only: what is built from them below is a few copies of SLICE_CHARS
         rows, at_rows = np.unique(at[start:stop], return_inverse=True)
-        rows = pa.array(rows)
-        tables, counted = _records(spec, chunk.plan.slice(start, stop - start), chunk.texts.take(rows),
-                                   pa.array(at_rows, pa.int64()), chunk.trace_split.take(rows), schema)
+        tables, counted = _records(spec, chunk.plan.slice(start, stop - start), take_rows(chunk.texts, rows),
+                                   pa.array(at_rows, pa.int64()), chunk.trace_split.take(pa.array(rows)), schema)
         for name, table in tables.items():
             out.submit(partial(writers[name].write, table))
         total = tuple(a + b for a, b in zip(total, counted))

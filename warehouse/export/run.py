@@ -190,8 +190,9 @@ def _stream(con: duckdb.DuckDBPyConnection, spec: ExportSpec, plan: _Plan, stage
     left_out = dict.fromkeys(LEFT_OUT_IN_STREAM, 0)
     bar = _progress(progress, sum(last - first + 1 for _, first, last in plan.chunks), spec.kind)
     out = InOrder()
+    chunks = read_ahead(_read_chunk(con, spec, plan.groups, params) for params in _chunk_params(plan))
     try:
-        for chunk in read_ahead(_read_chunk(con, spec, plan.groups, params) for params in _chunk_params(plan)):
+        for chunk in chunks:
             counted = _write_chunk(spec, chunk, schema, writers, out)
             for reason, n in zip(LEFT_OUT_IN_STREAM, counted):
                 left_out[reason] += n
@@ -203,6 +204,7 @@ def _stream(con: duckdb.DuckDBPyConnection, spec: ExportSpec, plan: _Plan, stage
         out.cancel()
         raise
     finally:
+        chunks.close()  # the reading thread stops before the warehouse connection closes
         if bar is not None:
             bar.close()
     encoder.close()

@@ -116,11 +116,11 @@ class SplitWriter:
                         self.file.write(piece)
                     continue
                 self.encoder.register("__export_rows", part)
-                lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
+                lines = self.encoder.sql(self._to_json).to_arrow_table().column("line")
                 self.encoder.unregister("__export_rows")
-                offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
-                start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
-                self.file.write(memoryview(lines.buffers()[2])[start:end])
+                for chunk in lines.chunks:  # each chunk's characters as they are (combine_chunks copies them)
+                    if len(chunk):
+                        self.file.write(_string_data(chunk))
             return
         self._pending.append(table)
         self._pending_rows += table.num_rows
@@ -168,6 +168,13 @@ class SplitWriter:
     def describe(self) -> dict:
         return {"file": self.final.name, "rows": self.rows, "traces": self.traces, "bytes": self.file.size,
                 "sha256": self.file.sha256.hexdigest(), "tokens": self.token_stats()}
+
+
+def _string_data(strings: pa.Array) -> memoryview:
+    """The bytes of a string array's values, end to end, without a copy."""
+    offsets = memoryview(strings.buffers()[1]).cast("q" if pa.types.is_large_string(strings.type) else "i")
+    start, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
+    return memoryview(strings.buffers()[2])[start:end]
 
 
 def _quantile(sorted_values, q: float) -> float:

@@ -1,8 +1,9 @@
 """Two threads beside the export's own, so that its three stages overlap on the machine's cores: DuckDB
 reading the next chunk (`read_ahead`), Python laying out and counting the tokens of this one (the caller),
 and DuckDB encoding and the file writing the one before (`InOrder`). DuckDB, pyarrow's compute, hashlib
-and file writes let go of the GIL while they work, so the stages run side by side; each queue holds one or
-two items, so memory holds a chunk or two more than a single thread would, never more."""
+and file writes let go of the GIL while they work, so the stages run side by side; a chunk is read ahead
+only when there is room for it and at most two slices wait to be written, so memory holds a chunk and two
+slices more than a single thread would, never more."""
 
 from __future__ import annotations
 
@@ -21,36 +22,34 @@ class _Failed:
 
 
 def read_ahead(items: Iterator[T], ahead: int = 1) -> Iterator[T]:
-    """`items` in order, the next `ahead` of them made in a thread while the caller works on this one. An
-    exception in the thread is raised here, at the item it stopped at; a caller that stops early stops the
-    thread (after the item it is making)."""
-    slots: queue.Queue = queue.Queue(maxsize=ahead)
+    """`items` in order, the next `ahead` of them made in a thread while the caller works on this one (never
+    more: the thread starts an item only when there is room for it). An exception in the thread is raised
+    here, at the item it stopped at; a caller that stops early stops the thread (after the item it is making)."""
+    made: queue.Queue = queue.Queue()
+    room = threading.Semaphore(ahead)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                if stop.is_set():
+            while room.acquire() and not stop.is_set():
+                item = next(items, _END)
+                made.put(item)
+                if item is _END:
                     return
-                slots.put(item)
-            slots.put(_END)
         except BaseException as exc:  # handed to the caller, who raises it
-            slots.put(_Failed(exc))
+            made.put(_Failed(exc))
 
     thread = threading.Thread(target=produce, name="export-read-ahead", daemon=True)
     thread.start()
     try:
-        while (item := slots.get()) is not _END:
+        while (item := made.get()) is not _END:
             if isinstance(item, _Failed):
                 raise item.exc
+            room.release()
             yield item
     finally:
         stop.set()
-        while thread.is_alive():  # a full queue would hold the thread at put()
-            try:
-                slots.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        room.release()  # a thread waiting for room wakes up, sees the stop and ends
         thread.join()
 
 

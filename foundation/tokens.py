@@ -124,4 +124,19 @@ def count_tokens(texts: Iterable[str]) -> list[int | None]:
         return _encoder().encode_ordinary(text)
 
     count, limit = _counter() or (None, None)
-    return [_count_one(text, count, limit, encode) if text else 0 for text in texts]
+    if count is None:
+        return [_count_one(text, count, limit, encode) if text else 0 for text in texts]
+    part_chars = min(limit or _FAST_MAX_CHARS - 1, _FAST_MAX_CHARS - 1)
+    out = []
+    for text in texts:  # most texts are short: counted here, without _count_one's call per text
+        if not text:
+            out.append(0)
+            continue
+        if len(text) <= part_chars:
+            try:
+                out.append(count(text))
+                continue
+            except Exception:  # e.g. a lone surrogate: _count_one takes it to encode_ordinary
+                pass
+        out.append(_count_one(text, count, limit, encode))
+    return out

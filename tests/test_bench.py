@@ -53,6 +53,13 @@ def test_targets_met_and_missed():
     assert "**missed**" in lines["peak memory within ±10% from 20,000 to 100,000"]  # 950 -> 1200 MiB
     assert "**missed**: 25.0 s" in lines["report < 10 s at 100,000 traces and more"]
     assert "met: 8% of ingest time" in lines["build < 1/4 of ingest-all time"]
+    assert "met: 7% of ingest time" in lines["export memento ≤ 1/4 of ingest-all time"]  # 8 s of 120 s
+
+
+def test_export_over_a_quarter_of_the_ingest_misses_its_target():
+    run = _run(20_000, {**SECONDS, "export": 31.0}, RSS)  # 31 s of 120 s: 26%
+    lines = {line.split(" | ")[0].strip("| "): line for line in bench.targets([run]).splitlines()[2:]}
+    assert "**missed**: 26% of ingest time" in lines["export memento ≤ 1/4 of ingest-all time"]
 
 
 def test_memory_targets_count_file_pages_once():

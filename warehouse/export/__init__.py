@@ -16,7 +16,9 @@ the spans of the response it is made of. They hold no text. One export
              ingest/parser.py); each example goes to its split (a hash of the seed and the
              whitespace-normalised problem, the smallest of its near-duplicate group's, found
              before the stream) and is appended to that split's file in the stage, a fresh
-             directory beside DIR (output.Stage)
+             directory beside DIR (output.Stage). Three stages overlap (pipeline.py): a thread
+             reads the next chunk, this one is laid out and its tokens counted, a thread
+             encodes and writes the slices before it, in order
     finish   fsync the split files, write README.md (the dataset card) and manifest.json into the
              stage (a full disk up to here is one line, disk.disk_full, and removes the stage),
              then swap the stage in for DIR with one rename and remove the old export
@@ -24,7 +26,7 @@ the spans of the response it is made of. They hold no text. One export
 Why chunks and not one ORDER BY: in DuckDB a sort whose payload holds the
 responses does not spill to disk, an ordered string_agg cannot spill either, and
 a list lambda that reads the response is slow. Each chunk query only touches its
-own rows, so memory stays flat (one chunk, one Parquet row group per split, and
+own rows, so memory stays flat (a chunk or two in flight, one Parquet row group per split, and
 8 bytes per example for the token statistics) and the order is total: the same
 warehouse, kind, filters and seed give byte-identical files. warehouse.md (Export)
 has the kinds, the split rule and the manifest fields.

@@ -82,7 +82,8 @@ class SplitWriter:
         self._pending_rows = 0
         self._parquet = pq.ParquetWriter(self.file, schema, compression="zstd") if fmt == "parquet" else None
         fields = ", ".join(f"'{f.name}': \"{f.name}\"" for f in schema)
-        self._to_json = f"SELECT to_json({{{fields}}}) AS line FROM __export_rows"
+        # the newline added here: the lines come out as one buffer to write as it is
+        self._to_json = f"SELECT to_json({{{fields}}}) || chr(10) AS line FROM __export_rows"
 
     def write(self, table: pa.Table) -> None:
         """Append `table` (whole traces, in order)."""
@@ -115,12 +116,11 @@ class SplitWriter:
                         self.file.write(piece)
                     continue
                 self.encoder.register("__export_rows", part)
-                lines = self.encoder.sql(self._to_json).to_arrow_table().column("line").combine_chunks()
+                lines = self.encoder.sql(self._to_json).to_arrow_table().column("line")
                 self.encoder.unregister("__export_rows")
-                lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), pa.scalar(""))
-                offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
-                start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
-                self.file.write(memoryview(lines.buffers()[2])[start:end])
+                for chunk in lines.chunks:  # each chunk's characters as they are (combine_chunks copies them)
+                    if len(chunk):
+                        self.file.write(_string_data(chunk))
             return
         self._pending.append(table)
         self._pending_rows += table.num_rows
@@ -168,6 +168,13 @@ class SplitWriter:
     def describe(self) -> dict:
         return {"file": self.final.name, "rows": self.rows, "traces": self.traces, "bytes": self.file.size,
                 "sha256": self.file.sha256.hexdigest(), "tokens": self.token_stats()}
+
+
+def _string_data(strings: pa.Array) -> memoryview:
+    """The bytes of a string array's values, end to end, without a copy."""
+    offsets = memoryview(strings.buffers()[1]).cast("q" if pa.types.is_large_string(strings.type) else "i")
+    start, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
+    return memoryview(strings.buffers()[2])[start:end]
 
 
 def _quantile(sorted_values, q: float) -> float:

@@ -159,9 +159,11 @@ GROUP BY dataset, by_chars, by_traces
 ORDER BY dataset, first_row
 """
 
+# In order: a slice of the chunk's traces is then a slice of these rows, not a copy of their texts.
 TEXTS_SQL = """
 SELECT source_row, problem, response FROM traces
 WHERE dataset = $dataset AND source_row BETWEEN $first AND $last
   AND trace_id IN (SELECT trace_id FROM __export_plan
                    WHERE reason IS NULL AND dataset = $dataset AND source_row BETWEEN $first AND $last)
+ORDER BY source_row
 """

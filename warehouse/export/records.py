@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -112,8 +113,7 @@ def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array) -> Tu
     if kind == ExportKind.MEMENTO:
         cols = [plan.column(c).to_pylist() for c in ("blocks", "mementos", "answer_start", "answer_end")]
         spans = pa.array([_response_spans(*row) for row in zip(*cols)], SPAN_TYPE)
-        return Turns(texts.column("problem").take(at).combine_chunks(),
-                     texts.column("response").take(at).combine_chunks(), spans)
+        return Turns(take_rows(texts.column("problem"), at), take_rows(texts.column("response"), at), spans)
     responses = [r or "" for r in texts.column("response").to_pylist()]
     rows = at.to_pylist()
     if kind == ExportKind.SUMMARIZE:
@@ -137,8 +137,21 @@ def turns(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array) -> Tu
         assistants.append(content)
         spans.append(where)
         carried.append([{"block_idx": x["block_idx"], "text": r[x["start"]:x["end"]]} for x in left_out or ()])
-    return Turns(texts.column("problem").take(at).combine_chunks(), pa.array(assistants, pa.string()),
+    return Turns(take_rows(texts.column("problem"), at), pa.array(assistants, pa.string()),
                  pa.array(spans, SPAN_TYPE), carried=pa.array(carried, CARRIED_TYPE))
+
+
+def take_rows(values, at):
+    """values.take(at) as one array or table, without copying the texts when `at` is a run of consecutive rows
+    (one example per trace, the traces in order): then it is a slice."""
+    rows = at.to_numpy(zero_copy_only=False) if isinstance(at, pa.Array) else np.asarray(at)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and bool((np.diff(rows) == 1).all()):
+        values = values.slice(int(rows[0]), len(rows))
+    else:
+        values = values.take(at)
+    if isinstance(values, pa.ChunkedArray):  # combine_chunks copies even a single chunk
+        return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    return values
 
 
 def messages_array(user: pa.Array, assistant: pa.Array) -> pa.Array:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -21,10 +23,11 @@ from mementos.foundation.faults import checkpoint
 from mementos.warehouse import engine, guard
 from mementos.warehouse.export.card import CARD, dataset_card
 from mementos.warehouse.export.files import MANIFEST, SplitWriter, check_directory, check_unchanged, write_synced
+from mementos.warehouse.export.pipeline import InOrder, read_ahead
 from mementos.warehouse.export.plan import (COPIES_MODEL, OUTLIER_MODEL, TEXTS_SQL, chunks_sql, select_outliers,
                                              write_plan)
 from mementos.warehouse.export.records import (CARRIED, LABELS, LAYOUT_VERSION, has_text, messages_array,
-                                               output_schema, turns)
+                                               output_schema, take_rows, turns)
 from mementos.warehouse.export.result import ExportResult
 from mementos.warehouse.export.spec import ExportKind, ExportSpec, LeftOut
 from mementos.warehouse.export.splits import GROUP_BATCH_ROWS, near_duplicate_groups, split_of
@@ -178,7 +181,8 @@ def _plan(con: duckdb.DuckDBPyConnection, spec: ExportSpec, spill: Path) -> _Pla
 def _stream(con: duckdb.DuckDBPyConnection, spec: ExportSpec, plan: _Plan, stage: Stage,
             writers: dict[str, SplitWriter], progress: bool) -> dict[LeftOut, int]:
     """Every chunk's kept examples laid out and appended to their splits' files in the stage (`writers`, filled
-    here); how many were left out on the way, by reason."""
+    here); how many were left out on the way, by reason. The next chunk is read and the last one written in
+    threads while this one is laid out (pipeline.py)."""
     schema = output_schema(spec.kind)
     encoder = duckdb.connect()  # in memory, order-preserving: encodes the JSON lines
     if storage.MEMORY_LIMIT:  # the warehouse connection's limit (MEMENTOS_MEMORY_LIMIT) for this one too
@@ -188,27 +192,48 @@ def _stream(con: duckdb.DuckDBPyConnection, spec: ExportSpec, plan: _Plan, stage
                                     schema, encoder)
     left_out = dict.fromkeys(LEFT_OUT_IN_STREAM, 0)
     bar = _progress(progress, sum(last - first + 1 for _, first, last in plan.chunks), spec.kind)
-    for dataset, first, last in plan.chunks:
-        # each chunk starts from an empty pool: the plan's blocks and the chunks' cached reads would otherwise
-        # grow with the corpus
-        storage.release_memory(con)
-        counted = _write_chunk(con, spec, plan.groups, {"dataset": dataset, "first": first, "last": last},
-                               schema, writers)
-        for reason, n in zip(LEFT_OUT_IN_STREAM, counted):
-            left_out[reason] += n
-        checkpoint("export.mid_write")
+    out = InOrder()
+    chunks = read_ahead(_read_chunk(con, spec, plan.groups, params) for params in _chunk_params(plan))
+    try:
+        for chunk in chunks:
+            counted = _write_chunk(spec, chunk, schema, writers, out)
+            for reason, n in zip(LEFT_OUT_IN_STREAM, counted):
+                left_out[reason] += n
+            out.submit(lambda: checkpoint("export.mid_write"))
+            if bar is not None:
+                bar.update(chunk.rows)
+        out.close()
+    except BaseException:
+        out.cancel()
+        raise
+    finally:
+        chunks.close()  # the reading thread stops before the warehouse connection closes
         if bar is not None:
-            bar.update(last - first + 1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     encoder.close()
     return left_out
 
 
-def _write_chunk(con: duckdb.DuckDBPyConnection, spec: ExportSpec, groups: dict[int, int], params: dict,
-                 schema: pa.Schema, writers: dict[str, SplitWriter]) -> tuple[int, int, int]:
-    """One chunk's kept rows and its traces' texts, written a slice of traces at a time; (too_long, empty,
-    copied) of its examples."""
+def _chunk_params(plan: _Plan) -> Iterator[dict]:
+    return ({"dataset": dataset, "first": first, "last": last} for dataset, first, last in plan.chunks)
+
+
+@dataclass
+class _Chunk:
+    """One chunk as read: its kept rows in order, its traces' texts, each row's trace and each trace's split."""
+
+    plan: pa.Table
+    texts: pa.Table
+    at: np.ndarray  # each plan row's row in texts
+    trace_split: pa.Array  # each trace's split, as its index in spec.splits
+    rows: int  # source rows the chunk spans (for the progress bar)
+
+
+def _read_chunk(con: duckdb.DuckDBPyConnection, spec: ExportSpec, groups: dict[int, int], params: dict) -> _Chunk:
+    """A chunk's kept rows and its traces' texts, read from the warehouse."""
+    # each chunk starts from an empty pool: the plan's blocks and the chunks' cached reads would otherwise
+    # grow with the corpus
+    storage.release_memory(con)
     order = "source_row, block_idx" if spec.kind.per_block else "source_row"
     plan = con.sql(f"SELECT * FROM __export_kept WHERE dataset = $dataset AND source_row BETWEEN $first AND $last "
                    f"ORDER BY {order}", params=params).to_arrow_table()
@@ -217,14 +242,22 @@ def _write_chunk(con: duckdb.DuckDBPyConnection, spec: ExportSpec, groups: dict[
     index = {name: i for i, name in enumerate(spec.splits)}
     trace_split = pa.array([index[split_of(p, spec.seed, spec.splits, groups)]
                             for p in texts.column("problem").to_pylist()], pa.int8())
+    return _Chunk(plan, texts, at, trace_split, params["last"] - params["first"] + 1)
+
+
+def _write_chunk(spec: ExportSpec, chunk: _Chunk, schema: pa.Schema, writers: dict[str, SplitWriter],
+                 out: InOrder) -> tuple[int, int, int]:
+    """One chunk's records, laid out a slice of traces at a time and handed to `out` to be written; (too_long,
+    empty, copied) of its examples."""
     total = (0, 0, 0)
-    for start, stop in _slices(plan.column("response_chars").to_numpy(), at, SLICE_CHARS):
+    at = chunk.at
+    for start, stop in _slices(chunk.plan.column("response_chars").to_numpy(), at, SLICE_CHARS):
         # the slice's traces only: what is built from them below is a few copies of SLICE_CHARS
         rows, at_rows = np.unique(at[start:stop], return_inverse=True)
-        rows = pa.array(rows)
-        counted = _write_rows(spec.kind, plan.slice(start, stop - start), texts.take(rows),
-                              pa.array(at_rows, pa.int64()), trace_split.take(rows), schema, writers, index,
-                              spec.max_tokens)
+        tables, counted = _records(spec, chunk.plan.slice(start, stop - start), take_rows(chunk.texts, rows),
+                                   pa.array(at_rows, pa.int64()), chunk.trace_split.take(pa.array(rows)), schema)
+        for name, table in tables.items():
+            out.submit(partial(writers[name].write, table))
         total = tuple(a + b for a, b in zip(total, counted))
     return total
 
@@ -287,10 +320,11 @@ def _slices(response_chars, at, slice_chars: int) -> list[tuple[int, int]]:
     return out
 
 
-def _write_rows(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array, trace_split: pa.Array, schema: pa.Schema,
-                writers: dict[str, SplitWriter], index: dict[str, int], max_tokens: int | None) -> tuple[int, int, int]:
+def _records(spec: ExportSpec, plan: pa.Table, texts: pa.Table, at: pa.Array, trace_split: pa.Array,
+             schema: pa.Schema) -> tuple[dict[str, pa.Table], tuple[int, int, int]]:
     """The records of `plan`'s rows (whole traces; `at` gives each row's trace in `texts`, `trace_split` each
-    trace's split) appended to their splits' files; (too_long, empty, copied) of them."""
+    trace's split), by split; (too_long, empty, copied) of them."""
+    kind = spec.kind
     per_block = kind.per_block
     user, assistant, spans, copied, carried = turns(kind, plan, texts, at)
     columns = {"messages": messages_array(user, assistant), "trace_id": plan.column("trace_id")}
@@ -305,7 +339,7 @@ def _write_rows(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array,
     if carried is not None:
         columns[CARRIED[kind][0]] = carried
     table = pa.table(columns).cast(schema)
-    keep, too_long = within_max_tokens(n_tokens, max_tokens)
+    keep, too_long = within_max_tokens(n_tokens, spec.max_tokens)
     fits = keep
     keep = pc.and_(keep, pc.and_(has_text(user), has_text(assistant)))
     empty = (pc.sum(fits).as_py() or 0) - (pc.sum(keep).as_py() or 0) if len(keep) else 0
@@ -314,9 +348,8 @@ def _write_rows(kind: ExportKind, plan: pa.Table, texts: pa.Table, at: pa.Array,
         copies = pc.sum(pc.and_(keep, copied)).as_py() or 0
         keep = pc.and_(keep, pc.invert(copied))
     splits_of_rows = trace_split.take(at)
-    for name, i in index.items():
-        writers[name].write(table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))))
-    return too_long, empty, copies
+    tables = {name: table.filter(pc.and_(keep, pc.equal(splits_of_rows, i))) for i, name in enumerate(spec.splits)}
+    return tables, (too_long, empty, copies)
 
 
 def _progress(enabled: bool, total: int, kind: str):

@@ -3,6 +3,9 @@ ingest stored where that is exact, tokenizing only what they do not cover; and w
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,6 +61,16 @@ def _starts_a_piece(content: str, at: int) -> bool:
     return content[at - 1] == "\n" and (c.isalnum() or c in _ASCII_PUNCTUATION)
 
 
+@lru_cache(maxsize=1)
+def _last_boundary() -> re.Pattern:
+    """The last piece boundary (foundation.tokens' _PIECE_BOUNDARY) in a window, as the end of one match: a
+    greedy run backs off from the window's end to the nearest boundary, where finding every boundary from the
+    start and keeping the last steps through each word of the window."""
+    from mementos.foundation.tokens import _PIECE_BOUNDARY
+
+    return re.compile(f"(?s:.*)(?:{_PIECE_BOUNDARY.pattern})")
+
+
 def _count_plan(content: str | None, spans: list[dict] | None, stored: int | None):
     """How to get tokens(content) from `stored`, the sum of the stored counts of the segments that the
     spans locate in it: (stored, texts to add, texts to subtract), or None to count it as written.
@@ -67,8 +80,6 @@ def _count_plan(content: str | None, spans: list[dict] | None, stored: int | Non
     its tail; the tails, the markup and separators between segments, and any segment that cannot be
     split are counted as written. Every cut is a piece boundary both in the content and in the segment
     alone, so the counts add up exactly."""
-    from mementos.foundation.tokens import _PIECE_BOUNDARY
-
     if stored is None or content is None or spans is None:
         return None
     plus, minus, at = [], [], 0
@@ -80,8 +91,8 @@ def _count_plan(content: str | None, spans: list[dict] | None, stored: int | Non
             continue
         cut = None
         if _starts_a_piece(content, start):
-            for m in _PIECE_BOUNDARY.finditer(content, max(start + 1, end - _TAIL_WINDOW), end):
-                cut = m.start()
+            last = _last_boundary().match(content, max(start + 1, end - _TAIL_WINDOW), end)
+            cut = last.end() if last else None
         if cut is None:  # counted as written, within the text between heads
             minus.append(content[start:end])
             continue

@@ -178,6 +178,22 @@ def committed_sources(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, s
     return sources(root, live_files(con, root))
 
 
+def sources_of_rows(con: duckdb.DuckDBPyConnection, root: Path, dataset: str, first_row: int,
+                    last_row: int) -> dict[str, str]:
+    """committed_sources, with `dataset`'s default traces narrowed to the files of the shards whose source
+    rows meet `first_row`..`last_row` (ingest_shards): a lookup of a few traces then opens a file or two
+    instead of every file's statistics. A dataset written before shards were recorded keeps every file."""
+    files = live_files(con, root)
+    run_id = current_runs(con).get(dataset)
+    shards = [s for s in shards_of_run(con, run_id) if s.config == "default"] if run_id else []
+    if shards:
+        theirs = {f for s in shards for f in s.files}
+        meeting = {f for s in shards if s.first_row <= last_row < s.first_row + s.rows or
+                   first_row <= s.first_row <= last_row for f in s.files}
+        files["traces"] = [f for f in files["traces"] if f not in theirs or f in meeting]
+    return sources(root, files)
+
+
 def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:
     """The SELECT of each base view whose trace_id is a default trace's (traces, segments,
     parse_issues) over the traces of `dataset` from source row `first_row` to `last_row`, from the

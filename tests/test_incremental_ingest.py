@@ -256,3 +256,23 @@ def test_a_small_read_runs_in_the_ingest_process_unless_workers_are_given():
     assert [_workers_for(_plan_reading(1_500, 500), None), _workers_for(_plan_reading(1_500, 501), None),
             _workers_for(_plan_reading(10, None), None), _workers_for(_plan_reading(10), 2)] == [0, per_core,
                                                                                               per_core, 2]
+
+
+def test_a_trace_lookup_reads_only_the_files_of_its_shard(tmp_path):
+    """sources_of_rows names the files of the shard holding the row, and the trace's view read through
+    them is the one read through every file."""
+    from mementos.warehouse.trace_view import trace_views
+
+    source, db = corpus(tmp_path / "src"), tmp_path / "w.duckdb"
+    ingest(source, db)
+    with storage.connect(db) as con:
+        [second] = [s for s in catalog.shards_of_run(con, catalog.current_runs(con)["t"])
+                    if s.config == "default" and s.first_row == ROWS_PER_SHARD]
+        src = catalog.sources_of_rows(con, layout.data_dir(db), "t", ROWS_PER_SHARD + 1, ROWS_PER_SHARD + 1)
+        named = sorted(f.split("/")[-1] for f in src["stored_traces"].split("'") if f.endswith(".parquet"))
+        assert named == sorted(f.split("/")[-1] for f in second.files)
+        trace_id = f"t:{ROWS_PER_SHARD + 1}"
+        [(response,)] = con.execute("SELECT response FROM traces WHERE trace_id = ?", [trace_id]).fetchall()
+        view = trace_views(con, [trace_id])[trace_id]
+        assert view.pairs and view.answer is not None
+        assert all(p.block in response and p.memento in response for p in view.pairs)

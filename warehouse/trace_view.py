@@ -210,11 +210,11 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
         [(path,)] = con.execute("SELECT path FROM duckdb_databases() "
                                 "WHERE database_name = current_database()").fetchall()
         root = data_dir(path)
-    src = catalog.committed_sources(con, root)
     heads: list[dict] = []
     issues: dict[str, list[IssueMark]] = {}
     segs: dict[str, list[dict]] = {}
     for trace_id, dataset, source_row in located:
+        src = catalog.sources_of_rows(con, root, dataset, source_row, source_row)
         ranged = catalog.trace_range_views(src, dataset, source_row, source_row)
         with_views = "WITH " + ", ".join(f"{name} AS ({ranged[name]})" for name in ranged) + "\n"
         heads += _dicts(con, with_views + "SELECT trace_id, dataset, domain, source, difficulty, status, problem, "

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-SEARCH_WORDS = ("triangle", "modulo", "recursion", "contradiction", "xylophone")
+SEARCH_WORDS = ("triangle", "modulo", "recursion", "contradiction", "xylophone", "right triangle", "x = 3")
 
 
 def start(db: str) -> tuple[subprocess.Popen, str]:

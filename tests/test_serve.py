@@ -70,7 +70,8 @@ def warehouse(tmp_path_factory) -> tuple[Path, list[str]]:
     write_sample(tmp / "sample", SAMPLE_TRACES, seed=3)
     run_ingest(str(tmp / "sample"), db, config="all", name="sample", with_tokens=True, workers=0, progress=False)
     ids = ingest_hostile(tmp / "hostile_src", db)
-    build(db)
+    assert build(db).ok and not search.indexed(db)  # the search index is built on request
+    assert build(db, select=["trace_words+"]).ok and search.indexed(db)
     return db, ids
 
 
@@ -172,14 +173,18 @@ def words_server(tmp_path_factory):
     ("σοφ", ["words:1"]),  # ΣΟΦΙΑ (upper case) and σοφίας
     ("y²", ["words:0"]),  # ² is a digit (Unicode N)
     ("² +", ["words:0"]),  # a word's end, then punctuation: the candidate's text is read
-    ("right triangle", ["words:2"]),  # not "Right-angled triangles"
+    ("right triangle", ["words:2", "words:3"]),  # every word, in any order: "Right-angled triangles" too
+    ('"right triangle"', ["words:2"]),  # a quoted phrase, as written
     ("ANGLED TRIANGLE", ["words:3"]),  # as "angled triangle" inside "Right-angled triangles"
-    ("triangle's", ["words:2"]),
+    ("triangle's", ["words:2", "words:3"]),  # the words triangle and s
+    ('"triangle\'s"', ["words:2"]),
     ("Triangle", ["words:2", "words:3"]),
     ("?", ["words:2"]),  # no letter or digit: every text is read
     ("  modulo 7  ", ["words:3"]),  # spaces around are dropped
     ("xylophone", []),
-    ("sides 3", []),  # words of two texts that never meet
+    ("sides 3", ["words:2"]),  # "sides" and the 3 of 3.14
+    ('"sides 3"', []),  # the phrase is in no text
+    ("sides xylophone", []),
 ])
 def test_text_search_cases(words_server, q, expected):
     found = words_server.json("/traces.json?" + urlencode({"q": q, "page_size": 1000}))
@@ -187,11 +192,15 @@ def test_text_search_cases(words_server, q, expected):
 
 
 @pytest.mark.parametrize("q", ["modulo", "MODULO N", "window.__pwned = 1", "alert(7)</script>", "{{ 7 * 7 }}",
-                               "ESC", "not markup", "\\frac{1}", "the", "e", "?", "zzz"])
+                               "ESC", "not markup", "\\frac{1}", "the", "e", "?", "zzz", '"not markup"',
+                               '"x = "', '"}}"'])
 def test_text_search_finds_what_reading_every_text_finds(server, warehouse, q):
     db, _ = warehouse
     with mementos.connect(db) as con:
-        expected = sorted(search.containing(con, spellings(q), None))
+        phrase = search.phrase_of(q)
+        words = [] if phrase is not None else search.words_of(con, q)
+        groups = [spellings(w) for w in words] or [spellings(q if phrase is None else phrase)]
+        expected = sorted(search.containing(con, groups, None))
     found = server.json("/traces.json?" + urlencode({"q": q, "page_size": 1000}))
     assert sorted(r["trace_id"] for r in found["rows"]) == expected
 
@@ -375,11 +384,27 @@ def test_a_missing_warehouse_or_busy_port_is_one_line(tmp_path, server, warehous
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port (or --host)"]
 
 
+def test_without_a_search_index_it_says_how_to_build_one(tmp_path):
+    from mementos.ingest.pipeline import run_ingest
+    from mementos.warehouse.engine import build
+
+    db = tmp_path / "wh" / "w.duckdb"
+    rows = [{"problem": "p", "response": "<think>r</think> a", "domain": "math", "source": "s", "difficulty": "1"}]
+    run_ingest(str(write_hub_dir(tmp_path / "src", rows)), db, name="one", with_tokens=False, workers=0,
+               progress=False)
+    assert build(db).ok
+    server = Server(db, tmp_path / "tmp")
+    assert server.json("/traces.json?" + urlencode({"q": "r"}))["total"] == 1  # read from the text
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=30) == 0
+    assert server.proc.stdout.read() == (
+        f"mementos serve: text search reads every text; `mementos build --db {db} --select trace_words+` "
+        f"builds its index\nmementos serve: stopped\n")
+
+
 def test_ctrl_c_stops_it_cleanly(tmp_path, warehouse):
     server = Server(warehouse[0], tmp_path / "tmp")
     assert server.json("/traces.json?page_size=1")["total"] == SAMPLE_TRACES + 4
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(timeout=30) == 0
-    assert server.proc.stdout.read() == (  # this warehouse has no search index: the server says how to build it
-        f"mementos serve: text search reads every text; `mementos build --db {warehouse[0]} --select trace_words+` "
-        f"builds its index\nmementos serve: stopped\n")
+    assert server.proc.stdout.read() == "mementos serve: stopped\n"

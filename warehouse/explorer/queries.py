@@ -208,8 +208,8 @@ def _order(f: Filters) -> str:
 
 
 def text_matches(snap: Snapshot, cur: duckdb.DuckDBPyConnection, q: str) -> list[str] | None:
-    """The trace ids whose problem or response contains `q` in one of its spellings (search.spellings);
-    None when there is no `q`. The trace_words model answers where it can (search.search)."""
+    """The trace ids that `q` finds (search.search: every word of it, or a quoted phrase); None when there
+    is no `q`. The trace_words model answers where it can."""
     if not q:
         return None
 

@@ -1,14 +1,16 @@
-"""The explorer's text search: the traces whose problem or response contains `q` in one of its spellings.
+"""The explorer's text search, read as full-text search engines read a query (SQLite's FTS5 behind
+Datasette, the Hugging Face dataset viewer): the traces whose problem or response holds every word of
+`q` (a run of letters and digits) inside one of its words, in one of its spellings (`spellings`), in any
+order. `"a quoted phrase"`, or a query with no letter or digit, is looked for as written instead.
 
 The texts are long and a scan of them is slow, so the search asks the trace_words model first (the
-words of each trace, case kept, models/trace_words.sql). A spelling made of letters and digits only lies
-inside one word of a text, so the traces with a word containing it are the answer, and no text is read.
-A spelling with spaces or punctuation needs its inner words whole, its first word at the end of a word
-and its last at the start of one: the traces holding all of them are only candidates, and their texts
-are read to confirm. Traces ingested after the model was built are read too, so the result is always
-what a scan of every text would give. The words are found in the model's vocabulary (trace_vocabulary),
-then their traces in trace_words by equality. Without the two models, or for a spelling with no letter
-or digit at all, every text is read.
+words of each trace, case kept, models/trace_words.sql): a word of `q` lies inside a word of a text
+exactly when the text contains it, so the model's answer needs no text read. A phrase needs its inner
+words whole, its first word at the end of a word and its last at the start of one: the traces holding
+all of them are only candidates, and their texts are read to confirm. Traces ingested after the model
+was built are read too, so the result is always what a scan of every text would give. The words are
+found in the model's vocabulary (trace_vocabulary), then their traces in trace_words by equality.
+Without the two models, every text is read.
 """
 
 from __future__ import annotations
@@ -79,15 +81,17 @@ def holding_any(cur: duckdb.DuckDBPyConnection, needed: list[Need], among: set[s
         params).fetchall()}
 
 
-def holding_all(cur: duckdb.DuckDBPyConnection, needed: list[Need]) -> set[str]:
-    """The trace ids whose words meet every one of `needed`, the word held by the fewest traces first."""
-    def traces(need: Need) -> int:
-        return cur.execute(f"SELECT coalesce(sum(traces), 0) FROM {VOCABULARY} WHERE {WORD_TESTS[need.test]}",
-                           [need.word]).fetchone()[0]
+def holding_all(cur: duckdb.DuckDBPyConnection, groups: list[list[Need]]) -> set[str]:
+    """The trace ids whose words meet one of the needs of every group, the group held by the fewest traces
+    first, so that the fewest ids are carried on."""
+    def traces(group: list[Need]) -> int:
+        tests = " OR ".join(WORD_TESTS[n.test] for n in group)
+        return cur.execute(f"SELECT coalesce(sum(traces), 0) FROM {VOCABULARY} WHERE {tests}",
+                           [n.word for n in group]).fetchone()[0]
 
     found: set[str] | None = None
-    for need in sorted(needed, key=traces):
-        found = holding_any(cur, [need], found)
+    for group in sorted(groups, key=traces):
+        found = holding_any(cur, group, found)
         if not found:
             break
     return found or set()
@@ -121,39 +125,69 @@ def _index_tables_built(cur: duckdb.DuckDBPyConnection) -> bool:
     return built == set(names)
 
 
-def containing(cur: duckdb.DuckDBPyConnection, variants: list[str],
+def containing(cur: duckdb.DuckDBPyConnection, groups: list[list[str]],
                located: list[tuple[str, str, int]] | None) -> set[str]:
     """The trace ids among `located` ((trace_id, dataset, source_row); None: every trace) whose problem or
-    response contains one of `variants`. A dataset's source rows are asked for by value, so DuckDB reads
-    only the row groups that hold them."""
-    found = " OR ".join(f"contains({column}, ?)" for column in ("problem", "response") for _ in variants)
+    response contains, for every group of `groups`, one of its spellings. A dataset's source rows are asked
+    for by value, so DuckDB reads only the row groups that hold them."""
+    found = " AND ".join("(" + " OR ".join(f"contains({column}, ?)" for column in ("problem", "response")
+                                           for _ in variants) + ")" for variants in groups)
+    params = [v for variants in groups for v in variants + variants]
     if located is None:
-        return {tid for (tid,) in cur.execute(f"SELECT trace_id FROM traces WHERE {found}",
-                                              variants + variants).fetchall()}
+        return {tid for (tid,) in cur.execute(f"SELECT trace_id FROM traces WHERE {found}", params).fetchall()}
     out: set[str] = set()
     for dataset, rows in groupby(sorted(located, key=lambda r: (r[1], r[2])), key=lambda r: r[1]):
         source_rows = [r[2] for r in rows]
         out |= {tid for (tid,) in cur.execute(
             f"SELECT trace_id FROM traces WHERE dataset = ? AND source_row IN (SELECT unnest(?::BIGINT[])) "
-            f"AND ({found})", [dataset, source_rows] + variants + variants).fetchall()}
+            f"AND ({found})", [dataset, source_rows] + params).fetchall()}
     return out
+
+
+def words_of(cur: duckdb.DuckDBPyConnection, q: str) -> list[str]:
+    """The distinct words of `q` as the model cuts texts into words (WORD), in order."""
+    return list(dict.fromkeys(cur.execute(f"SELECT regexp_extract_all(?, '{WORD}', 0)", [q]).fetchone()[0]))
+
+
+def phrase_of(q: str) -> str | None:
+    """The text inside double quotes when `q` is one quoted phrase (`"right triangle"`), else None."""
+    return q[1:-1] if len(q) > 2 and q[0] == q[-1] == '"' else None
 
 
 def search(cur: duckdb.DuckDBPyConnection, q: str, stale: list[tuple[str, str, int]] | None,
            locate) -> list[str]:
-    """The trace ids whose problem or response contains `q` in one of its spellings. `stale`: unindexed();
+    """The trace ids that `q` finds, as full-text search engines read a query (SQLite's FTS5, the dataset
+    viewer): every word of `q` (a run of letters and digits) inside a word of the problem or response, in
+    one of its spellings, in any order; `"a quoted phrase"`, or a query with no letter or digit, as
+    written (one of its spellings contained in the problem or response). `stale`: unindexed();
     `locate(ids)`: (trace_id, dataset, source_row) of those trace ids (the explorer's trace index)."""
+    phrase = phrase_of(q)
+    words = [] if phrase is not None else words_of(cur, q)
+    if not words:
+        return phrase_search(cur, q if phrase is None else phrase, stale, locate)
+    groups = [spellings(word) for word in words]
+    if stale is None:
+        return sorted(containing(cur, groups, None))
+    found = holding_all(cur, [[Need("contains", v) for v in variants] for variants in groups])
+    found -= {row[0] for row in stale}
+    return sorted(found | (containing(cur, groups, stale) if stale else set()))
+
+
+def phrase_search(cur: duckdb.DuckDBPyConnection, q: str, stale: list[tuple[str, str, int]] | None,
+                  locate) -> list[str]:
+    """The trace ids whose problem or response contains `q` in one of its spellings: the words narrow the
+    traces (needs), their texts confirm."""
     variants = spellings(q)
     needed = needs(cur, variants)
     if stale is None or not all(needed):
-        return sorted(containing(cur, variants, None))
+        return sorted(containing(cur, [variants], None))
     unread = {row[0] for row in stale}
     whole = [words[0] for words in needed if exact(words)]
     answer = holding_any(cur, whole) - unread if whole else set()
     candidates: set[str] = set()
     for words in needed:
         if not exact(words):
-            candidates |= holding_all(cur, words)
+            candidates |= holding_all(cur, [[need] for need in words])
     candidates -= answer | unread
-    confirmed = containing(cur, variants, locate(sorted(candidates)) + stale) if candidates or stale else set()
+    confirmed = containing(cur, [variants], locate(sorted(candidates)) + stale) if candidates or stale else set()
     return sorted(answer | confirmed)

@@ -53,9 +53,7 @@ class TraceIndex:
 
     def query(self, sql: str, params=None) -> list[dict]:
         with self.con.cursor() as cur:
-            result = cur.execute(sql, params or [])
-            names = [d[0] for d in result.description]
-            return [dict(zip(names, row)) for row in result.fetchall()]
+            return _rows(cur, sql, params or [])
 
     def close(self) -> None:
         self.con.close()
@@ -179,8 +177,9 @@ def page_args(multi) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def _where(f: Filters, matches: list[str] | None, skip: str = "") -> tuple[str, list]:
-    """The WHERE clause (names from the fixed lists above, values as parameters) and its parameters."""
+def _where(f: Filters, matched: bool, skip: str = "") -> tuple[str, list]:
+    """The WHERE clause (names from the fixed lists above, values as parameters) and its parameters.
+    `matched`: the text search's ids are in the cursor's temporary table `matches` (_matching)."""
     clauses, params = [], []
     for name, values in f.labels.items():
         if name != skip:
@@ -194,9 +193,8 @@ def _where(f: Filters, matches: list[str] | None, skip: str = "") -> tuple[str, 
         bound, name = key.split("_", 1)
         clauses.append(f"{RANGES[name][0]} {'>=' if bound == 'min' else '<='} ?")
         params.append(value)
-    if matches is not None:
-        clauses.append("trace_id IN (SELECT unnest(?::VARCHAR[]))")
-        params.append(matches)
+    if matched:
+        clauses.append("trace_id IN (SELECT trace_id FROM matches)")
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -226,40 +224,50 @@ def text_matches(snap: Snapshot, cur: duckdb.DuckDBPyConnection, q: str) -> list
 # Pages
 
 
+def _matching(mem: duckdb.DuckDBPyConnection, matches: list[str] | None) -> bool:
+    """Put the text search's ids in the temporary table `matches` of the trace index cursor `mem` (its own
+    connection): the queries of a page read them there, where passing the list to each query converted it
+    every time."""
+    if matches is not None:
+        mem.execute("CREATE TEMP TABLE matches AS SELECT unnest(?::VARCHAR[]) AS trace_id", [matches])
+    return matches is not None
+
+
 def trace_list(snap: Snapshot, cur: duckdb.DuckDBPyConnection, f: Filters, page: int, page_size: int) -> dict:
     """One page of the filtered, sorted trace list: {"total", "rows", "facets", ...}."""
     index = trace_index(snap, cur)
     matches = text_matches(snap, cur, f.q)
-    where, params = _where(f, matches)
-    [total] = [r["n"] for r in index.query(f"SELECT count(*) AS n FROM trace_index {where}", params)]
-    rows = index.query(f"SELECT {', '.join(COLUMNS)} FROM trace_index {where} ORDER BY {_order(f)} "
-                       f"LIMIT ? OFFSET ?", params + [page_size, (page - 1) * page_size])
-    key = tuple(p for p in f.params() if p[0] != "sort")  # the order changes no count
-    counted = snap.remembered("facets", key, lambda: facets(index, f, matches))
+    with index.con.cursor() as mem:
+        matched = _matching(mem, matches)
+        where, params = _where(f, matched)
+        [(total,)] = mem.execute(f"SELECT count(*) FROM trace_index {where}", params).fetchall()
+        rows = _rows(mem, f"SELECT {', '.join(COLUMNS)} FROM trace_index {where} ORDER BY {_order(f)} "
+                          f"LIMIT ? OFFSET ?", params + [page_size, (page - 1) * page_size])
+        key = tuple(p for p in f.params() if p[0] != "sort")  # the order changes no count
+        counted = snap.remembered("facets", key, lambda: facets(mem, f, matched))
     return {"total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size)),
             "rows": rows, "facets": counted}
 
 
-def facets(index: TraceIndex, f: Filters, matches: list[str] | None) -> dict[str, list[dict]]:
+def facets(mem: duckdb.DuckDBPyConnection, f: Filters, matched: bool) -> dict[str, list[dict]]:
     """Traces per value of each facet, under every filter but the facet's own (so its other values show).
     The label facets without a filter of their own share one pass (GROUPING SETS); each other facet has its own."""
     out: dict[str, list[dict]] = {name: [] for name in LABELS + tuple(LISTS)}
     shared = [name for name in LABELS if name not in f.labels]
     if shared:
-        where, params = _where(f, matches)
+        where, params = _where(f, matched)
         flags = ", ".join(f"grouping({name})" for name in shared)
         sets = ", ".join(f"({name})" for name in shared)
-        with index.con.cursor() as mem:
-            rows = mem.execute(f"SELECT {', '.join(shared)}, {flags}, count(*) FROM trace_index {where} "
-                               f"GROUP BY GROUPING SETS ({sets})", params).fetchall()
+        rows = mem.execute(f"SELECT {', '.join(shared)}, {flags}, count(*) FROM trace_index {where} "
+                           f"GROUP BY GROUPING SETS ({sets})", params).fetchall()
         for row in rows:
             at = row[len(shared):2 * len(shared)].index(0)  # the set this row counts
             if row[at] is not None:
                 out[shared[at]].append({"value": row[at], "traces": row[-1]})
     for name in [n for n in LABELS if n in f.labels] + list(LISTS):
-        where, params = _where(f, matches, skip=name)
+        where, params = _where(f, matched, skip=name)
         value = f"unnest({LISTS[name]})" if name in LISTS else name
-        out[name] = index.query(f"SELECT value, count(*) AS traces FROM (SELECT {value} AS value FROM trace_index "
+        out[name] = _rows(mem, f"SELECT value, count(*) AS traces FROM (SELECT {value} AS value FROM trace_index "
                                 f"{where}) WHERE value IS NOT NULL GROUP BY value", params)
     for name, values in out.items():
         values.sort(key=lambda v: (-v["traces"], str(v["value"])))
@@ -271,8 +279,9 @@ def neighbours(snap: Snapshot, cur: duckdb.DuckDBPyConnection, f: Filters, trace
     """The previous and next trace of the list `f` around `trace_id`, its position and the list's length.
     The list's order is remembered (Snapshot.remembered): stepping through it sorts it once."""
     def order() -> list[str]:
-        where, params = _where(f, text_matches(snap, cur, f.q))
+        matches = text_matches(snap, cur, f.q)
         with trace_index(snap, cur).con.cursor() as mem:
+            where, params = _where(f, _matching(mem, matches))
             return [tid for (tid,) in mem.execute(f"SELECT trace_id FROM trace_index {where} ORDER BY {_order(f)}",
                                                   params).fetchall()]
 

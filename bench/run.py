@@ -404,7 +404,10 @@ def _append_line(append: dict[str, Result]) -> str:
         return "failed"
     return (f"ingest {append['append_ingest'].seconds:.1f} s + build {append['append_build'].seconds:.1f} s = "
             f"{both[0]:.1f} s, against full ingest {append['full_ingest'].seconds:.1f} s + build "
-            f"{append['full_build'].seconds:.1f} s = {both[1]:.1f} s: {both[0] / both[1]:.1%}")
+            f"{append['full_build'].seconds:.1f} s = {both[1]:.1f} s: {both[0] / both[1]:.1%}; peak memory "
+            f"{_mib(append['append_ingest'].peak_memory)} / {_mib(append['append_build'].peak_memory)} MiB against "
+            f"{_mib(append['full_ingest'].peak_memory)} / {_mib(append['full_build'].peak_memory)}")
+
 
 
 def _append_share(run: SizeRun) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
@@ -178,20 +179,25 @@ def committed_sources(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, s
     return sources(root, live_files(con, root))
 
 
-def sources_of_rows(con: duckdb.DuckDBPyConnection, root: Path, dataset: str, first_row: int,
-                    last_row: int) -> dict[str, str]:
-    """committed_sources, with `dataset`'s default traces narrowed to the files of the shards whose source
-    rows meet `first_row`..`last_row` (ingest_shards): a lookup of a few traces then opens a file or two
-    instead of every file's statistics. A dataset written before shards were recorded keeps every file."""
+def sources_by_rows(con: duckdb.DuckDBPyConnection, root: Path) -> Callable[[str, int, int], dict[str, str]]:
+    """A function (dataset, first_row, last_row) -> committed_sources, with `dataset`'s default traces
+    narrowed to the files of the shards whose source rows meet first_row..last_row (ingest_shards): a
+    lookup of a few traces then opens a file or two instead of every file's statistics. The catalog is
+    read once, for any number of lookups. A dataset written before shards were recorded keeps every file."""
     files = live_files(con, root)
-    run_id = current_runs(con).get(dataset)
-    shards = [s for s in shards_of_run(con, run_id) if s.config == "default"] if run_id else []
-    if shards:
+    default_shards = {dataset: [s for s in shards_of_run(con, run_id) if s.config == "default"]
+                      for dataset, run_id in current_runs(con).items()}
+
+    def of_rows(dataset: str, first_row: int, last_row: int) -> dict[str, str]:
+        shards = default_shards.get(dataset)
+        if not shards:
+            return sources(root, files)
         theirs = {f for s in shards for f in s.files}
-        meeting = {f for s in shards if s.first_row <= last_row < s.first_row + s.rows or
-                   first_row <= s.first_row <= last_row for f in s.files}
-        files["traces"] = [f for f in files["traces"] if f not in theirs or f in meeting]
-    return sources(root, files)
+        meeting = {f for s in shards if s.first_row <= last_row and first_row < s.first_row + s.rows
+                   for f in s.files}
+        return sources(root, {**files, "traces": [f for f in files["traces"] if f not in theirs or f in meeting]})
+
+    return of_rows
 
 
 def trace_range_views(src: dict[str, str], dataset: str, first_row: int, last_row: int) -> dict[str, str]:

@@ -259,18 +259,23 @@ def test_a_small_read_runs_in_the_ingest_process_unless_workers_are_given():
 
 
 def test_a_trace_lookup_reads_only_the_files_of_its_shard(tmp_path):
-    """sources_of_rows names the files of the shard holding the row, and the trace's view read through
+    """sources_by_rows names the files of the shards holding the rows, and the trace's view read through
     them is the one read through every file."""
     from mementos.warehouse.trace_view import trace_views
+
+    def named(src: dict[str, str]) -> list[str]:
+        return sorted(f.split("/")[-1] for f in src["stored_traces"].split("'") if f.endswith(".parquet"))
 
     source, db = corpus(tmp_path / "src"), tmp_path / "w.duckdb"
     ingest(source, db)
     with storage.connect(db) as con:
-        [second] = [s for s in catalog.shards_of_run(con, catalog.current_runs(con)["t"])
-                    if s.config == "default" and s.first_row == ROWS_PER_SHARD]
-        src = catalog.sources_of_rows(con, layout.data_dir(db), "t", ROWS_PER_SHARD + 1, ROWS_PER_SHARD + 1)
-        named = sorted(f.split("/")[-1] for f in src["stored_traces"].split("'") if f.endswith(".parquet"))
-        assert named == sorted(f.split("/")[-1] for f in second.files)
+        shards = sorted((s for s in catalog.shards_of_run(con, catalog.current_runs(con)["t"])
+                         if s.config == "default"), key=lambda s: s.first_row)
+        files = [sorted(f.split("/")[-1] for f in s.files) for s in shards]
+        of_rows = catalog.sources_by_rows(con, layout.data_dir(db))
+        assert named(of_rows("t", ROWS_PER_SHARD + 1, ROWS_PER_SHARD + 1)) == files[1]
+        # from inside the second shard to inside the third: both, not the first
+        assert named(of_rows("t", ROWS_PER_SHARD + 1, 2 * ROWS_PER_SHARD + 1)) == sorted(files[1] + files[2])
         trace_id = f"t:{ROWS_PER_SHARD + 1}"
         [(response,)] = con.execute("SELECT response FROM traces WHERE trace_id = ?", [trace_id]).fetchall()
         view = trace_views(con, [trace_id])[trace_id]

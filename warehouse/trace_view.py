@@ -121,7 +121,7 @@ class TraceView:
 
     @property
     def flagged(self) -> bool:
-        return self.status not in ("ok", "unsegmented")
+        return self.status == "flagged"
 
     def marked_response(self) -> list[tuple[str, IssueMark | None]]:
         """The raw response cut at each issue's offset: (text, None) pieces with (code, issue) marks between.
@@ -210,11 +210,12 @@ def trace_views(con: duckdb.DuckDBPyConnection, trace_ids: list[str], root: Path
         [(path,)] = con.execute("SELECT path FROM duckdb_databases() "
                                 "WHERE database_name = current_database()").fetchall()
         root = data_dir(path)
+    sources_of_rows = catalog.sources_by_rows(con, root)
     heads: list[dict] = []
     issues: dict[str, list[IssueMark]] = {}
     segs: dict[str, list[dict]] = {}
     for trace_id, dataset, source_row in located:
-        src = catalog.sources_of_rows(con, root, dataset, source_row, source_row)
+        src = sources_of_rows(dataset, source_row, source_row)
         ranged = catalog.trace_range_views(src, dataset, source_row, source_row)
         with_views = "WITH " + ", ".join(f"{name} AS ({ranged[name]})" for name in ranged) + "\n"
         heads += _dicts(con, with_views + "SELECT trace_id, dataset, domain, source, difficulty, status, problem, "

@@ -307,6 +307,8 @@ def test_unknown_table_names_the_file(toy_db, toy_models):
      "`columns`: a needs its meaning as text"),
     ("/* name: m\nversion: 1\nkind: table\ngrain: [a, b]\ndescription: d\ncolumns:\n  a: the key\n*/ SELECT 1 AS a, 2 AS b",
      "`columns` lacks the grain column\\(s\\) b"),
+    ("/* name: m\nversion: 1\nkind: table\ngrain: [a]\non_request: sometimes\ndescription: d */ SELECT 1 AS a",
+     "on_request must be true or false, not 'sometimes'"),
 ])
 def test_header_and_body_errors_name_the_file(tmp_path, text, message):
     path = tmp_path / "m.sql"

@@ -19,8 +19,8 @@ BUILD, FRESH, SKIP = Action.BUILD, Action.FRESH, Action.SKIP
 from mementos.foundation.errors import WarehouseError
 
 
-def header(name, kind="table"):
-    return f"/*\nname: {name}\nversion: 1\nkind: {kind}\ngrain: [trace_id]\ndescription: toy model {name}\n*/\n"
+def header(name, kind="table", grain="trace_id"):
+    return f"/*\nname: {name}\nversion: 1\nkind: {kind}\ngrain: [{grain}]\ndescription: toy model {name}\n*/\n"
 
 
 TOY = {
@@ -153,7 +153,7 @@ def incremental(name):
 INCREMENTAL_TOY = {
     "p": incremental("p") + "SELECT trace_id, n_blocks FROM traces",
     "q": incremental("q") + "SELECT trace_id, n_blocks + 1 AS m FROM p",
-    "agg": header("agg") + "SELECT max(n_blocks) AS top FROM traces",  # over all traces: not trace-local
+    "agg": header("agg", grain="top") + "SELECT max(n_blocks) AS top FROM traces",  # over all traces: not trace-local
     "r": incremental("r") + "SELECT trace_id, n_blocks = top AS longest FROM traces, agg",
     "v": header("v", kind="view") + "SELECT trace_id, n_blocks FROM traces",
     "w": incremental("w") + "SELECT trace_id FROM v",
@@ -162,9 +162,7 @@ INCREMENTAL_TOY = {
 
 @pytest.fixture
 def incr(tmp_path):
-    project = project_of(tmp_path, INCREMENTAL_TOY)
-    project.models["agg"].grain = ["top"]
-    return project
+    return project_of(tmp_path, INCREMENTAL_TOY)
 
 
 def test_new_data_builds_trace_local_incremental_models_incrementally(incr):

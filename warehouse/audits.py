@@ -19,8 +19,8 @@ replaces the old one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-import duckdb
 from sqlglot import exp
 
 from mementos.foundation.errors import WarehouseError
@@ -137,12 +137,18 @@ def parse_audits(spec, where: str) -> list[Audit]:
     return audits
 
 
-def run_audit(con: duckdb.DuckDBPyConnection, audit: Audit, table: str) -> AuditFailure | None:
-    """Run one audit against `table`; None when it passes."""
-    query = audit.query.replace("{this}", quote(table))
-    [(count,)] = con.execute(f"SELECT count(*) FROM ({query}) AS offending").fetchall()
-    if not count:
-        return None
-    result = con.execute(f"SELECT * FROM ({query}) AS offending LIMIT {SHOW_ROWS}")
-    columns = [d[0] for d in result.description]
-    return AuditFailure(audit.name, count, columns, result.fetchall())
+def run_audits(query_rows: Callable[[str], tuple[list[str], list[tuple]]], audits: list[Audit],
+               ref: str) -> tuple[int, list[AuditFailure]]:
+    """(rows of the relation `ref`, written as the engine quotes it; the audits that failed). Every count
+    is one statement, so that a model's audits cost one query on either engine; the offending rows are
+    read only for the audits that fail. `query_rows(sql)` runs a query: (column names, rows)."""
+    queries = [a.query.replace("{this}", ref) for a in audits]
+    counts = ", ".join([f"(SELECT count(*) FROM {ref}) AS n_rows"]
+                       + [f"(SELECT count(*) FROM ({q}) AS offending) AS a{i}" for i, q in enumerate(queries)])
+    _, [(rows, *offending_counts)] = query_rows(f"SELECT {counts}")
+    failures = []
+    for audit, query, offending in zip(audits, queries, offending_counts):
+        if offending:
+            columns, examples = query_rows(f"SELECT * FROM ({query}) AS offending LIMIT {SHOW_ROWS}")
+            failures.append(AuditFailure(audit.name, offending, columns, examples))
+    return rows, failures

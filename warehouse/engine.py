@@ -47,7 +47,7 @@ from mementos.foundation.catalog import data_version
 from mementos.foundation.errors import WarehouseBusy, first_line
 from mementos.foundation.faults import checkpoint
 from mementos.warehouse import guard, materializations, planner
-from mementos.warehouse.audits import quote, run_audit, unique
+from mementos.warehouse.audits import quote, run_audits, unique
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
 from mementos.warehouse.models import Model
 from mementos.warehouse.planner import Action, LastBuild, ModelState, Plan, Step
@@ -147,13 +147,13 @@ class DuckDBEngine:
                 result.reason += "; built whole: no record of the traces it holds"
             relation = materializations.clear_aside(self.con, model.name)
             self._run(model, result, lambda: unit.create(self.con, self.db, model, self.views, relation))
+        rows = None
         if result.error is None:
             checkpoint("build.after_create")
-            result.failures, result.error = self._audit(model, relation)
+            rows, result.failures, result.error = self._audit(model, relation)
         if result.error is not None or result.failures:
             result.seconds = time.monotonic() - t0
             return result
-        [(rows,)] = self.con.execute(f"SELECT count(*) FROM {quote(relation)}").fetchall()
         checkpoint("build.before_swap")
         if increment is None:
             materializations.swap_in(self.con, model.name, unit, existing_objects(self.con).get(model.name))
@@ -175,13 +175,17 @@ class DuckDBEngine:
             result.error = f"{model.where}: {storage.out_of_memory(exc) or first_line(exc)}"
             return None
 
-    def _audit(self, model: Model, aside: str) -> tuple[list, str | None]:
-        """(the audits that failed, the error when one does not run) on the relation built aside."""
+    def _audit(self, model: Model, relation: str) -> tuple[int | None, list, str | None]:
+        """(its rows, the audits that failed, the error when one does not run) of the relation built."""
+        def query_rows(sql: str) -> tuple[list[str], list[tuple]]:
+            result = self.con.execute(sql)
+            return [d[0] for d in result.description], result.fetchall()
+
         try:
-            failures = [run_audit(self.con, a, aside) for a in [unique(model.grain)] + model.audits]
+            rows, failures = run_audits(query_rows, [unique(model.grain)] + model.audits, quote(relation))
         except duckdb.Error as exc:
-            return [], f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or first_line(exc)}"
-        return [f for f in failures if f is not None], None
+            return None, [], f"{model.where}: an audit does not run: {storage.out_of_memory(exc) or first_line(exc)}"
+        return rows, failures, None
 
     def undo(self, failed: ModelResult) -> None:
         """Roll the whole build back, then record the failure on its own."""

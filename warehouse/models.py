@@ -29,6 +29,7 @@ names are not dependencies. Nothing here touches a database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import textwrap
@@ -59,7 +60,7 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 RESERVED_PREFIX = "__"
 
 
-@dataclass
+@dataclass(frozen=True)  # load_model hands the same Model to every caller
 class Model:
     name: str
     version: str
@@ -246,6 +247,13 @@ def load_model(path: Path) -> Model:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelError(f"{where}: cannot be read ({exc})") from None
+    return _parsed_model(path, where, text)
+
+
+# Every build, report, export and explorer page loads the whole project, and parsing the SQL with sqlglot
+# is most of a small build's time: a file's Model is made once per process for each text it has had.
+@functools.lru_cache(maxsize=1024)
+def _parsed_model(path: Path, where: str, text: str) -> Model:
     header_text, body = split_header(text, where)
     header = parse_header(header_text, where, path.stem)
     tree = parse_body(body, where)

@@ -22,7 +22,7 @@ from pathlib import Path
 from mementos.foundation import storage
 from mementos.foundation.errors import first_line
 from mementos.warehouse import planner
-from mementos.warehouse.audits import SHOW_ROWS, Audit, AuditFailure
+from mementos.warehouse.audits import Audit, AuditFailure, run_audits
 from mementos.warehouse.executor import BuildReport, ModelResult, Status, execute
 from mementos.warehouse.materializations import Increment, aside_name, trace_inputs
 from mementos.warehouse.models import Model
@@ -230,16 +230,9 @@ def spark_state(fs: FileSystem, layout: Layout, project: Project, current_data: 
 
 def _run_audits(spark, audits: list[Audit], table: str) -> tuple[int, list[AuditFailure]]:
     """(rows of `table`, failed audits); every count in one Spark query."""
-    ref = "`" + table.replace("`", "``") + "`"
-    queries = [a.query.replace("{this}", ref) for a in audits]
-    counts = ", ".join([f"(SELECT count(*) FROM {ref}) AS n_rows"]
-                       + [f"(SELECT count(*) FROM ({q}) AS offending) AS a{i}" for i, q in enumerate(queries)])
-    [row] = spark.sql(f"SELECT {counts}").collect()
-    failures = []
-    for i, (audit, query) in enumerate(zip(audits, queries)):
-        offending = row[f"a{i}"]
-        if offending:
-            df = spark.sql(f"SELECT * FROM ({query}) AS offending LIMIT {SHOW_ROWS}")
-            failures.append(AuditFailure(audit.name, offending, df.columns, [tuple(r) for r in df.collect()]))
-    return row["n_rows"], failures
+    def query_rows(sql: str) -> tuple[list[str], list[tuple]]:
+        df = spark.sql(sql)
+        return df.columns, [tuple(r) for r in df.collect()]
+
+    return run_audits(query_rows, audits, "`" + table.replace("`", "``") + "`")
 

@@ -167,8 +167,9 @@ def main():
               help="local: worker processes on this machine. spark: a Spark task per source file, writing into "
                    "PATH.data, which every executor must see (docs/spark-ingest.md); a rerun after a failure "
                    "reads only the files not finished.")
-@click.option("--spark-master", default="local[*]", show_default=True,
-              help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...).")
+@click.option("--spark-master", metavar="URL",
+              help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...) "
+                   "[default: spark-submit's master, else local[*]].")
 @quiet_option
 @json_option
 def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progress, shape, columns, mapping, keep,

@@ -16,8 +16,10 @@ DEFAULT_CONF = {
 }
 
 
-def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "mementos build"):
-    """A SparkSession on `master` (local[*], local[2], spark://host:7077, yarn, k8s://...)."""
+def spark_session(master: str | None = "local[*]", conf: dict[str, str] | None = None,
+                  app_name: str = "mementos build"):
+    """A SparkSession on `master` (local[*], local[2], spark://host:7077, yarn, k8s://...); None: the
+    master spark-submit set (a master given here would override it)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -27,7 +29,9 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, 
     # pyspark logs every analysis error with a stack trace before raising it; the build reports it itself
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
@@ -36,7 +40,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, 
             spark = builder.getOrCreate()
     except Exception as exc:
         text = first_line(exc)
-        raise WarehouseError(f"cannot start Spark on {master}: {text} "
+        raise WarehouseError(f"cannot start Spark on {master or 'the master spark-submit set'}: {text} "
                              f"(pyspark {installed_pyspark()} needs Java 17 or newer: `java -version`)") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -18,14 +18,14 @@ from mementos.ingest.worker import Task
 Rejected = Callable[[str, list, int], None]  # (source file, [(source_row, reason)], source rows adapted)
 
 
-def shard_tasks(source: sources.SourceFile, part: str, first_row: int, max_rows: int | None, batch_rows: int, origin: tuple[str, str],
-                spec: adapters.InputSpec, on_rejected: Rejected, counted: list[int], seqs: Iterator[int],
-                max_bytes: int | None = None) -> Iterator[Task]:
-    """The tasks of a shard, the file `source` (`part`: its files' names, ingest.shards.ToRead.part), its
-    source rows numbered from `first_row`, at most `max_rows` of them
-    (None: all); batches of at most `batch_rows` rows and, when given, `max_bytes` bytes (a single
-    row larger than that is a batch of its own). `origin`: (dataset, run_id). Adds the source rows
-    and the traces read to `counted` ([rows, traces]) and reports each batch's rejected rows."""
+def shard_tasks(source: sources.SourceFile, part: str, first_row: int, max_rows: int | None, batch_rows: int,
+                origin: tuple[str, str], spec: adapters.InputSpec, on_rejected: Rejected, counted: list[int],
+                seqs: Iterator[int], max_bytes: int | None = None) -> Iterator[Task]:
+    """The tasks of one shard, the file `source` (`part`: its files' names, ingest.shards.ToRead.part):
+    its source rows numbered from `first_row`, at most `max_rows` of them (None: all), in batches of at
+    most `batch_rows` rows and, when given, `max_bytes` bytes (a single row larger than that is a batch
+    of its own). `origin`: (dataset, run_id). Adds the source rows and the traces read to `counted`
+    ([rows, traces]) and reports each batch's rejected rows to `on_rejected`."""
     config = source.config
     dataset, run_id = origin
     row = first_row

@@ -48,9 +48,9 @@ CONF = {"spark.speculation": "false"}  # two attempts of one shard would write t
 
 def read_shards(writer: snapshots.Writer, plan: ShardPlan, first_rows: dict[str, int], summary,
                 limit: int | None, spec: adapters.InputSpec, master: str | None) -> dict[int, list[int]]:
-    """Ingest the shards of `plan` on Spark (`master`, local[*] by default), resuming an unfinished run
-    of the same plan; sets the counters on `summary` (pipeline.IngestSummary) as the local ingest does,
-    and its run_id to the run taken over. Returns each shard's [source rows, traces] by position."""
+    """Ingest the shards of `plan` on Spark (`master`; None: spark-submit's, else local[*]), resuming an
+    unfinished run of the same plan; sets the counters on `summary` (pipeline.IngestSummary) as the local
+    ingest does, and its run_id to the run taken over. Returns each shard's [source rows, traces] by position."""
     root, dataset = writer.root, summary.dataset
     jobs = _jobs(plan, first_rows, limit, summary, spec, root)
     resumable = bool(jobs) and all(plan.read[j.position].content_hash for j in jobs)
@@ -68,7 +68,7 @@ def read_shards(writer: snapshots.Writer, plan: ShardPlan, first_rows: dict[str,
         if not resumable:
             parquet_writer.remove_run(root, dataset, summary.run_id)
         raise
-    for table in catalog.STORES:  # every shard is read: the run's directories are reclamation's from now
+    for table in catalog.STORES if jobs else ():  # every shard is read: reclamation owns the run's directories now
         snapshots.mark_run(layout.run_dir(root, table, dataset, summary.run_id), writer.warehouse_id,
                            summary.run_id)
     return _summed(results, plan, summary, len(done))
@@ -202,7 +202,7 @@ def _run(master: str | None, jobs: list[ShardJob], dataset: str) -> list[ShardRe
     """Run `jobs` as one Spark job, a task each; re-raises the first error a task reported."""
     if not jobs:
         return []
-    spark, started_here = _session(master or "local[*]")
+    spark, started_here = _session(master)
     try:
         sc = spark.sparkContext
         sc.setJobDescription(f"mementos ingest {dataset}: {len(jobs)} shards")
@@ -222,9 +222,9 @@ def _run(master: str | None, jobs: list[ShardJob], dataset: str) -> list[ShardRe
     return results
 
 
-def _session(master: str):
-    """The active SparkSession (a test's, or a spark-submit's), else a new one on `master`; and whether
-    it was started here (then it is stopped after the ingest)."""
+def _session(master: str | None):
+    """The active SparkSession (a test's), else a new one on `master` (None: the master spark-submit
+    set, else local[*]); and whether it was started here (then it is stopped after the ingest)."""
     from pyspark.sql import SparkSession
 
     from mementos.foundation.spark_session import spark_session
@@ -232,8 +232,12 @@ def _session(master: str):
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
+    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started the JVM and says so
+    if master is None and not under_spark_submit:
+        master = "local[*]"
     # Local executors run this interpreter, where mementos is installed; a cluster's say theirs.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master is not None and master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return spark_session(master, CONF, app_name="mementos ingest"), True
 
 

@@ -103,8 +103,10 @@ def ingest_shard(job: ShardJob) -> ShardResult:
         worker.finish(complete=False)
         _remove_files(job)
         raise
-    root = Path(job.root)
-    result.files = {f.relative_to(root).as_posix(): f.stat().st_size for f in _files(job)}
+    root, files = Path(job.root), _files(job)
+    for f in files if job.state is not None else ():  # on the disk before the marker that vouches for them
+        durable.fsync_file(f)
+    result.files = {f.relative_to(root).as_posix(): f.stat().st_size for f in files}
     result.peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result.seconds = time.monotonic() - started
     pa.default_memory_pool().release_unused()

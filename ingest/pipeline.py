@@ -32,7 +32,7 @@ import pyarrow as pa
 from mementos.foundation import catalog, disk, layout, published, snapshots, storage
 from mementos.foundation.catalog import IngestRun, Shard
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import adapters, loader, parquet_writer, shard_reader, shards, sources
+from mementos.ingest import adapters, loader, parquet_writer, shard_reader, shards, sources, spark_executor
 from mementos.ingest.flatten import Flattened
 from mementos.ingest.parser import PARSER_VERSION
 from mementos.foundation.tokens import ENCODING
@@ -150,10 +150,9 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
             checkpoint("ingest.start")
             plan, first_rows = _plan(writer, dataset, files, full_refresh, limit)
             if engine == "spark":
-                from mementos.ingest import spark_executor
-
                 read_rows = spark_executor.read_shards(writer, plan, first_rows, summary, limit, spec, spark_master)
             else:
+                spark_executor.drop_unfinished(root, dataset)
                 read_rows = _read_local(writer, plan, first_rows, summary, limit, spec, workers, progress)
             reading = False
             live = _record(summary, plan, first_rows, read_rows, root)

@@ -60,7 +60,7 @@ def read_shards(writer: snapshots.Writer, plan: ShardPlan, first_rows: dict[str,
         jobs = [replace(j, run_id=summary.run_id, state=str(state), run_dirs=_run_dirs(root, dataset, summary.run_id))
                 for j in jobs]
     else:
-        _drop_unfinished(root, dataset)
+        drop_unfinished(root, dataset)
     done = _finished(root, state, jobs)
     try:
         results = list(done.values()) + _run(master, [j for j in jobs if j.position not in done], dataset)
@@ -150,7 +150,8 @@ def _drop(root: Path, dataset: str, state: Path) -> None:
     shutil.rmtree(state, ignore_errors=True)
 
 
-def _drop_unfinished(root: Path, dataset: str) -> None:
+def drop_unfinished(root: Path, dataset: str) -> None:
+    """The unfinished Spark runs of `dataset` (an ingest that does not take one over leaves none behind)."""
     base = _state_base(root, dataset)
     for state in sorted(base.iterdir()) if base.is_dir() else ():
         _drop(root, dataset, state)

@@ -83,7 +83,8 @@ def _tables(db: Path) -> dict[str, Counter]:
                                            "WHERE table_name <> 'snapshot_info' ORDER BY 1").fetchall()]
         sources = {t: t for t in names}
         for table in ("traces", "full_traces"):
-            sources[f"stored {table}"] = f"read_parquet('{root}/{table}/*/*/*.parquet')"
+            if any(root.glob(f"{table}/*/*/*.parquet")):
+                sources[f"stored {table}"] = f"read_parquet('{root}/{table}/*/*/*.parquet')"
         out = {}
         for name, source in sources.items():
             columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
@@ -144,3 +145,18 @@ def test_a_killed_task_leaves_the_warehouse_and_the_rerun_reads_only_unfinished_
     run_ingest(str(sources["sample"]), tmp_path / "local.duckdb", config="all", name="sample", workers=0,
                progress=False)
     assert_same_rows(tmp_path / "local.duckdb", db)
+
+
+def test_a_local_ingest_removes_an_unfinished_spark_run_of_its_dataset(sources, tmp_path):
+    db = tmp_path / "w.duckdb"
+    run_ingest(str(sources["hostile"]), db, config="default", name="h", workers=0, progress=False)
+    root = layout.data_dir(db)
+    state = root / layout.SPARK_STATE / layout.dataset_slug("h") / "20260101T000000-0000dead"
+    state.mkdir(parents=True)
+    (state / "plan.json").write_text("{}")
+    unfinished = layout.run_dir(root, "traces", "h", state.name)
+    unfinished.mkdir(parents=True)
+    (unfinished / "part-default-00000-train-0.parquet").write_bytes(b"partial")
+    run_ingest(str(sources["hostile"]), db, config="default", name="h", workers=0, progress=False,
+               full_refresh=True)
+    assert (state.exists(), unfinished.exists()) == (False, False)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import asdict, replace
@@ -243,8 +244,14 @@ def _session(master: str | None):
 
 
 def _task_error(exc: Exception) -> str:
-    """The failing task's Python error (its last traceback line), or Spark's own first line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    python = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception", "Interrupt"))
-              and not line.startswith(("py4j", "org.apache", "java."))]
-    return python[-1] if python else (lines[0] if lines else type(exc).__name__)
+    """Why the job failed, in a line: the failing task's Python error (the last line of its traceback),
+    else the task's failure as Spark words it ("Python worker exited unexpectedly (crashed)")."""
+    text = str(exc)
+    python = re.findall(r"^(\w+(?:Error|Exception|Interrupt): .+)$", text, re.M)
+    if python:
+        return python[-1].strip()
+    failure = re.search(r"most recent failure: .*?\): (?:[\w.$]+: )?(.+?)(?: Consider |$)", text, re.M)
+    if failure:
+        return failure.group(1).strip().rstrip(".")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

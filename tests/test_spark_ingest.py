@@ -27,7 +27,7 @@ from report_fixtures import hostile_rows  # noqa: E402
 from test_parser import ISSUES_ONLY  # noqa: E402
 from warehouse_state import snapshot  # noqa: E402
 
-from mementos.foundation import layout, storage  # noqa: E402
+from mementos.foundation import layout, snapshots, storage  # noqa: E402
 from mementos.foundation.errors import WarehouseError  # noqa: E402
 from mementos.foundation.spark_session import spark_session  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
@@ -129,7 +129,8 @@ def test_a_killed_task_leaves_the_warehouse_and_the_rerun_reads_only_unfinished_
     environment = spark.sparkContext.environment
     environment["MEMENTOS_KILL_AT"] = f"ingest.spark_shard.{_killed_part(sources['sample'])}"
     try:
-        with pytest.raises(WarehouseError, match="Run the same command again"):
+        with pytest.raises(WarehouseError, match=r"\(Python worker exited unexpectedly \(crashed\)\).*"
+                                                 r"Run the same command again"):
             run_ingest(str(sources["sample"]), db, config="all", name="sample", progress=False, engine="spark")
     finally:
         del environment["MEMENTOS_KILL_AT"]
@@ -160,3 +161,14 @@ def test_a_local_ingest_removes_an_unfinished_spark_run_of_its_dataset(sources, 
     run_ingest(str(sources["hostile"]), db, config="default", name="h", workers=0, progress=False,
                full_refresh=True)
     assert (state.exists(), unfinished.exists()) == (False, False)
+
+
+def test_a_first_write_that_fails_keeps_the_folder_of_an_unfinished_spark_ingest(tmp_path):
+    db = tmp_path / "new.duckdb"
+    with pytest.raises(RuntimeError, match="executor lost"):
+        with snapshots.writing(db, "ingest --engine spark") as writer:
+            (writer.root / layout.SPARK_STATE / "slug" / "run").mkdir(parents=True)
+            raise RuntimeError("executor lost")
+    assert (db.exists(), (layout.data_dir(db) / layout.SPARK_STATE / "slug" / "run").is_dir()) == (False, True)
+    with snapshots.writing(db, "the rerun") as writer:  # the folder is taken up again
+        assert writer.seq == 0

@@ -163,10 +163,17 @@ def main():
               help="A TOML (or .yaml) file with format, columns, keep, field_messages, field_thinking, "
                    "message_property_mappings (a message's role and content keys, as axolotl's).")
 @click.option("--keep", metavar="COLUMN,...", help="Keep these columns as the trace's metadata (JSON, in traces).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: worker processes on this machine. spark: a Spark task per source file, writing into "
+                   "PATH.data, which every executor must see (docs/spark-ingest.md); a rerun after a failure "
+                   "reads only the files not finished.")
+@click.option("--spark-master", metavar="URL",
+              help="With --engine spark: the Spark master URL (local[*], spark://host:7077, yarn, k8s://...) "
+                   "[default: spark-submit's master, else local[*]].")
 @quiet_option
 @json_option
 def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progress, shape, columns, mapping, keep,
-           quiet, as_json):
+           engine, spark_master, quiet, as_json):
     """Stream SOURCE into the warehouse: traces, segments and parse issues.
 
     SOURCE is a Hugging Face hub id (microsoft/OpenMementos), a local directory
@@ -186,7 +193,8 @@ def ingest(source, db, config, name, limit, full_refresh, tokens, workers, progr
         progress = _stderr_is_terminal() and not quiet
     summary = run_ingest(source, db, config=config, name=name, limit=limit, with_tokens=tokens,
                          workers=workers, progress=progress, full_refresh=full_refresh,
-                         spec=input_spec(format=shape, columns=columns, mapping=mapping, keep=keep))
+                         spec=input_spec(format=shape, columns=columns, mapping=mapping, keep=keep),
+                         engine=engine, spark_master=spark_master)
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:

@@ -12,6 +12,7 @@ A warehouse `PATH` (any file name, e.g. om.duckdb) is, side by side in one folde
       <table>/<dataset slug>/<run_id>/part-<config>-<worker>.parquet   (table: traces | full_traces)
       <table>/<dataset slug>/<run_id>/_mementos_run.json   the marker: written by this warehouse
       _spool/<dataset slug>/<run_id>/   batches on their way to an ingest worker
+      _spark_ingest/<dataset slug>/<run_id>/   a Spark ingest's plan and its finished shards' markers
       models/<model>/                   Spark-built models (`build --engine spark`)
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPOOL = "_spool"  # PATH.data/_spool/<dataset slug>/<run_id>/
+SPARK_STATE = "_spark_ingest"  # PATH.data/_spark_ingest/<dataset slug>/<run_id>/ (ingest/spark_executor.py)
 MODELS_SUBDIR = "models"  # PATH.data/models/<model>/
 
 

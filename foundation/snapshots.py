@@ -224,7 +224,8 @@ def _is_published(db: Path, staged: Path) -> bool:
 @contextmanager
 def writing(db: str | Path, command: str, repairing: str | None = None) -> Iterator[Writer]:
     """Hold the writer lock on the warehouse `db` (created when missing) for a write; reclaim
-    what no snapshot needs before and after. A first write that fails removes the folder it made.
+    what no snapshot needs before and after. A first write that fails removes the folder it made (but
+    for an unfinished Spark ingest's).
     `repairing`: the dataset an ingest replaces (its damaged files do not stop it)."""
     db = resolve(db)
     info, create = check_writable(db, repairing)
@@ -252,7 +253,9 @@ def writing(db: str | Path, command: str, repairing: str | None = None) -> Itera
             reclaim(writer)
             shutil.rmtree(layout.temp_dir(db), ignore_errors=True)
     except BaseException:
-        if create and not db.exists():  # nothing was ever published: the folder this write made goes
+        # Nothing was ever published: the folder this write made goes, unless it holds the shards an
+        # unfinished Spark ingest finished (ingest/spark_executor.py), which its rerun takes over.
+        if create and not db.exists() and not (root / layout.SPARK_STATE).is_dir():
             shutil.rmtree(root, ignore_errors=True)
         raise
 

@@ -56,7 +56,7 @@ class RunFileWriter:
 
     def write(self, table: pa.Table) -> None:
         """Append the rows; they reach the file when their row group is full, or at `close`."""
-        for part in _within(table, self.max_rows, self.max_bytes):
+        for part in slices_within(table, self.max_rows, self.max_bytes):
             size = part.nbytes
             if self._pending and (self._pending_rows + part.num_rows > self.max_rows
                                   or self._pending_bytes + size > self.max_bytes):
@@ -96,7 +96,7 @@ class RunFileWriter:
         self._pending_rows = self._pending_bytes = 0
 
 
-def _within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:
+def slices_within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:
     """The table as consecutive slices of at most max_rows rows and max_bytes bytes each
     (halved until they fit; a single row stays whole whatever its size)."""
     if not table.num_rows:
@@ -104,7 +104,8 @@ def _within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:
     if table.num_rows == 1 or (table.num_rows <= max_rows and table.nbytes <= max_bytes):
         return [table]
     half = max_rows if table.num_rows > max_rows else table.num_rows // 2
-    return _within(table.slice(0, half), max_rows, max_bytes) + _within(table.slice(half), max_rows, max_bytes)
+    return (slices_within(table.slice(0, half), max_rows, max_bytes)
+            + slices_within(table.slice(half), max_rows, max_bytes))
 
 
 def remove_run(root: Path, dataset: str, run_id: str) -> None:

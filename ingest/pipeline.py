@@ -14,6 +14,7 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import os
 import shutil
@@ -31,8 +32,8 @@ import pyarrow as pa
 from mementos.foundation import catalog, disk, layout, published, snapshots, storage
 from mementos.foundation.catalog import IngestRun, Shard
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import adapters, loader, parquet_writer, shards, sources
-from mementos.ingest.flatten import BatchOrigin, Flattened
+from mementos.ingest import adapters, loader, parquet_writer, shard_reader, shards, sources, spark_executor
+from mementos.ingest.flatten import Flattened
 from mementos.ingest.parser import PARSER_VERSION
 from mementos.foundation.tokens import ENCODING
 from mementos.ingest.worker import Spooled, Task
@@ -43,6 +44,7 @@ BATCH_ROWS = 125
 # in its own process: starting worker processes (an interpreter each, Arrow, the tokenizer) costs more
 # than parsing this many rows on one core, and a daily shard of a grown source is about this size.
 IN_PROCESS_ROWS = 2_000
+ENGINES = ("local", "spark")
 
 
 @dataclass
@@ -58,6 +60,9 @@ class IngestSummary(IngestRun):
     rejected: list = field(default_factory=list)  # (source_file, source_row, reason) of every rejected row
     rejected_counts: Counter = field(default_factory=Counter)  # reason -> rejected rows
     adapted_rows: int = 0  # source rows of the default config (an adapted row gives any number of traces)
+    engine: str = "local"  # 'local' | 'spark' (ingest/spark_executor.py)
+    shards_resumed: int = 0  # shards an earlier, unfinished Spark run of the same plan had finished
+    worker_peak_bytes: int = 0  # the largest peak RSS of a Spark task's Python worker
 
     def record_rejected(self, source_file: str, rejected: list[tuple[int, str]], rows: int) -> None:
         """An adapted batch of `rows` source rows, of which `rejected` (source_row, reason) became no trace."""
@@ -65,6 +70,21 @@ class IngestSummary(IngestRun):
         self.rejected_counts.update(reason for _, reason in rejected)
         self.rows_rejected += len(rejected)
         self.adapted_rows += rows
+
+    def add(self, config: str, flat: Flattened) -> None:
+        """The counters of rows the workers flattened in `config`."""
+        self.rows_read += flat.rows
+        self.rows_ok += flat.ok
+        self.rows_flagged += flat.flagged
+        self.rows_unsegmented += flat.unsegmented
+        self.input_bytes += flat.input_bytes
+        self.issue_counts.update(flat.issue_counts)
+        self.flagged_by_config[config] += flat.flagged
+        self.counts.update(flat.counts)
+        if config == "default":
+            self.default_rows += flat.rows
+        else:
+            self.full_rows += flat.rows
 
     def finish_counts(self) -> None:
         """rows_read counts source rows (an adapted row may give several traces, or none), and the
@@ -87,37 +107,31 @@ def _batches(plan: shards.ShardPlan, config: str, limit: int | None, first_row: 
     on from `first_row`; counts each shard's source rows and traces in `read_rows` (by its position in plan.read),
     and the rows that became no trace in `summary.rejected`. `limit`: source rows in all."""
     row = first_row
-    seq = 0
+    seqs = itertools.count()
     for position, shard in enumerate(plan.read):
         if shard.source.config != config:
             continue
-        read_rows[position] = [0, 0]  # source rows, traces
-        for batch in sources.read_batches(shard.source, BATCH_ROWS, check=adapters.schema_check(spec, config)):
-            if limit is not None and row + batch.num_rows > limit:
-                batch = batch.slice(0, limit - row)
-            batch_first, row = row, row + batch.num_rows
-            read_rows[position][0] += batch.num_rows
-            if config == "default" and batch.num_rows:
-                adapted = adapters.adapt(batch, spec, batch_first)
-                summary.record_rejected(shard.source.path, adapted.rejected, batch.num_rows)
-                batch = adapted.table
-            read_rows[position][1] += batch.num_rows
-            if batch.num_rows:
-                yield Task(config, seq, batch, BatchOrigin(dataset, run_id, shard.source.path, batch_first),
-                           shard.part)
-                seq += 1
-            if limit is not None and row >= limit:
-                return
+        counted = read_rows[position] = [0, 0]  # source rows, traces
+        left = None if limit is None else limit - row
+        yield from shard_reader.shard_tasks(shard.source, shard.part, row, left, BATCH_ROWS, (dataset, run_id), spec,
+                                            summary.record_rejected, counted, seqs)
+        row += counted[0]
+        if limit is not None and row >= limit:
+            return
 
 
 def run_ingest(source: str, db: str | Path, config: str = "default", name: str | None = None,
                limit: int | None = None, with_tokens: bool = True, workers: int | None = None,
                progress: bool = True, on_event: Callable[[str], None] | None = None,
-               full_refresh: bool = False, spec: adapters.InputSpec | None = None) -> IngestSummary:
+               full_refresh: bool = False, spec: adapters.InputSpec | None = None,
+               engine: str = "local", spark_master: str | None = None) -> IngestSummary:
     """Ingest SOURCE into the warehouse at `db` as the dataset `name`, atomically: its shards already
     ingested and unchanged are kept, the others read (ingest.shards); `full_refresh` (and `limit`)
     read every shard and number the rows from 0. `spec` says the input shape (detected from the
-    columns when None or its format is None)."""
+    columns when None or its format is None). `engine`: 'local' (worker processes) or 'spark' (a task
+    per shard on `spark_master`, ingest/spark_executor.py)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown ingest engine {engine!r}: use one of {', '.join(ENGINES)}")
     spec = spec or adapters.InputSpec()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -129,39 +143,59 @@ def run_ingest(source: str, db: str | Path, config: str = "default", name: str |
         db, root = writer.db, writer.root
         summary = IngestSummary(run_id=run_id, dataset=dataset, source=source, config=config, started_at=started_at,
                                 parser_version=PARSER_VERSION, token_encoding=ENCODING if with_tokens else None,
-                                db=str(db))
+                                db=str(db), engine=engine)
         free_before = disk.free_bytes(root)
+        reading = True  # a Spark run keeps the shards it finished until its reading is done (a rerun resumes)
         try:
             checkpoint("ingest.start")
             plan, first_rows = _plan(writer, dataset, files, full_refresh, limit)
-            if plan.read:  # marked first: only what this warehouse wrote is ever reclaimed
-                for table in catalog.STORES:
-                    snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
-            read_rows: dict[int, list[int]] = {}
-            with _worker_pool(_workers_for(plan, workers), (str(root), with_tokens, catalog.store_schemas()),
-                              layout.run_dir(root, layout.SPOOL, dataset, run_id)) as (pool, spool):
-                for cfg in sources.configs_for(config):
-                    if not any(r.source.config == cfg for r in plan.read):
-                        continue
-                    total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
-                    if total is not None and limit is not None:
-                        total = min(total, limit)
-                    tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows, spec, summary)
-                    pool.what = f"the {cfg} config of {dataset!r}"
-                    _run_config(cfg, tasks, pool, spool, summary, progress, total)
+            if engine == "spark":
+                read_rows = spark_executor.read_shards(writer, plan, first_rows, summary, limit, spec, spark_master)
+            else:
+                spark_executor.drop_unfinished(root, dataset)
+                read_rows = _read_local(writer, plan, first_rows, summary, limit, spec, workers, progress)
+            reading = False
             live = _record(summary, plan, first_rows, read_rows, root)
             summary.finish_counts()
             checkpoint("ingest.before_load")
             with writer.stage() as stage:  # published when the block ends: readers see the run from then on
                 loader.load_run(stage.con, root, summary, summary.counts, live)
             checkpoint("ingest.after_commit")
+            if engine == "spark":
+                spark_executor.forget_run(root, dataset, summary.run_id)
         except BaseException as exc:
-            parquet_writer.remove_run(root, dataset, run_id)  # _worker_pool removed its spool already
+            if engine == "local" or not reading:
+                parquet_writer.remove_run(root, dataset, summary.run_id)  # _worker_pool removed its spool already
             disk.raise_if_full(exc, root, free_before,
                                done="the warehouse is unchanged (this run's files were removed)")
             raise
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _read_local(writer: snapshots.Writer, plan: shards.ShardPlan, first_rows: dict[str, int],
+                summary: IngestSummary, limit: int | None, spec: adapters.InputSpec, workers: int | None,
+                progress: bool) -> dict[int, list[int]]:
+    """Read the shards of `plan` with worker processes (or in this one); returns each shard's
+    [source rows, traces] by its position in plan.read."""
+    root, dataset, run_id = writer.root, summary.dataset, summary.run_id
+    if plan.read:  # marked first: only what this warehouse wrote is ever reclaimed
+        for table in catalog.STORES:
+            snapshots.mark_run(layout.run_dir(root, table, dataset, run_id), writer.warehouse_id, run_id)
+    read_rows: dict[int, list[int]] = {}
+    with_tokens = summary.token_encoding is not None
+    with _worker_pool(_workers_for(plan, workers), (str(root), with_tokens, catalog.store_schemas()),
+                      layout.run_dir(root, layout.SPOOL, dataset, run_id)) as (pool, spool):
+        for cfg in sources.configs_for(summary.config):
+            if not any(r.source.config == cfg for r in plan.read):
+                continue
+            total = sum(r.source.rows or 0 for r in plan.read if r.source.config == cfg) or None
+            if total is not None and limit is not None:
+                total = min(total, limit)
+            tasks = _batches(plan, cfg, limit, first_rows[cfg], dataset, run_id, read_rows, spec, summary)
+            pool.what = f"the {cfg} config of {dataset!r}"
+            _run_config(cfg, tasks, pool, spool, summary, progress, total)
+    return read_rows
 
 
 def _plan(writer: snapshots.Writer, dataset: str, files: list[sources.SourceFile], full_refresh: bool,
@@ -256,18 +290,7 @@ def _run_config(cfg: str, tasks: Iterator[Task], pool: InProcess | WorkerPool, s
     def collect(seq: int) -> None:
         nonlocal config_bytes
         flat: Flattened = pool.result(seq)
-        summary.rows_read += flat.rows
-        summary.rows_ok += flat.ok
-        summary.rows_flagged += flat.flagged
-        summary.rows_unsegmented += flat.unsegmented
-        summary.input_bytes += flat.input_bytes
-        summary.issue_counts.update(flat.issue_counts)
-        summary.flagged_by_config[cfg] += flat.flagged
-        summary.counts.update(flat.counts)
-        if cfg == "default":
-            summary.default_rows += flat.rows
-        else:
-            summary.full_rows += flat.rows
+        summary.add(cfg, flat)
         config_bytes += flat.input_bytes
         bar.update(flat.rows)
         bar.set_postfix_str(f"{config_bytes / 1e6 / max(time.monotonic() - t0, 1e-9):.1f} MB/s")

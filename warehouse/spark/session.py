@@ -1,57 +1,16 @@
-"""The SparkSession: starting it, and the base tables it sees (temp views over ingest's Parquet).
+"""The SparkSession (started by foundation/spark_session.py), and the base tables it sees (temp views over ingest's Parquet).
 
 Also regenerates warehouse/spark/functions.py (`python -m mementos.warehouse.spark.engine --write-function-list`).
 """
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
 from mementos.foundation import catalog, storage
-from mementos.foundation.errors import WarehouseError, first_line
+from mementos.foundation.spark_session import DEFAULT_CONF, spark_session  # noqa: F401 (re-exported)
 from mementos.warehouse.spark.layout import Layout
-
-DEFAULT_CONF = {
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.session.timeZone": "UTC",
-}
-
-
-def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "mementos build"):
-    """A SparkSession on `master` (local[*], local[2], spark://host:7077, yarn, k8s://...)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            from pyspark.sql import SparkSession
-    except ImportError:
-        raise WarehouseError("the Spark engine needs pyspark: pip install '.[spark]' (and Java 17 or newer)") from None
-    # pyspark logs every analysis error with a stack trace before raising it; the build reports it itself
-    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
-        builder = builder.config(key, value)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            spark = builder.getOrCreate()
-    except Exception as exc:
-        text = first_line(exc)
-        raise WarehouseError(f"cannot start Spark on {master}: {text} "
-                             f"(pyspark {_installed_pyspark()} needs Java 17 or newer: `java -version`)") from None
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
-
-
-def _installed_pyspark() -> str:
-    try:
-        import pyspark
-        return pyspark.__version__
-    except ImportError:
-        return "?"
-
 
 
 def _arrow_to_spark_schema(schema):

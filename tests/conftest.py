@@ -91,7 +91,7 @@ def full_row(pairs_sentences, summaries, **kw) -> dict:
 # The test files that take longest, started first: with `-n 2 --dist loadfile` (make test) each file runs
 # on one worker, and a long file started last would leave the other worker idle at the end. The Makefile
 # passes --no-loadscope-reorder, or xdist would hand the files out by their number of tests instead.
-LONGEST_FIRST = ("test_spark_parity.py", "test_export.py", "test_incremental_models.py", "test_input_shapes.py",
+LONGEST_FIRST = ("test_spark_parity.py", "test_spark_ingest.py", "test_export.py", "test_incremental_models.py", "test_input_shapes.py",
                  "test_incremental_ingest.py", "test_report.py", "test_memory.py", "test_serve.py",
                  "test_snapshot_crashes.py", "test_batches.py")
 

@@ -227,8 +227,9 @@ def sample(traces, out, seed, overwrite, fmt, quiet):
 
 @main.command()
 @db_option("DuckDB warehouse file (with --engine spark also its Parquet root: a directory or a URI).", dir_okay=True)
-@click.option("--select", "select", multiple=True, metavar="NAME[+]",
-              help="Only this model (NAME) or it and everything downstream of it (NAME+). Repeatable.")
+@click.option("--select", "select", multiple=True, metavar="[+]NAME[+]",
+              help="Only this model (NAME), it and everything downstream of it (NAME+), or it and everything "
+                   "it reads (+NAME). Repeatable.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected models even when they are fresh.")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="duckdb: tables in the DuckDB file. spark: the same models transpiled to Spark SQL, "

@@ -118,6 +118,12 @@ def test_name_plus_selects_the_model_and_everything_downstream(toy):
     assert planner.select(toy, None) == {"a", "b", "c", "d"}
 
 
+def test_plus_name_selects_the_model_and_everything_it_reads(toy):
+    assert planner.select(toy, ["+c"]) == {"a", "b", "c"}
+    assert planner.select(toy, "+b+") == {"a", "b", "c"}
+    assert planner.select(toy, "+d") == {"d"}
+
+
 def test_selected_model_whose_unselected_parent_was_never_built_is_skipped(toy):
     plan = planner.plan(toy, State({}, {}, "run-1"), planner.select(toy, ["b+"]))
     assert plan.steps == [Step("b", SKIP, "upstream a was never built; select a+ or build everything"),

@@ -5,7 +5,8 @@ freshness"): `build` on DuckDB and on Spark, and `report` and `export`, which as
 it what they need built. It is a pure function of
 
 * the project (`project.load_project`: the models, their DAG, their fingerprints),
-* a selection (`select`: `NAME`, `NAME+` for NAME and everything downstream; or
+* a selection (`select`: `NAME`, `NAME+` for NAME and everything downstream, `+NAME` for NAME and
+  everything it reads; or
   `Dag.upstream(...)` for what a command reads),
 * what the engine has built (`State`: its last good build of each model, what
   exists, the data it would read now): `model_builds` on DuckDB, each model's
@@ -111,8 +112,8 @@ class Plan:
 
 
 def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> set[str]:
-    """`NAME` selects a model, `NAME+` the model and everything downstream of it; names may be
-    separated by commas or spaces; nothing selects every model. An unknown name is an error
+    """`NAME` selects a model, `NAME+` the model and everything downstream of it, `+NAME` the model and
+    everything it reads (dbt's graph operators; `+NAME+` both); names may be separated by commas or spaces; nothing selects every model. An unknown name is an error
     naming the closest models. The models upstream of a chosen one that read no data (views of
     constants, such as inference_settings) come with it: they wait for nothing, and without them
     their readers would be skipped."""
@@ -123,7 +124,7 @@ def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> 
     chosen: set[str] = set()
     for item in spec:
         for part in item.replace(",", " ").split():
-            name = part.rstrip("+").lower()
+            name = part.strip("+").lower()
             if name not in project.models:
                 close = difflib.get_close_matches(name, project.order, n=3)
                 hint = f"did you mean {' or '.join(close)}? " if close else ""
@@ -132,6 +133,8 @@ def select(project: Project, spec: list[str] | tuple[str, ...] | str | None) -> 
             chosen.add(name)
             if part.endswith("+"):
                 chosen |= project.dag.descendants(name)
+            if part.startswith("+"):
+                chosen |= project.dag.upstream([name])
     return chosen | {p for p in project.dag.upstream(chosen) if not _reads_data(project, p)}
 
 

@@ -337,6 +337,15 @@ def test_columns_are_read_in_order_with_their_meanings_and_are_not_in_the_finger
     assert fingerprint(documented, {}) == fingerprint(undocumented, {})
 
 
+def test_a_model_file_is_parsed_once_per_text_and_again_once_edited(tmp_path):
+    path = tmp_path / "m.sql"
+    path.write_text("-- name: m\n-- version: 1\n-- kind: view\n-- grain: a\n-- description: d\nSELECT 1 AS a")
+    first = load_model(path)
+    assert load_model(path) is first
+    path.write_text("-- name: m\n-- version: 2\n-- kind: view\n-- grain: a\n-- description: d\nSELECT 1 AS a")
+    assert load_model(path).version == "2"
+
+
 def test_select_one_model_or_it_and_its_descendants(toy_db, toy_models):
     assert build(toy_db, select=["d"], models_dir=toy_models).by_status("built") == ["d"]
     report = build(toy_db, select=["b"], models_dir=toy_models)

@@ -70,7 +70,7 @@ WITH segment_tokens AS (
 segment_values AS (
     -- Each token becomes its value, each value kept once (`+ 0.0` makes -0 the 0 it equals). A
     -- plain `[-]digits[.digits]` is cast as it is; only the others (a separator, the Unicode minus,
-    -- the minus after the number, a fraction) are first written
+    -- the minus after the number, a fraction: the tokens a cast refuses) are first written
     -- `[-]digits[.digits][/digits[.digits]]` (`}{` of \frac made `/`, the Unicode minus `-`,
     -- separators, braces, the command and the minus after the number dropped), a fraction then its
     -- quotient: the rewriting is evaluated for every element a lambda is given, so it is given the
@@ -81,19 +81,17 @@ segment_values AS (
         block_idx,
         kind,
         list_filter(array_distinct(list_concat(
-            list_transform(list_filter(tokens, lambda t: NOT (contains(t, '/') OR contains(t, '}') OR contains(t, ',')
-                OR contains(t, '−') OR t LIKE '%-')), lambda t: CAST(t AS DOUBLE) + 0.0),
-            list_transform(list_filter(tokens, lambda t: contains(t, '/') OR contains(t, '}') OR contains(t, ',')
-                OR contains(t, '−') OR t LIKE '%-'), lambda t: CASE
+            list_transform(tokens, lambda t: TRY_CAST(t AS DOUBLE) + 0.0),
+            list_transform(list_filter(tokens, lambda t: TRY_CAST(t AS DOUBLE) IS NULL), lambda t: CASE
                 WHEN contains(t, '/') OR contains(t, '}') THEN
                     CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 1) AS DOUBLE)
                     / nullif(CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 2)
                         AS DOUBLE), 0)
                 ELSE CAST(rtrim(translate(t, '−,', '-'), '-') AS DOUBLE)
             END + 0.0))), lambda v: v IS NOT NULL) AS vals,
-        -- the list of function words is left out of the content words
         list_filter(array_distinct(regexp_extract_all(lower(text), '\\[a-z]+|[a-z]{4,}', 0)),
             lambda w: NOT starts_with(w, '\') AND NOT list_contains([
+                -- the function words, left out of the content words
                 'that', 'this', 'with', 'from', 'have', 'then', 'than', 'there', 'their', 'them', 'they', 'what',
                 'when', 'where', 'which', 'while', 'will', 'would', 'could', 'should', 'must', 'these', 'those',
                 'also', 'into', 'been', 'were', 'some', 'such', 'each', 'only', 'over', 'more', 'most', 'very',
@@ -122,12 +120,12 @@ counted AS (
         p.block_idx,
         p.block_chars,
         p.memento_chars,
-        array_length(b.numbers) AS block_numbers,
-        array_length(array_intersect(b.numbers, m.vals)) AS numbers_kept,
-        array_length(b.digits) AS block_single_digits,
-        array_length(array_intersect(b.digits, m.vals)) AS single_digits_kept,
-        array_length(b.words) AS block_content_words,
-        array_length(array_intersect(b.words, m.words)) AS content_words_kept
+        len(b.numbers) AS block_numbers,
+        len(array_intersect(b.numbers, m.vals)) AS numbers_kept,
+        len(b.digits) AS block_single_digits,
+        len(array_intersect(b.digits, m.vals)) AS single_digits_kept,
+        len(b.words) AS block_content_words,
+        len(array_intersect(b.words, m.words)) AS content_words_kept
     FROM block_pairs AS p
     JOIN segment_items AS b ON b.trace_id = p.trace_id AND b.block_idx = p.block_idx AND b.kind = 'block'
     JOIN segment_values AS m ON m.trace_id = p.trace_id AND m.block_idx = p.block_idx AND m.kind = 'summary'

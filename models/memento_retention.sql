@@ -1,6 +1,6 @@
 /*
 name: memento_retention
-version: 3
+version: 2
 kind: incremental
 grain: [trace_id, block_idx]
 batch_traces: 20000
@@ -45,61 +45,50 @@ audits:
         SELECT * FROM {this} WHERE numbers_kept > block_numbers OR single_digits_kept > block_single_digits
         OR content_words_kept > block_content_words
 */
+WITH function_words AS (
+    -- left out of the content words
+    SELECT [
+        'that', 'this', 'with', 'from', 'have', 'then', 'than', 'there', 'their', 'them', 'they', 'what',
+        'when', 'where', 'which', 'while', 'will', 'would', 'could', 'should', 'must', 'these', 'those',
+        'also', 'into', 'been', 'were', 'some', 'such', 'each', 'only', 'over', 'more', 'most', 'very',
+        'just', 'like', 'here', 'does', 'because', 'since', 'about', 'after', 'before', 'both', 'other',
+        'same', 'again', 'still', 'need', 'know', 'think', 'wait', 'okay', 'maybe', 'actually', 'really',
+        'being', 'your', 'make', 'made', 'using', 'used', 'gives', 'give', 'thus', 'hence', 'therefore'
+    ] AS words
+),
 -- The numbers and words of each text are taken as the text streams past, one regular expression
 -- each over the text, and only those lists are kept: a join that held the texts held all of them.
--- The regular expressions' matches are most of the model's work; what follows each one works on
--- the list of distinct matches, and as few lists as it can.
-WITH segment_tokens AS (
+segment_values AS (
     -- Number tokens, in the order tried: a letter or closing bracket with the minus after it (a
     -- subtraction's, dropped), a LaTeX fraction, a number with its sign, its thousands groups, its
     -- decimals and a `/b` denominator; the minus after a number is taken with it, so that `5-3`
-    -- reads 5 and 3, not 5 and -3. Each distinct token is kept once.
+    -- reads 5 and 3, not 5 and -3. Each distinct token becomes its value, each value kept once
+    -- (`+ 0.0` makes -0 the 0 it equals): a plain number is cast as it is; the others are first
+    -- written `[-]digits[.digits][/digits[.digits]]` (`}{` of \frac made `/`, the Unicode minus `-`,
+    -- separators, braces, the command and the minus after the number dropped), a fraction then its
+    -- quotient. Words: a LaTeX command is matched whole, and dropped, so its name is no word.
     SELECT
         trace_id,
         block_idx,
         kind,
-        list_filter(array_distinct(regexp_extract_all(text,
+        list_filter(array_distinct(list_transform(list_filter(array_distinct(regexp_extract_all(text,
             '[A-Za-z_)\]}]-|[-−]?\\[dt]?frac\{[-−]?[0-9]+(?:\.[0-9]+)?\}\{[0-9]+(?:\.[0-9]+)?\}|[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:/[0-9]+(?:\.[0-9]+)?)?-?',
             0)),
             -- what the first alternative took (a letter or bracket and a minus) is no number
-            lambda t: contains('0123456789-−\', left(t, 1))) AS tokens,
-        text
-    FROM segments
-    WHERE kind IN ('block', 'summary')
-),
-segment_values AS (
-    -- Each token becomes its value, each value kept once (`+ 0.0` makes -0 the 0 it equals). A
-    -- plain `[-]digits[.digits]` is cast as it is; only the others (a separator, the Unicode minus,
-    -- the minus after the number, a fraction: the tokens a cast refuses) are first written
-    -- `[-]digits[.digits][/digits[.digits]]` (`}{` of \frac made `/`, the Unicode minus `-`,
-    -- separators, braces, the command and the minus after the number dropped), a fraction then its
-    -- quotient: the rewriting is evaluated for every element a lambda is given, so it is given the
-    -- few that need it. Words: a LaTeX command is matched whole, and dropped, so its name is no
-    -- word; the function words are left out of the distinct words, so that counting them is a length.
-    SELECT
-        trace_id,
-        block_idx,
-        kind,
-        list_filter(array_distinct(list_concat(
-            list_transform(tokens, lambda t: TRY_CAST(t AS DOUBLE) + 0.0),
-            list_transform(list_filter(tokens, lambda t: TRY_CAST(t AS DOUBLE) IS NULL), lambda t: CASE
+            lambda t: contains('0123456789-−\', left(t, 1))),
+            lambda t: CASE
                 WHEN contains(t, '/') OR contains(t, '}') THEN
                     CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 1) AS DOUBLE)
                     / nullif(CAST(split_part(rtrim(translate(replace(t, '}{', '/'), '−,{}\dfract', '-'), '-'), '/', 2)
                         AS DOUBLE), 0)
-                ELSE CAST(rtrim(translate(t, '−,', '-'), '-') AS DOUBLE)
-            END + 0.0))), lambda v: v IS NOT NULL) AS vals,
+                WHEN contains(t, ',') OR contains(t, '−') OR t LIKE '%-' THEN
+                    CAST(rtrim(translate(t, '−,', '-'), '-') AS DOUBLE)
+                ELSE CAST(t AS DOUBLE)
+            END + 0.0)), lambda v: v IS NOT NULL) AS vals,
         list_filter(array_distinct(regexp_extract_all(lower(text), '\\[a-z]+|[a-z]{4,}', 0)),
-            lambda w: NOT starts_with(w, '\') AND NOT list_contains([
-                -- the function words, left out of the content words
-                'that', 'this', 'with', 'from', 'have', 'then', 'than', 'there', 'their', 'them', 'they', 'what',
-                'when', 'where', 'which', 'while', 'will', 'would', 'could', 'should', 'must', 'these', 'those',
-                'also', 'into', 'been', 'were', 'some', 'such', 'each', 'only', 'over', 'more', 'most', 'very',
-                'just', 'like', 'here', 'does', 'because', 'since', 'about', 'after', 'before', 'both', 'other',
-                'same', 'again', 'still', 'need', 'know', 'think', 'wait', 'okay', 'maybe', 'actually', 'really',
-                'being', 'your', 'make', 'made', 'using', 'used', 'gives', 'give', 'thus', 'hence', 'therefore'
-            ], w)) AS words
-    FROM segment_tokens
+            lambda w: NOT starts_with(w, '\')) AS words
+    FROM segments
+    WHERE kind IN ('block', 'summary')
 ),
 segment_items AS (
     -- single-digit integers apart from the other numbers
@@ -112,7 +101,7 @@ segment_items AS (
         words
     FROM segment_values
 ),
-counted AS (
+items AS (
     SELECT
         p.trace_id,
         p.dataset,
@@ -120,15 +109,33 @@ counted AS (
         p.block_idx,
         p.block_chars,
         p.memento_chars,
-        len(b.numbers) AS block_numbers,
-        len(array_intersect(b.numbers, m.vals)) AS numbers_kept,
-        len(b.digits) AS block_single_digits,
-        len(array_intersect(b.digits, m.vals)) AS single_digits_kept,
-        len(b.words) AS block_content_words,
-        len(array_intersect(b.words, m.words)) AS content_words_kept
+        b.numbers AS block_items,
+        b.digits AS block_digits,
+        m.vals AS memento_items,
+        b.words AS block_words,
+        m.words AS memento_words
     FROM block_pairs AS p
     JOIN segment_items AS b ON b.trace_id = p.trace_id AND b.block_idx = p.block_idx AND b.kind = 'block'
     JOIN segment_values AS m ON m.trace_id = p.trace_id AND m.block_idx = p.block_idx AND m.kind = 'summary'
+),
+counted AS (
+    SELECT
+        trace_id,
+        dataset,
+        domain,
+        block_idx,
+        block_chars,
+        memento_chars,
+        array_length(block_items) AS block_numbers,
+        array_length(array_intersect(block_items, memento_items)) AS numbers_kept,
+        array_length(block_digits) AS block_single_digits,
+        array_length(array_intersect(block_digits, memento_items)) AS single_digits_kept,
+        -- content words: the distinct words minus the function words among them
+        array_length(block_words) - array_length(array_intersect(block_words, f.words)) AS block_content_words,
+        array_length(array_intersect(block_words, memento_words))
+            - array_length(array_intersect(array_intersect(block_words, memento_words), f.words)) AS content_words_kept
+    FROM items
+    CROSS JOIN function_words AS f
 )
 SELECT
     trace_id,

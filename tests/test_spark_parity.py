@@ -1,7 +1,7 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
 One generated warehouse and one local Spark session per module: two datasets
-(2,000 traces of both configs without token counts, 200 default traces with
+(600 traces of both configs without token counts, 200 default traces with
 cl100k counts, so token columns are compared too), built on DuckDB, then on
 Spark from the Parquet files ingest wrote. Every model's rows must match:
 exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
@@ -38,7 +38,8 @@ from mementos.warehouse.spark import engine as spark_engine  # noqa: E402
 from mementos.warehouse.models import load_model  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
-TRACES = 2000
+# Enough that every model has rows, outliers included; Spark's string work grows with the texts.
+TRACES = 600
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
 # Small and quick: two cores, few shuffle partitions, no UI. (Interpreted plans, no adaptive execution
@@ -127,7 +128,7 @@ def test_same_rows_as_duckdb(model, warehouse, spark_report):
         spark_columns = [d[0] for d in on_spark.description]
         spark_rows = on_spark.fetchall()
     assert spark_columns == duck_columns
-    assert len(spark_rows) == len(duck_rows) == result.rows
+    assert len(spark_rows) == len(duck_rows) == result.rows > 0  # an empty model would compare nothing
     key = _sort_key([duck_columns.index(g) for g in grain])
     duck_rows.sort(key=key)
     spark_rows.sort(key=key)

@@ -43,6 +43,16 @@ class Flattened:
     issue_counts: Counter = field(default_factory=Counter)
     counts: Counter = field(default_factory=Counter)  # rows of each derived table, for reconciliation
 
+    def add(self, other: "Flattened") -> None:
+        """Count `other`'s rows in too (its tables are not kept): a shard's counters from its batches'."""
+        self.rows += other.rows
+        self.ok += other.ok
+        self.flagged += other.flagged
+        self.unsegmented += other.unsegmented
+        self.input_bytes += other.input_bytes
+        self.issue_counts.update(other.issue_counts)
+        self.counts.update(other.counts)
+
 
 def trace_id(dataset: str, source_row: int, turn: int | None = None) -> str:
     """'<dataset>:<source_row>', and '.<turn>' for a conversation's assistant turn when it has several."""

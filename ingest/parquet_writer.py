@@ -15,6 +15,7 @@ a shard replaced since, reclaimed by a later write (foundation/snapshots.py).
 
 from __future__ import annotations
 
+import glob
 import shutil
 from pathlib import Path
 
@@ -94,6 +95,12 @@ class RunFileWriter:
             self._writer.write_table(group, row_group_size=group.num_rows)
         self._pending.clear()
         self._pending_rows = self._pending_bytes = 0
+
+
+def shard_files(directory: Path, part: str) -> list[Path]:
+    """The files a shard wrote in a run's directory of one table: every worker's `part-<part>-<worker>.parquet`
+    (RunFileWriter names them from the shard's part, ingest.shards.ToRead.part), sorted."""
+    return sorted(directory.glob(f"part-{glob.escape(part)}-*.parquet"))
 
 
 def slices_within(table: pa.Table, max_rows: int, max_bytes: int) -> list[pa.Table]:

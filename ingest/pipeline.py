@@ -13,7 +13,6 @@ pipe cost four and was the main process's largest cost (bench/RESULTS.md).
 
 from __future__ import annotations
 
-import glob
 import itertools
 import json
 import os
@@ -231,8 +230,8 @@ def _record(summary: IngestSummary, plan: shards.ShardPlan, first_rows: dict[str
         (rows, traces), cfg = read_rows[position], r.source.config
         directory = layout.run_dir(root, "traces" if cfg == "default" else "full_traces", summary.dataset,
                                    summary.run_id)
-        files = sorted(f"{directory.relative_to(root).as_posix()}/{f.name}"
-                       for f in directory.glob(f"part-{glob.escape(r.part)}-*.parquet"))
+        files = [f"{directory.relative_to(root).as_posix()}/{f.name}"
+                 for f in parquet_writer.shard_files(directory, r.part)]
         read[r.kind].append(Shard(cfg, r.path, r.size, r.content_hash, rows, next_rows[cfg], summary.run_id, files,
                                    traces))
         next_rows[cfg] += rows

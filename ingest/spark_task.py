@@ -19,7 +19,7 @@ import pyarrow as pa
 from mementos.foundation import durable
 from mementos.foundation.errors import WarehouseError
 from mementos.foundation.faults import checkpoint
-from mementos.ingest import adapters, shard_reader, worker
+from mementos.ingest import adapters, parquet_writer, shard_reader, worker
 from mementos.ingest.flatten import Flattened
 from mementos.ingest.sources import SourceFile
 
@@ -91,7 +91,7 @@ def ingest_shard(job: ShardJob) -> ShardResult:
         for task in shard_reader.shard_tasks(job.source, job.part, job.first_row, job.max_rows, batch_rows,
                                              (job.dataset, job.run_id), job.spec, result.reject, result.counted,
                                              itertools.count(), BATCH_BYTES):
-            _absorb(result.flat, worker.process(task))
+            result.flat.add(worker.process(task))
             checkpoint(f"ingest.spark_shard.{job.part}")  # some of the shard's rows are written
         worker.finish()
     except WarehouseError as exc:  # the source's fault: said as the local ingest says it
@@ -115,19 +115,9 @@ def ingest_shard(job: ShardJob) -> ShardResult:
     return result
 
 
-def _absorb(total: Flattened, flat: Flattened) -> None:
-    for name in ("rows", "ok", "flagged", "unsegmented", "input_bytes"):
-        setattr(total, name, getattr(total, name) + getattr(flat, name))
-    total.issue_counts.update(flat.issue_counts)
-    total.counts.update(flat.counts)
-
-
 def _files(job: ShardJob) -> list[Path]:
     """The shard's Parquet files in the run's directories."""
-    import glob
-
-    pattern = f"part-{glob.escape(job.part)}-*.parquet"
-    return sorted(f for directory in job.run_dirs for f in Path(directory).glob(pattern))
+    return [f for directory in job.run_dirs for f in parquet_writer.shard_files(Path(directory), job.part)]
 
 
 def _remove_files(job: ShardJob) -> None:

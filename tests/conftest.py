@@ -88,6 +88,15 @@ def full_row(pairs_sentences, summaries, **kw) -> dict:
     return {**row(response, **kw), "sentences": sentences, "blocks": blocks, "block_summaries": summaries}
 
 
+# The JVM of a test's SparkSession: a short-lived driver over small data spends most of its CPU compiling
+# (the JIT) and collecting, which the other xdist worker needs; the quick compiler alone (with room for
+# its code) and the serial collector leave it more. bench/RESULTS.md (make test) has the measurements.
+SPARK_TEST_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",
+}
+
+
 # The test files that take longest, started first: with `-n 2 --dist loadfile` (make test) each file runs
 # on one worker, and a long file started last would leave the other worker idle at the end. The Makefile
 # passes --no-loadscope-reorder, or xdist would hand the files out by their number of tests instead.

@@ -22,7 +22,7 @@ pytest.importorskip("pyspark", reason="pyspark is not installed: pip install '.[
 if shutil.which("java") is None:
     pytest.skip("Java 17+ is missing (make test installs openjdk-17-jre-headless)", allow_module_level=True)
 
-from conftest import full_row, memento, write_hub_dir  # noqa: E402
+from conftest import SPARK_TEST_CONF, full_row, memento, write_hub_dir  # noqa: E402
 from report_fixtures import hostile_rows  # noqa: E402
 from test_parser import ISSUES_ONLY  # noqa: E402
 from warehouse_state import snapshot  # noqa: E402
@@ -41,7 +41,7 @@ SAMPLE_SHARDS = 3
 @pytest.fixture(scope="module")
 def spark():
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the executors import this checkout's mementos
-    session = spark_session("local[2]", {"spark.ui.enabled": "false", "spark.default.parallelism": "2"},
+    session = spark_session("local[2]", {**SPARK_TEST_CONF, "spark.default.parallelism": "2"},
                             app_name="mementos spark ingest test")
     yield session
     session.stop()

@@ -29,6 +29,7 @@ if shutil.which("java") is None:
 
 import duckdb  # noqa: E402
 
+from conftest import SPARK_TEST_CONF  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, snapshots, storage
 from mementos.warehouse import engine, planner  # noqa: E402
@@ -42,12 +43,13 @@ from mementos.sample import write_sample  # noqa: E402
 TRACES = 600
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
-# Small and quick: two cores, few shuffle partitions, no UI. (Interpreted plans, no adaptive execution
-# and the JVM's quick compiler were tried too: 2-3x slower on this sample, see warehouse.md (Spark).)
+# Small and quick: two cores, no UI, one partition and no adaptive execution (at this size each partition
+# and each re-planned stage is a fixed cost, not parallel work). (Interpreted plans were tried too: slower.)
 TEST_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "2",
-    "spark.ui.enabled": "false",
+    **SPARK_TEST_CONF,
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
 }
 MODELS = load_project().order
 TIMES: dict[str, float] = {}

@@ -18,11 +18,14 @@ from pathlib import Path
 from conftest import REPO
 from test_concurrency import base, db  # noqa: F401  (fixtures: the built 3-trace warehouse, a copy per test)
 from mementos.foundation import layout
+from mementos.ingest.pipeline import run_ingest
+from mementos.warehouse.engine import build
 from warehouse_state import committed_dirs, run_dirs
 
 READER = """
 import os, sys, mementos
 stop, seen, errors = sys.argv[2], set(), []
+ready = f"{stop}.read.{os.getpid()}"  # the test's writer starts once every reader has read
 while not os.path.exists(stop):
     try:
         with mementos.connect(sys.argv[1]) as con:
@@ -30,6 +33,9 @@ while not os.path.exists(stop):
                                  "(SELECT count(*) FROM trace_compression)").fetchall()[0])
     except Exception as exc:
         errors.append(repr(exc))
+    if ready:
+        open(ready, "w").close()
+        ready = None
 print(sorted(seen))
 print(errors[:3])
 """
@@ -45,7 +51,10 @@ def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:
     procs = [subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(readers)]
     try:
-        time.sleep(1.0)  # the readers are reading
+        deadline = time.monotonic() + 120
+        while len(list(stop.parent.glob(f"{stop.name}.read.*"))) < readers:  # each reader has read once
+            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, "a reader did not start"
+            time.sleep(0.05)
         run_writer()
         time.sleep(0.5)
     finally:
@@ -57,16 +66,21 @@ def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:
         states, errs = out.strip().splitlines()
         seen |= set(eval(states))
         errors += eval(errs)
-    stop.unlink()
+    for path in [stop, *stop.parent.glob(f"{stop.name}.read.*")]:
+        path.unlink()
     return seen, errors
 
 
-def writer(args: list, kill_at: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MEMENTOS_KILL_AT"}
-    if kill_at:
-        env["MEMENTOS_KILL_AT"] = kill_at
+def killed_writer(args: list, kill_at: str) -> subprocess.CompletedProcess:
+    """`python cli.py ARGS`, killed with SIGKILL at the named point."""
+    env = {**os.environ, "MEMENTOS_KILL_AT": kill_at}
     return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def ingest_new(db: Path, base: Path) -> None:
+    """What the killed ingests were doing, in this process: new.jsonl as dataset t."""
+    run_ingest(str(base / "new.jsonl"), db, name="t", workers=0, progress=False, with_tokens=False)
 
 
 def state(db: Path) -> tuple[int, int, int]:
@@ -96,7 +110,7 @@ def test_ingest_killed_at_each_point_while_readers_loop(db, base):
 
     def kill_each():
         for point in INGEST_POINTS:
-            result = writer(args, point)
+            result = killed_writer(args, point)
             assert result.returncode == -signal.SIGKILL, (point, result.stderr)
             after[point] = state(db)
 
@@ -105,18 +119,17 @@ def test_ingest_killed_at_each_point_while_readers_loop(db, base):
     assert after == {p: STATE_INGESTED if INGEST_POINTS.index(p) >= INGEST_POINTS.index("snapshot.after_publish")
                      else STATE_OLD for p in INGEST_POINTS}
     assert seen == {STATE_OLD, STATE_INGESTED}  # never a mix of the two
-    assert writer(args, None).returncode == 0  # the next write cleans up after the killed ones
+    ingest_new(db, base)  # the next write cleans up after the killed ones
     assert run_dirs(db) == committed_dirs(db)
 
 
 def test_build_killed_at_each_point_while_readers_loop(db, base):
-    assert writer(["ingest", base / "new.jsonl", "--db", db, "--name", "t", "--workers", 0, "--no-progress",
-                   "--no-tokens"], None).returncode == 0
+    ingest_new(db, base)
     after = {}
 
     def kill_each():
         for point in BUILD_POINTS:
-            result = writer(["build", "--db", db], point)
+            result = killed_writer(["build", "--db", db], point)
             assert result.returncode == -signal.SIGKILL, (point, result.stderr)
             after[point] = state(db)
 
@@ -124,6 +137,6 @@ def test_build_killed_at_each_point_while_readers_loop(db, base):
     assert errors == []
     assert after == {p: STATE_BUILT if p in PUBLISHED else STATE_INGESTED for p in BUILD_POINTS}
     assert seen == {STATE_INGESTED, STATE_BUILT}
-    assert writer(["build", "--db", db], None).returncode == 0
+    assert build(db).ok  # the next build cleans up after the killed ones
     assert not list(db.parent.glob(f".{db.name}.publish-*"))  # no link left beside the catalog
     assert len(list(layout.snapshot_dir(db).glob("*.duckdb"))) == 1

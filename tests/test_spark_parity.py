@@ -1,7 +1,7 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
 One generated warehouse and one local Spark session per module: two datasets
-(600 traces of both configs without token counts, 200 default traces with
+(300 traces of both configs without token counts, 200 default traces with
 cl100k counts, so token columns are compared too), built on DuckDB, then on
 Spark from the Parquet files ingest wrote. Every model's rows must match:
 exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
@@ -40,7 +40,7 @@ from mementos.warehouse.models import load_model  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
 # Enough that every model has rows, outliers included; Spark's string work grows with the texts.
-TRACES = 600
+TRACES = 300
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
 # Small and quick: two cores, no UI, one partition and no adaptive execution (at this size each partition

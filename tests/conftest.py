@@ -90,7 +90,7 @@ def full_row(pairs_sentences, summaries, **kw) -> dict:
 
 # The JVM of a test's SparkSession: a short-lived driver over small data spends most of its CPU compiling
 # (the JIT) and collecting, which the other xdist worker needs; the quick compiler alone (with room for
-# its code) and the serial collector leave it more. bench/RESULTS.md (make test) has the measurements.
+# its code) and the serial collector leave it more. bench/RESULTS.md ("The Spark tests' JVM") has the measurements.
 SPARK_TEST_CONF = {
     "spark.ui.enabled": "false",
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",

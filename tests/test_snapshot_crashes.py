@@ -50,9 +50,13 @@ def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:
     stop = db.parent.parent / "stop"
     procs = [subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(readers)]
+
+    def have_read() -> list[Path]:  # the files READER writes after its first read
+        return list(stop.parent.glob(f"{stop.name}.read.*"))
+
     try:
         deadline = time.monotonic() + 120
-        while len(list(stop.parent.glob(f"{stop.name}.read.*"))) < readers:  # each reader has read once
+        while len(have_read()) < readers:
             assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, "a reader did not start"
             time.sleep(0.05)
         run_writer()
@@ -66,7 +70,7 @@ def with_readers(db: Path, run_writer, readers: int = 2) -> tuple[set, list]:
         states, errs = out.strip().splitlines()
         seen |= set(eval(states))
         errors += eval(errs)
-    for path in [stop, *stop.parent.glob(f"{stop.name}.read.*")]:
+    for path in [stop, *have_read()]:
         path.unlink()
     return seen, errors
 

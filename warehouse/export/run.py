@@ -48,18 +48,19 @@ LEFT_OUT_IN_STREAM = (LeftOut.TOO_LONG, LeftOut.EMPTY, LeftOut.COPIED)
 # Models: build what is stale
 
 
-def ensure_models(db: Path, model: str, models_dir=None, echo: Callable[[str], None] | None = None) -> dict:
-    """Build `model` and the models it reads when any is not fresh (the planner says which);
-    {name: {version, fingerprint}} of them all."""
-    built = engine.build_for_reader(db, [model], "export", models_dir, echo,
+def ensure_models(db: Path, models: list[str], models_dir=None, echo: Callable[[str], None] | None = None) -> dict:
+    """Build `models` and the models they read when any is not fresh (the planner says which), in one
+    build; {name: {version, fingerprint}} of them all."""
+    built = engine.build_for_reader(db, models, "export", models_dir, echo,
                                     announce=lambda plan: f"export: building {', '.join(plan.to_build)} first")
     project, report = built.project, built.report
-    if model not in project.models:
-        raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
+    for model in models:
+        if model not in project.models:
+            raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
     if report is not None and echo:
         echo(report.format())
     if report is not None and not report.ok:
-        raise WarehouseError(f"cannot export: the build of {model} and the models it reads failed:\n"
+        raise WarehouseError(f"cannot export: the build of {', '.join(models)} and the models they read failed:\n"
                              + report.format())
     return {s.model: {"version": project.models[s.model].version, "fingerprint": project.fingerprints[s.model]}
             for s in built.plan.steps}
@@ -99,11 +100,12 @@ def export(db: str | Path, spec: ExportSpec, models_dir=None, echo: Callable[[st
     real = Path(os.path.realpath(out))  # a link to the export directory stays a link; its target is replaced
     remove_leftovers(real)  # stages of killed exports into DIR (an old export set aside goes back first)
     seen = check_directory(out, spec.overwrite)  # before any build: stop early on a directory that is not an export
-    models = ensure_models(db, spec.kind.view, models_dir=models_dir, echo=echo)
+    needs = [spec.kind.view]  # built together: one plan, one build, one connection to plan it
     if spec.exclude_outliers:
-        models.update(ensure_models(db, OUTLIER_MODEL, models_dir=models_dir, echo=echo))
+        needs.append(OUTLIER_MODEL)
     if spec.kind.per_block:
-        models.update(ensure_models(db, COPIES_MODEL, models_dir=models_dir, echo=echo))
+        needs.append(COPIES_MODEL)
+    models = ensure_models(db, needs, models_dir=models_dir, echo=echo)
     if spec.domain is not None:
         _check_domain(db, spec.domain)
 

@@ -3,6 +3,7 @@ problem, and near-duplicate problems grouped so that a group goes to one split (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -61,12 +62,20 @@ GROUP_BATCH_ROWS = 8192
 
 
 def near_duplicate_method() -> dict:
+    bands, rows = _bands_and_rows()
+    return {"method": "MinHash LSH over lowercased word bigrams, within problems of the same numbers (datasketch)",
+            "threshold": NEAR_DUP_THRESHOLD, "permutations": NEAR_DUP_PERMUTATIONS,
+            "shingle_words": NEAR_DUP_SHINGLE_WORDS, "bands": bands, "rows_per_band": rows}
+
+
+@functools.cache
+def _bands_and_rows() -> tuple[int, int]:
+    """datasketch's bands and rows for the threshold: it integrates for them (scipy) on every MinHashLSH,
+    which was a fixed cost of every export."""
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=NEAR_DUP_THRESHOLD, num_perm=NEAR_DUP_PERMUTATIONS)
-    return {"method": "MinHash LSH over lowercased word bigrams, within problems of the same numbers (datasketch)",
-            "threshold": NEAR_DUP_THRESHOLD, "permutations": NEAR_DUP_PERMUTATIONS,
-            "shingle_words": NEAR_DUP_SHINGLE_WORDS, "bands": lsh.b, "rows_per_band": lsh.r}
+    return lsh.b, lsh.r
 
 
 def _lsh_buckets(normalised: str, base, bands: int, rows: int) -> list[int]:

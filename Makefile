@@ -37,8 +37,11 @@ demo: $(DEMO_STAMP)
 
 # --no-loadscope-reorder: xdist would otherwise hand out the files by their number of tests, not in the
 # order tests/conftest.py puts them (the longest first).
+# PYTHONDONTWRITEBYTECODE (set in some containers) would make every worker rewrite the tests' asserts
+# and every `python cli.py` the tests start compile the package again: Python's own caches are kept.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest
 test: $(STAMP) chromium spark
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder
+	$(PYTEST) -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder
 
 # The report's browser test drives Debian's chromium (never `playwright install`): install it when missing.
 # Without apt-get (or root) this only says how; the browser test then fails with the same advice.
@@ -62,7 +65,7 @@ spark: $(STAMP)
 	  else echo "java is missing: install Java 17 or newer (Debian: openjdk-17-jre-headless)" >&2; fi; }
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -q -m slow
 
 # The generated references: docs/cli.md from each command's --help, docs/models.md from the model
 # headers (docs/reference.py); tests/test_docs.py fails when either is stale.

@@ -74,13 +74,16 @@ def _run(venv: Path, cwd: Path, *args: str) -> str:
 
 
 def test_the_wheel_ships_the_sql_models_and_template(wheel):
+    def shipped(folder: Path) -> list[Path]:  # Python's bytecode cache is never shipped
+        return [p for p in folder.iterdir() if p.name != "__pycache__"]
+
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = ({f"mementos/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")}
                 | {f"mementos/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")}
                 | {f"mementos/models/{p.name}" for p in (REPO / "models").glob("*.sql")}
-                | {f"mementos/warehouse/templates/{p.name}" for p in (REPO / "warehouse" / "templates").iterdir()}
+                | {f"mementos/warehouse/templates/{p.name}" for p in shipped(REPO / "warehouse" / "templates")}
                 | {f"mementos/warehouse/explorer/{p.relative_to(REPO / 'warehouse' / 'explorer')}"
-                   for folder in ("templates", "static") for p in (REPO / "warehouse" / "explorer" / folder).iterdir()})
+                   for folder in ("templates", "static") for p in shipped(REPO / "warehouse" / "explorer" / folder)})
     assert expected - names == set()
 
 

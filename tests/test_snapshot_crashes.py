@@ -22,8 +22,10 @@ from mementos.ingest.pipeline import run_ingest
 from mementos.warehouse.engine import build
 from warehouse_state import committed_dirs, run_dirs
 
+# The readers pause 50 ms between reads: spinning, two of them took the cores from the writers they watch
+# (and from the other test worker); each still reads about fifty times while the killed writers run.
 READER = """
-import os, sys, mementos
+import os, sys, time, mementos
 stop, seen, errors = sys.argv[2], set(), []
 ready = f"{stop}.read.{os.getpid()}"  # the test's writer starts once every reader has read
 while not os.path.exists(stop):
@@ -36,6 +38,7 @@ while not os.path.exists(stop):
     if ready:
         open(ready, "w").close()
         ready = None
+    time.sleep(0.05)
 print(sorted(seen))
 print(errors[:3])
 """

@@ -1,8 +1,9 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
-One generated warehouse and one local Spark session per module: two datasets
-(300 traces of both configs without token counts, 200 default traces with
-cl100k counts, so token columns are compared too), built on DuckDB, then on
+One generated warehouse and one local Spark session per module: three datasets
+(100 traces of both configs without token counts, 200 default traces with
+cl100k counts, so token columns are compared too, and two hand-written traces
+beyond ASCII), built on DuckDB, then on
 Spark from the Parquet files ingest wrote. Every model's rows must match:
 exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
 any order. Models that cannot run on Spark must fail naming the model and the
@@ -29,7 +30,7 @@ if shutil.which("java") is None:
 
 import duckdb  # noqa: E402
 
-from conftest import SPARK_TEST_CONF  # noqa: E402
+from conftest import SPARK_TEST_CONF, memento, row, write_hub_dir  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, snapshots, storage
 from mementos.warehouse import engine, planner  # noqa: E402
@@ -54,6 +55,15 @@ TEST_CONF = {
 }
 MODELS = load_project().order
 TIMES: dict[str, float] = {}
+# The samples are ASCII, which Spark's segments view cuts as bytes (sql/views.spark.sql): these responses
+# have characters of two, three and four bytes before, inside and between their segments.
+UNICODE_ROWS = [
+    row(memento([("Café: x − 3 = 4, so x = 7. Ω ≈ 2.5 kΩ.", "x = 7 (−3 + 10), Ω ≈ 2.5"),
+                 ("Then 𝑦 = ½ · 8 = 4 🙂 and z = −2.", "𝑦 = 4, z = −2")], answer="Réponse : 7 🙂"),
+        problem="Résoudre x − 3 = 4 ?"),
+    row("<think>\n前置き 🙂\n<|block_start|>\n日本語の推論: 3 × 4 = 12。\n<|block_end|>\n<|summary_start|>\n"
+        "12 です\n<|summary_end|>\n</think>\n\n答え: 12", problem="3 × 4 は？"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +80,12 @@ def warehouse(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("spark_parity")
     write_sample(tmp / "sample", TRACES, seed=13)
     write_sample(tmp / "tokens", TOKEN_TRACES, seed=14)
+    write_hub_dir(tmp / "unicode", UNICODE_ROWS)
     db = tmp / "w.duckdb"
     run_ingest(str(tmp / "sample"), db, config="all", name="sample", with_tokens=False, workers=0, progress=False)
     run_ingest(str(tmp / "tokens"), db, config="default", name="tokens", with_tokens=True, workers=0,
+               progress=False)
+    run_ingest(str(tmp / "unicode"), db, config="default", name="unicode", with_tokens=True, workers=0,
                progress=False)
     t0 = time.monotonic()
     report = engine.build(db, select=MODELS)  # the models on request too
@@ -87,6 +100,15 @@ def spark_report(spark, warehouse):
     report = spark_engine.build(warehouse, spark=spark, select=MODELS)
     TIMES["spark_build"] = time.monotonic() - t0
     return report
+
+
+def test_segments_of_responses_beyond_ascii_are_cut_as_on_duckdb(spark, warehouse, spark_report):
+    query = "SELECT trace_id, kind, block_idx, text, n_chars FROM segments WHERE dataset = 'unicode'"
+    with storage.connect(warehouse) as con:
+        on_duckdb = sorted(con.execute(query).fetchall())
+    on_spark = sorted(tuple(r) for r in spark.sql(query).collect())
+    assert len(on_duckdb) == 8 and on_spark == on_duckdb
+    assert ("unicode:0", "block", 1, "Then 𝑦 = ½ · 8 = 4 🙂 and z = −2.", 32) in on_spark
 
 
 def test_every_model_builds_on_spark(spark_report):
@@ -286,7 +308,7 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
     with storage.connect(warehouse) as con:
         expected = sorted(con.execute("SELECT dataset, count(*) FROM traces GROUP BY dataset").fetchall())
         got = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(root / "models/per_dataset/*.parquet")]).fetchall())
-    assert got == expected == [("sample", TRACES), ("tokens", TOKEN_TRACES)]
+    assert got == expected == [("sample", TRACES), ("tokens", TOKEN_TRACES), ("unicode", len(UNICODE_ROWS))]
 
     [slug] = [d for d in (root / "traces").iterdir() if d.name.startswith("tokens-")]
     [run] = list(slug.iterdir())

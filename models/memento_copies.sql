@@ -1,6 +1,6 @@
 /*
 name: memento_copies
-version: 1
+version: 2
 kind: incremental
 grain: [trace_id, block_idx]
 batch_traces: 20000
@@ -39,11 +39,14 @@ WITH pairs AS (
 texts AS (
     -- the texts of the pairs whose memento has at least 80% of its block's chars (or more): only these
     -- can copy it (a semi join: the plain join built its table from every segment's text)
+    -- whitespace as segment_digests counts it (str.isspace's characters): the regular expressions'
+    -- class shorthand and trim() differ between engines (Spark's trim strips the space alone, DuckDB's
+    -- NBSP and U+2009 too)
     SELECT
         s.trace_id,
         s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS block_text,
-        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '\s+', ' ', 'g'))) END) AS memento_text
+        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) END) AS block_text,
+        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) END) AS memento_text
     FROM segments AS s
     SEMI JOIN (SELECT trace_id, block_idx FROM pairs WHERE 5 * memento_chars >= 4 * block_chars) AS c
         ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx

@@ -1,6 +1,6 @@
 /*
 name: trace_text_checks
-version: 2
+version: 3
 kind: incremental
 grain: [trace_id]
 batch_traces: 20000
@@ -37,7 +37,10 @@ repeats AS (
     -- segments side (every block text; DuckDB cannot estimate the view's rows)
     SELECT
         s.trace_id,
-        count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '\s+', ' ', 'g')))) AS repeated_blocks
+        -- whitespace as segment_digests counts it (str.isspace's characters): the regular expressions'
+        -- class shorthand and trim() differ between engines (Spark's trim strips the space alone,
+        -- DuckDB's NBSP and U+2009 too)
+        count(*) - count(DISTINCT lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' '))) AS repeated_blocks
     FROM segments AS s
     SEMI JOIN repeat_candidates AS c ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
     WHERE s.kind = 'block'
@@ -58,7 +61,7 @@ answers AS (
         regexp_matches(
             replace(replace(replace(replace(replace(replace(text, '<think>', ''), '</think>', ''),
                 '<|block_start|>', ''), '<|block_end|>', ''), '<|summary_start|>', ''), '<|summary_end|>', ''),
-            '^\s*$') AS bare_answer_empty
+            '^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$') AS bare_answer_empty
     FROM segments
     WHERE kind = 'answer' AND trace_id IN (SELECT trace_id FROM trace_compression)
 )

@@ -1,6 +1,6 @@
 /*
 name: unsegmented_traces
-version: 1
+version: 2
 kind: incremental
 grain: [trace_id]
 batch_traces: 20000
@@ -38,10 +38,11 @@ texts AS (
     SEMI JOIN unsegmented AS u ON u.trace_id = s.trace_id
 ),
 paragraphs AS (
-    SELECT trace_id, lower(trim(regexp_replace(paragraph, '\s+', ' ', 'g'))) AS paragraph
-    FROM (SELECT trace_id, unnest(string_split_regex(text, '\n\s*\n')) AS paragraph
+    -- whitespace as segment_digests counts it (str.isspace's characters), on both engines alike
+    SELECT trace_id, lower(trim(regexp_replace(paragraph, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) AS paragraph
+    FROM (SELECT trace_id, unnest(string_split_regex(text, '\n[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*\n')) AS paragraph
           FROM texts WHERE kind = 'reasoning')
-    WHERE trim(paragraph) <> ''
+    WHERE NOT regexp_matches(paragraph, '^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$')
 ),
 repeats AS (
     SELECT trace_id, count(*) AS paragraphs, count(*) - count(DISTINCT paragraph) AS repeated_paragraphs

@@ -394,11 +394,18 @@ def test_same_text_collapses_every_unicode_space_as_ingest_does(alignment):
 WHITESPACE_CLASS = re.compile(r"'\[(\\t\\n[^\]']*)\]")  # a character class the chain's models collapse
 
 
+# The models that compare texts with their whitespace collapsed
+COLLAPSING_MODELS = ("segment_digests", "full_block_digests", "full_links", "trace_text_checks", "memento_copies",
+                     "unsegmented_traces")
+
+
 def test_the_chain_collapses_exactly_what_str_split_splits_on():
-    """Each model of the comparison writes out the whitespace class (SQL has no shared function both
-    engines read): every copy is one of two (with the space, and without it for the test whether a text
-    needs collapsing), and the one with the space matches exactly the characters str.isspace() accepts."""
-    classes = {c for name in ("segment_digests", "full_block_digests", "full_links")
+    """Each model that collapses whitespace writes out the whitespace class (SQL has no shared function both
+    engines read; the class shorthand `\\s` and trim() differ between DuckDB and Spark): every copy is one of
+    two (with the space, and without it for the test whether a text needs collapsing), and the one with the
+    space matches exactly the characters str.isspace() accepts."""
+    assert not [name for name in COLLAPSING_MODELS if "\\s" in (MODELS_DIR / f"{name}.sql").read_text()]
+    classes = {c for name in COLLAPSING_MODELS
                for c in WHITESPACE_CLASS.findall((MODELS_DIR / f"{name}.sql").read_text())}
     with_space = [c for c in classes if " " in c]
     assert len(classes) == 2 and len(with_space) == 1 and set(classes) - set(with_space) == {
@@ -408,6 +415,21 @@ def test_the_chain_collapses_exactly_what_str_split_splits_on():
                           f"WHERE (c < 55296 OR c > 57343) AND regexp_matches(chr(c::INTEGER), '[{with_space[0]}]')"
                           ).fetchone()[0]
     assert matched == [c for c in range(1, sys.maxunicode + 1) if chr(c).isspace()]
+
+
+def test_repeats_copies_and_empty_answers_count_every_unicode_space(tmp_path):
+    """The blocks of UNICODE_SPACE_BLOCKS are one text, "a a a", as ingest splits words: four repeat the
+    first; a memento that is its block with other spaces copies it; an answer of U+3000 alone is empty."""
+    from conftest import ingest_hub, memento, row
+    from golden_models_data import UNICODE_SPACE_BLOCKS
+
+    blocks = [markup for markup, _ in UNICODE_SPACE_BLOCKS]
+    db = ingest_hub(tmp_path, [row(memento([(b, f"memento {i}") for i, b in enumerate(blocks)])),
+                               row(memento([("x\u00a0y\u2009z", "X y\u3000z")], answer="\u3000"))])
+    assert build(db, select=["+trace_text_checks"]).ok
+    with storage.connect(db, read_only=True) as con:
+        assert q(con, "SELECT trace_id, repeated_blocks, mementos_copying_block, answer_empty FROM trace_text_checks "
+                      "ORDER BY trace_id") == [("a:0", 4, 0, False), ("a:1", 0, 1, True)]
 
 
 def test_full_alignment_links_by_problem(alignment):

@@ -30,7 +30,8 @@ if shutil.which("java") is None:
 
 import duckdb  # noqa: E402
 
-from conftest import SPARK_TEST_CONF, memento, row, write_hub_dir  # noqa: E402
+from conftest import SPARK_TEST_CONF, memento, row, write_hub_dir, write_parquet  # noqa: E402
+from golden_models_data import alignment_corpus  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, snapshots, storage
 from mementos.warehouse import engine, planner  # noqa: E402
@@ -87,6 +88,9 @@ def warehouse(tmp_path_factory) -> Path:
                progress=False)
     run_ingest(str(tmp / "unicode"), db, config="default", name="unicode", with_tokens=True, workers=0,
                progress=False)
+    default, full = alignment_corpus()  # problem 9's full rows arrive later, in the last test of this file
+    write_hub_dir(tmp / "align", default, full[:-2])
+    run_ingest(str(tmp / "align"), db, config="all", name="align", with_tokens=False, workers=0, progress=False)
     t0 = time.monotonic()
     report = engine.build(db, select=MODELS)  # the models on request too
     TIMES["duckdb_build"] = time.monotonic() - t0
@@ -308,7 +312,8 @@ def test_bare_parquet_root_reads_the_one_run_of_each_dataset(tmp_path, spark, wa
     with storage.connect(warehouse) as con:
         expected = sorted(con.execute("SELECT dataset, count(*) FROM traces GROUP BY dataset").fetchall())
         got = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(root / "models/per_dataset/*.parquet")]).fetchall())
-    assert got == expected == [("sample", TRACES), ("tokens", TOKEN_TRACES), ("unicode", len(UNICODE_ROWS))]
+    assert got == expected == [("align", 11), ("sample", TRACES), ("tokens", TOKEN_TRACES),
+                               ("unicode", len(UNICODE_ROWS))]
 
     [slug] = [d for d in (root / "traces").iterdir() if d.name.startswith("tokens-")]
     [run] = list(slug.iterdir())
@@ -411,32 +416,26 @@ def test_an_incremental_model_adds_and_removes_traces_on_spark_as_on_duckdb(tmp_
     assert (len(on_spark), on_spark) == (32, on_duckdb)
 
 
-def test_the_full_config_chain_is_kept_up_to_date_on_spark_as_on_duckdb(tmp_path, spark):
-    """The alignment corpus with problem 9's full rows in a shard that arrives later: full_block_digests
-    adds the two full rows and block_agreement recompares the two traces they link to, on both engines
-    alike, and each engine's tables equal the other's."""
-    from conftest import write_hub_dir, write_parquet
-    from golden_models_data import alignment_corpus
-
-    default, full = alignment_corpus()
-    src = write_hub_dir(tmp_path / "src", default, full[:-2])
-    db, chain = tmp_path / "w" / "w.duckdb", ["segment_digests+", "full_block_digests+"]
-    steps = {}
-    for step in ("first", "late shard"):
-        if step == "late shard":
-            write_parquet(src / "full" / "train-late.parquet", full[-2:])
-        run_ingest(str(src), db, config="all", name="align", with_tokens=False, workers=0, progress=False)
-        for name, build in (("spark", lambda: spark_engine.build(db, spark=spark, select=chain)),
-                            ("duckdb", lambda: engine.build(db, select=chain))):
-            report = build()
-            assert report.ok, report.format()
-            steps[step, name] = {r.name: (r.traces_added, r.traces_removed) for r in report.results
-                                 if r.name in ("full_block_digests", "block_agreement")}
-    assert steps["late shard", "spark"] == steps["late shard", "duckdb"] == {
-        "full_block_digests": (2, 0), "block_agreement": (2, 2)}
-    with storage.connect(db, read_only=True) as con:
+def test_the_full_config_chain_is_kept_up_to_date_on_spark_as_on_duckdb(spark, warehouse, spark_report):
+    """Last in this file: it changes the module's warehouse. The alignment corpus went in without the full
+    rows of problem 9, and both engines built every model; now their shard arrives: full_block_digests adds
+    the two full rows and block_agreement recompares the two traces they link to, on both engines alike,
+    and each engine's tables equal the other's."""
+    _, full = alignment_corpus()
+    src = warehouse.parent / "align"
+    write_parquet(src / "full" / "train-late.parquet", full[-2:])
+    run_ingest(str(src), warehouse, config="all", name="align", with_tokens=False, workers=0, progress=False)
+    chain, increments = ["segment_digests+", "full_block_digests+"], {}
+    for name, build in (("spark", lambda: spark_engine.build(warehouse, spark=spark, select=chain)),
+                        ("duckdb", lambda: engine.build(warehouse, select=chain))):
+        report = build()
+        assert report.ok, report.format()
+        increments[name] = {r.name: (r.traces_added, r.traces_removed) for r in report.results
+                            if r.name in ("full_block_digests", "block_agreement")}
+    assert increments["spark"] == increments["duckdb"] == {"full_block_digests": (2, 0), "block_agreement": (2, 2)}
+    with storage.connect(warehouse, read_only=True) as con:
         for model in ("full_block_digests", "block_agreement", "full_alignment"):
-            parts = str(layout.data_dir(db) / spark_engine.MODELS_SUBDIR / model / "*.parquet")
+            parts = str(layout.data_dir(warehouse) / spark_engine.MODELS_SUBDIR / model / "*.parquet")
             on_duckdb = con.execute(f"SELECT * FROM {model}").fetchall()
             on_spark = con.execute("SELECT * FROM read_parquet(?)", [parts]).fetchall()
             assert sorted(on_spark, key=repr) == sorted(on_duckdb, key=repr), model

@@ -1,10 +1,11 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
-One generated warehouse and one local Spark session per module: three datasets
+One generated warehouse and one local Spark session per module: four datasets
 (100 traces of both configs without token counts, 200 default traces with
-cl100k counts, so token columns are compared too, and two hand-written traces
-beyond ASCII), built on DuckDB, then on
-Spark from the Parquet files ingest wrote. Every model's rows must match:
+cl100k counts, so token columns are compared too, two hand-written traces
+beyond ASCII, and the alignment corpus of golden_models_data.py, with Unicode
+spaces and links by problem), built on DuckDB, then on Spark from the Parquet
+files ingest wrote. Every model's rows must match:
 exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
 any order. Models that cannot run on Spark must fail naming the model and the
 function.

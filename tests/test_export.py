@@ -320,19 +320,26 @@ def test_near_duplicate_groups():
 
 
 def test_near_duplicates_go_to_one_split(tmp_path):
-    rows = [row(memento([("b", "s")]), problem=p) for p in (MARBLES, REWORDED, SWAPPED, OTHER_NUMBERS, GRID)]
+    halves = {"a": 0.5, "b": 0.5}
+    problems = (MARBLES, REWORDED, SWAPPED, OTHER_NUMBERS, GRID)
+    # for each seed, the splits of the three near duplicates: one split with their group, as many as
+    # their own problems give without it (the export's split_of, over near_duplicate_groups)
+    together, apart = [], []
+    for seed in range(8):
+        groups, _ = near_duplicate_groups(iter([list(problems)]), seed)
+        together.append(len({split_of(p, seed, halves, groups) for p in problems[:3]}))
+        apart.append(len({split_of(p, seed, halves) for p in problems[:3]}))
+    assert together == [1] * 8 and max(apart) == 2
+    # end to end, with a seed that would have split them apart
+    seed = apart.index(2)
+    rows = [row(memento([("b", "s")]), problem=p) for p in problems]
     db = tmp_path / "w.duckdb"
     run_ingest(str(write_jsonl(tmp_path / "n.jsonl", rows)), db, name="n", workers=0, progress=False)
-    split_seeds = []
-    for seed in range(8):
-        result = export(db, "memento", tmp_path / f"s{seed}", splits={"a": 0.5, "b": 0.5}, seed=seed, overwrite=True)
-        where = {r["trace_id"]: split for split in ("a", "b")
-                 for r in read_jsonl(tmp_path / f"s{seed}" / f"{split}.jsonl")}
-        assert where["n:0"] == where["n:1"] == where["n:2"], seed
-        split_seeds.append(len({split_of(p, seed, {"a": 0.5, "b": 0.5}) for p in (MARBLES, REWORDED, SWAPPED)}))
-        assert result.near_duplicates["groups_merged"] == 1 and result.near_duplicates["problems_in_them"] == 3
-    assert max(split_seeds) == 2  # without the groups, the three would have been split apart for some seed
-    manifest = json.loads((tmp_path / "s0" / MANIFEST).read_text())
+    result = export(db, "memento", tmp_path / "out", splits=halves, seed=seed)
+    where = {r["trace_id"]: split for split in ("a", "b") for r in read_jsonl(tmp_path / "out" / f"{split}.jsonl")}
+    assert where["n:0"] == where["n:1"] == where["n:2"]
+    assert result.near_duplicates["groups_merged"] == 1 and result.near_duplicates["problems_in_them"] == 3
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert manifest["near_duplicates"] | {"method": None} == {
         "method": None, "threshold": 0.6, "permutations": 128, "shingle_words": 2, "bands": 18, "rows_per_band": 7,
         "problems": 5, "groups_merged": 1, "problems_in_them": 3, "largest_group": 3}

@@ -43,15 +43,19 @@ texts AS (
     -- class shorthand and trim() differ between engines (Spark's trim strips the space alone, DuckDB's
     -- NBSP and U+2009 too)
     SELECT
-        s.trace_id,
-        s.block_idx,
-        max(CASE WHEN s.kind = 'block' THEN lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) END) AS block_text,
-        max(CASE WHEN s.kind = 'summary' THEN lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) END) AS memento_text
-    FROM segments AS s
-    SEMI JOIN (SELECT trace_id, block_idx FROM pairs WHERE 5 * memento_chars >= 4 * block_chars) AS c
-        ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
-    WHERE s.kind IN ('block', 'summary')
-    GROUP BY s.trace_id, s.block_idx
+        trace_id,
+        block_idx,
+        max(CASE WHEN kind = 'block' THEN normalised END) AS block_text,
+        max(CASE WHEN kind = 'summary' THEN normalised END) AS memento_text
+    FROM (
+        SELECT s.trace_id, s.block_idx, s.kind,
+               lower(trim(regexp_replace(s.text, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) AS normalised
+        FROM segments AS s
+        SEMI JOIN (SELECT trace_id, block_idx FROM pairs WHERE 5 * memento_chars >= 4 * block_chars) AS c
+            ON c.trace_id = s.trace_id AND c.block_idx = s.block_idx
+        WHERE s.kind IN ('block', 'summary')
+    )
+    GROUP BY trace_id, block_idx
 )
 SELECT
     p.trace_id,

@@ -38,11 +38,13 @@ texts AS (
     SEMI JOIN unsegmented AS u ON u.trace_id = s.trace_id
 ),
 paragraphs AS (
-    -- whitespace as segment_digests counts it (str.isspace's characters), on both engines alike
-    SELECT trace_id, lower(trim(regexp_replace(paragraph, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) AS paragraph
-    FROM (SELECT trace_id, unnest(string_split_regex(text, '\n[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*\n')) AS paragraph
-          FROM texts WHERE kind = 'reasoning')
-    WHERE NOT regexp_matches(paragraph, '^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$')
+    -- whitespace as segment_digests counts it (str.isspace's characters), on both engines alike; a
+    -- paragraph of whitespace alone collapses to ''
+    SELECT trace_id, paragraph
+    FROM (SELECT trace_id, lower(trim(regexp_replace(raw, '[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+', ' ', 'g'), ' ')) AS paragraph
+          FROM (SELECT trace_id, unnest(string_split_regex(text, '\n[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*\n')) AS raw
+                FROM texts WHERE kind = 'reasoning'))
+    WHERE paragraph <> ''
 ),
 repeats AS (
     SELECT trace_id, count(*) AS paragraphs, count(*) - count(DISTINCT paragraph) AS repeated_paragraphs

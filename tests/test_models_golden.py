@@ -391,22 +391,22 @@ def test_same_text_collapses_every_unicode_space_as_ingest_does(alignment):
              ) == [(hashlib.md5(b"a a a").hexdigest(),)]
 
 
-WHITESPACE_CLASS = re.compile(r"'\[(\\t\\n[^\]']*)\]")  # a character class the chain's models collapse
-
-
-# The models that compare texts with their whitespace collapsed
-COLLAPSING_MODELS = ("segment_digests", "full_block_digests", "full_links", "trace_text_checks", "memento_copies",
-                     "unsegmented_traces")
+WHITESPACE_CLASS = re.compile(r"\[(\\t\\n[^\]']*)\]")  # a character class a model collapses or matches
 
 
 def test_the_chain_collapses_exactly_what_str_split_splits_on():
-    """Each model that collapses whitespace writes out the whitespace class (SQL has no shared function both
-    engines read; the class shorthand `\\s` and trim() differ between DuckDB and Spark): every copy is one of
-    two (with the space, and without it for the test whether a text needs collapsing), and the one with the
-    space matches exactly the characters str.isspace() accepts."""
-    assert not [name for name in COLLAPSING_MODELS if "\\s" in (MODELS_DIR / f"{name}.sql").read_text()]
-    classes = {c for name in COLLAPSING_MODELS
-               for c in WHITESPACE_CLASS.findall((MODELS_DIR / f"{name}.sql").read_text())}
+    """Every model that collapses whitespace writes out the whitespace class (SQL has no shared function both
+    engines read; the class shorthand `\\s` and trim() differ between DuckDB and Spark, so no model uses the
+    shorthand, and trim() strips the space alone): every copy is one of two (with the space, and without it
+    for the test whether a text needs collapsing), and the one with the space matches exactly the characters
+    str.isspace() accepts."""
+    texts = {path.stem: path.read_text() for path in MODELS_DIR.glob("*.sql")}
+    assert not [name for name, text in texts.items() if "\\s" in text]
+    found = {name: WHITESPACE_CLASS.findall(text) for name, text in texts.items()}
+    assert sorted(name for name, copies in found.items() if copies) == [
+        "full_block_digests", "full_links", "memento_copies", "segment_digests", "trace_text_checks",
+        "unsegmented_traces"]
+    classes = {c for copies in found.values() for c in copies}
     with_space = [c for c in classes if " " in c]
     assert len(classes) == 2 and len(with_space) == 1 and set(classes) - set(with_space) == {
         with_space[0].replace(" ", "")}

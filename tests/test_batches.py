@@ -11,9 +11,10 @@ from conftest import EVERY_MODEL, row, write_jsonl
 from mementos.foundation import storage
 from mementos.foundation.errors import ModelError
 from mementos.ingest.pipeline import run_ingest
-from mementos.warehouse import batches
+from mementos.warehouse import batches, materializations
 from mementos.warehouse.engine import build
 from mementos.warehouse.models import MODELS_DIR, discover, load_model
+from warehouse_state import copy_warehouse
 
 SMALL_BATCH = 37  # traces: several batches per dataset, cutting through the run files' row groups
 
@@ -70,6 +71,23 @@ def test_a_batched_build_gives_the_unbatched_table(warehouses, name):
         missing = con.execute(f"SELECT count(*) FROM (FROM whole.{name} EXCEPT ALL FROM {name})").fetchall()
         extra = con.execute(f"SELECT count(*) FROM (FROM {name} EXCEPT ALL FROM whole.{name})").fetchall()
     assert (rows > 0, missing, extra) == (True, [(0,)], [(0,)])
+
+
+def test_a_warehouse_within_one_batch_builds_each_batched_model_in_one_query(built, tmp_path, monkeypatch):
+    """3 source rows under batch_traces 20000: no batch is cut (batch_queries is never called)."""
+    db = copy_warehouse(built, tmp_path)
+    with storage.connect(db, read_only=True) as con:
+        assert batches.source_rows(con) == 3
+        before = con.execute("SELECT * FROM block_pairs ORDER BY ALL").fetchall()
+
+    def no_batches(*args):
+        raise AssertionError("a batch was cut")
+
+    monkeypatch.setattr(materializations, "batch_queries", no_batches)
+    report = build(db, select=["block_pairs"], full_refresh=True)
+    assert [(r.name, r.status) for r in report.results] == [("block_pairs", "built")], report.format()
+    with storage.connect(db, read_only=True) as con:
+        assert con.execute("SELECT * FROM block_pairs ORDER BY ALL").fetchall() == before
 
 
 def test_a_batch_reads_the_rows_of_its_traces_only(warehouses):

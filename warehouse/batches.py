@@ -8,7 +8,8 @@ engine runs
     WITH <each relation the model reads> AS NOT MATERIALIZED (<its rows of the batch's traces>)
     SELECT * FROM (<the model's SELECT>)
 
-and appends the rows to the new table: a CTE shadows the table of the same name
+and appends the rows to the new table (when every source row fits in one batch, the
+model's SELECT runs once, unbatched): a CTE shadows the table of the same name
 everywhere inside the query. `traces`, `segments` and `parse_issues` are the base
 views over the Parquet of the batch's source rows only (DuckDB skips the other row
 groups by their source_row statistics); a view model with trace_id in its grain is
@@ -56,6 +57,12 @@ FULL_ROWS = Side("full_trace_id", "full_traces", catalog.FULL_RANGE_VIEW_NAMES)
 
 def side_of(model: Model) -> Side:
     return FULL_ROWS if "full_trace_id" in model.grain and "trace_id" not in model.grain else TRACES
+
+
+def source_rows(con: duckdb.DuckDBPyConnection, side: Side = TRACES) -> int:
+    """How many (dataset, source_row) `side` has: the unit `batch_traces` counts."""
+    [(n,)] = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT dataset, source_row FROM {side.rows})").fetchall()
+    return n
 
 
 def trace_batches(con: duckdb.DuckDBPyConnection, size: int, side: Side = TRACES) -> list[tuple[str, int, int]]:

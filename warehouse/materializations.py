@@ -82,12 +82,14 @@ def _create_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views:
 
 def _create_batched_table(con: duckdb.DuckDBPyConnection, db: Path, model: Model, views: dict[str, Model],
                           aside: str) -> None:
-    """The table a batch of traces at a time, each batch's memory released before the next."""
-    batches = trace_batches(con, model.batch_traces, side_of(model))
-    if not batches:
+    """The table a batch of traces at a time, each batch's memory released before the next; in one query
+    when every trace fits in one batch (what one batch may hold, and the same rows: the model is trace-local),
+    which spares a small warehouse a batch per dataset."""
+    side = side_of(model)
+    if batches.source_rows(con, side) <= model.batch_traces:
         _create_table(con, db, model, views, aside)
         return
-    for i, sql in enumerate(batch_queries(con, db, model, views, batches)):
+    for i, sql in enumerate(batch_queries(con, db, model, views, trace_batches(con, model.batch_traces, side))):
         con.execute(f"CREATE TABLE {quote(aside)} AS\n{sql}" if i == 0 else f"INSERT INTO {quote(aside)}\n{sql}")
         storage.release_memory(con)
 

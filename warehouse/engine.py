@@ -128,6 +128,7 @@ class DuckDBEngine:
                  tx: storage.Transaction):
         self.con, self.db, self.project, self.tx = con, db, project, tx
         self.state = state  # what was built before, for the planner
+        self.objects = dict(state.present)  # the relations now, kept up to date by each swap
         self.build_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         self.views = {name: m for name, m in project.models.items() if m.kind == "view"}  # inlined by batches
 
@@ -156,7 +157,8 @@ class DuckDBEngine:
             return result
         checkpoint("build.before_swap")
         if increment is None:
-            materializations.swap_in(self.con, model.name, unit, existing_objects(self.con).get(model.name))
+            materializations.swap_in(self.con, model.name, unit, self.objects.get(model.name))
+            self.objects[model.name] = unit.relation.lower()
         else:
             result.reason, result.traces_added, result.traces_removed = (
                 increment.describe(), increment.added, increment.removed)

@@ -90,9 +90,13 @@ def full_row(pairs_sentences, summaries, **kw) -> dict:
 
 # The JVM of a test's SparkSession: a short-lived driver over small data spends most of its CPU compiling
 # (the JIT) and collecting, which the other xdist worker needs; the quick compiler alone (with room for
-# its code) and the serial collector leave it more. bench/RESULTS.md ("The Spark tests' JVM") has the measurements.
+# its code) and the serial collector leave it more; so do interpreted plans and expressions, which spare it
+# generating and compiling Java for every stage that then runs over a few hundred rows.
+# bench/RESULTS.md ("The Spark tests' JVM") has the measurements.
 SPARK_TEST_CONF = {
     "spark.ui.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",
 }
 

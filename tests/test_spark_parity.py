@@ -48,7 +48,7 @@ TRACES = 100
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
 # Small and quick: two cores, no UI, one partition and no adaptive execution (at this size each partition
-# and each re-planned stage is a fixed cost, not parallel work). (Interpreted plans were tried too: slower.)
+# and each re-planned stage is a fixed cost, not parallel work).
 TEST_CONF = {
     **SPARK_TEST_CONF,
     "spark.sql.shuffle.partitions": "1",

@@ -98,7 +98,42 @@ SPARK_TEST_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",
+    # one partition and no adaptive execution: at the tests' size each partition and each re-planned stage
+    # is a fixed cost, not parallel work (the Spark ingest sets its own partitions: a task per shard)
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
 }
+# The files that start a SparkSession: one JVM serves them all (the `spark` fixture), so they run on one
+# xdist worker, one after the other (pytest_xdist_make_scheduler): a JVM started and warmed up once.
+SPARK_FILES = ("test_spark_parity.py", "test_spark_ingest.py")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession (two cores, SPARK_TEST_CONF) for every Spark test of the process."""
+    import sys
+
+    from mementos.foundation.spark_session import spark_session
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the ingest's executors import this checkout
+    session = spark_session("local[2]", SPARK_TEST_CONF, app_name="mementos tests")
+    yield session
+    session.stop()
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the SPARK_FILES one unit of work: they share the worker's JVM."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "spark" if Path(scope).name in SPARK_FILES else scope
+
+    return SparkTogether(config, log)
 
 
 # The test files that take longest, started first: with `-n 2 --dist loadfile` (make test) each file runs

@@ -1,6 +1,6 @@
 """`ingest --engine spark` stores what the local ingest stores (issue 34; docs/spark-ingest.md).
 
-One local Spark session for the module (two cores). Every stored table and view is compared by
+The session-wide local Spark session (conftest `spark`, two cores). Every stored table and view is compared by
 row hashes, run ids, times and file names left out: a generated sample of both configs with token
 counts (three shards per config), and the hostile responses the parser tests use. A Spark task
 killed midway leaves the warehouse as it was, and the rerun reads only the shards not finished.
@@ -8,9 +8,7 @@ killed midway leaves the warehouse as it was, and the rerun reads only the shard
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -22,29 +20,19 @@ pytest.importorskip("pyspark", reason="pyspark is not installed: pip install '.[
 if shutil.which("java") is None:
     pytest.skip("Java 17+ is missing (make test installs openjdk-17-jre-headless)", allow_module_level=True)
 
-from conftest import SPARK_TEST_CONF, full_row, memento, write_hub_dir  # noqa: E402
+from conftest import full_row, memento, write_hub_dir  # noqa: E402
 from report_fixtures import hostile_rows  # noqa: E402
 from test_parser import ISSUES_ONLY  # noqa: E402
 from warehouse_state import snapshot  # noqa: E402
 
 from mementos.foundation import layout, snapshots, storage  # noqa: E402
 from mementos.foundation.errors import WarehouseError  # noqa: E402
-from mementos.foundation.spark_session import spark_session  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.sample import write_sample  # noqa: E402
 
 # Columns that differ between any two runs of one ingest: its id, its times, its files' names.
 RUN_COLUMNS = ("run_id", "data_run_id", "started_at", "finished_at", "seconds", "files")
 SAMPLE_SHARDS = 3
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the executors import this checkout's mementos
-    session = spark_session("local[2]", {**SPARK_TEST_CONF, "spark.default.parallelism": "2"},
-                            app_name="mementos spark ingest test")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

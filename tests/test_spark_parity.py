@@ -1,6 +1,6 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
-One generated warehouse and one local Spark session per module: four datasets
+One generated warehouse per module, on the session-wide Spark session (conftest `spark`): four datasets
 (100 traces of both configs without token counts, 200 default traces with
 cl100k counts, so token columns are compared too, two hand-written traces
 beyond ASCII, and the alignment corpus of golden_models_data.py, with Unicode
@@ -31,7 +31,7 @@ if shutil.which("java") is None:
 
 import duckdb  # noqa: E402
 
-from conftest import SPARK_TEST_CONF, memento, row, write_hub_dir, write_parquet  # noqa: E402
+from conftest import memento, row, write_hub_dir, write_parquet  # noqa: E402
 from golden_models_data import alignment_corpus  # noqa: E402
 from mementos.ingest.pipeline import run_ingest  # noqa: E402
 from mementos.foundation import layout, snapshots, storage
@@ -47,14 +47,6 @@ from mementos.sample import write_sample  # noqa: E402
 TRACES = 100
 TOKEN_TRACES = 200
 TOLERANCE = 1e-9
-# Small and quick: two cores, no UI, one partition and no adaptive execution (at this size each partition
-# and each re-planned stage is a fixed cost, not parallel work).
-TEST_CONF = {
-    **SPARK_TEST_CONF,
-    "spark.sql.shuffle.partitions": "1",
-    "spark.default.parallelism": "1",
-    "spark.sql.adaptive.enabled": "false",
-}
 MODELS = load_project().order
 TIMES: dict[str, float] = {}
 # The samples are ASCII, which Spark's segments view cuts as bytes (sql/views.spark.sql): these responses
@@ -66,15 +58,6 @@ UNICODE_ROWS = [
     row("<think>\n前置き 🙂\n<|block_start|>\n日本語の推論: 3 × 4 = 12。\n<|block_end|>\n<|summary_start|>\n"
         "12 です\n<|summary_end|>\n</think>\n\n答え: 12", problem="3 × 4 は？"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    t0 = time.monotonic()
-    session = spark_engine.spark_session("local[2]", TEST_CONF, app_name="mementos parity test")
-    TIMES["spark_session"] = time.monotonic() - t0
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

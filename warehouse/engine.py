@@ -278,8 +278,8 @@ def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader:
     """Before a command reads the models `needs` (`report`, `export`), build the ones that are not fresh,
     with every model they read, first echoing `announce(plan)`. Names that are not models are left out.
     When another process is writing the warehouse, read them as last published instead, if they all
-    exist: readers never wait for a writer (foundation/snapshots.py)."""
-    guard.require_warehouse(db)
+    exist: readers never wait for a writer (foundation/snapshots.py). The caller has checked that `db` is a
+    warehouse (guard.require_warehouse), as every reader does first."""
     with storage.connect(db, read_only=True) as con:
         project = load_project(models_dir, set(existing_objects(con)))
         plan = planner.plan(project, duckdb_state(con), project.dag.upstream(needs))

@@ -155,10 +155,12 @@ class Writer:
             raise
         stage = Stage(con)
         try:
-            storage.ensure_schema(con, self.db)
+            created = storage.ensure_schema(con, self.db)
             info = published.read_info(con)
             if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
-                catalog.create_views(con, self.root, catalog.live_files(con, self.root))
+                live = catalog.live_files(con, self.root)
+                if not created or any(live.values()):  # else ensure_schema made them over no files just now
+                    catalog.create_views(con, self.root, live)
             yield stage
             if stage.publish:
                 con.execute(published.INFO_DDL)

@@ -342,9 +342,10 @@ def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
             f"retry when it finishes")
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> bool:
     """`ingest_runs` (with its run_seq and shard counters), `ingest_shards`, and the base views (empty
-    until a run is committed) when they are missing; on the writer's staged snapshot of the warehouse `db`."""
+    until a run is committed) when they are missing; on the writer's staged snapshot of the warehouse `db`.
+    Whether it created the views."""
     catalog.check_not_legacy(con, Path(db))
     catalog.ensure_ingest_runs(con)
     catalog.ensure_ingest_shards(con)
@@ -352,3 +353,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> None:
                              "AND database_name = current_database()").fetchall()
     if not views:
         catalog.create_views(con, data_dir(db), {})
+    return not views

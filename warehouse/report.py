@@ -22,6 +22,7 @@ there is no script.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -207,7 +208,9 @@ def model_rows(con: duckdb.DuckDBPyConnection, models_dir=None) -> list[dict]:
 # Rendering
 
 
+@functools.cache
 def _environment():
+    """One per process: it keeps the compiled template (compiling it took a tenth of a small report)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,

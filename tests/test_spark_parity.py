@@ -1,14 +1,13 @@
 """The same models on Spark give the same rows as on DuckDB (issue 9; warehouse.md (Spark)).
 
-One generated warehouse per module, on the session-wide Spark session (conftest `spark`): four datasets
-(100 traces of both configs without token counts, 200 default traces with
-cl100k counts, so token columns are compared too, two hand-written traces
-beyond ASCII, and the alignment corpus of golden_models_data.py, with Unicode
-spaces and links by problem), built on DuckDB, then on Spark from the Parquet
-files ingest wrote. Every model's rows must match:
-exactly for ids, labels and counts, within 1e-9 for ratios and quantiles, in
-any order. Models that cannot run on Spark must fail naming the model and the
-function.
+One generated warehouse per module, on the session-wide Spark session (conftest `spark`): four
+datasets (50 traces of both configs without token counts; 200 default traces with cl100k counts,
+every kind of broken trace among them, so token columns are compared too; three hand-written
+traces beyond ASCII, one of them a chain of thought without memento markup; and the alignment
+corpus of golden_models_data.py, with Unicode spaces and links by problem), built on DuckDB, then
+on Spark from the Parquet files ingest wrote. Every model's rows must match: exactly for ids,
+labels and counts, within 1e-9 for ratios and quantiles, in any order. Models that cannot run on
+Spark must fail naming the model and the function.
 """
 
 from __future__ import annotations
@@ -44,8 +43,8 @@ from mementos.sample import write_sample  # noqa: E402
 
 # Enough that every model has rows, outliers included (test_same_rows_as_duckdb asserts it): Spark's
 # cost is mostly per model and per job, so more traces add time and little coverage.
-TRACES = 100
-TOKEN_TRACES = 200
+TRACES = 50
+TOKEN_TRACES = 200  # EVERY_KIND_MIN_TRACES: every kind of broken trace, with token counts
 TOLERANCE = 1e-9
 MODELS = load_project().order
 TIMES: dict[str, float] = {}
@@ -57,6 +56,8 @@ UNICODE_ROWS = [
         problem="Résoudre x − 3 = 4 ?"),
     row("<think>\n前置き 🙂\n<|block_start|>\n日本語の推論: 3 × 4 = 12。\n<|block_end|>\n<|summary_start|>\n"
         "12 です\n<|summary_end|>\n</think>\n\n答え: 12", problem="3 × 4 は？"),
+    # a chain of thought without memento markup: unsegmented_traces' one trace of this warehouse
+    row("<think>\nÉtape 1 : 3 × 4 = 12 🙂.\n\nÉtape 2 : 12 − 5 = 7.\n</think>\n\nRéponse : 7", problem="3 × 4 − 5 ?"),
 ]
 
 
@@ -95,7 +96,7 @@ def test_segments_of_responses_beyond_ascii_are_cut_as_on_duckdb(spark, warehous
     with storage.connect(warehouse) as con:
         on_duckdb = sorted(con.execute(query).fetchall())
     on_spark = sorted(tuple(r) for r in spark.sql(query).collect())
-    assert len(on_duckdb) == 8 and on_spark == on_duckdb
+    assert len(on_duckdb) == 10 and on_spark == on_duckdb
     assert ("unicode:0", "block", 1, "Then 𝑦 = ½ · 8 = 4 🙂 and z = −2.", 32) in on_spark
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def test_json_lines_writes_what_duckdb_to_json_writes():
     """json_lines' lines equal DuckDB's to_json over the export's schemas: every character that is escaped,
-    non-ASCII text, NULLs in every position, empty lists and numbers."""
+    non-ASCII text (with and without the control characters that have no short form), NULLs in every
+    position, empty lists and numbers."""
     import duckdb
     import pyarrow as pa
 
@@ -13,13 +14,15 @@ def test_json_lines_writes_what_duckdb_to_json_writes():
     from mementos.warehouse.export.records import output_schema
 
     every = "".join(chr(c) for c in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff \\\" \\u0041 /"
+    # the same without the control characters written \u00XX: json_lines escapes such a text another way
+    short_forms = "".join(c for c in every if not (ord(c) < 0x20 and c not in "\b\t\n\f\r"))
     spans = [{"kind": "block", "block_idx": 0, "start": 0, "end": 5}, {"kind": "answer", "block_idx": None,
                                                                         "start": 6, "end": 2**40}]
     con = duckdb.connect()
     for kind in ("memento", "summarize"):
         schema = output_schema(kind)
         rows = []
-        for i, text in enumerate([every, "", None, "plain"]):
+        for i, text in enumerate([every, short_forms, "", None, "plain"]):
             record = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": every}],
                       "trace_id": f"t:{i}", "block_idx": i if i % 2 else None, "n_tokens": None if i == 1 else 7,
                       "spans": spans if i == 0 else [] if i == 1 else None}

@@ -3,6 +3,7 @@
 * `require_warehouse(db)`: the file is a mementos warehouse (a DuckDB file holding
   the base tables ingest creates). Every command but `ingest` calls it first. It
   reads the file's first bytes, then opens it read-only: it never changes it.
+  `open_warehouse(db)` checks the same and hands the reader that connection.
 * `output_file(db, out)` / `output_dir(db, out, names)`: `--out` may not be, or be
   inside, a part of the warehouse (layout.own_parts), and must not sit below an existing
   file; a directory may not hold any of them either, at any depth (an export
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import duckdb
 
 from mementos.foundation import layout, published, snapshots, storage
 from mementos.foundation.disk import disk_full, is_disk_full
@@ -29,6 +32,12 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
     names is there, with its size; `writing`: for a writer, which may re-point a renamed
     warehouse). The file is only ever opened read-only.
     """
+    open_warehouse(db, writing).close()
+
+
+def open_warehouse(db: str | Path, writing: bool = False) -> duckdb.DuckDBPyConnection:
+    """require_warehouse's checks, and the read-only connection they ran on, for the caller to read with
+    (and close): a reader checks and reads with one connection."""
     db = snapshots.resolve(db)
     if not db.exists():
         raise no_warehouse(db)
@@ -40,10 +49,15 @@ def require_warehouse(db: str | Path, writing: bool = False) -> None:
         raise WarehouseError(f"cannot read the warehouse {db}: {exc.strerror}") from None
     if why:
         raise not_a_warehouse(db, why)
-    with storage.connect(db, read_only=True) as con:
+    con = storage.connect(db, read_only=True)
+    try:
         if why := storage.lacks_base_tables(con):
             raise not_a_warehouse(db, why)
         published.verify(con, db, writing=writing)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 # ---------------------------------------------------------------------------

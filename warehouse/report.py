@@ -89,9 +89,9 @@ def report_models(project) -> list[str]:
     return project.dag.in_order(project.dag.upstream(REPORT_MODELS))
 
 
-def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
-    """Build the models the report needs that are not fresh (the planner says which), saying so;
-    returns the seconds it took."""
+def ensure_built(db: str | Path, echo=print, models_dir=None, con: duckdb.DuckDBPyConnection | None = None) -> float:
+    """Build the models the report needs that are not fresh (the planner says which, on `con` when given),
+    saying so; returns the seconds it took (0.0: nothing was built)."""
     from mementos.warehouse.engine import build_for_reader
     from mementos.warehouse.executor import Status
 
@@ -102,7 +102,7 @@ def ensure_built(db: str | Path, echo=print, models_dir=None) -> float:
         return (f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
                 f"building first: {listed}{more}")
 
-    result = build_for_reader(db, REPORT_MODELS, "report", models_dir, echo, announce).report
+    result = build_for_reader(db, REPORT_MODELS, "report", models_dir, echo, announce, con=con).report
     if result is None:
         return 0.0
     if not result.ok:
@@ -245,10 +245,17 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     t0 = time.monotonic()
     db = Path(db)
     out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
-    guard.require_warehouse(db)
-    timings = {"build": ensure_built(db, echo, models_dir)}
+    con = guard.open_warehouse(db)  # what the report reads, unless a build publishes a newer snapshot
+    try:
+        timings = {"build": ensure_built(db, echo, models_dir, con=con)}
+    except BaseException:
+        con.close()
+        raise
+    if timings["build"]:
+        con.close()
+        con = storage.connect(db, read_only=True)
     t = time.monotonic()
-    with storage.connect(db, read_only=True) as con:
+    with con:
         with _small_pool(con):
             data = gather(con, str(db), list(traces), outliers, models_dir=models_dir)
     timings["queries"] = time.monotonic() - t

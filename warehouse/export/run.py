@@ -48,11 +48,13 @@ LEFT_OUT_IN_STREAM = (LeftOut.TOO_LONG, LeftOut.EMPTY, LeftOut.COPIED)
 # Models: build what is stale
 
 
-def ensure_models(db: Path, models: list[str], models_dir=None, echo: Callable[[str], None] | None = None) -> dict:
-    """Build `models` and the models they read when any is not fresh (the planner says which), in one
-    build; {name: {version, fingerprint}} of them all."""
+def ensure_models(db: Path, models: list[str], models_dir=None, echo: Callable[[str], None] | None = None,
+                  con: duckdb.DuckDBPyConnection | None = None) -> tuple[dict, bool]:
+    """Build `models` and the models they read when any is not fresh (the planner says which, on `con` when
+    given), in one build; ({name: {version, fingerprint}} of them all, whether a build ran)."""
     built = engine.build_for_reader(db, models, "export", models_dir, echo,
-                                    announce=lambda plan: f"export: building {', '.join(plan.to_build)} first")
+                                    announce=lambda plan: f"export: building {', '.join(plan.to_build)} first",
+                                    con=con)
     project, report = built.project, built.report
     for model in models:
         if model not in project.models:
@@ -62,15 +64,14 @@ def ensure_models(db: Path, models: list[str], models_dir=None, echo: Callable[[
     if report is not None and not report.ok:
         raise WarehouseError(f"cannot export: the build of {', '.join(models)} and the models they read failed:\n"
                              + report.format())
-    return {s.model: {"version": project.models[s.model].version, "fingerprint": project.fingerprints[s.model]}
-            for s in built.plan.steps}
+    return ({s.model: {"version": project.models[s.model].version, "fingerprint": project.fingerprints[s.model]}
+             for s in built.plan.steps}, report is not None)
 
 
-def _check_domain(db: Path, domain: str) -> None:
+def _check_domain(con: duckdb.DuckDBPyConnection, domain: str) -> None:
     """An unknown --domain is a mistake, not a filter that keeps nothing: say which domains there are."""
-    with storage.connect(db, read_only=True) as con:
-        present = [d for (d,) in con.execute("SELECT DISTINCT coalesce(domain, '(unknown)') FROM traces "
-                                             "ORDER BY ALL").fetchall()]
+    present = [d for (d,) in con.execute("SELECT DISTINCT coalesce(domain, '(unknown)') FROM traces "
+                                         "ORDER BY ALL").fetchall()]
     if domain not in present:
         raise WarehouseError(f"--domain {domain}: no trace has this domain; domains present: "
                              f"{', '.join(present) or '(none: the warehouse is empty)'}")
@@ -96,25 +97,32 @@ def export(db: str | Path, spec: ExportSpec, models_dir=None, echo: Callable[[st
     db, out = Path(db), spec.out
     # not over the warehouse, not holding it, not below a file: checked before any work
     guard.output_dir(db, out, spec.files() + [CARD, MANIFEST])
-    guard.require_warehouse(db)
-    real = Path(os.path.realpath(out))  # a link to the export directory stays a link; its target is replaced
-    remove_leftovers(real)  # stages of killed exports into DIR (an old export set aside goes back first)
-    seen = check_directory(out, spec.overwrite)  # before any build: stop early on a directory that is not an export
-    needs = [spec.kind.view]  # built together: one plan, one build, one connection to plan it
-    if spec.exclude_outliers:
-        needs.append(OUTLIER_MODEL)
-    if spec.kind.per_block:
-        needs.append(COPIES_MODEL)
-    models = ensure_models(db, needs, models_dir=models_dir, echo=echo)
-    if spec.domain is not None:
-        _check_domain(db, spec.domain)
-
-    guard.make_dir(real.parent)
-    free_before = disk.free_bytes(real.parent)
-    writers: dict[str, SplitWriter] = {}
-    stage = Stage(real, shown=out)
+    con = guard.open_warehouse(db)  # what the export reads, unless a build publishes a newer snapshot
     try:
-        with storage.connect(db, read_only=True) as con:
+        real = Path(os.path.realpath(out))  # a link to the export directory stays a link; its target is replaced
+        remove_leftovers(real)  # stages of killed exports into DIR (an old export set aside goes back first)
+        seen = check_directory(out, spec.overwrite)  # before any build: stop early on a directory that is not one
+        needs = [spec.kind.view]  # built together: one plan, one build, one connection to plan it
+        if spec.exclude_outliers:
+            needs.append(OUTLIER_MODEL)
+        if spec.kind.per_block:
+            needs.append(COPIES_MODEL)
+        models, rebuilt = ensure_models(db, needs, models_dir=models_dir, echo=echo, con=con)
+        if rebuilt:
+            con.close()
+            con = storage.connect(db, read_only=True)
+        if spec.domain is not None:
+            _check_domain(con, spec.domain)
+        guard.make_dir(real.parent)
+        free_before = disk.free_bytes(real.parent)
+        stage = Stage(real, shown=out)
+    except BaseException:
+        con.close()
+        raise
+
+    writers: dict[str, SplitWriter] = {}
+    try:
+        with con:
             plan = _plan(con, spec, stage.spill)
             left_in_stream = _stream(con, spec, plan, stage, writers, progress)
         for w in writers.values():

@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from mementos.foundation import storage
 from mementos.warehouse import guard
 from mementos.warehouse.engine import existing_objects, model_states
 from mementos.warehouse.planner import Freshness
@@ -32,8 +31,7 @@ class ModelInfo:
 
 
 def list_models(db: str | Path, models_dir: str | Path | None = None) -> list[ModelInfo]:
-    guard.require_warehouse(db)
-    with storage.connect(db, read_only=True) as con:
+    with guard.open_warehouse(db) as con:
         project = load_project(models_dir, set(existing_objects(con)))
         states = model_states(con, project)
     out = []

@@ -36,10 +36,10 @@ from typing import TextIO
 
 import duckdb
 
-from mementos.foundation import layout, snapshots, storage
+from mementos.foundation import layout, snapshots
 from mementos.foundation.errors import WarehouseError
 from mementos.warehouse.console import CONTROL, escape_controls, is_terminal
-from mementos.warehouse.guard import require_warehouse
+from mementos.warehouse.guard import open_warehouse, require_warehouse
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60  # table format: longer values are cut, with "..."
@@ -99,12 +99,12 @@ def read_query_file(path: str | Path) -> str:
 def _open(db: str | Path, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     """The connection: with `write`, the writer's staged snapshot (published when the statements
     succeed, foundation/snapshots.py); without, the published one, locked down (`lock_down`)."""
-    require_warehouse(db, writing=write)
     if write:
+        require_warehouse(db, writing=True)
         with snapshots.writing(db, "sql --write") as writer, writer.stage() as stage:
             yield stage.con
     else:
-        with storage.connect(db, read_only=True) as con:
+        with open_warehouse(db) as con:
             lock_down(con, db)
             yield con
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from mementos.foundation import catalog, storage
+from mementos.foundation import catalog
 from mementos.foundation.layout import data_dir
 from mementos.foundation.errors import WarehouseError
 from mementos.warehouse import guard
@@ -267,8 +267,7 @@ def _cut_segment_texts(segs: list[dict], response: str | None) -> None:
 
 def trace_view(db: str | Path, trace_id: str) -> TraceView:
     """One trace's view, for `mementos show`; a WarehouseError if there is no such trace."""
-    guard.require_warehouse(db)
-    with storage.connect(db, read_only=True) as con:
+    with guard.open_warehouse(db) as con:
         views = trace_views(con, [trace_id])
         if trace_id not in views:
             raise WarehouseError(_no_trace(con, trace_id, db))

@@ -122,6 +122,7 @@ def spark():
     session.stop()
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: pytest without it runs the files in one process
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile`, with the SPARK_FILES one unit of work: they share the worker's JVM."""
     if config.getoption("dist") != "loadfile":

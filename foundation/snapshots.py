@@ -155,12 +155,10 @@ class Writer:
             raise
         stage = Stage(con)
         try:
-            created = storage.ensure_schema(con, self.db)
+            created = storage.ensure_schema(con, self.db)  # the views, when missing
             info = published.read_info(con)
-            if info is None or info.data_dir != self.root.name:  # first snapshot, or renamed: views anew
-                live = catalog.live_files(con, self.root)
-                if not created or any(live.values()):  # else ensure_schema made them over no files just now
-                    catalog.create_views(con, self.root, live)
+            if not created and (info is None or info.data_dir != self.root.name):  # first snapshot, or renamed
+                catalog.create_views(con, self.root, catalog.live_files(con, self.root))
             yield stage
             if stage.publish:
                 con.execute(published.INFO_DDL)

@@ -343,14 +343,15 @@ def _lock_conflict(db: Path, error: str, read_only: bool) -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, db: str | Path) -> bool:
-    """`ingest_runs` (with its run_seq and shard counters), `ingest_shards`, and the base views (empty
-    until a run is committed) when they are missing; on the writer's staged snapshot of the warehouse `db`.
-    Whether it created the views."""
+    """`ingest_runs` (with its run_seq and shard counters), `ingest_shards`, and the base views (over the
+    live shards' files: none until a run is committed) when they are missing; on the writer's staged
+    snapshot of the warehouse `db`. Whether it created the views."""
     catalog.check_not_legacy(con, Path(db))
     catalog.ensure_ingest_runs(con)
     catalog.ensure_ingest_shards(con)
     [(views,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = 'traces' "
                              "AND database_name = current_database()").fetchall()
     if not views:
-        catalog.create_views(con, data_dir(db), {})
+        root = data_dir(db)
+        catalog.create_views(con, root, catalog.live_files(con, root))
     return not views

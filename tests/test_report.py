@@ -24,7 +24,7 @@ from rich.console import Console
 from golden_models_data import ingest_golden
 from report_fixtures import DATASET, PAYLOADS, RICH, hostile_rows, ingest_hostile
 from mementos.foundation import storage
-from mementos.warehouse import report, report_sections, trace_view
+from mementos.warehouse import guard, report, report_sections, trace_view
 from mementos.warehouse.card import median_ratio_chars
 from mementos.foundation.errors import WarehouseError
 
@@ -34,7 +34,8 @@ APPROX = dict(rel=1e-9, abs=1e-12)
 @pytest.fixture(scope="module")
 def golden_db(tmp_path_factory):
     db = ingest_golden(tmp_path_factory.mktemp("report_golden"))
-    assert report.ensure_built(db, echo=lambda _: None) > 0  # the models the report reads, and their upstream
+    with guard.open_warehouse(db) as con:
+        assert report.ensure_built(db, con, echo=lambda _: None) > 0  # the report's models, and their upstream
     return db
 
 

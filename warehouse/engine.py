@@ -34,7 +34,7 @@ point leaves the warehouse as it was.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -274,17 +274,16 @@ class ReaderBuild:
 
 def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader: str, models_dir=None,
                      echo: Callable[[str], None] | None = None,
-                     announce: Callable[[Plan], str] | None = None,
-                     con: duckdb.DuckDBPyConnection | None = None) -> ReaderBuild:
+                     announce: Callable[[Plan], str] | None = None, *,
+                     con: duckdb.DuckDBPyConnection) -> ReaderBuild:
     """Before a command reads the models `needs` (`report`, `export`), build the ones that are not fresh,
     with every model they read, first echoing `announce(plan)`. Names that are not models are left out.
     When another process is writing the warehouse, read them as last published instead, if they all
-    exist: readers never wait for a writer (foundation/snapshots.py). The caller has checked that `db` is a
-    warehouse (guard.require_warehouse), as every reader does first; `con`: its read-only connection to plan
-    on (a build publishes a newer snapshot than it reads: after one, read with a new connection)."""
-    with (nullcontext(con) if con is not None else storage.connect(db, read_only=True)) as planning:
-        project = load_project(models_dir, set(existing_objects(planning)))
-        plan = planner.plan(project, duckdb_state(planning), project.dag.upstream(needs))
+    exist: readers never wait for a writer (foundation/snapshots.py). `con`: the reader's connection, on which
+    it checked the warehouse (guard.open_warehouse): the plan is made on it, and when nothing is built the
+    reader reads with it (a build publishes a newer snapshot: after one, read with a new connection)."""
+    project = load_project(models_dir, set(existing_objects(con)))
+    plan = planner.plan(project, duckdb_state(con), project.dag.upstream(needs))
     if not plan.to_build:
         return ReaderBuild(project, plan, None)
     if announce and echo and not storage.is_locked(snapshots.resolve(db)):
@@ -293,8 +292,7 @@ def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader:
     try:
         return ReaderBuild(project, plan, build(db, select=needed, models_dir=models_dir))
     except WarehouseBusy as busy:
-        with storage.connect(snapshots.resolve(db), read_only=True) as con:
-            objects = existing_objects(con)
+        objects = existing_objects(con)  # the snapshot the reader goes on reading
         missing = [m for m in needed if m not in objects]
         if missing:
             raise WarehouseBusy(f"{reader} needs {_some(missing)}, never built, and "

@@ -89,9 +89,9 @@ def report_models(project) -> list[str]:
     return project.dag.in_order(project.dag.upstream(REPORT_MODELS))
 
 
-def ensure_built(db: str | Path, echo=print, models_dir=None, con: duckdb.DuckDBPyConnection | None = None) -> float:
-    """Build the models the report needs that are not fresh (the planner says which, on `con` when given),
-    saying so; returns the seconds it took (0.0: nothing was built)."""
+def ensure_built(db: str | Path, con: duckdb.DuckDBPyConnection, echo=print, models_dir=None) -> float:
+    """Build the models the report needs that are not fresh (the planner says which, on the reader's
+    connection `con`, engine.build_for_reader), saying so; returns the seconds it took (0.0: nothing was built)."""
     from mementos.warehouse.engine import build_for_reader
     from mementos.warehouse.executor import Status
 
@@ -247,7 +247,7 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
     con = guard.open_warehouse(db)  # what the report reads, unless a build publishes a newer snapshot
     try:
-        timings = {"build": ensure_built(db, echo, models_dir, con=con)}
+        timings = {"build": ensure_built(db, con, echo, models_dir)}
     except BaseException:
         con.close()
         raise

@@ -48,10 +48,11 @@ LEFT_OUT_IN_STREAM = (LeftOut.TOO_LONG, LeftOut.EMPTY, LeftOut.COPIED)
 # Models: build what is stale
 
 
-def ensure_models(db: Path, models: list[str], models_dir=None, echo: Callable[[str], None] | None = None,
-                  con: duckdb.DuckDBPyConnection | None = None) -> tuple[dict, bool]:
-    """Build `models` and the models they read when any is not fresh (the planner says which, on `con` when
-    given), in one build; ({name: {version, fingerprint}} of them all, whether a build ran)."""
+def ensure_models(db: Path, models: list[str], con: duckdb.DuckDBPyConnection, models_dir=None,
+                  echo: Callable[[str], None] | None = None) -> tuple[dict, bool]:
+    """Build `models` and the models they read when any is not fresh (the planner says which, on the reader's
+    connection `con`, engine.build_for_reader), in one build; ({name: {version, fingerprint}} of them all,
+    whether a build ran)."""
     built = engine.build_for_reader(db, models, "export", models_dir, echo,
                                     announce=lambda plan: f"export: building {', '.join(plan.to_build)} first",
                                     con=con)
@@ -107,7 +108,7 @@ def export(db: str | Path, spec: ExportSpec, models_dir=None, echo: Callable[[st
             needs.append(OUTLIER_MODEL)
         if spec.kind.per_block:
             needs.append(COPIES_MODEL)
-        models, rebuilt = ensure_models(db, needs, models_dir=models_dir, echo=echo, con=con)
+        models, rebuilt = ensure_models(db, needs, con, models_dir=models_dir, echo=echo)
         if rebuilt:
             con.close()
             con = storage.connect(db, read_only=True)

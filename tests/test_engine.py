@@ -84,6 +84,23 @@ def test_first_build_builds_all_in_dependency_order_then_nothing(toy_db, toy_mod
     assert recorded == [("a", "1", 3, "ok"), ("b", "1", 3, "ok"), ("c", "1", 1, "ok"), ("d", "1", 3, "ok")]
 
 
+def test_a_reader_reads_the_snapshot_its_build_published_through_a_new_connection(toy_db, toy_models):
+    """build_for_reader: nothing to build leaves the reader's connection; a build closes it (it would go on
+    reading the snapshot from before the build) and hands back one that sees the new table."""
+    from mementos.warehouse import guard
+    from mementos.warehouse.engine import build_for_reader
+
+    before = guard.open_warehouse(toy_db)
+    first = build_for_reader(toy_db, ["b"], "test", toy_models, con=before)
+    assert first.report.ok and first.con is not before
+    with pytest.raises(duckdb.ConnectionException):
+        before.execute("SELECT 1")
+    assert first.con.execute("SELECT count(*) FROM b").fetchall() == [(3,)]
+    second = build_for_reader(toy_db, ["b"], "test", toy_models, con=first.con)
+    assert (second.report, second.con) == (None, first.con)
+    second.con.close()
+
+
 def test_dependencies_come_from_the_sql_and_ctes_are_not_tables(toy_models):
     project = load_project(toy_models)
     assert project.parents == {"a": [], "b": ["a"], "c": ["b"], "d": []}

@@ -34,8 +34,9 @@ APPROX = dict(rel=1e-9, abs=1e-12)
 @pytest.fixture(scope="module")
 def golden_db(tmp_path_factory):
     db = ingest_golden(tmp_path_factory.mktemp("report_golden"))
-    with guard.open_warehouse(db) as con:
-        assert report.ensure_built(db, con, echo=lambda _: None) > 0  # the report's models, and their upstream
+    seconds, con = report.ensure_built(db, guard.open_warehouse(db), echo=lambda _: None)
+    con.close()
+    assert seconds > 0  # the report's models, and their upstream
     return db
 
 

@@ -270,6 +270,7 @@ class ReaderBuild:
     project: Project
     plan: Plan  # the models the reader reads and every model they read, as they stood before the build
     report: BuildReport | None  # None when nothing was built (all fresh, or read as last published)
+    con: duckdb.DuckDBPyConnection  # what the reader reads with: a new connection after a build published
 
 
 def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader: str, models_dir=None,
@@ -280,17 +281,17 @@ def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader:
     with every model they read, first echoing `announce(plan)`. Names that are not models are left out.
     When another process is writing the warehouse, read them as last published instead, if they all
     exist: readers never wait for a writer (foundation/snapshots.py). `con`: the reader's connection, on which
-    it checked the warehouse (guard.open_warehouse): the plan is made on it, and when nothing is built the
-    reader reads with it (a build publishes a newer snapshot: after one, read with a new connection)."""
+    it checked the warehouse (guard.open_warehouse) and the plan is made. The result's `con` is the one to read
+    with: `con` itself, unless a build published a newer snapshot; then `con` is closed and a new one opened."""
     project = load_project(models_dir, set(existing_objects(con)))
     plan = planner.plan(project, duckdb_state(con), project.dag.upstream(needs))
     if not plan.to_build:
-        return ReaderBuild(project, plan, None)
+        return ReaderBuild(project, plan, None, con)
     if announce and echo and not storage.is_locked(snapshots.resolve(db)):
         echo(announce(plan))
     needed = [step.model for step in plan.steps]
     try:
-        return ReaderBuild(project, plan, build(db, select=needed, models_dir=models_dir))
+        report = build(db, select=needed, models_dir=models_dir)
     except WarehouseBusy as busy:
         objects = existing_objects(con)  # the snapshot the reader goes on reading
         missing = [m for m in needed if m not in objects]
@@ -299,7 +300,11 @@ def build_for_reader(db: str | Path, needs: list[str] | tuple[str, ...], reader:
                                 f"{str(busy).removeprefix('the warehouse ')}") from None
         if echo:
             echo(f"{reader}: not rebuilding {_some(plan.to_build)} ({busy}); reading them as last published")
-        return ReaderBuild(project, plan, None)
+        return ReaderBuild(project, plan, None, con)
+    if report.ok:  # published (a failed build is rolled back whole: the reader's snapshot still stands)
+        con.close()
+        con = storage.connect(db, read_only=True)
+    return ReaderBuild(project, plan, report, con)
 
 
 def _some(names: list[str]) -> str:

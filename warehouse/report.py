@@ -89,9 +89,11 @@ def report_models(project) -> list[str]:
     return project.dag.in_order(project.dag.upstream(REPORT_MODELS))
 
 
-def ensure_built(db: str | Path, con: duckdb.DuckDBPyConnection, echo=print, models_dir=None) -> float:
+def ensure_built(db: str | Path, con: duckdb.DuckDBPyConnection, echo=print,
+                 models_dir=None) -> tuple[float, duckdb.DuckDBPyConnection]:
     """Build the models the report needs that are not fresh (the planner says which, on the reader's
-    connection `con`, engine.build_for_reader), saying so; returns the seconds it took (0.0: nothing was built)."""
+    connection `con`, engine.build_for_reader), saying so; returns the seconds it took (0.0: nothing was built)
+    and the connection to read with (a new one after a build: `con` is closed then)."""
     from mementos.warehouse.engine import build_for_reader
     from mementos.warehouse.executor import Status
 
@@ -102,14 +104,15 @@ def ensure_built(db: str | Path, con: duckdb.DuckDBPyConnection, echo=print, mod
         return (f"report: {len(stale)} model{'s' if len(stale) != 1 else ''} stale or never built, "
                 f"building first: {listed}{more}")
 
-    result = build_for_reader(db, REPORT_MODELS, "report", models_dir, echo, announce, con=con).report
+    built = build_for_reader(db, REPORT_MODELS, "report", models_dir, echo, announce, con=con)
+    result = built.report
     if result is None:
-        return 0.0
+        return 0.0, built.con
     if not result.ok:
         raise WarehouseError("the report needs these models, and their build failed:\n" + result.format())
-    built = len(result.by_status(Status.BUILT))
-    echo(f"report: built {built} model{'s' if built != 1 else ''} in {result.seconds:.1f} s")
-    return result.seconds
+    n = len(result.by_status(Status.BUILT))
+    echo(f"report: built {n} model{'s' if n != 1 else ''} in {result.seconds:.1f} s")
+    return result.seconds, built.con
 
 
 # ---------------------------------------------------------------------------
@@ -247,13 +250,11 @@ def write_report(db: str | Path, out: str | Path = "report.html", traces: list[s
     out = guard.output_file(db, out)  # not over the warehouse, not below a file: before any work
     con = guard.open_warehouse(db)  # what the report reads, unless a build publishes a newer snapshot
     try:
-        timings = {"build": ensure_built(db, con, echo, models_dir)}
+        seconds, con = ensure_built(db, con, echo, models_dir)
     except BaseException:
         con.close()
         raise
-    if timings["build"]:
-        con.close()
-        con = storage.connect(db, read_only=True)
+    timings = {"build": seconds}
     t = time.monotonic()
     with con:
         with _small_pool(con):

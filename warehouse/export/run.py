@@ -49,24 +49,28 @@ LEFT_OUT_IN_STREAM = (LeftOut.TOO_LONG, LeftOut.EMPTY, LeftOut.COPIED)
 
 
 def ensure_models(db: Path, models: list[str], con: duckdb.DuckDBPyConnection, models_dir=None,
-                  echo: Callable[[str], None] | None = None) -> tuple[dict, bool]:
+                  echo: Callable[[str], None] | None = None) -> tuple[dict, duckdb.DuckDBPyConnection]:
     """Build `models` and the models they read when any is not fresh (the planner says which, on the reader's
     connection `con`, engine.build_for_reader), in one build; ({name: {version, fingerprint}} of them all,
-    whether a build ran)."""
+    the connection to read with: a new one after a build, `con` closed then)."""
     built = engine.build_for_reader(db, models, "export", models_dir, echo,
                                     announce=lambda plan: f"export: building {', '.join(plan.to_build)} first",
                                     con=con)
     project, report = built.project, built.report
-    for model in models:
-        if model not in project.models:
-            raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
-    if report is not None and echo:
-        echo(report.format())
-    if report is not None and not report.ok:
-        raise WarehouseError(f"cannot export: the build of {', '.join(models)} and the models they read failed:\n"
-                             + report.format())
+    try:
+        for model in models:
+            if model not in project.models:
+                raise WarehouseError(f"no model {model!r} in models/; the export views are models/export_*.sql")
+        if report is not None and echo:
+            echo(report.format())
+        if report is not None and not report.ok:
+            raise WarehouseError(f"cannot export: the build of {', '.join(models)} and the models they read "
+                                 f"failed:\n" + report.format())
+    except WarehouseError:
+        built.con.close()  # the caller closes the connection it gave, which a build may have replaced
+        raise
     return ({s.model: {"version": project.models[s.model].version, "fingerprint": project.fingerprints[s.model]}
-             for s in built.plan.steps}, report is not None)
+             for s in built.plan.steps}, built.con)
 
 
 def _check_domain(con: duckdb.DuckDBPyConnection, domain: str) -> None:
@@ -108,10 +112,7 @@ def export(db: str | Path, spec: ExportSpec, models_dir=None, echo: Callable[[st
             needs.append(OUTLIER_MODEL)
         if spec.kind.per_block:
             needs.append(COPIES_MODEL)
-        models, rebuilt = ensure_models(db, needs, con, models_dir=models_dir, echo=echo)
-        if rebuilt:
-            con.close()
-            con = storage.connect(db, read_only=True)
+        models, con = ensure_models(db, needs, con, models_dir=models_dir, echo=echo)
         if spec.domain is not None:
             _check_domain(con, spec.domain)
         guard.make_dir(real.parent)

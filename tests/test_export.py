@@ -839,43 +839,46 @@ NINE_TO_ONE = {"train": 0.9, "test": 0.1}
 
 
 @pytest.fixture(scope="module")
-def reference_export(sample_db, tmp_path_factory):
-    """`reference_export(kind, fmt)`: the directory of sample_db's export of `kind` as `fmt` with the default
-    chunks, slices and order, split NINE_TO_ONE; made once a module, the first time a case below asks for
-    it (before it patches anything), for them to compare their variations with (they only read it)."""
+def reference_export(sample_db_with_tokens, tmp_path_factory):
+    """`reference_export(kind, fmt)`: the directory of sample_db_with_tokens' export of `kind` as `fmt` with the
+    default chunks, slices and order, split NINE_TO_ONE; made once a module, the first time a case below asks
+    for it (before it patches anything), for them to compare their variations with (they only read it). With
+    ingest's token counts: each record's n_tokens then adds its segments' stored counts, columns read beside
+    the texts chunk by chunk (and the export tokenizes less, which keeps these cases short)."""
     made: dict[tuple[str, str], Path] = {}
 
     def reference(kind: str, fmt: str = "jsonl") -> Path:
         if (kind, fmt) not in made:
             out = tmp_path_factory.mktemp(f"reference-{kind}-{fmt}") / "out"
-            export(sample_db, kind, out, fmt=fmt, splits=NINE_TO_ONE)
+            export(sample_db_with_tokens, kind, out, fmt=fmt, splits=NINE_TO_ONE)
             made[kind, fmt] = out
         return made[kind, fmt]
 
     return reference
 
 
-def test_chunk_boundaries_do_not_change_the_bytes(sample_db, reference_export, tmp_path, monkeypatch):
+def test_chunk_boundaries_do_not_change_the_bytes(sample_db_with_tokens, reference_export, tmp_path, monkeypatch):
     """Texts are fetched chunk by chunk; small chunks (row groups then straddle many of them) give the same
     files as one chunk."""
     import mementos.warehouse.export.plan as plan_module
 
     one_chunk = {fmt: files_of(reference_export("summarize", fmt)) for fmt in ("jsonl", "parquet")}
-    monkeypatch.setattr(plan_module, "CHUNK_CHARS", 400_000)  # ~10 traces a chunk, ~40 chunks
+    monkeypatch.setattr(plan_module, "CHUNK_CHARS", 400_000)  # ~10 traces a chunk, ~16 chunks
     for fmt in ("jsonl", "parquet"):
-        export(sample_db, "summarize", tmp_path / f"small-{fmt}", fmt=fmt, splits=NINE_TO_ONE)
+        export(sample_db_with_tokens, "summarize", tmp_path / f"small-{fmt}", fmt=fmt, splits=NINE_TO_ONE)
         assert files_of(tmp_path / f"small-{fmt}") == one_chunk[fmt]
 
 
 @pytest.mark.parametrize("kind", ["memento", "summarize"])
-def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db, reference_export, tmp_path, monkeypatch, kind):
+def test_slices_of_a_chunk_do_not_change_the_bytes(sample_db_with_tokens, reference_export, tmp_path, monkeypatch,
+                                                   kind):
     """A chunk's records are built and written a slice of traces at a time; slices of one trace each give the
     same files as one slice per chunk."""
     import mementos.warehouse.export.run as run_module
 
     whole = files_of(reference_export(kind))  # made before the change below, if not made yet
     monkeypatch.setattr(run_module, "SLICE_CHARS", 1)  # every trace a slice of its own
-    export(sample_db, kind, tmp_path / "sliced", splits=NINE_TO_ONE)
+    export(sample_db_with_tokens, kind, tmp_path / "sliced", splits=NINE_TO_ONE)
     assert files_of(tmp_path / "sliced") == whole
 
 
@@ -899,8 +902,8 @@ def test_the_plan_holds_keys_and_reasons_and_the_kept_file_the_view_rows_of_kept
 
 
 @pytest.mark.parametrize("kind", ["memento", "summarize"])
-def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db, reference_export, tmp_path, monkeypatch,
-                                                               kind):
+def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db_with_tokens, reference_export, tmp_path,
+                                                               monkeypatch, kind):
     """The kept examples' rows are written in whatever order DuckDB gives them; each chunk sorts its own, so
     the reverse order gives the same files."""
     import mementos.warehouse.export.plan as plan_module
@@ -910,7 +913,7 @@ def test_the_order_of_the_kept_file_does_not_change_the_bytes(sample_db, referen
     monkeypatch.setattr(plan_module, "kept_sql",
                         lambda view, per_block: kept_sql(view, per_block) + " ORDER BY v.source_row DESC")
     monkeypatch.setattr(plan_module, "CHUNK_CHARS", 400_000)  # many chunks, each reading its rows
-    export(sample_db, kind, tmp_path / "reversed", splits=NINE_TO_ONE)
+    export(sample_db_with_tokens, kind, tmp_path / "reversed", splits=NINE_TO_ONE)
     assert files_of(tmp_path / "reversed") == as_is
 
 

@@ -73,28 +73,32 @@ class StepOutcome:
     differences: dict[str, tuple[int, int]] | None  # None: nothing to compare (a build from scratch)
 
 
+def step_outcome(db: Path, report, fresh_dir: Path | None) -> StepOutcome:
+    """A step's increments from its build `report`, and its differences from a copy of `db` in `fresh_dir`
+    whose every model is built from scratch (--full-refresh) over the same base tables; None for the
+    first step, itself a build from scratch."""
+    assert report.ok, report.format()
+    increments = {r.name: (r.traces_added, r.traces_removed) for r in report.results
+                  if r.status == Status.BUILT and r.traces_added is not None}
+    if fresh_dir is None:
+        return StepOutcome(increments, None)
+    fresh_dir.mkdir()
+    fresh = copy_warehouse(db, fresh_dir)
+    assert build(fresh, full_refresh=True).ok
+    return StepOutcome(increments, differences(db, fresh))
+
+
 @pytest.fixture(scope="module")
 def sequence(tmp_path_factory) -> list[StepOutcome]:
-    """Each step of SEQUENCE ingested and built incrementally, then compared with a copy of the warehouse
-    whose every model is built from scratch (--full-refresh) over the same base tables; the first step
-    builds from scratch itself, so it has no copy to compare with (differences None)."""
+    """Each step of SEQUENCE ingested and built incrementally, then compared with a build from scratch
+    (step_outcome)."""
     d = tmp_path_factory.mktemp("incremental")
     for sample, (traces, seed) in SAMPLES.items():
         write_sample(d / sample, traces, seed=seed, progress=False)
     db, outcomes = d / "kept" / "w.duckdb", []
     for i, (dataset, sample) in enumerate(SEQUENCE):
-        ingest(d / sample, db, dataset)
-        report = build(db, select=EVERY_MODEL)  # the models on request too
-        assert report.ok, report.format()
-        increments = {r.name: (r.traces_added, r.traces_removed) for r in report.results
-                      if r.status == Status.BUILT and r.traces_added is not None}
-        if i == 0:
-            outcomes.append(StepOutcome(increments, None))
-            continue
-        (d / f"fresh{i}").mkdir()
-        fresh = copy_warehouse(db, d / f"fresh{i}")  # the same base tables, every model built from scratch
-        assert build(fresh, full_refresh=True).ok
-        outcomes.append(StepOutcome(increments, differences(db, fresh)))
+        ingest(d / sample, db, dataset)  # then every model built, the ones on request too
+        outcomes.append(step_outcome(db, build(db, select=EVERY_MODEL), d / f"fresh{i}" if i else None))
     return outcomes
 
 
@@ -135,17 +139,7 @@ def partner_steps(tmp_path_factory) -> list[StepOutcome]:
         if arrive is not None:
             arrive()
         ingest(src, db, "align")
-        report = build(db)
-        assert report.ok, report.format()
-        increments = {r.name: (r.traces_added, r.traces_removed) for r in report.results
-                      if r.status == Status.BUILT and r.traces_added is not None}
-        if i == 0:  # built from scratch: nothing to compare
-            outcomes.append(StepOutcome(increments, None))
-            continue
-        (d / f"fresh{i}").mkdir()
-        fresh = copy_warehouse(db, d / f"fresh{i}")
-        assert build(fresh, full_refresh=True).ok
-        outcomes.append(StepOutcome(increments, differences(db, fresh)))
+        outcomes.append(step_outcome(db, build(db), d / f"fresh{i}" if i else None))
     return outcomes
 
 

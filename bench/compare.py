@@ -3,10 +3,12 @@
     python bench/compare.py 8ce1b17                    # 20,000 traces, two rounds each
     python bench/compare.py main~5 --traces 5000 --rounds 3
 
-The other revision is checked out (git worktree) under bench/.cache/rev-<sha>/ and run with this
-venv; both trees run the same steps (bench/run.py's `measure`) on the same cached sample, the
-rounds interleaved so that a drift of the machine touches both. Prints a Markdown table: the
-faster time and the larger peak memory of the rounds, and the change.
+The other revision is checked out (git worktree) under bench/.cache/rev-<sha>/ and installed in a
+venv of its own there (once, from pyproject.toml): this venv's editable install maps `mementos.*`
+onto this tree's folders, so the other tree's cli.py run with it would import this tree's library.
+Both trees run the same steps (bench/run.py's `measure`) on the same cached sample, the rounds
+interleaved so that a drift of the machine touches both. Prints a Markdown table: the faster time
+and the larger peak memory of the rounds, and the change.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ def checkout(rev: str) -> Path:
     return tree
 
 
+def installed_python(tree: Path) -> Path:
+    """The python of `tree`'s own venv (tree/.venv), with `tree` installed in it, editable: made the first time."""
+    venv = tree / ".venv"
+    python, stamp = venv / "bin" / "python", venv / ".installed"
+    if not stamp.exists():
+        print(f"installing {tree.name} in {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", str(tree)], check=True)
+        stamp.touch()
+    return python
+
+
 def commands(sample: Path, work: Path) -> list[tuple[str, list[str]]]:
     db = work / "all.duckdb"
     return list(zip(STEPS, [
@@ -52,15 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     sample = bench.ensure_sample(args.traces, args.seed)
-    trees = {f"before ({args.rev})": checkout(args.rev), "after (this tree)": bench.REPO}
+    other = checkout(args.rev)
+    trees = {f"before ({args.rev})": (other, installed_python(other)), "after (this tree)": (bench.REPO, bench.PY)}
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for round_ in range(args.rounds):
-        for label, tree in trees.items():
+        for label, (tree, python) in trees.items():
             work = bench.CACHE / f"compare-{round_}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             for name, cmd in commands(sample, work):
-                res, err = bench.measure([bench.PY, str(tree / "cli.py"), *cmd],
+                res, err = bench.measure([str(python), str(tree / "cli.py"), *cmd],
                                          {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
                                          discard_stdout=name.startswith("sql"))
                 if not res.ok:
